@@ -1,0 +1,73 @@
+"""Every component id of the page, in one place (layout, callbacks, assets/playback.js
+and the browser tests use these names)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..figures import PANEL_KEYS
+
+URL = "url"
+DOWNLOAD = "download"
+
+# left column
+RUN = "run-picker"
+RUNS_REFRESH = "runs-refresh"
+RUNS_VERSION = "runs-version"
+RUN_INFO = "run-info"
+TASK = "task-picker"
+SLICE = "slice-picker"
+SLICE_ROW = "slice-row"
+LEARNERS = "learner-toggles"
+MODE = "surface-mode"
+EXPORT_WHAT = "export-what"
+EXPORT_FORMATS = ("png", "svg", "pdf", "html")
+EXPORT = {fmt: f"export-{fmt}" for fmt in EXPORT_FORMATS}
+EXPORT_STATUS = "export-status"
+
+# new-run form and its background job
+JOB_FAMILY = "job-family"
+JOB_LEARNERS = "job-learners"
+JOB_STEPS = "job-steps"
+JOB_META_STEPS = "job-meta-steps"
+JOB_SEED = "job-seed"
+JOB_NAME = "job-name"
+JOB_START = "job-start"
+JOB_STORE = "job-store"
+JOB_POLL = "job-poll"
+JOB_BAR = "job-bar"
+JOB_STATUS = "job-status"
+
+# main area
+RUN_MESSAGE = "run-message"
+WORKSPACE = "workspace"
+TABS = "tabs"
+NOTES = "notes"
+MAIN_GRAPH = "surface-graph"
+HONESTY = "honesty"
+PANEL_GRAPH = {key: f"panel-{key}" for key in PANEL_KEYS}
+SUMMARY = "summary"
+META_GRAPH = "meta-graph"
+META_CURVES = "meta-curves"
+
+
+@dataclass(frozen=True)
+class Player:
+    """The ids of one playback bar: one frame index (``frame``) drives its graphs."""
+
+    play: str
+    back: str
+    fwd: str
+    slider: str
+    interval: str
+    speed: str
+    frame: str
+    data: str
+    label: str
+
+
+def player(prefix: str) -> Player:
+    return Player(*(f"{prefix}-{f}" for f in Player.__dataclass_fields__))
+
+
+INNER = player("inner")
+META = player("meta")

@@ -1,0 +1,237 @@
+"""New runs started from the browser, as background processes that never block the server.
+
+``JobManager.start(config)`` launches ``python -m trajviz.app.jobs CONFIG RUNS_DIR PROGRESS``
+in its own process; the worker calls ``run_experiment`` with a progress callback
+that rewrites a small JSON file (atomically), writes the run with
+``store.write_run`` and records the run id. The page polls ``status(job_id)``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_STEPS = 500
+MAX_META_STEPS = 20_000
+
+
+def job_config(family: str, learners: list[str], steps: int, meta_steps: int, seed: int,
+               name: str = ""):
+    """A small, quick ExperimentConfig from the browser form; ValueError (one line) if bad.
+
+    Starts from the family's demo config where ``trajviz.experiment.demo_configs`` has
+    one, else from small defaults (8 tasks per meta-step, 6 held-out tasks, a 41×41
+    PCA slice, plus the exact slice for 2-parameter models)."""
+    from ..config import ExperimentConfig, from_dict, to_dict
+    from ..tasks import FAMILIES, make_family
+
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; accepted: {sorted(FAMILIES)}")
+    if not learners:
+        raise ValueError("pick at least one learner")
+    for key, value, high in (("inner steps", steps, MAX_STEPS), ("meta-steps", meta_steps,
+                                                                  MAX_META_STEPS)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+            raise ValueError(f"{key} must be a whole number from 1 to {high}, got {value!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+    base = None
+    try:
+        from ..experiment import demo_configs
+        base = next((c for c in demo_configs().values() if c.family == family), None)
+    except ImportError:
+        pass
+    if base is None:
+        two = make_family(family).problem().model.spec.size == 2
+        base = ExperimentConfig(family=family)
+        data = to_dict(base)
+        data["outer"].update({"meta_batch": 8, "eval_tasks": 4})
+        data["heldout_tasks"] = 6
+        data["slices"].update({"kinds": ["pca", "exact"] if two else ["pca"], "resolution": 41})
+    else:
+        data = to_dict(base)
+    data["learners"] = list(learners)
+    data["learner_options"] = {k: v for k, v in data.get("learner_options", {}).items()
+                               if k in learners}
+    data["inner"]["steps"] = steps
+    data["outer"]["meta_steps"] = meta_steps
+    data["outer"]["eval_every"] = max(1, meta_steps // 10)
+    data["seed"] = seed
+    data["name"] = name.strip() or f"{family} from the browser"
+    slices = data["slices"]
+    if slices.get("origin") not in ("mean", *learners):
+        slices["origin"] = "mean"
+    if "three_point" in slices["kinds"] and not set(slices["three_point"]) <= set(learners):
+        slices["kinds"] = [k for k in slices["kinds"] if k != "three_point"] or ["pca"]
+    return from_dict(data)
+
+
+@dataclass
+class Job:
+    job_id: str
+    folder: Path
+    process: subprocess.Popen
+    started: float = field(default_factory=time.time)
+
+    @property
+    def progress_file(self) -> Path:
+        return self.folder / "progress.json"
+
+
+class JobManager:
+    """Background runs of one app; at most one runs at a time (runs are CPU-heavy)."""
+
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = Path(runs_dir)
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def running(self) -> str | None:
+        """The id of the job still running, if any."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.process.poll() is None:
+                    return job.job_id
+        return None
+
+    def start(self, config) -> str:
+        """Launch a worker for ``config`` (an ExperimentConfig); returns the job id."""
+        from ..config import to_dict
+
+        busy = self.running()
+        if busy:
+            raise ValueError("a run is already being made; wait for it to finish")
+        job_id = secrets.token_hex(4)
+        folder = Path(tempfile.mkdtemp(prefix=f"trajviz-job-{job_id}-"))
+        (folder / "config.json").write_text(json.dumps(to_dict(config)), encoding="utf-8")
+        log = open(folder / "log.txt", "wb")
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "trajviz.app.jobs", str(folder / "config.json"),
+                 str(self.runs_dir), str(folder / "progress.json")],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        finally:
+            log.close()
+        with self._lock:
+            self._jobs[job_id] = Job(job_id, folder, process)
+        return job_id
+
+    def status(self, job_id: str | None) -> dict[str, Any]:
+        """{state: running|done|failed|unknown, fraction, stage, message, run_id}."""
+        with self._lock:
+            job = self._jobs.get(job_id or "")
+        if job is None:
+            return {"state": "unknown", "fraction": 0.0, "stage": "", "message": "no such job",
+                    "run_id": ""}
+        status = {"state": "running", "fraction": 0.0, "stage": "starting", "message": "",
+                  "run_id": ""}
+        try:
+            status.update(json.loads(job.progress_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            pass
+        code = job.process.poll()
+        if code is not None and status["state"] == "running":
+            status["state"] = "failed"
+            status["message"] = _last_line(job.folder / "log.txt") or f"the worker exited ({code})"
+        status["elapsed"] = time.time() - job.started
+        return status
+
+    def shutdown(self) -> None:
+        """Stop running workers and remove their scratch folders."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+            self._jobs.clear()
+        for job in jobs:
+            if job.process.poll() is None:
+                job.process.terminate()
+                try:
+                    job.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    job.process.kill()
+            shutil.rmtree(job.folder, ignore_errors=True)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln]
+    return lines[-1][:300] if lines else ""
+
+
+# ---------------------------------------------------------------------------- worker
+
+class _Reporter:
+    """Turns run_experiment's progress(stage, done, total) into one overall fraction."""
+
+    def __init__(self, path: Path, learners: list[str], views: list[str]):
+        self.path, self.learners, self.views = path, learners, views
+        self.units = len(learners) + len(views)
+        self._last = 0.0
+
+    def write(self, **status: Any) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        kind, _, name = stage.partition(":")
+        part = done / total if total else 1.0
+        if kind == "meta" and name in self.learners:
+            base, text = self.learners.index(name), f"meta-training {name}: step {done}/{total}"
+        elif kind == "surface" and name in self.views:
+            base = len(self.learners) + self.views.index(name)
+            text = f"evaluating the {name} surface: {done}/{total}"
+        elif kind == "record":
+            base, part, text = done, 0.0, f"recorded held-out paths of {done}/{total} learners"
+        else:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.25 and done < total:
+            return
+        self._last = now
+        fraction = min(1.0, (base + part) / self.units) if self.units else 0.0
+        self.write(state="running", fraction=round(0.98 * fraction, 4), stage=text, message="",
+                   run_id="")
+
+
+def work(config_path: Path, runs_dir: Path, progress_path: Path) -> int:
+    """The worker: run the experiment of ``config_path`` and write it to ``runs_dir``."""
+    reporter = _Reporter(progress_path, [], [])
+    reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
+    try:
+        from ..config import from_dict
+        from ..experiment import run_experiment
+        from ..store import new_run_id, write_run
+
+        config = from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
+        reporter = _Reporter(progress_path, list(config.learners), list(config.slices.kinds))
+        run = run_experiment(config, progress=reporter, run_id=new_run_id(config.family))
+        reporter.write(state="running", fraction=0.99, stage="writing the run", message="",
+                       run_id="")
+        path = write_run(run, runs_dir)
+    except Exception as exc:  # noqa: BLE001 - reported to the page, in one line
+        reporter.write(state="failed", fraction=0.0, stage="",
+                       message=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:400],
+                       run_id="")
+        return 1
+    reporter.write(state="done", fraction=1.0, stage="done", message="", run_id=path.name)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        print("usage: python -m trajviz.app.jobs CONFIG.json RUNS_DIR PROGRESS.json", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(work(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))

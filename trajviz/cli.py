@@ -1,0 +1,214 @@
+"""``trajviz run | list | serve | demo | export``: a thin layer over the Python API.
+
+Every error is one line on stderr and exit status 2; nothing is written on
+error (runs are written atomically, after all the work is done).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+
+DEFAULT_RUNS = Path("runs")
+
+
+class UsageError(ValueError):
+    """A bad command line: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trajviz", description="Watch how a model learns: Leap and baseline "
+                     "meta-learners on loss-surface slices.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="meta-train learners, record held-out paths, save a run")
+    run.add_argument("--config", type=Path, help="TOML config file (see demos/*.toml)")
+    run.add_argument("--family", help="task family: sinusoid, linear2d, quadratic, digits or pkg.mod:function")
+    run.add_argument("--learners", help="comma-separated: leap,reptile,fomaml,maml,multitask,random")
+    run.add_argument("--seed", type=int, help="seed for tasks, initialisation and minibatches")
+    run.add_argument("--steps", type=int, help="inner steps K")
+    run.add_argument("--meta-steps", type=int, help="outer (meta-training) steps")
+    run.add_argument("--device", help="cpu (default) or cuda")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any config key, e.g. --set inner.lr=0.05 (value in TOML syntax)")
+    run.add_argument("--out", type=Path, default=DEFAULT_RUNS, help="runs directory (default: runs/)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    lst = sub.add_parser("list", help="list runs, including broken ones and why")
+    lst.add_argument("runs", nargs="?", type=Path, default=DEFAULT_RUNS)
+
+    serve = sub.add_parser("serve", help="open the browser app on a runs directory")
+    serve.add_argument("runs", nargs="?", type=Path, default=DEFAULT_RUNS)
+    _add_server_args(serve)
+
+    demo = sub.add_parser("demo", help="create the demo runs if none exist, then serve them")
+    demo.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs directory (default: runs/)")
+    _add_server_args(demo)
+
+    export = sub.add_parser("export", help="write paper figures of a run")
+    export.add_argument("run", type=Path, help="a run directory")
+    export.add_argument("--format", required=True, choices=["pdf", "svg", "png", "html"])
+    export.add_argument("--view", default="all", choices=["surface", "metrics", "meta", "all"])
+    export.add_argument("--slice", dest="slice_name", help="which slice of the run (default: the first)")
+    export.add_argument("--task", type=int, help="held-out task index (default: the task mean)")
+    export.add_argument("--out", type=Path, help="output folder (default: <run>/figures)")
+    return parser
+
+
+def _add_server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value (``0.05``, ``true``, ``"adam"``, ``["pca"]``); bare words are strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def config_from_args(args: argparse.Namespace):
+    from .config import ExperimentConfig, from_dict, load_toml, to_dict
+
+    base = load_toml(args.config) if args.config else ExperimentConfig()
+    data = to_dict(base)
+    flags = {"family": args.family, "seed": args.seed, "device": args.device,
+             "inner.steps": args.steps, "outer.meta_steps": args.meta_steps,
+             "learners": args.learners.split(",") if args.learners else None}
+    if args.family and args.family != base.family:
+        data["family_options"] = {}
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set takes KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = parse_value(value.strip())
+    for key, value in overrides.items():
+        section, _, field = key.partition(".")
+        if field:
+            if not isinstance(data.get(section), dict):
+                raise UsageError(f"unknown config section {section!r} in {key!r}")
+            data[section][field] = value
+        else:
+            data[key] = value
+    return from_dict(data)
+
+
+def check_runs_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"runs directory {str(path)!r} is a file; give a folder with --out")
+
+
+def progress_bars(quiet: bool):
+    """A progress(stage, done, total) callback drawing one tqdm bar per stage."""
+    if quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, leave=False, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    return progress, lambda: [b.close() for b in bars.values()]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    check_runs_dir(args.out)
+    path = create_run(config, args.out, quiet=args.quiet)
+    print(path)
+    return 0
+
+
+def create_run(config, runs_dir: Path, quiet: bool = False) -> Path:
+    from .experiment import run_experiment
+    from .store import new_run_id, write_run
+
+    progress, close = progress_bars(quiet)
+    try:
+        run = run_experiment(config, progress=progress, run_id=new_run_id(config.family))
+    finally:
+        close()
+    return write_run(run, runs_dir)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .store import list_runs
+
+    entries = list_runs(args.runs)
+    if not entries:
+        print(f"no runs in {args.runs}/ (create one with: trajviz run)")
+    for e in entries:
+        if e.ok:
+            print(f"{e.run_id}  {e.family:<10} {','.join(e.learners)}  {e.name}")
+        else:
+            print(f"{e.run_id}  BROKEN: {e.reason}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import serve
+
+    _check_port(args.port)
+    serve(args.runs, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .experiment import demo_configs
+    from .store import list_runs
+
+    _check_port(args.port)
+    check_runs_dir(args.runs)
+    have = {e.name for e in list_runs(args.runs) if e.ok}
+    for name, config in demo_configs().items():
+        if name not in have:
+            print(f"creating demo run {name!r} (first time only) ...", file=sys.stderr)
+            create_run(config, args.runs)
+    return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+    from .store import load_run
+
+    run = load_run(args.run)
+    out = args.out or (args.run / "figures")
+    for path in export_run(run, out, args.format, args.view, slice_name=args.slice_name, task=args.task):
+        print(path)
+    return 0
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port must be 1..65535, got {port}")
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (ValueError, OSError) as exc:  # UsageError, config and run errors, unreadable files
+        print(f"trajviz: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("trajviz: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

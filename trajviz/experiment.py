@@ -1,0 +1,242 @@
+"""config → meta-train each learner → record held-out paths → slices → surfaces → ``Run``.
+
+The only place where the pieces meet. Every learner starts from the same
+random θ0, meets the same meta-training tasks (``step_seed``), and is judged
+on the same held-out tasks with the same inner optimiser and minibatches.
+Nothing here reads or writes files.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import ExperimentConfig, InnerConfig, to_dict
+from .inner import InnerSpec, Trajectory, inner_loop
+from .learners import MetaTrace, OuterSpec, make_learner, meta_train
+from .metrics import path_metrics, running_metrics, summarise
+from .models import Params, unflatten
+from .optim import InnerOptimizer, make_optimizer
+from .run import SCHEMA_VERSION, LearnerRecord, Run, View
+from .slices import Slice, exact_slice, pca_slice, project, random_slice, three_point_slice, with_extent
+from .surface import evaluate_surface, plane_losses
+from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
+
+Progress = Callable[[str, int, int], None]
+SUMMARY_METRICS = ("length", "param_length", "oscillation", "monotonicity", "final_loss", "auc",
+                   "steps_to_eps")
+EVAL_METRICS = ("length", "auc", "final_loss", "oscillation")
+HELDOUT_STREAM = 0x4E1D  # seeds the held-out minibatches, shared by every learner
+
+
+def inner_optimizer(inner: InnerConfig) -> InnerOptimizer:
+    """The configured inner optimiser, with only the options its kind takes."""
+    options = {"sgd": {}, "momentum": {"beta": inner.momentum, "nesterov": inner.nesterov},
+               "adam": {"beta1": inner.beta1, "beta2": inner.beta2, "eps": inner.eps}}
+    return make_optimizer(inner.optimizer, inner.lr, **options.get(inner.optimizer, {}))
+
+
+def inner_spec(inner: InnerConfig) -> InnerSpec:
+    return InnerSpec(inner_optimizer(inner), inner.steps, inner.batch_size or None)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def heldout_paths(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec, seed: int,
+                  learner: str) -> Trajectory:
+    """Record the inner loops from ``theta0`` on the held-out ``tasks``."""
+    with torch.no_grad():
+        result = inner_loop(problem, theta0, tasks, spec, seed=seed, record=True, learner=learner)
+    return result.trajectory
+
+
+def make_evaluator(problem: Problem, tasks: TaskSet, spec: InnerSpec,
+                   seed: int) -> Callable[[Params], dict[str, float]]:
+    """Held-out metrics of a θ0 (mean over ``tasks``), for the meta-training curves."""
+    def evaluate(theta0: Params) -> dict[str, float]:
+        traj = heldout_paths(problem, theta0, tasks, spec, seed, "")
+        m = path_metrics(traj.params, traj.losses)
+        return {k: float(np.nanmean(_numpy(m[k]))) if np.isfinite(_numpy(m[k])).any() else float("nan")
+                for k in EVAL_METRICS}
+    return evaluate
+
+
+def subsample_steps(total: int, points: int) -> np.ndarray:
+    """Indices 0..total spread evenly, first and last always included: [min(points, total+1)]."""
+    return np.unique(np.round(np.linspace(0, total, min(points, total + 1))).astype(np.int64))
+
+
+def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: int) -> LearnerRecord:
+    keep = subsample_steps(trace.path.shape[0] - 1, meta_points)
+    metrics = path_metrics(traj.params, traj.losses)
+    running = running_metrics(traj.params, traj.losses)
+    return LearnerRecord(
+        name=name, theta0=_numpy(trace.path[-1]), meta_steps=keep,
+        meta_path=_numpy(trace.path[torch.from_numpy(keep)]),
+        eval_steps=_numpy(trace.eval_steps), evals={k: _numpy(v) for k, v in trace.evals.items()},
+        params=_numpy(traj.params), losses=_numpy(traj.losses), grads=_numpy(traj.grads),
+        query_losses=_numpy(traj.query_losses), diverged_at=_numpy(traj.diverged_at),
+        metrics={k: _numpy(v) for k, v in metrics.items()},
+        running={k: _numpy(v) for k, v in running.items()})
+
+
+def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
+                records: dict[str, LearnerRecord]) -> Slice:
+    """The slice of ``kind``, fitted to every learner's held-out paths."""
+    P = problem.model.spec.size
+    points = np.concatenate([r.params.reshape(-1, P) for r in records.values()])
+    points = points[np.isfinite(points).all(axis=1)]
+    origin_name = config.slices.origin
+    origin = None if origin_name == "mean" else records[origin_name].theta0
+    origin_label = "the mean of all path points" if origin is None else f"{origin_name}'s θ0"
+    if kind == "pca":
+        if len(points) < 3:
+            raise ValueError("pca slice needs at least 3 finite path points; every held-out path diverged")
+        return pca_slice(points, origin=origin, label=f"PCA of all held-out paths, origin at {origin_label}")
+    if kind == "exact":
+        return exact_slice(P, label="the parameter plane itself (nothing projected)")
+    if kind == "three_point":
+        a, b, c = (records[n].theta0 for n in config.slices.three_point)
+        names = ", ".join(config.slices.three_point)
+        return three_point_slice(a, b, c, label=f"plane through the θ0 of {names}")
+    if kind == "random":
+        centre = points.mean(axis=0) if origin is None else origin
+        return random_slice(list(problem.model.spec.shapes), centre, config.seed,
+                            label=f"filter-normalised random directions, origin at {origin_label}")
+    raise ValueError(f"unknown slice kind {kind!r}")
+
+
+def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: TaskSet,
+               records: dict[str, LearnerRecord], progress: Progress | None) -> View:
+    slc = build_slice(kind, config, problem, records)
+    projected = {n: project(slc, r.params) for n, r in records.items()}
+    meta = {n: project(slc, r.meta_path) for n, r in records.items()}
+    every = np.concatenate([c.reshape(-1, 2) for c, _ in projected.values()]
+                           + [c.reshape(-1, 2) for c, _ in meta.values()])
+    slc = with_extent(slc, every, margin=config.slices.margin)
+    res = config.slices.resolution
+    dtype = getattr(torch, config.dtype)
+    report = None if progress is None else (lambda done, total: progress(f"surface:{kind}", done, total))
+    surface = evaluate_surface(problem, slc, heldout, (res, res), device=config.device, dtype=dtype,
+                               progress=report)
+    plane = {n: plane_losses(problem, slc, c, heldout) for n, (c, _) in projected.items()}
+    return View(name=kind, slice=slc, surface=surface,
+                coords={n: c for n, (c, _) in projected.items()},
+                residual={n: r for n, (_, r) in projected.items()},
+                plane_loss=plane,
+                meta_coords={n: c for n, (c, _) in meta.items()},
+                meta_residual={n: r for n, (_, r) in meta.items()})
+
+
+def summary(records: dict[str, LearnerRecord]) -> dict[str, dict[str, list[float]]]:
+    """{learner: {metric: [mean, lo95, hi95]}} over the held-out tasks."""
+    return {n: {m: [float(v) for v in summarise(r.metrics[m])] for m in SUMMARY_METRICS}
+            for n, r in records.items()}
+
+
+def check_slices(config: ExperimentConfig, problem: Problem) -> None:
+    P = problem.model.spec.size
+    if "exact" in config.slices.kinds and P != 2:
+        raise ValueError(f"the exact slice needs a 2-parameter model; {problem.model.name} has {P} "
+                         "(use family linear2d or quadratic with dim=2, or slices.kinds = ['pca'])")
+
+
+def resolve_device(name: str) -> str:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but torch sees no CUDA device; use device = 'cpu'")
+    return name
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Meta-trained learners and their held-out paths, before any slicing."""
+
+    problem: Problem
+    heldout: TaskSet
+    records: dict[str, LearnerRecord]
+    timings: dict[str, float]
+    family: TaskFamily
+
+
+def train_and_record(config: ExperimentConfig, progress: Progress | None = None) -> Recorded:
+    """Meta-train every learner of ``config`` and record its held-out inner loops."""
+    device = resolve_device(config.device)
+    dtype = getattr(torch, config.dtype)
+    family: TaskFamily = make_family(config.family, config.family_options)
+    problem = family.problem()
+    check_slices(config, problem)
+    spec = inner_spec(config.inner)
+    outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
+                      config.outer.lr, config.outer.eval_every)
+    learners = {n: make_learner(n, config.learner_options.get(n)) for n in config.learners}
+    theta_init = problem.model.init(config.seed, device, dtype)
+    heldout = family.sample(config.seed, config.heldout_tasks, "heldout").to(device, dtype)
+    eval_tasks = heldout.select(list(range(min(config.outer.eval_tasks, len(heldout)))))
+    held_seed = int(np.random.SeedSequence([config.seed, HELDOUT_STREAM]).generate_state(1)[0])
+    evaluate = make_evaluator(problem, eval_tasks, spec, held_seed)
+    timings: dict[str, float] = {}
+    records: dict[str, LearnerRecord] = {}
+    for name, learner in learners.items():
+        t0 = time.perf_counter()
+        report = None if progress is None else (lambda s, n=name: progress(f"meta:{n}", s, outer.meta_steps))
+        trace = meta_train(learner, problem, family, spec, outer, theta_init, seed=config.seed,
+                           device=device, dtype=dtype, evaluate=evaluate, progress=report)
+        timings[f"meta:{name}"] = time.perf_counter() - t0
+        traj = heldout_paths(problem, trace.theta0, heldout, spec, held_seed, name)
+        records[name] = learner_record(name, trace, traj, config.meta_path_points)
+        if progress is not None:
+            progress("record", len(records), len(learners))
+    return Recorded(problem, heldout, records, timings, family)
+
+
+def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
+                   run_id: str = "") -> Run:
+    """Run the whole experiment described by ``config`` and return it as a ``Run``.
+
+    ``progress(stage, done, total)`` is called as work completes, with stages
+    ``meta:<learner>``, ``record``, and ``surface:<kind>``.
+    """
+    started = time.perf_counter()
+    rec = train_and_record(config, progress)
+    timings = dict(rec.timings)
+    views = {}
+    for kind in config.slices.kinds:
+        t0 = time.perf_counter()
+        views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress)
+        timings[f"surface:{kind}"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - started
+    model = rec.problem.model
+    info = {
+        "schema_version": SCHEMA_VERSION, "seed": config.seed,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"trajviz": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "timings": timings, "summary": summary(rec.records), "model": model.name,
+        "param_count": model.spec.size, "param_names": list(model.spec.names),
+        "param_shapes": [list(s) for s in model.spec.shapes],
+        "family_options": _plain(family_options(rec.family)),
+    }
+    task_info = {k: _numpy(v) for k, v in rec.heldout.info.items()}
+    return Run(run_id=run_id, config=to_dict(config), info=info, task_ids=_numpy(rec.heldout.ids),
+               task_info=task_info, learners=rec.records, views=views)
+
+
+def theta0_params(run: Run, learner: str, problem: Problem) -> Params:
+    """A stored θ0 back as model parameters (for live inits in later work)."""
+    return unflatten(torch.from_numpy(run.learners[learner].theta0), problem.model.spec)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,152 @@
+"""Figures of a run written to files: paper figures (PDF, SVG, PNG) and standalone HTML.
+
+``export_run`` is what ``trajviz export`` calls: multi-panel figures at fixed
+sizes and fonts in the app's colours. ``export_current`` renders what the
+browser shows (selection and playback step) as one file's bytes. Both build
+their figures with ``trajviz.figures``; static images go through kaleido,
+HTML inlines plotly.js so the file works offline.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from . import figures as F
+from .run import Run
+
+FORMATS = ("pdf", "svg", "png", "html")
+VIEWS = ("surface", "metrics", "meta", "all")
+PNG_SCALE = 3  # 3 × 96 dpi: print quality at the figure's size in inches
+
+
+def check_request(run: Run, fmt: str, view: str, slice_name: str | None,
+                  task: int | None) -> str:
+    """Validate an export request; returns the slice name. ValueError (one line) if bad."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; accepted: {', '.join(FORMATS)}")
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; accepted: {', '.join(VIEWS)}")
+    if not run.learners or not run.views:
+        raise ValueError(f"run {run.run_id!r} holds no learners or no slices: nothing to draw")
+    name = slice_name or next(iter(run.views))
+    if name not in run.views:
+        raise ValueError(f"unknown slice {name!r}; run {run.run_id!r} has {', '.join(run.views)}")
+    n = len(run.task_ids)
+    if task is not None and (isinstance(task, bool) or not isinstance(task, int)
+                             or not 0 <= task < n):
+        raise ValueError(f"task must be a held-out task index 0..{n - 1} (or none for the "
+                         f"mean), got {task!r}")
+    return name
+
+
+def paper_figures(run: Run, view: str, slice_name: str, task: int | None,
+                  learners: Sequence[str] | None = None) -> list[tuple[str, object]]:
+    """[(file stem, figure)] of the paper figures for ``view``."""
+    sel = F.select(run, slice_name, task, learners)
+    tag = f"{slice_name}-{'mean' if task is None else f'task{task}'}"
+    out = []
+    if view in ("surface", "all"):
+        out.append((f"surface-{tag}", F.paper_surface_figure(sel)))
+    if view in ("metrics", "all"):
+        out.append((f"metrics-{tag}", F.paper_metrics_figure(sel)))
+    if view in ("meta", "all"):
+        out.append((f"meta-{slice_name}", F.paper_meta_figure(F.select_meta(run, slice_name,
+                                                                            learners))))
+    if view == "all":
+        table = F.summary_table_figure(F.summary_rows(run, learners), paper=True)
+        table.update_layout(width=F.PAPER_WIDTH, height=80 + 28 * (len(sel.learners) + 1))
+        out.append(("summary", table))
+    return out
+
+
+def animated_figures(run: Run, view: str, slice_name: str, task: int | None,
+                     learners: Sequence[str] | None = None) -> list[object]:
+    """The plotly-frames animations of ``view`` for standalone HTML."""
+    sel = F.select(run, slice_name, task, learners)
+    figs = []
+    if view in ("surface", "all"):
+        fig = F.animated_surface_figure(sel)
+        fig.update_layout(height=760)
+        figs.append(fig)
+    if view in ("metrics", "all"):
+        fig = F.animated_metrics_figure(sel)
+        fig.update_layout(height=720)
+        figs.append(fig)
+    if view in ("meta", "all"):
+        meta = F.select_meta(run, slice_name, learners)
+        fig = F.animated_meta_figure(meta)
+        fig.update_layout(height=760)
+        figs.append(fig)
+        curves = F.meta_curves_figure(meta)
+        curves.update_layout(height=380)
+        figs.append(curves)
+    if view == "all":
+        table = F.summary_table_figure(F.summary_rows(run, learners))
+        table.update_layout(height=90 + 30 * (len(sel.learners) + 1))
+        figs.append(table)
+    return figs
+
+
+def _html_notes(run: Run, task: int | None) -> str:
+    label = F.task_label(run, task)
+    return (f"Run {run.run_id} ({run.config.get('family', '?')}), {label}. Press ▶ Play under each "
+            "figure. Made with trajviz; plotly.js is inlined, so this file works offline.")
+
+
+def export_run(run: Run, out: Path, fmt: str, view: str, *, slice_name: str | None = None,
+               task: int | None = None) -> list[Path]:
+    """Write the figures of ``view`` (surface, metrics, meta or all) of ``run`` to folder
+    ``out`` as ``fmt`` (pdf, svg, png: fixed-size paper figures; html: one standalone
+    animated page). ``task`` None draws the mean over held-out tasks. Returns the paths.
+    Raises ValueError with one line on a bad request or when rendering fails."""
+    name = check_request(run, fmt, view, slice_name, task)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output {str(out)!r} is a file; give a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "html":
+        path = out / f"{view}-{name}-{'mean' if task is None else f'task{task}'}.html"
+        page = F.html_page(animated_figures(run, view, name, task), f"trajviz · {run.run_id}",
+                           _html_notes(run, task))
+        path.write_text(page, encoding="utf-8")
+        return [path]
+    figs = paper_figures(run, view, name, task)
+    paths = [out / f"{stem}.{fmt}" for stem, _ in figs]
+    try:
+        F.write_images([f for _, f in figs], paths, fmt, scale=PNG_SCALE if fmt == "png" else 1)
+    except Exception as exc:  # kaleido/Chrome problems: one line for the CLI and the page
+        raise ValueError(f"could not render {fmt} with kaleido: {' '.join(str(exc).split())}"
+                         ) from None
+    return paths
+
+
+def export_current(run: Run, fmt: str, view: str, *, slice_name: str | None,
+                   task: int | None, learners: Sequence[str] | None, frame: int | None = None,
+                   three_d: bool = False) -> tuple[str, bytes]:
+    """What the page shows, as (file name, bytes): the surface, metric panels or meta view
+    at the current step (static formats) or animated (html)."""
+    if view == "all":
+        raise ValueError("the page exports one view at a time: surface, metrics or meta")
+    name = check_request(run, fmt, view, slice_name, task)
+    if learners is not None and not list(learners):
+        raise ValueError("no learner is ticked: tick at least one to export")
+    stem = f"trajviz-{run.run_id}-{view}-{name}-{'mean' if task is None else f'task{task}'}"
+    if fmt == "html":
+        page = F.html_page(animated_figures(run, view, name, task, learners),
+                           f"trajviz · {run.run_id} · {view}", _html_notes(run, task))
+        return f"{stem}.html", page.encode("utf-8")
+    sel = F.select(run, name, task, learners)
+    if view == "surface":
+        fig = F.surface_figure(sel, frame, three_d=three_d)
+        fig.update_layout(width=900, height=720)
+    elif view == "metrics":
+        fig = F.metrics_figure(sel, frame)
+        fig.update_layout(width=1100, height=640)
+    else:
+        fig = F.paper_meta_figure(F.select_meta(run, name, learners))
+    try:
+        data = F.figure_bytes(fig, fmt, scale=2 if fmt == "png" else 1)
+    except Exception as exc:
+        raise ValueError(f"could not render {fmt} with kaleido: {' '.join(str(exc).split())}"
+                         ) from None
+    return f"{stem}.{fmt}", data

@@ -1,0 +1,64 @@
+"""What a meta-learner is, and helpers the learners share.
+
+A learner is a small frozen dataclass with a pure
+``meta_gradient(problem, theta0, tasks, inner, seed) -> MetaGradient``;
+the shared outer loop (``outer.py``) applies any torch optimiser to it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from ..inner import InnerSpec
+from ..models import Params
+from ..tasks import Problem, TaskSet
+
+
+@dataclass(frozen=True)
+class MetaGradient:
+    """grad: {name: [*shape]} the direction the outer optimiser *descends*.
+
+    diverged: how many of the meta-batch's runs produced a non-finite loss
+    (they are left out of the mean); stats: scalars for the progress log.
+    """
+
+    grad: Params
+    diverged: int = 0
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class Learner(Protocol):
+    name: str
+    trains: bool
+
+    def meta_gradient(self, problem: Problem, theta0: Params, tasks: TaskSet,
+                      inner: InnerSpec, seed: int) -> MetaGradient: ...
+
+
+def masked_task_mean(per_run: Params, ok: Tensor) -> Params:
+    """Mean over runs (axis 0) of the runs where ``ok`` [R] is True; zero if none."""
+    count = ok.sum().clamp(min=1).to(next(iter(per_run.values())).dtype)
+    out = {}
+    for k, v in per_run.items():
+        mask = ok.reshape(-1, *([1] * (v.dim() - 1)))
+        out[k] = torch.where(mask, v, torch.zeros_like(v)).sum(0) / count
+    return out
+
+
+def finite_runs(diverged_at: Tensor, *values: Params) -> Tensor:
+    """[R] True where a run never diverged and every value in ``values`` is finite."""
+    ok = diverged_at < 0
+    for params in values:
+        for v in params.values():
+            ok = ok & torch.isfinite(v.detach()).reshape(v.shape[0], -1).all(dim=1)
+    return ok
+
+
+def pooled_batch(tasks: TaskSet) -> dict[str, Tensor]:
+    """Support and query of each task joined along the sample axis: {key: [T, N+M, ...]}."""
+    if not tasks.minibatchable:
+        return tasks.support
+    return {k: torch.cat([tasks.support[k], tasks.query[k]], dim=1) for k in tasks.support}

@@ -1,0 +1,100 @@
+"""Leap (Flennerhag et al., ICLR 2019), with the reference implementation's semantics.
+
+For each segment θ_i → θ_{i+1} of a task's inner loop (amzn/metalearn-leap,
+``Updater.increment_grad``) the meta-gradient gains
+
+    −(Δθ_i + Δf̃_i · ∇f_i(θ_i)) / √(Δf_i² + ‖Δθ_i‖²)     (norm=True: path length)
+    −(Δθ_i + Δf̃_i · ∇f_i(θ_i))                            (norm=False: energy, no factor 2)
+
+with Δθ_i = θ_{i+1} − θ_i (the optimiser's true displacement), Δf_i =
+f_{i+1}(θ_{i+1}) − f_i(θ_i) on the batches of those steps, Δf̃ = −|Δf| when
+``stabilizer`` (the reference flips a positive Δf), and the Δf terms dropped
+when ``loss=False``. Increments are summed over segments and averaged over
+tasks. Unlike the reference, the last segment (θ_{K−1} → θ_K) is included,
+and no counter or buffer lives across calls.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ..inner import InnerSpec, Point, inner_loop
+from ..models import Params
+from ..tasks import Problem, TaskSet
+from .base import MetaGradient, finite_runs, masked_task_mean
+
+
+@dataclass(frozen=True)
+class Leap:
+    name: ClassVar[str] = "leap"
+    trains: ClassVar[bool] = True
+    norm: bool = True
+    loss: bool = True
+    stabilizer: bool = True
+
+    def coefficients(self, prev: Point, curr: Point) -> tuple[Params, Tensor, Tensor]:
+        """One segment's increment as ``a·Δθ + b·∇f_i(θ_i)`` per run.
+
+        Returns Δθ {name: [R, ...]} (a fresh tensor, θ_{i+1} − θ_i) and the
+        per-run scalars a = −1/ℓ, b = −Δf̃/ℓ ([R] each), where ℓ is the segment's
+        length (1 when ``norm=False``) and b = 0 when ``loss=False``.
+        """
+        d_theta = {k: curr.params[k] - prev.params[k] for k in prev.params}
+        runs = prev.loss.shape[0]
+        sq = sum(torch.linalg.vector_norm(d.reshape(runs, -1), dim=1) ** 2 for d in d_theta.values())
+        d_loss = curr.loss - prev.loss
+        if self.stabilizer:
+            d_loss = -d_loss.abs()
+        if self.loss:
+            sq = sq + d_loss * d_loss
+        a = -torch.ones_like(sq)
+        if self.norm:
+            length = sq.sqrt()
+            # a zero-length segment has a zero numerator too: leave it at 0, not 0/0
+            a = torch.where(length > 0, -1.0 / length, torch.zeros_like(length))
+        b = a * d_loss if self.loss else torch.zeros_like(a)
+        return d_theta, a, b
+
+    def segment_increment(self, prev: Point, curr: Point) -> Params:
+        """The increment of every run for one segment: {name: [R, ...]}."""
+        d_theta, a, b = self.coefficients(prev, curr)
+        return {k: _per_run(a, d) * d + _per_run(b, d) * prev.grad[k] for k, d in d_theta.items()}
+
+    def accumulate(self, acc: Params | None, prev: Point, curr: Point) -> Params:
+        """Add one segment's increment to ``acc``, the fold's own buffers (updated in place).
+
+        Fused: one new tensor per parameter (Δθ, which becomes the buffer on the
+        first segment) and in-place multiply-adds, so the loop's memory stays flat.
+        """
+        d_theta, a, b = self.coefficients(prev, curr)
+        first = acc is None
+        out = {} if first else acc
+        for k, d in d_theta.items():
+            if first:
+                out[k] = d.mul_(_per_run(a, d))
+            else:
+                out[k].addcmul_(d, _per_run(a, d))
+            if self.loss:
+                out[k].addcmul_(prev.grad[k], _per_run(b, d))
+        return out
+
+    def meta_gradient(self, problem: Problem, theta0: Params, tasks: TaskSet,
+                      inner: InnerSpec, seed: int) -> MetaGradient:
+        with torch.no_grad():
+            result = inner_loop(problem, theta0, tasks, inner, seed=seed, on_segment=self.accumulate)
+            ok = finite_runs(result.diverged_at, result.accumulated)
+            grad = masked_task_mean(result.accumulated, ok)
+        return MetaGradient(grad, int((~ok).sum()), {"inner_final_loss": _mean_finite(result.final_loss)})
+
+
+def _per_run(values: Tensor, like: Tensor) -> Tensor:
+    """[R] -> [R, 1, ...] broadcastable against ``like`` [R, ...]."""
+    return values.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def _mean_finite(values: torch.Tensor) -> float:
+    finite = values[torch.isfinite(values)]
+    return float(finite.mean()) if finite.numel() else float("nan")

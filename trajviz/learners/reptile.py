@@ -1,0 +1,28 @@
+"""Reptile (Nichol et al., 2018): the meta-gradient is the mean of θ0 − θ_K."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from ..inner import InnerSpec, inner_loop
+from ..models import Params
+from ..tasks import Problem, TaskSet
+from .base import MetaGradient, finite_runs, masked_task_mean
+from .leap import _mean_finite
+
+
+@dataclass(frozen=True)
+class Reptile:
+    name: ClassVar[str] = "reptile"
+    trains: ClassVar[bool] = True
+
+    def meta_gradient(self, problem: Problem, theta0: Params, tasks: TaskSet,
+                      inner: InnerSpec, seed: int) -> MetaGradient:
+        with torch.no_grad():
+            result = inner_loop(problem, theta0, tasks, inner, seed=seed)
+            shift = {k: theta0[k].unsqueeze(0) - v for k, v in result.final.items()}
+            ok = finite_runs(result.diverged_at, shift)
+            grad = masked_task_mean(shift, ok)
+        return MetaGradient(grad, int((~ok).sum()), {"inner_final_loss": _mean_finite(result.final_loss)})

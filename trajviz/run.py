@@ -1,0 +1,93 @@
+"""The ``Run``: everything one experiment produced, as plain data (numpy + JSON).
+
+This module holds only types, so the store, the figure builders and the app
+can use a run without importing any of the compute. Shapes below use
+T held-out tasks, K inner steps, P parameters, S' recorded meta-steps,
+E held-out evaluations, A×B grid points.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .slices import Slice
+from .surface import Surface
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LearnerRecord:
+    """One learner's part of a run.
+
+    theta0: [P] its meta-learned initialisation.
+    meta_steps: [S'+1] int, the meta-steps at which θ0 was kept in ``meta_path``.
+    meta_path: [S'+1, P] θ0 across meta-training (first and last step always kept).
+    eval_steps: [E] int; evals: {metric: [E]} held-out metrics during meta-training.
+    params: [T, K+1, P]; losses: [T, K+1]; grads: [T, K+1, P]; query_losses: [T, K+1]
+        the held-out inner loops from ``theta0`` (recorded true losses).
+    diverged_at: [T] int, first non-finite step or −1.
+    metrics: {name: [T]} per-task path metrics (``metrics.path_metrics``).
+    running: {name: [T, K+1]} running metrics for the time-cursor panels.
+    """
+
+    name: str
+    theta0: np.ndarray
+    meta_steps: np.ndarray
+    meta_path: np.ndarray
+    eval_steps: np.ndarray
+    evals: dict[str, np.ndarray]
+    params: np.ndarray
+    losses: np.ndarray
+    grads: np.ndarray
+    query_losses: np.ndarray
+    diverged_at: np.ndarray
+    metrics: dict[str, np.ndarray]
+    running: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class View:
+    """One slice of the run and everything drawn on it.
+
+    name: key of the view (e.g. "pca", "exact"); slice; surface over the held-out tasks.
+    coords: {learner: [T, K+1, 2]} projected path points.
+    residual: {learner: [T, K+1]} off-plane distance of each path point.
+    plane_loss: {learner: [T, K+1]} the surface's loss at each projected point,
+        to compare with the recorded true loss.
+    meta_coords: {learner: [S'+1, 2]} and meta_residual: {learner: [S'+1]} for θ0's
+        meta-training path.
+    """
+
+    name: str
+    slice: Slice
+    surface: Surface
+    coords: dict[str, np.ndarray]
+    residual: dict[str, np.ndarray]
+    plane_loss: dict[str, np.ndarray]
+    meta_coords: dict[str, np.ndarray]
+    meta_residual: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Run:
+    """run_id: the run's folder name; config: the resolved config as plain data;
+    info: schema_version, package versions, seed, timings, created, summary;
+    task_ids: [T]; task_info: {key: [T, ...]} what generated each held-out task;
+    learners: {name: LearnerRecord} in config order; views: {name: View}."""
+
+    run_id: str
+    config: dict[str, Any]
+    info: dict[str, Any]
+    task_ids: np.ndarray
+    task_info: dict[str, np.ndarray]
+    learners: dict[str, LearnerRecord]
+    views: dict[str, View]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        """K, the number of inner steps of the held-out runs."""
+        return next(iter(self.learners.values())).losses.shape[1] - 1

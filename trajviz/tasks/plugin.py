@@ -1,0 +1,56 @@
+"""Bring your own model and tasks: ``--family my_package.my_module:make_family``.
+
+The plugin protocol. ``make_family(**options)`` is a callable that returns a
+*family*: any object with
+
+* ``name: str``
+* ``problem() -> trajviz.tasks.Problem`` — a ``Model`` (wrap your template
+  module with ``trajviz.models.from_module``) and a pure, vmappable
+  ``loss(params, batch) -> scalar`` for one task and one batch;
+* ``sample(seed: int, n_tasks: int, split: str) -> trajviz.tasks.TaskSet`` —
+  deterministic in ``seed``; ``split`` is "train" or "heldout".
+
+``demos/plugin_example.py`` is a complete, tested example.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from .base import TaskFamily
+
+
+def load_plugin(spec: str, options: dict[str, Any] | None = None) -> TaskFamily:
+    """Import ``module:function``, call it with ``options`` and check the result."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"plugin family {spec!r} must look like 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import plugin module {module_name!r}: {exc}") from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ValueError(f"plugin {spec!r}: {module_name} has no callable {attr!r}")
+    try:
+        inspect.signature(factory).bind(**(options or {}))
+    except TypeError as exc:
+        raise ValueError(f"plugin {spec!r} does not accept options {sorted(options or {})}: {exc}") from exc
+    family = factory(**(options or {}))
+    check_family(family, spec)
+    return family
+
+
+def check_family(family: Any, label: str) -> None:
+    """Raise ``ValueError`` naming what the family lacks, per the protocol above."""
+    if not isinstance(getattr(family, "name", None), str):
+        raise ValueError(f"plugin {label!r} returned {type(family).__name__}, which has no str 'name'")
+    for method, params in (("problem", ()), ("sample", ("seed", "n_tasks", "split"))):
+        fn = getattr(family, method, None)
+        if not callable(fn):
+            raise ValueError(f"plugin {label!r}: family has no method {method}{params}")
+        try:
+            inspect.signature(fn).bind(*params)
+        except TypeError as exc:
+            raise ValueError(f"plugin {label!r}: {method} must accept {params}: {exc}") from exc
