@@ -63,6 +63,11 @@ def descend(a, c, theta0, steps: int, lr: float, momentum: float = 0.5):
 
 def running(params: np.ndarray, losses: np.ndarray) -> dict[str, np.ndarray]:
     """The running metrics of trajviz.metrics.running_metrics, in numpy."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _running(params, losses)
+
+
+def _running(params: np.ndarray, losses: np.ndarray) -> dict[str, np.ndarray]:
     delta = np.diff(params, axis=-2)
     step = np.linalg.norm(delta, axis=-1)
     df = np.diff(losses, axis=-1)

@@ -18,7 +18,7 @@ import torch
 
 from . import __version__
 from .config import ExperimentConfig, InnerConfig, to_dict
-from .inner import InnerSpec, Trajectory, inner_loop
+from .inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
 from .learners import MetaTrace, OuterSpec, make_learner, meta_train
 from .metrics import path_metrics, running_metrics, summarise
 from .models import Params, unflatten
@@ -127,7 +127,8 @@ def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: T
     report = None if progress is None else (lambda done, total: progress(f"surface:{kind}", done, total))
     surface = evaluate_surface(problem, slc, heldout, (res, res), device=config.device, dtype=dtype,
                                progress=report)
-    plane = {n: plane_losses(problem, slc, c, heldout) for n, (c, _) in projected.items()}
+    plane = {n: plane_losses(problem, slc, c, heldout, device=config.device, dtype=dtype)
+             for n, (c, _) in projected.items()}
     return View(name=kind, slice=slc, surface=surface,
                 coords={n: c for n, (c, _) in projected.items()},
                 residual={n: r for n, (_, r) in projected.items()},
@@ -179,6 +180,7 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None)
     learners = {n: make_learner(n, config.learner_options.get(n)) for n in config.learners}
     theta_init = problem.model.init(config.seed, device, dtype)
     heldout = family.sample(config.seed, config.heldout_tasks, "heldout").to(device, dtype)
+    minibatch_indices(heldout, spec, 0)  # a batch larger than the support pool fails now, not mid-run
     eval_tasks = heldout.select(list(range(min(config.outer.eval_tasks, len(heldout)))))
     held_seed = int(np.random.SeedSequence([config.seed, HELDOUT_STREAM]).generate_state(1)[0])
     evaluate = make_evaluator(problem, eval_tasks, spec, held_seed)

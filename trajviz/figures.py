@@ -61,6 +61,7 @@ CURSOR_COLOUR = "#323F4B"
 GROUP = ("path", "start", "end", "tail", "head")
 TAIL = 3
 MAX_GRID = 101  # contour grids are drawn at most this many points per axis
+ON_PLANE = 1e-6  # residuals below this fraction of the paths' spread are rounding noise
 
 
 def learner_colour(name: str) -> str:
@@ -123,6 +124,7 @@ SUMMARY_COLUMNS = (("length", "Path length", "lower"), ("oscillation", "Oscillat
                    ("monotonicity", "Monotonicity", "higher"),
                    ("final_loss", "Final loss", "lower"), ("auc", "Loss AUC", "lower"))
 META_CURVES = (("length", "Held-out path length"), ("auc", "Held-out loss AUC"))
+FRACTIONS = ("oscillation", "monotonicity")
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,9 @@ class Selection:
     coords: {learner: [K+1, 2]}; series: {panel key: {learner: [K+1]}}, with
     ``plane`` the loss on the slice at each projected point (the loss panel's
     dashed line). z: [B, A] the surface (task or mean); alpha [A], beta [B].
+    box: the inner-loop pictures' axis ranges, every held-out path of every learner
+    in this view plus a margin, inside the surface's extent (the same for every
+    task and learner choice, so pictures compare).
     log_z: whether colours (and 3D heights) are log10 of the loss.
     notes: one-line warnings (diverged paths, missing metrics) to show.
     """
@@ -155,6 +160,7 @@ class Selection:
     series: dict[str, dict[str, np.ndarray]]
     plane: dict[str, np.ndarray]
     notes: tuple[str, ...]
+    box: tuple[float, float, float, float] = (math.nan,) * 4
 
     @property
     def key(self) -> str:
@@ -164,8 +170,14 @@ class Selection:
 
     @property
     def extent(self) -> tuple[float, float, float, float]:
+        """The surface grid's extent (a_min, a_max, b_min, b_max)."""
         return (float(self.alpha[0]), float(self.alpha[-1]),
                 float(self.beta[0]), float(self.beta[-1]))
+
+    @property
+    def view_box(self) -> tuple[float, float, float, float]:
+        """The axis ranges of the inner-loop pictures: ``box`` where set, else the extent."""
+        return self.box if np.isfinite(self.box).all() else self.extent
 
     def colour_of(self, values: np.ndarray) -> np.ndarray:
         """Loss values in the surface's colour/height units (log10 where ``log_z``)."""
@@ -235,6 +247,26 @@ class _quiet:
         self._w.__exit__(*exc)
 
 
+def path_box(view: View, extent: tuple[float, float, float, float],
+             margin: float = 0.12) -> tuple[float, float, float, float]:
+    """Every held-out path point of the view plus ``margin`` of its span, within ``extent``."""
+    pts = np.concatenate([np.asarray(c, float).reshape(-1, 2) for c in view.coords.values()]) \
+        if view.coords else np.empty((0, 2))
+    pts = pts[np.isfinite(pts).all(1)]
+    if not len(pts):
+        return extent
+    lo, hi = pts.min(0), pts.max(0)
+    span = np.maximum(hi - lo, 1e-9)
+    span = np.maximum(span, 0.25 * span.max())  # keep a thin cloud from a needle-thin view
+    mid = (lo + hi) / 2
+    lo, hi = mid - (0.5 + margin) * span, mid + (0.5 + margin) * span
+    x0, x1 = max(lo[0], extent[0]), min(hi[0], extent[1])
+    y0, y1 = max(lo[1], extent[2]), min(hi[1], extent[3])
+    if not (x1 > x0 and y1 > y0):
+        return extent
+    return float(x0), float(x1), float(y0), float(y1)
+
+
 def _thin(alpha: np.ndarray, beta: np.ndarray, z: np.ndarray):
     """Keep contour grids at most MAX_GRID per axis (plotly redraws them on every restyle)."""
     sa = max(1, math.ceil(len(alpha) / MAX_GRID))
@@ -292,6 +324,7 @@ def select(run: Run, view: str | None = None, task: int | None = None,
         elif task is None and bad:
             notes.append(f"{n} diverged on task(s) {bad}; the mean uses the finite tasks at each step")
     return Selection(
+        box=path_box(v, (float(alpha[0]), float(alpha[-1]), float(beta[0]), float(beta[-1]))),
         run_id=run.run_id, view=view, task=None if task is None else int(task),
         task_label=task_label(run, task), learners=tuple(names), steps=run.steps,
         alpha=alpha, beta=beta, z=z, log_z=log_z, slice_kind=v.slice.kind,
@@ -304,7 +337,8 @@ def honesty(sel: Selection) -> dict[str, float]:
     """How far to trust the slice: explained variance (NaN where it does not apply),
     the largest and median off-plane residual, the paths' spread on the plane for
     scale, and the largest gap between recorded loss and loss on the plane, also as
-    a fraction of the recorded losses' range (``loss_gap_rel``)."""
+    a fraction of the recorded losses' range (``loss_gap_rel``); ``on_plane`` when
+    every residual is rounding noise (below ON_PLANE × the paths' spread)."""
     res = np.concatenate([sel.series["residual"][n] for n in sel.learners]) if sel.learners \
         else np.array([np.nan])
     pts = np.concatenate([sel.coords[n] for n in sel.learners]) if sel.learners \
@@ -326,22 +360,24 @@ def honesty(sel: Selection) -> dict[str, float]:
             "loss_gap_max": float(np.nanmax(gap)) if np.isfinite(gap).any() else math.nan,
             "loss_gap_rel": float(np.nanmax(gap)) / scale
             if np.isfinite(gap).any() and scale > 0 else math.nan,
+            "on_plane": bool(np.isfinite(res).any()
+                             and np.nanmax(res) <= ON_PLANE * max(1.0, spread if spread > 0 else 1.0)),
         }
 
 
 def honesty_line(sel: Selection) -> str:
-    """One line for a figure's subtitle: what the slice keeps and what it hides."""
+    """One line for a figure's subtitle: how much of the paths the slice holds, and how far
+    they stray from it (the loss gap is in the metrics figure and the page's card)."""
     h = honesty(sel)
     parts = []
     if np.isfinite(h["explained"]):
         parts.append(f"the plane holds {100 * h['explained']:.1f}% of the paths' variance")
     elif sel.slice_kind == "exact":
         parts.append("exact parameter plane: nothing is projected")
-    if np.isfinite(h["residual_max"]):
+    if h["on_plane"]:
+        parts.append("every point lies on the plane")
+    elif np.isfinite(h["residual_max"]):
         parts.append(f"off-plane residual ≤ {fmt(h['residual_max'])}")
-    if np.isfinite(h["loss_gap_rel"]):
-        parts.append(f"recorded and plane loss differ by ≤ {100 * h['loss_gap_rel']:.0f}% "
-                     "of the loss range")
     return " · ".join(parts)
 
 
@@ -432,7 +468,7 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
         meta={"key": sel.key, "frame": k},
         uirevision=sel.key,
     )
-    x0, x1, y0, y1 = sel.extent
+    x0, x1, y0, y1 = sel.extent if three_d else sel.view_box
     if three_d:
         zr = _range([zc] + [sel.colour_of(sel.plane[n]) for n in sel.learners])
         fig.update_layout(scene={
@@ -517,7 +553,7 @@ def _panel_traces(sel: Selection, key: str, k: int, row: int | None = None,
         rng = spec.fixed
     else:
         rng = _range(values, floor=0.0)
-        if key == "residual" and rng[1] <= 1e-9:
+        if key == "residual" and honesty(sel)["on_plane"]:
             rng = (-0.05, 1.0)
     for n in sel.learners:
         colour = learner_colour(n)
@@ -556,15 +592,15 @@ def panel_figure(sel: Selection, key: str, frame: int | None = None,
     traces, axis = _panel_traces(sel, key, k)
     fig = go.Figure(traces)
     _base_layout(fig, paper)
-    fig.update_layout(margin={"l": 56, "r": 12, "t": 10, "b": 36}, showlegend=False,
+    fig.update_layout(margin={"l": 44, "r": 10, "t": 8, "b": 24}, showlegend=False,
                       meta={"key": sel.key, "frame": k}, uirevision=sel.key)
-    fig.update_xaxes(title={"text": "inner step"}, dtick=_dtick(sel.steps), showgrid=True,
-                     gridcolor="#eef1f4", **axis["x"])
+    axis["y"]["title"] = None  # the page's card title names the panel
+    fig.update_xaxes(dtick=_dtick(sel.steps), showgrid=True, gridcolor="#eef1f4", **axis["x"])
     fig.update_yaxes(showgrid=True, gridcolor="#eef1f4", zeroline=key == "oscillation",
-                     zerolinecolor="#9aa5b1", **axis["y"])
-    if key == "residual" and np.nanmax(np.concatenate(
-            [np.nan_to_num(sel.series["residual"][n]) for n in sel.learners] or [[0]])) <= 1e-9:
-        fig.add_annotation(text="0 at every step: the slice contains every path point",
+                     zerolinecolor="#9aa5b1", exponentformat="power", **axis["y"])
+    if key == "residual" and honesty(sel)["on_plane"]:
+        fig.update_yaxes(range=[-0.05, 1.0])
+        fig.add_annotation(text="0: every point lies on the slice",
                            xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
                            font={"color": "#52606d"})
     return fig
@@ -591,7 +627,7 @@ def metrics_figure(sel: Selection, frame: int | None = None, paper: bool = False
         fig.update_xaxes(title={"text": "inner step"}, dtick=_dtick(sel.steps), row=r + 1,
                          col=c + 1, **axis["x"])
         axis["y"]["title"] = {"text": "loss" if p.key == "loss" else ""}
-        fig.update_yaxes(row=r + 1, col=c + 1, **axis["y"])
+        fig.update_yaxes(row=r + 1, col=c + 1, exponentformat="power", **axis["y"])
     h = honesty(sel)
     lines = [f"slice: {sel.slice_label or sel.slice_kind}",
              f"explained variance: {fmt(100 * h['explained'])}%" if np.isfinite(h["explained"])
@@ -605,13 +641,16 @@ def metrics_figure(sel: Selection, frame: int | None = None, paper: bool = False
                        y=fig.layout.yaxis6.domain[1], xanchor="left", yanchor="top",
                        showarrow=False, align="left")
     _base_layout(fig, paper)
+    size = (PAPER_FONT if paper else APP_FONT)["size"]
     fig.update_layout(
         title={"text": f"Inner-loop metrics · {sel.task_label}", "x": 0.01, "xanchor": "left"},
-        legend={"orientation": "h", "y": -0.12, "x": 0, "yanchor": "top"},
+        legend={"orientation": "h", "x": fig.layout.xaxis6.domain[0], "y": 0.02,
+                "xanchor": "left", "yanchor": "bottom"},
         meta={"key": sel.key, "frame": k},
-        margin={"l": 60, "r": 20, "t": 70, "b": 60})
-    if paper:
-        fig.update_annotations(font_size=PAPER_FONT["size"])
+        margin={"l": 60, "r": 20, "t": 70, "b": 40})
+    fig.update_xaxes(title_font_size=size)
+    fig.update_yaxes(title_font_size=size)
+    fig.update_annotations(font_size=size)
     return fig
 
 
@@ -699,9 +738,15 @@ def meta_figure(meta: MetaSelection, frame: int | None = None, paper: bool = Fal
             fig.add_trace(trace)
     res = np.concatenate([meta.residual[n] for n in meta.learners]) if meta.learners \
         else np.array([np.nan])
+    pts = np.concatenate([meta.coords[n] for n in meta.learners]) if meta.learners \
+        else np.full((1, 2), np.nan)
+    note = ""
     with _quiet():
-        note = f"θ0 lies up to {fmt(float(np.nanmax(res)))} off this plane" \
-            if np.isfinite(res).any() else ""
+        if np.isfinite(res).any():
+            spread = float(np.nanmax(np.nanmax(pts, 0) - np.nanmin(pts, 0)))
+            top = float(np.nanmax(res))
+            note = "θ0 stays on this plane" if top <= ON_PLANE * max(1.0, spread) \
+                else f"θ0 lies up to {fmt(top)} off this plane"
     _base_layout(fig, paper)
     x0, x1, y0, y1 = sel.extent
     fig.update_layout(
@@ -775,7 +820,8 @@ def meta_curves_figure(meta: MetaSelection, frame: int | None = None,
 def summary_rows(run: Run, learners: Sequence[str] | None = None,
                  confidence: float = 0.95) -> list[dict[str, Any]]:
     """Per learner: {'learner', 'colour', 'n', metric: (mean, lo, hi)} over held-out tasks
-    (Student-t interval; diverged tasks, NaN, are left out and counted in 'diverged')."""
+    (Student-t interval, clipped to the metric's possible range: ≥ 0 where every value is,
+    ≤ 1 for fractions; diverged tasks, NaN, are left out and counted in 'diverged')."""
     from .metrics import summarise
 
     names = [n for n in run.learners if learners is None or n in learners]
@@ -787,7 +833,14 @@ def summary_rows(run: Run, learners: Sequence[str] | None = None,
                                "n": len(run.task_ids)}
         for key, _, _ in SUMMARY_COLUMNS:
             values = np.asarray(rec.metrics.get(key, np.full(len(run.task_ids), np.nan)), float)
-            row[key] = summarise(np.where(np.isinf(values), np.nan, values), confidence)
+            values = np.where(np.isinf(values), np.nan, values)
+            mean, lo, hi = summarise(values, confidence)
+            # the t-interval can leave the metric's possible range; clip it there
+            if np.isfinite(values).any() and np.nanmin(values) >= 0:
+                lo = max(lo, 0.0)
+            if key in FRACTIONS:
+                hi = min(hi, 1.0)
+            row[key] = (mean, lo, hi)
         rows.append(row)
     return rows
 
@@ -804,12 +857,14 @@ def best_learners(rows: list[dict[str, Any]]) -> dict[str, str]:
 
 def summary_table_figure(rows: list[dict[str, Any]], paper: bool = False) -> go.Figure:
     """The summary as a plotly table (exports): mean [95% interval] per cell."""
-    header = ["learner"] + [title for _, title, _ in SUMMARY_COLUMNS]
+    header = ["learner"] + [title for _, title, _ in SUMMARY_COLUMNS] + ["diverged"]
     cells = [[r["learner"] for r in rows]]
     for key, _, _ in SUMMARY_COLUMNS:
         cells.append([f"{fmt(r[key][0])} [{fmt(r[key][1])}, {fmt(r[key][2])}]" for r in rows])
-    colours = [[_tint(r["colour"]) for r in rows]] + [["white"] * len(rows)] * len(SUMMARY_COLUMNS)
+    cells.append([f"{r['diverged']} of {r['n']}" for r in rows])
+    colours = [[_tint(r["colour"]) for r in rows]] + [["white"] * len(rows)] * (len(cells) - 1)
     fig = go.Figure(go.Table(
+        columnwidth=[0.8] + [1.3] * len(SUMMARY_COLUMNS) + [0.7],
         header={"values": header, "align": "left", "fill": {"color": "#e4e7eb"},
                 "font": {"size": 11 if not paper else 9}},
         cells={"values": cells, "align": "left", "fill": {"color": colours},
@@ -981,7 +1036,7 @@ def paper_surface_figure(sel: Selection) -> go.Figure:
     zc = _clean(sel.colour_of(sel.z))
     zr = _range([zc], pad=0.0)
     unit = "log<sub>10</sub> loss" if sel.log_z else "loss"
-    x0, x1, y0, y1 = sel.extent
+    x0, x1, y0, y1 = sel.view_box
     for i, name in enumerate(sel.learners):
         r, c = divmod(i, cols)
         fig.add_trace(go.Contour(
@@ -1008,8 +1063,8 @@ def paper_surface_figure(sel: Selection) -> go.Figure:
     fig.update_layout(
         title={"text": f"{slice_name(sel.slice_kind)} · {sel.task_label}",
                "subtitle": {"text": honesty_line(sel)}, "x": 0.01, "xanchor": "left"},
-        width=PAPER_WIDTH, height=_panel_height(sel.extent, cols, rows), showlegend=False,
-        margin={"l": 60, "r": 20, "t": 70, "b": 50})
+        width=PAPER_WIDTH, height=_panel_height(sel.view_box, cols, rows), showlegend=False,
+        margin={"l": 60, "r": 20, "t": 95, "b": 50})
     fig.update_annotations(font_size=PAPER_FONT["size"] + 1)
     return fig
 
@@ -1018,8 +1073,8 @@ def _panel_height(extent: tuple[float, float, float, float], cols: int, rows: in
     """Figure height giving equal-aspect panels of the slice's shape (clamped)."""
     x0, x1, y0, y1 = extent
     aspect = min(1.4, max(0.45, (y1 - y0) / (x1 - x0))) if x1 > x0 else 1.0
-    panel = (PAPER_WIDTH - 90) / cols - 20
-    return int(120 + rows * (panel * aspect + 30))
+    panel = (PAPER_WIDTH - 160) / cols - 10  # minus margins, colour bar and gaps
+    return int(95 + 50 + rows * panel * aspect + (rows - 1) * 45)
 
 
 def paper_meta_figure(meta: MetaSelection) -> go.Figure:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
-import os
 import numpy as np
 import torch
 from torch import Tensor
@@ -125,19 +124,25 @@ def pair_inits_with_tasks(inits: Params, tasks: TaskSet, problem: Problem) -> tu
 def minibatch_indices(tasks: TaskSet, spec: InnerSpec, seed: int) -> np.ndarray | None:
     """[R, K+1, B] support indices per run and step, or None for full-batch.
 
-    Each run walks its own random permutation of its support pool, so batches
-    are disjoint until the pool is used up, then it reshuffles.
+    Each run walks a random permutation of its support pool, so batches are
+    disjoint until the pool is used up, then it reshuffles. The order depends
+    only on ``seed`` and the run's task id, so a task sees the same batches
+    whether it runs alone, in a meta-batch, or once per init
+    (``pair_inits_with_tasks``): inits are compared on equal terms.
     """
     if spec.batch_size is None or not tasks.minibatchable:
         return None
     pool = next(iter(tasks.support.values())).shape[1]
     if spec.batch_size > pool:
         raise ValueError(f"batch_size {spec.batch_size} exceeds the {pool} support points per task")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xBA7C]))
     need = (spec.steps + 1) * spec.batch_size
     rounds = -(-need // pool)
-    perms = np.stack([np.concatenate([rng.permutation(pool) for _ in range(rounds)])[:need]
-                      for _ in range(len(tasks))])
+    orders: dict[int, np.ndarray] = {}
+    for task_id in tasks.ids.tolist():
+        if task_id not in orders:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 0xBA7C, task_id]))
+            orders[task_id] = np.concatenate([rng.permutation(pool) for _ in range(rounds)])[:need]
+    perms = np.stack([orders[task_id] for task_id in tasks.ids.tolist()])
     return perms.reshape(len(tasks), spec.steps + 1, spec.batch_size)
 
 
@@ -156,11 +161,6 @@ def losses_and_grads(problem: Problem, params: Params, batch: Batch,
 
     With ``differentiable`` the gradients keep their graph (second order).
     """
-    import os
-    if not differentiable and os.environ.get("TV_FUNC"):
-        from torch.func import grad_and_value
-        grads, losses = vmap(grad_and_value(problem.loss))(params, batch)
-        return losses, grads
     with torch.enable_grad():
         leaves = params if differentiable else {k: v.detach().requires_grad_(True)
                                                 for k, v in params.items()}
@@ -168,9 +168,6 @@ def losses_and_grads(problem: Problem, params: Params, batch: Batch,
         grads = torch.autograd.grad(losses.sum(), list(leaves.values()),
                                     create_graph=differentiable, allow_unused=True)
     grads = {k: torch.zeros_like(v) if g is None else g for (k, v), g in zip(leaves.items(), grads)}
-    import os
-    if os.environ.get("TV_CONTIG"):
-        grads = {k: g.contiguous() for k, g in grads.items()}
     if not differentiable:
         losses = losses.detach()
     return losses, grads
@@ -220,10 +217,7 @@ def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpe
         prev = curr
         if step < spec.steps:
             updates, opt_state = spec.optimizer.update(grad, opt_state, params)
-            if os.environ.get("TV_ORDER"):
-                params = {k: updates[k] + params[k] for k in params}
-            else:
-                params = {k: params[k] + updates[k] for k in params}
+            params = {k: params[k] + updates[k] for k in params}
     trajectory = None
     if record:
         trajectory = Trajectory(

@@ -20,23 +20,30 @@ SPEEDS = ((900, "slow"), (400, "normal"), (150, "fast"))
 DEFAULT_SPEED = 400
 
 
-def explain(key: str, open_: bool = False) -> html.Details:
-    """A one-click explanation: a '?' summary line that opens a few paragraphs."""
-    title, paragraphs = EXPLAIN[key]
+def explain(key: str, title: str | None = None, heading: bool = False) -> html.Details:
+    """A one-click explanation: a '?' summary line that opens a few paragraphs.
+    ``heading`` makes the summary a card's title (h3) with the '?' after it."""
+    default, paragraphs = EXPLAIN[key]
+    text = title or default
+    summary = [html.H3(text), html.Span("?", className="tv-q")] if heading \
+        else [html.Span("?", className="tv-q"), text]
     return html.Details(
-        [html.Summary([html.Span("?", className="tv-q"), title]),
+        [html.Summary(summary, className="tv-heading" if heading else None),
          *[html.P(p) for p in paragraphs]],
-        className="tv-explain", open=open_, id=f"explain-{key}")
+        className="tv-explain", id=f"explain-{key}")
 
 
-def player_bar(p: ids.Player, what: str) -> html.Div:
-    """Play/pause, step back/forward, a scrub slider and speed for one frame index."""
+def player_bar(p: ids.Player, what: str, start_at_end: bool = False) -> html.Div:
+    """Play/pause, step back/forward, a scrub slider and speed for one frame index.
+    The frame starts at 0, or at the last frame with ``start_at_end`` (the server
+    draws the first figures at the frame the Store holds; None means the last)."""
     return html.Div(className="tv-player", children=[
-        html.Button("⏮", id=p.back, className="tv-btn", title=f"one {what} back"),
+        html.Button("◂ step", id=p.back, className="tv-btn", title=f"one {what} back"),
         html.Button("▶ Play", id=p.play, className="tv-btn tv-play", title="play / pause"),
-        html.Button("⏭", id=p.fwd, className="tv-btn", title=f"one {what} forward"),
+        html.Button("step ▸", id=p.fwd, className="tv-btn", title=f"one {what} forward"),
         html.Div(dcc.Slider(id=p.slider, min=0, max=1, step=1, value=0, marks=None,
-                            updatemode="drag"), className="tv-slider"),
+                            updatemode="drag", allow_direct_input=False),
+                 className="tv-slider"),
         html.Span(f"{what} 0", id=p.label, className="tv-frame-label"),
         html.Div(className="tv-speed", children=[
             html.Span("speed", className="tv-muted"),
@@ -45,7 +52,7 @@ def player_bar(p: ids.Player, what: str) -> html.Div:
                            value=DEFAULT_SPEED, inline=True, className="tv-radio"),
         ]),
         dcc.Interval(id=p.interval, interval=DEFAULT_SPEED, disabled=True),
-        dcc.Store(id=p.frame, data=0),
+        dcc.Store(id=p.frame, data=None if start_at_end else 0),
         dcc.Store(id=p.data),
     ])
 
@@ -130,10 +137,9 @@ def _learner_label(name: str) -> dict:
 
 def panel_card(spec: F.PanelSpec) -> html.Div:
     return html.Div(className="tv-card tv-panel", children=[
-        html.H3(spec.title),
-        explain(spec.key),
+        explain(spec.key, spec.title, heading=True),
         dcc.Graph(id=ids.PANEL_GRAPH[spec.key], config=SMALL_GRAPH_CONFIG,
-                  className="tv-panel-graph"),
+                  style={"height": "170px"}),
     ])
 
 
@@ -143,7 +149,7 @@ def inner_tab() -> html.Div:
         html.Div(id=ids.NOTES, className="tv-notes"),
         html.Div(className="tv-stage", children=[
             html.Div(className="tv-card tv-surface", children=[
-                dcc.Graph(id=ids.MAIN_GRAPH, config=GRAPH_CONFIG, className="tv-main-graph"),
+                dcc.Graph(id=ids.MAIN_GRAPH, config=GRAPH_CONFIG, style={"height": "520px"}),
                 html.Div(className="tv-legend-key", children=[
                     html.Span("○ start θ0"), html.Span("◆ end (step K)"),
                     html.Span("● current step, with its last few steps as a tail"),
@@ -154,29 +160,27 @@ def inner_tab() -> html.Div:
             html.Div(className="tv-panels", children=[
                 *[panel_card(p) for p in F.PANELS],
                 html.Div(className="tv-card tv-honesty", children=[
-                    html.H3("What the slice keeps and hides"),
+                    explain("slice", "What the slice keeps and hides", heading=True),
                     html.Div(id=ids.HONESTY),
-                    explain("slice"),
                 ]),
             ]),
         ]),
         html.Div(className="tv-card tv-summary", children=[
-            html.H3("Summary over held-out tasks"),
+            explain("summary", "Summary over held-out tasks", heading=True),
             html.Div(id=ids.SUMMARY),
-            explain("summary"),
         ]),
     ])
 
 
 def meta_tab() -> html.Div:
     return html.Div(className="tv-tab", children=[
-        player_bar(ids.META, "meta-step"),
+        player_bar(ids.META, "meta-step", start_at_end=True),
         explain("meta"),
         html.Div(className="tv-meta", children=[
-            html.Div(dcc.Graph(id=ids.META_GRAPH, config=GRAPH_CONFIG, className="tv-meta-graph"),
+            html.Div(dcc.Graph(id=ids.META_GRAPH, config=GRAPH_CONFIG, style={"height": "560px"}),
                      className="tv-card"),
             html.Div(dcc.Graph(id=ids.META_CURVES, config=GRAPH_CONFIG,
-                               className="tv-curves-graph"), className="tv-card"),
+                               style={"height": "560px"}), className="tv-card"),
         ]),
     ])
 

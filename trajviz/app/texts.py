@@ -71,7 +71,8 @@ EXPLAIN: dict[str, tuple[str, tuple[str, ...]]] = {
         "loss gap alone. The exact slice of a 2-parameter model hides nothing.",
     )),
     "summary": ("Reading the summary table", (
-        "Each cell is the mean over the held-out tasks with a 95% Student-t interval in brackets. "
+        "Each cell is the mean over the held-out tasks with a 95% Student-t interval in brackets, "
+        "cut at the metric's possible range (no negative lengths, no fractions above 1). "
         "Diverged runs are left out of the mean and counted in the last column.",
         "Path length, oscillation, final loss and loss AUC (the mean loss over the K steps) are "
         "better when lower; monotonicity when higher. The best mean in each column is bold. "

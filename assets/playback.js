@@ -1,0 +1,166 @@
+/*
+ * trajviz clientside playback: one frame index drives every graph, in the browser.
+ *
+ * The server sends each figure once per selection, plus a compact "frame data"
+ * Store (see trajviz.figures.frame_data). Here:
+ *   transport(...) turns play/pause, step, slider and interval ticks into the
+ *                  frame index (no server request: dcc.Interval + clientside);
+ *   render(frame, data) moves each learner's head and tail on the main graph and
+ *                  the cursor line and dots of every panel: Plotly.animate
+ *                  (redraw: false) on scatter-only panels, Plotly.restyle where
+ *                  a surface is drawn;
+ *   speed(ms) sets the interval.
+ * A graph is only touched when its figure's layout.meta.key matches the data's
+ * key, so a figure still on its way from the server is never animated with
+ * another selection's trace indices.
+ */
+(function () {
+  "use strict";
+
+  var ANIMATE = {mode: "immediate", transition: {duration: 0}, frame: {duration: 0, redraw: false}};
+
+  function graphDiv(id) {
+    var el = document.getElementById(id);
+    if (!el) { return null; }
+    if (el.classList && el.classList.contains("js-plotly-plot")) { return el; }
+    return el.querySelector(".js-plotly-plot");
+  }
+
+  function ready(gd, key) {
+    return !!(gd && gd._fullLayout && gd.data && gd.layout && gd.layout.meta &&
+              gd.layout.meta.key === key);
+  }
+
+  function clamp(value, frames) {
+    var f = Math.round(Number(value) || 0);
+    return Math.max(0, Math.min(Math.max(frames - 1, 0), f));
+  }
+
+  function at(list, k) {
+    var v = list ? list[k] : null;
+    return v === undefined ? null : v;
+  }
+
+  // Call fn(gd) once the graph shows the figure with this key (retry while it is drawn).
+  function whenReady(id, key, fn, tries) {
+    var gd = graphDiv(id);
+    if (ready(gd, key)) { fn(gd); return; }
+    if ((tries || 0) < 40) {
+      window.setTimeout(function () { whenReady(id, key, fn, (tries || 0) + 1); }, 50);
+    }
+  }
+
+  // Plotly.animate's redraw-free path is the smooth one, but it only keeps scatter
+  // traces: on a figure with a contour (or in 3D) it would drop the surface, so
+  // those figures are restyled instead (a full redraw, tens of ms).
+  function scatterOnly(gd) {
+    return (gd._fullData || []).every(function (t) { return t.type === "scatter"; });
+  }
+
+  function update(gd, traces, data) {
+    var valid = traces.every(function (i) { return i >= 0 && i < gd.data.length; });
+    if (!valid || !window.Plotly) { return; }
+    if (!scatterOnly(gd)) {
+      var attrs = {};
+      data.forEach(function (d, j) {
+        Object.keys(d).forEach(function (name) {
+          attrs[name] = attrs[name] || new Array(data.length);
+          attrs[name][j] = d[name];
+        });
+      });
+      window.Plotly.restyle(gd, attrs, traces);
+    } else {
+      window.Plotly.animate(gd, {data: data, traces: traces}, ANIMATE);
+    }
+  }
+
+  function renderMain(main, key, k, xs) {
+    whenReady(main.id, key, function (gd) {
+      var traces = [], data = [];
+      main.groups.forEach(function (g) {
+        var lo = Math.max(0, k - main.tail);
+        var tail = {x: g.x.slice(lo, k + 1), y: g.y.slice(lo, k + 1)};
+        var head = {x: [at(g.x, k)], y: [at(g.y, k)], customdata: [xs[k]]};
+        if (main.three_d && g.z) {
+          tail.z = g.z.slice(lo, k + 1);
+          head.z = [at(g.z, k)];
+        }
+        traces.push(g.tail, g.head);
+        data.push(tail, head);
+      });
+      update(gd, traces, data);
+    });
+  }
+
+  function renderPanels(panels, key, k, xs) {
+    var byGraph = {};
+    panels.forEach(function (p) {
+      var entry = byGraph[p.id] = byGraph[p.id] || {traces: [], data: []};
+      var x = xs[k];
+      entry.traces.push(p.cursor);
+      entry.data.push({x: [x, x], y: [p.lo, p.hi]});
+      if (p.dots !== null && p.dots !== undefined) {
+        entry.traces.push(p.dots);
+        entry.data.push({
+          x: p.series.map(function () { return x; }),
+          y: p.series.map(function (s) { return at(s, k); })
+        });
+      }
+    });
+    Object.keys(byGraph).forEach(function (id) {
+      whenReady(id, key, function (gd) { update(gd, byGraph[id].traces, byGraph[id].data); });
+    });
+  }
+
+  function playLabel(playing) { return playing ? "❚❚ Pause" : "▶ Play"; }
+
+  var trajviz = {
+    transport: function (nPlay, nTick, nBack, nFwd, slider, data, frame, disabled) {
+      var nc = window.dash_clientside.no_update;
+      if (!data) { return [nc, nc, true, playLabel(false)]; }
+      var frames = data.frames || 1;
+      var last = frames - 1;
+      var playing = disabled === false;
+      var f = clamp(frame, frames);
+      var trig = (window.dash_clientside.callback_context.triggered || []).map(function (t) {
+        return t.prop_id;
+      });
+      var has = function (suffix) {
+        return trig.some(function (p) { return p.slice(-suffix.length) === suffix; });
+      };
+      if (has("-play.n_clicks")) {
+        if (playing) { playing = false; } else { playing = true; if (f >= last) { f = 0; } }
+      } else if (has("-interval.n_intervals")) {
+        if (!playing) { return [nc, nc, nc, nc]; }
+        f = Math.min(f + 1, last);
+        if (f >= last) { playing = false; }
+      } else if (has("-back.n_clicks")) {
+        f = Math.max(f - 1, 0); playing = false;
+      } else if (has("-fwd.n_clicks")) {
+        f = Math.min(f + 1, last); playing = false;
+      } else if (has("-slider.value")) {
+        f = clamp(slider, frames);
+      } else if (has("-data.data")) {
+        f = clamp(data.frame !== undefined ? data.frame : f, frames);
+      }
+      return [f, f, !playing, playLabel(playing)];
+    },
+
+    render: function (frame, data) {
+      if (!data) { return ""; }
+      var k = clamp(frame, data.frames);
+      var xs = data.xs || [];
+      renderMain(data.main, data.key, k, xs);
+      renderPanels(data.panels || [], data.key, k, xs);
+      var shown = xs.length ? xs[k] : k;
+      var total = xs.length ? xs[xs.length - 1] : data.frames - 1;
+      return data.label + " " + shown + " of " + total;
+    },
+
+    speed: function (ms) {
+      return Number(ms) || 400;
+    }
+  };
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {trajviz: trajviz});
+}());

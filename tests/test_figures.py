@@ -1,0 +1,265 @@
+"""Figure builders, asserted structurally: trace types and order, frames, fixed ranges,
+one colour per learner, honest axis titles, JSON round trip. No browser."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import plotly.io as pio
+import pytest
+from app_fixtures import LEARNERS, make_run
+
+from trajviz import figures as F
+
+
+@pytest.fixture(scope="module")
+def run():
+    return make_run()
+
+
+@pytest.fixture(scope="module")
+def run3():
+    """3 parameters (so the PCA plane hides something) and a diverged path."""
+    return make_run(n_params=3, diverge="reptile")
+
+
+def canonical(text: str) -> str:
+    """JSON text with sorted keys (NaN-safe: NaN stays the token NaN)."""
+    return json.dumps(json.loads(text), sort_keys=True)
+
+
+def test_surface_trace_order_is_the_contract(run):
+    sel = F.select(run, "pca", 0)
+    fig = F.surface_figure(sel, frame=3)
+    assert fig.data[0].type == "contour"
+    assert len(fig.data) == 1 + len(F.GROUP) * len(LEARNERS)
+    for i, learner in enumerate(LEARNERS):
+        group = fig.data[F.group_index(i, "path"): F.group_index(i, "head") + 1]
+        assert [t.name for t in group] == [learner, f"{learner} start", f"{learner} end",
+                                           f"{learner} tail", learner]
+        assert all(t.type == "scatter" for t in group)  # SVG scatter, never scattergl
+    head = fig.data[F.group_index(0, "head")]
+    np.testing.assert_allclose(head.x, sel.coords["leap"][3:4, 0], rtol=1e-6)
+    tail = fig.data[F.group_index(0, "tail")]
+    assert len(tail.x) == F.TAIL + 1
+
+
+def test_surface_3d_uses_a_surface_then_scatter3d_groups(run):
+    fig = F.surface_figure(F.select(run), three_d=True)
+    assert fig.data[0].type == "surface"
+    assert {t.type for t in fig.data[1:]} == {"scatter3d"}
+    assert fig.layout.scene.xaxis.range is not None and fig.layout.scene.zaxis.range is not None
+
+
+def test_fixed_axis_ranges_everywhere(run):
+    sel = F.select(run, "pca", None)
+    fig = F.surface_figure(sel)
+    assert fig.layout.xaxis.autorange is False and fig.layout.yaxis.autorange is False
+    x0, x1, y0, y1 = sel.view_box
+    assert tuple(fig.layout.xaxis.range) == (x0, x1) and tuple(fig.layout.yaxis.range) == (y0, y1)
+    # the inner-loop box lies inside the surface's grid and holds every path point
+    ex = sel.extent
+    assert ex[0] <= x0 < x1 <= ex[1] and ex[2] <= y0 < y1 <= ex[3]
+    for v in run.views["pca"].coords.values():
+        assert np.all((v[..., 0] >= x0) & (v[..., 0] <= x1) & (v[..., 1] >= y0) & (v[..., 1] <= y1))
+    for key in F.PANEL_KEYS:
+        panel = F.panel_figure(sel, key, 2)
+        assert panel.layout.xaxis.autorange is False and panel.layout.yaxis.autorange is False
+        assert panel.layout.xaxis.range is not None and panel.layout.yaxis.range is not None
+    meta = F.meta_figure(F.select_meta(run))
+    assert meta.layout.xaxis.range is not None and meta.layout.xaxis.autorange is False
+
+
+def test_the_same_ranges_for_every_task_and_learner_choice(run):
+    a = F.surface_figure(F.select(run, "pca", 0))
+    b = F.surface_figure(F.select(run, "pca", 3, ["random"]))
+    assert a.layout.xaxis.range == b.layout.xaxis.range
+    assert a.layout.yaxis.range == b.layout.yaxis.range
+
+
+def test_axes_state_explained_variance(run, run3):
+    sel = F.select(run3, "pca")
+    ev = run3.views["pca"].slice.explained_variance
+    assert sel.axis_titles == (f"PC1 ({100 * ev[0]:.1f}% var.)", f"PC2 ({100 * ev[1]:.1f}% var.)")
+    fig = F.surface_figure(sel)
+    assert fig.layout.xaxis.title.text.startswith("PC1 (") and "% var.)" in fig.layout.yaxis.title.text
+    assert "variance" in fig.layout.title.subtitle.text and "residual" in fig.layout.title.subtitle.text
+    exact = F.select(run, "exact")
+    assert "exact" in exact.axis_titles[0]
+    assert "nothing is projected" in F.surface_figure(exact).layout.title.subtitle.text
+    assert "random direction" in F.select(run3, "random").axis_titles[0]
+
+
+def test_one_colour_per_learner_everywhere(run):
+    colours = [F.learner_colour(n) for n in ("leap", "reptile", "fomaml", "maml", "multitask",
+                                             "random")]
+    assert len(set(colours)) == 6
+    assert F.learner_colour("someone-new") == F.learner_colour("someone-new")
+    sel = F.select(run)
+    meta = F.select_meta(run)
+    figs = [F.surface_figure(sel), F.meta_figure(meta), F.meta_curves_figure(meta),
+            F.metrics_figure(sel), *[F.panel_figure(sel, k) for k in F.PANEL_KEYS],
+            F.paper_surface_figure(sel), F.paper_meta_figure(meta)]
+    for fig in figs:
+        for t in fig.data:
+            learner = next((n for n in LEARNERS if t.name and t.name.split(" ")[0] == n), None)
+            if learner is None:
+                continue
+            used = {c for c in (getattr(t.line, "color", None), getattr(t.marker, "color", None))
+                    if isinstance(c, str)}
+            assert used <= {F.learner_colour(learner)}, (t.name, used)
+    dots = F.panel_figure(sel, "length").data[-1]
+    assert list(dots.marker.color) == [F.learner_colour(n) for n in LEARNERS]
+
+
+def test_panels_end_with_cursor_and_dots(run):
+    sel = F.select(run, "pca", 1)
+    for key in F.PANEL_KEYS:
+        fig = F.panel_figure(sel, key, frame=4)
+        per = 2 if key == "loss" else 1
+        assert len(fig.data) == per * len(LEARNERS) + 2
+        cursor, dots = fig.data[-2], fig.data[-1]
+        assert (cursor.name, dots.name) == ("cursor", "now")
+        assert list(cursor.x) == [4, 4] and list(dots.x) == [4] * len(LEARNERS)
+        lo, hi = fig.layout.yaxis.range
+        if fig.layout.yaxis.type == "log":
+            lo, hi = 10 ** lo, 10 ** hi
+        assert cursor.y[0] == pytest.approx(lo) and cursor.y[1] == pytest.approx(hi)
+    with pytest.raises(ValueError, match="unknown panel"):
+        F.panel_figure(sel, "nope")
+
+
+def test_loss_panel_shows_recorded_and_plane_loss(run3):
+    sel = F.select(run3, "pca", 0)
+    fig = F.panel_figure(sel, "loss")
+    recorded, plane = fig.data[0], fig.data[1]
+    np.testing.assert_allclose(recorded.y, run3.learners["leap"].losses[0], rtol=1e-5)
+    np.testing.assert_allclose(plane.y, run3.views["pca"].plane_loss["leap"][0], rtol=1e-5)
+    assert plane.line.dash == "dash"
+
+
+def test_frame_counts(run):
+    sel = F.select(run, "pca", 2)
+    k = run.steps
+    assert len(F.animated_surface_figure(sel).frames) == k + 1
+    assert len(F.animated_metrics_figure(sel).frames) == k + 1
+    meta = F.select_meta(run)
+    assert len(F.animated_meta_figure(meta).frames) == len(run.learners["leap"].meta_steps)
+    data = F.frame_data(sel, "main", {p: f"panel-{p}" for p in F.PANEL_KEYS})
+    assert data["frames"] == k + 1 and data["xs"] == list(range(k + 1))
+    assert len(data["main"]["groups"]) == len(LEARNERS)
+    assert all(len(g["x"]) == k + 1 for g in data["main"]["groups"])
+    assert [p["id"] for p in data["panels"]] == [f"panel-{p}" for p in F.PANEL_KEYS]
+
+
+def test_frame_data_indices_match_the_figures(run3):
+    sel = F.select(run3, "pca", None)
+    ids = {p: f"panel-{p}" for p in F.PANEL_KEYS}
+    data = F.frame_data(sel, "main", ids, three_d=True)
+    fig = F.surface_figure(sel, three_d=True)
+    for i, g in enumerate(data["main"]["groups"]):
+        assert fig.data[g["head"]].name == sel.learners[i]
+        assert fig.data[g["tail"]].name == f"{sel.learners[i]} tail"
+        assert len(g["z"]) == sel.steps + 1
+    for p in data["panels"]:
+        key = p["id"].removeprefix("panel-")
+        panel = F.panel_figure(sel, key)
+        assert panel.data[p["cursor"]].name == "cursor" and panel.data[p["dots"]].name == "now"
+        assert (p["lo"], p["hi"]) == pytest.approx(tuple(panel.data[p["cursor"]].y))
+    json.dumps(data, allow_nan=False)  # plain JSON: NaN became None
+    meta = F.select_meta(run3)
+    mdata = F.meta_frame_data(meta, "meta", "curves")
+    curves = F.meta_curves_figure(meta)
+    assert all(curves.data[p["cursor"]].name == "cursor" for p in mdata["panels"])
+    assert mdata["xs"] == [int(s) for s in run3.learners["leap"].meta_steps]
+    json.dumps(mdata, allow_nan=False)
+
+
+def test_json_round_trip(run3):
+    sel = F.select(run3, "pca", 3)  # reptile diverged on task 3: NaNs in the data
+    meta = F.select_meta(run3)
+    for fig in (F.surface_figure(sel), F.surface_figure(sel, three_d=True),
+                F.metrics_figure(sel), F.animated_surface_figure(sel), F.meta_figure(meta),
+                F.meta_curves_figure(meta), F.summary_table_figure(F.summary_rows(run3))):
+        text = fig.to_json()
+        back = pio.from_json(text).to_json()
+        assert canonical(back) == canonical(text)
+
+
+def test_contour_grids_are_thinned(run):
+    big = make_run(resolution=250)
+    sel = F.select(big)
+    assert sel.z.shape[0] <= F.MAX_GRID and sel.z.shape[1] <= F.MAX_GRID
+    assert sel.extent == pytest.approx(F.select(big).extent)
+
+
+def test_task_mean_and_single_task(run):
+    mean = F.select(run, "pca", None)
+    one = F.select(run, "pca", 2)
+    np.testing.assert_allclose(mean.series["loss"]["leap"], run.learners["leap"].losses.mean(0),
+                               rtol=1e-6)
+    np.testing.assert_allclose(one.z, run.views["pca"].surface.loss[2], rtol=1e-6)
+    np.testing.assert_allclose(mean.z, run.views["pca"].surface.mean, rtol=1e-6)
+    assert mean.task_label == "mean of 4 held-out tasks"
+    assert one.task_label.startswith("task 2 · scale")
+    assert mean.key != one.key
+
+
+def test_diverged_paths_are_noted_and_drawn_as_gaps(run3):
+    sel = F.select(run3, "pca", 3)
+    assert any("reptile diverged at step 5" in n for n in sel.notes)
+    assert np.isnan(sel.coords["reptile"][6:]).all()
+    fig = F.surface_figure(sel, frame=8)  # the head past the divergence is simply not drawn
+    head = fig.data[F.group_index(1, "head")]
+    assert head.x[0] is None or math.isnan(head.x[0])
+    assert any("diverged on task(s) [3]" in n for n in F.select(run3).notes)
+
+
+def test_select_rejects_unknown_names(run):
+    with pytest.raises(ValueError, match="unknown slice 'nope'"):
+        F.select(run, "nope")
+    with pytest.raises(ValueError, match="unknown learner"):
+        F.select(run, None, None, ["leap", "maml"])
+    with pytest.raises(ValueError, match="task must be 0..3"):
+        F.select(run, None, 4)
+    assert F.select(run, None, None, ["random", "leap"]).learners == ("leap", "random")
+
+
+def test_honesty_measures_what_the_slice_hides(run, run3):
+    exact = F.honesty(F.select(run, "exact"))
+    assert exact["on_plane"] and math.isnan(exact["explained"])
+    pca = F.honesty(F.select(run3, "pca"))
+    assert not pca["on_plane"] and 0.5 < pca["explained"] < 1
+    assert pca["residual_max"] > 0.1 and pca["loss_gap_max"] > 0
+
+
+def test_summary_rows_have_intervals_and_a_best(run):
+    rows = F.summary_rows(run)
+    assert [r["learner"] for r in rows] == list(LEARNERS)
+    for r in rows:
+        for key, _, _ in F.SUMMARY_COLUMNS:
+            mean, lo, hi = r[key]
+            assert lo <= mean <= hi and lo >= 0
+        assert r["oscillation"][2] <= 1 and r["monotonicity"][2] <= 1
+    assert F.best_learners(rows)["length"] == "leap"
+
+
+def test_paper_figures_have_fixed_sizes_and_fonts(run):
+    sel = F.select(run)
+    for fig in (F.paper_surface_figure(sel), F.paper_metrics_figure(sel),
+                F.paper_meta_figure(F.select_meta(run))):
+        assert fig.layout.width == F.PAPER_WIDTH and fig.layout.height > 200
+        assert fig.layout.font.size == F.PAPER_FONT["size"]
+    small = F.paper_surface_figure(sel)
+    contours = [t for t in small.data if t.type == "contour"]
+    assert len(contours) == len(LEARNERS)
+    assert len({(t.zmin, t.zmax) for t in contours}) == 1  # one shared colour scale
+
+
+def test_html_page_inlines_plotly_once(run):
+    sel = F.select(run)
+    page = F.html_page([F.animated_surface_figure(sel), F.animated_metrics_figure(sel)], "t", "n")
+    assert page.count("Plotly.newPlot") == 2 or page.count("newPlot") >= 2
+    assert "cdn.plot.ly" not in page.split("<body>")[1][:2000]
+    assert len(page) > 3_000_000  # plotly.js itself is inside

@@ -1,0 +1,41 @@
+"""The Dash app: ``create_app(runs_dir)`` builds it, ``serve(runs_dir)`` runs it.
+
+Layout in ``layout.py``, thin callbacks in ``callbacks.py``, ids in ``ids.py``,
+background runs in ``jobs.py``; CSS and the clientside playback live in the
+repository's ``assets/`` folder.
+"""
+from __future__ import annotations
+
+import atexit
+from pathlib import Path
+
+from dash import Dash
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+
+def create_app(runs_dir: str | Path) -> Dash:
+    """A Dash app showing the runs in ``runs_dir`` (read when the page loads, not here)."""
+    from ..learners import LEARNERS
+    from ..tasks import FAMILIES
+    from .callbacks import AppState, register
+    from .layout import build_layout
+
+    state = AppState.for_dir(Path(runs_dir))
+    app = Dash(__name__, assets_folder=str(ASSETS), title="trajviz", update_title=None,
+               serve_locally=True)
+    app.layout = build_layout(sorted(FAMILIES), list(LEARNERS))
+    register(app, state)
+    app.trajviz_state = state  # for tests and shutdown
+    return app
+
+
+def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050) -> None:
+    """Serve the app on ``host:port`` until interrupted (127.0.0.1: this machine only)."""
+    app = create_app(runs_dir)
+    atexit.register(app.trajviz_state.jobs.shutdown)
+    print(f"trajviz: serving {Path(runs_dir).resolve()} on http://{host}:{port}/ (Ctrl-C stops)")
+    app.run(host=host, port=port, debug=False)
+
+
+__all__ = ["ASSETS", "create_app", "serve"]

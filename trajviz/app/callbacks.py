@@ -1,0 +1,461 @@
+"""Thin callbacks: parse the page's values, call a figure builder, return.
+
+Each step is a plain function of an ``AppState`` and the page's values, so the
+tests call them without a server; ``register`` wires them to an app. Playback
+is not here: one frame index in a ``dcc.Store`` drives every graph from
+``assets/playback.js`` (clientside, no server request per frame).
+
+Callbacks are registered on the app they serve (``app.callback``), not in
+dash's global registry: an app is built per runs folder by ``create_app``, and
+global callbacks would be taken by whichever app served first.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
+
+from .. import figures as F
+from ..export import export_current
+from ..run import Run
+from ..store import RunError, list_runs, load_run
+from . import ids
+from .jobs import JobManager, job_config
+
+HIDE = {"display": "none"}
+SHOW: dict[str, str] = {}
+MEAN = "mean"
+
+
+# ---------------------------------------------------------------------------- state
+
+class RunCache:
+    """Light runs (no [.., P] arrays) by run id, reloaded when run.json changes.
+    Only folders directly inside ``runs_dir`` can be named: the browser sends ids, not paths."""
+
+    def __init__(self, runs_dir: Path, size: int = 4):
+        self.runs_dir = Path(runs_dir)
+        self.size = size
+        self._runs: OrderedDict[tuple[str, int], Run | RunError] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def path_of(self, run_id: str) -> Path:
+        path = self.runs_dir / str(run_id)
+        if (not isinstance(run_id, str) or not run_id or run_id.startswith(".")
+                or Path(run_id).name != run_id or path.parent != self.runs_dir):
+            raise RunError(path, "is not a run folder of this app")
+        return path
+
+    def get(self, run_id: str) -> Run:
+        """The run, or RunError (one line) if it is missing or broken."""
+        path = self.path_of(run_id)
+        try:
+            stamp = (path / "run.json").stat().st_mtime_ns
+        except OSError:
+            if not path.exists():
+                raise RunError(path, "does not exist (was it moved or deleted?)") from None
+            stamp = -1
+        key = (run_id, stamp)
+        with self._lock:
+            if key in self._runs:
+                self._runs.move_to_end(key)
+                found = self._runs[key]
+                if isinstance(found, RunError):
+                    raise found
+                return found
+        try:
+            found: Run | RunError = load_run(path, heavy=False)
+        except RunError as exc:
+            found = exc
+        except (OSError, ValueError) as exc:
+            found = RunError(path, str(exc))
+        with self._lock:
+            self._runs[key] = found
+            while len(self._runs) > self.size:
+                self._runs.popitem(last=False)
+        if isinstance(found, RunError):
+            raise found
+        return found
+
+
+@dataclass
+class AppState:
+    """What the callbacks of one app share: its runs folder, loaded runs and jobs."""
+
+    runs_dir: Path
+    cache: RunCache
+    jobs: JobManager
+
+    @classmethod
+    def for_dir(cls, runs_dir: Path) -> AppState:
+        runs_dir = Path(runs_dir).resolve()
+        return cls(runs_dir, RunCache(runs_dir), JobManager(runs_dir))
+
+
+# ---------------------------------------------------------------------------- pieces
+
+def parse_task(value: Any) -> int | None:
+    """'mean' (or nothing) -> None; '3' or 3 -> 3."""
+    if value in (None, "", MEAN):
+        return None
+    return int(value)
+
+
+def message(title: str, text: str, kind: str = "error") -> html.Div:
+    return html.Div([html.Strong(title), html.P(text)], className=f"tv-msg tv-msg-{kind}")
+
+
+def run_label(entry) -> str:
+    if not entry.ok:
+        return f"⚠ {entry.run_id} (cannot be read)"
+    return f"{entry.name or entry.run_id} · {entry.family}".strip(" ·")
+
+
+def run_options(state: AppState, current: str | None,
+                select: str | None = None) -> tuple[list[dict], str | None]:
+    """The run picker: every run folder (broken ones too, marked) and the value to show:
+    ``select`` if given and listed, else ``current`` if still listed, else the newest run
+    that can be read."""
+    entries = list_runs(state.runs_dir) if state.runs_dir.is_dir() else []
+    options = [{"label": run_label(e), "value": e.run_id, "title": e.reason or e.run_id}
+               for e in entries]
+    values = [e.run_id for e in entries]
+    for wanted in (select, current):
+        if wanted in values:
+            return options, wanted
+    ok = [e.run_id for e in entries if e.ok]
+    return options, (ok[0] if ok else (values[0] if values else None))
+
+
+def run_info(run: Run) -> str:
+    cfg = run.config
+    inner = cfg.get("inner", {}) if isinstance(cfg.get("inner"), dict) else {}
+    outer = cfg.get("outer", {}) if isinstance(cfg.get("outer"), dict) else {}
+    bits = [str(cfg.get("family", "?")), f"K = {run.steps} inner steps",
+            f"{len(run.task_ids)} held-out tasks"]
+    if inner.get("optimizer"):
+        bits.append(f"{inner['optimizer']} lr {inner.get('lr', '?')}")
+    if outer.get("meta_steps"):
+        bits.append(f"{outer['meta_steps']} meta-steps")
+    created = str(run.info.get("created", ""))[:16].replace("T", " ")
+    if created:
+        bits.append(created)
+    return " · ".join(bits)
+
+
+def summary_table(rows: list[dict[str, Any]]) -> html.Table:
+    """The per-learner summary: mean and 95% interval per metric, best mean in bold."""
+    best = F.best_learners(rows)
+    head = html.Tr([html.Th("learner")]
+                   + [html.Th([title, html.Span(" ↓" if better == "lower" else " ↑",
+                                                className="tv-muted",
+                                                title=f"{better} is better")])
+                      for _, title, better in F.SUMMARY_COLUMNS]
+                   + [html.Th("diverged")])
+    body = []
+    for r in rows:
+        cells = [html.Td([html.Span(className="tv-swatch", style={"background": r["colour"]}),
+                          r["learner"]])]
+        for key, _, _ in F.SUMMARY_COLUMNS:
+            mean, lo, hi = r[key]
+            text = [html.Span(F.fmt(mean), className="tv-mean"),
+                    html.Span(f" [{F.fmt(lo)}, {F.fmt(hi)}]", className="tv-ci")]
+            cells.append(html.Td(text, className="tv-best" if best.get(key) == r["learner"]
+                                 else None))
+        cells.append(html.Td(f"{r['diverged']} of {r['n']}"))
+        body.append(html.Tr(cells))
+    return html.Table([html.Thead(head), html.Tbody(body)], className="tv-table")
+
+
+def honesty_card(sel: F.Selection) -> list:
+    h = F.honesty(sel)
+    items = [html.Li([html.Strong("Slice: "), sel.slice_label or F.slice_name(sel.slice_kind)])]
+    if F.np.isfinite(h["explained"]):
+        share = 100 * h["explained"]
+        verdict = "most of" if share >= 80 else ("much of" if share >= 50 else "only part of")
+        items.append(html.Li([html.Strong(f"{share:.1f}% "),
+                              f"of the paths' variance lies in this plane: the picture shows "
+                              f"{verdict} the movement."]))
+    elif sel.slice_kind == "exact":
+        items.append(html.Li("The exact plane of a 2-parameter model: nothing is projected."))
+    else:
+        items.append(html.Li("No explained variance for this kind of slice: judge it by the "
+                             "residual and the loss gap."))
+    if h["on_plane"]:
+        items.append(html.Li([html.Strong("Off-plane residual ≈ 0: "),
+                              "every recorded point lies on this plane."]))
+    elif F.np.isfinite(h["residual_max"]):
+        rel = h["residual_max"] / h["spread"] if h["spread"] and h["spread"] > 0 else F.np.nan
+        tail = (f" ({100 * rel:.0f}% of the paths' extent on the plane)"
+                if F.np.isfinite(rel) else "")
+        items.append(html.Li([html.Strong("Off-plane residual "),
+                              f"up to {F.fmt(h['residual_max'])}, median "
+                              f"{F.fmt(h['residual_median'])}{tail}."]))
+    if F.np.isfinite(h["loss_gap_rel"]):
+        items.append(html.Li([html.Strong("Loss gap "),
+                              f"recorded vs on the slice: at most {F.fmt(h['loss_gap_max'])} "
+                              f"({100 * h['loss_gap_rel']:.0f}% of the loss range)."]))
+    return [html.Ul(items, className="tv-honesty-list")]
+
+
+def empty_figure(text: str = "") -> dict:
+    layout = {"xaxis": {"visible": False}, "yaxis": {"visible": False},
+              "paper_bgcolor": "white", "plot_bgcolor": "white",
+              "margin": {"l": 0, "r": 0, "t": 0, "b": 0}}
+    if text:
+        layout["annotations"] = [{"text": text, "showarrow": False, "xref": "paper",
+                                  "yref": "paper", "x": 0.5, "y": 0.5}]
+    return {"data": [], "layout": layout}
+
+
+# ---------------------------------------------------------------------------- steps
+
+def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
+    """Pickers, run info, summary table and the run's message for the chosen run."""
+    out: dict[str, Any] = {
+        "task_options": [], "task": MEAN, "slice_options": [], "slice": None,
+        "slice_style": HIDE, "learner_options": [], "learners": [], "info": "",
+        "summary": [], "message": [], "message_style": HIDE, "workspace_style": SHOW}
+    if run_id is None:
+        out.update(message=message(
+            "No runs yet",
+            f"There are no runs in {state.runs_dir}. Make the demo runs with `trajviz demo`, "
+            "make one with `trajviz run`, or start one under “New run” on the left.",
+            kind="info"), message_style=SHOW, workspace_style=HIDE)
+        return out
+    try:
+        run = state.cache.get(run_id)
+        F.select(run)  # the run must hold something to draw
+    except (RunError, ValueError) as exc:
+        reason = exc.reason if isinstance(exc, RunError) else str(exc)
+        out.update(message=message(
+            f"Run {run_id} cannot be shown",
+            f"{reason}. The other runs in the picker are not affected; `trajviz list "
+            f"{state.runs_dir}` lists every run and what is wrong with it."),
+            message_style=SHOW, workspace_style=HIDE)
+        return out
+    tasks = [{"label": F.task_label(run, None), "value": MEAN}]
+    tasks += [{"label": F.task_label(run, t), "value": str(t)} for t in range(len(run.task_ids))]
+    slices = [{"label": F.slice_name(v.slice.kind), "value": name}
+              for name, v in run.views.items()]
+    learners = list(run.learners)
+    out.update(
+        task_options=tasks, slice_options=slices, slice=slices[0]["value"],
+        slice_style=SHOW if len(slices) > 1 else HIDE,
+        learner_options=[{"label": html.Span([html.Span(className="tv-swatch",
+                                                        style={"background": F.learner_colour(n)}),
+                                              n]), "value": n} for n in learners],
+        learners=learners, info=run_info(run),
+        summary=[html.P(f"Mean over {len(run.task_ids)} held-out tasks, with a 95% interval "
+                        "in brackets; best mean in bold.", className="tv-hint"),
+                 summary_table(F.summary_rows(run))])
+    return out
+
+
+def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
+         learners: list[str] | None, mode: str, frame: int | None) -> dict[str, Any]:
+    """The inner-loop tab: surface and panel figures at ``frame``, their playback data,
+    the honesty card and notes. On a problem, empty figures and a note."""
+    blank = {"main": empty_figure(), "panels": {k: empty_figure() for k in F.PANEL_KEYS},
+             "data": None, "max": 1, "honesty": [], "notes": []}
+    if run_id is None:
+        return blank
+    try:
+        run = state.cache.get(run_id)
+        if view not in run.views:
+            view = None
+        sel = F.select(run, view, parse_task(task), learners or [])
+    except (RunError, ValueError) as exc:
+        return {**blank, "notes": [message("Nothing to draw", str(exc))]}
+    three_d = mode == "3d"
+    if not sel.learners:
+        text = "Tick a learner on the left to draw its path."
+        return {**blank, "main": F.surface_figure(sel, 0, three_d),
+                "panels": {k: empty_figure(text) for k in F.PANEL_KEYS},
+                "notes": [message("No learner selected", text, kind="info")],
+                "honesty": honesty_card(sel)}
+    k = min(max(int(frame or 0), 0), sel.steps)
+    data = F.frame_data(sel, ids.MAIN_GRAPH, ids.PANEL_GRAPH, three_d=three_d, frame=k)
+    notes = [message("Note", n, kind="warn") for n in sel.notes]
+    return {"main": F.surface_figure(sel, k, three_d),
+            "panels": {key: F.panel_figure(sel, key, k) for key in F.PANEL_KEYS},
+            "data": data, "max": sel.steps, "honesty": honesty_card(sel), "notes": notes}
+
+
+def draw_meta(state: AppState, run_id: str | None, view: str | None,
+              learners: list[str] | None, frame: int | None) -> dict[str, Any]:
+    """The meta-training tab: θ0 paths on the slice, held-out curves, playback data."""
+    blank = {"main": empty_figure(), "curves": empty_figure(), "data": None, "max": 1}
+    if run_id is None:
+        return blank
+    try:
+        run = state.cache.get(run_id)
+        meta = F.select_meta(run, view if view in run.views else None, learners or [])
+    except (RunError, ValueError):
+        return blank
+    if not meta.learners:
+        return {**blank, "main": empty_figure("Tick a learner on the left."),
+                "curves": empty_figure("Tick a learner on the left.")}
+    k = meta.frames - 1 if frame is None else min(max(int(frame), 0), meta.frames - 1)
+    return {"main": F.meta_figure(meta, k), "curves": F.meta_curves_figure(meta, k),
+            "data": F.meta_frame_data(meta, ids.META_GRAPH, ids.META_CURVES, frame=k),
+            "max": meta.frames - 1}
+
+
+def export(state: AppState, fmt: str, what: str, run_id: str | None, view: str | None,
+           task: Any, learners: list[str] | None, mode: str, frame: int | None):
+    """(download dict or None, status text) for the page's export buttons."""
+    if run_id is None:
+        return None, "There is no run to export."
+    try:
+        run = state.cache.get(run_id)
+        name, data = export_current(run, fmt, what, slice_name=view if view in run.views
+                                    else None, task=parse_task(task), learners=learners or [],
+                                    frame=frame, three_d=mode == "3d")
+    except (RunError, ValueError) as exc:
+        return None, f"Export failed: {exc}"
+    return dcc.send_bytes(data, name), f"Saved {name} ({len(data) / 1024:.0f} kB)."
+
+
+def _bar(fraction: float) -> dict[str, str]:
+    return {"width": f"{100 * max(0.0, min(1.0, fraction)):.0f}%"}
+
+
+def start_job(state: AppState, family: str, learners: list[str], steps: Any, meta_steps: Any,
+              seed: Any, name: str | None) -> dict[str, Any]:
+    """Validate the form and launch a background run."""
+    try:
+        config = job_config(family, list(learners or []), _int(steps, "inner steps"),
+                            _int(meta_steps, "meta-steps"), _int(seed, "seed"), name or "")
+        job_id = state.jobs.start(config)
+    except ValueError as exc:
+        return {"job": no_update, "poll_disabled": no_update, "status": f"Not started: {exc}",
+                "bar": no_update, "busy": no_update}
+    return {"job": {"id": job_id}, "poll_disabled": False, "status": "Starting…",
+            "bar": _bar(0.0), "busy": True}
+
+
+def _int(value: Any, what: str) -> int:
+    if value is None or value == "":
+        raise ValueError(f"{what} is empty")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a whole number, got {value!r}") from None
+    if not number.is_integer():
+        raise ValueError(f"{what} must be a whole number, got {value!r}")
+    return int(number)
+
+
+def poll_job(state: AppState, job: dict | None, version: dict | None) -> dict[str, Any]:
+    """The job's progress; when it ends, stop polling and (if done) announce the new run."""
+    status = state.jobs.status((job or {}).get("id"))
+    version = dict(version or {"n": 0, "select": None})
+    if status["state"] == "running":
+        text = f"{status.get('stage') or 'working'} · {status['elapsed']:.0f} s"
+        return {"bar": _bar(status["fraction"]), "status": text, "poll_disabled": False,
+                "version": no_update, "busy": True}
+    if status["state"] == "done":
+        version.update(n=version.get("n", 0) + 1, select=status["run_id"])
+        return {"bar": _bar(1.0), "status": f"Done: {status['run_id']} is now in the run picker.",
+                "poll_disabled": True, "version": version, "busy": False}
+    return {"bar": _bar(0.0), "status": f"The run failed: {status.get('message', '')}",
+            "poll_disabled": True, "version": no_update, "busy": False}
+
+
+# ---------------------------------------------------------------------------- wiring
+
+def register(app, state: AppState) -> None:
+    """Wire the steps above, and the clientside playback, to ``app``."""
+
+    @app.callback(Output(ids.RUN, "options"), Output(ids.RUN, "value"),
+                  Input(ids.URL, "pathname"), Input(ids.RUNS_REFRESH, "n_clicks"),
+                  Input(ids.RUNS_VERSION, "data"), State(ids.RUN, "value"))
+    def _runs(_path, _clicks, version, current):
+        select = (version or {}).get("select") if ctx.triggered_id == ids.RUNS_VERSION else None
+        return run_options(state, current, select)
+
+    @app.callback(Output(ids.TASK, "options"), Output(ids.TASK, "value"),
+                  Output(ids.SLICE, "options"), Output(ids.SLICE, "value"),
+                  Output(ids.SLICE_ROW, "style"), Output(ids.LEARNERS, "options"),
+                  Output(ids.LEARNERS, "value"), Output(ids.RUN_INFO, "children"),
+                  Output(ids.SUMMARY, "children"), Output(ids.RUN_MESSAGE, "children"),
+                  Output(ids.RUN_MESSAGE, "style"), Output(ids.WORKSPACE, "style"),
+                  Input(ids.RUN, "value"))
+    def _run(run_id):
+        o = run_controls(state, run_id)
+        return (o["task_options"], o["task"], o["slice_options"], o["slice"], o["slice_style"],
+                o["learner_options"], o["learners"], o["info"], o["summary"], o["message"],
+                o["message_style"], o["workspace_style"])
+
+    @app.callback(Output(ids.MAIN_GRAPH, "figure"),
+                  *[Output(ids.PANEL_GRAPH[k], "figure") for k in F.PANEL_KEYS],
+                  Output(ids.INNER.data, "data"), Output(ids.INNER.slider, "max"),
+                  Output(ids.HONESTY, "children"), Output(ids.NOTES, "children"),
+                  Input(ids.RUN, "value"), Input(ids.SLICE, "value"), Input(ids.TASK, "value"),
+                  Input(ids.LEARNERS, "value"), Input(ids.MODE, "value"),
+                  State(ids.INNER.frame, "data"))
+    def _draw(run_id, view, task, learners, mode, frame):
+        o = draw(state, run_id, view, task, learners, mode, frame)
+        return (o["main"], *[o["panels"][k] for k in F.PANEL_KEYS], o["data"], o["max"],
+                o["honesty"], o["notes"])
+
+    @app.callback(Output(ids.META_GRAPH, "figure"), Output(ids.META_CURVES, "figure"),
+                  Output(ids.META.data, "data"), Output(ids.META.slider, "max"),
+                  Input(ids.RUN, "value"), Input(ids.SLICE, "value"),
+                  Input(ids.LEARNERS, "value"), State(ids.META.frame, "data"))
+    def _draw_meta(run_id, view, learners, frame):
+        o = draw_meta(state, run_id, view, learners, frame)
+        return o["main"], o["curves"], o["data"], o["max"]
+
+    @app.callback(Output(ids.DOWNLOAD, "data"), Output(ids.EXPORT_STATUS, "children"),
+                  *[Input(ids.EXPORT[f], "n_clicks") for f in ids.EXPORT_FORMATS],
+                  State(ids.EXPORT_WHAT, "value"), State(ids.RUN, "value"),
+                  State(ids.SLICE, "value"), State(ids.TASK, "value"),
+                  State(ids.LEARNERS, "value"), State(ids.MODE, "value"),
+                  State(ids.INNER.frame, "data"), prevent_initial_call=True,
+                  running=[(Output(ids.EXPORT_STATUS, "children"), "Rendering…", "")])
+    def _export(*args):
+        what, run_id, view, task, learners, mode, frame = args[len(ids.EXPORT_FORMATS):]
+        fmt = next(f for f in ids.EXPORT_FORMATS if ids.EXPORT[f] == ctx.triggered_id)
+        data, text = export(state, fmt, what, run_id, view, task, learners, mode, frame)
+        return (data if data is not None else no_update), text
+
+    @app.callback(Output(ids.JOB_STORE, "data"), Output(ids.JOB_POLL, "disabled"),
+                  Output(ids.JOB_STATUS, "children"), Output(ids.JOB_BAR, "style"),
+                  Output(ids.JOB_START, "disabled"), Output(ids.RUNS_VERSION, "data"),
+                  Input(ids.JOB_START, "n_clicks"), Input(ids.JOB_POLL, "n_intervals"),
+                  State(ids.JOB_FAMILY, "value"), State(ids.JOB_LEARNERS, "value"),
+                  State(ids.JOB_STEPS, "value"), State(ids.JOB_META_STEPS, "value"),
+                  State(ids.JOB_SEED, "value"), State(ids.JOB_NAME, "value"),
+                  State(ids.JOB_STORE, "data"), State(ids.RUNS_VERSION, "data"),
+                  prevent_initial_call=True)
+    def _job(_start, _tick, family, learners, steps, meta_steps, seed, name, job, version):
+        if ctx.triggered_id == ids.JOB_START:
+            o = start_job(state, family, learners, steps, meta_steps, seed, name)
+            return o["job"], o["poll_disabled"], o["status"], o["bar"], o["busy"], no_update
+        o = poll_job(state, job, version)
+        return no_update, o["poll_disabled"], o["status"], o["bar"], o["busy"], o["version"]
+
+    for p in (ids.INNER, ids.META):
+        app.clientside_callback(
+            ClientsideFunction("trajviz", "transport"),
+            Output(p.frame, "data"), Output(p.slider, "value"), Output(p.interval, "disabled"),
+            Output(p.play, "children"),
+            Input(p.play, "n_clicks"), Input(p.interval, "n_intervals"),
+            Input(p.back, "n_clicks"), Input(p.fwd, "n_clicks"), Input(p.slider, "value"),
+            Input(p.data, "data"), State(p.frame, "data"), State(p.interval, "disabled"))
+        app.clientside_callback(
+            ClientsideFunction("trajviz", "render"), Output(p.label, "children"),
+            Input(p.frame, "data"), Input(p.data, "data"))
+        app.clientside_callback(
+            ClientsideFunction("trajviz", "speed"), Output(p.interval, "interval"),
+            Input(p.speed, "value"))
+
+
+__all__ = ["AppState", "RunCache", "draw", "draw_meta", "export", "message",
+           "parse_task", "poll_job", "register", "run_controls", "run_options", "start_job"]
