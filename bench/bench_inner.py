@@ -2,15 +2,32 @@
 
 Both compute the same Leap meta-gradient (norm, loss and stabilizer on) for a
 meta-batch of 16 sinusoid tasks, K=32 inner SGD steps, each step on a fresh
-10-point minibatch. The baseline is what the reference implementation
-(amzn/metalearn-leap) does: one ``nn.Module`` and ``torch.optim.SGD`` per task,
-run task after task, cloning the parameters, loss and gradients at every step
-and adding the segment's increment to a meta-gradient buffer (all K segments,
-the last one included). Both run in this process with the same thread count.
+10-point minibatch (``Sinusoid(shots=330)``, ``InnerSpec(sgd(lr), 32, batch_size=10)``).
+The baseline is what the reference implementation (amzn/metalearn-leap) does:
+one ``nn.Module`` and ``torch.optim.SGD`` per task, run task after task,
+cloning the parameters, their gradients and the loss after every backward and
+adding the segment's increment to a meta-gradient buffer (all K segments, the
+last one included). Both run in this process with the same thread count; the
+two meta-gradients are checked to agree before anything is timed, and the
+repeats of the two are interleaved so that load from other processes falls on
+both alike.
 
-Run: ``python bench/bench_inner.py [--repeats 7] [--threads N]``. The last two
-lines are ``ratio_w40: X`` and ``ratio_w256: Y`` (vectorised steps per second
-over sequential steps per second).
+Run: ``python bench/bench_inner.py [--repeats 7] [--threads 1]``. The last two
+lines are ``ratio_w40: X`` and ``ratio_w256: Y`` (vectorised meta-steps per
+second over sequential meta-steps per second, medians).
+
+Notes from profiling (1 CPU thread). At width 40 both loops are bound by
+per-op overhead, and running 16 tasks per op wins. At width 256 each [16, P]
+array is 4 MB: the vectorised loop streams every weight-sized array through
+memory several times a step, while the sequential loop works on one task's
+256 kB at a time, in cache. Two further costs hit the vectorised loop there:
+glibc returns the freed 4 MB blocks to the OS and page-faults them back on
+the next step (tens of thousands of faults per meta-step; setting
+``MALLOC_TRIM_THRESHOLD_``/``MALLOC_MMAP_THRESHOLD_`` high removes them), and
+vmapped linear layers get their weight gradients transposed in memory, so
+elementwise ops mixing gradients and parameters stride across memory. More
+threads help the vectorised loop only on an otherwise idle machine; the
+default is one thread.
 """
 from __future__ import annotations
 
@@ -33,42 +50,56 @@ BATCH = 10
 LR = 0.01
 
 
+def _clone(tensor: torch.Tensor) -> torch.Tensor:
+    """The reference's ``utils.clone``: detach, clone, keep requires_grad, clone the grad."""
+    cloned = tensor.detach().clone()
+    cloned.requires_grad = tensor.requires_grad
+    if tensor.grad is not None:
+        cloned.grad = _clone(tensor.grad)
+    return cloned
+
+
+def _increment(meta: dict, prev: tuple, curr: tuple) -> None:
+    """The reference's ``Updater.increment_grad`` with norm, loss and stabilizer on."""
+    (prev_loss, prev_state), (curr_loss, curr_state) = prev, curr
+    d_loss = curr_loss - prev_loss
+    if d_loss > 0:
+        d_loss = -d_loss
+    norm = d_loss * d_loss
+    for n, p in curr_state.items():
+        delta = p.detach().view(-1) - prev_state[n].detach().view(-1)
+        norm += torch.dot(delta, delta)
+    norm = norm.sqrt()
+    for n, g in meta.items():
+        add = prev_state[n].detach() - curr_state[n].detach()
+        add += -d_loss * prev_state[n].grad.detach()
+        add.div_(norm)
+        g.add_(add)
+
+
 def sequential_leap(module: nn.Module, theta0: dict[str, torch.Tensor], support: dict,
                     indices, lr: float) -> dict[str, torch.Tensor]:
-    """The reference-style loop: per task, per step, clone state and increment."""
-    names = list(theta0)
+    """The reference Leap's loop (amzn/metalearn-leap): task after task, one ``nn.Module``
+    and ``torch.optim.SGD``; after every backward the whole state (parameters and their
+    gradients) and the loss are cloned and the previous segment's increment is added.
+    K+1 evaluations give K segments, the last one included."""
+    model = copy.deepcopy(module)
     meta = {n: torch.zeros_like(v) for n, v in theta0.items()}
     for t in range(indices.shape[0]):
-        net = copy.deepcopy(module)
-        with torch.no_grad():
-            for n, p in net.named_parameters():
-                p.copy_(theta0[n])
-        opt = torch.optim.SGD(net.parameters(), lr=lr)
+        model.load_state_dict(theta0)
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
         prev = None
         for i in range(indices.shape[1]):
             idx = torch.from_numpy(indices[t, i])
-            x, y = support["x"][t, idx], support["y"][t, idx]
-            opt.zero_grad()
-            loss = ((net(x) - y) ** 2).mean()
+            loss = ((model(support["x"][t, idx]) - support["y"][t, idx]) ** 2).mean()
             loss.backward()
-            curr = ({n: p.detach().clone() for n, p in net.named_parameters()},
-                    loss.item(),
-                    {n: p.grad.detach().clone() for n, p in net.named_parameters()})
+            curr = (loss.detach().clone(), {n: _clone(p) for n, p in model.named_parameters()})
             if prev is not None:
-                p_pars, p_loss, p_grads = prev
-                d_loss = curr[1] - p_loss
-                if d_loss > 0:  # stabilizer
-                    d_loss = -d_loss
-                sq = d_loss ** 2
-                for n in names:
-                    sq += float((curr[0][n] - p_pars[n]).pow(2).sum())
-                norm = sq ** 0.5
-                if norm > 0:
-                    for n in names:
-                        meta[n] -= (curr[0][n] - p_pars[n] + d_loss * p_grads[n]) / norm
+                _increment(meta, prev, curr)
             prev = curr
             if i < indices.shape[1] - 1:
                 opt.step()
+            opt.zero_grad()
     return {n: v / indices.shape[0] for n, v in meta.items()}
 
 
@@ -120,7 +151,8 @@ def bench(hidden: int, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for both loops (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"Leap meta-gradient, {META_BATCH} sinusoid tasks, K={STEPS} SGD steps, "

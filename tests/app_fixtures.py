@@ -168,10 +168,11 @@ def make_run(*, learners=LEARNERS, n_tasks: int = 4, steps: int = 10, n_params: 
             diverged_at[-1] = half
         evals = {key: [] for key in ("length", "auc", "final_loss", "oscillation")}
         for e in eval_steps:
-            theta = np.array([np.interp(e, meta_steps_arr, meta_path[:, j]) for j in range(n_params)])
+            theta = np.array([np.interp(e, meta_steps_arr, meta_path[:, j])
+                              for j in range(n_params)])
             m = path_metrics(*descend(a, c, theta, steps, lr)[:2])
-            for key in evals:
-                evals[key].append(float(np.nanmean(m[key])))
+            for key, values in evals.items():
+                values.append(float(np.nanmean(m[key])))
         records[n] = LearnerRecord(
             name=n, theta0=theta0.astype(np.float32), meta_steps=meta_steps_arr,
             meta_path=meta_path.astype(np.float32), eval_steps=eval_steps,

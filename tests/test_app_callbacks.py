@@ -195,13 +195,35 @@ def test_a_failing_worker_reports_its_error_in_one_line(tmp_path):
 
 def test_a_worker_that_dies_is_reported_failed(tmp_path):
     jobs = JobManager(tmp_path)
-    process = subprocess.Popen([sys.executable, "-c", "print('boom: out of memory'); raise SystemExit(3)"],
-                               stdout=open(tmp_path / "log.txt", "wb"), stderr=subprocess.STDOUT)
+    with open(tmp_path / "log.txt", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "print('boom: out of memory'); raise SystemExit(3)"],
+            stdout=log, stderr=subprocess.STDOUT)
     jobs._jobs["x"] = Job("x", tmp_path, process)
     process.wait()
     status = jobs.status("x")
     assert status["state"] == "failed" and status["message"] == "boom: out of memory"
     assert jobs.running() is None
+
+
+@pytest.mark.skipif(not hasattr(__import__("trajviz.experiment").experiment, "demo_configs"),
+                    reason="trajviz.experiment has no demo_configs yet")
+def test_a_job_writes_a_run_the_picker_then_lists(tmp_path):
+    state = cb.AppState.for_dir(tmp_path / "runs")
+    started = cb.start_job(state, "linear2d", ["leap", "random"], 3, 2, 0, "tiny")
+    assert started["poll_disabled"] is False and started["busy"] is True
+    assert "already" in cb.start_job(state, "linear2d", ["leap"], 3, 2, 0, "")["status"]
+    deadline = time.time() + 120
+    out = cb.poll_job(state, started["job"], None)
+    while out["poll_disabled"] is False and time.time() < deadline:
+        time.sleep(0.3)
+        out = cb.poll_job(state, started["job"], None)
+    assert out["status"].startswith("Done: "), out["status"]
+    run_id = out["version"]["select"]
+    options, value = cb.run_options(state, None, select=run_id)
+    assert value == run_id and options[0]["label"] == "tiny · linear2d"
+    assert cb.run_controls(state, run_id)["learners"] == ["leap", "random"]
+    state.jobs.shutdown()
 
 
 def test_create_app_builds_the_page(tmp_path):
@@ -222,6 +244,8 @@ def test_create_app_builds_the_page(tmp_path):
         assert name in layout_ids, name
     outputs = " ".join(app.callback_map)
     assert ids.INNER.frame in outputs and ids.MAIN_GRAPH in outputs
+    transport = next(v for k, v in app.callback_map.items() if ids.INNER.frame in k)
+    assert transport.get("callback") is None  # the frame index is moved clientside
     # no server callback listens to the frame index: playback makes no requests
     for spec in app.callback_map.values():
         if spec.get("callback") is not None:

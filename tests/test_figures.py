@@ -83,8 +83,10 @@ def test_axes_state_explained_variance(run, run3):
     ev = run3.views["pca"].slice.explained_variance
     assert sel.axis_titles == (f"PC1 ({100 * ev[0]:.1f}% var.)", f"PC2 ({100 * ev[1]:.1f}% var.)")
     fig = F.surface_figure(sel)
-    assert fig.layout.xaxis.title.text.startswith("PC1 (") and "% var.)" in fig.layout.yaxis.title.text
-    assert "variance" in fig.layout.title.subtitle.text and "residual" in fig.layout.title.subtitle.text
+    assert fig.layout.xaxis.title.text.startswith("PC1 (")
+    assert "% var.)" in fig.layout.yaxis.title.text
+    subtitle = fig.layout.title.subtitle.text
+    assert "variance" in subtitle and "residual" in subtitle
     exact = F.select(run, "exact")
     assert "exact" in exact.axis_titles[0]
     assert "nothing is projected" in F.surface_figure(exact).layout.title.subtitle.text

@@ -205,6 +205,16 @@ def test_digits_too_many_ways():
         Digits(ways=11).sample(0, 1)
 
 
+def test_digits_too_many_shots_for_the_split():
+    """The smallest class has 174 images: 116 for training, 58 held out."""
+    assert Digits(ways=2, shots=8, query_shots=50).sample(0, 1, "heldout").query["x"].shape[1] == 100
+    with pytest.raises(ValueError, match=r"digits has 58 heldout images per class; "
+                                         r"shots \+ query_shots must be <= 58, got 59"):
+        Digits(ways=2, shots=9, query_shots=50).sample(0, 1, "heldout")
+    with pytest.raises(ValueError, match=r"digits has 116 train images per class"):
+        Digits(ways=2, shots=17, query_shots=100).sample(0, 1, "train")
+
+
 def test_taskset_select_and_to():
     ts = Digits(ways=2, shots=1, query_shots=1).sample(0, 4)
     sub = ts.select([2, 0, 2])

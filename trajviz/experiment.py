@@ -242,3 +242,25 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+DEMOS = {
+    "sinusoid-demo": {
+        "name": "sinusoid-demo", "family": "sinusoid", "seed": 0, "heldout_tasks": 6,
+        "inner": {"steps": 32, "lr": 0.01},
+        "outer": {"meta_steps": 100, "meta_batch": 8, "lr": 0.003, "eval_every": 10, "eval_tasks": 4},
+        "slices": {"kinds": ["pca"], "resolution": 61},
+    },
+    "linear2d-demo": {
+        "name": "linear2d-demo", "family": "linear2d", "seed": 0, "heldout_tasks": 6,
+        "inner": {"steps": 16, "lr": 0.1},
+        "outer": {"meta_steps": 100, "meta_batch": 8, "lr": 0.01, "eval_every": 10, "eval_tasks": 4},
+        "slices": {"kinds": ["exact", "pca"], "resolution": 61},
+    },
+}
+
+
+def demo_configs() -> dict[str, ExperimentConfig]:
+    """The small runs ``trajviz demo`` creates: {run name: config}."""
+    from .config import from_dict
+    return {name: from_dict(data) for name, data in DEMOS.items()}

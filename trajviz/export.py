@@ -8,8 +8,8 @@ HTML inlines plotly.js so the file works offline.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import figures as F
 from .run import Run
@@ -114,7 +114,7 @@ def export_run(run: Run, out: Path, fmt: str, view: str, *, slice_name: str | No
     paths = [out / f"{stem}.{fmt}" for stem, _ in figs]
     try:
         F.write_images([f for _, f in figs], paths, fmt, scale=PNG_SCALE if fmt == "png" else 1)
-    except Exception as exc:  # kaleido/Chrome problems: one line for the CLI and the page
+    except Exception as exc:  # noqa: BLE001 - kaleido/Chrome fail in many types: one line
         raise ValueError(f"could not render {fmt} with kaleido: {' '.join(str(exc).split())}"
                          ) from None
     return paths
@@ -146,7 +146,7 @@ def export_current(run: Run, fmt: str, view: str, *, slice_name: str | None,
         fig = F.paper_meta_figure(F.select_meta(run, name, learners))
     try:
         data = F.figure_bytes(fig, fmt, scale=2 if fmt == "png" else 1)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as above
         raise ValueError(f"could not render {fmt} with kaleido: {' '.join(str(exc).split())}"
                          ) from None
     return f"{stem}.{fmt}", data

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -322,7 +323,8 @@ def select(run: Run, view: str | None = None, task: int | None = None,
             notes.append(f"{n} diverged at step {int(div[task])} on this task; "
                          "its path stops there")
         elif task is None and bad:
-            notes.append(f"{n} diverged on task(s) {bad}; the mean uses the finite tasks at each step")
+            notes.append(f"{n} diverged on task(s) {bad}; the mean uses the finite tasks "
+                         "at each step")
     return Selection(
         box=path_box(v, (float(alpha[0]), float(alpha[-1]), float(beta[0]), float(beta[-1]))),
         run_id=run.run_id, view=view, task=None if task is None else int(task),
@@ -361,7 +363,7 @@ def honesty(sel: Selection) -> dict[str, float]:
             "loss_gap_rel": float(np.nanmax(gap)) / scale
             if np.isfinite(gap).any() and scale > 0 else math.nan,
             "on_plane": bool(np.isfinite(res).any()
-                             and np.nanmax(res) <= ON_PLANE * max(1.0, spread if spread > 0 else 1.0)),
+                             and np.nanmax(res) <= ON_PLANE * (spread if spread > 1 else 1.0)),
         }
 
 
@@ -427,32 +429,41 @@ def _tail_xy(xy: np.ndarray, k: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- surface
 
+def _unit(sel: Selection, what: str = "loss") -> str:
+    return f"log<sub>10</sub> {what}" if sel.log_z else what
+
+
+def surface_trace(sel: Selection, three_d: bool = False, what: str = "loss",
+                  **style: Any) -> go.Contour | go.Surface:
+    """The selection's surface: a ``contour`` (or a 3D ``surface``) in SURFACE_SCALE,
+    coloured by ``sel.colour_of`` (log10 where the loss spans decades)."""
+    unit = _unit(sel, what)
+    ax, ay = sel.axis_titles
+    common = {
+        "x": _clean(sel.alpha), "y": _clean(sel.beta), "z": _clean(sel.colour_of(sel.z)),
+        "colorscale": SURFACE_SCALE, "name": "surface",
+        "colorbar": {"title": {"text": unit, "side": "right"}, "thickness": 12, "len": 0.85,
+                     "outlinewidth": 0},
+        "hovertemplate": (f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>{unit}: %{{z:.3g}}"
+                          "<extra></extra>"),
+    }
+    if three_d:
+        return go.Surface(**{**common, "opacity": 0.8, **style})
+    return go.Contour(**{**common, "ncontours": 22,
+                         "line": {"width": 0.6, "color": "rgba(60,72,88,0.35)"},
+                         "contours": {"coloring": "heatmap", "showlines": True}, **style})
+
+
 def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = False,
                    paper: bool = False) -> go.Figure:
     """The slice's loss surface with every learner's path: full and faint, start and end
     markers, and a head with a short tail at ``frame`` (default: the last step).
     2D draws a ``contour``; ``three_d`` a ``surface`` with the paths at their plane loss."""
     k = _frame(sel, frame)
-    fig = go.Figure()
-    unit = "log<sub>10</sub> loss" if sel.log_z else "loss"
-    zc = _clean(sel.colour_of(sel.z))
+    fig = go.Figure(surface_trace(sel, three_d))
+    unit = _unit(sel)
+    zc = fig.data[0].z
     ax, ay = sel.axis_titles
-    if three_d:
-        fig.add_trace(go.Surface(
-            x=_clean(sel.alpha), y=_clean(sel.beta), z=zc, colorscale=SURFACE_SCALE,
-            name="surface", showscale=True, opacity=0.8,
-            colorbar={"title": {"text": unit, "side": "right"}, "thickness": 12, "len": 0.75},
-            hovertemplate=f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>{unit}: %{{z:.3g}}<extra></extra>",
-        ))
-    else:
-        fig.add_trace(go.Contour(
-            x=_clean(sel.alpha), y=_clean(sel.beta), z=zc, colorscale=SURFACE_SCALE,
-            name="surface", ncontours=22, line={"width": 0.6, "color": "rgba(60,72,88,0.35)"},
-            contours={"coloring": "heatmap", "showlines": True},
-            colorbar={"title": {"text": unit, "side": "right"}, "thickness": 12, "len": 0.85,
-                      "outlinewidth": 0},
-            hovertemplate=f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>{unit}: %{{z:.3g}}<extra></extra>",
-        ))
     for n in sel.learners:
         xy = sel.coords[n]
         zz = sel.colour_of(sel.plane[n]) if three_d else None
@@ -565,7 +576,8 @@ def _panel_traces(sel: Selection, key: str, k: int, row: int | None = None,
         if key == "loss":
             traces.append(go.Scatter(
                 x=steps, y=_clean(sel.plane[n]), mode="lines", name=f"{n} on the slice",
-                legendgroup=n, showlegend=False, line={"color": colour, "width": 1.5, "dash": "dash"},
+                legendgroup=n, showlegend=False,
+                line={"color": colour, "width": 1.5, "dash": "dash"},
                 hovertemplate=f"{n} on the slice<br>step %{{x}}<br>loss %{{y:.4g}}<extra></extra>"))
     lo, hi = (10 ** rng[0], 10 ** rng[1]) if log else rng
     traces.append(go.Scatter(
@@ -580,6 +592,8 @@ def _panel_traces(sel: Selection, key: str, k: int, row: int | None = None,
             "y": {"range": list(rng), "autorange": False, "type": "log" if log else "linear",
                   "title": {"text": spec.y_title}},
             "cursor": (float(lo), float(hi))}
+    if log and rng[1] - rng[0] >= 2:
+        axis["y"]["dtick"] = 1 if rng[1] - rng[0] < 6 else 2  # whole decades, no minor labels
     return traces, axis
 
 
@@ -632,7 +646,8 @@ def metrics_figure(sel: Selection, frame: int | None = None, paper: bool = False
     lines = [f"slice: {sel.slice_label or sel.slice_kind}",
              f"explained variance: {fmt(100 * h['explained'])}%" if np.isfinite(h["explained"])
              else "explained variance: n/a for this slice",
-             f"off-plane residual: max {fmt(h['residual_max'])}, median {fmt(h['residual_median'])}",
+             (f"off-plane residual: max {fmt(h['residual_max'])}, "
+             f"median {fmt(h['residual_median'])}"),
              f"recorded vs plane loss: max gap {fmt(h['loss_gap_max'])}"]
     fig.update_xaxes(visible=False, row=2, col=3)
     fig.update_yaxes(visible=False, row=2, col=3)
@@ -721,17 +736,8 @@ def meta_figure(meta: MetaSelection, frame: int | None = None, paper: bool = Fal
     """Each learner's θ0 across meta-training on the slice (task-mean surface below)."""
     sel = meta.surface
     k = meta.frames - 1 if frame is None else int(min(max(frame, 0), meta.frames - 1))
-    fig = go.Figure()
-    unit = "log<sub>10</sub> mean loss" if sel.log_z else "mean loss"
+    fig = go.Figure(surface_trace(sel, what="mean loss"))
     ax, ay = sel.axis_titles
-    fig.add_trace(go.Contour(
-        x=_clean(sel.alpha), y=_clean(sel.beta), z=_clean(sel.colour_of(sel.z)),
-        colorscale=SURFACE_SCALE, name="surface", ncontours=22,
-        line={"width": 0.6, "color": "rgba(60,72,88,0.35)"},
-        contours={"coloring": "heatmap", "showlines": True},
-        colorbar={"title": {"text": unit, "side": "right"}, "thickness": 12, "len": 0.85,
-                  "outlinewidth": 0},
-        hovertemplate=f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>{unit}: %{{z:.3g}}<extra></extra>"))
     labels = np.asarray(meta.steps)
     for n in meta.learners:
         for trace in _path_group(n, meta.coords[n], None, k, "meta-step", labels, False):
@@ -751,7 +757,8 @@ def meta_figure(meta: MetaSelection, frame: int | None = None, paper: bool = Fal
     x0, x1, y0, y1 = sel.extent
     fig.update_layout(
         title={"text": "θ0 across meta-training", "x": 0.01, "xanchor": "left",
-               "subtitle": {"text": f"{slice_name(sel.slice_kind)}, mean of held-out tasks · {note}"}},
+               "subtitle": {"text": f"{slice_name(sel.slice_kind)}, mean of held-out tasks"
+                                    f" · {note}"}},
         legend={"orientation": "h", "y": -0.14, "x": 0, "yanchor": "top",
                 "itemclick": False, "itemdoubleclick": False},
         meta={"key": meta.key, "frame": k}, uirevision=meta.key)
@@ -806,11 +813,13 @@ def meta_curves_figure(meta: MetaSelection, frame: int | None = None,
     for m in missing:
         j = [c for c, _ in META_CURVES].index(m)
         fig.add_annotation(text=f"the run recorded no held-out '{m}'", showarrow=False,
-                           xref=f"x{j + 1 if j else ''} domain", yref=f"y{j + 1 if j else ''} domain",
+                           xref=f"x{j + 1 if j else ''} domain",
+                           yref=f"y{j + 1 if j else ''} domain",
                            x=0.5, y=0.5)
     _base_layout(fig, paper)
     fig.update_layout(legend={"orientation": "h", "y": -0.25, "x": 0, "yanchor": "top"},
-                      meta={"key": meta.key, "frame": k}, margin={"l": 56, "r": 16, "t": 36, "b": 50},
+                      meta={"key": meta.key, "frame": k},
+                      margin={"l": 56, "r": 16, "t": 36, "b": 50},
                       uirevision=meta.key)
     return fig
 
@@ -915,7 +924,7 @@ def frame_data(sel: Selection, main_id: str, panel_ids: dict[str, str], three_d:
         panels.append({"id": gid, "cursor": n_series, "dots": n_series + 1, "lo": lo, "hi": hi,
                        "series": [_list(sel.series[key][n]) for n in sel.learners]})
     return {"key": sel.key, "frames": sel.steps + 1, "frame": _frame(sel, frame),
-            "label": "step", "xs": list(range(sel.steps + 1)),
+            "label": "inner step", "xs": list(range(sel.steps + 1)),
             "main": {"id": main_id, "three_d": bool(three_d), "tail": TAIL, "groups": groups},
             "panels": panels}
 
@@ -1013,7 +1022,8 @@ def _add_player(fig: go.Figure, n: int, label: str, names: list[int] | None = No
                           {"label": "▶ Play", "method": "animate",
                            "args": [None, {**opts, "fromcurrent": True}]},
                           {"label": "❚❚ Pause", "method": "animate",
-                           "args": [[None], {**opts, "frame": {"duration": 0, "redraw": False}}]}]}],
+                           "args": [[None], {**opts, "frame": {"duration": 0,
+                                                               "redraw": False}}]}]}],
         sliders=[{"active": 0, "x": 0.16, "len": 0.84, "y": -0.2, "yanchor": "top",
                   "currentvalue": {"prefix": f"{label} "}, "pad": {"t": 10},
                   "steps": [{"label": str(names[k]), "method": "animate",
@@ -1033,25 +1043,19 @@ def paper_surface_figure(sel: Selection) -> go.Figure:
     rows = math.ceil(n / cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(sel.learners),
                         horizontal_spacing=0.06, vertical_spacing=0.12 if rows > 1 else 0.08)
-    zc = _clean(sel.colour_of(sel.z))
-    zr = _range([zc], pad=0.0)
-    unit = "log<sub>10</sub> loss" if sel.log_z else "loss"
+    zr = _range([sel.colour_of(sel.z)], pad=0.0)
     x0, x1, y0, y1 = sel.view_box
     for i, name in enumerate(sel.learners):
         r, c = divmod(i, cols)
-        fig.add_trace(go.Contour(
-            x=_clean(sel.alpha), y=_clean(sel.beta), z=zc, colorscale=SURFACE_SCALE,
-            zmin=zr[0], zmax=zr[1], ncontours=18, showscale=i == 0,
-            line={"width": 0.5, "color": "rgba(60,72,88,0.35)"},
-            contours={"coloring": "heatmap", "showlines": True},
-            colorbar={"title": {"text": unit, "side": "right"}, "thickness": 10, "len": 0.8},
-            name="surface"), row=r + 1, col=c + 1)
+        fig.add_trace(surface_trace(sel, zmin=zr[0], zmax=zr[1], ncontours=18,
+                                    showscale=i == 0), row=r + 1, col=c + 1)
         for t in _path_group(name, sel.coords[name], None, sel.steps, "step",
                              np.arange(sel.steps + 1), False, legend=False)[:3]:
             t.opacity = 1.0 if t.name != name else 0.9
             fig.add_trace(t, row=r + 1, col=c + 1)
         fig.update_xaxes(range=[x0, x1], autorange=False, row=r + 1, col=c + 1, mirror=True,
-                         ticks="outside", title={"text": sel.axis_titles[0] if r == rows - 1 else ""})
+                         ticks="outside",
+                         title={"text": sel.axis_titles[0] if r == rows - 1 else ""})
         fig.update_yaxes(range=[y0, y1], autorange=False, row=r + 1, col=c + 1, mirror=True,
                          ticks="outside", title={"text": sel.axis_titles[1] if c == 0 else ""})
     for i in range(n):
@@ -1083,7 +1087,8 @@ def paper_meta_figure(meta: MetaSelection) -> go.Figure:
                         subplot_titles=["θ0 across meta-training"] + [t for _, t in META_CURVES],
                         horizontal_spacing=0.09)
     for t in meta_figure(meta, paper=True).data:
-        if t.name in meta.learners or t.name == "surface" or str(t.name).endswith((" start", " end")):
+        if t.name in meta.learners or t.name == "surface" or \
+                str(t.name).endswith((" start", " end")):
             if t.type == "contour":
                 t.showscale = False
             t.showlegend = False
@@ -1143,7 +1148,8 @@ def html_page(figs: Sequence[go.Figure], title: str, notes: str = "") -> str:
     for i, fig in enumerate(figs):
         parts.append(pio.to_html(fig, include_plotlyjs=i == 0, full_html=False,
                                  auto_play=False, config={"displaylogo": False},
-                                 default_width="100%", default_height=f"{fig.layout.height or 620}px"))
+                                 default_width="100%",
+                                 default_height=f"{fig.layout.height or 620}px"))
     style = ("body{font-family:" + FONT_FAMILY.replace("'", "") + ";margin:24px auto;"
              "max-width:1100px;color:#1f2933}h1{font-size:20px}p{color:#52606d}")
     from html import escape

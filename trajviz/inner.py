@@ -3,9 +3,12 @@
 A *run* is one (initialisation, task) pair. ``inner_loop`` advances ``R`` runs
 at once: the forward pass is ``vmap``-ed over runs and one ``autograd.grad``
 of the summed losses gives every run's own gradient (the runs are
-independent, so ∂(Σ_r f_r)/∂θ_r = ∇f_r). This was measured faster than
-``vmap(grad(f))`` on CPU (bench/bench_inner.py), and the same code
-differentiates through the loop for MAML (``differentiable=True``).
+independent, so ∂(Σ_r f_r)/∂θ_r = ∇f_r). On CPU this costs about two thirds
+of ``vmap(grad(f))`` for small models (16 runs of a 1-40-40-1 MLP), and the
+same code differentiates through the loop for MAML (``differentiable=True``).
+(Its weight gradients of vmapped linear layers come back transposed in
+memory, which makes elementwise work on very wide layers slower; see the
+notes in bench/bench_inner.py.)
 
 Step i evaluates f_i(θ_i) and ∇f_i(θ_i) on batch i, then moves to
 θ_{i+1} = θ_i + update. After K updates it also evaluates f_K(θ_K) on batch K,
@@ -155,6 +158,15 @@ def batch_at(tasks: TaskSet, indices: np.ndarray | None, step: int) -> Batch:
     return {k: v[rows, idx] for k, v in tasks.support.items()}
 
 
+def all_batches(tasks: TaskSet, indices: np.ndarray | None) -> Batch | None:
+    """Every run's batch at every step, gathered at once: {key: [R, K+1, B, ...]}."""
+    if indices is None:
+        return None
+    idx = torch.from_numpy(indices).to(tasks.ids.device)
+    rows = torch.arange(idx.shape[0], device=idx.device)[:, None, None]
+    return {k: v[rows, idx] for k, v in tasks.support.items()}
+
+
 def losses_and_grads(problem: Problem, params: Params, batch: Batch,
                      differentiable: bool = False) -> tuple[Tensor, Params]:
     """f_r(θ_r) [R] and ∇f_r(θ_r) {name: [R, ...]} for every run at once.
@@ -179,37 +191,66 @@ def query_losses(problem: Problem, params: Params, tasks: TaskSet) -> Tensor:
         return vmap(problem.loss)(params, tasks.query)
 
 
+CACHE_BYTES = 1 << 20  # per parameter-sized array of a chunk: about half an L2 cache
+
+
+def runs_per_chunk(param_count: int, itemsize: int, runs: int, budget: int = CACHE_BYTES) -> int:
+    """How many runs to advance at once so one [runs, P] array stays in cache.
+
+    Small models take every run at once (per-op overhead dominates); wide
+    ones are split, because streaming several [R, P] arrays through memory
+    each step was measured slower than a few cache-sized chunks.
+    """
+    return max(1, min(runs, budget // max(1, param_count * itemsize)))
+
+
 def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpec, *,
                seed: int = 0, record: bool = False, on_segment: SegmentFn | None = None,
-               initial: Any = None, differentiable: bool = False, learner: str = "") -> InnerResult:
+               initial: Any = None, differentiable: bool = False, learner: str = "",
+               chunk: int | None = None) -> InnerResult:
     """Run ``spec.steps`` optimiser steps from ``params0`` on every task.
 
     params0: {name: [*shape]} shared by all runs, or {name: [R, *shape]}.
     tasks: R tasks (use ``pair_inits_with_tasks`` for inits × tasks).
     on_segment(acc, prev, curr) -> acc is folded over the K segments, starting
     from ``initial``: learners accumulate their meta-gradient here without
-    storing the path. ``record`` keeps the full path (for pictures only).
+    storing the path; a chunked loop needs ``acc`` to be None or
+    {name: [R, ...]} per run. ``record`` keeps the full path (for pictures only).
     ``differentiable`` keeps the graph through every step (MAML).
+    ``chunk`` runs advance together (default ``runs_per_chunk``); the result
+    does not depend on it, since runs are independent.
     """
     runs = len(tasks)
+    first = next(iter(params0.values()))
+    if chunk is None:
+        chunk = runs if differentiable else runs_per_chunk(
+            problem.model.spec.size, first.element_size(), runs)
+    if chunk < runs:
+        parts = []
+        for start in range(0, runs, chunk):
+            rows = list(range(start, min(start + chunk, runs)))
+            part0 = params0 if batch_shape(params0, problem.model.spec) == () else \
+                {k: v[start:start + chunk] for k, v in params0.items()}
+            parts.append(inner_loop(problem, part0, tasks.select(rows), spec, seed=seed, record=record,
+                                    on_segment=on_segment, initial=initial, learner=learner,
+                                    chunk=len(rows)))
+        return _concat_results(parts)
     params = broadcast_params(params0, problem, runs)
     if not differentiable:
         params = {k: v.detach() for k, v in params.items()}
     spec_p = problem.model.spec
-    indices = minibatch_indices(tasks, spec, seed)
+    batches = all_batches(tasks, minibatch_indices(tasks, spec, seed))
     opt_state = spec.optimizer.init(params)
     acc = initial
-    diverged_at = torch.full((runs,), -1, dtype=torch.long, device=tasks.ids.device)
-    rec_params, rec_losses, rec_grads, rec_query = [], [], [], []
+    step_losses, rec_params, rec_grads, rec_query = [], [], [], []
     prev: Point | None = None
     for step in range(spec.steps + 1):
-        loss, grad = losses_and_grads(problem, params, batch_at(tasks, indices, step), differentiable)
-        bad = ~torch.isfinite(loss.detach()) & (diverged_at < 0)
-        diverged_at = torch.where(bad, torch.full_like(diverged_at, step), diverged_at)
+        batch = tasks.support if batches is None else {k: v[:, step] for k, v in batches.items()}
+        loss, grad = losses_and_grads(problem, params, batch, differentiable)
+        step_losses.append(loss.detach())
         curr = Point(params, loss, grad)
         if record:
             rec_params.append(flatten({k: v.detach() for k, v in params.items()}, spec_p))
-            rec_losses.append(loss.detach())
             rec_grads.append(flatten({k: v.detach() for k, v in grad.items()}, spec_p))
             rec_query.append(query_losses(problem, params, tasks))
         if prev is not None and on_segment is not None:
@@ -218,10 +259,29 @@ def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpe
         if step < spec.steps:
             updates, opt_state = spec.optimizer.update(grad, opt_state, params)
             params = {k: params[k] + updates[k] for k in params}
+    losses = torch.stack(step_losses, dim=1)  # [R, K+1]
+    bad = ~torch.isfinite(losses)
+    diverged_at = torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1)  # first bad step
     trajectory = None
     if record:
         trajectory = Trajectory(
-            params=torch.stack(rec_params, dim=1), losses=torch.stack(rec_losses, dim=1),
+            params=torch.stack(rec_params, dim=1), losses=losses,
             grads=torch.stack(rec_grads, dim=1), query_losses=torch.stack(rec_query, dim=1),
             task_ids=tasks.ids, diverged_at=diverged_at, learner=learner)
     return InnerResult(params, prev.loss, diverged_at, trajectory, acc)
+
+
+def _concat_results(parts: list[InnerResult]) -> InnerResult:
+    """Join the results of consecutive run chunks along the run axis."""
+    def cat_dicts(dicts):
+        return None if dicts[0] is None else {k: torch.cat([d[k] for d in dicts]) for k in dicts[0]}
+
+    trajectory = None
+    if parts[0].trajectory is not None:
+        ts = [p.trajectory for p in parts]
+        trajectory = Trajectory(*(torch.cat([getattr(t, f) for t in ts]) for f in
+                                  ("params", "losses", "grads", "query_losses", "task_ids", "diverged_at")),
+                                learner=ts[0].learner)
+    return InnerResult(cat_dicts([p.final for p in parts]), torch.cat([p.final_loss for p in parts]),
+                       torch.cat([p.diverged_at for p in parts]), trajectory,
+                       cat_dicts([p.accumulated for p in parts]))

@@ -28,17 +28,18 @@ activations of every point no longer fit in cache.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
-from .models import ParamSpec, unflatten
+from .models import unflatten
 from .slices import Slice
 from .tasks.base import Batch, Problem, TaskSet, mse_loss
 
@@ -57,6 +58,9 @@ GPU_FREE_FRACTION = 8
 # input, its output, and the bias broadcast the batched matmul writes into).
 LIVE_ACTIVATIONS = 2
 METHODS = ("auto", "vmap", "fused")
+# The fused MLP path lays activations out feature-major from this many rows
+# (tasks × samples) up, sample-major below (measured: bench/bench_surface.py).
+FEATURE_MAJOR_ROWS = 32
 
 Progress = Callable[[int, int], None]
 
@@ -84,7 +88,7 @@ def check_resolution(resolution: tuple[int, int]) -> tuple[int, int]:
         raise ValueError(f"resolution must be a pair (A, B) of integers, got {resolution!r}") from None
     for name, n in (("A", n_a), ("B", n_b)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-            raise ValueError(f"resolution {name} must be an integer, got {n!r}")
+            raise ValueError(f"resolution {name} must be an integer, got {n!r}")  # noqa: TRY004
         if not MIN_AXIS <= n <= MAX_AXIS:
             raise ValueError(f"resolution {name} = {n} is outside the accepted "
                              f"{MIN_AXIS}..{MAX_AXIS} points per axis")
@@ -201,14 +205,25 @@ _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.LeakyReLU, nn
 
 @dataclass(frozen=True)
 class _Linear:
-    weight: str
-    bias: str | None
+    """A linear layer's place in the flattened parameter vector: weight [out, in]
+    at ``weight``, bias [out] at ``bias`` (start, stop offsets), or no bias."""
+
+    weight: tuple[int, int]
+    bias: tuple[int, int] | None
     in_features: int
     out_features: int
 
 
-def _mlp_layers(problem: Problem) -> list[_Linear | nn.Module] | None:
-    """The layers of an MLP with the MSE loss of its own model, or None (use vmap)."""
+def _mlp_layers(problem: Problem) -> tuple[_Linear | nn.Module, ...] | None:
+    """``_mlp_plan``, remembered per problem where the problem is hashable."""
+    try:
+        return _cached_mlp_plan(problem)
+    except TypeError:  # a loss object without a hash
+        return _mlp_plan(problem)
+
+
+def _mlp_plan(problem: Problem) -> tuple[_Linear | nn.Module, ...] | None:
+    """The layers of an MLP whose loss is the MSE of its own model, or None (use vmap)."""
     loss = problem.loss
     if getattr(loss, "__code__", None) is not _MSE_CODE or not any(
             cell.cell_contents is problem.model for cell in (loss.__closure__ or ())):
@@ -218,11 +233,16 @@ def _mlp_layers(problem: Problem) -> list[_Linear | nn.Module] | None:
         list(module.named_children()) if isinstance(module, nn.Sequential) else None)
     if not named:
         return None
+    spec = problem.model.spec
+    where, start = {}, 0
+    for name, size in zip(spec.names, spec.sizes):
+        where[name], start = (start, start + size), start + size
     layers: list[_Linear | nn.Module] = []
     for name, child in named:
         prefix = f"{name}." if name else ""
         if type(child) is nn.Linear:
-            layers.append(_Linear(prefix + "weight", prefix + "bias" if child.bias is not None else None,
+            layers.append(_Linear(where[prefix + "weight"],
+                                  where[prefix + "bias"] if child.bias is not None else None,
                                   child.in_features, child.out_features))
         elif type(child) in _ELEMENTWISE:
             layers.append(child)
@@ -230,57 +250,75 @@ def _mlp_layers(problem: Problem) -> list[_Linear | nn.Module] | None:
             return None
     if not isinstance(layers[0], _Linear):
         return None
-    used = {n for layer in layers if isinstance(layer, _Linear) for n in (layer.weight, layer.bias) if n}
-    return layers if used == set(problem.model.spec.names) else None
+    first = layers[0]
+    first_stop = first.bias[1] if first.bias else first.weight[1]
+    if first.weight[0] != 0 or (first.bias and first.bias[0] != first.weight[1]):
+        return None  # the first layer's parameters must lead the flattened vector
+    rest = [s for layer in layers[1:] if isinstance(layer, _Linear)
+            for s in (layer.weight, layer.bias) if s]
+    if any(lo < first_stop for lo, _ in rest):
+        return None
+    return tuple(layers)
 
 
-def _offsets(spec: ParamSpec) -> dict[str, tuple[int, int, tuple[int, ...]]]:
-    out, start = {}, 0
-    for name, shape, size in zip(spec.names, spec.shapes, spec.sizes):
-        out[name] = (start, start + size, shape)
-        start += size
-    return out
+_cached_mlp_plan = functools.lru_cache(maxsize=64)(_mlp_plan)
 
 
-def _fused_mlp_mse(layers: list, spec: ParamSpec, origin: Tensor, basis: Tensor, coords: Tensor,
+def _fused_mlp_mse(layers: tuple, origin: Tensor, basis: Tensor, coords: Tensor,
                    batch: Batch) -> Tensor:
-    """[G, T] MSE losses of an MLP at G grid points × T tasks, as batched matmuls."""
+    """[G, T] MSE losses of an MLP at G grid points × T tasks, as batched matmuls.
+
+    With many rows (T·N ≥ ``FEATURE_MAJOR_ROWS``) activations are
+    feature-major, [G, features, T·N], so a layer is W(a, b)·h with the weight
+    as stored and the narrow output layer streams along the samples; with few
+    rows they are sample-major, [G, T·N, features], and a layer is h·W(a, b)ᵀ.
+    Each was measured the faster on its side of the threshold.
+    """
     x, y = batch["x"], batch["y"]
     n_tasks, n_samples = x.shape[:2]
     rows = n_tasks * n_samples
     g = coords.shape[0]
-    where = _offsets(spec)
-
-    def plane_part(name: str) -> tuple[Tensor, Tensor]:  # origin [*shape], basis [2, *shape]
-        start, stop, shape = where[name]
-        return origin[start:stop].view(shape), basis[:, start:stop].view(2, *shape)
-
-    def at_grid(name: str) -> Tensor:  # the parameter at every grid point: [G, *shape]
-        start, stop, shape = where[name]
-        return torch.addmm(origin[start:stop], coords, basis[:, start:stop]).view(g, *shape)
-
-    # First layer, linear in (a, b): Q = x·[W₀; W_u; W_v]ᵀ (+ [c₀; c_u; c_v]), then Q₀ + (a, b)·Q_uv.
+    feature_major = rows >= FEATURE_MAJOR_ROWS
+    # First layer, linear in (a, b): Q = x·[W₀; W_u; W_v]ᵀ + [c₀; c_u; c_v], then Q₀ + (a, b)·Q_uv.
     first: _Linear = layers[0]
-    w0, wuv = plane_part(first.weight)
-    w3 = torch.cat([w0[None], wuv]).reshape(3 * first.out_features, first.in_features)
-    q = (x.reshape(rows, first.in_features) @ w3.T).view(rows, 3, first.out_features)
-    if first.bias is not None:
-        c0, cuv = plane_part(first.bias)
-        q = q + torch.cat([c0[None], cuv])[None]
-    q = q.permute(1, 0, 2).reshape(3, rows * first.out_features)
-    h = torch.addmm(q[0], coords, q[1:]).view(g, rows, first.out_features)
+    n_out, n_in = first.out_features, first.in_features
+    plane = torch.cat([origin[None], basis])  # [3, P]: origin, u, v
+    w_stack = plane[:, slice(*first.weight)].reshape(3 * n_out, n_in)
+    bias = None if first.bias is None else plane[:, slice(*first.bias)].reshape(3 * n_out, 1)
+    x_rows = x.reshape(rows, n_in)
+    if feature_major:  # [3·out, T·N], already (origin, u, v)-major
+        q = torch.mm(w_stack, x_rows.T) if bias is None else torch.addmm(bias, w_stack, x_rows.T)
+    else:  # [T·N, 3·out] -> [3, T·N, out]
+        q = torch.mm(x_rows, w_stack.T) if bias is None else torch.addmm(bias.T, x_rows, w_stack.T)
+        q = q.view(rows, 3, n_out).transpose(0, 1)
+    q = q.reshape(3, n_out * rows)
+    h = torch.addmm(q[0], coords, q[1:])
+    h = h.view(g, n_out, rows) if feature_major else h.view(g, rows, n_out)
+    # Every later layer: the grid's own weights, one [G, P_rest] matmul for all of them.
+    offset = first.bias[1] if first.bias else first.weight[1]
+    theta = torch.addmm(origin[offset:], coords, basis[:, offset:])  # [G, P_rest]
+
+    def at_grid(where: tuple[int, int], *shape: int) -> Tensor:
+        return theta[:, where[0] - offset:where[1] - offset].view(g, *shape)
+
     for layer in layers[1:]:
         if isinstance(layer, _Linear):
-            weight_t = at_grid(layer.weight).transpose(1, 2)
-            if layer.bias is None:
-                h = torch.bmm(h, weight_t)
+            weight = at_grid(layer.weight, layer.out_features, layer.in_features)
+            if feature_major:
+                b = None if layer.bias is None else at_grid(layer.bias, layer.out_features, 1)
+                h = torch.bmm(weight, h) if b is None else torch.baddbmm(b, weight, h)
             else:
-                h = torch.baddbmm(at_grid(layer.bias)[:, None, :], h, weight_t)
+                b = None if layer.bias is None else at_grid(layer.bias, 1, layer.out_features)
+                weight = weight.transpose(1, 2)
+                h = torch.bmm(h, weight) if b is None else torch.baddbmm(b, h, weight)
         elif isinstance(layer, nn.ReLU):
             h = torch.relu_(h)
         else:
             h = layer(h)
-    residual = h.view(g, n_tasks, -1) - y.reshape(1, n_tasks, -1)
+    if feature_major:  # h: [G, out, T·N]
+        residual = h.view(g, -1, n_tasks, n_samples) - y.permute(2, 0, 1)[None]
+        return residual.square_().mean(dim=(1, 3))
+    residual = h.reshape(g, n_tasks, -1) - y.reshape(1, n_tasks, -1)
     return residual.square_().mean(dim=-1)
 
 
@@ -310,7 +348,7 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
         if method != "vmap":
             layers = _mlp_layers(problem)
             if _fused_applies(layers, batch):
-                return _fused_mlp_mse(layers, problem.model.spec, origin, basis, coords, batch)
+                return _fused_mlp_mse(layers, origin, basis, coords, batch)
             if method == "fused":
                 raise ValueError("method 'fused' needs an nn.Sequential of nn.Linear and elementwise "
                                  "activations with tasks.base.mse_loss and x: [T, N, in], "
@@ -350,12 +388,12 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     chunk = min(int(chunk), total)
     alpha = torch.linspace(a_min, a_max, n_a, dtype=torch.float64).to(device=device, dtype=dtype)
     beta = torch.linspace(b_min, b_max, n_b, dtype=torch.float64).to(device=device, dtype=dtype)
+    # [A·B, 2] coordinates, row-major over (b, a): two numbers a point, never [A·B, P]
+    grid = torch.stack(torch.meshgrid(beta, alpha, indexing="ij")[::-1], dim=-1).reshape(total, 2)
     out = torch.empty(total, len(tasks), device=device, dtype=dtype)
     for start in range(0, total, chunk):
         stop = min(start + chunk, total)
-        index = torch.arange(start, stop, device=device)
-        coords = torch.stack([alpha[index % n_a], beta[index // n_a]], dim=1)  # row-major over (b, a)
-        out[start:stop] = evaluate_chunk(problem, origin, basis, coords, on_device.support,
+        out[start:stop] = evaluate_chunk(problem, origin, basis, grid[start:stop], on_device.support,
                                          method=method)
         if progress is not None:
             progress(stop, total)

@@ -178,8 +178,8 @@ def honesty_card(sel: F.Selection) -> list:
         share = 100 * h["explained"]
         verdict = "most of" if share >= 80 else ("much of" if share >= 50 else "only part of")
         items.append(html.Li([html.Strong(f"{share:.1f}% "),
-                              f"of the paths' variance lies in this plane: the picture shows "
-                              f"{verdict} the movement."]))
+                              (f"of the paths' variance lies in this plane: the picture shows "
+                               f"{verdict} the movement.")]))
     elif sel.slice_kind == "exact":
         items.append(html.Li("The exact plane of a 2-parameter model: nothing is projected."))
     else:
@@ -193,12 +193,12 @@ def honesty_card(sel: F.Selection) -> list:
         tail = (f" ({100 * rel:.0f}% of the paths' extent on the plane)"
                 if F.np.isfinite(rel) else "")
         items.append(html.Li([html.Strong("Off-plane residual "),
-                              f"up to {F.fmt(h['residual_max'])}, median "
-                              f"{F.fmt(h['residual_median'])}{tail}."]))
+                              (f"up to {F.fmt(h['residual_max'])}, median "
+                               f"{F.fmt(h['residual_median'])}{tail}.")]))
     if F.np.isfinite(h["loss_gap_rel"]):
         items.append(html.Li([html.Strong("Loss gap "),
-                              f"recorded vs on the slice: at most {F.fmt(h['loss_gap_max'])} "
-                              f"({100 * h['loss_gap_rel']:.0f}% of the loss range)."]))
+                              (f"recorded vs on the slice: at most {F.fmt(h['loss_gap_max'])} "
+                               f"({100 * h['loss_gap_rel']:.0f}% of the loss range).")]))
     return [html.Ul(items, className="tv-honesty-list")]
 
 
@@ -385,12 +385,13 @@ def register(app, state: AppState) -> None:
                   Output(ids.LEARNERS, "value"), Output(ids.RUN_INFO, "children"),
                   Output(ids.SUMMARY, "children"), Output(ids.RUN_MESSAGE, "children"),
                   Output(ids.RUN_MESSAGE, "style"), Output(ids.WORKSPACE, "style"),
+                  Output(ids.RUN_FIELDS, "style"), Output(ids.EXPORT_BOX, "style"),
                   Input(ids.RUN, "value"))
     def _run(run_id):
         o = run_controls(state, run_id)
         return (o["task_options"], o["task"], o["slice_options"], o["slice"], o["slice_style"],
                 o["learner_options"], o["learners"], o["info"], o["summary"], o["message"],
-                o["message_style"], o["workspace_style"])
+                o["message_style"], *[o["workspace_style"]] * 3)
 
     @app.callback(Output(ids.MAIN_GRAPH, "figure"),
                   *[Output(ids.PANEL_GRAPH[k], "figure") for k in F.PANEL_KEYS],

@@ -113,15 +113,12 @@ class JobManager:
         job_id = secrets.token_hex(4)
         folder = Path(tempfile.mkdtemp(prefix=f"trajviz-job-{job_id}-"))
         (folder / "config.json").write_text(json.dumps(to_dict(config)), encoding="utf-8")
-        log = open(folder / "log.txt", "wb")
-        try:
+        with open(folder / "log.txt", "wb") as log:  # the child keeps its own handle
             process = subprocess.Popen(
                 [sys.executable, "-m", "trajviz.app.jobs", str(folder / "config.json"),
                  str(self.runs_dir), str(folder / "progress.json")],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        finally:
-            log.close()
         with self._lock:
             self._jobs[job_id] = Job(job_id, folder, process)
         return job_id
@@ -163,10 +160,10 @@ class JobManager:
 
 def _last_line(path: Path) -> str:
     try:
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    lines = [ln for ln in lines if ln]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
 
 
@@ -232,6 +229,7 @@ def work(config_path: Path, runs_dir: Path, progress_path: Path) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 4:
-        print("usage: python -m trajviz.app.jobs CONFIG.json RUNS_DIR PROGRESS.json", file=sys.stderr)
+        print("usage: python -m trajviz.app.jobs CONFIG.json RUNS_DIR PROGRESS.json",
+              file=sys.stderr)
         sys.exit(2)
     sys.exit(work(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))

@@ -4,7 +4,7 @@ The layout is static (no disk access); callbacks fill in runs, figures and table
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from dash import dcc, html
 
@@ -74,6 +74,7 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                             title="look for new runs"),
             ]),
             html.Div(id=ids.RUN_INFO, className="tv-hint"),
+            html.Div(id=ids.RUN_FIELDS, children=[
             _field("Held-out task", dcc.Dropdown(id=ids.TASK, options=[], clearable=False),
                    "one task, or the mean over all held-out tasks"),
             _field("Slice", dcc.RadioItems(id=ids.SLICE, options=[], className="tv-radio"),
@@ -84,8 +85,9 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                 id=ids.MODE, options=[{"label": "2D contour", "value": "2d"},
                                       {"label": "3D", "value": "3d"}],
                 value="2d", inline=True, className="tv-radio")),
+            ]),
         ]),
-        html.Section(className="tv-box", children=[
+        html.Section(id=ids.EXPORT_BOX, className="tv-box", children=[
             html.H2("Export"),
             _field("Figure", dcc.RadioItems(
                 id=ids.EXPORT_WHAT, options=[{"label": "surface", "value": "surface"},
@@ -104,7 +106,7 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
             html.P(EXPLAIN["newrun"][1][0], className="tv-hint"),
             _field("Task family", dcc.Dropdown(
                 id=ids.JOB_FAMILY, options=list(families), clearable=False,
-                value="linear2d" if "linear2d" in families else (families[0] if families else None))),
+                value="linear2d" if "linear2d" in families else next(iter(families), None))),
             _field("Learners", dcc.Checklist(
                 id=ids.JOB_LEARNERS, className="tv-learners",
                 options=[_learner_label(n) for n in learners],
@@ -145,7 +147,7 @@ def panel_card(spec: F.PanelSpec) -> html.Div:
 
 def inner_tab() -> html.Div:
     return html.Div(className="tv-tab", children=[
-        player_bar(ids.INNER, "step"),
+        player_bar(ids.INNER, "inner step"),
         html.Div(id=ids.NOTES, className="tv-notes"),
         html.Div(className="tv-stage", children=[
             html.Div(className="tv-card tv-surface", children=[
@@ -175,12 +177,12 @@ def inner_tab() -> html.Div:
 def meta_tab() -> html.Div:
     return html.Div(className="tv-tab", children=[
         player_bar(ids.META, "meta-step", start_at_end=True),
-        explain("meta"),
+        explain("meta", "How to read the meta-training view"),
         html.Div(className="tv-meta", children=[
-            html.Div(dcc.Graph(id=ids.META_GRAPH, config=GRAPH_CONFIG, style={"height": "560px"}),
+            html.Div(dcc.Graph(id=ids.META_GRAPH, config=GRAPH_CONFIG, style={"height": "500px"}),
                      className="tv-card"),
             html.Div(dcc.Graph(id=ids.META_CURVES, config=GRAPH_CONFIG,
-                               style={"height": "560px"}), className="tv-card"),
+                               style={"height": "500px"}), className="tv-card"),
         ]),
     ])
 

@@ -8,85 +8,86 @@ TAGLINE = ("Watch how a model learns: every learner's inner-loop path from its m
            "start θ0, on a 2D slice of the loss surface.")
 
 HOW_TO_READ = (
-    "Pick a run, a held-out task (or the mean over tasks) and the learners to compare on the left. "
-    "Press ▶ Play: a dot walks each learner's path step by step, and the cursor in every panel on "
-    "the right moves with it.",
-    "A good initialisation (Leap's aim, Flennerhag et al., ICLR 2019) gives short, straight paths "
-    "that go downhill at every step: small path length, few reversals (oscillation), loss that "
-    "falls step after step (monotonicity).",
-    "The picture is a 2D slice of a space with many more dimensions. The grey box beside it says "
-    "how much the slice keeps and how much it hides; read it before trusting a picture.",
-    "The Meta-training tab shows how each learner's θ0 moved while it was meta-learned, and how its "
-    "held-out path length and loss fell with it.",
+    ("Pick a run, a held-out task (or the mean over tasks) and the learners to compare on the "
+     "left. Press ▶ Play: a dot walks each learner's path step by step, and the cursor in "
+     "every panel on the right moves with it."),
+    ("A good initialisation (Leap's aim, Flennerhag et al., ICLR 2019) gives short, straight paths "
+     "that go downhill at every step: small path length, few reversals (oscillation), loss that "
+     "falls step after step (monotonicity)."),
+    ("The picture is a 2D slice of a space with many more dimensions. The card “What the slice "
+     "keeps and hides” says how much of the paths the slice holds and how far they stray from "
+     "it; read it before trusting a picture."),
+    ("The Meta-training tab shows how each learner's θ0 moved while it was meta-learned, and "
+     "how its held-out path length and loss fell with it."),
 )
 
 EXPLAIN: dict[str, tuple[str, tuple[str, ...]]] = {
     "surface": ("What is this picture?", (
-        "The coloured background is the loss on a plane through parameter space: light is low "
-        "loss, slate is high. Each learner's inner loop (K steps of gradient descent from its θ0) "
-        "is projected onto the plane.",
-        "○ marks the start θ0, ◆ the end after K steps, and the large dot with a short tail is the "
-        "current step of playback. The faint line is the whole path.",
-        "PCA slices use the two directions along which the recorded paths vary most; the axis "
-        "titles say how much of the paths' variance each direction holds.",
+        ("The coloured background is the loss on a plane through parameter space: light is low "
+         "loss, slate is high. Each learner's inner loop (K steps of gradient descent from its θ0) "
+         "is projected onto the plane."),
+        ("○ marks the start θ0, ◆ the end after K steps, and the large dot with a short tail "
+         "is the current step of playback. The faint line is the whole path."),
+        ("PCA slices use the two directions along which the recorded paths vary most; the axis "
+         "titles say how much of the paths' variance each direction holds."),
     )),
     "loss": ("Loss: recorded and on the slice", (
-        "Solid: the loss the inner loop actually recorded at each step. Dashed: the loss the "
-        "surface shows at the projected point on the slice.",
-        "Where the two agree, the slice is honest about this path. Where they part, the path "
-        "left the plane: the picture's colours under the dot do not tell you the real loss.",
+        ("Solid: the loss the inner loop actually recorded at each step. Dashed: the loss the "
+         "surface shows at the projected point on the slice."),
+        ("Where the two agree, the slice is honest about this path. Where they part, the path "
+         "left the plane: the picture's colours under the dot do not tell you the real loss."),
     )),
     "length": ("Path length", (
-        "How far the parameters travelled so far, on Leap's loss manifold: the sum over steps of "
-        "√(‖Δθ‖² + Δf²), parameter movement and loss change together.",
-        "Leap meta-learns the θ0 that makes this short on average over tasks: a short path means "
-        "the task is quick and easy to learn from there.",
+        ("How far the parameters travelled so far, on Leap's loss manifold: the sum over steps of "
+         "√(‖Δθ‖² + Δf²), parameter movement and loss change together."),
+        ("Leap meta-learns the θ0 that makes this short on average over tasks: a short path means "
+         "the task is quick and easy to learn from there."),
     )),
     "oscillation": ("Oscillation: cosine between successive updates", (
-        "The cosine of the angle between one update Δθ and the next. +1: the path keeps going the "
-        "same way. Below 0: it turned back, a zig-zag across a narrow valley.",
-        "The summary table's oscillation is the fraction of successive pairs with a negative "
-        "cosine. The first two steps have no previous update, so the line starts at step 2.",
+        ("The cosine of the angle between one update Δθ and the next. +1: the path keeps going the "
+         "same way. Below 0: it turned back, a zig-zag across a narrow valley."),
+        ("The summary table's oscillation is the fraction of successive pairs with a negative "
+         "cosine. The first two steps have no previous update, so the line starts at step 2."),
     )),
     "monotonicity": ("Monotonicity", (
-        "The fraction of steps so far in which the recorded loss went down. 1 means every step "
-        "helped; lower means the optimiser overshot or bounced.",
-        "With minibatches a step can raise the loss by noise alone, so values a little below 1 "
-        "are normal.",
+        ("The fraction of steps so far in which the recorded loss went down. 1 means every step "
+         "helped; lower means the optimiser overshot or bounced."),
+        ("With minibatches a step can raise the loss by noise alone, so values a little below 1 "
+         "are normal."),
     )),
     "residual": ("Off-plane residual", (
-        "The distance from each recorded point θ to its projection on the slice: the part of the "
-        "path the picture cannot show. 0 means the point lies on the plane.",
-        "Compare it with the size of the path on the plane: a residual as large as the path "
-        "itself means the 2D picture is mostly shadow.",
+        ("The distance from each recorded point θ to its projection on the slice: the part of the "
+         "path the picture cannot show. 0 means the point lies on the plane."),
+        ("Compare it with the size of the path on the plane: a residual as large as the path "
+         "itself means the 2D picture is mostly shadow."),
     )),
     "slice": ("What can a 2D slice hide?", (
-        "A network has thousands of parameters; the picture shows two directions. Two paths that "
-        "look close may be far apart in the directions you cannot see, and a path that seems to "
-        "cross a ridge may have gone around it.",
-        "Explained variance says how much of the paths' spread the two axes hold (PCA slices). The "
-        "off-plane residual says how far each point is from the plane. The loss panel compares "
-        "the recorded loss with the surface under the projected point.",
-        "A random or three-point slice has no explained variance: judge it by the residual and the "
-        "loss gap alone. The exact slice of a 2-parameter model hides nothing.",
+        ("A network has thousands of parameters; the picture shows two directions. Two paths that "
+         "look close may be far apart in the directions you cannot see, and a path that seems to "
+         "cross a ridge may have gone around it."),
+        ("Explained variance says how much of the paths' spread the two axes hold (PCA "
+         "slices). The off-plane residual says how far each point is from the plane. The loss "
+         "panel compares the recorded loss with the surface under the projected point."),
+        ("A random or three-point slice has no explained variance: judge it by the residual "
+         "and the loss gap alone. The exact slice of a 2-parameter model hides nothing."),
     )),
     "summary": ("Reading the summary table", (
-        "Each cell is the mean over the held-out tasks with a 95% Student-t interval in brackets, "
-        "cut at the metric's possible range (no negative lengths, no fractions above 1). "
-        "Diverged runs are left out of the mean and counted in the last column.",
-        "Path length, oscillation, final loss and loss AUC (the mean loss over the K steps) are "
-        "better when lower; monotonicity when higher. The best mean in each column is bold. "
-        "Overlapping intervals mean the difference may be chance.",
+        ("Each cell is the mean over the held-out tasks with a 95% Student-t interval in brackets, "
+         "cut at the metric's possible range (no negative lengths, no fractions above 1). "
+         "Diverged runs are left out of the mean and counted in the last column."),
+        ("Path length, oscillation, final loss and loss AUC (the mean loss over the K steps) are "
+         "better when lower; monotonicity when higher. The best mean in each column is bold. "
+         "Overlapping intervals mean the difference may be chance."),
     )),
     "meta": ("Meta-training", (
-        "Every learner starts meta-training from the same random θ0 and sees the same tasks. The "
-        "left plot follows each learner's θ0 across meta-steps on the slice (task-mean surface).",
-        "The right plots show the held-out path length and loss AUC of the inner loops started "
-        "from θ0 at each evaluation: Leap should shorten the path fastest. 'random' never "
-        "meta-learns, so its θ0 stays put: the baseline.",
+        ("Every learner starts meta-training from the same random θ0 and sees the same tasks. The "
+         "left plot follows each learner's θ0 across meta-steps on the slice (task-mean surface)."),
+        ("The right plots show the held-out path length and loss AUC of the inner loops started "
+         "from θ0 at each evaluation: Leap should shorten the path fastest. 'random' never "
+         "meta-learns, so its θ0 stays put: the baseline."),
     )),
     "newrun": ("Starting a run", (
-        "The run trains in the background on this machine and is written as a new run folder; "
-        "the run picker lists it when it is done. Small settings take a minute or two.",
+        ("The run trains in the background on this machine and is written as a new run folder; "
+         "the run picker lists it when it is done. Small settings take a minute or two."),
     )),
 }

@@ -66,8 +66,9 @@ class Leap:
     def accumulate(self, acc: Params | None, prev: Point, curr: Point) -> Params:
         """Add one segment's increment to ``acc``, the fold's own buffers (updated in place).
 
-        Fused: one new tensor per parameter (Δθ, which becomes the buffer on the
-        first segment) and in-place multiply-adds, so the loop's memory stays flat.
+        Fused: the only new tensors are Δθ (which becomes the buffer on the first
+        segment); the rest is in-place multiply-adds, two passes over memory per
+        parameter instead of seven.
         """
         d_theta, a, b = self.coefficients(prev, curr)
         first = acc is None

@@ -51,6 +51,11 @@ class Digits:
         images, labels = _digits()
         rng = rng_for(seed, split)
         per_class = self.shots + self.query_shots
+        counts = np.bincount(labels, minlength=10)
+        available = int(min(2 * counts // 3 if split == "train" else counts - 2 * counts // 3))
+        if per_class > available:
+            raise ValueError(f"digits has {available} {split} images per class; shots + query_shots "
+                             f"must be <= {available}, got {per_class}")
         sx, sy, qx, qy, classes = [], [], [], [], []
         for _ in range(n_tasks):
             chosen = rng.choice(10, size=self.ways, replace=False)
