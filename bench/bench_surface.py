@@ -14,8 +14,8 @@ same thread count:
     ``normalization=None``, ``distance`` set so one step is one grid
     spacing, the start point set so its grid lands on ours). It walks a
     zig-zag that adds before it evaluates, so its even columns sit one grid
-    step further along b: of its 2601 points, 2550 are our grid points and
-    are checked against (a); the other 51 lie one step beyond b_max;
+    step further along b: of its 2601 points, 2575 are our grid points and
+    are checked against (a); the other 26 lie one step beyond b_max;
 (c) a plain per-point loop: load θ(a, b) into an ``nn.Module``
     (``vector_to_parameters``), forward, MSE, ``.item()``.
 
@@ -101,7 +101,8 @@ class Setup:
 
     def trajviz(self, chunk: int | None = None) -> np.ndarray:
         """(a): [B, A] losses."""
-        return evaluate_surface(self.problem, self.slice, self.tasks, (RES, RES), chunk=chunk).loss[0]
+        surface = evaluate_surface(self.problem, self.slice, self.tasks, (RES, RES), chunk=chunk)
+        return surface.loss[0]
 
     def loop(self) -> np.ndarray:
         """(c): one point at a time through an nn.Module."""
@@ -111,7 +112,8 @@ class Setup:
         with torch.no_grad():
             for j, b in enumerate(self.beta.tolist()):
                 for i, a in enumerate(self.alpha.tolist()):
-                    torch.nn.utils.vector_to_parameters(self.origin + a * self.u + b * self.v, params)
+                    theta = self.origin + a * self.u + b * self.v
+                    torch.nn.utils.vector_to_parameters(theta, params)
                     out[j, i] = F.mse_loss(net(self.x), self.y).item()
         return out
 
@@ -156,6 +158,20 @@ def check_peer(ours: np.ndarray, peer: np.ndarray) -> tuple[float, int]:
     return float(rel.max()), rel.size
 
 
+def hidden_gemm_floor(n: int, chunk: int):
+    """The grid's 40x40 hidden-layer matmuls alone, as trajviz batches them: a lower
+    bound on any evaluator built on torch's GEMM (FLOPs: 1600 of the 1680 per sample)."""
+    weight = torch.randn(chunk, HIDDEN[1], HIDDEN[0])
+    acts = torch.randn(chunk, HIDDEN[0], n)
+    out = torch.empty(chunk, HIDDEN[1], n)
+
+    def run() -> None:
+        for start in range(0, RES * RES, chunk):
+            g = min(chunk, RES * RES - start)
+            torch.bmm(weight[:g], acts[:g], out=out[:g])
+    return run
+
+
 def have_loss_landscapes() -> bool:
     try:
         import loss_landscapes  # noqa: F401
@@ -198,7 +214,8 @@ def main() -> None:
         s = Setup(n)
         ours, plain = s.trajviz(), s.loop()
         diff = float(np.max(np.abs(ours - plain) / np.maximum(np.abs(plain), 1e-12)))
-        print(f"N={n}: max relative |trajviz - per-point loop| over {RES * RES} points = {diff:.2e}")
+        print(f"N={n}: max relative |trajviz - per-point loop| over {RES * RES} points "
+              f"= {diff:.2e}")
         if not diff <= 1e-5:
             raise SystemExit(f"trajviz and the per-point loop disagree at N={n}: {diff}")
         fns = {"trajviz": s.trajviz, "per-point loop": s.loop}
@@ -209,19 +226,27 @@ def main() -> None:
             if not rel <= 1e-4:
                 raise SystemExit(f"loss_landscapes and trajviz disagree at N={n}: {rel}")
             fns["loss_landscapes.random_plane"] = s.loss_landscapes
+        chunk = choose_chunk(s.problem, s.tasks, s.problem.model.spec.size)
         if n == 1000:
             fns["torch.mm 1024x1024"] = lambda: torch.mm(a, b)
+            fns["floor"] = hidden_gemm_floor(n, chunk)
         med = median_times(fns, args.repeats)
         t_ours = med.pop("trajviz")
         t_gemm = med.pop("torch.mm 1024x1024", None)
+        t_floor = med.pop("floor", None)
         peer = min(med, key=med.get)
         ratios[n] = med[peer] / t_ours
-        chunk = choose_chunk(s.problem, s.tasks, s.problem.model.spec.size)
         gflops = forward_flops(n) * RES * RES / t_ours / 1e9
         print(f"N={n}: trajviz {t_ours * 1e3:.2f} ms (chunk {chunk}, {gflops:.1f} GFLOP/s), "
               + ", ".join(f"{k} {v * 1e3:.1f} ms ({v / t_ours:.1f}x)" for k, v in med.items())
               + f"; median of {args.repeats}")
         print(f"N={n}: ratio against the faster per-point peer, {peer}: {ratios[n]:.2f}")
+        if t_floor is not None:
+            floor_gflops = forward_flops(n) * RES * RES * 1600 / 1680 / t_floor / 1e9
+            print(f"N={n}: floor: the grid's hidden 40x40 layer alone, as torch.bmm in chunks of "
+                  f"{chunk}, takes {t_floor * 1e3:.1f} ms ({floor_gflops:.1f} GFLOP/s); "
+                  f"{peer} / floor = {med[peer] / t_floor:.2f}, the most any evaluator built on "
+                  "that GEMM could reach")
         if t_gemm is not None:
             gemm_gflops = 2 * GEMM ** 3 / t_gemm / 1e9
             gemm_fraction = gflops / gemm_gflops

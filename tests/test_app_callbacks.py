@@ -59,6 +59,7 @@ def test_no_runs_is_an_explained_empty_page(tmp_path):
     out = cb.run_controls(state, None)
     assert out["workspace_style"] == cb.HIDE and out["message_style"] == cb.SHOW
     assert "No runs yet" in text_of(out["message"]) and "trajviz demo" in text_of(out["message"])
+    assert out["new_run_open"] is True  # the form to make one is opened
 
 
 @pytest.mark.parametrize("run_id, reason", [

@@ -144,8 +144,13 @@ def test_loss_panel_shows_recorded_and_plane_loss(run3):
 def test_frame_counts(run):
     sel = F.select(run, "pca", 2)
     k = run.steps
-    assert len(F.animated_surface_figure(sel).frames) == k + 1
-    assert len(F.animated_metrics_figure(sel).frames) == k + 1
+    surface = F.animated_surface_figure(sel)
+    assert len(surface.frames) == k + 1
+    # plotly's redraw-free animation would drop the contour: the surface figure redraws
+    assert surface.layout.updatemenus[0].buttons[0].args[1]["frame"]["redraw"] is True
+    metrics = F.animated_metrics_figure(sel)
+    assert len(metrics.frames) == k + 1
+    assert metrics.layout.updatemenus[0].buttons[0].args[1]["frame"]["redraw"] is False
     meta = F.select_meta(run)
     assert len(F.animated_meta_figure(meta).frames) == len(run.learners["leap"].meta_steps)
     data = F.frame_data(sel, "main", {p: f"panel-{p}" for p in F.PANEL_KEYS})
@@ -245,6 +250,9 @@ def test_summary_rows_have_intervals_and_a_best(run):
             assert lo <= mean <= hi and lo >= 0
         assert r["oscillation"][2] <= 1 and r["monotonicity"][2] <= 1
     assert F.best_learners(rows)["length"] == "leap"
+    tie = [{"learner": n, **{k: (1.0, 1.0, 1.0) for k, _, _ in F.SUMMARY_COLUMNS}}
+           for n in ("a", "b")]
+    assert F.best_learners(tie) == {}  # nobody is bold when the best mean is shared
 
 
 def test_paper_figures_have_fixed_sizes_and_fonts(run):

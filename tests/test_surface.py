@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from trajviz import surface
 from trajviz.inner import InnerSpec, inner_loop
 from trajviz.models import flatten, from_module, unflatten
 from trajviz.optim import sgd
@@ -52,13 +53,22 @@ def task_batch(tasks, t: int) -> dict:
     return {k: v[t] for k, v in tasks.support.items()}
 
 
+@pytest.fixture(params=["fused-feature-major", "fused-sample-major", "vmap"])
+def method(request, monkeypatch):
+    """Every evaluator: the fused MLP path in both activation layouts, and vmap."""
+    if request.param == "vmap":
+        return "vmap"
+    rows = 0 if request.param == "fused-feature-major" else 10**9
+    monkeypatch.setattr(surface, "FEATURE_MAJOR_ROWS", rows)
+    return "fused"
+
+
 @pytest.fixture(scope="module")
 def sinusoid():
     family = Sinusoid(shots=12, hidden=(16, 16))
     return family.problem(), family.sample(seed=3, n_tasks=3)
 
 
-@pytest.mark.parametrize("method", ["auto", "vmap"])
 def test_grid_points_equal_direct_evaluation_float32(sinusoid, method):
     problem, tasks = sinusoid
     slc = random_slice(problem)
@@ -75,7 +85,6 @@ def test_grid_points_equal_direct_evaluation_float32(sinusoid, method):
                 assert surf.loss[t, j, i] == pytest.approx(want, rel=1e-5, abs=1e-6)
 
 
-@pytest.mark.parametrize("method", ["auto", "vmap"])
 def test_grid_points_equal_direct_evaluation_float64(sinusoid, method):
     problem, tasks = sinusoid
     slc = random_slice(problem, seed=1)
@@ -95,7 +104,6 @@ def test_mean_is_the_mean_over_tasks(sinusoid):
     np.testing.assert_allclose(surf.mean, surf.loss.mean(axis=0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["auto", "vmap"])
 def test_chunk_sizes_give_identical_results(sinusoid, method):
     problem, tasks = sinusoid
     slc = random_slice(problem, seed=2)
@@ -106,7 +114,9 @@ def test_chunk_sizes_give_identical_results(sinusoid, method):
         np.testing.assert_allclose(other.mean, surfs[0].mean, rtol=1e-6, atol=0)
 
 
-def test_fused_and_vmap_paths_agree_on_mlps():
+@pytest.mark.parametrize("rows", [0, 10**9], ids=["feature-major", "sample-major"])
+def test_fused_and_vmap_paths_agree_on_mlps(monkeypatch, rows):
+    monkeypatch.setattr(surface, "FEATURE_MAJOR_ROWS", rows)
     for hidden, act in (((16, 16), "relu"), ((8,), "tanh"), ((8, 4, 6), "gelu")):
         family = Sinusoid(shots=9, hidden=hidden)
         problem = family.problem()
@@ -121,7 +131,9 @@ def test_fused_and_vmap_paths_agree_on_mlps():
         np.testing.assert_allclose(fused.loss, plain.loss, rtol=1e-10, atol=1e-12)
 
 
-def test_fused_path_on_a_bias_free_linear_model():
+@pytest.mark.parametrize("rows", [0, 10**9], ids=["feature-major", "sample-major"])
+def test_fused_path_on_a_bias_free_linear_model(monkeypatch, rows):
+    monkeypatch.setattr(surface, "FEATURE_MAJOR_ROWS", rows)
     family = Linear2D(shots=15)
     problem, tasks = family.problem(), family.sample(seed=0, n_tasks=4)
     slc = identity_slice()
@@ -198,8 +210,9 @@ def test_evaluate_chunk_does_not_track_gradients(sinusoid):
     slc = random_slice(problem)
     origin = torch.as_tensor(slc.origin, dtype=torch.float32).requires_grad_(True)
     basis = torch.as_tensor(slc.basis, dtype=torch.float32)
-    for method in ("auto", "vmap"):
-        out = evaluate_chunk(problem, origin, basis, torch.zeros(4, 2), tasks.support, method=method)
+    for method in ("auto", "fused", "vmap"):
+        out = evaluate_chunk(problem, origin, basis, torch.zeros(4, 2), tasks.support,
+                             method=method)
         assert out.shape == (4, 3) and not out.requires_grad
 
 

@@ -26,8 +26,10 @@ every projected view states its explained variance and off-plane residual.
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,21 +233,16 @@ def _pick(values: np.ndarray, task: int | None) -> np.ndarray:
     v = np.where(np.isfinite(v), v, np.nan)
     if task is not None:
         return v[task]
-    with np.errstate(invalid="ignore"), _quiet():
+    with _quiet():
         return np.nanmean(v, axis=0)
 
 
-class _quiet:
+@contextmanager
+def _quiet():
     """Silence numpy's 'mean of empty slice' warnings (all-NaN columns stay NaN)."""
-
-    def __enter__(self):
-        import warnings
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)
+        yield
 
 
 def path_box(view: View, extent: tuple[float, float, float, float],
@@ -546,14 +543,14 @@ def _path_group(name: str, xy: np.ndarray, z: np.ndarray | None, k: int, unit: s
 
 # ---------------------------------------------------------------------------- panels
 
-def _panel_traces(sel: Selection, key: str, k: int, row: int | None = None,
-                  legend: bool = False) -> tuple[list[Any], dict[str, Any]]:
-    """The series traces of one panel plus its cursor and dots, and its axis settings."""
-    steps = np.arange(sel.steps + 1)
-    traces: list[Any] = []
+def panel_axis(sel: Selection, key: str) -> dict[str, Any]:
+    """A panel's fixed y range (log10 units on a log axis), whether it is log, the cursor
+    line's ends in data units (``cursor``), and ``on_plane`` for a residual panel whose
+    residuals are all rounding noise."""
     values = [sel.series[key][n] for n in sel.learners]
     spec = next(p for p in PANELS if p.key == key)
     log = False
+    on_plane = key == "residual" and honesty(sel)["on_plane"]
     if key == "loss":
         both = values + [sel.plane[n] for n in sel.learners]
         pos = np.concatenate([np.asarray(v).ravel() for v in both]) if both else np.array([])
@@ -562,10 +559,23 @@ def _panel_traces(sel: Selection, key: str, k: int, row: int | None = None,
         rng = _range(both, log=log)
     elif spec.fixed is not None:
         rng = spec.fixed
+    elif on_plane:  # rounding noise only: show a plain 0 line
+        rng = (-0.05, 1.0)
     else:
         rng = _range(values, floor=0.0)
-        if key == "residual" and honesty(sel)["on_plane"]:
-            rng = (-0.05, 1.0)
+    lo, hi = (10 ** rng[0], 10 ** rng[1]) if log else rng
+    return {"range": tuple(rng), "log": log, "cursor": (float(lo), float(hi)),
+            "on_plane": on_plane}
+
+
+def _panel_traces(sel: Selection, key: str, k: int,
+                  legend: bool = False) -> tuple[list[Any], dict[str, Any]]:
+    """The series traces of one panel plus its cursor and dots, and its axis settings."""
+    steps = np.arange(sel.steps + 1)
+    traces: list[Any] = []
+    spec = next(p for p in PANELS if p.key == key)
+    pa = panel_axis(sel, key)
+    rng, log = pa["range"], pa["log"]
     for n in sel.learners:
         colour = learner_colour(n)
         traces.append(go.Scatter(
@@ -579,7 +589,7 @@ def _panel_traces(sel: Selection, key: str, k: int, row: int | None = None,
                 legendgroup=n, showlegend=False,
                 line={"color": colour, "width": 1.5, "dash": "dash"},
                 hovertemplate=f"{n} on the slice<br>step %{{x}}<br>loss %{{y:.4g}}<extra></extra>"))
-    lo, hi = (10 ** rng[0], 10 ** rng[1]) if log else rng
+    lo, hi = pa["cursor"]
     traces.append(go.Scatter(
         x=[k, k], y=[lo, hi], mode="lines", name="cursor", showlegend=False, hoverinfo="skip",
         line={"color": CURSOR_COLOUR, "width": 1.2, "dash": "dot"}))
@@ -591,7 +601,7 @@ def _panel_traces(sel: Selection, key: str, k: int, row: int | None = None,
     axis = {"x": {"range": [-0.3, sel.steps + 0.3], "autorange": False},
             "y": {"range": list(rng), "autorange": False, "type": "log" if log else "linear",
                   "title": {"text": spec.y_title}},
-            "cursor": (float(lo), float(hi))}
+            "on_plane": pa["on_plane"]}
     if log and rng[1] - rng[0] >= 2:
         axis["y"]["dtick"] = 1 if rng[1] - rng[0] < 6 else 2  # whole decades, no minor labels
     return traces, axis
@@ -612,10 +622,9 @@ def panel_figure(sel: Selection, key: str, frame: int | None = None,
     fig.update_xaxes(dtick=_dtick(sel.steps), showgrid=True, gridcolor="#eef1f4", **axis["x"])
     fig.update_yaxes(showgrid=True, gridcolor="#eef1f4", zeroline=key == "oscillation",
                      zerolinecolor="#9aa5b1", exponentformat="power", **axis["y"])
-    if key == "residual" and honesty(sel)["on_plane"]:
-        fig.update_yaxes(range=[-0.05, 1.0])
+    if axis["on_plane"]:
         fig.add_annotation(text="0: every point lies on the slice",
-                           xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                           xref="paper", yref="paper", x=0.55, y=0.72, showarrow=False,
                            font={"color": "#52606d"})
     return fig
 
@@ -855,12 +864,16 @@ def summary_rows(run: Run, learners: Sequence[str] | None = None,
 
 
 def best_learners(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """{metric: learner with the best mean} (lower or higher is better per SUMMARY_COLUMNS)."""
+    """{metric: learner with the best mean} (lower or higher is better per SUMMARY_COLUMNS);
+    a metric where the best mean is shared (a tie, to 6 significant digits) has no entry."""
     best = {}
     for key, _, better in SUMMARY_COLUMNS:
-        scored = [(r[key][0], r["learner"]) for r in rows if np.isfinite(r[key][0])]
-        if scored:
-            best[key] = (min(scored) if better == "lower" else max(scored))[1]
+        scored = sorted((float(f"{r[key][0]:.6g}"), r["learner"]) for r in rows
+                        if np.isfinite(r[key][0]))
+        if better == "higher":
+            scored.reverse()
+        if scored and (len(scored) == 1 or scored[0][0] != scored[1][0]):
+            best[key] = scored[0][1]
     return best
 
 
@@ -919,8 +932,7 @@ def frame_data(sel: Selection, main_id: str, panel_ids: dict[str, str], three_d:
     for key, gid in panel_ids.items():
         per = 2 if key == "loss" else 1
         n_series = per * len(sel.learners)
-        _, axis = _panel_traces(sel, key, 0)
-        lo, hi = axis["cursor"]
+        lo, hi = panel_axis(sel, key)["cursor"]
         panels.append({"id": gid, "cursor": n_series, "dots": n_series + 1, "lo": lo, "hi": hi,
                        "series": [_list(sel.series[key][n]) for n in sel.learners]})
     return {"key": sel.key, "frames": sel.steps + 1, "frame": _frame(sel, frame),
@@ -955,19 +967,24 @@ def animated_surface_figure(sel: Selection, paper: bool = False) -> go.Figure:
     """``surface_figure`` with plotly frames (one per step) moving the heads and tails, and
     play/pause buttons and a step slider: for standalone HTML files."""
     fig = surface_figure(sel, frame=0, paper=paper)
-    idx = [group_index(i, part) for i in range(len(sel.learners)) for part in ("tail", "head")]
+    fig.frames = _head_frames([sel.coords[n] for n in sel.learners], sel.steps + 1)
+    _add_player(fig, sel.steps + 1, "step")
+    return fig
+
+
+def _head_frames(paths: list[np.ndarray], n: int) -> list[go.Frame]:
+    """One frame per step moving each path's tail and head (GROUP's trace order)."""
+    idx = [group_index(i, part) for i in range(len(paths)) for part in ("tail", "head")]
     frames = []
-    for k in range(sel.steps + 1):
+    for k in range(n):
         data = []
-        for n in sel.learners:
-            xy = _clean(sel.coords[n])
+        for xy in paths:
+            xy = _clean(xy)
             tail = _tail_xy(xy, k)
             data.append(go.Scatter(x=tail[:, 0], y=tail[:, 1]))
             data.append(go.Scatter(x=xy[k:k + 1, 0], y=xy[k:k + 1, 1]))
         frames.append(go.Frame(data=data, traces=idx, name=str(k)))
-    fig.frames = frames
-    _add_player(fig, sel.steps + 1, "step")
-    return fig
+    return frames
 
 
 def animated_metrics_figure(sel: Selection, paper: bool = False) -> go.Figure:
@@ -996,24 +1013,17 @@ def animated_metrics_figure(sel: Selection, paper: bool = False) -> go.Figure:
 def animated_meta_figure(meta: MetaSelection, paper: bool = False) -> go.Figure:
     """``meta_figure`` with frames moving each θ0 across meta-steps."""
     fig = meta_figure(meta, frame=0, paper=paper)
-    idx = [group_index(i, part) for i in range(len(meta.learners)) for part in ("tail", "head")]
-    frames = []
-    for k in range(meta.frames):
-        data = []
-        for n in meta.learners:
-            xy = _clean(meta.coords[n])
-            tail = _tail_xy(xy, k)
-            data.append(go.Scatter(x=tail[:, 0], y=tail[:, 1]))
-            data.append(go.Scatter(x=xy[k:k + 1, 0], y=xy[k:k + 1, 1]))
-        frames.append(go.Frame(data=data, traces=idx, name=str(k)))
-    fig.frames = frames
+    fig.frames = _head_frames([meta.coords[n] for n in meta.learners], meta.frames)
     _add_player(fig, meta.frames, "meta-step", [int(s) for s in meta.steps])
     return fig
 
 
 def _add_player(fig: go.Figure, n: int, label: str, names: list[int] | None = None) -> None:
+    """Play/pause buttons and a slider over the figure's frames. Plotly's redraw-free
+    animation keeps only scatter traces, so a figure with a surface redraws each frame."""
     names = names or list(range(n))
-    opts = {"frame": {"duration": 250, "redraw": False}, "transition": {"duration": 0},
+    redraw = any(t.type != "scatter" for t in fig.data)
+    opts = {"frame": {"duration": 250, "redraw": redraw}, "transition": {"duration": 0},
             "mode": "immediate"}
     fig.update_layout(
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0, "y": -0.2,
@@ -1023,12 +1033,12 @@ def _add_player(fig: go.Figure, n: int, label: str, names: list[int] | None = No
                            "args": [None, {**opts, "fromcurrent": True}]},
                           {"label": "❚❚ Pause", "method": "animate",
                            "args": [[None], {**opts, "frame": {"duration": 0,
-                                                               "redraw": False}}]}]}],
+                                                               "redraw": redraw}}]}]}],
         sliders=[{"active": 0, "x": 0.16, "len": 0.84, "y": -0.2, "yanchor": "top",
                   "currentvalue": {"prefix": f"{label} "}, "pad": {"t": 10},
                   "steps": [{"label": str(names[k]), "method": "animate",
                              "args": [[str(k)], {**opts, "frame": {"duration": 0,
-                                                                   "redraw": False}}]}
+                                                                   "redraw": redraw}}]}
                             for k in range(n)]}],
         margin={"b": 150})
 

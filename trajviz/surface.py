@@ -14,13 +14,16 @@ Two evaluators, one contract (tests check that they agree):
   of ``problem.loss``.
 - ``"fused"``, for a multilayer perceptron (``nn.Linear`` layers and
   elementwise activations in an ``nn.Sequential``, or one ``nn.Linear``) with
-  the loss ``tasks.base.mse_loss`` of that model. The first layer is linear in
-  (a, b), x·W(a, b)ᵀ + c(a, b) = Q₀ + a·Q_u + b·Q_v, so its three products
-  with the data are taken once per chunk and the grid's pre-activations are one
-  [G, 2]×[2, T·N·H] matmul; every later layer is one batched matmul
-  [G, T·N, in]×[G, in, out] in which the tasks and samples share each grid
-  point's weights. Measured 2-3x faster than the vmap path on the sinusoid
-  MLP (bench/bench_surface.py).
+  the loss ``tasks.base.mse_loss`` of that model: the same maths as batched
+  matmuls. The first layer is linear in (a, b),
+  W(a, b)·x + c(a, b) = Q₀ + a·Q_u + b·Q_v, so its three products with the
+  data are taken once per chunk and the chunk's pre-activations are one
+  [G, 2]×[2, H·T·N] matmul (whatever the input width); every later layer is
+  one batched matmul over the chunk, [G, out, in]×[G, in, T·N], in which all
+  tasks and samples share a grid point's weights. On the sinusoid MLP
+  1-40-40-1 it was measured 2-3x faster than the vmap path, and at N = 1000
+  at about half the speed of a large float32 GEMM (bench/bench_surface.py).
+  "auto" takes it wherever it applies.
 
 Chunks are sized to cache (``choose_chunk``): a single vmap over a whole
 51×51 grid was measured slower than a Python loop over points, because the
@@ -47,15 +50,17 @@ MAX_AXIS = 1000
 MIN_AXIS = 2
 MAX_POINTS = 250_000
 # A chunk's working set (its [G, P] parameters and the live activations of its
-# G·T forward passes) on a CPU. Measured on the sinusoid MLP 1-40-40-1
-# (bench/bench_surface.py): with N = 10 and N = 1000 support points the best
-# chunks held 1-4 MiB; smaller chunks pay Python and kernel-launch overhead,
-# larger ones spill out of L2 and the losses grow from there.
-CPU_CHUNK_BYTES = 2 * 2**20
+# G·T forward passes, as ``choose_chunk`` estimates it) on a CPU. Measured on the
+# sinusoid MLP 1-40-40-1, 51x51 grid, 1 and 2 threads (bench_surface.py --sweep):
+# the fastest chunks were 256-1024 points at N = 10 (2.6-10 MiB by this
+# estimate) and 16-64 at N = 1000 (5-21 MiB); much smaller chunks pay Python
+# and kernel-launch overhead per chunk, much larger ones fall out of cache
+# (N = 1000: 4x slower from 256 points up). 8 MiB picks 818 and 25.
+CPU_CHUNK_BYTES = 8 * 2**20
 # On a GPU a chunk only has to fit memory: an eighth of what is free.
 GPU_FREE_FRACTION = 8
-# Tensors of an activation's size alive at once in a forward pass (a layer's
-# input, its output, and the bias broadcast the batched matmul writes into).
+# Tensors of an activation's size alive at once in a forward pass: a layer's
+# input and its output.
 LIVE_ACTIVATIONS = 2
 METHODS = ("auto", "vmap", "fused")
 # The fused MLP path lays activations out feature-major from this many rows
@@ -85,7 +90,8 @@ def check_resolution(resolution: tuple[int, int]) -> tuple[int, int]:
     try:
         n_a, n_b = resolution
     except (TypeError, ValueError):
-        raise ValueError(f"resolution must be a pair (A, B) of integers, got {resolution!r}") from None
+        msg = f"resolution must be a pair (A, B) of integers, got {resolution!r}"
+        raise ValueError(msg) from None
     for name, n in (("A", n_a), ("B", n_b)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
             raise ValueError(f"resolution {name} must be an integer, got {n!r}")  # noqa: TRY004
@@ -99,7 +105,11 @@ def check_resolution(resolution: tuple[int, int]) -> tuple[int, int]:
 
 
 def _check_extent(extent: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-    a_min, a_max, b_min, b_max = (float(e) for e in extent)
+    try:
+        a_min, a_max, b_min, b_max = (float(e) for e in extent)
+    except (TypeError, ValueError):
+        raise ValueError("slice extent must be four numbers (a_min, a_max, b_min, b_max), "
+                         f"got {extent!r}") from None
     if not all(math.isfinite(e) for e in (a_min, a_max, b_min, b_max)):
         raise ValueError(f"slice extent must be finite, got {extent!r}")
     if not (a_min < a_max and b_min < b_max):
@@ -121,7 +131,7 @@ def _plane(slc: Slice, size: int, device: str | torch.device,
 # ---------------------------------------------------------------- chunk size
 
 def _peak_activation_numel(problem: Problem, params: dict[str, Tensor], batch: Batch) -> int:
-    """Entries of the largest tensor one loss evaluation creates (one point, one task).
+    """Entries of the largest tensor one loss evaluation allocates (one point, one task).
 
     Measured by watching every op of one real evaluation; falls back to
     samples × widest parameter dimension if the model cannot be watched.
@@ -134,6 +144,8 @@ def _peak_activation_numel(problem: Problem, params: dict[str, Tensor], batch: B
 
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 out = func(*args, **(kwargs or {}))
+                if any(r.alias_info is not None for r in func._schema.returns):
+                    return out  # a view (transpose, select, ...) allocates nothing
                 for t in out if isinstance(out, (tuple, list)) else (out,):
                     if isinstance(t, Tensor):
                         self.peak = max(self.peak, t.numel())
@@ -148,8 +160,13 @@ def _peak_activation_numel(problem: Problem, params: dict[str, Tensor], batch: B
         return samples * widest
 
 
+# peak activation per (problem, one task's batch shapes, P): measuring costs a
+# traced forward pass (~1 ms), more than a small surface takes
+_PEAK_CACHE: dict = {}
+
+
 def _memory_cap(device: torch.device) -> int | None:
-    """Bytes a chunk may take: a quarter of available RAM (CPU) or of free GPU memory."""
+    """Bytes a chunk may take: a quarter of available RAM, or an eighth of free GPU memory."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free // GPU_FREE_FRACTION
@@ -163,19 +180,31 @@ def choose_chunk(problem: Problem, tasks: TaskSet, P: int, budget_bytes: int | N
     """Grid points per chunk so that a chunk's working set fits ``budget_bytes``.
 
     Bytes per grid point = itemsize × (P parameters + ``LIVE_ACTIVATIONS`` ×
-    T tasks × the largest activation of one task's support batch, measured by
-    one evaluation at the origin of parameter space's first task). The default
-    budget is ``CPU_CHUNK_BYTES`` (cache-sized, measured) on a CPU and an
-    eighth of free memory on a GPU; any budget is capped by a quarter of the
-    available memory. At least 1.
+    T tasks × the largest tensor one task's loss allocates), the last
+    measured once per problem and batch shape by watching one evaluation of
+    the first task. The default budget is ``CPU_CHUNK_BYTES`` (cache-sized,
+    measured) on a CPU and an eighth of free memory on a GPU; any budget is
+    capped by a quarter of the available RAM (an eighth of free GPU memory).
+    At least 1.
     """
     if len(tasks) == 0:
         raise ValueError("choose_chunk needs at least one task")
     first = next(iter(tasks.support.values()))
     device, dtype = first.device, _data_dtype(tasks)
     one_task = {k: v[0] for k, v in tasks.support.items()}
-    params = unflatten(torch.zeros(P, device=device, dtype=dtype), problem.model.spec)
-    act = _peak_activation_numel(problem, params, one_task)
+    shapes = tuple((k, tuple(v.shape), v.dtype, str(v.device)) for k, v in one_task.items())
+    key = (problem, P, shapes)
+    try:
+        act = _PEAK_CACHE.get(key)
+    except TypeError:  # a problem without a hash: measure every time
+        key, act = None, None
+    if act is None:
+        params = unflatten(torch.zeros(P, device=device, dtype=dtype), problem.model.spec)
+        act = _peak_activation_numel(problem, params, one_task)
+        if key is not None:
+            if len(_PEAK_CACHE) >= 256:
+                _PEAK_CACHE.clear()
+            _PEAK_CACHE[key] = act
     itemsize = torch.empty((), dtype=dtype).element_size()
     per_point = itemsize * (P + LIVE_ACTIVATIONS * len(tasks) * act)
     if budget_bytes is None:
@@ -322,7 +351,7 @@ def _fused_mlp_mse(layers: tuple, origin: Tensor, basis: Tensor, coords: Tensor,
     return residual.square_().mean(dim=-1)
 
 
-def _fused_applies(layers: list | None, batch: Batch) -> bool:
+def _fused_applies(layers: tuple | None, batch: Batch) -> bool:
     if layers is None or set(batch) != {"x", "y"}:
         return False
     x, y = batch["x"], batch["y"]
@@ -350,9 +379,9 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
             if _fused_applies(layers, batch):
                 return _fused_mlp_mse(layers, origin, basis, coords, batch)
             if method == "fused":
-                raise ValueError("method 'fused' needs an nn.Sequential of nn.Linear and elementwise "
-                                 "activations with tasks.base.mse_loss and x: [T, N, in], "
-                                 "y: [T, N, out]; use 'auto' or 'vmap' for this problem")
+                raise ValueError("method 'fused' needs an nn.Sequential of nn.Linear and "
+                                 "elementwise activations with tasks.base.mse_loss and "
+                                 "x: [T, N, in], y: [T, N, out]; use 'auto' or 'vmap' here")
         params = unflatten(torch.addmm(origin, coords, basis), problem.model.spec)
         over_tasks = vmap(problem.loss, in_dims=(None, 0))
         return vmap(over_tasks, in_dims=(0, None))(params, batch)
@@ -393,8 +422,8 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     out = torch.empty(total, len(tasks), device=device, dtype=dtype)
     for start in range(0, total, chunk):
         stop = min(start + chunk, total)
-        out[start:stop] = evaluate_chunk(problem, origin, basis, grid[start:stop], on_device.support,
-                                         method=method)
+        out[start:stop] = evaluate_chunk(problem, origin, basis, grid[start:stop],
+                                         on_device.support, method=method)
         if progress is not None:
             progress(stop, total)
     loss = out.T.reshape(len(tasks), n_b, n_a)

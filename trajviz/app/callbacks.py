@@ -25,6 +25,7 @@ from ..run import Run
 from ..store import RunError, list_runs, load_run
 from . import ids
 from .jobs import JobManager, job_config
+from .layout import empty_figure
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}
@@ -202,16 +203,6 @@ def honesty_card(sel: F.Selection) -> list:
     return [html.Ul(items, className="tv-honesty-list")]
 
 
-def empty_figure(text: str = "") -> dict:
-    layout = {"xaxis": {"visible": False}, "yaxis": {"visible": False},
-              "paper_bgcolor": "white", "plot_bgcolor": "white",
-              "margin": {"l": 0, "r": 0, "t": 0, "b": 0}}
-    if text:
-        layout["annotations"] = [{"text": text, "showarrow": False, "xref": "paper",
-                                  "yref": "paper", "x": 0.5, "y": 0.5}]
-    return {"data": [], "layout": layout}
-
-
 # ---------------------------------------------------------------------------- steps
 
 def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
@@ -219,13 +210,14 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "task_options": [], "task": MEAN, "slice_options": [], "slice": None,
         "slice_style": HIDE, "learner_options": [], "learners": [], "info": "",
-        "summary": [], "message": [], "message_style": HIDE, "workspace_style": SHOW}
+        "summary": [], "message": [], "message_style": HIDE, "workspace_style": SHOW,
+        "new_run_open": no_update}
     if run_id is None:
         out.update(message=message(
             "No runs yet",
             f"There are no runs in {state.runs_dir}. Make the demo runs with `trajviz demo`, "
             "make one with `trajviz run`, or start one under “New run” on the left.",
-            kind="info"), message_style=SHOW, workspace_style=HIDE)
+            kind="info"), message_style=SHOW, workspace_style=HIDE, new_run_open=True)
         return out
     try:
         run = state.cache.get(run_id)
@@ -386,12 +378,12 @@ def register(app, state: AppState) -> None:
                   Output(ids.SUMMARY, "children"), Output(ids.RUN_MESSAGE, "children"),
                   Output(ids.RUN_MESSAGE, "style"), Output(ids.WORKSPACE, "style"),
                   Output(ids.RUN_FIELDS, "style"), Output(ids.EXPORT_BOX, "style"),
-                  Input(ids.RUN, "value"))
+                  Output(ids.NEW_RUN, "open"), Input(ids.RUN, "value"))
     def _run(run_id):
         o = run_controls(state, run_id)
         return (o["task_options"], o["task"], o["slice_options"], o["slice"], o["slice_style"],
                 o["learner_options"], o["learners"], o["info"], o["summary"], o["message"],
-                o["message_style"], *[o["workspace_style"]] * 3)
+                o["message_style"], *[o["workspace_style"]] * 3, o["new_run_open"])
 
     @app.callback(Output(ids.MAIN_GRAPH, "figure"),
                   *[Output(ids.PANEL_GRAPH[k], "figure") for k in F.PANEL_KEYS],

@@ -27,6 +27,7 @@ EXPORT = {fmt: f"export-{fmt}" for fmt in EXPORT_FORMATS}
 EXPORT_STATUS = "export-status"
 
 # new-run form and its background job
+NEW_RUN = "new-run"  # the collapsible form, opened when there are no runs yet
 JOB_FAMILY = "job-family"
 JOB_LEARNERS = "job-learners"
 JOB_STEPS = "job-steps"

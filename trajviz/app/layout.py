@@ -17,6 +17,21 @@ GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "toImageButtonOptions": {"format": "png", "scale": 2}}
 SMALL_GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
 SPEEDS = ((900, "slow"), (400, "normal"), (150, "fast"))
+
+
+def empty_figure(text: str = "") -> dict:
+    """A blank figure (no axes), with ``text`` in the middle if given."""
+    layout = {"xaxis": {"visible": False}, "yaxis": {"visible": False},
+              "paper_bgcolor": "white", "plot_bgcolor": "white",
+              "margin": {"l": 0, "r": 0, "t": 0, "b": 0}}
+    if text:
+        layout["annotations"] = [{"text": text, "showarrow": False, "xref": "paper",
+                                  "yref": "paper", "x": 0.5, "y": 0.5}]
+    return {"data": [], "layout": layout}
+
+
+#: What a graph shows before its first figure arrives (no stray empty axes).
+BLANK = empty_figure()
 DEFAULT_SPEED = 400
 
 
@@ -101,7 +116,7 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
             html.Div("PNG, SVG and PDF show the current step; HTML is a standalone animation.",
                      className="tv-hint"),
         ]),
-        html.Details(className="tv-box tv-newrun", children=[
+        html.Details(id=ids.NEW_RUN, className="tv-box tv-newrun", children=[
             html.Summary(html.H2("New run")),
             html.P(EXPLAIN["newrun"][1][0], className="tv-hint"),
             _field("Task family", dcc.Dropdown(
@@ -140,7 +155,7 @@ def _learner_label(name: str) -> dict:
 def panel_card(spec: F.PanelSpec) -> html.Div:
     return html.Div(className="tv-card tv-panel", children=[
         explain(spec.key, spec.title, heading=True),
-        dcc.Graph(id=ids.PANEL_GRAPH[spec.key], config=SMALL_GRAPH_CONFIG,
+        dcc.Graph(figure=BLANK, id=ids.PANEL_GRAPH[spec.key], config=SMALL_GRAPH_CONFIG,
                   style={"height": "170px"}),
     ])
 
@@ -151,7 +166,8 @@ def inner_tab() -> html.Div:
         html.Div(id=ids.NOTES, className="tv-notes"),
         html.Div(className="tv-stage", children=[
             html.Div(className="tv-card tv-surface", children=[
-                dcc.Graph(id=ids.MAIN_GRAPH, config=GRAPH_CONFIG, style={"height": "520px"}),
+                dcc.Graph(figure=BLANK, id=ids.MAIN_GRAPH, config=GRAPH_CONFIG,
+                          style={"height": "520px"}),
                 html.Div(className="tv-legend-key", children=[
                     html.Span("○ start θ0"), html.Span("◆ end (step K)"),
                     html.Span("● current step, with its last few steps as a tail"),
@@ -179,9 +195,10 @@ def meta_tab() -> html.Div:
         player_bar(ids.META, "meta-step", start_at_end=True),
         explain("meta", "How to read the meta-training view"),
         html.Div(className="tv-meta", children=[
-            html.Div(dcc.Graph(id=ids.META_GRAPH, config=GRAPH_CONFIG, style={"height": "500px"}),
+            html.Div(dcc.Graph(figure=BLANK, id=ids.META_GRAPH, config=GRAPH_CONFIG,
+                               style={"height": "500px"}),
                      className="tv-card"),
-            html.Div(dcc.Graph(id=ids.META_CURVES, config=GRAPH_CONFIG,
+            html.Div(dcc.Graph(figure=BLANK, id=ids.META_CURVES, config=GRAPH_CONFIG,
                                style={"height": "500px"}), className="tv-card"),
         ]),
     ])
