@@ -28,7 +28,7 @@ COLUMNS = ("length", "oscillation", "monotonicity", "final_loss", "auc")
 # Inner budgets long enough that every initialisation can get close to a
 # solution: with short inner loops a random θ0 "wins" on length by not moving.
 SETTINGS = {
-    "sinusoid": {"family": "sinusoid", "inner": {"steps": 64, "lr": 0.01},
+    "sinusoid": {"family": "sinusoid", "inner": {"steps": 64, "lr": 0.02},
                  "outer": {"meta_steps": 300, "meta_batch": 8, "lr": 0.003, "eval_every": 300,
                            "eval_tasks": 2}, "heldout_tasks": 16},
     "linear2d": {"family": "linear2d", "inner": {"steps": 16, "lr": 0.1},

@@ -487,3 +487,43 @@ def test_make_learner_refuses_bad_input(name, options, match):
 def test_outer_spec_refuses_bad_input(field, value, match):
     with pytest.raises(ValueError, match=match):
         OuterSpec(**{field: value})
+
+
+def test_maml_through_adam_with_a_dead_relu_stays_finite_and_matches_fd():
+    """A gradient entry that is exactly 0 gives Adam's v = 0, where √ has an infinite
+    derivative; the meta-gradient must stay finite (and right) anyway."""
+    problem, tasks = _linear2d()
+    spec = InnerSpec(adam(0.05), 2)
+    theta0 = problem.model.init(5, dtype=F64)
+    theta0 = {"weight": torch.tensor([[0.3, 0.0]], dtype=F64)}
+    # a task whose second input is always 0: ∂f/∂w₂ is exactly 0 at every step
+    x = tasks.support["x"].clone()
+    x[..., 1] = 0.0
+    zeroed = TaskSet({"x": x, "y": tasks.support["y"]}, {"x": x, "y": tasks.support["y"]}, tasks.ids)
+    got = _grad(MAML(), problem, theta0, zeroed, spec, 0)
+    assert np.isfinite(got).all()
+    base = flatten(theta0, problem.model.spec)
+    e = torch.tensor([1e-6, 0.0], dtype=F64)
+    fd = (_meta_loss(problem, base + e, zeroed, spec, 0) - _meta_loss(problem, base - e, zeroed, spec, 0)) / 2e-6
+    assert got[0] == pytest.approx(fd, rel=1e-5)
+    assert got[1] == 0.0
+
+
+def test_outer_loop_skips_a_non_finite_meta_gradient():
+    """A NaN meta-gradient would poison θ0 for good: the step is skipped and counted."""
+    family = Linear2D(shots=6, query_shots=4)
+    problem = family.problem()
+    theta = problem.model.init(0, dtype=F64)
+
+    class Broken:
+        name, trains = "broken", True
+
+        def meta_gradient(self, problem, theta0, tasks, inner, seed):
+            from trajviz.learners import MetaGradient
+            return MetaGradient({k: torch.full_like(v, float("nan")) for k, v in theta0.items()})
+
+    trace = meta_train(Broken(), problem, family, InnerSpec(sgd(0.1), 2),
+                       OuterSpec(meta_steps=2, meta_batch=3, eval_every=1), theta, dtype=F64)
+    assert torch.isfinite(trace.path).all()
+    torch.testing.assert_close(trace.path[-1], trace.path[0], rtol=0, atol=0)
+    assert trace.diverged.tolist() == [3, 3]

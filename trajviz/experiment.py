@@ -247,7 +247,7 @@ def _plain(value):
 DEMOS = {
     "sinusoid-demo": {
         "name": "sinusoid-demo", "family": "sinusoid", "seed": 0, "heldout_tasks": 6,
-        "inner": {"steps": 32, "lr": 0.01},
+        "inner": {"steps": 32, "lr": 0.01, "optimizer": "adam"},
         "outer": {"meta_steps": 100, "meta_batch": 8, "lr": 0.003, "eval_every": 10, "eval_tasks": 4},
         "slices": {"kinds": ["pca"], "resolution": 61},
     },

@@ -81,7 +81,7 @@ def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8)
         m = {k: beta1 * state["m"][k] + (1 - beta1) * g for k, g in grads.items()}
         v = {k: beta2 * state["v"][k] + (1 - beta2) * g * g for k, g in grads.items()}
         bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-        updates = {k: -(lr / bc1) * m[k] / (torch.sqrt(v[k]) / (bc2 ** 0.5) + eps) for k in grads}
+        updates = {k: -(lr / bc1) * m[k] / (_safe_sqrt(v[k]) / (bc2 ** 0.5) + eps) for k in grads}
         return updates, {"m": m, "v": v, "t": t}
 
     return InnerOptimizer("adam", (("lr", lr), ("beta1", beta1), ("beta2", beta2), ("eps", eps)),
@@ -98,6 +98,18 @@ def make_optimizer(name: str, lr: float, **options: float) -> InnerOptimizer:
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown inner optimizer {name!r}; accepted: {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[name](lr, **options)
+
+
+def _safe_sqrt(x: Tensor) -> Tensor:
+    """√x with a finite derivative at 0 (the value is exactly ``torch.sqrt``).
+
+    A gradient entry that is exactly 0 (a dead ReLU) gives v = 0, where √'s
+    derivative is infinite; MAML differentiates through this and would turn
+    0·∞ into NaN. The double ``where`` keeps the backward pass away from √0.
+    """
+    positive = x > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))),
+                       torch.zeros_like(x))
 
 
 def _check_positive(**values: float) -> None:

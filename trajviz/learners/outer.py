@@ -54,7 +54,8 @@ class MetaTrace:
     path: [S+1, P] θ0 before every meta-step and after the last.
     eval_steps: [E] meta-steps at which ``evaluate`` ran.
     evals: {metric: [E]} what ``evaluate`` returned.
-    diverged: [S] runs per meta-step whose inner loop diverged.
+    diverged: [S] runs per meta-step whose inner loop diverged (the whole meta-batch
+        when the meta-gradient was not finite and the step was skipped).
     """
 
     learner: str
@@ -99,11 +100,14 @@ def meta_train(learner: Learner, problem: Problem, family: TaskFamily, inner: In
             seed_s = step_seed(seed, step)
             tasks = family.sample(seed_s, outer.meta_batch, "train").to(device, dtype)
             meta = learner.meta_gradient(problem, _detached(leaves), tasks, inner, seed_s)
-            for k, p in leaves.items():
-                p.grad = meta.grad[k].detach().to(p.dtype)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            diverged.append(meta.diverged)
+            if all(bool(torch.isfinite(g).all()) for g in meta.grad.values()):
+                for k, p in leaves.items():
+                    p.grad = meta.grad[k].detach().to(p.dtype)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                diverged.append(meta.diverged)
+            else:  # a non-finite meta-gradient would poison θ0 for good: skip the step, count it
+                diverged.append(outer.meta_batch)
         else:
             diverged.append(0)
         path.append(flatten(_detached(leaves), spec))
