@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
-import time
 
 import torch
+from timing import median_times  # bench/timing.py (scripts run from bench/)
 from torch import nn
 
 from trajviz.inner import InnerSpec, minibatch_indices
@@ -101,20 +100,6 @@ def sequential_leap(module: nn.Module, theta0: dict[str, torch.Tensor], support:
                 opt.step()
             opt.zero_grad()
     return {n: v / indices.shape[0] for n, v in meta.items()}
-
-
-def median_times(fns: dict, repeats: int) -> dict[str, float]:
-    """Median wall time of each function, the repeats interleaved so that load
-    from other processes falls on all of them alike."""
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def bench(hidden: int, repeats: int) -> float:

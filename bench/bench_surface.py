@@ -42,13 +42,12 @@ import copy
 import itertools
 import math
 import os
-import statistics
-import time
 from unittest import mock
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import median_times  # bench/timing.py (scripts run from bench/)
 
 from trajviz.models import flatten
 from trajviz.slices import Slice
@@ -64,19 +63,6 @@ GEMM = 1024
 def forward_flops(n: int) -> int:
     sizes = (1, *HIDDEN, 1)
     return 2 * n * sum(a * b for a, b in itertools.pairwise(sizes))
-
-
-def median_times(fns: dict, repeats: int) -> dict[str, float]:
-    """Median wall time of each function, repeats interleaved."""
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 class Setup:

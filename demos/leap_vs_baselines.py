@@ -46,6 +46,17 @@ def table(family: str, per_seed: dict[str, dict[str, list[float]]]) -> str:
             mean, lo, hi = summarise(np.asarray(cols[c]))
             cells.append(f"{mean:>9.3f} [{lo:>7.3f},{hi:>7.3f}]")
         lines.append(f"{learner:<10} " + " ".join(f"{cell:>26}" for cell in cells))
+    if "leap" in per_seed:
+        lines.append("paired over seeds, leap minus each learner (negative: leap's is smaller):")
+        for learner, cols in per_seed.items():
+            if learner == "leap":
+                continue
+            cells = []
+            for c in ("length", "final_loss"):
+                diff = np.asarray(per_seed["leap"][c]) - np.asarray(cols[c])
+                mean, lo, hi = summarise(diff)
+                cells.append(f"{c} {mean:>8.3f} [{lo:>7.3f},{hi:>7.3f}]")
+            lines.append(f"  leap - {learner:<10} " + "   ".join(cells))
     return "\n".join(lines)
 
 

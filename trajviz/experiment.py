@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 import numpy as np
 import torch
@@ -24,7 +24,15 @@ from .metrics import path_metrics, running_metrics, summarise
 from .models import Params, unflatten
 from .optim import InnerOptimizer, make_optimizer
 from .run import SCHEMA_VERSION, LearnerRecord, Run, View
-from .slices import Slice, exact_slice, pca_slice, project, random_slice, three_point_slice, with_extent
+from .slices import (
+    Slice,
+    exact_slice,
+    pca_slice,
+    project,
+    random_slice,
+    three_point_slice,
+    with_extent,
+)
 from .surface import evaluate_surface, plane_losses
 from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
 
@@ -218,7 +226,7 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     model = rec.problem.model
     info = {
         "schema_version": SCHEMA_VERSION, "seed": config.seed,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"trajviz": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
         "timings": timings, "summary": summary(rec.records), "model": model.name,

@@ -8,9 +8,10 @@ Flattening to one vector happens only where a path is recorded.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -84,7 +85,7 @@ def mlp(sizes: tuple[int, ...], activation: str = "relu", bias: bool = True) -> 
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; accepted: {sorted(_ACTIVATIONS)}")
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b, bias=bias))
         if i < len(sizes) - 2:
             layers.append(_ACTIVATIONS[activation]())
@@ -114,7 +115,7 @@ class _Point(nn.Module):
     def reset_parameters(self) -> None:
         nn.init.normal_(self.theta, std=self.scale)
 
-    def forward(self, x: Tensor) -> Tensor:  # noqa: ARG002 - x is unused by design
+    def forward(self, x: Tensor) -> Tensor:
         return self.theta
 
 

@@ -94,7 +94,7 @@ def check_resolution(resolution: tuple[int, int]) -> tuple[int, int]:
         raise ValueError(msg) from None
     for name, n in (("A", n_a), ("B", n_b)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-            raise ValueError(f"resolution {name} must be an integer, got {n!r}")  # noqa: TRY004
+            raise ValueError(f"resolution {name} must be an integer, got {n!r}")
         if not MIN_AXIS <= n <= MAX_AXIS:
             raise ValueError(f"resolution {name} = {n} is outside the accepted "
                              f"{MIN_AXIS}..{MAX_AXIS} points per axis")

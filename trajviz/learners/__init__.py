@@ -34,6 +34,20 @@ def make_learner(name: str, options: dict[str, Any] | None = None) -> Learner:
     return cls(**options)
 
 
-__all__ = ["FOMAML", "LEARNERS", "Leap", "Learner", "MAML", "MetaGradient", "MetaTrace",
-           "Multitask", "OUTER_OPTIMIZERS", "OuterSpec", "RandomInit", "Reptile", "make_learner",
-           "meta_train", "step_seed"]
+__all__ = [
+    "FOMAML",
+    "LEARNERS",
+    "MAML",
+    "OUTER_OPTIMIZERS",
+    "Leap",
+    "Learner",
+    "MetaGradient",
+    "MetaTrace",
+    "Multitask",
+    "OuterSpec",
+    "RandomInit",
+    "Reptile",
+    "make_learner",
+    "meta_train",
+    "step_seed",
+]

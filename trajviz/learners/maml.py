@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from torch.func import vmap
 
 from ..inner import InnerSpec, inner_loop
 from ..models import Params
 from ..tasks import Problem, TaskSet
-from torch.func import vmap
-
 from .base import MetaGradient
 from .fomaml import FOMAML
 from .leap import _mean_finite

@@ -7,8 +7,8 @@ held-out metrics are computed by an ``evaluate`` callback every few steps.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

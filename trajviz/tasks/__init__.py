@@ -60,5 +60,19 @@ def family_options(family: TaskFamily) -> dict[str, Any]:
     return {}
 
 
-__all__ = ["ARC4", "Batch", "Digits", "FAMILIES", "Linear2D", "Problem", "Quadratic", "SPLITS",
-           "Sinusoid", "TaskFamily", "TaskSet", "family_options", "load_plugin", "make_family"]
+__all__ = [
+    "ARC4",
+    "FAMILIES",
+    "SPLITS",
+    "Batch",
+    "Digits",
+    "Linear2D",
+    "Problem",
+    "Quadratic",
+    "Sinusoid",
+    "TaskFamily",
+    "TaskSet",
+    "family_options",
+    "load_plugin",
+    "make_family",
+]

@@ -7,8 +7,9 @@ bringing your own.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -53,14 +54,14 @@ class TaskSet:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
-    def select(self, index: Tensor | list[int]) -> "TaskSet":
+    def select(self, index: Tensor | list[int]) -> TaskSet:
         """A TaskSet of the tasks at ``index`` (in that order, repeats allowed)."""
         idx = torch.as_tensor(index, dtype=torch.long)
-        pick = lambda d: {k: v[idx] for k, v in d.items()}  # noqa: E731
+        pick = lambda d: {k: v[idx] for k, v in d.items()}
         return TaskSet(pick(self.support), pick(self.query), self.ids[idx], pick(self.info),
                        self.minibatchable)
 
-    def to(self, device: str | torch.device, dtype: torch.dtype) -> "TaskSet":
+    def to(self, device: str | torch.device, dtype: torch.dtype) -> TaskSet:
         """Move to ``device``; floating tensors take ``dtype``, integer labels stay."""
         def move(d: Batch) -> Batch:
             return {k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype)

@@ -74,7 +74,7 @@ class Digits:
             qy.append(np.repeat(np.arange(self.ways), self.query_shots))
             classes.append(chosen)
         shape = (1, 8, 8) if self.net == "conv" else (64,)
-        as_x = lambda xs: as_tensor(np.stack(xs).reshape(n_tasks, -1, *shape))  # noqa: E731
+        as_x = lambda xs: as_tensor(np.stack(xs).reshape(n_tasks, -1, *shape))
         return TaskSet({"x": as_x(sx), "y": as_tensor(np.stack(sy))},
                        {"x": as_x(qx), "y": as_tensor(np.stack(qy))},
                        torch.arange(n_tasks), {"classes": as_tensor(np.stack(classes))})
