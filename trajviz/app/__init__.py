@@ -11,7 +11,16 @@ from pathlib import Path
 
 from dash import Dash
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+def _assets_folder() -> Path:
+    """The CSS and clientside JS: the repository's assets/ (editable installs and
+    checkouts), shipped as ``trajviz.assets`` in a wheel (pyproject.toml)."""
+    checkout = Path(__file__).resolve().parents[2] / "assets"
+    if (checkout / "playback.js").is_file():
+        return checkout
+    return Path(__file__).resolve().parents[1] / "assets"
+
+
+ASSETS = _assets_folder()
 
 
 def create_app(runs_dir: str | Path) -> Dash:
@@ -21,6 +30,9 @@ def create_app(runs_dir: str | Path) -> Dash:
     from .callbacks import AppState, register
     from .layout import build_layout
 
+    if not (ASSETS / "playback.js").is_file():
+        raise ValueError(f"trajviz's browser assets are missing from {ASSETS}; "
+                         "reinstall with: pip install -e . (from the repository)")
     state = AppState.for_dir(Path(runs_dir))
     app = Dash(__name__, assets_folder=str(ASSETS), title="trajviz", update_title=None,
                serve_locally=True)
