@@ -257,6 +257,11 @@ def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpe
         if prev is not None and on_segment is not None:
             acc = on_segment(acc, prev, curr)
         prev = curr
+        if step == 0 and not differentiable:
+            # Give θ the memory layout of its gradient (vmapped Linear weights come back
+            # transposed): every later elementwise op then walks both contiguously.
+            params = {k: torch.empty_like(grad[k]).copy_(v) for k, v in params.items()}
+            opt_state = spec.optimizer.init(params)
         if step < spec.steps:
             updates, opt_state = spec.optimizer.update(grad, opt_state, params)
             params = {k: params[k] + updates[k] for k in params}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dash import Dash
 
+
 def _assets_folder() -> Path:
     """The CSS and clientside JS: the repository's assets/ (editable installs and
     checkouts), shipped as ``trajviz.assets`` in a wheel (pyproject.toml)."""

@@ -43,8 +43,10 @@ class Leap:
         length (1 when ``norm=False``) and b = 0 when ``loss=False``.
         """
         d_theta = {k: curr.params[k] - prev.params[k] for k in prev.params}
-        runs = prev.loss.shape[0]
-        sq = sum(torch.linalg.vector_norm(d.reshape(runs, -1), dim=1) ** 2 for d in d_theta.values())
+        # per-run norms over every non-run axis, without reshape (which would copy a
+        # non-contiguous gradient-layout tensor)
+        sq = sum(torch.linalg.vector_norm(d, dim=tuple(range(1, d.dim()))) ** 2 if d.dim() > 1 else d * d
+                 for d in d_theta.values())
         d_loss = curr.loss - prev.loss
         if self.stabilizer:
             d_loss = -d_loss.abs()
