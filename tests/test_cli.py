@@ -51,6 +51,7 @@ BAD = [
     ("unknown-outer-optimizer", ["--set", "outer.optimizer='lbfgs'"], None, "lbfgs"),
     ("unknown-slice", ["--set", "slices.kinds=['tsne']"], None, "tsne"),
     ("bad-origin", ["--set", "slices.origin='maml'", "--learners", "leap,random"], None, "origin"),
+    ("bad-final-origin", ["--set", "slices.origin='final:maml'", "--learners", "leap,random"], None, "final"),
     ("exact-on-mlp", ["--set", "slices.kinds=['exact']"], None, "2-parameter"),
     ("bad-dtype", ["--set", "dtype='float16'"], None, "dtype"),
     ("bad-device", ["--device", "tpu"], None, "device"),

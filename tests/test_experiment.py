@@ -99,3 +99,18 @@ def test_python_api_round_trip(tmp_path):
     back = trajviz.load_run(path)
     np.testing.assert_array_equal(back.learners["leap"].params, run.learners["leap"].params)
     assert back.config == run.config
+
+
+@pytest.mark.parametrize("origin", ["mean", "leap", "final:reptile"])
+def test_slice_origin_choices(origin):
+    run = run_experiment(tiny(slices={"kinds": ["pca"], "resolution": 5, "origin": origin}))
+    slc = run.views["pca"].slice
+    if origin == "mean":
+        points = np.concatenate([r.params.reshape(-1, 2) for r in run.learners.values()])
+        expected = points.mean(axis=0)
+    elif origin == "leap":
+        expected = run.learners["leap"].theta0
+    else:
+        expected = run.learners["reptile"].params[:, -1].mean(axis=0)
+    np.testing.assert_allclose(slc.origin, expected, rtol=1e-6, atol=1e-7)
+    assert origin.removeprefix("final:") in slc.label or origin == "mean"

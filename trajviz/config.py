@@ -57,7 +57,8 @@ class SliceConfig:
     """Which slices to draw and how.
 
     kinds: any of pca, exact (2-parameter models only), three_point, random.
-    origin: "mean" (of all path points) or a learner's name (its θ0).
+    origin: "mean" (of all path points), a learner's name (its θ0), or
+        "final:<learner>" (the mean of its held-out final points θ_K).
     three_point: three learners whose θ0 span the plane (three_point kind).
     resolution: grid points per axis; margin: extra extent around the paths.
     """
@@ -174,8 +175,10 @@ def validate(config: ExperimentConfig) -> None:
         _choice("slices.kinds", kind, SLICE_KINDS)
     if not c.slices.kinds:
         raise ValueError(f"slices.kinds is empty; accepted: any of {list(SLICE_KINDS)}")
-    if c.slices.origin != "mean" and c.slices.origin not in c.learners:
-        raise ValueError(f"slices.origin {c.slices.origin!r} must be 'mean' or one of the learners {list(c.learners)}")
+    origin_learner = c.slices.origin.removeprefix("final:")
+    if c.slices.origin != "mean" and origin_learner not in c.learners:
+        raise ValueError(f"slices.origin {c.slices.origin!r} must be 'mean', a learner of {list(c.learners)} "
+                         "(its θ0) or 'final:<learner>' (its mean final point)")
     if "three_point" in c.slices.kinds:
         pts = c.slices.three_point
         if len(pts) != 3 or len(set(pts)) != 3 or any(p not in c.learners for p in pts):

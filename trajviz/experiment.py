@@ -96,15 +96,27 @@ def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: i
         running={k: _numpy(v) for k, v in running.items()})
 
 
+def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarray | None, str]:
+    """The configured origin [P] (None: the mean of the points) and how to say it."""
+    if name == "mean":
+        return None, "the mean of all path points"
+    if name.startswith("final:"):
+        learner = name.removeprefix("final:")
+        finals = records[learner].params[:, -1]
+        finals = finals[np.isfinite(finals).all(axis=1)]
+        if not len(finals):
+            raise ValueError(f"slices.origin {name!r}: every held-out path of {learner} diverged")
+        return finals.mean(axis=0), f"{learner}'s mean final point"
+    return records[name].theta0, f"{name}'s θ0"
+
+
 def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
                 records: dict[str, LearnerRecord]) -> Slice:
     """The slice of ``kind``, fitted to every learner's held-out paths."""
     P = problem.model.spec.size
     points = np.concatenate([r.params.reshape(-1, P) for r in records.values()])
     points = points[np.isfinite(points).all(axis=1)]
-    origin_name = config.slices.origin
-    origin = None if origin_name == "mean" else records[origin_name].theta0
-    origin_label = "the mean of all path points" if origin is None else f"{origin_name}'s θ0"
+    origin, origin_label = slice_origin(config.slices.origin, records)
     if kind == "pca":
         if len(points) < 3:
             raise ValueError("pca slice needs at least 3 finite path points; every held-out path diverged")
