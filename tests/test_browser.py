@@ -5,6 +5,7 @@ one good run and one broken run. Screenshots go to each test's tmp_path.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -27,15 +28,12 @@ if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
     pytest.skip("no chromium at /usr/bin/chromium", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def _serve(runs: Path):
+    """Serve the app over ``runs`` in a thread on a free port; yields its URL."""
     from werkzeug.serving import make_server
 
     from trajviz.app import create_app
 
-    runs = tmp_path_factory.mktemp("runs")
-    write_run_dir(runs, make_run(run_id="demo", n_params=3, steps=12, resolution=61))
-    write_broken_run(runs, "broken-run")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = create_app(runs)
     srv = make_server("127.0.0.1", 0, app.server, threaded=True)
@@ -45,6 +43,26 @@ def server(tmp_path_factory):
     srv.shutdown()
     thread.join(timeout=10)
     app.trajviz_state.jobs.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    write_run_dir(runs, make_run(run_id="demo", n_params=3, steps=12, resolution=61))
+    write_broken_run(runs, "broken-run")
+    yield from _serve(runs)
+
+
+@pytest.fixture(scope="module")
+def two_runs_server(tmp_path_factory):
+    """The default (newest) run holds fewer learners than the other one."""
+    runs = tmp_path_factory.mktemp("two-runs")
+    small = make_run(run_id="small", learners=("leap", "random"), steps=6)
+    small = dataclasses.replace(small, config={**small.config, "name": "two-learners"},
+                                info={**small.info, "created": "2026-01-01T00:00:00+00:00"})
+    write_run_dir(runs, small)
+    write_run_dir(runs, make_run(run_id="big", steps=6))
+    yield from _serve(runs)
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +228,27 @@ def test_a_broken_run_shows_its_message(app_page, tmp_path):
     assert "Traceback" not in app_page.page.content()
     app_page.page.screenshot(path=str(tmp_path / "broken.png"), full_page=True)
     assert app_page.errors == []
+
+
+def test_switching_between_runs_with_different_learners(tv_browser, two_runs_server, tmp_path):
+    """Dash 4.4's renderer failed ("reading 'props'") and kept the old run when the learner
+    checklist grew on the first switch; it now always lists every learner, greying out
+    the ones a run does not hold."""
+    app_page = Page(tv_browser, two_runs_server)
+    page = app_page.page
+    assert "two-learners" in page.inner_text("#run-picker")
+    for name, present in (("fixture", ["leap", "reptile", "random"]),
+                          ("two-learners", ["leap", "random"])):
+        old = app_page.graph("surface-graph")["key"]
+        page.click("#run-picker")
+        page.locator("[role=option]", has_text=name).first.click()
+        app_page.wait_drawn(key_not=old)
+        assert name in page.inner_text("#run-picker")
+        enabled = page.eval_on_selector_all(
+            "#learner-toggles input:not([disabled])", "els => els.map(e => e.value)")
+        assert enabled == present
+        paths = {t["name"] for t in app_page.graph("surface-graph")["traces"] if t["name"]}
+        assert set(present) <= paths
+    assert app_page.errors == []
+    page.screenshot(path=str(tmp_path / "switched.png"), full_page=True)
+    app_page.close()

@@ -623,9 +623,9 @@ def panel_figure(sel: Selection, key: str, frame: int | None = None,
     fig.update_yaxes(showgrid=True, gridcolor="#eef1f4", zeroline=key == "oscillation",
                      zerolinecolor="#9aa5b1", exponentformat="power", **axis["y"])
     if axis["on_plane"]:
-        fig.add_annotation(text="0: every point lies on the slice",
-                           xref="paper", yref="paper", x=0.55, y=0.72, showarrow=False,
-                           font={"color": "#52606d"})
+        fig.add_annotation(text="0: every point<br>lies on the slice",
+                           xref="paper", yref="paper", x=0.5, y=0.72, showarrow=False,
+                           font={"color": "#52606d", "size": 11})
     return fig
 
 

@@ -21,11 +21,12 @@ from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_up
 
 from .. import figures as F
 from ..export import export_current
+from ..learners import LEARNERS
 from ..run import Run
 from ..store import RunError, list_runs, load_run
 from . import ids
 from .jobs import JobManager, job_config
-from .layout import empty_figure
+from .layout import empty_figure, learner_option
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}
@@ -209,7 +210,8 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     """Pickers, run info, summary table and the run's message for the chosen run."""
     out: dict[str, Any] = {
         "task_options": [], "task": MEAN, "slice_options": [], "slice": None,
-        "slice_style": HIDE, "learner_options": [], "learners": [], "info": "",
+        "slice_style": HIDE, "learner_options": [learner_option(n, False) for n in LEARNERS],
+        "learners": [], "info": "",
         "summary": [], "message": [], "message_style": HIDE, "workspace_style": SHOW,
         "new_run_open": no_update}
     if run_id is None:
@@ -238,9 +240,8 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     out.update(
         task_options=tasks, slice_options=slices, slice=slices[0]["value"],
         slice_style=SHOW if len(slices) > 1 else HIDE,
-        learner_options=[{"label": html.Span([html.Span(className="tv-swatch",
-                                                        style={"background": F.learner_colour(n)}),
-                                              n]), "value": n} for n in learners],
+        learner_options=[learner_option(n, n in run.learners)
+                         for n in [*LEARNERS, *(n for n in learners if n not in LEARNERS)]],
         learners=learners, info=run_info(run),
         summary=[html.P(f"Mean over {len(run.task_ids)} held-out tasks, with a 95% interval "
                         "in brackets; best mean in bold.", className="tv-hint"),

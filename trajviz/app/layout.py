@@ -94,8 +94,9 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                    "one task, or the mean over all held-out tasks"),
             _field("Slice", dcc.RadioItems(id=ids.SLICE, options=[], className="tv-radio"),
                    id=ids.SLICE_ROW, style={"display": "none"}),
-            _field("Learners", dcc.Checklist(id=ids.LEARNERS, options=[], value=[],
-                                             className="tv-learners")),
+            _field("Learners", dcc.Checklist(
+                id=ids.LEARNERS, options=[learner_option(n, False) for n in learners], value=[],
+                className="tv-learners")),
             _field("Surface", dcc.RadioItems(
                 id=ids.MODE, options=[{"label": "2D contour", "value": "2d"},
                                       {"label": "3D", "value": "3d"}],
@@ -124,7 +125,7 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                 value="linear2d" if "linear2d" in families else next(iter(families), None))),
             _field("Learners", dcc.Checklist(
                 id=ids.JOB_LEARNERS, className="tv-learners",
-                options=[_learner_label(n) for n in learners],
+                options=[learner_option(n) for n in learners],
                 value=[n for n in ("leap", "reptile", "random") if n in learners])),
             html.Div(className="tv-grid2", children=[
                 _field("Inner steps K", dcc.Input(id=ids.JOB_STEPS, type="number", value=10,
@@ -146,10 +147,14 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
     ])
 
 
-def _learner_label(name: str) -> dict:
+def learner_option(name: str, present: bool = True) -> dict:
+    """A learner's checklist entry: its colour swatch and name; greyed out when the run
+    does not hold it. The learner checklist always lists every registered learner, so
+    its length never changes: Dash 4.4's renderer fails ("reading 'props'") when a
+    checklist whose labels are components grows between updates."""
     return {"label": html.Span([html.Span(className="tv-swatch",
                                           style={"background": F.learner_colour(name)}), name]),
-            "value": name}
+            "value": name, "disabled": not present}
 
 
 def panel_card(spec: F.PanelSpec) -> html.Div:
