@@ -630,8 +630,9 @@ def panel_figure(sel: Selection, key: str, frame: int | None = None,
 
 
 def _dtick(steps: int) -> int:
+    """At most about seven step ticks: the panels are narrow, and more get rotated."""
     for d in (1, 2, 5, 10, 20, 50, 100, 200, 500):
-        if steps / d <= 10:
+        if steps / d <= 6:
             return d
     return 1000
 
