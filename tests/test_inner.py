@@ -7,7 +7,13 @@ import pytest
 import torch
 from torch.func import grad
 
-from trajviz.inner import InnerSpec, batch_at, inner_loop, minibatch_indices, pair_inits_with_tasks
+from trajviz.inner import (
+    InnerSpec,
+    all_batches,
+    inner_loop,
+    minibatch_indices,
+    pair_inits_with_tasks,
+)
 from trajviz.models import flatten, unflatten
 from trajviz.optim import adam, momentum, sgd
 from trajviz.tasks import Linear2D, Quadratic, Sinusoid, TaskSet
@@ -120,13 +126,16 @@ def test_minibatches_are_disjoint_while_the_pool_lasts():
     assert not np.array_equal(idx, minibatch_indices(tasks, spec, seed=4))
 
 
-def test_batch_at_picks_each_runs_points():
+def test_all_batches_picks_each_runs_points_at_each_step():
     _, tasks = _sinusoid(n_tasks=2, shots=10)
     spec = InnerSpec(sgd(0.1), 2, batch_size=3)
     idx = minibatch_indices(tasks, spec, seed=0)
-    batch = batch_at(tasks, idx, 1)
+    batches = all_batches(tasks, idx)
     for r in range(2):
-        torch.testing.assert_close(batch["x"][r], tasks.support["x"][r, torch.from_numpy(idx[r, 1])])
+        for step in range(3):
+            torch.testing.assert_close(batches["x"][r, step],
+                                       tasks.support["x"][r, torch.from_numpy(idx[r, step])])
+    assert all_batches(tasks, None) is None
 
 
 def test_batch_larger_than_pool_is_refused():

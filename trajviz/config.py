@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,11 +238,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, dict):
             raise ValueError(f"config key {key!r} must be a table, got {value!r}")
         return dict(value)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return value  # a section, handled by from_dict
-    if isinstance(hint, types.UnionType):
-        return value
-    return value
+    return value  # a section (a dataclass), checked by from_dict
 
 
 def _positive(key: str, value: float) -> None:

@@ -21,7 +21,7 @@ from .config import ExperimentConfig, InnerConfig, to_dict
 from .inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
 from .learners import MetaTrace, OuterSpec, make_learner, meta_train
 from .metrics import path_metrics, running_metrics, summarise
-from .models import Params, unflatten
+from .models import Params
 from .optim import InnerOptimizer, make_optimizer
 from .run import SCHEMA_VERSION, LearnerRecord, Run, View
 from .slices import (
@@ -244,24 +244,11 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
         "timings": timings, "summary": summary(rec.records), "model": model.name,
         "param_count": model.spec.size, "param_names": list(model.spec.names),
         "param_shapes": [list(s) for s in model.spec.shapes],
-        "family_options": _plain(family_options(rec.family)),
+        "family_options": family_options(rec.family),  # the store writes tuples as lists
     }
     task_info = {k: _numpy(v) for k, v in rec.heldout.info.items()}
     return Run(run_id=run_id, config=to_dict(config), info=info, task_ids=_numpy(rec.heldout.ids),
                task_info=task_info, learners=rec.records, views=views)
-
-
-def theta0_params(run: Run, learner: str, problem: Problem) -> Params:
-    """A stored θ0 back as model parameters (for live inits in later work)."""
-    return unflatten(torch.from_numpy(run.learners[learner].theta0), problem.model.spec)
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 DEMOS = {

@@ -150,15 +150,6 @@ def minibatch_indices(tasks: TaskSet, spec: InnerSpec, seed: int) -> np.ndarray 
     return perms.reshape(len(tasks), spec.steps + 1, spec.batch_size)
 
 
-def batch_at(tasks: TaskSet, indices: np.ndarray | None, step: int) -> Batch:
-    """The support batch of every run at ``step``: {key: [R, B, ...]}."""
-    if indices is None:
-        return tasks.support
-    idx = torch.from_numpy(indices[:, step]).to(tasks.ids.device)
-    rows = torch.arange(idx.shape[0], device=idx.device)[:, None]
-    return {k: v[rows, idx] for k, v in tasks.support.items()}
-
-
 def all_batches(tasks: TaskSet, indices: np.ndarray | None) -> Batch | None:
     """Every run's batch at every step, gathered at once: {key: [R, K+1, B, ...]}."""
     if indices is None:
@@ -241,7 +232,7 @@ def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpe
         params = {k: v.detach() for k, v in params.items()}
     spec_p = problem.model.spec
     batches = all_batches(tasks, minibatch_indices(tasks, spec, seed))
-    opt_state = spec.optimizer.init(params)
+    opt_state = None  # initialised at step 0, once θ has its final memory layout
     acc = initial
     step_losses, rec_params, rec_grads, rec_query = [], [], [], []
     prev: Point | None = None
@@ -257,10 +248,11 @@ def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpe
         if prev is not None and on_segment is not None:
             acc = on_segment(acc, prev, curr)
         prev = curr
-        if step == 0 and not differentiable:
-            # Give θ the memory layout of its gradient (vmapped Linear weights come back
-            # transposed): every later elementwise op then walks both contiguously.
-            params = {k: torch.empty_like(grad[k]).copy_(v) for k, v in params.items()}
+        if step == 0:
+            if not differentiable:
+                # Give θ the memory layout of its gradient (vmapped Linear weights come back
+                # transposed): every later elementwise op then walks both contiguously.
+                params = {k: torch.empty_like(grad[k]).copy_(v) for k, v in params.items()}
             opt_state = spec.optimizer.init(params)
         if step < spec.steps:
             updates, opt_state = spec.optimizer.update(grad, opt_state, params)

@@ -62,3 +62,9 @@ def pooled_batch(tasks: TaskSet) -> dict[str, Tensor]:
     if not tasks.minibatchable:
         return tasks.support
     return {k: torch.cat([tasks.support[k], tasks.query[k]], dim=1) for k in tasks.support}
+
+
+def mean_finite(values: Tensor) -> float:
+    """Mean of the finite entries (a progress statistic), NaN if there are none."""
+    finite = values[torch.isfinite(values)]
+    return float(finite.mean()) if finite.numel() else float("nan")

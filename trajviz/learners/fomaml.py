@@ -9,8 +9,7 @@ import torch
 from ..inner import InnerSpec, inner_loop, losses_and_grads
 from ..models import Params
 from ..tasks import Problem, TaskSet
-from .base import MetaGradient, finite_runs, masked_task_mean
-from .leap import _mean_finite
+from .base import MetaGradient, finite_runs, masked_task_mean, mean_finite
 
 
 @dataclass(frozen=True)
@@ -24,4 +23,4 @@ class FOMAML:
         query_loss, query_grad = losses_and_grads(problem, result.final, tasks.query)
         ok = finite_runs(result.diverged_at, query_grad) & torch.isfinite(query_loss)
         grad = masked_task_mean(query_grad, ok)
-        return MetaGradient(grad, int((~ok).sum()), {"query_loss": _mean_finite(query_loss)})
+        return MetaGradient(grad, int((~ok).sum()), {"query_loss": mean_finite(query_loss)})

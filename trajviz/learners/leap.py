@@ -24,7 +24,7 @@ from torch import Tensor
 from ..inner import InnerSpec, Point, inner_loop
 from ..models import Params
 from ..tasks import Problem, TaskSet
-from .base import MetaGradient, finite_runs, masked_task_mean
+from .base import MetaGradient, finite_runs, masked_task_mean, mean_finite
 
 
 @dataclass(frozen=True)
@@ -90,14 +90,9 @@ class Leap:
             result = inner_loop(problem, theta0, tasks, inner, seed=seed, on_segment=self.accumulate)
             ok = finite_runs(result.diverged_at, result.accumulated)
             grad = masked_task_mean(result.accumulated, ok)
-        return MetaGradient(grad, int((~ok).sum()), {"inner_final_loss": _mean_finite(result.final_loss)})
+        return MetaGradient(grad, int((~ok).sum()), {"inner_final_loss": mean_finite(result.final_loss)})
 
 
 def _per_run(values: Tensor, like: Tensor) -> Tensor:
     """[R] -> [R, 1, ...] broadcastable against ``like`` [R, ...]."""
     return values.reshape(-1, *([1] * (like.dim() - 1)))
-
-
-def _mean_finite(values: torch.Tensor) -> float:
-    finite = values[torch.isfinite(values)]
-    return float(finite.mean()) if finite.numel() else float("nan")

@@ -13,9 +13,8 @@ from torch.func import vmap
 from ..inner import InnerSpec, inner_loop
 from ..models import Params
 from ..tasks import Problem, TaskSet
-from .base import MetaGradient
+from .base import MetaGradient, mean_finite
 from .fomaml import FOMAML
-from .leap import _mean_finite
 
 
 @dataclass(frozen=True)
@@ -38,4 +37,4 @@ class MAML:
             grads = torch.autograd.grad(meta_loss, list(leaves.values()), allow_unused=True)
         grad = {k: torch.zeros_like(v) if g is None else g.detach()
                 for (k, v), g in zip(leaves.items(), grads)}
-        return MetaGradient(grad, int((~ok).sum()), {"query_loss": _mean_finite(query.detach())})
+        return MetaGradient(grad, int((~ok).sum()), {"query_loss": mean_finite(query.detach())})
