@@ -17,9 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trajviz.run import LearnerRecord, Run, View
-from trajviz.slices import Slice
-from trajviz.surface import Surface
+from trajviz.run import Slice, Surface, LearnerRecord, Run, View
 
 LEARNERS = ("leap", "reptile", "random")
 # Where each learner's meta-trained θ0 ends up, as a fraction of the way from

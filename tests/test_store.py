@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 
 from trajviz import store
-from trajviz.run import SCHEMA_VERSION, LearnerRecord, Run, View
-from trajviz.slices import Slice
+from trajviz.run import Slice, Surface, SCHEMA_VERSION, LearnerRecord, Run, View
 from trajviz.store import RunEntry, RunError, list_runs, load_run, new_run_id, write_run
-from trajviz.surface import Surface
 
 T, K, P, S, E, A, B = 3, 4, 7, 5, 4, 5, 6  # tasks, inner steps, params, meta-steps, evals, grid
 HEAVY = {"params", "grads", "meta_path", "origin", "basis"}

@@ -12,10 +12,35 @@ from typing import Any
 
 import numpy as np
 
-from .slices import Slice
-from .surface import Surface
-
 SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Slice:
+    """kind: one of SLICE_KINDS; origin: [P]; basis: [2, P] orthonormal rows;
+    explained_variance: [2] fraction of the fitted points' variance along each
+    axis (NaN where it does not apply); extent: (a_min, a_max, b_min, b_max)
+    of the grid; label: a one-line human description for axis titles."""
+
+    kind: str
+    origin: np.ndarray
+    basis: np.ndarray
+    explained_variance: np.ndarray
+    extent: tuple[float, float, float, float]
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Surface:
+    """alpha: [A] and beta: [B] grid coordinates on the slice; loss: [T, B, A]
+    per task (row b, column a, as plotly's contour ``z`` expects); mean: [B, A]
+    the task mean; task_ids: [T]."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    loss: np.ndarray
+    mean: np.ndarray
+    task_ids: np.ndarray
 
 
 @dataclass(frozen=True)

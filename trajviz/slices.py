@@ -8,29 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import scipy.linalg
 import torch
 from torch import Tensor
 
+from .run import Slice
+
 SLICE_KINDS = ("pca", "exact", "three_point", "random")
-
-
-@dataclass(frozen=True)
-class Slice:
-    """kind: one of SLICE_KINDS; origin: [P]; basis: [2, P] orthonormal rows;
-    explained_variance: [2] fraction of the fitted points' variance along each
-    axis (NaN where it does not apply); extent: (a_min, a_max, b_min, b_max)
-    of the grid; label: a one-line human description for axis titles."""
-
-    kind: str
-    origin: np.ndarray
-    basis: np.ndarray
-    explained_variance: np.ndarray
-    extent: tuple[float, float, float, float]
-    label: str = ""
 
 
 # Array inputs may be torch tensors (any device/dtype) or numpy arrays; the

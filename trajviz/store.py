@@ -48,9 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from .run import SCHEMA_VERSION, LearnerRecord, Run, View
-from .slices import Slice
-from .surface import Surface
+from .run import SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
 
 __all__ = [
     "HEAVY_FILE",

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from .models import unflatten
-from .slices import Slice
+from .run import Slice, Surface
 from .tasks.base import Batch, Problem, TaskSet, mse_loss
 
 MAX_AXIS = 1000
@@ -68,19 +68,6 @@ METHODS = ("auto", "vmap", "fused")
 FEATURE_MAJOR_ROWS = 32
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Surface:
-    """alpha: [A] and beta: [B] grid coordinates on the slice; loss: [T, B, A]
-    per task (row b, column a, as plotly's contour ``z`` expects); mean: [B, A]
-    the task mean; task_ids: [T]."""
-
-    alpha: np.ndarray
-    beta: np.ndarray
-    loss: np.ndarray
-    mean: np.ndarray
-    task_ids: np.ndarray
 
 
 # ---------------------------------------------------------------- validation
