@@ -1,0 +1,14 @@
+"""The torch-free name lists agree with the registries that hold the code."""
+from trajviz import names
+from trajviz.learners import LEARNERS, OUTER_OPTIMIZERS
+from trajviz.optim import OPTIMIZERS
+from trajviz.slices import SLICE_KINDS
+from trajviz.tasks import FAMILIES
+
+
+def test_names_match_registries():
+    assert names.LEARNER_NAMES == tuple(LEARNERS)
+    assert names.FAMILY_NAMES == tuple(FAMILIES)
+    assert names.SLICE_KINDS == tuple(SLICE_KINDS)
+    assert names.INNER_OPTIMIZERS == tuple(OPTIMIZERS)
+    assert names.OUTER_OPTIMIZERS == tuple(OUTER_OPTIMIZERS)
