@@ -13,6 +13,7 @@ Not a test (it reads run folders outside the repository) and not timed.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -24,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def _digest(obj) -> str:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)  # a typed record hashes as the dict it replaced
     if hasattr(obj, "to_json"):
         text = obj.to_json()
     else:

@@ -29,8 +29,9 @@ import math
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import Tensor
+
+from .summary import summarise  # noqa: F401 - the torch-free data side owns it
 
 PATH_METRICS = (
     "length", "param_length", "energy", "displacement", "straightness",
@@ -195,31 +196,3 @@ def running_metrics(params: Tensor, losses: Tensor) -> dict[str, Tensor]:
     out = {"cumulative_length": cum_length, "cumulative_param_length": cum_param,
            "cosine": cosine, "monotone_fraction": monotone}
     return {name: value.masked_fill(broken, math.nan) for name, value in out.items()}
-
-
-def summarise(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean of ``values`` with a two-sided Student-t confidence interval.
-
-    values: [N] (any array-like, torch tensors included; flattened). NaN
-    entries are ignored (diverged runs); ±inf is kept and propagates.
-    Returns (mean, lo, hi) as floats: mean ± t_{(1+c)/2, n−1}·s/√n with s the
-    sample standard deviation (ddof=1) over the n non-NaN values. With n = 1
-    the interval is (mean, mean); with n = 0 all three are NaN.
-    """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if isinstance(values, Tensor):
-        values = values.detach().cpu()
-    x = np.asarray(values, dtype=np.float64).ravel()
-    x = x[~np.isnan(x)]
-    n = x.size
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if n == 1 or not math.isfinite(mean):
-        return mean, mean, mean
-    sem = float(x.std(ddof=1)) / math.sqrt(n)
-    if sem == 0.0:
-        return mean, mean, mean
-    half = float(stats.t.ppf(0.5 + confidence / 2.0, df=n - 1)) * sem
-    return mean, mean - half, mean + half
