@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .selection import ON_PLANE, fmt, quiet, slice_name
+from .labels import fmt, slice_name
+from .selection import ON_PLANE, quiet
 
 if TYPE_CHECKING:
     from .selection import MetaSelection, Selection

@@ -22,6 +22,7 @@ SUMMARY_COLUMNS = (("length", "Path length", "lower"), ("oscillation", "Oscillat
                    ("final_loss", "Final loss", "lower"), ("auc", "Loss AUC", "lower"))
 FRACTIONS = ("oscillation", "monotonicity")
 
+
 def summarise(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
     """Mean of ``values`` with a two-sided Student-t confidence interval.
 

@@ -14,6 +14,7 @@ from .components import (BLANK, GRAPH_CONFIG, SMALL_GRAPH_CONFIG, explain, field
                          learner_option, player_bar)
 from .texts import EXPLAIN, HOW_TO_READ, TAGLINE
 
+
 def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
     return html.Aside(className="tv-controls", children=[
         html.Section(className="tv-box", children=[
