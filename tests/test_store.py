@@ -215,9 +215,19 @@ def test_no_pickle_anywhere(tmp_path: Path) -> None:
     assert [n for n, _ in doc["learners"]] == ["leap", "a learner/with odd name"]
     assert doc["views"][0][1]["slice"]["explained_variance"] == [0.75, 0.125]
     assert doc["views"][0][1]["slice"]["extent"] == [-1.5, 2.0, -0.25, 3.0]
-    # non-finite floats are Python-json tokens: NaN / Infinity / -Infinity
+    # strict JSON: non-finite floats are null, with their place and value listed in "nonfinite"
     text = (path / "run.json").read_text(encoding="utf-8")
-    assert "NaN" in text and "-Infinity" in text and '"margin": Infinity' in text
+
+    def refuse(token: str):
+        raise ValueError(f"non-standard JSON token {token}")
+    strict = json.loads(text, parse_constant=refuse)
+    assert strict["config"]["margin"] is None
+    assert strict["info"]["summary"]["leap"] == {"path_length": None, "final_loss": None}
+    assert strict["views"][1][1]["slice"]["explained_variance"] == [None, None]
+    assert [["config", "margin"], "Infinity"] in strict["nonfinite"]
+    assert [["info", "summary", "leap", "path_length"], "NaN"] in strict["nonfinite"]
+    assert [["info", "summary", "leap", "final_loss"], "-Infinity"] in strict["nonfinite"]
+    assert len(strict["nonfinite"]) == 5
 
 
 def test_object_arrays_and_non_json_values_are_refused_before_writing(tmp_path: Path) -> None:

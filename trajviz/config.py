@@ -25,7 +25,12 @@ DTYPES = ("float32", "float64")
 
 @dataclass(frozen=True)
 class InnerConfig:
-    """The inner loop every learner uses: optimiser, lr, K steps, minibatch (0 = full batch)."""
+    """The inner loop every learner uses: optimiser, lr, K steps, minibatch (0 = full batch).
+
+    divergence_factor: a rollout has diverged at its first step whose loss or
+    parameters are not finite or whose loss exceeds this multiple of its
+    starting loss (default 1e6; must be > 1).
+    """
 
     optimizer: str = "sgd"
     lr: float = 0.01
@@ -36,6 +41,7 @@ class InnerConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    divergence_factor: float = 1e6
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,11 @@ class OuterConfig:
 class SliceConfig:
     """Which slices to draw and how.
 
-    kinds: any of pca, exact (2-parameter models only), three_point, random.
+    kinds: any of pca, exact (2-parameter models only), three_point, random,
+        hessian (top two Hessian eigenvectors of the held-out tasks' mean loss).
     origin: "mean" (of all path points), a learner's name (its θ0), or
-        "final:<learner>" (the mean of its held-out final points θ_K).
+        "final:<learner>" (the mean of its held-out final points θ_K); the
+        hessian slice reads "mean" as the first learner's θ0.
     three_point: three learners whose θ0 span the plane (three_point kind).
     resolution: grid points per axis; margin: extra extent around the paths.
     """
@@ -166,6 +174,9 @@ def validate(config: ExperimentConfig) -> None:
     _positive("inner.steps", c.inner.steps)
     _at_least("inner.batch_size", c.inner.batch_size, 0)
     _choice("inner.optimizer", c.inner.optimizer, OPTIMIZERS)
+    if not 1 < c.inner.divergence_factor < float("inf"):
+        raise ValueError(f"config key 'inner.divergence_factor' must be a finite number > 1, "
+                         f"got {c.inner.divergence_factor!r}")
     _positive("outer.lr", c.outer.lr)
     for key in ("meta_steps", "meta_batch", "eval_every", "eval_tasks"):
         _positive(f"outer.{key}", getattr(c.outer, key))

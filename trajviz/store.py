@@ -19,14 +19,21 @@ float, complex): an object array is refused before anything is written, and
 arrays are read with ``allow_pickle=False``. ``task_ids`` live in run.json
 (numbers or strings) with their dtype and shape, and come back with that dtype.
 
-JSON dialect: run.json is written by Python's ``json`` with ``allow_nan=True``,
-so a non-finite float in config/info/extra/extent is written as the token
-``NaN``, ``Infinity`` or ``-Infinity`` and reads back as the same float.
-Python's ``json`` reads it (the app reads runs through Python); strict RFC 8259
-parsers (e.g. a browser's ``JSON.parse``) do not. JSON has no tuples and only
+JSON dialect: run.json is strict JSON (RFC 8259; a browser's ``JSON.parse``
+reads it). A non-finite float anywhere in it (config, info, extra, an extent)
+is written as ``null``, and its place and value are listed in the top-level
+``"nonfinite"``: ``[[path, token], ...]`` with path the list of keys and
+list indices from the document root and token one of ``"NaN"``,
+``"Infinity"``, ``"-Infinity"``; ``load_run`` puts the floats back, so the
+round trip is exact, and any other ``null`` stays ``None``. (Version-1 runs
+were written with the bare tokens ``NaN``/``Infinity``, which Python's
+``json`` still reads.) JSON has no tuples and only
 string keys: tuples come back as lists, numpy scalars/arrays are stored as
 plain numbers/lists, and a non-string dict key or any other type is refused
 with a TypeError naming where it was.
+
+Schema versions: 2 adds each learner's ``diagnostics`` arrays and the strict
+JSON above; a version-1 run still loads, with empty ``diagnostics``.
 
 Writing is atomic: everything goes into ``<runs_dir>/.tmp-<run_id>-<hex>/``
 (dot-names are never listed), each file is fsynced, and the folder is renamed
@@ -48,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from .run import SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
+from .run import READABLE_VERSIONS, SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
 
 __all__ = [
     "HEAVY_FILE",
@@ -74,7 +81,9 @@ _LEARNER_ARRAYS = {
     "params": "heavy", "losses": "light", "grads": "heavy", "query_losses": "light",
     "diverged_at": "light",
 }
-_LEARNER_DICTS = ("evals", "metrics", "running")
+_LEARNER_DICTS = ("evals", "metrics", "running", "diagnostics")
+_OPTIONAL_DICTS = ("diagnostics",)  # absent from version-1 runs
+_TOKENS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 _SLICE_ARRAYS = {"origin": "heavy", "basis": "heavy", "explained_variance": "light"}
 _SURFACE_ARRAYS = ("alpha", "beta", "loss", "mean", "task_ids")
 _VIEW_DICTS = ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")
@@ -147,7 +156,10 @@ def write_run(run: Run, runs_dir: str | Path) -> Path:
     runs_dir = Path(runs_dir)
     run_id = _check_run_id(run.run_id)
     doc, arrays = _encode(run)
-    text = json.dumps(doc, allow_nan=True, indent=1)
+    nonfinite: list[list[Any]] = []
+    doc = _strict(doc, [], nonfinite)
+    doc["nonfinite"] = nonfinite
+    text = json.dumps(doc, allow_nan=False, indent=1)
     runs_dir.mkdir(parents=True, exist_ok=True)
     final = runs_dir / run_id
     if final.exists() or final.is_symlink():
@@ -279,6 +291,44 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
     return doc, enc.arrays
 
 
+def _strict(value: Any, path: list[Any], found: list[list[Any]]) -> Any:
+    """JSON data with every non-finite float replaced by None and listed in ``found``."""
+    if isinstance(value, float) and not np.isfinite(value):
+        found.append([list(path), "NaN" if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")])
+        return None
+    if isinstance(value, list):
+        return [_strict(v, path + [i], found) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _strict(v, path + [k], found) for k, v in value.items()}
+    return value
+
+
+def _restore(path: Path, doc: dict[str, Any]) -> None:
+    """Put the floats listed in ``doc["nonfinite"]`` back in place of their nulls."""
+    entries = doc.pop("nonfinite", [])
+    if not isinstance(entries, list):
+        raise RunError(path, f"{RUN_FILE} has a malformed 'nonfinite' list")
+    for entry in entries:
+        ok = (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list)
+              and entry[0] and entry[1] in _TOKENS)
+        node: Any = doc
+        for key in entry[0][:-1] if ok else ():
+            ok = _has(node, key)
+            if not ok:
+                break
+            node = node[key]
+        if not (ok and _has(node, entry[0][-1]) and node[entry[0][-1]] is None):
+            raise RunError(path, f"{RUN_FILE} has a malformed 'nonfinite' entry {entry!r}")
+        node[entry[0][-1]] = _TOKENS[entry[1]]
+
+
+def _has(node: Any, key: Any) -> bool:
+    if isinstance(node, dict):
+        return isinstance(key, str) and key in node
+    return (isinstance(node, list) and isinstance(key, int) and not isinstance(key, bool)
+            and 0 <= key < len(node))
+
+
 def _plain(value: Any, where: str) -> Any:
     """``value`` as JSON data; numpy scalars/arrays become numbers/lists, tuples lists."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -372,9 +422,11 @@ def _read_doc(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise RunError(path, f"{RUN_FILE} must hold a JSON object, got {type(doc).__name__}")
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         shown = "missing" if version is None else repr(version)
-        raise RunError(path, f"schema version {shown}, this trajviz reads {SCHEMA_VERSION}")
+        older = ", ".join(str(v) for v in READABLE_VERSIONS if v != SCHEMA_VERSION)
+        raise RunError(path, f"schema version {shown}, this trajviz reads {SCHEMA_VERSION} (and {older})")
+    _restore(path, doc)
     return doc
 
 
@@ -417,7 +469,7 @@ def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for field, part in _LEARNER_ARRAYS.items():
                 need(entry["arrays"][field], part, f"learner {name!r} {field}")
             for field in _LEARNER_DICTS:
-                need_pairs(entry[field], f"learner {name!r} {field}")
+                need_pairs(_learner_pairs(entry, field), f"learner {name!r} {field}")
         for name, entry in _named(path, doc, "views"):
             for field, part in _SLICE_ARRAYS.items():
                 need(entry["slice"]["arrays"][field], part, f"view {name!r} slice {field}")
@@ -428,6 +480,11 @@ def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     except (KeyError, TypeError) as exc:
         raise RunError(path, f"{RUN_FILE} is malformed: missing or wrong entry {exc}") from None
     return index
+
+
+def _learner_pairs(entry: dict[str, Any], field: str) -> Any:
+    """A learner entry's [[name, key], ...] for ``field`` ([] for an optional one it lacks)."""
+    return entry.get(field, []) if field in _OPTIONAL_DICTS else entry[field]
 
 
 def _named(path: Path, doc: dict[str, Any], field: str) -> list[tuple[str, dict[str, Any]]]:
@@ -513,7 +570,7 @@ def _decode(path: Path, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> R
     learners = {}
     for name, entry in _named(path, doc, "learners"):
         fields = {field: arrays[entry["arrays"][field]] for field in _LEARNER_ARRAYS}
-        fields.update({field: pairs(entry[field]) for field in _LEARNER_DICTS})
+        fields.update({field: pairs(_learner_pairs(entry, field)) for field in _LEARNER_DICTS})
         learners[name] = LearnerRecord(name=entry["name"], **fields)
     views = {}
     for name, entry in _named(path, doc, "views"):
