@@ -407,3 +407,14 @@ def test_list_runs_sorts_newest_first_and_fills_entries(tmp_path: Path) -> None:
         created="2026-03-01T00:00:00", views=("pca", "exact"))
     with pytest.raises(AttributeError):
         entries[0].ok = False  # frozen
+
+
+@pytest.mark.parametrize("entry", [[["run_id"], "NaN"], [["info", "nope"], "NaN"], [["config", "margin"], "nan"],
+                                   "garbage", [[], "NaN"]])
+def test_a_malformed_nonfinite_list_is_refused(tmp_path: Path, entry) -> None:
+    path = write_run(make_run(), tmp_path)
+    doc = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    doc["nonfinite"].append(entry)
+    (path / "run.json").write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(RunError, match="nonfinite"):
+        load_run(path)

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from .jsonfloats import restore_nonfinite, strict_json
 from .run import READABLE_VERSIONS, SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
 
 __all__ = [
@@ -83,7 +84,6 @@ _LEARNER_ARRAYS = {
 }
 _LEARNER_DICTS = ("evals", "metrics", "running", "diagnostics")
 _OPTIONAL_DICTS = ("diagnostics",)  # absent from version-1 runs
-_TOKENS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 _SLICE_ARRAYS = {"origin": "heavy", "basis": "heavy", "explained_variance": "light"}
 _SURFACE_ARRAYS = ("alpha", "beta", "loss", "mean", "task_ids")
 _VIEW_DICTS = ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")
@@ -156,8 +156,7 @@ def write_run(run: Run, runs_dir: str | Path) -> Path:
     runs_dir = Path(runs_dir)
     run_id = _check_run_id(run.run_id)
     doc, arrays = _encode(run)
-    nonfinite: list[list[Any]] = []
-    doc = _strict(doc, [], nonfinite)
+    doc, nonfinite = strict_json(doc)
     doc["nonfinite"] = nonfinite
     text = json.dumps(doc, allow_nan=False, indent=1)
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -291,44 +290,6 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
     return doc, enc.arrays
 
 
-def _strict(value: Any, path: list[Any], found: list[list[Any]]) -> Any:
-    """JSON data with every non-finite float replaced by None and listed in ``found``."""
-    if isinstance(value, float) and not np.isfinite(value):
-        found.append([list(path), "NaN" if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")])
-        return None
-    if isinstance(value, list):
-        return [_strict(v, path + [i], found) for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: _strict(v, path + [k], found) for k, v in value.items()}
-    return value
-
-
-def _restore(path: Path, doc: dict[str, Any]) -> None:
-    """Put the floats listed in ``doc["nonfinite"]`` back in place of their nulls."""
-    entries = doc.pop("nonfinite", [])
-    if not isinstance(entries, list):
-        raise RunError(path, f"{RUN_FILE} has a malformed 'nonfinite' list")
-    for entry in entries:
-        ok = (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list)
-              and entry[0] and entry[1] in _TOKENS)
-        node: Any = doc
-        for key in entry[0][:-1] if ok else ():
-            ok = _has(node, key)
-            if not ok:
-                break
-            node = node[key]
-        if not (ok and _has(node, entry[0][-1]) and node[entry[0][-1]] is None):
-            raise RunError(path, f"{RUN_FILE} has a malformed 'nonfinite' entry {entry!r}")
-        node[entry[0][-1]] = _TOKENS[entry[1]]
-
-
-def _has(node: Any, key: Any) -> bool:
-    if isinstance(node, dict):
-        return isinstance(key, str) and key in node
-    return (isinstance(node, list) and isinstance(key, int) and not isinstance(key, bool)
-            and 0 <= key < len(node))
-
-
 def _plain(value: Any, where: str) -> Any:
     """``value`` as JSON data; numpy scalars/arrays become numbers/lists, tuples lists."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -426,7 +387,10 @@ def _read_doc(path: Path) -> dict[str, Any]:
         shown = "missing" if version is None else repr(version)
         older = ", ".join(str(v) for v in READABLE_VERSIONS if v != SCHEMA_VERSION)
         raise RunError(path, f"schema version {shown}, this trajviz reads {SCHEMA_VERSION} (and {older})")
-    _restore(path, doc)
+    try:
+        restore_nonfinite(doc, doc.pop("nonfinite", []))
+    except ValueError as exc:
+        raise RunError(path, f"{RUN_FILE} {exc}") from None
     return doc
 
 
