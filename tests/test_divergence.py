@@ -111,3 +111,10 @@ def test_a_version_1_run_still_loads(blown_up, tmp_path: Path):
         assert old.learners[name].diagnostics == {}
         np.testing.assert_array_equal(old.learners[name].params, rec.params)
     assert np.isnan(old.info["summary"]["leap"]["length"][0])
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.5, float("inf")])
+def test_divergence_factor_is_validated(factor):
+    with pytest.raises(ValueError, match="inner.divergence_factor"):
+        from_dict({"inner": {"divergence_factor": factor}})
+    assert from_dict({"inner": {"divergence_factor": 10}}).inner.divergence_factor == 10.0
