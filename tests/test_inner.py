@@ -12,7 +12,7 @@ from trajviz.inner import (
     all_batches,
     inner_loop,
     minibatch_indices,
-    pair_inits_with_tasks,
+    pair_theta0_with_tasks,
 )
 from trajviz.models import flatten, unflatten
 from trajviz.optim import adam, momentum, sgd
@@ -158,25 +158,25 @@ def test_vectorised_over_tasks_equals_sequential_runs(opt):
                                        rtol=0, atol=1e-12)
 
 
-def test_pair_inits_with_tasks_equals_separate_runs():
+def test_pair_theta0_with_tasks_equals_separate_rollouts():
     problem, tasks = _sinusoid(n_tasks=3)
     spec = InnerSpec(momentum(0.03, 0.9), 4, batch_size=6)
-    inits = [problem.model.init(s, dtype=F64) for s in (0, 1)]
-    stacked = {k: torch.stack([i[k] for i in inits]) for k in inits[0]}
-    params, paired = pair_inits_with_tasks(stacked, tasks, problem)
+    theta0s = [problem.model.init(s, dtype=F64) for s in (0, 1)]
+    stacked = {k: torch.stack([t[k] for t in theta0s]) for k in theta0s[0]}
+    params, paired = pair_theta0_with_tasks(stacked, tasks, problem)
     assert len(paired) == 6 and paired.ids.tolist() == [0, 1, 2, 0, 1, 2]
     together = inner_loop(problem, params, paired, spec, seed=1, record=True).trajectory
-    for i, init in enumerate(inits):
-        alone = inner_loop(problem, init, tasks, spec, seed=1, record=True).trajectory
+    for i, theta0 in enumerate(theta0s):
+        alone = inner_loop(problem, theta0, tasks, spec, seed=1, record=True).trajectory
         for field in ("params", "losses", "grads", "query_losses"):
             torch.testing.assert_close(getattr(together, field)[i * 3:(i + 1) * 3],
                                        getattr(alone, field), rtol=0, atol=1e-12)
 
 
-def test_params0_with_wrong_batch_shape_is_refused():
+def test_theta0_with_wrong_batch_shape_is_refused():
     problem, tasks = _sinusoid(n_tasks=3)
     theta0 = {k: v.expand(2, *v.shape) for k, v in problem.model.init(0, dtype=F64).items()}
-    with pytest.raises(ValueError, match=r"params0 has batch shape \(2,\), expected \(\) or \(3,\)"):
+    with pytest.raises(ValueError, match=r"theta0 has batch shape \(2,\), expected \(\) or \(3,\)"):
         inner_loop(problem, theta0, tasks, InnerSpec(sgd(0.1), 2))
 
 
