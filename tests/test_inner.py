@@ -219,18 +219,6 @@ def test_diverged_run_does_not_disturb_the_others():
     torch.testing.assert_close(both.params[0], gentle.params[0], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("steps", [0, -3, 2.0, None])
-def test_non_positive_steps_are_refused(steps):
-    with pytest.raises(ValueError, match=r"inner steps must be a positive integer, got"):
-        InnerSpec(sgd(0.1), steps)
-
-
-@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
-def test_bad_batch_size_is_refused(batch_size):
-    with pytest.raises(ValueError, match=r"inner batch_size must be a positive integer or None"):
-        InnerSpec(sgd(0.1), 3, batch_size=batch_size)
-
-
 def test_differentiable_loop_keeps_the_graph():
     """With differentiable=True, dθ_K/dθ_0 of SGD on a linear2d task is Π(I − lr·H)."""
     family = Linear2D(shots=6, query_shots=3)

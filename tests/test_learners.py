@@ -431,7 +431,7 @@ def test_meta_train_applies_the_outer_optimiser_to_each_meta_gradient():
                                  spec, seed_s)
         expected.append(expected[-1] - 0.5 * flatten(g.grad, problem.model.spec))
     torch.testing.assert_close(trace.path, torch.stack(expected), rtol=0, atol=1e-12)
-    torch.testing.assert_close(flatten(trace.theta0, problem.model.spec), expected[-1],
+    torch.testing.assert_close(flatten(trace.final_theta0, problem.model.spec), expected[-1],
                                rtol=0, atol=0)
     assert trace.eval_steps.tolist() == [0, 2, 3]
     torch.testing.assert_close(torch.stack(seen), torch.stack([expected[i] for i in (0, 2, 3)]))
@@ -454,33 +454,10 @@ def test_registry_names():
     assert make_learner("maml", {"first_order": True}) == MAML(first_order=True)
 
 
-@pytest.mark.parametrize("name, options, match", [
-    ("leep", None, (r"unknown learner 'leep'; accepted: \['fomaml', 'leap', 'maml', "
-                    r"'multitask', 'random', 'reptile'\]")),
-    ("leap", {"normalise": True}, (r"unknown option\(s\) \['normalise'\] for learner 'leap'; "
-                                   r"accepted: \['loss', 'norm', 'stabilizer'\]")),
-    ("leap", {"norm": "yes"}, r"learner 'leap' option 'norm' must be true or false, got 'yes'"),
-    ("reptile", {"norm": True}, r"unknown option\(s\) \['norm'\] for learner 'reptile'"),
-])
-def test_make_learner_refuses_bad_input(name, options, match):
-    with pytest.raises(ValueError, match=match):
-        make_learner(name, options)
-
-
-@pytest.mark.parametrize("field, value, match", [
-    ("meta_steps", 0, r"outer meta_steps must be a positive integer, got 0"),
-    ("meta_steps", -2, r"outer meta_steps must be a positive integer, got -2"),
-    ("meta_steps", 2.0, r"outer meta_steps must be a positive integer"),
-    ("meta_batch", 0, r"outer meta_batch must be a positive integer, got 0"),
-    ("meta_batch", True, r"outer meta_batch must be a positive integer, got True"),
-    ("eval_every", 0, r"outer eval_every must be a positive integer"),
-    ("lr", 0.0, r"outer lr must be > 0, got 0.0"),
-    ("lr", -1e-3, r"outer lr must be > 0"),
-    ("optimizer", "rmsprop", r"unknown outer optimizer 'rmsprop'; accepted: \['adam', 'sgd'\]"),
-])
-def test_outer_spec_refuses_bad_input(field, value, match):
-    with pytest.raises(ValueError, match=match):
-        OuterSpec(**{field: value})
+def test_make_learner_refuses_an_unknown_name():
+    with pytest.raises(ValueError, match=(r"unknown learner 'leep'; accepted: \['fomaml', 'leap', "
+                                          r"'maml', 'multitask', 'random', 'reptile'\]")):
+        make_learner("leep")
 
 
 def test_maml_through_adam_with_a_dead_relu_stays_finite_and_matches_fd():

@@ -36,18 +36,12 @@ class InnerSpec:
 
     ``batch_size=None`` is full-batch; otherwise step i uses its own minibatch,
     drawn without replacement from each task's support set (fresh points per
-    step while the pool lasts).
+    step while the pool lasts). Checked by ``trajviz.config`` (``BOUNDS``).
     """
 
     optimizer: InnerOptimizer
     steps: int
     batch_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps <= 0:
-            raise ValueError(f"inner steps must be a positive integer, got {self.steps!r}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size <= 0):
-            raise ValueError(f"inner batch_size must be a positive integer or None, got {self.batch_size!r}")
 
 
 @dataclass(frozen=True)
