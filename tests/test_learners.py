@@ -439,11 +439,46 @@ def test_meta_train_applies_the_outer_optimiser_to_each_meta_gradient():
     assert trace.evals["norm"].shape == (3,)
 
 
+class _Spy:
+    """Wraps a learner and records what the outer loop hands it at each meta-step:
+    task ids, the support and query data, the seed and the minibatches it implies."""
+
+    def __init__(self, learner):
+        self.learner, self.name, self.trains, self.seen = learner, learner.name, learner.trains, []
+
+    def meta_gradient(self, problem, theta0, tasks, inner, seed):
+        self.seen.append((tasks.ids.tolist(), {k: v.clone() for k, v in tasks.support.items()},
+                          {k: v.clone() for k, v in tasks.query.items()}, seed,
+                          minibatch_indices(tasks, inner, seed)))
+        return self.learner.meta_gradient(problem, theta0, tasks, inner, seed)
+
+
 def test_every_learner_gets_the_same_tasks():
-    """step_seed depends on (seed, step) only, never on the learner."""
-    assert step_seed(3, 0) == step_seed(3, 0)
-    assert len({step_seed(3, s) for s in range(50)}) == 50
-    assert step_seed(3, 1) != step_seed(4, 1)
+    """Meta-train every registered learner from the same seed: each step hands every
+    training learner identical task ids, data, seed and minibatches, a fresh set per step
+    (step_seed depends on the seed and the step, never on the learner)."""
+    family = Sinusoid(shots=8, query_shots=3, hidden=(4,))
+    problem = family.problem()
+    spec = InnerSpec(sgd(0.01), 2, batch_size=3)
+    outer = OuterSpec(meta_steps=3, meta_batch=2, eval_every=3)
+    spies = {name: _Spy(make_learner(name)) for name in LEARNERS}
+    for spy in spies.values():
+        meta_train(spy, problem, family, spec, outer, problem.model.init(0, dtype=F64), seed=5,
+                   dtype=F64)
+    assert spies.pop("random").seen == []  # a fixed initialisation is never handed tasks
+    reference = spies.pop("leap").seen
+    assert len(reference) == 3
+    assert len({step for _, _, _, step, _ in reference}) == 3  # a new seed every step
+    assert not torch.equal(reference[0][1]["y"], reference[1][1]["y"])  # and new tasks
+    for step in range(3):
+        ids, support, query, seed, batches = reference[step]
+        assert seed == step_seed(5, step) and batches.shape == (2, 3, 3)
+        for name, spy in spies.items():
+            other = spy.seen[step]
+            assert other[0] == ids and other[3] == seed, name
+            for mine, theirs in ((support, other[1]), (query, other[2])):
+                assert all(torch.equal(mine[k], theirs[k]) for k in mine), name
+            np.testing.assert_array_equal(other[4], batches)
 
 
 # --------------------------------------------------------------------------- bad input

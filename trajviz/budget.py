@@ -32,12 +32,14 @@ DIGITS_PIXELS = 64
 @dataclass(frozen=True)
 class Sizes:
     """param_count P; task_numel: numbers one task holds (support + query);
-    samples: support points one inner step sees; act_per_sample: activations per sample."""
+    samples: support points one inner step sees; act_per_sample: activations per sample;
+    flops_per_sample: of one loss and gradient (0: 6·max(P, act_per_sample))."""
 
     param_count: int
     task_numel: int
     samples: int
     act_per_sample: int
+    flops_per_sample: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def family_sizes(family: str, options: dict[str, Any]) -> Sizes | None:
         return Sizes(2, 3 * (shots + query), shots, 3)
     if family == "quadratic":
         dim = o.get("dim", 2)
-        return Sizes(dim, dim * dim + dim, 1, dim * dim)
+        return Sizes(dim, dim * dim + dim, 1, dim, 4 * dim * dim)
     if family == "digits":
         ways, hidden = o.get("ways", 5), o.get("hidden", 64)
         per_task = ways * (o.get("shots", 5) + o.get("query_shots", 10))
@@ -100,8 +102,9 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
     step_batches = k1 * (n_trained * meta_steps + n_learners * (evals + 1))
     rollout_steps = k1 * (n_trained * meta_steps * batch
                           + n_learners * (evals * config.outer.eval_tasks + tasks))
-    flops = 6.0 * rollout_steps * samples * max(p, sizes.act_per_sample) \
-        + 2.0 * len(config.slices.kinds) * res2 * tasks * sizes.samples * p
+    per_sample = sizes.flops_per_sample or 6 * max(p, sizes.act_per_sample)
+    flops = float(rollout_steps) * samples * per_sample \
+        + len(config.slices.kinds) * res2 * tasks * sizes.samples * per_sample / 3
     return Estimate(numbers * itemsize, step_batches * SECONDS_PER_STEP + flops / FLOPS_PER_SECOND)
 
 
@@ -111,7 +114,7 @@ def check(config: Any, sizes: Sizes) -> Estimate:
     if config.allow_large:
         return est
     if est.memory_bytes > MEMORY_LIMIT:
-        raise ValueError(f"this run would need about {est.memory_bytes / GIB:.3g} GiB of memory "
+        raise ValueError(f"this run would need about {est.memory_bytes / GIB:,.0f} GiB of memory "
                          f"(P = {sizes.param_count:,} parameters); the limit on this machine is "
                          f"{MEMORY_LIMIT / GIB:g} GiB: make it smaller, or set allow_large = true "
                          "(--force) if you mean it")

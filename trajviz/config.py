@@ -186,10 +186,9 @@ def load_toml(path: str | Path) -> ExperimentConfig:
 
 def _from_toml(text: str, where: str) -> ExperimentConfig:
     try:
-        data = tomllib.loads(text)
+        return from_dict(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config file {where!r} is not valid TOML: {exc}") from None
-    return from_dict(data)
 
 
 def demo_configs() -> dict[str, ExperimentConfig]:
@@ -244,7 +243,8 @@ def validate(config: ExperimentConfig) -> None:
         raise ValueError(f"learners lists a name twice: {list(c.learners)}")
     _check_learner_options(c)
     for key, (low, high) in BOUNDS.items():
-        _within(key, _get(c, key), low, high)
+        if not low <= _get(c, key) <= high:
+            raise ValueError(f"config key {key!r} must be {low}..{high}, got {_get(c, key)!r}")
     for key, (low, high, closed) in REALS.items():
         value = _get(c, key)
         if not math.isfinite(value) or value > high or value < low or (value == low and not closed):
@@ -301,10 +301,12 @@ def _family_option(where: str, value: Any, rule: tuple) -> Any:
             raise ValueError(f"{where}: unknown value {value!r}; accepted: {sorted(rule[1:])}")
         return value
     if kind == "widths":
-        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_LAYERS:
-            raise ValueError(f"{where} must be a list of 1 to {MAX_LAYERS} layer widths, "
-                             f"got {value!r}")
-        return tuple(_family_option(where, v, ("int", *rule[1:])) for v in value)
+        low, high = rule[1:]
+        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_LAYERS or not all(
+                isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in value):
+            raise ValueError(f"{where} must be a list of 1 to {MAX_LAYERS} layer widths, each an "
+                             f"integer in {low}..{high}, got {value!r}")
+        return tuple(value)
     if kind == "range":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ValueError(f"{where} must be a pair [low, high] of numbers, got {value!r}")
@@ -315,8 +317,10 @@ def _family_option(where: str, value: Any, rule: tuple) -> Any:
     low, high = rule[1:]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{where} must be a number, got {value!r}")
-    if kind == "int" and value != int(value):
+    if kind == "int" and not (math.isfinite(value) and value == int(value)):
         raise ValueError(f"{where} must be an integer, got {value!r}")
+    if kind == "int" and not low <= value <= high:
+        raise ValueError(f"{where} must be an integer in {low}..{high}, got {value!r}")
     if not (math.isfinite(value) and low <= value <= high):
         raise ValueError(f"{where} must be a finite number in [{low:g}, {high:g}], got {value!r}")
     return int(value) if kind == "int" else float(value)
@@ -333,7 +337,7 @@ def _check_learner_options(c: ExperimentConfig) -> None:
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} for learner {name!r}; "
-                             f"accepted: {sorted(accepted)}")
+                             f"accepted: {sorted(accepted) or 'none'}")
         for key, value in options.items():
             if not isinstance(value, bool):
                 raise ValueError(f"learner {name!r} option {key!r} must be true or false, "
@@ -349,10 +353,8 @@ def _finite(where: str, value: Any) -> None:
 
 
 def _get(config: ExperimentConfig, key: str) -> Any:
-    value: Any = config
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(config, section) if section else config, name)
 
 
 def _typed_fields(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -371,14 +373,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"config key {key!r} must be true or false, got {value!r}")
         return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"config key {key!r} must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"config key {key!r} must be a number, got {value!r}")
-        return float(value)
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, hint)):
+            raise ValueError(f"config key {key!r} must be {'an integer' if hint is int else 'a number'}, "
+                             f"got {value!r}")
+        return hint(value)
     if hint is str:
         if not isinstance(value, str):
             raise ValueError(f"config key {key!r} must be a string, got {value!r}")
@@ -394,11 +393,6 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ValueError(f"config key {key!r} must be a table, got {value!r}")
         return dict(value)
     return value  # a section (a dataclass), checked by from_dict
-
-
-def _within(key: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise ValueError(f"config key {key!r} must be {low}..{high}, got {value!r}")
 
 
 def _choice(key: str, value: str, accepted: Any) -> None:
