@@ -146,7 +146,7 @@ def test_batch_larger_than_pool_is_refused():
 
 @pytest.mark.parametrize("opt", [sgd(0.05), momentum(0.03, 0.9, nesterov=True), adam(0.02)],
                          ids=["sgd", "nesterov", "adam"])
-def test_vectorised_over_tasks_equals_sequential_runs(opt):
+def test_vectorised_over_tasks_equals_sequential_rollouts(opt):
     problem, tasks = _sinusoid(n_tasks=4)
     spec = InnerSpec(opt, 5, batch_size=4)
     theta0 = problem.model.init(3, dtype=F64)
@@ -206,11 +206,11 @@ def test_divergence_is_recorded_not_raised():
     expected = next(k for k in range(200) if np.log(f0) + 2 * k * np.log(1499.0) > log_max)
     assert expected == 49 and d == expected
     assert torch.equal(result.diverged_at, traj.diverged_at)
-    # the gentle run converged to its minimiser: (θ − c) shrinks by 0.5 per step
+    # the gentle rollout converged to its minimiser: (θ − c) shrinks by 0.5 per step
     torch.testing.assert_close(traj.params[0, -1], tasks.support["c"][0], rtol=0, atol=1e-12)
 
 
-def test_diverged_run_does_not_disturb_the_others():
+def test_diverged_rollout_does_not_disturb_the_others():
     problem, tasks = _two_bowls()
     theta0 = {"theta": torch.zeros(2, dtype=F64)}
     spec = InnerSpec(sgd(1.5), 60)

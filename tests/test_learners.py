@@ -383,7 +383,7 @@ def test_random_init_does_not_train():
 
 @pytest.mark.parametrize("learner", [Leap(), Leap(norm=False, loss=False), Reptile(), FOMAML(),
                                      MAML()], ids=["leap", "leap-energy", "reptile", "fomaml", "maml"])
-def test_meta_gradient_ignores_diverged_runs(learner):
+def test_meta_gradient_ignores_diverged_rollouts(learner):
     """SGD with lr 1.5 converges on a gentle bowl and overflows on a steep one (curvature
     1000) at step 49: the meta-gradient over both equals the gentle task's alone."""
     problem, tasks = _bowls([[[1, 0], [0, 1]], [[1, 0], [0, 1000]]], [[1, -1], [0.5, 0.5]])

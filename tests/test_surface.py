@@ -257,8 +257,8 @@ def test_plane_losses_equal_direct_evaluation(sinusoid):
 def test_plane_losses_on_the_identity_plane_equal_the_recorded_losses():
     family = Linear2D(shots=20)
     problem, tasks = family.problem(), family.sample(seed=2, n_tasks=4)
-    params0 = {"weight": torch.tensor([[-0.5, 0.8]])}
-    result = inner_loop(problem, params0, tasks, InnerSpec(sgd(0.1), 5), record=True)
+    theta0 = {"weight": torch.tensor([[-0.5, 0.8]])}
+    result = inner_loop(problem, theta0, tasks, InnerSpec(sgd(0.1), 5), record=True)
     path = result.trajectory
     assert path.params.shape == (4, 6, 2)
     got = plane_losses(problem, identity_slice(), path.params.numpy(), tasks)
