@@ -139,6 +139,9 @@ BAD = [
      RE + r"this run would need about [0-9,]+ GiB of memory \(P = 117,481,473 parameters\); the limit on this machine is 16 GiB: make it smaller, or set allow_large = true \(--force\) if you mean it"),
     ('budget-memory-quadratic', ['--family', 'quadratic', '--set', 'family_options={dim=2000}', '--set', 'outer.meta_batch=1024', '--set', 'heldout_tasks=256'], None,
      RE + r"this run would need about [0-9,]+ GiB of memory \(P = 2,000 parameters\); the limit on this machine is 16 GiB: make it smaller, or set allow_large = true \(--force\) if you mean it"),
+    ('budget-time-plugin', ['--family', 'demos.plugin_example:make_family', '--meta-steps', '100000',
+                            '--steps', '5000'], None,
+     RE + r"this run would take about [0-9.]+ days on this machine; the limit is 12 hours: make it smaller, or set allow_large = true \(--force\) if you mean it"),
     ('allow-large-not-bool', ['--set', 'allow_large=1'], None,
      "config key 'allow_large' must be true or false, got 1"),
 ]

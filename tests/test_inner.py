@@ -219,20 +219,24 @@ def test_diverged_rollout_does_not_disturb_the_others():
     torch.testing.assert_close(both.params[0], gentle.params[0], rtol=0, atol=0)
 
 
-def test_differentiable_loop_keeps_the_graph():
-    """With differentiable=True, dθ_K/dθ_0 of SGD on a linear2d task is Π(I − lr·H)."""
+@pytest.mark.parametrize("n_tasks, chunk", [(1, None), (2, 1)], ids=["whole", "chunked"])
+def test_differentiable_loop_keeps_the_graph(n_tasks, chunk):
+    """With differentiable=True, dθ_K/dθ_0 of SGD on linear2d task t is Π(I − lr·H_t),
+    also when the rollouts advance one chunk at a time."""
     family = Linear2D(shots=6, query_shots=3)
-    problem, tasks = family.problem(), family.sample(0, 1).to("cpu", F64)
+    problem, tasks = family.problem(), family.sample(0, n_tasks).to("cpu", F64)
     lr, steps = 0.1, 3
     w0 = torch.tensor([[0.3, -0.2]], dtype=F64, requires_grad=True)
     result = inner_loop(problem, {"weight": w0}, tasks, InnerSpec(sgd(lr), steps),
-                        differentiable=True)
-    final = result.final["weight"][0, 0]
-    jac = torch.stack([torch.autograd.grad(final[j], w0, retain_graph=True)[0][0] for j in range(2)])
-    x = tasks.support["x"][0].numpy()
-    hessian = 2.0 / len(x) * x.T @ x
-    expected = np.linalg.matrix_power(np.eye(2) - lr * hessian, steps)
-    np.testing.assert_allclose(jac.numpy(), expected, rtol=0, atol=1e-12)
+                        differentiable=True, chunk=chunk)
+    assert result.final["weight"].requires_grad
+    for t in range(n_tasks):
+        final = result.final["weight"][t, 0]
+        jac = torch.stack([torch.autograd.grad(final[j], w0, retain_graph=True)[0][0]
+                           for j in range(2)])
+        x = tasks.support["x"][t].numpy()
+        expected = np.linalg.matrix_power(np.eye(2) - lr * 2.0 / len(x) * x.T @ x, steps)
+        np.testing.assert_allclose(jac.numpy(), expected, rtol=0, atol=1e-12)
 
 
 def test_chunked_loop_slices_initial_per_rollout():
@@ -255,20 +259,3 @@ def test_chunked_loop_slices_initial_per_rollout():
         torch.testing.assert_close(whole.accumulated[k], expected, rtol=0, atol=1e-12)
         torch.testing.assert_close(chunked.accumulated[k], expected, rtol=0, atol=1e-12)
 
-
-def test_chunked_differentiable_loop_keeps_the_graph():
-    """``differentiable`` survives chunking: dθ_K/dθ_0 of each rollout is Π(I − lr·H_t)."""
-    family = Linear2D(shots=6, query_shots=3)
-    problem, tasks = family.problem(), family.sample(0, 2).to("cpu", F64)
-    lr, steps = 0.1, 3
-    w0 = torch.tensor([[0.3, -0.2]], dtype=F64, requires_grad=True)
-    result = inner_loop(problem, {"weight": w0}, tasks, InnerSpec(sgd(lr), steps),
-                        differentiable=True, chunk=1)
-    assert result.final["weight"].requires_grad
-    for t in range(2):
-        final = result.final["weight"][t, 0]
-        jac = torch.stack([torch.autograd.grad(final[j], w0, retain_graph=True)[0][0]
-                           for j in range(2)])
-        x = tasks.support["x"][t].numpy()
-        expected = np.linalg.matrix_power(np.eye(2) - lr * 2.0 / len(x) * x.T @ x, steps)
-        np.testing.assert_allclose(jac.numpy(), expected, rtol=0, atol=1e-12)

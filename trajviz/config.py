@@ -193,9 +193,9 @@ def _from_toml(text: str, where: str) -> ExperimentConfig:
 
 def demo_configs() -> dict[str, ExperimentConfig]:
     """The small runs ``trajviz demo`` creates, {run name: config}, read from the
-    shipped ``demos/<name>.toml`` (the checkout's demos/, or ``trajviz.demos`` in a wheel)."""
-    checkout = Path(__file__).resolve().parents[1] / "demos"
-    folder = checkout if checkout.is_dir() else resources.files("trajviz") / "demos"
+    shipped ``demos/<name>.toml`` (``trajviz.demos`` in a wheel, else the checkout's demos/)."""
+    shipped = resources.files("trajviz") / "demos"
+    folder = shipped if shipped.is_dir() else Path(__file__).resolve().parents[1] / "demos"
     configs = {}
     for stem in DEMO_FILES:
         config = _from_toml((folder / f"{stem}.toml").read_text(encoding="utf-8"), f"{stem}.toml")
