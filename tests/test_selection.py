@@ -165,8 +165,8 @@ def test_summary_rows_have_intervals_and_a_best(run):
 
 def test_meta_selection_pads_and_clamps(run):
     meta = S.select_meta(run)
-    frames = len(run.learners["leap"].meta_steps)
+    frames = len(run.learners["leap"].meta_path_steps)
     assert meta.frames == frames and meta.frame(None) == frames - 1 and meta.frame(-1) == 0
     assert all(len(meta.coords[n]) == frames for n in meta.learners)
     assert meta.key == f"meta|{meta.surface.key}"
-    assert S.meta_cursor_x(meta, 0) == float(run.learners["leap"].meta_steps[0])
+    assert S.meta_cursor_x(meta, 0) == float(run.learners["leap"].meta_path_steps[0])

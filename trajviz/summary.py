@@ -27,7 +27,7 @@ def summarise(values: np.ndarray, confidence: float = 0.95) -> tuple[float, floa
     """Mean of ``values`` with a two-sided Student-t confidence interval.
 
     values: [N] (any array-like, torch tensors included; flattened). NaN
-    entries are ignored (diverged runs); ±inf is kept and propagates.
+    entries are ignored (diverged rollouts); ±inf is kept and propagates.
     Returns (mean, lo, hi) as floats: mean ± t_{(1+c)/2, n−1}·s/√n with s the
     sample standard deviation (ddof=1) over the n non-NaN values. With n = 1
     the interval is (mean, mean); with n = 0 all three are NaN.
