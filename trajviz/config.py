@@ -16,6 +16,7 @@ from typing import Any
 
 from .learners import LEARNERS, OUTER_OPTIMIZERS
 from .optim import OPTIMIZERS
+from .run import BIRTH_STATISTICS
 from .slices import SLICE_KINDS
 from .tasks import FAMILIES
 
@@ -70,6 +71,20 @@ class SliceConfig:
 
 
 @dataclass(frozen=True)
+class BirthmapConfig:
+    """An optional birth map (``trajviz.birthmap``) on every view at run time: ``grid``
+    points per axis (2..201), on the first ``tasks`` held-out tasks (1..256), speed
+    ranked by ``statistic``; the birth point is the fastest among the points whose
+    specialisation is within its ``quantile`` (0 < q <= 1) over the grid."""
+
+    enabled: bool = False
+    grid: int = 41
+    tasks: int = 8
+    statistic: str = "auc"
+    quantile: float = 0.25
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """Everything that determines a run: the same config and seed give the same arrays."""
 
@@ -81,6 +96,7 @@ class ExperimentConfig:
     inner: InnerConfig = InnerConfig()
     outer: OuterConfig = OuterConfig()
     slices: SliceConfig = SliceConfig()
+    birthmap: BirthmapConfig = BirthmapConfig()
     heldout_tasks: int = 8
     meta_path_points: int = 101
     seed: int = 0
@@ -88,7 +104,8 @@ class ExperimentConfig:
     dtype: str = "float32"
 
 
-_SECTIONS = {"inner": InnerConfig, "outer": OuterConfig, "slices": SliceConfig}
+_SECTIONS = {"inner": InnerConfig, "outer": OuterConfig, "slices": SliceConfig,
+             "birthmap": BirthmapConfig}
 
 
 def from_dict(data: dict[str, Any]) -> ExperimentConfig:
@@ -188,6 +205,8 @@ def validate(config: ExperimentConfig) -> None:
         raise ValueError(f"slices.resolution {c.slices.resolution} gives more than {MAX_GRID_POINTS} grid points")
     if not 0 <= c.slices.margin <= 10:
         raise ValueError(f"slices.margin must lie in [0, 10], got {c.slices.margin}")
+    check_birthmap(c.birthmap.grid, c.birthmap.tasks, c.birthmap.statistic, c.birthmap.quantile,
+                   "birthmap.")
     _positive("heldout_tasks", c.heldout_tasks)
     if c.heldout_tasks > 256:
         raise ValueError(f"heldout_tasks must be <= 256, got {c.heldout_tasks}")
@@ -196,6 +215,17 @@ def validate(config: ExperimentConfig) -> None:
     _choice("dtype", c.dtype, DTYPES)
     if c.device != "cpu" and not c.device.startswith("cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {c.device!r}")
+
+
+def check_birthmap(grid: int, tasks: int, statistic: str, quantile: float, prefix: str = "") -> None:
+    """Bounds of a birth map's settings (config keys and ``trajviz birthmap`` flags)."""
+    for key, value, low, high in (("grid", grid, 2, 201), ("tasks", tasks, 1, 256)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{prefix}{key} must be an integer in {low}..{high}, got {value!r}")
+    if statistic not in BIRTH_STATISTICS:
+        raise ValueError(f"{prefix}statistic: unknown value {statistic!r}; accepted: {list(BIRTH_STATISTICS)}")
+    if isinstance(quantile, bool) or not isinstance(quantile, (int, float)) or not 0 < quantile <= 1:
+        raise ValueError(f"{prefix}quantile must be a fraction in (0, 1], got {quantile!r}")
 
 
 def _typed_fields(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:

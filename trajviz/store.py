@@ -9,7 +9,8 @@ Layout of one run, ``<runs_dir>/<run_id>/`` (no hyperparameters in any name)::
     light.npz   what the browser app needs: theta0, losses, query_losses, diverged_at,
                 metrics, running, evals, eval_steps, meta_steps, task_info,
                 explained_variance, the surfaces (alpha, beta, loss, mean, task_ids),
-                coords, residual, plane_loss, meta_coords, meta_residual
+                coords, residual, plane_loss, meta_coords, meta_residual, and every
+                birth map's arrays (schema 2; a schema-1 run loads with no birth maps)
     heavy.npz   the [.., P] arrays: params, grads, meta_path, slice origin and basis
 
 Array keys are generated (``learner0.losses``, ``view1.coords.2``, ``task_info.0``)
@@ -48,7 +49,16 @@ from typing import Any
 
 import numpy as np
 
-from .run import SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
+from .run import (
+    READABLE_SCHEMAS,
+    SCHEMA_VERSION,
+    BirthMap,
+    LearnerRecord,
+    Run,
+    Slice,
+    Surface,
+    View,
+)
 
 __all__ = [
     "HEAVY_FILE",
@@ -60,6 +70,7 @@ __all__ = [
     "list_runs",
     "load_run",
     "new_run_id",
+    "replace_run",
     "write_run",
 ]
 
@@ -78,6 +89,9 @@ _LEARNER_DICTS = ("evals", "metrics", "running")
 _SLICE_ARRAYS = {"origin": "heavy", "basis": "heavy", "explained_variance": "light"}
 _SURFACE_ARRAYS = ("alpha", "beta", "loss", "mean", "task_ids")
 _VIEW_DICTS = ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")
+_BIRTH_ARRAYS = ("alpha", "beta", "task_ids", "specialisation", "predicted", "rank_correlation",
+                 "birth", "birth_index")
+_BIRTH_DICTS = ("mean", "spread", "learner_table", "learner_tasks")
 _NUMERIC_KINDS = "biufc"
 _TASK_ID_KINDS = "biufU"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -152,16 +166,8 @@ def write_run(run: Run, runs_dir: str | Path) -> Path:
     final = runs_dir / run_id
     if final.exists() or final.is_symlink():
         raise ValueError(f"run {final} already exists; a run is never overwritten, use a new run_id")
-    tmp = runs_dir / f".tmp-{run_id}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp = _write_tmp(runs_dir, run_id, text, arrays)
     try:
-        for part, name in _FILES.items():
-            _write_npz(tmp / name, arrays[part])
-        with open(tmp / RUN_FILE, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
         if final.exists() or final.is_symlink():  # another writer got there first
             raise ValueError(f"run {final} already exists; a run is never overwritten, use a new run_id")
         os.rename(tmp, final)
@@ -173,6 +179,77 @@ def write_run(run: Run, runs_dir: str | Path) -> Path:
     except OSError:  # the rename is done; durability of the parent entry is best effort
         pass
     return final
+
+
+def replace_run(run: Run, runs_dir: str | Path) -> Path:
+    """Replace the existing run folder ``<runs_dir>/<run.run_id>/`` with ``run``, atomically.
+
+    The new run is written in full to a temporary folder first (as ``write_run``
+    does), then swapped in with one ``renameat2(RENAME_EXCHANGE)`` where the OS
+    has it (Linux), so a reader sees the old run or the new one, never a mix, and
+    a kill at any moment leaves one whole run. Elsewhere two renames are used
+    (old aside, new in), leaving a moment with no run folder but never a half one.
+    The old folder is then removed. Used to add a birth map or a fixed
+    initialisation to a run.
+    """
+    runs_dir = Path(runs_dir)
+    run_id = _check_run_id(run.run_id)
+    final = runs_dir / run_id
+    if not final.is_dir() or final.is_symlink():
+        raise ValueError(f"run {final} does not exist; replace_run only replaces a run folder")
+    doc, arrays = _encode(run)
+    tmp = _write_tmp(runs_dir, run_id, json.dumps(doc, allow_nan=True, indent=1), arrays)
+    try:
+        if not _exchange(tmp, final):
+            aside = runs_dir / f".old-{run_id}-{secrets.token_hex(4)}"
+            os.rename(final, aside)
+            os.rename(tmp, final)
+            tmp = aside
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)  # now the old run
+    try:
+        _fsync_dir(runs_dir)
+    except OSError:
+        pass
+    return final
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this filesystem cannot
+        return False
+    raise OSError(err, f"cannot swap {b} for its new version: {os.strerror(err)}")
+
+
+def _write_tmp(runs_dir: Path, run_id: str, text: str, arrays: dict[str, dict[str, np.ndarray]]) -> Path:
+    """Write a whole run into a fresh dot-folder in ``runs_dir`` (fsynced) and return it."""
+    tmp = runs_dir / f".tmp-{run_id}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        for part, name in _FILES.items():
+            _write_npz(tmp / name, arrays[part])
+        with open(tmp / RUN_FILE, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -262,6 +339,8 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
             entry[field] = enc.add_dict(f"view{v}.{field}", getattr(view, field), "light",
                                         f"{where}.{field}")
         views.append([name, entry])
+    birthmaps = [[name, _encode_birth_map(enc, bm, f"birthmap{b}", f"birthmaps[{name!r}]")]
+                 for b, (name, bm) in enumerate(run.birthmaps.items())]
     doc = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run.run_id,
@@ -274,9 +353,24 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
         "task_info": enc.add_dict("task_info", run.task_info, "light", "task_info"),
         "learners": learners,
         "views": views,
+        "birthmaps": birthmaps,
         "arrays": enc.index,
     }
     return doc, enc.arrays
+
+
+def _encode_birth_map(enc: _Encoder, bm: BirthMap, prefix: str, where: str) -> dict[str, Any]:
+    if not isinstance(bm, BirthMap):
+        raise TypeError(f"{where} must be a BirthMap, got {type(bm).__name__}")
+    entry: dict[str, Any] = {
+        "view": _plain(bm.view, f"{where}.view"), "statistic": _plain(bm.statistic, f"{where}.statistic"),
+        "learners": _plain(list(bm.learners), f"{where}.learners"),
+        "settings": _plain(bm.settings, f"{where}.settings"),
+        "arrays": {field: enc.add(f"{prefix}.{field}", np.asarray(getattr(bm, field)), "light",
+                                  f"{where}.{field}") for field in _BIRTH_ARRAYS}}
+    for field in _BIRTH_DICTS:
+        entry[field] = enc.add_dict(f"{prefix}.{field}", getattr(bm, field), "light", f"{where}.{field}")
+    return entry
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -372,9 +466,11 @@ def _read_doc(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise RunError(path, f"{RUN_FILE} must hold a JSON object, got {type(doc).__name__}")
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in READABLE_SCHEMAS:
         shown = "missing" if version is None else repr(version)
-        raise RunError(path, f"schema version {shown}, this trajviz reads {SCHEMA_VERSION}")
+        older = ", ".join(str(v) for v in READABLE_SCHEMAS if v != SCHEMA_VERSION)
+        raise RunError(path, f"schema version {shown}, this trajviz reads {SCHEMA_VERSION} "
+                             f"(and older: {older})")
     return doc
 
 
@@ -425,13 +521,20 @@ def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 need(entry["surface"][field], "light", f"view {name!r} surface {field}")
             for field in _VIEW_DICTS:
                 need_pairs(entry[field], f"view {name!r} {field}")
+        for name, entry in _named(path, doc, "birthmaps", optional=True):
+            for field in _BIRTH_ARRAYS:
+                need(entry["arrays"][field], "light", f"birth map {name!r} {field}")
+            for field in _BIRTH_DICTS:
+                need_pairs(entry[field], f"birth map {name!r} {field}")
     except (KeyError, TypeError) as exc:
         raise RunError(path, f"{RUN_FILE} is malformed: missing or wrong entry {exc}") from None
     return index
 
 
-def _named(path: Path, doc: dict[str, Any], field: str) -> list[tuple[str, dict[str, Any]]]:
-    items = doc.get(field)
+def _named(path: Path, doc: dict[str, Any], field: str,
+           optional: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """``doc[field]``'s [name, entry] pairs; an ``optional`` field may be absent (older runs)."""
+    items = doc.get(field, [] if optional else None)
     if not isinstance(items, list) or not all(
             isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
             and isinstance(p[1], dict) for p in items):
@@ -526,13 +629,21 @@ def _decode(path: Path, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> R
         surface = Surface(**{field: arrays[entry["surface"][field]] for field in _SURFACE_ARRAYS})
         views[name] = View(name=entry["name"], slice=slice_, surface=surface,
                            **{field: pairs(entry[field]) for field in _VIEW_DICTS})
+    birthmaps = {}
+    for name, entry in _named(path, doc, "birthmaps", optional=True):
+        fields = {field: arrays[entry["arrays"][field]] for field in _BIRTH_ARRAYS}
+        fields["rank_correlation"] = float(fields["rank_correlation"])
+        fields.update({field: pairs(entry[field]) for field in _BIRTH_DICTS})
+        birthmaps[name] = BirthMap(view=str(entry["view"]), statistic=str(entry["statistic"]),
+                                   learners=tuple(str(n) for n in entry["learners"]),
+                                   settings=dict(entry["settings"]), **fields)
     dtype = np.dtype(doc["task_ids_dtype"])
     if dtype.kind not in _TASK_ID_KINDS:
         raise RunError(path, f"{RUN_FILE}: task_ids dtype {dtype.str} is not numbers or strings")
     task_ids = np.asarray(doc["task_ids"], dtype=dtype).reshape(doc["task_ids_shape"])
     return Run(run_id=path.name, config=doc["config"], info=doc["info"], task_ids=task_ids,
                task_info=pairs(doc["task_info"]), learners=learners, views=views,
-               extra=doc.get("extra", {}))
+               extra=doc.get("extra", {}), birthmaps=birthmaps)
 
 
 # ---------------------------------------------------------------------------- list
