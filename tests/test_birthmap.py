@@ -223,3 +223,19 @@ def test_birthmap_cli_writes_into_the_run_and_config_key(tmp_path, capsys):
         assert needle in capsys.readouterr().err
     assert main(["run", *TINY, "--out", str(tmp_path / "x"), "--set", "birthmap.grid=500"]) == 2
     assert "birthmap.grid" in capsys.readouterr().err
+
+
+def test_replace_run_failure_leaves_the_old_run_whole(tmp_path):
+    from dataclasses import replace
+
+    from trajviz.rewrite import replace_run
+
+    path = write_run(run_experiment(tiny(), run_id="whole"), tmp_path)
+    run = load_run(path)
+    broken = replace(run, task_info={"bad": np.array([object()], dtype=object)})
+    with pytest.raises(ValueError, match="never objects"):
+        replace_run(broken, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["whole"]
+    np.testing.assert_array_equal(load_run(path).learners["leap"].params, run.learners["leap"].params)
+    with pytest.raises(ValueError, match="does not exist"):
+        replace_run(replace(run, run_id="other"), tmp_path)

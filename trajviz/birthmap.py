@@ -286,7 +286,7 @@ def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int =
 
     Uses the run's config to rebuild the problem, held-out tasks and inner
     loop, and the first ``tasks`` held-out tasks (all of them if the run has
-    fewer). Store it with ``run.with_birth_map`` / ``trajviz.store.replace_run``.
+    fewer). Store it with ``add_birth_map``.
     """
     from .config import BirthmapConfig, from_dict
     from .experiment import heldout_setup
@@ -330,7 +330,8 @@ def add_birth_map(path, bm: BirthMap):
     from pathlib import Path
 
     from .run import with_birth_map
-    from .store import load_run, replace_run
+    from .rewrite import replace_run
+    from .store import load_run
 
     path = Path(path)
     return replace_run(with_birth_map(load_run(path), bm), path.parent)

@@ -87,7 +87,8 @@ def launch(ctx: LaunchContext, theta0: np.ndarray, *, name: str = "launch") -> L
 
 def keep(path: str | Path, result: Launch) -> Path:
     """Store ``result`` in the run at ``path`` as a fixed initialisation (atomic rewrite)."""
-    from .store import load_run, replace_run
+    from .rewrite import replace_run
+    from .store import load_run
 
     path = Path(path)
     run = load_run(path)
