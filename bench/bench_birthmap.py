@@ -1,8 +1,8 @@
 """Birth map throughput: vectorised grid × tasks against a per-initialisation loop.
 
 41×41 initialisations on a random plane through the sinusoid MLP 1-40-40-1's
-initialisation, × 8 held-out tasks × 32 inner Adam steps (the sinusoid demo's
-inner loop, full batch). The vectorised side is ``compute_birth_map`` as the
+initialisation, × 8 held-out tasks × 32 inner steps (Adam, lr 0.01, full batch:
+the sinusoid demo's inner loop; ``--optimizer sgd`` for plain SGD). The vectorised side is ``compute_birth_map`` as the
 CLI runs it (chunks of grid points × tasks through the executor, statistics
 folded on the fly). The baseline runs the very same inner loop and statistics
 (``rollout_statistics``) one initialisation at a time (its 8 tasks together),
@@ -33,11 +33,11 @@ from trajviz.tasks import make_family
 STEPS, TASKS = 32, 8
 
 
-def setup(grid: int):
+def setup(optimizer: str = "adam"):
     family = make_family("sinusoid", {})
     problem = family.problem()
     tasks = family.sample(0, TASKS, "heldout").to("cpu", torch.float32)
-    spec = InnerSpec(make_optimizer("adam", 0.01), STEPS)
+    spec = InnerSpec(make_optimizer(optimizer, 0.01), STEPS)
     P = problem.model.spec.size
     origin = torch.cat([v.reshape(-1) for v in problem.model.init(0).values()]).numpy()
     q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(P, 2)))
@@ -55,12 +55,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sweep", action="store_true", help="time chunk sizes first")
+    ap.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "momentum"],
+                    help="inner optimiser, lr 0.01 (default adam, as the sinusoid demo)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    problem, tasks, spec, view = setup(args.grid)
+    problem, tasks, spec, view = setup(args.optimizer)
     P, total = problem.model.spec.size, args.grid ** 2
     print(f"sinusoid MLP 1-40-40-1 (P = {P}), {args.grid}x{args.grid} θ0s x {TASKS} tasks x {STEPS} "
-          f"steps, {args.threads} thread(s)")
+          f"steps of {args.optimizer}, {args.threads} thread(s)")
     if args.sweep:
         for chunk in (8, 16, 32, 64, 128, 256):
             t = time.perf_counter()
