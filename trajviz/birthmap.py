@@ -4,7 +4,7 @@ Every point θ(a, b) = origin + a·u + b·v of an A×B grid on a view's slice is
 run, as an initialisation, through the run's inner loop on the first N
 held-out tasks (the same tasks, inner optimiser and minibatches as the
 learners). The grid × tasks rollouts advance together in one vectorised
-``inner_loop`` per chunk (``pair_inits_with_tasks``), with nothing recorded:
+``inner_loop`` per chunk (``pair_theta0_with_tasks``), with nothing recorded:
 the update lengths ‖Δθ_i‖ and the losses are folded in on the fly, so a chunk
 holds [G·N, P] at most and [A·B, P] is never built. Chunks go through the
 executor seam (``evaluate_chunk`` is a pure module-level function of a
@@ -49,7 +49,7 @@ from scipy import stats
 from torch import Tensor
 
 from .executor import IN_PROCESS, Executor
-from .inner import InnerSpec, Point, inner_loop, pair_inits_with_tasks
+from .inner import InnerSpec, Point, inner_loop, pair_theta0_with_tasks
 from .metrics import step_metrics
 from .models import flatten, unflatten
 from .run import BIRTH_STATISTICS, BirthMap, LearnerRecord, Run, View
@@ -101,7 +101,7 @@ def rollout_statistics(problem: Problem, inits: Tensor, tasks: TaskSet, spec: In
     """
     n_inits, n_tasks = inits.shape[0], len(tasks)
     spec_p = problem.model.spec
-    params, paired = pair_inits_with_tasks(unflatten(inits, spec_p), tasks, problem)
+    params, paired = pair_theta0_with_tasks(unflatten(inits, spec_p), tasks, problem)
     losses, steps = [], []
     state = {}
 
