@@ -59,8 +59,10 @@ from .tasks import Problem, TaskSet
 PREDICTOR_STEPS = 3
 DEFAULT_QUANTILE = 0.25
 DEFAULT_EPS = 0.05
-# Parameters × rollouts of one chunk's [G·N, P] arrays. Measured on the sinusoid
-# MLP 1-40-40-1, 8 tasks, 32 steps (bench/bench_birthmap.py --sweep).
+# Parameters × rollouts of one chunk's [G·N, P] arrays (8 MiB in float32). Measured on
+# the sinusoid MLP 1-40-40-1, 8 tasks, 32 Adam steps, 21x21 grid (bench_birthmap.py
+# --sweep, on a shared, heavily loaded 2-core machine): chunks of 16 to 256 grid points
+# took the same time within noise, 8 points took 1.8x longer; this picks 148.
 CHUNK_ENTRIES = 1 << 21
 RULE = ("lowest mean {statistic} among the grid points whose specialisation (CV of per-task AUC) "
         "is at or below its {quantile:g}-quantile over the grid")
