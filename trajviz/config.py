@@ -55,6 +55,7 @@ REALS: dict[str, tuple[float, float, bool]] = {
     "inner.eps": (0.0, 1.0, False),
     "outer.lr": (0.0, 1e6, False),
     "slices.margin": (0.0, 10.0, True),
+    "inner.divergence_factor": (1.0, 1e300, False),
 }
 MAX_LAYERS = 8
 MAX_WIDTH = 4_096
@@ -85,7 +86,12 @@ DEMO_FILES = ("sinusoid", "linear2d")
 
 @dataclass(frozen=True)
 class InnerConfig:
-    """The inner loop every learner uses: optimiser, lr, K steps, minibatch (0 = full batch)."""
+    """The inner loop every learner uses: optimiser, lr, K steps, minibatch (0 = full batch).
+
+    divergence_factor: a rollout has diverged at its first step whose loss or
+    parameters are not finite or whose loss exceeds this multiple of its
+    starting loss (default 1e6; must be > 1).
+    """
 
     optimizer: str = "sgd"
     lr: float = 0.01
@@ -96,6 +102,7 @@ class InnerConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    divergence_factor: float = 1e6
 
 
 @dataclass(frozen=True)
@@ -115,9 +122,11 @@ class OuterConfig:
 class SliceConfig:
     """Which slices to draw and how.
 
-    kinds: any of pca, exact (2-parameter models only), three_point, random.
+    kinds: any of pca, exact (2-parameter models only), three_point, random,
+        hessian (top two Hessian eigenvectors of the held-out tasks' mean loss).
     origin: "mean" (of all path points), a learner's name (its θ0), or
-        "final:<learner>" (the mean of its held-out final points θ_K).
+        "final:<learner>" (the mean of its held-out final points θ_K); the
+        hessian slice reads "mean" as the first learner's θ0.
     three_point: three learners whose θ0 span the plane (three_point kind).
     resolution: grid points per axis; margin: extra extent around the paths.
     """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,6 +18,8 @@ import torch
 
 from . import __version__, budget
 from .config import ExperimentConfig, InnerConfig, to_dict
+from .diagnostics import Diagnostics, DiagnosticsSpec, good_points, path_diagnostics
+from .hessian import mean_loss_eigenvectors
 from .inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
 from .learners import MetaTrace, OuterSpec, make_learner, meta_train
 from .metrics import path_metrics, running_metrics, summarise
@@ -27,12 +29,14 @@ from .run import SCHEMA_VERSION, LearnerRecord, Run, View, ViewPaths
 from .slices import (
     Slice,
     exact_slice,
+    hessian_slice,
     pca_slice,
     project,
     random_slice,
     three_point_slice,
     with_extent,
 )
+from .stability import divergence_report, good_prefix, stability_threshold, subsample_steps
 from .surface import evaluate_surface, plane_losses
 from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
 
@@ -51,7 +55,7 @@ def inner_optimizer(inner: InnerConfig) -> InnerOptimizer:
 
 
 def inner_spec(inner: InnerConfig) -> InnerSpec:
-    return InnerSpec(inner_optimizer(inner), inner.steps, inner.batch_size or None)
+    return InnerSpec(inner_optimizer(inner), inner.steps, inner.batch_size or None, inner.divergence_factor)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -66,26 +70,32 @@ def heldout_paths(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerS
     return result.trajectory
 
 
+def clean_path(traj: Trajectory) -> tuple[torch.Tensor, torch.Tensor]:
+    """params [R, K+1, P] and losses [R, K+1] with every point from a rollout's divergence on
+    set to NaN, so path metrics of a diverged rollout are NaN and running metrics keep
+    only its good prefix."""
+    keep = good_points(traj)
+    return (traj.params.masked_fill(~keep[..., None], float("nan")),
+            traj.losses.masked_fill(~keep, float("nan")))
+
+
 def make_evaluator(problem: Problem, tasks: TaskSet, spec: InnerSpec,
                    seed: int) -> Callable[[Params], dict[str, float]]:
     """Held-out metrics of a θ0 (mean over ``tasks``), for the meta-training curves."""
     def evaluate(theta0: Params) -> dict[str, float]:
         traj = heldout_paths(problem, theta0, tasks, spec, seed, "")
-        m = path_metrics(traj.params, traj.losses)
+        m = path_metrics(*clean_path(traj))
         return {k: float(np.nanmean(_numpy(m[k]))) if np.isfinite(_numpy(m[k])).any() else float("nan")
                 for k in EVAL_METRICS}
     return evaluate
 
 
-def subsample_steps(total: int, points: int) -> np.ndarray:
-    """Indices 0..total spread evenly, first and last always included: [min(points, total+1)]."""
-    return np.unique(np.round(np.linspace(0, total, min(points, total + 1))).astype(np.int64))
-
-
-def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: int) -> LearnerRecord:
+def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: int,
+                   diagnostics: Diagnostics | None = None) -> LearnerRecord:
     keep = subsample_steps(trace.path.shape[0] - 1, meta_points)
-    metrics = path_metrics(traj.params, traj.losses)
-    running = running_metrics(traj.params, traj.losses)
+    params, losses = clean_path(traj)
+    metrics = path_metrics(params, losses)
+    running = running_metrics(params, losses)
     return LearnerRecord(
         name=name, theta0=_numpy(trace.path[-1]), meta_path_steps=keep,
         meta_path=_numpy(trace.path[torch.from_numpy(keep)]),
@@ -93,10 +103,12 @@ def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: i
         params=_numpy(traj.params), losses=_numpy(traj.losses), grads=_numpy(traj.grads),
         query_losses=_numpy(traj.query_losses), diverged_at=_numpy(traj.diverged_at),
         metrics={k: _numpy(v) for k, v in metrics.items()},
-        running={k: _numpy(v) for k, v in running.items()})
+        running={k: _numpy(v) for k, v in running.items()},
+        diagnostics={} if diagnostics is None else dict(diagnostics.values))
 
 
-def fixed_record(name: str, theta0: torch.Tensor, traj: Trajectory, eval_tasks: int) -> LearnerRecord:
+def fixed_record(name: str, theta0: torch.Tensor, traj: Trajectory, eval_tasks: int,
+                 diagnostics=None) -> LearnerRecord:
     """A fixed initialisation (no meta-training) as a learner record.
 
     theta0: [P]. Its meta path is the one point θ0 at meta-step 0, and its
@@ -111,7 +123,7 @@ def fixed_record(name: str, theta0: torch.Tensor, traj: Trajectory, eval_tasks: 
     trace = MetaTrace(learner=name, final_theta0={}, path=theta0.detach()[None],
                       eval_steps=torch.zeros(1, dtype=torch.long), evals=evals,
                       diverged=torch.zeros(0, dtype=torch.long))
-    return learner_record(name, trace, traj, 2)
+    return learner_record(name, trace, traj, 2, diagnostics)
 
 
 def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarray | None, str]:
@@ -120,27 +132,38 @@ def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarr
         return None, "the mean of all path points"
     if name.startswith("final:"):
         learner = name.removeprefix("final:")
-        finals = records[learner].params[:, -1]
-        finals = finals[np.isfinite(finals).all(axis=1)]
+        finals = records[learner].params[records[learner].diverged_at < 0, -1]
         if not len(finals):
             raise ValueError(f"slices.origin {name!r}: every held-out path of {learner} diverged")
         return finals.mean(axis=0), f"{learner}'s mean final point"
     return records[name].theta0, f"{name}'s θ0"
 
 
+def good_path_points(records: dict[str, LearnerRecord]) -> np.ndarray:
+    """[N, P] every learner's held-out path points before divergence (finite)."""
+    points = np.concatenate([r.params[good_prefix(r.diverged_at, r.params.shape[1] - 1)]
+                             for r in records.values()])
+    return points[np.isfinite(points).all(axis=1)]
+
+
 def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
-                records: dict[str, LearnerRecord]) -> Slice:
-    """The slice of ``kind``, fitted to every learner's held-out paths."""
-    P = problem.model.spec.size
-    points = np.concatenate([r.params.reshape(-1, P) for r in records.values()])
-    points = points[np.isfinite(points).all(axis=1)]
-    origin, origin_label = slice_origin(config.slices.origin, records)
+                records: dict[str, LearnerRecord], heldout: TaskSet | None = None) -> Slice:
+    """The slice of ``kind``, fitted to every learner's held-out paths before divergence.
+
+    The ``hessian`` kind needs ``heldout`` (its mean loss's Hessian is taken at
+    the origin; origin "mean" means the first learner's θ0 here).
+    """
+    points = good_path_points(records)
+    origin_name = config.slices.origin
+    if kind == "hessian" and origin_name == "mean":
+        origin_name = next(iter(records))
+    origin, origin_label = slice_origin(origin_name, records)
     if kind == "pca":
         if len(points) < 3:
             raise ValueError("pca slice needs at least 3 finite path points; every held-out path diverged")
         return pca_slice(points, origin=origin, label=f"PCA of all held-out paths, origin at {origin_label}")
     if kind == "exact":
-        return exact_slice(P, label="the parameter plane itself (nothing projected)")
+        return exact_slice(problem.model.spec.size, label="the parameter plane itself (nothing projected)")
     if kind == "three_point":
         a, b, c = (records[n].theta0 for n in config.slices.three_point)
         names = ", ".join(config.slices.three_point)
@@ -149,12 +172,22 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
         centre = points.mean(axis=0) if origin is None else origin
         return random_slice(list(problem.model.spec.shapes), centre, config.seed,
                             label=f"filter-normalised random directions, origin at {origin_label}")
+    if kind == "hessian":
+        if heldout is None:
+            raise ValueError("the hessian slice needs the held-out tasks")
+        theta = torch.as_tensor(origin, dtype=heldout.support[next(iter(heldout.support))].dtype)
+        values, vectors = mean_loss_eigenvectors(problem, theta.to(heldout.ids.device), heldout,
+                                                 seed=config.seed)
+        lam = ", ".join(f"{v:.3g}" for v in values.tolist())
+        return hessian_slice(origin, vectors.cpu().numpy(), points,
+                             label=f"top-2 Hessian eigenvectors of the held-out mean loss "
+                                   f"(λ = {lam}) at {origin_label}")
     raise ValueError(f"unknown slice kind {kind!r}")
 
 
 def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: TaskSet,
                records: dict[str, LearnerRecord], progress: Progress | None) -> View:
-    slc = build_slice(kind, config, problem, records)
+    slc = build_slice(kind, config, problem, records, heldout)
     dtype = getattr(torch, config.dtype)
     paths = {n: record_paths(problem, slc, heldout, r, config.device, dtype) for n, r in records.items()}
     every = np.concatenate([p.coords.reshape(-1, 2) for p in paths.values()]
@@ -171,17 +204,34 @@ def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: T
 
 def record_paths(problem: Problem, slc: Slice, heldout: TaskSet, record: LearnerRecord,
                  device: str, dtype: torch.dtype) -> ViewPaths:
-    """One learner's held-out and meta paths projected on ``slc``, with the plane's losses."""
+    """One learner's held-out and meta paths projected on ``slc``, with the plane's losses;
+    points from a rollout's first non-finite step on are NaN."""
     coords, residual = project(slc, record.params)
+    bad = ~good_prefix(record.diverged_at, record.params.shape[1] - 1)
+    coords[bad], residual[bad] = np.nan, np.nan
     meta_coords, meta_residual = project(slc, record.meta_path)
     plane = plane_losses(problem, slc, coords, heldout, device=device, dtype=dtype)
     return ViewPaths(coords, residual, plane, meta_coords, meta_residual)
 
 
 def summary(records: dict[str, LearnerRecord]) -> dict[str, dict[str, list[float]]]:
-    """{learner: {metric: [mean, lo95, hi95]}} over the held-out tasks."""
+    """{learner: {metric: [mean, lo95, hi95]}} over the held-out tasks that did not diverge."""
     return {n: {m: [float(v) for v in summarise(r.metrics[m])] for m in SUMMARY_METRICS}
             for n, r in records.items()}
+
+
+def summary_counts(records: dict[str, LearnerRecord]) -> dict[str, dict[str, list[int]]]:
+    """{learner: {metric: [tasks covered, tasks]}}: how many tasks each summary mean covers."""
+    return {n: {m: [int(np.isfinite(r.metrics[m]).sum()), int(r.metrics[m].size)] for m in SUMMARY_METRICS}
+            for n, r in records.items()}
+
+
+def diagnostics_info(spec: InnerSpec, diag: Diagnostics, iters: int) -> dict:
+    """The run-level facts about the per-step diagnostics (JSON-ready)."""
+    threshold, applies_to, rule = stability_threshold(spec.optimizer.name, dict(spec.optimizer.hyper))
+    return {"optimizer": spec.optimizer.name, "threshold": threshold, "threshold_applies_to": applies_to,
+            "threshold_rule": rule, "steps": diag.steps.tolist(), "subsampled": diag.subsampled,
+            "power_iterations": iters, "names": list(diag.values)}
 
 
 def check_slices(config: ExperimentConfig, problem: Problem) -> None:
@@ -215,6 +265,7 @@ class Recorded:
     records: dict[str, LearnerRecord]
     timings: dict[str, float]
     family: TaskFamily
+    diagnostics: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -283,6 +334,8 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
     evaluate = make_evaluator(problem, eval_tasks, spec, held_seed)
     timings: dict[str, float] = {}
     records: dict[str, LearnerRecord] = {}
+    dspec = DiagnosticsSpec(seed=config.seed)
+    diag_info: dict = {}
     for name, learner in learners.items():
         t0 = time.perf_counter()
         report = None if progress is None else (lambda s, n=name: progress(f"meta:{n}", s, outer.meta_steps))
@@ -290,13 +343,18 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
                            device=device, dtype=dtype, evaluate=evaluate, progress=report)
         timings[f"meta:{name}"] = time.perf_counter() - t0
         traj = heldout_paths(problem, trace.final_theta0, heldout, spec, held_seed, name)
-        records[name] = learner_record(name, trace, traj, config.meta_path_points)
+        t0 = time.perf_counter()
+        diag = path_diagnostics(problem, traj, heldout, spec, held_seed, dspec)
+        timings[f"diagnostics:{name}"] = time.perf_counter() - t0
+        diag_info = diagnostics_info(spec, diag, dspec.iters)
+        records[name] = learner_record(name, trace, traj, config.meta_path_points, diag)
         if progress is not None:
             progress("record", len(records), len(learners))
     for name, vector in fixed.items():
         traj = heldout_paths(problem, unflatten(vector, problem.model.spec), heldout, spec, held_seed, name)
-        records[name] = fixed_record(name, vector, traj, len(eval_tasks))
-    return Recorded(problem, heldout, records, timings, family)
+        diag = path_diagnostics(problem, traj, heldout, spec, held_seed, dspec)
+        records[name] = fixed_record(name, vector, traj, len(eval_tasks), diag)
+    return Recorded(problem, heldout, records, timings, family, diag_info)
 
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
@@ -304,7 +362,8 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     """Run the whole experiment described by ``config`` and return it as a ``Run``.
 
     ``progress(stage, done, total)`` is called as work completes, with stages
-    ``meta:<learner>``, ``record``, ``surface:<kind>`` and ``birthmap:<kind>``.
+    ``meta:<learner>``, ``record``, ``surface:<kind>`` and ``birthmap:<kind>``. Timings
+    include ``diagnostics:<learner>``, the per-step diagnostics' share.
     ``inits``: {name: θ0} fixed initialisations compared beside the learners;
     a θ0 is a [P] array, {param name: array}, or a file (``trajviz.inits``).
     With ``config.birthmap.enabled`` every view gets a birth map.
@@ -337,7 +396,11 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"trajviz": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
-        "timings": timings, "summary": summary(rec.records), "model": model.name,
+        "timings": timings, "summary": summary(rec.records), "summary_counts": summary_counts(rec.records),
+        "diagnostics": rec.diagnostics,
+        "divergence": divergence_report({n: r.diverged_at for n, r in rec.records.items()},
+                                        _numpy(rec.heldout.ids), config.inner.divergence_factor),
+        "model": model.name,
         "param_count": model.spec.size, "param_names": list(model.spec.names),
         "param_shapes": [list(s) for s in model.spec.shapes],
         "family_options": family_options(rec.family),  # the store writes tuples as lists

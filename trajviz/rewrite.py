@@ -5,14 +5,13 @@ the store's encoder and temporary-folder writer, so the files are the same.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
 from pathlib import Path
 
 from .run import Run
-from .store import _check_run_id, _encode, _fsync_dir, _write_tmp
+from .store import _check_run_id, _fsync_dir, _serialise, _write_tmp
 
 
 def replace_run(run: Run, runs_dir: str | Path) -> Path:
@@ -31,8 +30,8 @@ def replace_run(run: Run, runs_dir: str | Path) -> Path:
     final = runs_dir / run_id
     if not final.is_dir() or final.is_symlink():
         raise ValueError(f"run {final} does not exist; replace_run only replaces a run folder")
-    doc, arrays = _encode(run)
-    tmp = _write_tmp(runs_dir, run_id, json.dumps(doc, allow_nan=True, indent=1), arrays)
+    text, arrays = _serialise(run)
+    tmp = _write_tmp(runs_dir, run_id, text, arrays)
     try:
         if not _exchange(tmp, final):
             aside = runs_dir / f".old-{run_id}-{secrets.token_hex(4)}"

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)  # version 1: no birth maps
+READABLE_VERSIONS = (1, 2)  # version 1: no diagnostics and no birth maps (they load as {})
 # Per-rollout statistics of a birth map (names as in ``metrics.PATH_METRICS``); lower is faster.
 BIRTH_STATISTICS = ("length", "param_length", "steps_to_eps", "auc", "final_loss")
 
@@ -57,9 +57,16 @@ class LearnerRecord:
     eval_steps: [E] int; evals: {metric: [E]} held-out metrics during meta-training.
     params: [T, K+1, P]; losses: [T, K+1]; grads: [T, K+1, P]; query_losses: [T, K+1]
         the held-out inner loops from ``theta0`` (recorded true losses).
-    diverged_at: [T] int, first non-finite step or −1.
-    metrics: {name: [T]} per-task path metrics (``metrics.path_metrics``).
-    running: {name: [T, K+1]} running metrics for the time-cursor panels.
+    diverged_at: [T] int, the first step whose loss or θ is not finite or whose loss
+        exceeds ``inner.divergence_factor`` × the starting loss, or −1 (never).
+    metrics: {name: [T]} per-task path metrics (``metrics.path_metrics``); NaN for a
+        diverged path (so a mean over tasks covers only the tasks that did not diverge).
+    running: {name: [T, K+1]} running metrics for the time-cursor panels, NaN from
+        ``diverged_at`` on.
+    diagnostics: {name: [T, K+1]} per-step diagnostics (``trajviz.diagnostics``):
+        grad_norm, update_norm, sharpness, and for Adam preconditioned_sharpness;
+        NaN where not evaluated (see ``run.info["diagnostics"]["steps"]``) and from
+        ``diverged_at`` on. Empty for runs of schema version 1.
     """
 
     name: str
@@ -75,6 +82,7 @@ class LearnerRecord:
     diverged_at: np.ndarray
     metrics: dict[str, np.ndarray]
     running: dict[str, np.ndarray]
+    diagnostics: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ class View:
     residual: {learner: [T, K+1]} off-plane distance of each path point.
     plane_loss: {learner: [T, K+1]} the surface's loss at each projected point,
         to compare with the recorded true loss.
+    coords, residual and plane_loss are NaN from a path's ``diverged_at`` on: a
+    diverged path is drawn up to its last good point (step diverged_at − 1).
     meta_coords: {learner: [S'+1, 2]} and meta_residual: {learner: [S'+1]} for θ0's
         meta-training path.
     """
@@ -171,7 +181,12 @@ class Launch:
 @dataclass(frozen=True)
 class Run:
     """run_id: the run's folder name; config: the resolved config as plain data;
-    info: schema_version, package versions, seed, timings, created, summary;
+    info: schema_version, package versions, seed, timings, created, summary
+    ({learner: {metric: [mean, lo95, hi95]}}), summary_counts ({learner: {metric:
+    [tasks covered, tasks]}}), diagnostics (threshold, threshold_applies_to,
+    threshold_rule, optimizer, steps evaluated, subsampled, power_iterations),
+    divergence (``stability.divergence_report``: factor, tasks, and per learner
+    count, task ids and first bad steps);
     task_ids: [T]; task_info: {key: [T, ...]} what generated each held-out task;
     learners: {name: LearnerRecord} in config order (then fixed initialisations);
     views: {name: View}; birthmaps: {view name: BirthMap}."""
