@@ -15,6 +15,8 @@ loop from one θ0 on one task, a *job* background work, θ0 is ``theta0``.
 ``trajviz.birth_map(run, "pca")`` gives a typed ``BirthMap``;
 ``trajviz.launch_at(run, theta0)`` runs the held-out inner loops from any θ0
 as the run's learners were run (a ``Launch``).
+``trajviz.whatif(run, {"lr": 0.02})`` reruns every learner's held-out paths
+under other inner settings (an ``InnerVariant``; ``trajviz.rerun``).
 """
 __version__ = "0.1.0"
 
@@ -51,3 +53,10 @@ def launch_at(run, theta0=None, *, view=None, point=None, name="launch"):
             raise ValueError("launch needs theta0 [P] or a view and a point (a, b)")
         theta0 = point_on_view(ctx, view or next(iter(run.views)), *point)
     return _launch(ctx, theta0, name=name)
+
+
+def whatif(run, inner_changes, learners=None, tasks=None, **kwargs):
+    """``trajviz.rerun.whatif``: every learner's held-out rollouts of ``run`` (loaded with
+    heavy=True) rerun with ``inner_changes`` such as {"lr": 0.02}; an ``InnerVariant``."""
+    from .rerun import whatif as _whatif
+    return _whatif(run, inner_changes, learners, tasks, **kwargs)

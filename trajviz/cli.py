@@ -1,4 +1,4 @@
-"""``trajviz run | birthmap | list | serve | demo | export``: a thin layer over the Python API.
+"""``trajviz run | birthmap | whatif | list | serve | demo | export``: a thin layer over the Python API.
 
 Every error is one line on stderr and exit status 2; nothing is written on
 error (runs are written atomically, after all the work is done).
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the birth point is the fastest among the points whose specialisation is "
                             "within this quantile (default 0.25)")
     birth.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    add_whatif_parser(sub)
 
     lst = sub.add_parser("list", help="list runs, including broken ones and why")
     lst.add_argument("runs", nargs="?", type=Path, default=DEFAULT_RUNS)
@@ -247,7 +249,9 @@ def _check_port(port: int) -> None:
         raise UsageError(f"--port must be 1..65535, got {port}")
 
 
-COMMANDS = {"run": cmd_run, "birthmap": cmd_birthmap, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
+from .whatif_cli import add_whatif_parser, cmd_whatif  # noqa: E402 - trajviz whatif
+
+COMMANDS = {"whatif": cmd_whatif, "run": cmd_run, "birthmap": cmd_birthmap, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -178,6 +178,38 @@ class Launch:
     seconds: float
 
 
+# LearnerRecord fields an inner variant recomputes (the rest is the base learner's).
+ROLLOUT_FIELDS = ("params", "losses", "grads", "query_losses", "diverged_at", "metrics",
+                  "running", "diagnostics")
+# View fields an inner variant recomputes (meta_coords / meta_residual are the base's).
+ROLLOUT_VIEW_FIELDS = ("coords", "residual", "plane_loss")
+
+
+@dataclass(frozen=True)
+class InnerVariant:
+    """A "what if": the run's held-out inner loops rerun from the same θ0s, on the same
+    tasks with the same minibatches, under other inner settings (``trajviz.whatif``).
+
+    name: its name in the run; inner: the resolved inner config (as ``config["inner"]``).
+    task_index: [T'] int, which of the run's held-out tasks it covers (all, in order,
+        for a kept variant from the page).
+    learners: {name: LearnerRecord} whose ROLLOUT_FIELDS are recomputed ([T', K'+1, ...]
+        with K' the variant's steps); the other fields are the base learner's.
+    views: {view: {learner: ViewPaths}} the new paths on the run's own slices (the
+        surface does not depend on the inner optimiser, so it is reused); meta_* fields
+        are the base learner's.
+    info: summary, summary_counts, diagnostics, divergence (as in ``Run.info``),
+        changes (the settings asked for), seconds.
+    """
+
+    name: str
+    inner: dict[str, Any]
+    task_index: np.ndarray
+    learners: dict[str, LearnerRecord]
+    views: dict[str, dict[str, ViewPaths]]
+    info: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Run:
     """run_id: the run's folder name; config: the resolved config as plain data;
@@ -189,7 +221,8 @@ class Run:
     count, task ids and first bad steps);
     task_ids: [T]; task_info: {key: [T, ...]} what generated each held-out task;
     learners: {name: LearnerRecord} in config order (then fixed initialisations);
-    views: {name: View}; birthmaps: {view name: BirthMap}."""
+    views: {name: View}; birthmaps: {view name: BirthMap};
+    inner_variants: {name: InnerVariant} kept "what if" inner settings (``trajviz.whatif``)."""
 
     run_id: str
     config: dict[str, Any]
@@ -200,6 +233,7 @@ class Run:
     views: dict[str, View]
     extra: dict[str, Any] = field(default_factory=dict)
     birthmaps: dict[str, BirthMap] = field(default_factory=dict)
+    inner_variants: dict[str, InnerVariant] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
@@ -237,3 +271,50 @@ def with_birth_map(run: Run, birth: BirthMap) -> Run:
     if birth.view not in run.views:
         raise ValueError(f"birth map is on view {birth.view!r}, the run has {list(run.views)}")
     return replace(run, birthmaps={**run.birthmaps, birth.view: birth})
+
+
+def with_inner_variant(run: Run, variant: InnerVariant) -> Run:
+    """``run`` with ``variant`` kept under its name (replacing one of that name). Pure.
+
+    A variant over a learner or a view the run lacks is a ValueError."""
+    unknown = sorted(set(variant.learners) - set(run.learners))
+    if unknown:
+        raise ValueError(f"variant {variant.name!r} has learner(s) {unknown} the run lacks")
+    missing = sorted(set(run.views) - set(variant.views))
+    if missing:
+        raise ValueError(f"variant {variant.name!r} has no paths on view(s) {missing} of the run")
+    return replace(run, inner_variants={**run.inner_variants, variant.name: variant})
+
+
+def apply_inner_variant(run: Run, variant: InnerVariant) -> Run:
+    """The run as it would look under ``variant``'s inner settings: its learners, their
+    held-out paths on every view, the summary and diagnostics facts, the config's
+    ``inner`` and the tasks it covers. Pure; for drawing (``selection.select`` etc.).
+
+    Surfaces are reused (they do not depend on the inner optimiser); birth maps are
+    dropped (they do). info["inner_variant"] names the variant.
+    """
+    tasks = np.asarray(variant.task_index, dtype=np.int64)
+    every = len(tasks) == len(run.task_ids) and bool((tasks == np.arange(len(tasks))).all())
+    learners = {n: replace(run.learners[n], **{f: getattr(rec, f) for f in ROLLOUT_FIELDS})
+                for n, rec in variant.learners.items()}
+    views = {}
+    for key, view in run.views.items():
+        paths = variant.views[key]
+        fields = {f: {n: getattr(paths[n], f) for n in learners} for f in ROLLOUT_VIEW_FIELDS}
+        fields.update({f: {n: getattr(view, f)[n] for n in learners}
+                       for f in ("meta_coords", "meta_residual")})
+        surface = view.surface
+        if not every:
+            loss = surface.loss[tasks]
+            surface = replace(surface, loss=loss, mean=loss.mean(axis=0),
+                              task_ids=surface.task_ids[tasks])
+        views[key] = replace(view, surface=surface, **fields)
+    info = {**run.info, **{k: variant.info[k] for k in
+                           ("summary", "summary_counts", "diagnostics", "divergence")
+                           if k in variant.info}, "inner_variant": variant.name}
+    config = {**run.config, "inner": dict(variant.inner)}
+    task_info = run.task_info if every else {k: v[tasks] for k, v in run.task_info.items()}
+    return replace(run, config=config, info=info, learners=learners, views=views,
+                   task_ids=run.task_ids if every else run.task_ids[tasks], task_info=task_info,
+                   birthmaps={})

@@ -36,6 +36,9 @@ with a TypeError naming where it was.
 Schema versions: 2 adds each learner's ``diagnostics`` arrays and the strict
 JSON above; a version-1 run still loads, with empty ``diagnostics``.
 
+Kept what-if inner settings (``Run.inner_variants``) are the optional
+``"inner_variants"`` list (``trajviz.variantstore``); a run without it loads with none.
+
 Writing is atomic: everything goes into ``<runs_dir>/.tmp-<run_id>-<hex>/``
 (dot-names are never listed), each file is fsynced, and the folder is renamed
 to ``<run_id>``; on any error the temporary folder is removed, so no half run
@@ -57,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from .jsonfloats import restore_nonfinite, strict_json
+from .variantstore import check_variant_entry, decode_variants, encode_variants
 from .run import (
     READABLE_VERSIONS,
     SCHEMA_VERSION,
@@ -318,6 +322,7 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
         "learners": learners,
         "views": views,
         "birthmaps": birthmaps,
+        "inner_variants": encode_variants(enc, run.inner_variants, _plain),  # variantstore
         "arrays": enc.index,
     }
     return doc, enc.arrays
@@ -507,6 +512,8 @@ def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 need(entry["arrays"][field], "light", f"birth map {name!r} {field}")
             for field in _BIRTH_DICTS:
                 need_pairs(entry[field], f"birth map {name!r} {field}")
+        for name, entry in _named(path, doc, "inner_variants", optional=True):
+            check_variant_entry(name, entry, need, need_pairs)
     except (KeyError, TypeError) as exc:
         raise RunError(path, f"{RUN_FILE} is malformed: missing or wrong entry {exc}") from None
     return index
@@ -627,9 +634,11 @@ def _decode(path: Path, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> R
     if dtype.kind not in _TASK_ID_KINDS:
         raise RunError(path, f"{RUN_FILE}: task_ids dtype {dtype.str} is not numbers or strings")
     task_ids = np.asarray(doc["task_ids"], dtype=dtype).reshape(doc["task_ids_shape"])
+    inner_variants = decode_variants(_named(path, doc, "inner_variants", optional=True), arrays,
+                                     learners, views)
     return Run(run_id=path.name, config=doc["config"], info=doc["info"], task_ids=task_ids,
                task_info=pairs(doc["task_info"]), learners=learners, views=views,
-               extra=doc.get("extra", {}), birthmaps=birthmaps)
+               extra=doc.get("extra", {}), birthmaps=birthmaps, inner_variants=inner_variants)
 
 
 # ---------------------------------------------------------------------------- list
