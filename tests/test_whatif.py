@@ -93,8 +93,11 @@ def test_momentum_and_adam_and_subset_of_learners_and_tasks(saved):
     shown = apply_inner_variant(run, mom)
     np.testing.assert_array_equal(shown.task_ids, run.task_ids[[2, 0]])
     assert shown.views["exact"].surface.loss.shape[0] == 2
-    adam = whatif(run, {"optimizer": "adam", "lr": 0.05}, context=ctx, diagnostics=False)
+    adam = whatif(run, {"optimizer": "adam", "lr": 0.05}, context=ctx, diagnostics="none")
     assert adam.learners["leap"].diagnostics == {} and adam.inner["optimizer"] == "adam"
+    norms = whatif(run, {"lr": 0.05}, context=ctx, diagnostics="norms").learners["leap"]
+    np.testing.assert_allclose(norms.diagnostics["grad_norm"], np.linalg.norm(norms.grads, axis=-1))
+    assert np.isnan(norms.diagnostics["sharpness"]).all()
 
 
 def test_bad_changes_are_one_line_errors(saved):

@@ -40,12 +40,14 @@ class DiagnosticsSpec:
     """iters: power iterations per point (iters + 1 HVPs; twice that where the dominant
     eigenvalue is negative);
     budget: (K+1)·P above which sharpness steps are subsampled (to budget // P steps);
-    chunk_bytes: working memory per vmapped chunk of points; seed: the start vector."""
+    chunk_bytes: working memory per vmapped chunk of points; seed: the start vector;
+    sharpness: False skips the HVPs (sharpness NaN everywhere, no steps evaluated)."""
 
     iters: int = 20
     budget: int = 4_000_000
     chunk_bytes: int = 64 << 20
     seed: int = 0
+    sharpness: bool = True
 
     def __post_init__(self) -> None:
         for name in ("iters", "budget", "chunk_bytes"):
@@ -135,7 +137,7 @@ def path_diagnostics(problem: Problem, traj: Trajectory, tasks: TaskSet, spec: I
     values = {"grad_norm": torch.where(ok, torch.linalg.vector_norm(grads, dim=-1), nan)}
     step = torch.linalg.vector_norm(params[:, 1:] - params[:, :-1], dim=-1)
     values["update_norm"] = torch.where(ok, torch.cat([step, step.new_full((runs, 1), float("nan"))], 1), nan)
-    evaluated = sharpness_steps(points - 1, p, dspec.budget)
+    evaluated = sharpness_steps(points - 1, p, dspec.budget) if dspec.sharpness else np.zeros(0, np.int64)
     cols = torch.as_tensor(evaluated, device=params.device).repeat(runs)
     rows = torch.arange(runs, device=params.device).repeat_interleave(len(evaluated))
     mask = ok[rows, cols]
@@ -149,7 +151,8 @@ def path_diagnostics(problem: Problem, traj: Trajectory, tasks: TaskSet, spec: I
     with torch.no_grad():
         for name, scale in scales.items():
             full = torch.full((runs, points), float("nan"), dtype=params.dtype, device=params.device)
-            full[rows, cols] = torch.where(mask, sharpness(problem, theta, batch, scale, dspec), nan)
+            if len(evaluated):
+                full[rows, cols] = torch.where(mask, sharpness(problem, theta, batch, scale, dspec), nan)
             values[name] = full
     return Diagnostics({k: v.cpu().numpy() for k, v in values.items()}, evaluated,
                        bool(len(evaluated) < points))

@@ -51,6 +51,10 @@ from .surface import plane_losses
 CHANGEABLE = ("optimizer", "lr", "steps", "momentum", "nesterov", "beta1", "beta2", "eps",
               "divergence_factor")
 
+# DiagnosticsSpec changes per ``diagnostics`` choice: budget 1 subsamples sharpness to steps 0
+# and K; "norms" has grad and update norms only (sharpness, the HVP part, is NaN).
+DIAGNOSTICS = {"full": {}, "ends": {"budget": 1}, "norms": {"sharpness": False}, "none": None}
+
 
 @dataclass(frozen=True)
 class WhatIfContext:
@@ -87,19 +91,24 @@ def inner_settings(base, changes: dict[str, Any]) -> InnerConfig:
 
 
 def whatif(run: Run, inner_changes: dict[str, Any], learners: list[str] | None = None,
-           tasks: list[int] | None = None, *, name: str = "whatif", diagnostics: bool = True,
+           tasks: list[int] | None = None, *, name: str = "whatif", diagnostics: str = "full",
            context: WhatIfContext | None = None) -> InnerVariant:
     """The held-out rollouts of ``learners`` (default: all of the run's) on ``tasks``
     (default: all held-out tasks, by index) rerun with ``inner_changes``.
 
-    One ``inner_loop`` over L learners × T tasks. ``diagnostics`` adds the per-step
-    grad/update norms and sharpness (the HVP part is the slow one on big models).
+    One ``inner_loop`` over L learners × T tasks. ``diagnostics``: "full" (the run's own:
+    grad/update norms every step, sharpness by HVP power iteration at every step the
+    run's budget allows), "ends" (norms every step, sharpness at steps 0 and K only),
+    "norms" (grad/update norms only, sharpness NaN: the live page's choice, since the
+    HVPs are most of the cost) or "none" (no diagnostics).
     ``run`` must be loaded with heavy=True (slices); pass ``context`` to reuse one.
     """
     started = time.perf_counter()
     ctx = context or whatif_context(run)
     s = ctx.launch.setup
     inner = inner_settings(ctx.base, inner_changes)
+    if diagnostics not in DIAGNOSTICS:
+        raise ValueError(f"diagnostics must be one of {list(DIAGNOSTICS)}, got {diagnostics!r}")
     names = list(run.learners) if learners is None else list(learners)
     unknown = [n for n in names if n not in ctx.theta0]
     if unknown or not names:
@@ -113,8 +122,8 @@ def whatif(run: Run, inner_changes: dict[str, Any], learners: list[str] | None =
     params0, paired = pair_theta0_with_tasks(theta0, task_set, s.problem)
     with torch.no_grad():
         traj = inner_loop(s.problem, params0, paired, spec, seed=s.seed, record=True).trajectory
-    diag = path_diagnostics(s.problem, traj, paired, spec, s.seed, DiagnosticsSpec(seed=ctx.base.seed)) \
-        if diagnostics else None
+    dspec = DiagnosticsSpec(seed=ctx.base.seed, **DIAGNOSTICS[diagnostics] or {})
+    diag = None if diagnostics == "none" else path_diagnostics(s.problem, traj, paired, spec, s.seed, dspec)
     records = _records(run, names, traj, len(index), diag)
     views = {key: _view_paths(s, slc, paired, records, names, run.views[key])
              for key, slc in ctx.launch.slices.items()}
@@ -123,7 +132,7 @@ def whatif(run: Run, inner_changes: dict[str, Any], learners: list[str] | None =
                                             np.asarray(run.task_ids)[index], inner.divergence_factor),
             "changes": {str(k).removeprefix("inner."): v for k, v in inner_changes.items()}}
     if diag is not None:
-        info["diagnostics"] = diagnostics_info(spec, diag, DiagnosticsSpec().iters)
+        info["diagnostics"] = diagnostics_info(spec, diag, dspec.iters)
     info["seconds"] = time.perf_counter() - started
     return InnerVariant(name=name, inner=to_dict(inner), task_index=np.asarray(index, dtype=np.int64),
                         learners=records, views=views, info=info)

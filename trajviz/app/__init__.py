@@ -33,6 +33,7 @@ def create_app(runs_dir: str | Path) -> Dash:
     from .callbacks import register
     from .layout import build_layout
     from .state import AppState
+    from .whatif import register_whatif
 
     if not (ASSETS / "playback.js").is_file():
         raise ValueError(f"trajviz's browser assets are missing from {ASSETS}; "
@@ -42,6 +43,7 @@ def create_app(runs_dir: str | Path) -> Dash:
                serve_locally=True)
     app.layout = build_layout(sorted(FAMILY_NAMES), list(LEARNER_NAMES))
     register(app, state)
+    register_whatif(app, state)
     app.trajviz_state = state  # for tests and shutdown
     return app
 
@@ -50,6 +52,7 @@ def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050) -> None:
     """Serve the app on ``host:port`` until interrupted (127.0.0.1: this machine only)."""
     app = create_app(runs_dir)
     atexit.register(app.trajviz_state.jobs.shutdown)
+    atexit.register(app.trajviz_state.whatif.shutdown)
     print(f"trajviz: serving {Path(runs_dir).resolve()} on http://{host}:{port}/ (Ctrl-C stops)")
     app.run(host=host, port=port, debug=False)
 

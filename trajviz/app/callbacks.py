@@ -26,6 +26,7 @@ from .components import (empty_figure, honesty_card, learner_option, message, ru
                          run_label, summary_table)
 from .jobs import job_config
 from .state import AppState, RunCache
+from .whatif import shown_run
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}
@@ -103,18 +104,21 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
 
 
 def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
-         learners: list[str] | None, mode: str, frame: int | None) -> dict[str, Any]:
+         learners: list[str] | None, mode: str, frame: int | None,
+         shown: dict | None = None) -> dict[str, Any]:
     """The inner-loop tab: surface and panel figures at ``frame``, their playback data,
-    the honesty card and notes. On a problem, empty figures and a note."""
+    the honesty card and notes. On a problem, empty figures and a note. ``shown``: the
+    what-if inner setting to draw (``app.whatif.shown_run``; None: the stored run)."""
     blank = {"main": empty_figure(), "panels": {k: empty_figure() for k in PANEL_KEYS},
              "data": None, "max": 1, "honesty": [], "notes": []}
     if run_id is None:
         return blank
     try:
-        run = state.cache.get(run_id)
+        run = shown_run(state, run_id, shown)
         if view not in run.views:
             view = None
-        sel = select(run, view, parse_task(task), learners or [])
+        sel = select(run, view, parse_task(task),
+                     [n for n in learners or [] if n in run.learners])
     except (RunError, ValueError) as exc:
         return {**blank, "notes": [message("Nothing to draw", str(exc))]}
     three_d = mode == "3d"
@@ -245,9 +249,9 @@ def register(app, state: AppState) -> None:
                   Output(ids.HONESTY, "children"), Output(ids.NOTES, "children"),
                   Input(ids.RUN, "value"), Input(ids.SLICE, "value"), Input(ids.TASK, "value"),
                   Input(ids.LEARNERS, "value"), Input(ids.MODE, "value"),
-                  State(ids.INNER.frame, "data"))
-    def _draw(run_id, view, task, learners, mode, frame):
-        o = draw(state, run_id, view, task, learners, mode, frame)
+                  State(ids.INNER.frame, "data"), Input(ids.WHATIF_SHOWN, "data"))
+    def _draw(run_id, view, task, learners, mode, frame, shown):
+        o = draw(state, run_id, view, task, learners, mode, frame, shown)
         return (o["main"], *[o["panels"][k] for k in PANEL_KEYS], o["data"], o["max"],
                 o["honesty"], o["notes"])
 

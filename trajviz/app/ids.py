@@ -74,3 +74,15 @@ def player(prefix: str) -> Player:
 
 INNER = player("inner")
 META = player("meta")
+
+# what if: the inner-loop controls (trajviz.app.whatif)
+WHATIF_BOX = "whatif-box"
+WHATIF_OPT = "whatif-optimizer"
+WHATIF_LR = "whatif-lr"  # log10 of the learning rate
+WHATIF_BETA = "whatif-beta"
+WHATIF_STEPS = "whatif-steps"
+WHATIF_PICK = "whatif-variant"
+WHATIF_NAME = "whatif-name"
+WHATIF_KEEP = "whatif-keep"
+WHATIF_STATUS = "whatif-status"
+WHATIF_SHOWN = "whatif-shown"  # {"run", "variant", "live"}: which inner setting is drawn

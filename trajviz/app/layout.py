@@ -13,6 +13,7 @@ from . import ids
 from .components import (BLANK, GRAPH_CONFIG, SMALL_GRAPH_CONFIG, explain, field,
                          learner_option, player_bar)
 from .texts import EXPLAIN, HOW_TO_READ, TAGLINE
+from .whatif import whatif_box
 
 
 def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
@@ -39,6 +40,7 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                 value="2d", inline=True, className="tv-radio")),
             ]),
         ]),
+        whatif_box(),
         html.Section(id=ids.EXPORT_BOX, className="tv-box", children=[
             html.H2("Export"),
             field("Figure", dcc.RadioItems(

@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..run import Run
 from ..store import RunError, load_run
@@ -68,6 +69,7 @@ class AppState:
     runs_dir: Path
     cache: RunCache
     jobs: JobManager
+    whatif: Any = None  # the what-if service (app/whatif.py), set by register_whatif
 
     @classmethod
     def for_dir(cls, runs_dir: Path) -> AppState:

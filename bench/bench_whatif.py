@@ -1,0 +1,68 @@
+"""What-if recomputation time (trajviz.rerun.whatif) for small runs of the demo configs.
+
+Each run is the demo config with 3 meta-steps (the what-if cost does not depend on
+meta-training). Printed per run: the first call (builds the context: problem, tasks,
+slices) and the steady state (a warm worker's cost: median over changed lrs), with
+and without the per-step diagnostics (sharpness by HVP is the dear part on big
+models). The last line is ``whatif_linear2d_ms: X`` (steady state as the page asks for it:
+grad/update norms, no sharpness; target <= 200). Run: ``python bench/bench_whatif.py``.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from trajviz.config import from_dict, load_toml, to_dict  # noqa: E402
+from trajviz.experiment import run_experiment  # noqa: E402
+from trajviz.rerun import whatif, whatif_context  # noqa: E402
+
+DEMOS = Path(__file__).resolve().parents[1] / "demos"
+
+
+def small_run(stem: str):
+    data = to_dict(load_toml(DEMOS / f"{stem}.toml"))
+    data["outer"].update(meta_steps=3, eval_every=3)
+    data["slices"]["resolution"] = 21
+    return run_experiment(from_dict(data), run_id=stem)
+
+
+def steady(run, ctx, lr0: float, diagnostics: str, repeats: int = 7) -> float:
+    times = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        whatif(run, {"lr": lr0 * (1.1 + 0.05 * i)}, context=ctx, diagnostics=diagnostics)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    print(f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()}")
+    result = {}
+    for stem in ("quadratic", "sinusoid", "linear2d"):
+        run = small_run(stem)
+        lr0 = run.config["inner"]["lr"]
+        rollouts = len(run.learners) * len(run.task_ids)
+        started = time.perf_counter()
+        ctx = whatif_context(run)
+        whatif(run, {"lr": lr0 * 2}, context=ctx, diagnostics="norms")
+        first = time.perf_counter() - started
+        ends = steady(run, ctx, lr0, "norms")
+        full = steady(run, ctx, lr0, "full", repeats=3)
+        off = steady(run, ctx, lr0, "none")
+        print(f"{stem:<10} {rollouts} rollouts x {run.steps} steps, P={run.info['param_count']}: "
+              f"first call {1e3 * first:.0f} ms; steady: page (norms, no sharpness) {1e3 * ends:.0f} ms, "
+              f"full diagnostics {1e3 * full:.0f} ms, no diagnostics {1e3 * off:.0f} ms", flush=True)
+        result[stem] = ends
+    print(f"whatif_linear2d_ms: {1e3 * result['linear2d']:.0f}")
+
+
+if __name__ == "__main__":
+    main()

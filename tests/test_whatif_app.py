@@ -1,0 +1,72 @@
+"""The page's what-if plumbing without a browser: latest-wins gating, the warm worker
+(a real process), the shown run and the keep button's path (trajviz.app.whatif)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from trajviz.app.state import AppState
+from trajviz.app.whatif import WhatIfService, changes_of, recompute, shown_run
+from trajviz.app.worker_client import SUPERSEDED, LatestWins
+from trajviz.config import from_dict
+from trajviz.experiment import run_experiment
+from trajviz.rerun import whatif
+from trajviz.store import load_run, write_run
+
+
+def test_latest_wins_runs_one_at_a_time_and_drops_overtaken_requests():
+    gate, release, results = LatestWins(), threading.Event(), {}
+
+    def ask(i, fn):
+        results[i] = gate.run(fn)
+
+    first = threading.Thread(target=ask, args=(0, lambda: release.wait(10) and "first"))
+    first.start()
+    while gate.max_in_flight == 0:
+        time.sleep(0.01)
+    waiting = [threading.Thread(target=ask, args=(i, lambda i=i: f"req{i}")) for i in (1, 2, 3)]
+    for t in waiting:
+        t.start()
+        time.sleep(0.05)  # in order: 1, then 2, then 3
+    release.set()
+    for t in [first, *waiting]:
+        t.join(10)
+    assert results == {0: "first", 1: SUPERSEDED, 2: SUPERSEDED, 3: "req3"}
+    assert gate.computed == 2 and gate.superseded == 2 and gate.max_in_flight == 1
+
+
+def test_changes_of_the_controls():
+    assert changes_of("momentum", -1, 0.5, 8) == {"optimizer": "momentum", "lr": 0.1, "steps": 8,
+                                                   "momentum": 0.5}
+    assert changes_of("adam", "-2", 0.8, "4")["beta1"] == 0.8
+
+
+def test_worker_recomputes_and_the_page_draws_the_variant(tmp_path):
+    config = from_dict({"family": "quadratic", "learners": ["leap", "random"], "seed": 1,
+                        "family_options": {"dim": 2}, "inner": {"steps": 5, "lr": 0.05},
+                        "outer": {"meta_steps": 2, "meta_batch": 2, "eval_every": 2, "eval_tasks": 2},
+                        "heldout_tasks": 2, "slices": {"kinds": ["exact"], "resolution": 9}})
+    path = write_run(run_experiment(config, run_id="q"), tmp_path)
+    state = AppState.for_dir(tmp_path)
+    state.whatif = WhatIfService()
+    try:
+        out = recompute(state, "q", {"optimizer": "sgd", "lr": 0.2, "steps": 7})
+        expected = whatif(load_run(path), {"lr": 0.2, "steps": 7}, diagnostics="norms")
+        shown = shown_run(state, "q", out["shown"])
+        assert shown.steps == 7 and "lr 0.2" in out["status"]
+        for name in ("leap", "random"):
+            np.testing.assert_array_equal(shown.learners[name].losses, expected.learners[name].losses)
+            np.testing.assert_array_equal(shown.views["exact"].coords[name],
+                                          expected.views["exact"][name].coords)
+        assert shown_run(state, "q", None).steps == 5  # the stored run is untouched
+        worker = state.whatif.pool.get("q", path)
+        worker.call("keep", changes={"optimizer": "sgd", "lr": 0.2, "steps": 7}, name="fast")
+        kept = load_run(path, heavy=False)
+        assert list(kept.inner_variants) == ["fast"]
+        assert np.isfinite(kept.inner_variants["fast"].learners["leap"].diagnostics["sharpness"]).any()
+        picked = shown_run(state, "q", {"run": "q", "variant": "fast", "live": None})
+        np.testing.assert_array_equal(picked.learners["leap"].losses, expected.learners["leap"].losses)
+    finally:
+        state.whatif.shutdown()

@@ -1,0 +1,230 @@
+"""What if, in the page: change the inner optimiser, lr, β or K and watch every path recompute.
+
+The controls live in the left column (``whatif_box``). A change sends one request
+to the run's warm worker (``worker_client``: torch stays out of the app); one
+recomputation runs at a time per run and a newer change replaces a pending one
+(``LatestWins``), while the browser sends the lr slider's value as it is dragged.
+The result, an ``InnerVariant`` with light arrays only, is held here by token;
+``WHATIF_SHOWN`` names what is drawn, and ``shown_run`` turns it into the run to
+draw (``run.apply_inner_variant``), so paths, panels and summary come from the
+same view-model as the stored run. Kept variants are listed in the picker.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from ..run import InnerVariant, Run, apply_inner_variant
+from ..store import RunError
+from ..summary import summary_rows
+from . import ids
+from .components import field, summary_table
+from .worker_client import SUPERSEDED, LatestWins, WorkerError, WorkerPool
+
+OWN = "__own__"
+SURFACE_NOTE = ("The surface is reused: it is the loss over the slice and does not depend on "
+                "the inner optimiser; only the paths, panels and summary are recomputed "
+                "(sharpness only when a variant is kept: it is the slow part).")
+OPTIMIZERS = [{"label": "SGD", "value": "sgd"}, {"label": "momentum", "value": "momentum"},
+              {"label": "Adam", "value": "adam"}]
+LR_MARKS = {e: f"1e{e}" for e in range(-4, 2)}
+
+
+def whatif_box() -> html.Section:
+    """The what-if controls (left column)."""
+    return html.Section(id=ids.WHATIF_BOX, className="tv-box tv-whatif", children=[
+        html.H2("What if?"),
+        html.P("Rerun every learner's held-out inner loops from the same θ0, on the same tasks "
+               "and minibatches, with other inner settings.", className="tv-hint"),
+        field("Inner optimiser", dcc.RadioItems(id=ids.WHATIF_OPT, options=OPTIMIZERS, value="sgd",
+                                                 inline=True, className="tv-radio")),
+        field("Learning rate (log scale)", dcc.Slider(
+            id=ids.WHATIF_LR, min=-4, max=1, step=0.01, value=-2, marks=LR_MARKS,
+            updatemode="drag")),
+        field("Momentum β (Adam: β1)", dcc.Slider(id=ids.WHATIF_BETA, min=0, max=0.99, step=0.01,
+                                                  value=0.9, marks={0: "0", 0.5: "0.5", 0.9: "0.9"})),
+        field("Inner steps K", dcc.Input(id=ids.WHATIF_STEPS, type="number", min=1, max=500, step=1,
+                                          value=16, debounce=True, className="tv-input")),
+        field("Shown setting", dcc.Dropdown(id=ids.WHATIF_PICK, options=[], value=OWN,
+                                            clearable=False)),
+        html.Div(className="tv-run-row", children=[
+            dcc.Input(id=ids.WHATIF_NAME, type="text", placeholder="name (optional)",
+                      className="tv-input"),
+            html.Button("Keep this variant", id=ids.WHATIF_KEEP, className="tv-btn")]),
+        html.Div(id=ids.WHATIF_STATUS, className="tv-hint", children=SURFACE_NOTE),
+        dcc.Store(id=ids.WHATIF_SHOWN, data=None),
+    ])
+
+
+class WhatIfService:
+    """Per app: warm workers by run, one LatestWins gate per run, the live variants."""
+
+    def __init__(self, size: int = 2):
+        self.pool = WorkerPool(size)
+        self.gates: dict[str, LatestWins] = {}
+        self.live: dict[str, tuple[int, InnerVariant]] = {}
+        self._token = 0
+        self._lock = threading.Lock()
+
+    def gate(self, run_id: str) -> LatestWins:
+        with self._lock:
+            return self.gates.setdefault(run_id, LatestWins())
+
+    def store(self, run_id: str, variant: InnerVariant) -> int:
+        with self._lock:
+            self._token += 1
+            self.live[run_id] = (self._token, variant)
+            return self._token
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
+
+
+def shown_run(state, run_id: str, shown: dict | None) -> Run:
+    """The run to draw: the stored run, one of its kept variants, or the live what-if."""
+    run = state.cache.get(run_id)
+    if not shown or shown.get("run") != run_id:
+        return run
+    service: WhatIfService | None = getattr(state, "whatif", None)
+    live = service.live.get(run_id) if service else None
+    if shown.get("live") is not None and live and live[0] == shown["live"]:
+        if all(n in run.learners for n in live[1].learners):
+            return apply_inner_variant(run, live[1])
+    name = shown.get("variant")
+    if name in run.inner_variants:
+        return apply_inner_variant(run, run.inner_variants[name])
+    return run
+
+
+def changes_of(optimizer: str, log_lr: Any, beta: Any, steps: Any) -> dict[str, Any]:
+    """The inner changes the controls ask for (checked again by trajviz.config in the worker)."""
+    try:
+        lr = 10.0 ** float(log_lr)
+        k = int(steps)
+    except (TypeError, ValueError):
+        raise ValueError(f"the learning rate and K must be numbers, got {log_lr!r} and {steps!r}") from None
+    changes: dict[str, Any] = {"optimizer": str(optimizer), "lr": float(f"{lr:.6g}"), "steps": k}
+    if optimizer == "momentum":
+        changes["momentum"] = float(beta)
+    elif optimizer == "adam":
+        changes["beta1"] = float(beta)
+    return changes
+
+
+def recompute(state, run_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    """Ask the run's worker for the what-if; None when a newer request replaced this one.
+
+    Returns {"shown", "status", "run"} (run: the variant applied, for the summary)."""
+    from ..variantstore import variant_from_bytes
+
+    service: WhatIfService = state.whatif
+    base = state.cache.get(run_id)
+
+    def work():
+        worker = service.pool.get(run_id, state.cache.path_of(run_id))
+        header, data = worker.call("whatif", changes=changes)
+        return header, data
+
+    out = service.gate(run_id).run(work)
+    if out is SUPERSEDED:
+        return None
+    header, data = out
+    variant = variant_from_bytes(header["variant"], data, base.learners, base.views)
+    token = service.store(run_id, variant)
+    shown = apply_inner_variant(base, variant)
+    rollouts = len(variant.learners) * len(variant.task_index)
+    text = (f"Recomputed {rollouts} rollouts with {describe(variant.inner)} in "
+            f"{1e3 * header['seconds']:.0f} ms. {SURFACE_NOTE}")
+    return {"shown": {"run": run_id, "live": token, "variant": None}, "status": text, "run": shown}
+
+
+def describe(inner: dict) -> str:
+    opt = inner.get("optimizer", "sgd")
+    extra = {"momentum": f", β {inner.get('momentum')}", "adam": f", β1 {inner.get('beta1')}"}.get(opt, "")
+    return f"{opt}, lr {inner.get('lr'):.3g}{extra}, K {inner.get('steps')}"
+
+
+def variant_options(run: Run) -> list[dict]:
+    own = {"label": f"the run's own ({describe(run.config.get('inner', {}))})", "value": OWN}
+    return [own, *({"label": f"{n} ({describe(v.inner)})", "value": n}
+                   for n, v in run.inner_variants.items())]
+
+
+def own_controls(run: Run) -> tuple:
+    inner = run.config.get("inner", {})
+    opt = inner.get("optimizer", "sgd")
+    beta = inner.get("momentum", 0.9) if opt != "adam" else inner.get("beta1", 0.9)
+    return opt, round(math.log10(inner.get("lr", 0.01)), 2), min(0.99, float(beta)), inner.get("steps", 16)
+
+
+def summary_children(run: Run) -> list:
+    return [html.P(f"Mean over {len(run.task_ids)} held-out tasks, with a 95% interval in brackets; "
+                   "best mean in bold.", className="tv-hint"), summary_table(summary_rows(run))]
+
+
+def register_whatif(app, state) -> None:
+    """Wire the what-if controls to ``app``; the service lives on ``state.whatif``."""
+    state.whatif = WhatIfService()
+
+    @app.callback(Output(ids.WHATIF_OPT, "value"), Output(ids.WHATIF_LR, "value"),
+                  Output(ids.WHATIF_BETA, "value"), Output(ids.WHATIF_STEPS, "value"),
+                  Output(ids.WHATIF_PICK, "options"), Output(ids.WHATIF_PICK, "value"),
+                  Input(ids.RUN, "value"), Input(ids.RUNS_VERSION, "data"))
+    def _run_changed(run_id, _version):
+        try:
+            run = state.cache.get(run_id)
+        except (RunError, ValueError, TypeError):
+            return "sgd", -2, 0.9, 16, [], OWN
+        state.whatif.pool.prewarm(run_id, state.cache.path_of(run_id))
+        return (*own_controls(run), variant_options(run), OWN)
+
+    @app.callback(Output(ids.WHATIF_SHOWN, "data"), Output(ids.WHATIF_STATUS, "children"),
+                  Output(ids.SUMMARY, "children", allow_duplicate=True),
+                  Input(ids.WHATIF_OPT, "value"), Input(ids.WHATIF_LR, "value"),
+                  Input(ids.WHATIF_BETA, "value"), Input(ids.WHATIF_STEPS, "value"),
+                  Input(ids.WHATIF_PICK, "value"), State(ids.RUN, "value"),
+                  prevent_initial_call=True)
+    def _whatif(opt, log_lr, beta, steps, pick, run_id):
+        if run_id is None:
+            raise PreventUpdate
+        try:
+            run = state.cache.get(run_id)
+            if ctx.triggered_id == ids.WHATIF_PICK:
+                shown = {"run": run_id, "variant": None if pick == OWN else pick, "live": None}
+                return shown, SURFACE_NOTE, summary_children(shown_run(state, run_id, shown))
+            changes = changes_of(opt, log_lr, beta, steps)
+            if changes_of(*own_controls(run)) == changes:  # the run's own settings
+                return None, SURFACE_NOTE, summary_children(run)
+            out = recompute(state, run_id, changes)
+        except (RunError, WorkerError, ValueError) as exc:
+            return no_update, f"Not recomputed: {exc}", no_update
+        if out is None:
+            raise PreventUpdate  # a newer change replaced this one
+        return out["shown"], out["status"], summary_children(out["run"])
+
+    @app.callback(Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
+                  Output(ids.RUNS_VERSION, "data", allow_duplicate=True),
+                  Input(ids.WHATIF_KEEP, "n_clicks"), State(ids.WHATIF_OPT, "value"),
+                  State(ids.WHATIF_LR, "value"), State(ids.WHATIF_BETA, "value"),
+                  State(ids.WHATIF_STEPS, "value"), State(ids.WHATIF_NAME, "value"),
+                  State(ids.RUN, "value"), State(ids.RUNS_VERSION, "data"), prevent_initial_call=True)
+    def _keep(_clicks, opt, log_lr, beta, steps, name, run_id, version):
+        try:
+            changes = changes_of(opt, log_lr, beta, steps)
+            name = (name or "").strip() or " ".join(f"{k}={v}" for k, v in changes.items())
+            if name in state.cache.get(run_id).inner_variants:
+                raise ValueError(f"the run already has a variant named {name!r}; give another name")
+            worker = state.whatif.pool.get(run_id, state.cache.path_of(run_id))
+            state.whatif.gate(run_id).run(lambda: worker.call("keep", changes=changes, name=name))
+        except (RunError, WorkerError, ValueError) as exc:
+            return f"Not kept: {exc}", no_update
+        version = dict(version or {"n": 0})
+        version.update(n=version.get("n", 0) + 1, select=run_id)
+        return f"Kept as {name!r}: it is in the run now, listed under “Shown setting”.", version
+
+
+__all__ = ["WhatIfService", "changes_of", "recompute", "register_whatif", "shown_run", "whatif_box"]

@@ -1,0 +1,167 @@
+"""The app's side of a warm worker (``trajviz.worker``), torch-free.
+
+``WorkerClient(run_path)`` starts ``python -m trajviz.worker RUN_PATH`` once and
+sends it requests (``call``), one at a time; ``WorkerPool`` keeps one warm
+worker per run (the least recently used is stopped beyond ``size``).
+``LatestWins`` runs one computation at a time and lets a newer request replace
+a pending one: a request overtaken while it waited returns ``SUPERSEDED`` at
+once, so the page never works through a queue that lags behind a slider.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _read_frame(stream) -> tuple[dict, bytes] | None:
+    line = stream.readline()
+    if not line:
+        return None
+    header = json.loads(line)
+    size = int(header.get("bytes", 0))
+    return header, (stream.read(size) if size else b"")
+
+
+class WorkerError(ValueError):
+    """The worker refused a request or died: one line."""
+
+
+class WorkerClient:
+    """One worker process for one run; ``call`` is serialised by a lock."""
+
+    def __init__(self, run_path: Path, timeout: float = 120.0):
+        self.run_path = Path(run_path)
+        self._lock = threading.Lock()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "trajviz.worker", str(self.run_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        ready = _read_frame(self.process.stdout)
+        if ready is None or not ready[0].get("ok"):
+            self.close()
+            reason = "it exited" if ready is None else ready[0].get("error", "")
+            raise WorkerError(f"the worker for {self.run_path.name} did not start: {reason}")
+
+    def call(self, kind: str, payload: bytes = b"", **header: Any) -> tuple[dict, bytes]:
+        """Send one request and wait for its reply; WorkerError (one line) if refused."""
+        with self._lock:
+            if self.process.poll() is not None:
+                raise WorkerError(f"the worker for {self.run_path.name} has stopped")
+            line = json.dumps({**header, "kind": kind, "bytes": len(payload)}, allow_nan=False)
+            try:
+                self.process.stdin.write(line.encode() + b"\n" + payload)
+                self.process.stdin.flush()
+                reply = _read_frame(self.process.stdout)
+            except (OSError, ValueError) as exc:
+                raise WorkerError(f"the worker for {self.run_path.name} failed: {exc}") from None
+        if reply is None:
+            raise WorkerError(f"the worker for {self.run_path.name} exited")
+        if not reply[0].get("ok"):
+            raise WorkerError(reply[0].get("error", "the worker refused the request"))
+        return reply
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+
+
+class WorkerPool:
+    """Warm workers by run id (at most ``size``), restarted when the run folder changes."""
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self._workers: OrderedDict[str, tuple[float, WorkerClient]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._starting = threading.Lock()
+
+    def get(self, run_id: str, path: Path) -> WorkerClient:
+        stamp = path.stat().st_ino if path.exists() else -1  # replace_run swaps the folder
+        with self._starting:  # one start at a time: two requests never start two workers
+            with self._lock:
+                found = self._workers.get(run_id)
+                if found and found[0] == stamp and found[1].process.poll() is None:
+                    self._workers.move_to_end(run_id)
+                    return found[1]
+            worker = WorkerClient(path)
+            self._put(run_id, stamp, worker)
+        return worker
+
+    def _put(self, run_id: str, stamp: int, worker: WorkerClient) -> None:
+        with self._lock:
+            old = self._workers.pop(run_id, None)
+            self._workers[run_id] = (stamp, worker)
+            extra = [self._workers.popitem(last=False)[1][1] for _ in range(len(self._workers) - self.size)]
+        for w in ([old[1]] if old else []) + extra:
+            w.close()
+
+    def prewarm(self, run_id: str, path: Path) -> None:
+        """Start the run's worker in the background (the first request then finds it warm)."""
+        def start():
+            try:
+                self.get(run_id, path)
+            except (OSError, ValueError):
+                pass  # the request that needs it will report why
+        threading.Thread(target=start, daemon=True).start()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            workers = [w for _, w in self._workers.values()]
+            self._workers.clear()
+        for w in workers:
+            w.close()
+
+
+SUPERSEDED = object()
+
+
+class LatestWins:
+    """One computation at a time; a newer request replaces the pending one.
+
+    ``run(fn)`` returns ``fn()`` or ``SUPERSEDED`` when a newer request came while this
+    one waited. ``computed``, ``superseded`` and ``max_in_flight`` count what happened.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._ticket = 0
+        self._busy = False
+        self.computed = 0
+        self.superseded = 0
+        self.max_in_flight = 0
+        self._in_flight = 0
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        with self._cond:
+            self._ticket += 1
+            mine = self._ticket
+            self._cond.notify_all()  # older waiters now know they are overtaken
+            while self._busy and self._ticket == mine:
+                self._cond.wait()
+            if self._ticket != mine:
+                self.superseded += 1
+                return SUPERSEDED
+            self._busy = True
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            return fn()
+        finally:
+            with self._cond:
+                self._busy = False
+                self._in_flight -= 1
+                self.computed += 1
+                self._cond.notify_all()
+
+
+__all__ = ["SUPERSEDED", "LatestWins", "WorkerClient", "WorkerError", "WorkerPool"]
