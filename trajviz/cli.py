@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override any config key, e.g. --set inner.lr=0.05 (value in TOML syntax)")
     run.add_argument("--out", type=Path, default=DEFAULT_RUNS, help="runs directory (default: runs/)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_threads_arg(run)
 
     lst = sub.add_parser("list", help="list runs, including broken ones and why")
     lst.add_argument("runs", nargs="?", type=Path, default=DEFAULT_RUNS)
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="create the demo runs if none exist, then serve them")
     demo.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs directory (default: runs/)")
+    _add_threads_arg(demo)
     _add_server_args(demo)
 
     export = sub.add_parser("export", help="write paper figures of a run")
@@ -61,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--task", type=int, help="held-out task index (default: the task mean)")
     export.add_argument("--out", type=Path, help="output folder (default: <run>/figures)")
     return parser
+
+
+def _add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, help="torch threads (default: 1 for small models; "
+                   "see trajviz/threads.py)")
 
 
 def _add_server_args(p: argparse.ArgumentParser) -> None:
@@ -127,18 +134,24 @@ def progress_bars(quiet: bool):
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_runs_dir(args.out)
-    path = create_run(config, args.out, quiet=args.quiet)
+    path = create_run(config, args.out, quiet=args.quiet, threads=_threads(args))
     print(path)
     return 0
 
 
-def create_run(config, runs_dir: Path, quiet: bool = False) -> Path:
+def _threads(args: argparse.Namespace) -> int | None:
+    if args.threads is not None and args.threads <= 0:
+        raise UsageError(f"--threads must be a positive integer, got {args.threads}")
+    return args.threads
+
+
+def create_run(config, runs_dir: Path, quiet: bool = False, threads: int | None = None) -> Path:
     from .experiment import run_experiment
     from .store import new_run_id, write_run
 
     progress, close = progress_bars(quiet)
     try:
-        run = run_experiment(config, progress=progress, run_id=new_run_id(config.family))
+        run = run_experiment(config, progress=progress, run_id=new_run_id(config.family), threads=threads)
     finally:
         close()
     return write_run(run, runs_dir)
@@ -172,11 +185,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _check_port(args.port)
     check_runs_dir(args.runs)
+    threads = _threads(args)
     have = {e.name for e in list_runs(args.runs) if e.ok}
     for name, config in demo_configs().items():
         if name not in have:
             print(f"creating demo run {name!r} (first time only) ...", file=sys.stderr)
-            create_run(config, args.runs)
+            create_run(config, args.runs, threads=threads)
     return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port))
 
 

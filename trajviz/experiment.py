@@ -35,6 +35,7 @@ from .slices import (
 )
 from .surface import evaluate_surface, plane_losses
 from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
+from .threads import check_threads, thread_scope, threads_for
 
 Progress = Callable[[str, int, int], None]
 SUMMARY_METRICS = ("length", "param_length", "oscillation", "monotonicity", "final_loss", "auc",
@@ -220,12 +221,28 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None)
 
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
-                   run_id: str = "") -> Run:
+                   run_id: str = "", threads: int | None = None) -> Run:
     """Run the whole experiment described by ``config`` and return it as a ``Run``.
 
     ``progress(stage, done, total)`` is called as work completes, with stages
-    ``meta:<learner>``, ``record``, and ``surface:<kind>``.
+    ``meta:<learner>``, ``record``, and ``surface:<kind>``. ``threads``: torch
+    threads for the work (default: the policy of ``trajviz/threads.py``).
     """
+    with thread_scope(config_threads(config, threads)):  # speed hook: thread policy (threads.py)
+        return _run_experiment(config, progress=progress, run_id=run_id)
+
+
+def config_threads(config: ExperimentConfig, requested: int | None = None) -> int | None:
+    """The thread count ``run_experiment`` uses for ``config`` (see ``threads.threads_for``)."""
+    if requested is not None:
+        return check_threads(requested)
+    size = make_family(config.family, config.family_options).problem().model.spec.size
+    rollouts = max(config.outer.meta_batch, config.heldout_tasks)
+    return threads_for(size, rollouts, device=config.device)
+
+
+def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
+                    run_id: str = "") -> Run:
     started = time.perf_counter()
     rec = train_and_record(config, progress)
     timings = dict(rec.timings)

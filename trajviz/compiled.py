@@ -1,0 +1,77 @@
+"""``torch.compile`` where it pays, with its on-disk cache, and a plain fallback.
+
+Compiling fuses a chunk evaluator's elementwise work (bias, activation,
+residual, square, mean) into the loops around its matmuls, so activations
+are not streamed through memory once per op: on the surface of a 1-40-40-1
+MLP at N = 1000 samples that is most of the time (bench/bench_surface.py).
+Its price is the first call: tracing plus a C++ build, 10-30 s on a loaded
+2-core machine. Inductor's compiled graphs are kept in an on-disk cache
+(``cache_dir()``: ``$TRAJVIZ_CACHE`` or ``~/.cache/trajviz/inductor``), so the
+build is paid once per machine; each new process still traces (a few
+seconds).
+
+Where no C++ compiler is on PATH, or compiling fails for any reason, the
+caller gets None (and one line on stderr, once per reason) and keeps its
+eager path, which gives the same numbers. Callers decide from sizes whether
+compiling is worth its first call (``surface.COMPILE_MIN_FLOPS``).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+_notified: set[str] = set()
+
+
+def cache_dir() -> Path:
+    """Where inductor's compiled graphs are kept between processes."""
+    root = os.environ.get("TRAJVIZ_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "trajviz")
+    return Path(root) / "inductor"
+
+
+def compiler_available() -> bool:
+    """True when a C++ compiler inductor can use is on PATH (``$CXX``, g++, c++ or clang++)."""
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
+    return any(shutil.which(n) for n in names)
+
+
+def notice(reason: str) -> None:
+    """One line on stderr per distinct reason: the fast path was skipped and why."""
+    if reason not in _notified:
+        _notified.add(reason)
+        print(f"trajviz: {reason}; using the eager path (same numbers, slower)", file=sys.stderr)
+
+
+def compile_or_none(fn: Callable) -> Callable | None:
+    """``torch.compile(fn)`` (static shapes, on-disk cache), or None where that is impossible.
+
+    The returned function falls back to ``fn`` itself, with a notice, if the
+    first compile fails.
+    """
+    if not compiler_available():
+        notice("torch.compile skipped: no C++ compiler (g++, c++, clang++ or $CXX) on PATH")
+        return None
+    try:
+        import torch
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir()))
+        compiled = torch.compile(fn, dynamic=False)
+    except Exception as exc:  # noqa: BLE001 - any failure means: stay eager
+        notice(f"torch.compile unavailable ({type(exc).__name__}: {exc})".splitlines()[0])
+        return None
+    state = {"failed": False}
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if not state["failed"]:
+            try:
+                return compiled(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a failed compile leaves the eager path
+                state["failed"] = True
+                notice(f"torch.compile failed ({type(exc).__name__}: {exc})".splitlines()[0])
+        return fn(*args, **kwargs)
+    return run
