@@ -13,7 +13,8 @@ seconds).
 Where no C++ compiler is on PATH, or compiling fails for any reason, the
 caller gets None (and one line on stderr, once per reason) and keeps its
 eager path, which gives the same numbers. Callers decide from sizes whether
-compiling is worth its first call (``surface.COMPILE_MIN_FLOPS``).
+compiling is worth its first call: ``surface_method`` compiles a surface's
+fused MLP evaluator only from ``COMPILE_MIN_FLOPS`` up.
 """
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 _notified: set[str] = set()
+# "auto" compiles the fused MLP surface evaluator from this many forward FLOPs per
+# surface up: ~10 s of eager work at the ~75 GFLOP/s measured at N = 1000, against a
+# first compile of 10-30 s (more on a loaded machine; then cached on disk).
+COMPILE_MIN_FLOPS = 10**12
 
 
 def cache_dir() -> Path:
@@ -75,3 +80,27 @@ def compile_or_none(fn: Callable) -> Callable | None:
                 notice(f"torch.compile failed ({type(exc).__name__}: {exc})".splitlines()[0])
         return fn(*args, **kwargs)
     return run
+
+
+def surface_method(method: str, problem, batch: dict, points: int) -> str:
+    """"compiled" for "auto" where the fused MLP surface path applies, the surface has
+    at least ``COMPILE_MIN_FLOPS`` forward FLOPs and a compiler exists; else ``method``."""
+    from .surface import _fused_applies, _Linear, _mlp_layers
+
+    if method != "auto":
+        return method
+    layers = _mlp_layers(problem)
+    if not _fused_applies(layers, batch):
+        return method
+    x = batch["x"]
+    flops = 2 * points * x.shape[0] * x.shape[1] * sum(
+        layer.in_features * layer.out_features for layer in layers if isinstance(layer, _Linear))
+    return "compiled" if flops >= COMPILE_MIN_FLOPS and compiler_available() else method
+
+
+@functools.lru_cache(maxsize=16)
+def compiled_mlp_mse(layers: tuple) -> Callable | None:
+    """``surface._fused_mlp_mse`` for these layers through ``torch.compile``, or None."""
+    from .surface import _fused_mlp_mse
+
+    return compile_or_none(functools.partial(_fused_mlp_mse, layers))

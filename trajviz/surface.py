@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
-from .compiled import compile_or_none, compiler_available
+from .compiled import compiled_mlp_mse, surface_method
 from .models import unflatten
 from .run import Slice, Surface
 from .tasks.base import Batch, Problem, TaskSet, mse_loss
@@ -63,11 +63,7 @@ GPU_FREE_FRACTION = 8
 # Tensors of an activation's size alive at once in a forward pass: a layer's
 # input and its output.
 LIVE_ACTIVATIONS = 2
-METHODS = ("auto", "vmap", "fused", "compiled")
-# "auto" compiles the fused MLP evaluator (trajviz/compiled.py) from this many forward
-# FLOPs per surface up: ~10 s of eager work at the ~75 GFLOP/s measured at N = 1000,
-# against a first compile of 10-30 s (then cached on disk) and a 3-4x faster chunk.
-COMPILE_MIN_FLOPS = 10**12
+METHODS = ("auto", "vmap", "fused", "compiled")  # "compiled": see trajviz/compiled.py
 # The fused MLP path lays activations out feature-major from this many rows
 # (tasks × samples) up, sample-major below (measured: bench/bench_surface.py).
 FEATURE_MAJOR_ROWS = 32
@@ -372,7 +368,7 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
             layers = _mlp_layers(problem)
             if _fused_applies(layers, batch):
                 if method == "compiled":  # speed hook: compiled chunk evaluator (compiled.py)
-                    fn = _compiled_mlp_mse(layers)
+                    fn = compiled_mlp_mse(layers)
                     if fn is not None:
                         return fn(origin, basis, coords, batch)
                 return _fused_mlp_mse(layers, origin, basis, coords, batch)
@@ -383,26 +379,6 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
         params = unflatten(torch.addmm(origin, coords, basis), problem.model.spec)
         over_tasks = vmap(problem.loss, in_dims=(None, 0))
         return vmap(over_tasks, in_dims=(0, None))(params, batch)
-
-
-def _surface_method(method: str, problem: Problem, batch: Batch, points: int) -> str:
-    """"compiled" for "auto" where the fused MLP path applies and the surface has at
-    least ``COMPILE_MIN_FLOPS`` forward FLOPs (and a compiler exists); else ``method``."""
-    if method != "auto":
-        return method
-    layers = _mlp_layers(problem)
-    if not _fused_applies(layers, batch):
-        return method
-    x = batch["x"]
-    flops = 2 * points * x.shape[0] * x.shape[1] * sum(
-        layer.in_features * layer.out_features for layer in layers if isinstance(layer, _Linear))
-    return "compiled" if flops >= COMPILE_MIN_FLOPS and compiler_available() else method
-
-
-@functools.lru_cache(maxsize=16)
-def _compiled_mlp_mse(layers: tuple) -> Callable | None:
-    """``_fused_mlp_mse`` for these layers through ``torch.compile``, or None (no compiler)."""
-    return compile_or_none(functools.partial(_fused_mlp_mse, layers))
 
 
 def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
@@ -433,7 +409,7 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk <= 0:
         raise ValueError(f"chunk must be a positive integer (grid points at once), got {chunk!r}")
     chunk = min(int(chunk), total)
-    method = _surface_method(method, problem, on_device.support, total)  # speed hook (compiled.py)
+    method = surface_method(method, problem, on_device.support, total)  # speed hook (compiled.py)
     alpha = torch.linspace(a_min, a_max, n_a, dtype=torch.float64).to(device=device, dtype=dtype)
     beta = torch.linspace(b_min, b_max, n_b, dtype=torch.float64).to(device=device, dtype=dtype)
     # [A·B, 2] coordinates, row-major over (b, a): two numbers a point, never [A·B, P]
