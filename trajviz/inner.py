@@ -237,6 +237,7 @@ def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpe
     spec_p = problem.model.spec
     batches = all_batches(tasks, minibatch_indices(tasks, spec, seed))
     opt_state = None  # initialised at step 0, once θ has its final memory layout
+    optimizer = fused.step_optimizer(spec.optimizer, problem, runs)  # speed hook (fused.py)
     acc = initial
     step_losses, rec_params, rec_grads, rec_query = [], [], [], []
     prev: Point | None = None
@@ -257,9 +258,9 @@ def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpe
                 # Give θ the memory layout of its gradient (vmapped Linear weights come back
                 # transposed): every later elementwise op then walks both contiguously.
                 params = {k: torch.empty_like(grad[k]).copy_(v) for k, v in params.items()}
-            opt_state = spec.optimizer.init(params)
+            opt_state = optimizer.init(params)
         if step < spec.steps:
-            updates, opt_state = spec.optimizer.update(grad, opt_state, params)
+            updates, opt_state = optimizer.update(grad, opt_state, params)
             params = {k: params[k] + updates[k] for k in params}
     losses = torch.stack(step_losses, dim=1)  # [R, K+1]
     bad = ~torch.isfinite(losses)
