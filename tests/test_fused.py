@@ -163,6 +163,8 @@ def test_failed_compile_falls_back_once_with_a_notice(monkeypatch, capsys):
 
 def test_auto_compiles_only_large_surfaces(monkeypatch):
     problem, slc, tasks = surface_case()
+    assert compiled.surface_method("auto", problem, tasks.support, 10**12) == "auto"  # never, as measured
+    monkeypatch.setattr(compiled, "COMPILE_MIN_FLOPS", 10**12)
     monkeypatch.setattr(compiled, "compiler_available", lambda: True)
     # forward FLOPs 2·points·T·N·(1·6 + 6·6 + 6·1) = 2304 per point here
     assert compiled.surface_method("auto", problem, tasks.support, 20) == "auto"
