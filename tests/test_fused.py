@@ -92,6 +92,14 @@ def test_fused_leap_sgd_matches_plain_loop(chunk):
     close(got, want)
 
 
+def test_rollouts_chunk_sizes():
+    per = fused_leap.ARRAYS_PER_ROLLOUT * 100 * 4  # bytes per rollout of a 100-parameter model
+    assert fused_leap.rollouts_chunk(100, 4, 16, budget=16 * per) == 16
+    assert fused_leap.rollouts_chunk(100, 4, 16, budget=15 * per) == 8  # 8 + 8, not 15 + 1
+    assert fused_leap.rollouts_chunk(100, 4, 16, budget=5 * per) == 4
+    assert fused_leap.rollouts_chunk(100, 4, 16, budget=per - 1) == 1
+
+
 def test_fused_leap_matches_for_every_leap_setting():
     problem, tasks, theta0 = small_sinusoid()
     spec = InnerSpec(sgd(0.05), 4)

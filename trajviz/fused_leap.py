@@ -28,16 +28,20 @@ from .models import Params
 from .tasks import Problem, TaskSet
 
 # Working set of one chunk (θ, g, the previous g, the meta-gradient: 4 arrays of
-# [rollouts, P]) kept under about half of a 32 MiB last-level cache; measured at
-# width 256 (bench/bench_inner.py), 4-8 rollouts per chunk beat 16 at once.
+# [rollouts, P]) kept under half of the 32 MiB last-level cache. Measured at width
+# 256, 16 rollouts (one run, load average 6): 4, 8 and 16 rollouts per chunk took
+# 1.00, 1.03 and 1.13 s per meta-gradient, 1 and 2 took 2.06 and 1.45 s: a few
+# large chunks, never many small ones (each chunk pays every op's overhead).
 CHUNK_BYTES = 16 * 2**20
 ARRAYS_PER_ROLLOUT = 4
 
 
 def rollouts_chunk(param_count: int, itemsize: int, rollouts: int, budget: int = CHUNK_BYTES) -> int:
-    """Rollouts advanced at once so the chunk's working set fits ``budget`` bytes (≥ 1)."""
-    per = ARRAYS_PER_ROLLOUT * param_count * itemsize
-    return max(1, min(rollouts, budget // max(per, 1)))
+    """Rollouts advanced at once: chunks of equal size whose working set fits ``budget``
+    bytes (≥ 1), e.g. 16 rollouts that fit 15 at a time go as 8 + 8, not 15 + 1."""
+    cap = max(1, budget // max(ARRAYS_PER_ROLLOUT * param_count * itemsize, 1))
+    chunks = -(-rollouts // cap)
+    return max(1, -(-rollouts // chunks))
 
 
 def applies(problem: Problem, tasks: TaskSet, inner: InnerSpec, differentiable: bool = False) -> bool:
