@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, budget
 from .config import ExperimentConfig, InnerConfig, to_dict
 from .inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
 from .learners import MetaTrace, OuterSpec, make_learner, meta_train
@@ -88,7 +88,7 @@ def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: i
     metrics = path_metrics(traj.params, traj.losses)
     running = running_metrics(traj.params, traj.losses)
     return LearnerRecord(
-        name=name, theta0=_numpy(trace.path[-1]), meta_steps=keep,
+        name=name, theta0=_numpy(trace.path[-1]), meta_path_steps=keep,
         meta_path=_numpy(trace.path[torch.from_numpy(keep)]),
         eval_steps=_numpy(trace.eval_steps), evals={k: _numpy(v) for k, v in trace.evals.items()},
         params=_numpy(traj.params), losses=_numpy(traj.losses), grads=_numpy(traj.grads),
@@ -177,6 +177,15 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def plugin_sizes(problem: Problem, one_task: TaskSet) -> budget.Sizes:
+    """A plugin family's sizes for ``budget.check``, from its model and one sampled task."""
+    spec = problem.model.spec
+    numel = sum(v[0].numel() for part in (one_task.support, one_task.query) for v in part.values())
+    samples = max((v.shape[1] for v in one_task.support.values() if v.dim() > 1), default=1)
+    widest = sum(max(shape, default=1) for shape in spec.shapes)
+    return budget.Sizes(spec.size, numel, samples, widest)
+
+
 @dataclass(frozen=True)
 class Recorded:
     """Meta-trained learners and their held-out paths, before any slicing."""
@@ -195,11 +204,13 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None)
     family: TaskFamily = make_family(config.family, config.family_options)
     problem = family.problem()
     check_slices(config, problem)
+    if budget.family_sizes(config.family, config.family_options) is None:  # a plugin
+        budget.check(config, plugin_sizes(problem, family.sample(config.seed, 1, "heldout")))
     spec = inner_spec(config.inner)
     outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
                       config.outer.lr, config.outer.eval_every)
     learners = {n: make_learner(n, config.learner_options.get(n)) for n in config.learners}
-    theta_init = problem.model.init(config.seed, device, dtype)
+    theta0 = problem.model.init(config.seed, device, dtype)
     heldout = family.sample(config.seed, config.heldout_tasks, "heldout").to(device, dtype)
     minibatch_indices(heldout, spec, 0)  # a batch larger than the support pool fails now, not mid-run
     eval_tasks = heldout.select(list(range(min(config.outer.eval_tasks, len(heldout)))))
@@ -210,10 +221,10 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None)
     for name, learner in learners.items():
         t0 = time.perf_counter()
         report = None if progress is None else (lambda s, n=name: progress(f"meta:{n}", s, outer.meta_steps))
-        trace = meta_train(learner, problem, family, spec, outer, theta_init, seed=config.seed,
+        trace = meta_train(learner, problem, family, spec, outer, theta0, seed=config.seed,
                            device=device, dtype=dtype, evaluate=evaluate, progress=report)
         timings[f"meta:{name}"] = time.perf_counter() - t0
-        traj = heldout_paths(problem, trace.theta0, heldout, spec, held_seed, name)
+        traj = heldout_paths(problem, trace.final_theta0, heldout, spec, held_seed, name)
         records[name] = learner_record(name, trace, traj, config.meta_path_points)
         if progress is not None:
             progress("record", len(records), len(learners))
@@ -267,24 +278,3 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
     return Run(run_id=run_id, config=to_dict(config), info=info, task_ids=_numpy(rec.heldout.ids),
                task_info=task_info, learners=rec.records, views=views)
 
-
-DEMOS = {
-    "sinusoid-demo": {
-        "name": "sinusoid-demo", "family": "sinusoid", "seed": 0, "heldout_tasks": 6,
-        "inner": {"steps": 32, "lr": 0.01, "optimizer": "adam"},
-        "outer": {"meta_steps": 100, "meta_batch": 8, "lr": 0.003, "eval_every": 10, "eval_tasks": 4},
-        "slices": {"kinds": ["pca"], "resolution": 61},
-    },
-    "linear2d-demo": {
-        "name": "linear2d-demo", "family": "linear2d", "seed": 0, "heldout_tasks": 6,
-        "inner": {"steps": 16, "lr": 0.1},
-        "outer": {"meta_steps": 100, "meta_batch": 8, "lr": 0.01, "eval_every": 10, "eval_tasks": 4},
-        "slices": {"kinds": ["exact", "pca"], "resolution": 61},
-    },
-}
-
-
-def demo_configs() -> dict[str, ExperimentConfig]:
-    """The small runs ``trajviz demo`` creates: {run name: config}."""
-    from .config import from_dict
-    return {name: from_dict(data) for name, data in DEMOS.items()}

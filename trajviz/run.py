@@ -48,7 +48,8 @@ class LearnerRecord:
     """One learner's part of a run.
 
     theta0: [P] its meta-learned initialisation.
-    meta_steps: [S'+1] int, the meta-steps at which θ0 was kept in ``meta_path``.
+    meta_path_steps: [S'+1] int, the meta-step index of each row of ``meta_path``
+        (config ``outer.meta_steps`` is S, the count).
     meta_path: [S'+1, P] θ0 across meta-training (first and last step always kept).
     eval_steps: [E] int; evals: {metric: [E]} held-out metrics during meta-training.
     params: [T, K+1, P]; losses: [T, K+1]; grads: [T, K+1, P]; query_losses: [T, K+1]
@@ -60,7 +61,7 @@ class LearnerRecord:
 
     name: str
     theta0: np.ndarray
-    meta_steps: np.ndarray
+    meta_path_steps: np.ndarray
     meta_path: np.ndarray
     eval_steps: np.ndarray
     evals: dict[str, np.ndarray]
@@ -114,5 +115,5 @@ class Run:
 
     @property
     def steps(self) -> int:
-        """K, the number of inner steps of the held-out runs."""
+        """K, the number of inner steps of the held-out rollouts."""
         return next(iter(self.learners.values())).losses.shape[1] - 1

@@ -105,7 +105,7 @@ def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Sli
 
     points: [N, P] (torch or numpy; e.g. every learner's held-out paths,
     stacked, so all learners share one plane). Rows with a non-finite entry
-    (diverged runs) are left out of the fit. origin: [P] or None for the
+    (diverged rollouts) are left out of the fit. origin: [P] or None for the
     points' mean (PCA itself is always around the mean).
 
     No P×P matrix is formed: ``method="gram"`` eigendecomposes the N×N Gram

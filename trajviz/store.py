@@ -7,7 +7,7 @@ Layout of one run, ``<runs_dir>/<run_id>/`` (no hyperparameters in any name)::
                 kind/label/extent/explained_variance, and every array's
                 key -> {file, shape, dtype}
     light.npz   what the browser app needs: theta0, losses, query_losses, diverged_at,
-                metrics, running, evals, eval_steps, meta_steps, task_info,
+                metrics, running, evals, eval_steps, meta_path_steps, task_info,
                 explained_variance, the surfaces (alpha, beta, loss, mean, task_ids),
                 coords, residual, plane_loss, meta_coords, meta_residual
     heavy.npz   the [.., P] arrays: params, grads, meta_path, slice origin and basis
@@ -70,10 +70,12 @@ _FILES = {"light": LIGHT_FILE, "heavy": HEAVY_FILE}
 
 # LearnerRecord array fields, in the order they are written, and which file each goes to.
 _LEARNER_ARRAYS = {
-    "theta0": "light", "meta_steps": "light", "meta_path": "heavy", "eval_steps": "light",
+    "theta0": "light", "meta_path_steps": "light", "meta_path": "heavy", "eval_steps": "light",
     "params": "heavy", "losses": "light", "grads": "heavy", "query_losses": "light",
     "diverged_at": "light",
 }
+# Learner arrays stored under another name by earlier versions: old name -> field.
+_RENAMED_LEARNER_ARRAYS = {"meta_steps": "meta_path_steps"}
 _LEARNER_DICTS = ("evals", "metrics", "running")
 _SLICE_ARRAYS = {"origin": "heavy", "basis": "heavy", "explained_variance": "light"}
 _SURFACE_ARRAYS = ("alpha", "beta", "loss", "mean", "task_ids")
@@ -375,7 +377,21 @@ def _read_doc(path: Path) -> dict[str, Any]:
     if version != SCHEMA_VERSION:
         shown = "missing" if version is None else repr(version)
         raise RunError(path, f"schema version {shown}, this trajviz reads {SCHEMA_VERSION}")
+    _rename_old_keys(doc)
     return doc
+
+
+def _rename_old_keys(doc: dict[str, Any]) -> None:
+    """Give a learner's arrays their current names in a run written before a rename
+    (``meta_steps`` -> ``meta_path_steps``); the stored arrays are unchanged."""
+    learners = doc.get("learners")
+    for item in learners if isinstance(learners, list) else ():
+        entry = item[1] if isinstance(item, list) and len(item) == 2 else None
+        arrays = entry.get("arrays") if isinstance(entry, dict) else None
+        if isinstance(arrays, dict):
+            for old, new in _RENAMED_LEARNER_ARRAYS.items():
+                if old in arrays and new not in arrays:
+                    arrays[new] = arrays.pop(old)
 
 
 def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
