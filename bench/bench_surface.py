@@ -225,17 +225,18 @@ def main() -> None:
         plain = s.loop()
         diff = float(np.max(np.abs(ours - plain) / np.maximum(np.abs(plain), 1e-12)))
         print(f"N={n}: max relative |trajviz - per-point loop| over {RES * RES} points "
-              f"= {diff:.2e}; first call ({method}, compile included) {first:.2f} s; "
+              f"= {diff:.2e}; first call ({method}{', compile included' if method == 'compiled' else ''}) "
+              f"{first:.2f} s; "
               f"'auto' takes {s.auto_path()} here")
         if not diff <= 1e-5:
             raise SystemExit(f"trajviz and the per-point loop disagree at N={n}: {diff}")
         fns = {"trajviz": lambda s=s: s.trajviz(method=method), "per-point loop": s.loop}
         if method != "compiled" and compiler_available():
+            warm = cache_dir().is_dir() and any(cache_dir().iterdir())
             t0 = time.perf_counter()
             s.trajviz(method="compiled")
-            print(f"N={n}: compiled evaluator's first call (compile included, on-disk cache "
-                  f"{'warm' if any(cache_dir().glob('*')) else 'cold'} before) "
-                  f"{time.perf_counter() - t0:.2f} s")
+            print(f"N={n}: compiled evaluator's first call (compile included; on-disk cache "
+                  f"{'non-empty' if warm else 'empty'} before) {time.perf_counter() - t0:.2f} s")
             fns["trajviz compiled"] = lambda s=s: s.trajviz(method="compiled")
         if peer_ll:
             rel, count = check_peer(ours, s.loss_landscapes())
