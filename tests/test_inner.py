@@ -191,10 +191,16 @@ def _two_bowls() -> tuple:
 
 def test_divergence_is_recorded_not_raised():
     """SGD with lr 1.5 contracts the gentle bowl (|1−1.5| < 1) and blows up the steep one
-    (×1499 per step along the steep axis): the float64 loss overflows at step 49."""
+    (×1499 per step along the steep axis): the float64 loss overflows at step 49, and
+    with the default divergence factor 1e6 the run has diverged at step 1 already
+    (f_1/f_0 = 1499² ≈ 2.2e6 > 1e6)."""
     problem, tasks = _two_bowls()
     theta0 = {"theta": torch.zeros(2, dtype=F64)}
-    result = inner_loop(problem, theta0, tasks, InnerSpec(sgd(1.5), 60), record=True)
+    default = inner_loop(problem, theta0, tasks, InnerSpec(sgd(1.5), 60), record=True)
+    assert default.diverged_at.tolist() == [-1, 1]
+    assert default.trajectory.losses[1, 1] / default.trajectory.losses[1, 0] > 1e6
+    result = inner_loop(problem, theta0, tasks, InnerSpec(sgd(1.5), 60, divergence_factor=float("inf")),
+                        record=True)
     traj = result.trajectory
     d = int(traj.diverged_at[1])
     assert int(traj.diverged_at[0]) == -1 and 0 < d <= 60

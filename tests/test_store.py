@@ -239,9 +239,19 @@ def test_no_pickle_anywhere(tmp_path: Path) -> None:
     assert [n for n, _ in doc["learners"]] == ["leap", "a learner/with odd name"]
     assert doc["views"][0][1]["slice"]["explained_variance"] == [0.75, 0.125]
     assert doc["views"][0][1]["slice"]["extent"] == [-1.5, 2.0, -0.25, 3.0]
-    # non-finite floats are Python-json tokens: NaN / Infinity / -Infinity
+    # strict JSON: non-finite floats are null, with their place and value listed in "nonfinite"
     text = (path / "run.json").read_text(encoding="utf-8")
-    assert "NaN" in text and "-Infinity" in text and '"margin": Infinity' in text
+
+    def refuse(token: str):
+        raise ValueError(f"non-standard JSON token {token}")
+    strict = json.loads(text, parse_constant=refuse)
+    assert strict["config"]["margin"] is None
+    assert strict["info"]["summary"]["leap"] == {"path_length": None, "final_loss": None}
+    assert strict["views"][1][1]["slice"]["explained_variance"] == [None, None]
+    assert [["config", "margin"], "Infinity"] in strict["nonfinite"]
+    assert [["info", "summary", "leap", "path_length"], "NaN"] in strict["nonfinite"]
+    assert [["info", "summary", "leap", "final_loss"], "-Infinity"] in strict["nonfinite"]
+    assert len(strict["nonfinite"]) == 5
 
 
 def test_object_arrays_and_non_json_values_are_refused_before_writing(tmp_path: Path) -> None:
@@ -421,3 +431,14 @@ def test_list_runs_sorts_newest_first_and_fills_entries(tmp_path: Path) -> None:
         created="2026-03-01T00:00:00", views=("pca", "exact"))
     with pytest.raises(AttributeError):
         entries[0].ok = False  # frozen
+
+
+@pytest.mark.parametrize("entry", [[["run_id"], "NaN"], [["info", "nope"], "NaN"], [["config", "margin"], "nan"],
+                                   "garbage", [[], "NaN"]])
+def test_a_malformed_nonfinite_list_is_refused(tmp_path: Path, entry) -> None:
+    path = write_run(make_run(), tmp_path)
+    doc = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    doc["nonfinite"].append(entry)
+    (path / "run.json").write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(RunError, match="nonfinite"):
+        load_run(path)

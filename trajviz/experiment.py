@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,21 +18,25 @@ import torch
 
 from . import __version__, budget
 from .config import ExperimentConfig, InnerConfig, to_dict
+from .diagnostics import Diagnostics, DiagnosticsSpec, good_points, path_diagnostics
+from .hessian import mean_loss_eigenvectors
 from .inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
 from .learners import MetaTrace, OuterSpec, make_learner, meta_train
 from .metrics import path_metrics, running_metrics, summarise
-from .models import Params
+from .models import Params, unflatten
 from .optim import InnerOptimizer, make_optimizer
-from .run import SCHEMA_VERSION, LearnerRecord, Run, View
+from .run import SCHEMA_VERSION, LearnerRecord, Run, View, ViewPaths
 from .slices import (
     Slice,
     exact_slice,
+    hessian_slice,
     pca_slice,
     project,
     random_slice,
     three_point_slice,
     with_extent,
 )
+from .stability import divergence_report, good_prefix, stability_threshold, subsample_steps
 from .surface import evaluate_surface, plane_losses
 from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
 from .threads import check_threads, thread_scope, threads_for
@@ -52,7 +56,7 @@ def inner_optimizer(inner: InnerConfig) -> InnerOptimizer:
 
 
 def inner_spec(inner: InnerConfig) -> InnerSpec:
-    return InnerSpec(inner_optimizer(inner), inner.steps, inner.batch_size or None)
+    return InnerSpec(inner_optimizer(inner), inner.steps, inner.batch_size or None, inner.divergence_factor)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -67,26 +71,32 @@ def heldout_paths(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerS
     return result.trajectory
 
 
+def clean_path(traj: Trajectory) -> tuple[torch.Tensor, torch.Tensor]:
+    """params [R, K+1, P] and losses [R, K+1] with every point from a rollout's divergence on
+    set to NaN, so path metrics of a diverged rollout are NaN and running metrics keep
+    only its good prefix."""
+    keep = good_points(traj)
+    return (traj.params.masked_fill(~keep[..., None], float("nan")),
+            traj.losses.masked_fill(~keep, float("nan")))
+
+
 def make_evaluator(problem: Problem, tasks: TaskSet, spec: InnerSpec,
                    seed: int) -> Callable[[Params], dict[str, float]]:
     """Held-out metrics of a θ0 (mean over ``tasks``), for the meta-training curves."""
     def evaluate(theta0: Params) -> dict[str, float]:
         traj = heldout_paths(problem, theta0, tasks, spec, seed, "")
-        m = path_metrics(traj.params, traj.losses)
+        m = path_metrics(*clean_path(traj))
         return {k: float(np.nanmean(_numpy(m[k]))) if np.isfinite(_numpy(m[k])).any() else float("nan")
                 for k in EVAL_METRICS}
     return evaluate
 
 
-def subsample_steps(total: int, points: int) -> np.ndarray:
-    """Indices 0..total spread evenly, first and last always included: [min(points, total+1)]."""
-    return np.unique(np.round(np.linspace(0, total, min(points, total + 1))).astype(np.int64))
-
-
-def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: int) -> LearnerRecord:
+def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: int,
+                   diagnostics: Diagnostics | None = None) -> LearnerRecord:
     keep = subsample_steps(trace.path.shape[0] - 1, meta_points)
-    metrics = path_metrics(traj.params, traj.losses)
-    running = running_metrics(traj.params, traj.losses)
+    params, losses = clean_path(traj)
+    metrics = path_metrics(params, losses)
+    running = running_metrics(params, losses)
     return LearnerRecord(
         name=name, theta0=_numpy(trace.path[-1]), meta_path_steps=keep,
         meta_path=_numpy(trace.path[torch.from_numpy(keep)]),
@@ -94,7 +104,27 @@ def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: i
         params=_numpy(traj.params), losses=_numpy(traj.losses), grads=_numpy(traj.grads),
         query_losses=_numpy(traj.query_losses), diverged_at=_numpy(traj.diverged_at),
         metrics={k: _numpy(v) for k, v in metrics.items()},
-        running={k: _numpy(v) for k, v in running.items()})
+        running={k: _numpy(v) for k, v in running.items()},
+        diagnostics={} if diagnostics is None else dict(diagnostics.values))
+
+
+def fixed_record(name: str, theta0: torch.Tensor, traj: Trajectory, eval_tasks: int,
+                 diagnostics=None) -> LearnerRecord:
+    """A fixed initialisation (no meta-training) as a learner record.
+
+    theta0: [P]. Its meta path is the one point θ0 at meta-step 0, and its
+    "meta-training curve" the one evaluation at step 0: the mean held-out
+    metrics over the first ``eval_tasks`` tasks, which is what the learners'
+    evaluator computes (same tasks, same minibatches, so the same paths).
+    """
+    metrics = path_metrics(traj.params[:eval_tasks], traj.losses[:eval_tasks])
+    evals = {k: torch.tensor([float(np.nanmean(_numpy(metrics[k])))
+                              if np.isfinite(_numpy(metrics[k])).any() else float("nan")])
+             for k in EVAL_METRICS}
+    trace = MetaTrace(learner=name, final_theta0={}, path=theta0.detach()[None],
+                      eval_steps=torch.zeros(1, dtype=torch.long), evals=evals,
+                      diverged=torch.zeros(0, dtype=torch.long))
+    return learner_record(name, trace, traj, 2, diagnostics)
 
 
 def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarray | None, str]:
@@ -103,27 +133,38 @@ def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarr
         return None, "the mean of all path points"
     if name.startswith("final:"):
         learner = name.removeprefix("final:")
-        finals = records[learner].params[:, -1]
-        finals = finals[np.isfinite(finals).all(axis=1)]
+        finals = records[learner].params[records[learner].diverged_at < 0, -1]
         if not len(finals):
             raise ValueError(f"slices.origin {name!r}: every held-out path of {learner} diverged")
         return finals.mean(axis=0), f"{learner}'s mean final point"
     return records[name].theta0, f"{name}'s θ0"
 
 
+def good_path_points(records: dict[str, LearnerRecord]) -> np.ndarray:
+    """[N, P] every learner's held-out path points before divergence (finite)."""
+    points = np.concatenate([r.params[good_prefix(r.diverged_at, r.params.shape[1] - 1)]
+                             for r in records.values()])
+    return points[np.isfinite(points).all(axis=1)]
+
+
 def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
-                records: dict[str, LearnerRecord]) -> Slice:
-    """The slice of ``kind``, fitted to every learner's held-out paths."""
-    P = problem.model.spec.size
-    points = np.concatenate([r.params.reshape(-1, P) for r in records.values()])
-    points = points[np.isfinite(points).all(axis=1)]
-    origin, origin_label = slice_origin(config.slices.origin, records)
+                records: dict[str, LearnerRecord], heldout: TaskSet | None = None) -> Slice:
+    """The slice of ``kind``, fitted to every learner's held-out paths before divergence.
+
+    The ``hessian`` kind needs ``heldout`` (its mean loss's Hessian is taken at
+    the origin; origin "mean" means the first learner's θ0 here).
+    """
+    points = good_path_points(records)
+    origin_name = config.slices.origin
+    if kind == "hessian" and origin_name == "mean":
+        origin_name = next(iter(records))
+    origin, origin_label = slice_origin(origin_name, records)
     if kind == "pca":
         if len(points) < 3:
             raise ValueError("pca slice needs at least 3 finite path points; every held-out path diverged")
         return pca_slice(points, origin=origin, label=f"PCA of all held-out paths, origin at {origin_label}")
     if kind == "exact":
-        return exact_slice(P, label="the parameter plane itself (nothing projected)")
+        return exact_slice(problem.model.spec.size, label="the parameter plane itself (nothing projected)")
     if kind == "three_point":
         a, b, c = (records[n].theta0 for n in config.slices.three_point)
         names = ", ".join(config.slices.three_point)
@@ -132,36 +173,66 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
         centre = points.mean(axis=0) if origin is None else origin
         return random_slice(list(problem.model.spec.shapes), centre, config.seed,
                             label=f"filter-normalised random directions, origin at {origin_label}")
+    if kind == "hessian":
+        if heldout is None:
+            raise ValueError("the hessian slice needs the held-out tasks")
+        theta = torch.as_tensor(origin, dtype=heldout.support[next(iter(heldout.support))].dtype)
+        values, vectors = mean_loss_eigenvectors(problem, theta.to(heldout.ids.device), heldout,
+                                                 seed=config.seed)
+        lam = ", ".join(f"{v:.3g}" for v in values.tolist())
+        return hessian_slice(origin, vectors.cpu().numpy(), points,
+                             label=f"top-2 Hessian eigenvectors of the held-out mean loss "
+                                   f"(λ = {lam}) at {origin_label}")
     raise ValueError(f"unknown slice kind {kind!r}")
 
 
 def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: TaskSet,
                records: dict[str, LearnerRecord], progress: Progress | None) -> View:
-    slc = build_slice(kind, config, problem, records)
-    projected = {n: project(slc, r.params) for n, r in records.items()}
-    meta = {n: project(slc, r.meta_path) for n, r in records.items()}
-    every = np.concatenate([c.reshape(-1, 2) for c, _ in projected.values()]
-                           + [c.reshape(-1, 2) for c, _ in meta.values()])
+    slc = build_slice(kind, config, problem, records, heldout)
+    dtype = getattr(torch, config.dtype)
+    paths = {n: record_paths(problem, slc, heldout, r, config.device, dtype) for n, r in records.items()}
+    every = np.concatenate([p.coords.reshape(-1, 2) for p in paths.values()]
+                           + [p.meta_coords.reshape(-1, 2) for p in paths.values()])
     slc = with_extent(slc, every, margin=config.slices.margin)
     res = config.slices.resolution
-    dtype = getattr(torch, config.dtype)
     report = None if progress is None else (lambda done, total: progress(f"surface:{kind}", done, total))
     surface = evaluate_surface(problem, slc, heldout, (res, res), device=config.device, dtype=dtype,
                                progress=report)
-    plane = {n: plane_losses(problem, slc, c, heldout, device=config.device, dtype=dtype)
-             for n, (c, _) in projected.items()}
     return View(name=kind, slice=slc, surface=surface,
-                coords={n: c for n, (c, _) in projected.items()},
-                residual={n: r for n, (_, r) in projected.items()},
-                plane_loss=plane,
-                meta_coords={n: c for n, (c, _) in meta.items()},
-                meta_residual={n: r for n, (_, r) in meta.items()})
+                **{f: {n: getattr(p, f) for n, p in paths.items()} for f in
+                   ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")})
+
+
+def record_paths(problem: Problem, slc: Slice, heldout: TaskSet, record: LearnerRecord,
+                 device: str, dtype: torch.dtype) -> ViewPaths:
+    """One learner's held-out and meta paths projected on ``slc``, with the plane's losses;
+    points from a rollout's first non-finite step on are NaN."""
+    coords, residual = project(slc, record.params)
+    bad = ~good_prefix(record.diverged_at, record.params.shape[1] - 1)
+    coords[bad], residual[bad] = np.nan, np.nan
+    meta_coords, meta_residual = project(slc, record.meta_path)
+    plane = plane_losses(problem, slc, coords, heldout, device=device, dtype=dtype)
+    return ViewPaths(coords, residual, plane, meta_coords, meta_residual)
 
 
 def summary(records: dict[str, LearnerRecord]) -> dict[str, dict[str, list[float]]]:
-    """{learner: {metric: [mean, lo95, hi95]}} over the held-out tasks."""
+    """{learner: {metric: [mean, lo95, hi95]}} over the held-out tasks that did not diverge."""
     return {n: {m: [float(v) for v in summarise(r.metrics[m])] for m in SUMMARY_METRICS}
             for n, r in records.items()}
+
+
+def summary_counts(records: dict[str, LearnerRecord]) -> dict[str, dict[str, list[int]]]:
+    """{learner: {metric: [tasks covered, tasks]}}: how many tasks each summary mean covers."""
+    return {n: {m: [int(np.isfinite(r.metrics[m]).sum()), int(r.metrics[m].size)] for m in SUMMARY_METRICS}
+            for n, r in records.items()}
+
+
+def diagnostics_info(spec: InnerSpec, diag: Diagnostics, iters: int) -> dict:
+    """The run-level facts about the per-step diagnostics (JSON-ready)."""
+    threshold, applies_to, rule = stability_threshold(spec.optimizer.name, dict(spec.optimizer.hyper))
+    return {"optimizer": spec.optimizer.name, "threshold": threshold, "threshold_applies_to": applies_to,
+            "threshold_rule": rule, "steps": diag.steps.tolist(), "subsampled": diag.subsampled,
+            "power_iterations": iters, "names": list(diag.values)}
 
 
 def check_slices(config: ExperimentConfig, problem: Problem) -> None:
@@ -195,29 +266,77 @@ class Recorded:
     records: dict[str, LearnerRecord]
     timings: dict[str, float]
     family: TaskFamily
+    diagnostics: dict = field(default_factory=dict)
 
 
-def train_and_record(config: ExperimentConfig, progress: Progress | None = None) -> Recorded:
-    """Meta-train every learner of ``config`` and record its held-out inner loops."""
+@dataclass(frozen=True)
+class HeldOut:
+    """What judging a θ0 needs, rebuilt from a config alone: the problem, the
+    held-out tasks (on the config's device and dtype), the inner spec and the
+    seed of the held-out minibatches. Every learner was judged with these."""
+
+    family: TaskFamily
+    problem: Problem
+    tasks: TaskSet
+    spec: InnerSpec
+    seed: int
+    device: str
+    dtype: torch.dtype
+
+
+def heldout_setup(config: ExperimentConfig) -> HeldOut:
     device = resolve_device(config.device)
     dtype = getattr(torch, config.dtype)
     family: TaskFamily = make_family(config.family, config.family_options)
     problem = family.problem()
-    check_slices(config, problem)
     if budget.family_sizes(config.family, config.family_options) is None:  # a plugin
         budget.check(config, plugin_sizes(problem, family.sample(config.seed, 1, "heldout")))
     spec = inner_spec(config.inner)
+    heldout = family.sample(config.seed, config.heldout_tasks, "heldout").to(device, dtype)
+    minibatch_indices(heldout, spec, 0)  # a batch larger than the support pool fails now, not mid-run
+    return HeldOut(family, problem, heldout, spec, heldout_seed(config), device, dtype)
+
+
+def heldout_seed(config: ExperimentConfig) -> int:
+    """The seed of the held-out minibatches, shared by every learner."""
+    return int(np.random.SeedSequence([config.seed, HELDOUT_STREAM]).generate_state(1)[0])
+
+
+def init_params(problem: Problem, theta0, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """A fixed θ0 given as a [P] array/tensor, as a [P] tensor of the run's device and dtype."""
+    vector = torch.as_tensor(np.asarray(theta0) if not isinstance(theta0, torch.Tensor) else theta0)
+    P = problem.model.spec.size
+    if vector.shape != (P,):
+        raise ValueError(f"θ0 must have shape [{P}] for {problem.model.name}, got {list(vector.shape)}")
+    return vector.to(device=device, dtype=dtype)
+
+
+def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
+                     inits: dict[str, np.ndarray] | None = None) -> Recorded:
+    """Meta-train every learner of ``config`` and record its held-out inner loops.
+
+    ``inits``: {name: θ0 [P]} fixed initialisations (e.g. a user's own file, see
+    ``trajviz.inits``), recorded after the learners on the same held-out tasks
+    and minibatches.
+    """
+    setup = heldout_setup(config)
+    device, dtype, family, problem, spec = setup.device, setup.dtype, setup.family, setup.problem, setup.spec
+    check_slices(config, problem)
+    clash = sorted(set(inits or {}) & set(config.learners))
+    if clash:
+        raise ValueError(f"initialisation name(s) {clash} clash with the learners; choose other names")
     outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
                       config.outer.lr, config.outer.eval_every)
     learners = {n: make_learner(n, config.learner_options.get(n)) for n in config.learners}
+    fixed = {n: init_params(problem, v, device, dtype) for n, v in (inits or {}).items()}
     theta0 = problem.model.init(config.seed, device, dtype)
-    heldout = family.sample(config.seed, config.heldout_tasks, "heldout").to(device, dtype)
-    minibatch_indices(heldout, spec, 0)  # a batch larger than the support pool fails now, not mid-run
+    heldout, held_seed = setup.tasks, setup.seed
     eval_tasks = heldout.select(list(range(min(config.outer.eval_tasks, len(heldout)))))
-    held_seed = int(np.random.SeedSequence([config.seed, HELDOUT_STREAM]).generate_state(1)[0])
     evaluate = make_evaluator(problem, eval_tasks, spec, held_seed)
     timings: dict[str, float] = {}
     records: dict[str, LearnerRecord] = {}
+    dspec = DiagnosticsSpec(seed=config.seed)
+    diag_info: dict = {}
     for name, learner in learners.items():
         t0 = time.perf_counter()
         report = None if progress is None else (lambda s, n=name: progress(f"meta:{n}", s, outer.meta_steps))
@@ -225,22 +344,35 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None)
                            device=device, dtype=dtype, evaluate=evaluate, progress=report)
         timings[f"meta:{name}"] = time.perf_counter() - t0
         traj = heldout_paths(problem, trace.final_theta0, heldout, spec, held_seed, name)
-        records[name] = learner_record(name, trace, traj, config.meta_path_points)
+        t0 = time.perf_counter()
+        diag = path_diagnostics(problem, traj, heldout, spec, held_seed, dspec)
+        timings[f"diagnostics:{name}"] = time.perf_counter() - t0
+        diag_info = diagnostics_info(spec, diag, dspec.iters)
+        records[name] = learner_record(name, trace, traj, config.meta_path_points, diag)
         if progress is not None:
             progress("record", len(records), len(learners))
-    return Recorded(problem, heldout, records, timings, family)
+    for name, vector in fixed.items():
+        traj = heldout_paths(problem, unflatten(vector, problem.model.spec), heldout, spec, held_seed, name)
+        diag = path_diagnostics(problem, traj, heldout, spec, held_seed, dspec)
+        records[name] = fixed_record(name, vector, traj, len(eval_tasks), diag)
+    return Recorded(problem, heldout, records, timings, family, diag_info)
 
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
-                   run_id: str = "", threads: int | None = None) -> Run:
+                   run_id: str = "", inits: dict | None = None,
+                   threads: int | None = None) -> Run:
     """Run the whole experiment described by ``config`` and return it as a ``Run``.
 
     ``progress(stage, done, total)`` is called as work completes, with stages
-    ``meta:<learner>``, ``record``, and ``surface:<kind>``. ``threads``: torch
-    threads for the work (default: the policy of ``trajviz/threads.py``).
+    ``meta:<learner>``, ``record``, ``surface:<kind>`` and ``birthmap:<kind>``. Timings
+    include ``diagnostics:<learner>``, the per-step diagnostics' share.
+    ``inits``: {name: θ0} fixed initialisations compared beside the learners;
+    a θ0 is a [P] array, {param name: array}, or a file (``trajviz.inits``).
+    With ``config.birthmap.enabled`` every view gets a birth map. ``threads``:
+    torch threads for the work (default: the policy of ``trajviz/threads.py``).
     """
     with thread_scope(config_threads(config, threads)):  # speed hook: thread policy (threads.py)
-        return _run_experiment(config, progress=progress, run_id=run_id)
+        return _run_experiment(config, progress=progress, run_id=run_id, inits=inits)
 
 
 def config_threads(config: ExperimentConfig, requested: int | None = None) -> int | None:
@@ -253,15 +385,28 @@ def config_threads(config: ExperimentConfig, requested: int | None = None) -> in
 
 
 def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
-                    run_id: str = "") -> Run:
+                    run_id: str = "", inits: dict | None = None) -> Run:
+    from .inits import resolve_inits
+
     started = time.perf_counter()
-    rec = train_and_record(config, progress)
+    rec = train_and_record(config, progress, resolve_inits(config, inits))
     timings = dict(rec.timings)
     views = {}
     for kind in config.slices.kinds:
         t0 = time.perf_counter()
         views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress)
         timings[f"surface:{kind}"] = time.perf_counter() - t0
+    birthmaps = {}
+    if config.birthmap.enabled:
+        from .birthmap import birth_map_on
+        for kind, view in views.items():
+            t0 = time.perf_counter()
+            report = None if progress is None else (
+                lambda done, total, k=kind: progress(f"birthmap:{k}", done, total))
+            birthmaps[kind] = birth_map_on(rec.problem, rec.heldout, inner_spec(config.inner),
+                                           heldout_seed(config), view, rec.records, config.birthmap,
+                                           progress=report)
+            timings[f"birthmap:{kind}"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     model = rec.problem.model
     info = {
@@ -269,12 +414,18 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"trajviz": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
-        "timings": timings, "summary": summary(rec.records), "model": model.name,
+        "timings": timings, "summary": summary(rec.records), "summary_counts": summary_counts(rec.records),
+        "diagnostics": rec.diagnostics,
+        "divergence": divergence_report({n: r.diverged_at for n, r in rec.records.items()},
+                                        _numpy(rec.heldout.ids), config.inner.divergence_factor),
+        "model": model.name,
         "param_count": model.spec.size, "param_names": list(model.spec.names),
         "param_shapes": [list(s) for s in model.spec.shapes],
         "family_options": family_options(rec.family),  # the store writes tuples as lists
     }
     task_info = {k: _numpy(v) for k, v in rec.heldout.info.items()}
+    if inits:
+        info["inits"] = list(inits)
     return Run(run_id=run_id, config=to_dict(config), info=info, task_ids=_numpy(rec.heldout.ids),
-               task_info=task_info, learners=rec.records, views=views)
+               task_info=task_info, learners=rec.records, views=views, birthmaps=birthmaps)
 

@@ -38,11 +38,16 @@ class InnerSpec:
     ``batch_size=None`` is full-batch; otherwise step i uses its own minibatch,
     drawn without replacement from each task's support set (fresh points per
     step while the pool lasts). Checked by ``trajviz.config`` (``BOUNDS``).
+
+    A rollout *diverges* at its first step whose loss or parameters are not
+    finite, or whose loss exceeds ``divergence_factor`` times its starting
+    loss in magnitude (|f_i| > factor·|f_0|; default 1e6); see ``first_divergence``.
     """
 
     optimizer: InnerOptimizer
     steps: int
     batch_size: int | None = None
+    divergence_factor: float = 1e6
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Trajectory:
     grads: [R, K+1, P]   ∇f_i(θ_i) on that same batch.
     query_losses: [R, K+1]  loss on the task's query set at θ_i.
     task_ids: [R]        id of each rollout's task.
-    diverged_at: [R]     first step whose loss is not finite, or −1.
+    diverged_at: [R]     first step at which the rollout diverged (``InnerSpec``), or −1.
     learner: name of the learner whose θ0 started the rollouts.
     """
 
@@ -237,12 +242,13 @@ def inner_loop(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec
     opt_state = None  # initialised at step 0, once θ has its final memory layout
     optimizer = fused.step_optimizer(spec.optimizer, problem, rollouts)  # speed hook (fused.py)
     acc = initial
-    step_losses, rec_params, rec_grads, rec_query = [], [], [], []
+    step_losses, rec_params, rec_grads, rec_query, params_ok = [], [], [], [], []
     prev: Point | None = None
     for step in range(spec.steps + 1):
         batch = tasks.support if batches is None else {k: v[:, step] for k, v in batches.items()}
         loss, grad = losses_and_grads(problem, params, batch, differentiable)
         step_losses.append(loss.detach())
+        params_ok.append(torch.stack([torch.isfinite(v.detach()).flatten(1).all(1) for v in params.values()]).all(0))
         curr = Point(params, loss, grad)
         if record:
             rec_params.append(flatten({k: v.detach() for k, v in params.items()}, spec_p))
@@ -261,8 +267,7 @@ def inner_loop(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec
             updates, opt_state = optimizer.update(grad, opt_state, params)
             params = {k: params[k] + updates[k] for k in params}
     losses = torch.stack(step_losses, dim=1)  # [R, K+1]
-    bad = ~torch.isfinite(losses)
-    diverged_at = torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1)  # first bad step
+    diverged_at = first_divergence(losses, torch.stack(params_ok, dim=1), spec.divergence_factor)
     trajectory = None
     if record:
         trajectory = Trajectory(
@@ -270,6 +275,17 @@ def inner_loop(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec
             grads=torch.stack(rec_grads, dim=1), query_losses=torch.stack(rec_query, dim=1),
             task_ids=tasks.ids, diverged_at=diverged_at, learner=learner)
     return InnerResult(params, prev.loss, diverged_at, trajectory, acc)
+
+
+def first_divergence(losses: Tensor, params_ok: Tensor, factor: float) -> Tensor:
+    """[R] first step i whose loss f_i or θ_i is not finite or |f_i| > factor·|f_0|, else −1.
+
+    losses: [R, K+1]; params_ok: [R, K+1] bool, θ_i finite. A run starting at
+    f_0 = 0 diverges at the first step with |f_i| > factor·(smallest normal float).
+    """
+    f0 = losses[:, :1].abs().clamp_min(torch.finfo(losses.dtype).tiny)
+    bad = ~torch.isfinite(losses) | ~params_ok | (losses.abs() > factor * f0)
+    return torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1)
 
 
 def _concat_results(parts: list[InnerResult]) -> InnerResult:
