@@ -189,3 +189,18 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("TRAJVIZ_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert compiled.cache_dir() == tmp_path / "xdg" / "trajviz" / "inductor"
+
+
+def test_fused_leap_drops_the_same_diverged_rollouts_as_the_plain_loop():
+    """A rollout whose loss grows past divergence_factor·f_0 (finite) is left out on both paths."""
+    problem, tasks, theta0 = small_sinusoid()
+    spec = InnerSpec(sgd(2.0), 4, divergence_factor=1.5)  # lr 2 overshoots: losses grow
+    leap = Leap()
+    with fused.plain_only():
+        plain = inner_loop(problem, theta0, tasks, spec, seed=0, record=True)
+        want = leap.meta_gradient(problem, theta0, tasks, spec, 0)
+    assert (plain.diverged_at >= 0).any()
+    assert torch.isfinite(plain.trajectory.losses[plain.diverged_at >= 0]).all()
+    got = leap.meta_gradient(problem, theta0, tasks, spec, 0)
+    assert got.diverged == want.diverged > 0
+    close(got.grad, want.grad)

@@ -128,9 +128,3 @@ def _coefficient(leap, prev_loss: Tensor, loss: Tensor, grad_sq: Tensor, lr: flo
     """c = −lr·a + b of ``Leap.coefficients`` with ‖Δθ‖² = lr²·‖g‖²: [r]."""
     a, b = leap.scalars((lr * lr) * grad_sq, loss - prev_loss)
     return -lr * a + b
-
-
-def first_bad_step(losses: Tensor) -> Tensor:
-    """[R] first step whose loss [R, K+1] is not finite, or −1 (as ``inner_loop``)."""
-    bad = ~torch.isfinite(losses)
-    return torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1)

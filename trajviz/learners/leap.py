@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .. import fused_leap
-from ..inner import InnerSpec, Point, inner_loop
+from ..inner import InnerSpec, Point, first_divergence, inner_loop
 from ..models import Params
 from ..tasks import Problem, TaskSet
 from .base import MetaGradient, finite_rollouts, masked_task_mean, mean_finite
@@ -94,7 +94,7 @@ class Leap:
             if fused_leap.applies(problem, tasks, inner):  # speed hook: SGD fused (fused_leap.py)
                 accumulated, losses, final_loss = fused_leap.leap_sgd(self, problem, theta0, tasks,
                                                                       inner, seed)
-                diverged_at = fused_leap.first_bad_step(losses)
+                diverged_at = first_divergence(losses, torch.isfinite(losses), inner.divergence_factor)
             else:
                 result = inner_loop(problem, theta0, tasks, inner, seed=seed, on_segment=self.accumulate)
                 accumulated, diverged_at, final_loss = result.accumulated, result.diverged_at, result.final_loss
