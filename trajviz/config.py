@@ -18,6 +18,9 @@ from .learners import LEARNERS, OUTER_OPTIMIZERS
 from .optim import OPTIMIZERS
 from .slices import SLICE_KINDS
 from .tasks import FAMILIES
+from .variants import Variant, parse_variants
+from .variants import check as check_variants
+from .variants import resolve as resolve_variants
 
 MAX_GRID_POINTS = 250_000
 DTYPES = ("float32", "float64")
@@ -78,6 +81,7 @@ class ExperimentConfig:
     family_options: dict[str, Any] = field(default_factory=dict)
     learners: tuple[str, ...] = ("leap", "reptile", "fomaml", "maml", "multitask", "random")
     learner_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: tuple[Variant, ...] = ()  # named copies of a learner (trajviz.variants)
     inner: InnerConfig = InnerConfig()
     outer: OuterConfig = OuterConfig()
     slices: SliceConfig = SliceConfig()
@@ -95,7 +99,11 @@ def from_dict(data: dict[str, Any]) -> ExperimentConfig:
     """Build and validate a config from plain data (e.g. parsed TOML)."""
     if not isinstance(data, dict):
         raise ValueError(f"config must be a table of keys, got {type(data).__name__}")
+    data = dict(data)
+    variants = parse_variants(data.pop("variants", ()))
     values = _typed_fields(ExperimentConfig, data, "")
+    check_variants(values.get("learners", ExperimentConfig.learners), variants)
+    values["variants"] = resolve_variants(values.get("learners", ExperimentConfig.learners), variants)
     for key, cls in _SECTIONS.items():
         if key in values:
             if not isinstance(values[key], dict):
@@ -154,9 +162,7 @@ def validate(config: ExperimentConfig) -> None:
         raise ValueError(f"unknown family {c.family!r}; accepted: {sorted(FAMILIES)} or 'package.module:function'")
     if not c.learners:
         raise ValueError(f"learners is empty; accepted: any of {sorted(LEARNERS)}")
-    unknown = [n for n in c.learners if n not in LEARNERS]
-    if unknown:
-        raise ValueError(f"unknown learner(s) {unknown}; accepted: {sorted(LEARNERS)}")
+    check_variants(c.learners, c.variants)
     if len(set(c.learners)) != len(c.learners):
         raise ValueError(f"learners lists a name twice: {list(c.learners)}")
     stray = sorted(set(c.learner_options) - set(c.learners))

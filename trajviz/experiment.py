@@ -35,6 +35,7 @@ from .slices import (
 )
 from .surface import evaluate_surface, plane_losses
 from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
+from .variants import learner_specs
 
 Progress = Callable[[str, int, int], None]
 SUMMARY_METRICS = ("length", "param_length", "oscillation", "monotonicity", "final_loss", "auc",
@@ -197,7 +198,8 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None)
     spec = inner_spec(config.inner)
     outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
                       config.outer.lr, config.outer.eval_every)
-    learners = {n: make_learner(n, config.learner_options.get(n)) for n in config.learners}
+    learners = {v.name: make_learner(v.base, v.options)
+                for v in learner_specs(config.learners, config.variants, config.learner_options)}
     theta_init = problem.model.init(config.seed, device, dtype)
     heldout = family.sample(config.seed, config.heldout_tasks, "heldout").to(device, dtype)
     minibatch_indices(heldout, spec, 0)  # a batch larger than the support pool fails now, not mid-run
