@@ -178,3 +178,20 @@ def test_leap_energy_noloss_is_reptile_in_float32(family):
     assert a.meta_path.shape == (21, problem.model.spec.size) and a.meta_path.dtype == np.float32
     np.testing.assert_allclose(b.meta_path, a.meta_path, rtol=0, atol=1e-6)
     assert np.abs(a.meta_path[-1] - a.meta_path[0]).max() > 0.05  # θ0 did move
+
+
+def test_ablation_config_and_demo_helpers():
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "demos"
+    config = load_toml(root / "leap_ablation.toml")
+    assert {v.name: v for v in config.variants} == {n: PREDEFINED[n] for n in PREDEFINED}
+    spec = importlib.util.spec_from_file_location("leap_ablation", root / "leap_ablation.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.VARIANTS == ("leap", *PREDEFINED) and len(demo.VARIANTS) == 6
+    steps = np.array([0, 5, 10, 15, 20])
+    # final 2.0: the band is [1.8, 2.2]; 2.1 at step 10 is the first inside (1.5 at 15 is outside again)
+    assert demo.steps_within(steps, np.array([5.0, 3.0, 2.1, 1.5, 2.0])) == 10
+    assert demo.steps_within(steps, np.array([2.0, 9.0, 9.0, 9.0, 2.0])) == 0
+    assert np.isnan(demo.steps_within(steps, np.array([1.0, 1.0, 1.0, 1.0, np.nan])))
