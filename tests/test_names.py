@@ -1,6 +1,4 @@
 """The torch-free name lists agree with the registries that hold the code."""
-import dataclasses
-
 from trajviz import names
 from trajviz.learners import LEARNERS, OUTER_OPTIMIZERS
 from trajviz.optim import OPTIMIZERS
@@ -14,9 +12,3 @@ def test_names_match_registries():
     assert names.SLICE_KINDS == tuple(SLICE_KINDS)
     assert names.INNER_OPTIMIZERS == tuple(OPTIMIZERS)
     assert names.OUTER_OPTIMIZERS == tuple(OUTER_OPTIMIZERS)
-
-
-def test_learner_options_match_the_learners_fields():
-    assert tuple(names.LEARNER_OPTIONS) == names.LEARNER_NAMES
-    for name, cls in LEARNERS.items():
-        assert names.LEARNER_OPTIONS[name] == tuple(f.name for f in dataclasses.fields(cls)), name

@@ -195,3 +195,10 @@ def test_ablation_config_and_demo_helpers():
     assert demo.steps_within(steps, np.array([5.0, 3.0, 2.1, 1.5, 2.0])) == 10
     assert demo.steps_within(steps, np.array([2.0, 9.0, 9.0, 9.0, 2.0])) == 0
     assert np.isnan(demo.steps_within(steps, np.array([1.0, 1.0, 1.0, 1.0, np.nan])))
+
+
+def test_learner_options_of_a_variant_are_its_base_learners_options():
+    c = from_dict({"learners": ["leap-energy"], "learner_options": {"leap-energy": {"stabilizer": False}}})
+    assert learner_specs(c.learners, c.variants, c.learner_options)[0].options == {"norm": False, "stabilizer": False}
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['first_order'\] for learner 'leap-energy'"):
+        from_dict({"learners": ["leap-energy"], "learner_options": {"leap-energy": {"first_order": True}}})

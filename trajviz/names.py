@@ -9,10 +9,7 @@ two in step.
 from __future__ import annotations
 
 LEARNER_NAMES = ("leap", "reptile", "fomaml", "maml", "multitask", "random")
-#: The true/false options each learner takes (its dataclass fields); variants are checked against these.
-LEARNER_OPTIONS = {"leap": ("norm", "loss", "stabilizer"), "reptile": (), "fomaml": (),
-                   "maml": ("first_order",), "multitask": (), "random": ()}
 FAMILY_NAMES = ("sinusoid", "linear2d", "quadratic", "digits")
-SLICE_KINDS = ("pca", "exact", "three_point", "random")
+SLICE_KINDS = ("pca", "exact", "three_point", "random", "hessian")
 INNER_OPTIMIZERS = ("sgd", "momentum", "adam")
 OUTER_OPTIMIZERS = ("adam", "sgd")

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .names import LEARNER_NAMES, LEARNER_OPTIONS
+from .names import LEARNER_NAMES
 
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 NAME_ACCEPTED = "1-40 characters of a-z, 0-9, '-', '_', '.', starting with a letter or digit"
@@ -84,8 +84,10 @@ def resolve(learners: Sequence[str], variants: Sequence[Variant]) -> tuple[Varia
     return tuple(Variant(v.name, v.base, dict(v.options)) for v in used if v is not None)
 
 
-def check(learners: Sequence[str], variants: Sequence[Variant]) -> None:
-    """Every variant valid and listed, every learner a base or a variant; one line if not."""
+def check(learners: Sequence[str], variants: Sequence[Variant],
+          options: Mapping[str, Sequence[str]]) -> None:
+    """Every variant valid and listed, every learner a base or a variant; one line if not.
+    ``options``: {base learner: the true/false options it takes} (``config.LEARNER_OPTIONS``)."""
     seen: set[str] = set()
     for v in variants:
         if v.name in LEARNER_NAMES:
@@ -99,7 +101,7 @@ def check(learners: Sequence[str], variants: Sequence[Variant]) -> None:
         if v.base not in LEARNER_NAMES:
             raise ValueError(f"variant {v.name!r}: unknown base learner {v.base!r}; "
                              f"accepted: {sorted(LEARNER_NAMES)}")
-        accepted = LEARNER_OPTIONS.get(v.base, ())
+        accepted = options.get(v.base, ())
         unknown = sorted(set(v.options) - set(accepted))
         if unknown:
             raise ValueError(f"variant {v.name!r}: unknown option(s) {unknown} for base {v.base!r}; "
