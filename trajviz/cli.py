@@ -91,7 +91,7 @@ def config_from_args(args: argparse.Namespace):
              "learners": None if args.learners is None else
              [n.strip() for n in args.learners.split(",") if n.strip()],
              "allow_large": True if args.force else None}
-    if flags["learners"] is not None:  # --learners selects: the base config's variants it does not name are dropped
+    if flags["learners"] is not None:  # --learners selects: unnamed variants are dropped
         data["variants"] = [v for v in data["variants"] if v["name"] in flags["learners"]]
     if args.family and args.family != base.family:
         data["family_options"] = {}

@@ -26,9 +26,7 @@ from typing import Any
 
 from . import budget
 from .names import FAMILY_NAMES, INNER_OPTIMIZERS, LEARNER_NAMES, OUTER_OPTIMIZERS, SLICE_KINDS
-from .variants import Variant, parse_variants
-from .variants import check as check_variants
-from .variants import resolve as resolve_variants
+from .variants import Variant, check_variants, parse_variants, resolve_variants
 
 DTYPES = ("float32", "float64")
 

@@ -76,7 +76,7 @@ def parse_variants(value: Any) -> tuple[Variant, ...]:
     return tuple(out)
 
 
-def resolve(learners: Sequence[str], variants: Sequence[Variant]) -> tuple[Variant, ...]:
+def resolve_variants(learners: Sequence[str], variants: Sequence[Variant]) -> tuple[Variant, ...]:
     """The variants ``learners`` uses, in its order: each defined one, or else the
     predefined one of that name (copied, so a config never shares its options)."""
     defined = {v.name: v for v in variants}
@@ -84,7 +84,7 @@ def resolve(learners: Sequence[str], variants: Sequence[Variant]) -> tuple[Varia
     return tuple(Variant(v.name, v.base, dict(v.options)) for v in used if v is not None)
 
 
-def check(learners: Sequence[str], variants: Sequence[Variant],
+def check_variants(learners: Sequence[str], variants: Sequence[Variant],
           options: Mapping[str, Sequence[str]]) -> None:
     """Every variant valid and listed, every learner a base or a variant; one line if not.
     ``options``: {base learner: the true/false options it takes} (``config.LEARNER_OPTIONS``)."""
