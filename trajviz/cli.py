@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="meta-train learners, record held-out paths, save a run")
     run.add_argument("--config", type=Path, help="TOML config file (see demos/*.toml)")
     run.add_argument("--family", help="task family: sinusoid, linear2d, quadratic, digits or pkg.mod:function")
-    run.add_argument("--learners", help="comma-separated: leap,reptile,fomaml,maml,multitask,random")
+    run.add_argument("--learners", help="comma-separated: leap,reptile,fomaml,maml,multitask,random, "
+                     "Leap's variants leap-nostab,leap-noloss,leap-energy,leap-energy-nostab,"
+                     "leap-energy-noloss, or names defined in the config's [[variants]]")
     run.add_argument("--seed", type=int, help="seed for tasks, initialisation and minibatches")
     run.add_argument("--steps", type=int, help="inner steps K")
     run.add_argument("--meta-steps", type=int, help="outer (meta-training) steps")
@@ -112,6 +114,8 @@ def config_from_args(args: argparse.Namespace):
              "learners": None if args.learners is None else
              [n.strip() for n in args.learners.split(",") if n.strip()],
              "allow_large": True if args.force else None}
+    if flags["learners"] is not None:  # --learners selects: unnamed variants are dropped
+        data["variants"] = [v for v in data["variants"] if v["name"] in flags["learners"]]
     if args.family and args.family != base.family:
         data["family_options"] = {}
     overrides = {k: v for k, v in flags.items() if v is not None}

@@ -40,6 +40,7 @@ from .stability import divergence_report, good_prefix, stability_threshold, subs
 from .surface import evaluate_surface, plane_losses
 from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
 from .threads import check_threads, thread_scope, threads_for
+from .variants import learner_specs
 
 Progress = Callable[[str, int, int], None]
 SUMMARY_METRICS = ("length", "param_length", "oscillation", "monotonicity", "final_loss", "auc",
@@ -327,7 +328,8 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
         raise ValueError(f"initialisation name(s) {clash} clash with the learners; choose other names")
     outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
                       config.outer.lr, config.outer.eval_every)
-    learners = {n: make_learner(n, config.learner_options.get(n)) for n in config.learners}
+    learners = {v.name: make_learner(v.base, v.options)
+                for v in learner_specs(config.learners, config.variants, config.learner_options)}
     fixed = {n: init_params(problem, v, device, dtype) for n, v in (inits or {}).items()}
     theta0 = problem.model.init(config.seed, device, dtype)
     heldout, held_seed = setup.tasks, setup.seed
