@@ -202,3 +202,12 @@ def test_learner_options_of_a_variant_are_its_base_learners_options():
     assert learner_specs(c.learners, c.variants, c.learner_options)[0].options == {"norm": False, "stabilizer": False}
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['first_order'\] for learner 'leap-energy'"):
         from_dict({"learners": ["leap-energy"], "learner_options": {"leap-energy": {"first_order": True}}})
+
+
+def test_every_learner_and_predefined_variant_has_its_own_colour():
+    from trajviz.names import LEARNER_NAMES
+    from trajviz.palette import learner_colour
+    from trajviz.variants import PREDEFINED
+    names = [*LEARNER_NAMES, *PREDEFINED]
+    colours = [learner_colour(n) for n in names]
+    assert len(set(colours)) == len(names)
