@@ -147,7 +147,8 @@ def path_diagnostics(problem: Problem, traj: Trajectory, tasks: TaskSet, spec: I
     if spec.optimizer.name == "adam":
         h = dict(spec.optimizer.hyper)
         safe = torch.where(ok[..., None], grads, torch.zeros_like(grads))
-        scales["preconditioned_sharpness"] = adam_scale(safe, h["beta1"], h["beta2"], h["eps"])[rows, cols]
+        scales["preconditioned_sharpness"] = adam_scale(safe, h["beta1"], h["beta2"], h["eps"])[rows, cols] \
+            if len(evaluated) else None
     with torch.no_grad():
         for name, scale in scales.items():
             full = torch.full((runs, points), float("nan"), dtype=params.dtype, device=params.device)
