@@ -219,7 +219,7 @@ def register_whatif(app, state) -> None:
             if name in state.cache.get(run_id).inner_variants:
                 raise ValueError(f"the run already has a variant named {name!r}; give another name")
             worker = state.whatif.pool.get(run_id, state.cache.path_of(run_id))
-            state.whatif.gate(run_id).run(lambda: worker.call("keep", changes=changes, name=name))
+            worker.call("keep", changes=changes, name=name)  # never dropped: not behind the gate
         except (RunError, WorkerError, ValueError) as exc:
             return f"Not kept: {exc}", no_update
         version = dict(version or {"n": 0})
