@@ -35,10 +35,13 @@ with a TypeError naming where it was.
 Schema versions: 2 adds each learner's ``diagnostics`` arrays and the strict
 JSON above; a version-1 run still loads, with empty ``diagnostics``.
 
-Writing is atomic: everything goes into ``<runs_dir>/.tmp-<run_id>-<hex>/``
+Writing is atomic: everything goes into ``<runs_dir>/.tmp-<run_id>-p<pid>-s<start>-<hex>/``
 (dot-names are never listed), each file is fsynced, and the folder is renamed
 to ``<run_id>``; on any error the temporary folder is removed, so no half run
-is ever visible. A broken run on disk is reported, never fatal to listing.
+is ever visible; temporary folders whose writer died are swept (``sweep.py``).
+A broken run on disk is reported, never fatal to listing. The runs folder is
+untrusted input (``safe.py``): symlinks, FIFOs and devices are never read, and
+every size is capped before it is read or allocated.
 """
 from __future__ import annotations
 from __future__ import annotations
@@ -48,6 +51,7 @@ import numpy as np  # noqa: F401 (tests patch ``store.np.savez``)
 from .listing import list_runs
 from .read import check_run, load_run
 from .schema import HEAVY_FILE, LIGHT_FILE, RUN_FILE, RunEntry, RunError, new_run_id
+from .sweep import sweep_stale
 from .write import write_run
 
 __all__ = [
@@ -60,5 +64,6 @@ __all__ = [
     "list_runs",
     "load_run",
     "new_run_id",
+    "sweep_stale",
     "write_run",
 ]

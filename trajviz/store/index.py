@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .safe import MAX_ARRAY_BYTES, array_bytes
 from .schema import (_FILES, _LEARNER_ARRAYS, _LEARNER_DICTS, _NUMERIC_KINDS, _OPTIONAL_DICTS,
                      _SLICE_ARRAYS, _SURFACE_ARRAYS, _VIEW_DICTS, RUN_FILE, RunError)
 
@@ -27,7 +28,11 @@ def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             except TypeError:
                 ok = False
         if not ok:
-            raise RunError(path, f"{RUN_FILE} has a malformed entry for array {key!r}: {spec!r}")
+            raise RunError(path, f"{RUN_FILE} has a malformed entry for array {key!r}: {spec!r}"[:300])
+        size = array_bytes(spec["shape"], np.dtype(spec["dtype"]).itemsize)
+        if size > MAX_ARRAY_BYTES:
+            raise RunError(path, f"{RUN_FILE} records array {key!r} of shape {spec['shape']} "
+                                 f"({size} bytes), more than the {MAX_ARRAY_BYTES}-byte limit")
 
     def need(key: Any, part: str, where: str) -> None:
         if not isinstance(key, str) or key not in index:

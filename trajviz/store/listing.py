@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from .read import check_run
+from .safe import MAX_RUN_JSON_BYTES, read_capped
 from .schema import RUN_FILE, RunEntry, RunError
 
 def list_runs(runs_dir: str | Path) -> list[RunEntry]:
@@ -14,11 +16,14 @@ def list_runs(runs_dir: str | Path) -> list[RunEntry]:
     Cheap: reads run.json and the npz zip directories and array headers
     (``check_run``), never array data. A broken run is listed with ok=False and
     its reason and never stops the others. Dot-folders (including unfinished
-    ``.tmp-*`` writes) and plain files are ignored; a missing runs_dir gives [].
+    ``.tmp-*`` writes), plain files and symbolic links (a symlinked run is never
+    listed or served) are ignored; a missing runs_dir gives [].
     """
     runs_dir = Path(runs_dir)
     try:
-        children = [p for p in runs_dir.iterdir() if not p.name.startswith(".") and p.is_dir()]
+        with os.scandir(runs_dir) as it:
+            children = [runs_dir / e.name for e in it
+                        if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     entries = [_entry(p) for p in children]
@@ -36,7 +41,7 @@ def _entry(path: Path) -> RunEntry:
         ok, reason = False, " ".join(f"{type(exc).__name__}: {exc}".split())
     if doc is None:  # schema mismatch etc.: still show what run.json says, if anything
         try:
-            doc = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
+            doc = json.loads(read_capped(path, RUN_FILE, MAX_RUN_JSON_BYTES).decode("utf-8"))
         except Exception:  # noqa: BLE001
             doc = None
     doc = doc if isinstance(doc, dict) else {}

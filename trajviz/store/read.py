@@ -11,6 +11,8 @@ import numpy as np
 from ..jsonfloats import restore_nonfinite
 from ..run import READABLE_VERSIONS, SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
 from .index import _check_index, _expected, _learner_pairs, _mismatch, _named
+from .safe import (MAX_NPZ_BYTES, MAX_RUN_JSON_BYTES, array_bytes, check_folder, open_regular,
+                   read_capped)
 from .schema import (_FILES, _LEARNER_ARRAYS, _LEARNER_DICTS, _RENAMED_LEARNER_ARRAYS,
                      _SLICE_ARRAYS, _SURFACE_ARRAYS, _TASK_ID_KINDS, _VIEW_DICTS, RUN_FILE,
                      RunError)
@@ -68,18 +70,17 @@ def check_run(path: str | Path) -> dict[str, Any]:
 
 
 def _read_doc(path: Path) -> dict[str, Any]:
-    if not path.is_dir():
-        raise RunError(path, "is not a folder")
+    check_folder(path)
     try:
-        text = (path / RUN_FILE).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunError(path, f"{RUN_FILE} is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_capped(path, RUN_FILE, MAX_RUN_JSON_BYTES).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise RunError(path, f"cannot read {RUN_FILE}: {exc}") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RunError(path, f"{RUN_FILE} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RunError(path, f"{RUN_FILE} is nested too deeply") from None
     if not isinstance(doc, dict):
         raise RunError(path, f"{RUN_FILE} must hold a JSON object, got {type(doc).__name__}")
     version = doc.get("schema_version")
@@ -110,58 +111,61 @@ def _rename_old_keys(doc: dict[str, Any]) -> None:
 
 def _check_headers(path: Path, index: dict[str, dict[str, Any]], part: str) -> None:
     """Check an npz from its zip directory and .npy headers, without reading array data."""
-    name = _FILES[part]
-    file = path / name
-    if not file.is_file():
-        raise RunError(path, f"{name} is missing")
-    try:
-        with zipfile.ZipFile(file) as zf:
-            members = set(zf.namelist())
-            for key, spec in _expected(index, part).items():
-                if key + ".npy" not in members:
-                    raise RunError(path, f"{name} lacks array {key!r}")
-                with zf.open(key + ".npy") as f:
-                    version = np.lib.format.read_magic(f)
-                    if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-                    elif version == (2, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-                    else:
-                        raise RunError(path, f"{name}: array {key!r} has npy version {version}")
-                problem = _mismatch(key, spec, shape, dtype)
-                if problem:
-                    raise RunError(path, f"{name}: {problem}")
-    except RunError:
-        raise
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
-        raise RunError(path, f"{name} is not a readable npz: {type(exc).__name__}: {exc}") from None
+    _scan_npz(path, index, part, read=False)
 
 
 def _read_arrays(path: Path, index: dict[str, dict[str, Any]], part: str) -> dict[str, np.ndarray]:
+    return _scan_npz(path, index, part, read=True)
+
+
+def _scan_npz(path: Path, index: dict[str, dict[str, Any]], part: str,
+              read: bool) -> dict[str, np.ndarray]:
+    """Open one npz safely (``safe.open_regular``), check every indexed member's .npy
+    header against run.json (whose sizes ``_check_index`` capped), and only then, if
+    ``read``, read the member: nothing is allocated from an unchecked header."""
     name = _FILES[part]
-    file = path / name
-    if not file.is_file():
-        raise RunError(path, f"{name} is missing")
     out = {}
     try:
-        npz = np.load(file, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise RunError(path, f"{name} is not an npz archive")
-        with npz:
-            keys = set(npz.files)
+        with open_regular(path, name, MAX_NPZ_BYTES) as raw, zipfile.ZipFile(raw) as zf:
+            members = {info.filename: info for info in zf.infolist()}
             for key, spec in _expected(index, part).items():
-                if key not in keys:
+                info = members.get(key + ".npy")
+                if info is None:
                     raise RunError(path, f"{name} lacks array {key!r}")
-                value = npz[key]
-                problem = _mismatch(key, spec, value.shape, value.dtype)
-                if problem:
-                    raise RunError(path, f"{name}: {problem}")
-                out[key] = value
+                limit = array_bytes(spec["shape"], np.dtype(spec["dtype"]).itemsize) + 2**16
+                if info.file_size > limit:
+                    raise RunError(path, f"{name}: array {key!r} is {info.file_size} bytes "
+                                         f"unpacked, more than {RUN_FILE} records")
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, order, dtype = np.lib.format.read_array_header_1_0(f)
+                    elif version == (2, 0):
+                        shape, order, dtype = np.lib.format.read_array_header_2_0(f)
+                    else:
+                        raise RunError(path, f"{name}: array {key!r} has npy version {version}")
+                    problem = _mismatch(key, spec, shape, dtype)
+                    if problem:
+                        raise RunError(path, f"{name}: {problem}")
+                    if read:
+                        out[key] = _read_data(f, shape, order, dtype, key, name, path)
     except RunError:
         raise
     except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
-        raise RunError(path, f"{name} is not a readable npz: {type(exc).__name__}: {exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise RunError(path, f"{name} is not a readable npz: {type(exc).__name__}: {reason}") from None
     return out
+
+
+def _read_data(f: Any, shape: tuple, fortran: bool, dtype: np.dtype, key: str, name: str,
+               path: Path) -> np.ndarray:
+    """The data after a checked .npy header: exactly the recorded bytes, no more."""
+    count = array_bytes(list(shape), dtype.itemsize)
+    data = f.read(count)
+    if len(data) != count:
+        raise RunError(path, f"{name}: array {key!r} is truncated")
+    array = np.frombuffer(data, dtype=dtype).copy()
+    return array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
 
 
 def _decode(path: Path, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Run:

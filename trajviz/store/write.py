@@ -12,6 +12,7 @@ import numpy as np
 
 from ..jsonfloats import strict_json
 from ..run import SCHEMA_VERSION, LearnerRecord, Run, View
+from .sweep import TMP_PREFIX, owner_tag, sweep_stale
 from .schema import (_FILES, _LEARNER_ARRAYS, _LEARNER_DICTS, _NUMERIC_KINDS, _SLICE_ARRAYS,
                      _SURFACE_ARRAYS, _TASK_ID_KINDS, _VIEW_DICTS, RUN_FILE, _check_run_id)
 
@@ -32,10 +33,11 @@ def write_run(run: Run, runs_dir: str | Path) -> Path:
     doc["nonfinite"] = nonfinite
     text = json.dumps(doc, allow_nan=False, indent=1)
     runs_dir.mkdir(parents=True, exist_ok=True)
+    sweep_stale(runs_dir)
     final = runs_dir / run_id
     if final.exists() or final.is_symlink():
         raise ValueError(f"run {final} already exists; a run is never overwritten, use a new run_id")
-    tmp = runs_dir / f".tmp-{run_id}-{secrets.token_hex(4)}"
+    tmp = runs_dir / f"{TMP_PREFIX}{run_id}-{owner_tag()}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
         for part, name in _FILES.items():
