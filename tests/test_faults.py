@@ -33,7 +33,7 @@ DRIVER = textwrap.dedent("""
     from trajviz import cli
 
     moment = sys.argv[1]
-    def fake_experiment(config, progress=None, run_id=None):
+    def fake_experiment(config, progress=None, run_id=None, **kw):
         if moment == "training":
             print("AT training", flush=True); time.sleep(60)
         return make_run(run_id=run_id, learners=("leap",), n_tasks=2, steps=4)

@@ -9,7 +9,8 @@ Layout of one run, ``<runs_dir>/<run_id>/`` (no hyperparameters in any name)::
     light.npz   what the browser app needs: theta0, losses, query_losses, diverged_at,
                 metrics, running, evals, eval_steps, meta_path_steps, task_info,
                 explained_variance, the surfaces (alpha, beta, loss, mean, task_ids),
-                coords, residual, plane_loss, meta_coords, meta_residual
+                coords, residual, plane_loss, meta_coords, meta_residual, and every
+                birth map's arrays (schema 2; a schema-1 run loads with no birth maps)
     heavy.npz   the [.., P] arrays: params, grads, meta_path, slice origin and basis
 
 Array keys are generated (``learner0.losses``, ``view1.coords.2``, ``task_info.0``)
@@ -52,7 +53,7 @@ from .listing import list_runs
 from .read import check_run, load_run
 from .schema import HEAVY_FILE, LIGHT_FILE, RUN_FILE, RunEntry, RunError, new_run_id
 from .sweep import sweep_stale
-from .write import write_run
+from .write import _check_run_id, _fsync_dir, _serialise, _write_tmp, write_run  # noqa: F401
 
 __all__ = [
     "HEAVY_FILE",

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from .safe import MAX_ARRAY_BYTES, array_bytes
-from .schema import (_FILES, _LEARNER_ARRAYS, _LEARNER_DICTS, _NUMERIC_KINDS, _OPTIONAL_DICTS,
+from .schema import (_BIRTH_ARRAYS, _BIRTH_DICTS, _FILES,
+                     _LEARNER_ARRAYS, _LEARNER_DICTS, _NUMERIC_KINDS, _OPTIONAL_DICTS,
                      _SLICE_ARRAYS, _SURFACE_ARRAYS, _VIEW_DICTS, RUN_FILE, RunError)
 
 def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -61,6 +62,11 @@ def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 need(entry["surface"][field], "light", f"view {name!r} surface {field}")
             for field in _VIEW_DICTS:
                 need_pairs(entry[field], f"view {name!r} {field}")
+        for name, entry in _named(path, doc, "birthmaps", optional=True):
+            for field in _BIRTH_ARRAYS:
+                need(entry["arrays"][field], "light", f"birth map {name!r} {field}")
+            for field in _BIRTH_DICTS:
+                need_pairs(entry[field], f"birth map {name!r} {field}")
     except (KeyError, TypeError) as exc:
         raise RunError(path, f"{RUN_FILE} is malformed: missing or wrong entry {exc}") from None
     return index
@@ -71,8 +77,10 @@ def _learner_pairs(entry: dict[str, Any], field: str) -> Any:
     return entry.get(field, []) if field in _OPTIONAL_DICTS else entry[field]
 
 
-def _named(path: Path, doc: dict[str, Any], field: str) -> list[tuple[str, dict[str, Any]]]:
-    items = doc.get(field)
+def _named(path: Path, doc: dict[str, Any], field: str,
+           optional: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """``doc[field]``'s [name, entry] pairs; an ``optional`` field may be absent (older runs)."""
+    items = doc.get(field, [] if optional else None)
     if not isinstance(items, list) or not all(
             isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
             and isinstance(p[1], dict) for p in items):

@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 
 from ..jsonfloats import restore_nonfinite
-from ..run import READABLE_VERSIONS, SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
+from ..run import (READABLE_VERSIONS, SCHEMA_VERSION, BirthMap, LearnerRecord, Run, Slice,
+                   Surface, View)
 from .index import _check_index, _expected, _learner_pairs, _mismatch, _named
 from .safe import (MAX_NPZ_BYTES, MAX_RUN_JSON_BYTES, array_bytes, check_folder, open_regular,
                    read_capped)
-from .schema import (_FILES, _LEARNER_ARRAYS, _LEARNER_DICTS, _RENAMED_LEARNER_ARRAYS,
+from .schema import (_BIRTH_ARRAYS, _BIRTH_DICTS, _FILES,
+                     _LEARNER_ARRAYS, _LEARNER_DICTS, _RENAMED_LEARNER_ARRAYS,
                      _SLICE_ARRAYS, _SURFACE_ARRAYS, _TASK_ID_KINDS, _VIEW_DICTS, RUN_FILE,
                      RunError)
 
@@ -188,11 +190,19 @@ def _decode(path: Path, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> R
         surface = Surface(**{field: arrays[entry["surface"][field]] for field in _SURFACE_ARRAYS})
         views[name] = View(name=entry["name"], slice=slice_, surface=surface,
                            **{field: pairs(entry[field]) for field in _VIEW_DICTS})
+    birthmaps = {}
+    for name, entry in _named(path, doc, "birthmaps", optional=True):
+        fields = {field: arrays[entry["arrays"][field]] for field in _BIRTH_ARRAYS}
+        fields["rank_correlation"] = float(fields["rank_correlation"])
+        fields.update({field: pairs(entry[field]) for field in _BIRTH_DICTS})
+        birthmaps[name] = BirthMap(view=str(entry["view"]), statistic=str(entry["statistic"]),
+                                   learners=tuple(str(n) for n in entry["learners"]),
+                                   settings=dict(entry["settings"]), **fields)
     dtype = np.dtype(doc["task_ids_dtype"])
     if dtype.kind not in _TASK_ID_KINDS:
         raise RunError(path, f"{RUN_FILE}: task_ids dtype {dtype.str} is not numbers or strings")
     task_ids = np.asarray(doc["task_ids"], dtype=dtype).reshape(doc["task_ids_shape"])
     return Run(run_id=path.name, config=doc["config"], info=doc["info"], task_ids=task_ids,
                task_info=pairs(doc["task_info"]), learners=learners, views=views,
-               extra=doc.get("extra", {}))
+               extra=doc.get("extra", {}), birthmaps=birthmaps)
 

@@ -26,6 +26,9 @@ _OPTIONAL_DICTS = ("diagnostics",)  # absent from version-1 runs
 _SLICE_ARRAYS = {"origin": "heavy", "basis": "heavy", "explained_variance": "light"}
 _SURFACE_ARRAYS = ("alpha", "beta", "loss", "mean", "task_ids")
 _VIEW_DICTS = ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")
+_BIRTH_ARRAYS = ("alpha", "beta", "task_ids", "specialisation", "predicted", "rank_correlation",
+                 "birth", "birth_index")
+_BIRTH_DICTS = ("mean", "spread", "learner_table", "learner_tasks")
 _NUMERIC_KINDS = "biufc"
 _TASK_ID_KINDS = "biufU"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from ..jsonfloats import strict_json
-from ..run import SCHEMA_VERSION, LearnerRecord, Run, View
+from ..run import SCHEMA_VERSION, BirthMap, LearnerRecord, Run, View
 from .sweep import TMP_PREFIX, owner_tag, sweep_stale
-from .schema import (_FILES, _LEARNER_ARRAYS, _LEARNER_DICTS, _NUMERIC_KINDS, _SLICE_ARRAYS,
+from .schema import (_BIRTH_ARRAYS, _BIRTH_DICTS, _FILES,
+                     _LEARNER_ARRAYS, _LEARNER_DICTS, _NUMERIC_KINDS, _SLICE_ARRAYS,
                      _SURFACE_ARRAYS, _TASK_ID_KINDS, _VIEW_DICTS, RUN_FILE, _check_run_id)
 
 def write_run(run: Run, runs_dir: str | Path) -> Path:
@@ -28,25 +29,14 @@ def write_run(run: Run, runs_dir: str | Path) -> Path:
     """
     runs_dir = Path(runs_dir)
     run_id = _check_run_id(run.run_id)
-    doc, arrays = _encode(run)
-    doc, nonfinite = strict_json(doc)
-    doc["nonfinite"] = nonfinite
-    text = json.dumps(doc, allow_nan=False, indent=1)
+    text, arrays = _serialise(run)
     runs_dir.mkdir(parents=True, exist_ok=True)
     sweep_stale(runs_dir)
     final = runs_dir / run_id
     if final.exists() or final.is_symlink():
         raise ValueError(f"run {final} already exists; a run is never overwritten, use a new run_id")
-    tmp = runs_dir / f"{TMP_PREFIX}{run_id}-{owner_tag()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp = _write_tmp(runs_dir, run_id, text, arrays)
     try:
-        for part, name in _FILES.items():
-            _write_npz(tmp / name, arrays[part])
-        with open(tmp / RUN_FILE, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
         if final.exists() or final.is_symlink():  # another writer got there first
             raise ValueError(f"run {final} already exists; a run is never overwritten, use a new run_id")
         os.rename(tmp, final)
@@ -58,6 +48,32 @@ def write_run(run: Run, runs_dir: str | Path) -> Path:
     except OSError:  # the rename is done; durability of the parent entry is best effort
         pass
     return final
+
+
+def _serialise(run: Run) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
+    """run.json's text (strict JSON, non-finite floats listed apart) and the arrays by file."""
+    doc, arrays = _encode(run)
+    doc, nonfinite = strict_json(doc)
+    doc["nonfinite"] = nonfinite
+    return json.dumps(doc, allow_nan=False, indent=1), arrays
+
+
+def _write_tmp(runs_dir: Path, run_id: str, text: str, arrays: dict[str, dict[str, np.ndarray]]) -> Path:
+    """Write a whole run into a fresh dot-folder in ``runs_dir`` (fsynced) and return it."""
+    tmp = runs_dir / f"{TMP_PREFIX}{run_id}-{owner_tag()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        for part, name in _FILES.items():
+            _write_npz(tmp / name, arrays[part])
+        with open(tmp / RUN_FILE, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -147,6 +163,8 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
             entry[field] = enc.add_dict(f"view{v}.{field}", getattr(view, field), "light",
                                         f"{where}.{field}")
         views.append([name, entry])
+    birthmaps = [[name, _encode_birth_map(enc, bm, f"birthmap{b}", f"birthmaps[{name!r}]")]
+                 for b, (name, bm) in enumerate(run.birthmaps.items())]
     doc = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run.run_id,
@@ -159,9 +177,24 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
         "task_info": enc.add_dict("task_info", run.task_info, "light", "task_info"),
         "learners": learners,
         "views": views,
+        "birthmaps": birthmaps,
         "arrays": enc.index,
     }
     return doc, enc.arrays
+
+
+def _encode_birth_map(enc: _Encoder, bm: BirthMap, prefix: str, where: str) -> dict[str, Any]:
+    if not isinstance(bm, BirthMap):
+        raise TypeError(f"{where} must be a BirthMap, got {type(bm).__name__}")
+    entry: dict[str, Any] = {
+        "view": _plain(bm.view, f"{where}.view"), "statistic": _plain(bm.statistic, f"{where}.statistic"),
+        "learners": _plain(list(bm.learners), f"{where}.learners"),
+        "settings": _plain(bm.settings, f"{where}.settings"),
+        "arrays": {field: enc.add(f"{prefix}.{field}", np.asarray(getattr(bm, field)), "light",
+                                  f"{where}.{field}") for field in _BIRTH_ARRAYS}}
+    for field in _BIRTH_DICTS:
+        entry[field] = enc.add_dict(f"{prefix}.{field}", getattr(bm, field), "light", f"{where}.{field}")
+    return entry
 
 
 def _plain(value: Any, where: str) -> Any:
