@@ -378,3 +378,44 @@ def test_input_parsers_accept_what_the_page_sends():
     assert inputs.whole(3.0, "x") == 3 and inputs.whole("7", "x") == 7
     assert inputs.run_id("20261127-063012-sinusoid-3fa9") == "20261127-063012-sinusoid-3fa9"
     assert inputs.public("run /a/runs/x: bad", Path("/a/runs")) == "run x: bad"
+
+
+def test_static_exports_wait_for_the_one_renderer_then_are_refused(good, monkeypatch):
+    from trajviz import export
+    monkeypatch.setattr(export, "KALEIDO_WAIT_S", 0.05)
+    run = load_run(good, heavy=False)
+    assert export._KALEIDO.acquire(timeout=5)  # another export is rendering
+    try:
+        with pytest.raises(ValueError, match="another static export is still rendering"):
+            export.export_current(run, "png", "surface", slice_name=None, task=None,
+                                  learners=["leap"])
+        name, data = export.export_current(run, "html", "surface", slice_name=None, task=None,
+                                           learners=["leap"])  # html needs no renderer
+        assert name.endswith(".html") and data.startswith(b"<!DOCTYPE html>")
+    finally:
+        export._KALEIDO.release()
+
+
+def test_a_network_host_warns_and_prints_a_token(tmp_path, monkeypatch, capsys):
+    from dash import Dash
+
+    import signal
+
+    from trajviz.app import serve
+    seen = {}
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
+    monkeypatch.setattr(Dash, "run", lambda self, **kw: seen.update(kw, app=self))
+    serve(tmp_path, host="0.0.0.0", port=8123)
+    out, err = capsys.readouterr()
+    assert "warning: serving on 0.0.0.0, reachable from the network" in err
+    token = out.split("?token=")[1].split()[0]
+    assert len(token) == 48 and seen["host"] == "0.0.0.0"
+    client = seen["app"].server.test_client()
+    assert client.get("/").status_code == 403 and client.get(f"/?token={token}").status_code == 200
+    serve(tmp_path, host="0.0.0.0", port=8123, token=False)
+    out, err = capsys.readouterr()
+    assert "--no-token: no access token is required" in err and "?token=" not in out
+    assert seen["app"].server.test_client().get("/").status_code == 200
+    serve(tmp_path, host="127.0.0.1", port=8123)
+    out, err = capsys.readouterr()
+    assert err == "" and "?token=" not in out
