@@ -6,6 +6,7 @@ error (runs are written atomically, after all the work is done).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override any config key, e.g. --set inner.lr=0.05 (value in TOML syntax)")
     run.add_argument("--out", type=Path, default=DEFAULT_RUNS, help="runs directory (default: runs/)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_scheduler_arg(run)
 
     lst = sub.add_parser("list", help="list runs, including broken ones and why")
     lst.add_argument("runs", nargs="?", type=Path, default=DEFAULT_RUNS)
@@ -66,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    _add_scheduler_arg(p)
+
+
+def _add_scheduler_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", default="", metavar="SPEC",
+                   help="where grid chunks run: in-process (default), local-dask[:N] (a local "
+                        "Dask cluster of N one-thread workers) or tcp://HOST:PORT (a running "
+                        "Dask scheduler); see README")
 
 
 def parse_value(text: str) -> Any:
@@ -125,20 +135,24 @@ def progress_bars(quiet: bool):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .executor import make_executor
+
     config = config_from_args(args)
     check_runs_dir(args.out)
-    path = create_run(config, args.out, quiet=args.quiet)
+    with make_executor(args.scheduler) as executor:  # an unreachable cluster fails here, first
+        path = create_run(config, args.out, quiet=args.quiet, executor=executor)
     print(path)
     return 0
 
 
-def create_run(config, runs_dir: Path, quiet: bool = False) -> Path:
+def create_run(config, runs_dir: Path, quiet: bool = False, executor=None) -> Path:
     from .experiment import run_experiment
     from .store import new_run_id, write_run
 
     progress, close = progress_bars(quiet)
     try:
-        run = run_experiment(config, progress=progress, run_id=new_run_id(config.family))
+        run = run_experiment(config, progress=progress, run_id=new_run_id(config.family),
+                             executor=executor)
     finally:
         close()
     return write_run(run, runs_dir)
@@ -160,8 +174,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import serve
+    from .executor import SCHEDULER_ENV, parse_scheduler
 
     _check_port(args.port)
+    if args.scheduler:  # the app's background jobs read it (they inherit the environment)
+        parse_scheduler(args.scheduler)
+        os.environ[SCHEDULER_ENV] = args.scheduler
     serve(args.runs, host=args.host, port=args.port)
     return 0
 
@@ -177,7 +195,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if name not in have:
             print(f"creating demo run {name!r} (first time only) ...", file=sys.stderr)
             create_run(config, args.runs)
-    return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port))
+    return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port,
+                                        scheduler=args.scheduler))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ import torch
 
 from . import __version__
 from .config import ExperimentConfig, InnerConfig, to_dict
+from .context import ProblemRef
+from .executor import Executor, using
 from .inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
 from .learners import MetaTrace, OuterSpec, make_learner, meta_train
 from .metrics import path_metrics, running_metrics, summarise
@@ -135,7 +137,8 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
 
 
 def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: TaskSet,
-               records: dict[str, LearnerRecord], progress: Progress | None) -> View:
+               records: dict[str, LearnerRecord], progress: Progress | None,
+               executor: Executor | None = None) -> View:
     slc = build_slice(kind, config, problem, records)
     projected = {n: project(slc, r.params) for n, r in records.items()}
     meta = {n: project(slc, r.meta_path) for n, r in records.items()}
@@ -146,7 +149,8 @@ def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: T
     dtype = getattr(torch, config.dtype)
     report = None if progress is None else (lambda done, total: progress(f"surface:{kind}", done, total))
     surface = evaluate_surface(problem, slc, heldout, (res, res), device=config.device, dtype=dtype,
-                               progress=report)
+                               progress=report, executor=executor,
+                               ref=ProblemRef.of(config.family, config.family_options))
     plane = {n: plane_losses(problem, slc, c, heldout, device=config.device, dtype=dtype)
              for n, (c, _) in projected.items()}
     return View(name=kind, slice=slc, surface=surface,
@@ -220,19 +224,29 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None)
 
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
-                   run_id: str = "") -> Run:
+                   run_id: str = "", executor: Executor | str | None = None) -> Run:
     """Run the whole experiment described by ``config`` and return it as a ``Run``.
 
     ``progress(stage, done, total)`` is called as work completes, with stages
-    ``meta:<learner>``, ``record``, and ``surface:<kind>``.
+    ``meta:<learner>``, ``record``, and ``surface:<kind>``. The surfaces' chunks
+    go through ``executor``: an Executor, a scheduler string (``local-dask:2``,
+    ``tcp://HOST:PORT``: started or reached before any work, closed at the end)
+    or None (in-process).
     """
+    with using(executor) as ex:
+        return _experiment(config, progress, run_id, ex)
+
+
+def _experiment(config: ExperimentConfig, progress: Progress | None, run_id: str,
+                executor: Executor) -> Run:
     started = time.perf_counter()
     rec = train_and_record(config, progress)
     timings = dict(rec.timings)
     views = {}
     for kind in config.slices.kinds:
         t0 = time.perf_counter()
-        views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress)
+        views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress,
+                                 executor)
         timings[f"surface:{kind}"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     model = rec.problem.model

@@ -1,0 +1,98 @@
+"""A 2-worker Dask LocalCluster gives what the in-process executor gives: bitwise in float64,
+within 1e-6 in float32, also when a worker dies mid-job; an unreachable cluster is one line."""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+distributed = pytest.importorskip(
+    "distributed", reason="dask.distributed is not installed (pip install 'trajviz[dask]')")
+
+from dask_faults import DyingFirst  # noqa: E402  (tests/, importable by the workers too)
+from trajviz import context as ctx_module  # noqa: E402
+from trajviz import executor_dask  # noqa: E402
+from trajviz.cli import main  # noqa: E402
+from trajviz.context import ProblemRef  # noqa: E402
+from trajviz.executor_dask import DaskExecutor  # noqa: E402
+from trajviz.experiment import run_experiment  # noqa: E402
+from trajviz.models import flatten  # noqa: E402
+from trajviz.slices import Slice  # noqa: E402
+from trajviz.surface import evaluate_surface  # noqa: E402
+from trajviz.tasks import make_family  # noqa: E402
+
+OPTIONS = {"hidden": (16, 16), "shots": 9}
+REF = ProblemRef.of("sinusoid", OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with DaskExecutor.local(2) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def job():
+    problem, tasks = REF.problem(), make_family("sinusoid", OPTIONS).sample(2, 4)
+    spec = problem.model.spec
+    origin = flatten(problem.model.init(0), spec).double().numpy()
+    basis = np.linalg.qr(np.random.default_rng(1).normal(size=(spec.size, 2)))[0].T
+    return problem, tasks, Slice("random", origin, basis, np.full(2, np.nan), (-1.0, 1.0, -2.0, 0.5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_two_workers_give_the_in_process_surface(cluster, job, dtype):
+    problem, tasks, slc = job
+    here = evaluate_surface(problem, slc, tasks, (13, 11), chunk=12, dtype=dtype)
+    calls = []
+    there = evaluate_surface(problem, slc, tasks, (13, 11), chunk=12, dtype=dtype, executor=cluster,
+                             ref=REF, progress=lambda done, total: calls.append((done, total)))
+    if dtype == torch.float64:
+        assert np.array_equal(here.loss, there.loss) and np.array_equal(here.mean, there.mean)
+    else:
+        np.testing.assert_allclose(there.loss, here.loss, rtol=1e-6, atol=1e-6)
+    assert there.loss.dtype == here.loss.dtype
+    assert len(calls) == 12 and calls[-1] == (143, 143)  # one call per chunk, from as_completed
+    # both workers took part, and each rebuilt the problem from its reference at most once
+    builds = cluster.client.run(lambda: ctx_module._problem.cache_info().misses)
+    assert len(builds) == 2 and all(n <= 1 for n in builds.values())
+
+
+def test_run_experiment_on_the_cluster_equals_in_process(cluster):
+    from trajviz.config import from_dict
+    config = from_dict({"family": "linear2d", "learners": ["random"], "dtype": "float64",
+                        "inner": {"steps": 2, "lr": 0.1}, "heldout_tasks": 2,
+                        "outer": {"meta_steps": 1, "meta_batch": 2, "eval_every": 1, "eval_tasks": 2},
+                        "slices": {"kinds": ["exact", "pca"], "resolution": 7}})
+    here, there = run_experiment(config), run_experiment(config, executor=cluster)
+    for kind in ("exact", "pca"):
+        assert np.array_equal(here.views[kind].surface.loss, there.views[kind].surface.loss)
+
+
+def test_unreachable_cluster_is_one_line_and_exit_2(monkeypatch, tmp_path, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(executor_dask, "CONNECT_TIMEOUT_S", 1.0)
+    code = main(["run", "--family", "linear2d", "--quiet", "--out", str(tmp_path / "runs"),
+                 "--scheduler", f"tcp://127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_worker_killed_mid_job_still_gives_the_whole_grid(cluster, job, tmp_path):
+    # last in this module: its nannies are told not to replace the dead worker (a replacement
+    # would only slow the teardown, which waits for it to load torch)
+    for nanny in cluster.cluster.workers.values():
+        nanny.close_gracefully()
+    problem, tasks, slc = job
+    marker = tmp_path / "died"
+    here = evaluate_surface(problem, slc, tasks, (9, 9), chunk=9, dtype=torch.float64)
+    there = evaluate_surface(problem, slc, tasks, (9, 9), chunk=9, dtype=torch.float64,
+                             executor=DyingFirst(cluster, str(marker)), ref=REF)
+    assert marker.exists()  # a worker really started chunk 0 and died in it
+    assert np.array_equal(here.loss, there.loss)
