@@ -2,6 +2,7 @@
 within 1e-6 in float32, also when a worker dies mid-job; an unreachable cluster is one line."""
 from __future__ import annotations
 
+import os
 import socket
 
 import numpy as np
@@ -25,6 +26,16 @@ from trajviz.tasks import make_family  # noqa: E402
 
 OPTIONS = {"hidden": (16, 16), "shots": 9}
 REF = ProblemRef.of("sinusoid", OPTIONS)
+
+
+@pytest.mark.parametrize(("n_chunks", "threads", "sizes"), [
+    (10, 2, [1] * 10), (40, 2, [2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3]), (3, 8, [1, 1, 1]),
+    (0, 2, []), (17, 1, [2, 2, 2, 2, 2, 2, 2, 3]),
+])
+def test_chunks_go_out_in_about_eight_consecutive_batches_per_thread(n_chunks, threads, sizes):
+    groups = executor_dask.batches(n_chunks, threads)
+    assert [len(g) for g in groups] == sizes
+    assert [i for g in groups for i in g] == list(range(n_chunks))
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +65,14 @@ def test_two_workers_give_the_in_process_surface(cluster, job, dtype):
     else:
         np.testing.assert_allclose(there.loss, here.loss, rtol=1e-6, atol=1e-6)
     assert there.loss.dtype == here.loss.dtype
-    assert len(calls) == 12 and calls[-1] == (143, 143)  # one call per chunk, from as_completed
+    done = [d for d, _ in calls]  # fed from completed futures: rising, ending at every point
+    assert done == sorted(done) and calls[-1] == (143, 143) and len(calls) > 1
     # both workers took part, and each rebuilt the problem from its reference at most once
     builds = cluster.client.run(lambda: ctx_module._problem.cache_info().misses)
     assert len(builds) == 2 and all(n <= 1 for n in builds.values())
+    # and malloc keeps its adaptive mmap threshold there (see executor_dask.TRIM_KEY)
+    trims = cluster.client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+    assert list(trims.values()) == [None, None]
 
 
 def test_run_experiment_on_the_cluster_equals_in_process(cluster):
