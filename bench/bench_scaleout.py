@@ -11,13 +11,19 @@ initialisation; square grids of increasing size. Each grid is evaluated
 
 Both use the same chunk size (``choose_chunk``) and give the same numbers
 (checked: bitwise in float32 here, since both run the same chunk function
-with one thread). (b) pays, per grid, the scatter of the context (the task
+with one thread), and the same glibc malloc settings
+(``executor_dask.MALLOC_ENV``: the script restarts itself with them). (b) pays, per grid, the scatter of the context (the task
 data and the plane: tens of kB) and a scheduler round-trip per chunk.
 Times are medians of ``--repeats`` interleaved runs. ``break_even`` is the
 smallest grid (points) at which (b) beats (a); the last line is
-``speedup_2_workers: X``, (a)'s time over (b)'s on the largest grid. On a
-2-core machine the ceiling is 2, less the client and scheduler's share of
-the cores. ``uptime`` is printed first: the machine may be shared.
+``speedup_2_workers: X``, (a)'s wall time over (b)'s on the largest grid.
+On a 2-core machine the ceiling is 2, less the client and scheduler's
+share of the cores. ``uptime`` is printed first and last: on a shared
+machine whose kernel groups CPU time by session (autogroup), a session's
+processes share one session's slice, so more worker processes win little
+wall time while others keep the cores busy. Column ``cpu-bound`` is the
+speedup two free cores would give, from CPU times: (a)'s CPU over the
+larger of the busier worker's CPU and half the CPU of all three processes.
 
 Run: ``python bench/bench_scaleout.py [--sizes 11,21,41,61,81] [--repeats 3]``.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -41,7 +48,19 @@ from trajviz.tasks import make_family
 HIDDEN = (40, 40)
 
 
+def _cpu(pids: list[int]) -> list[float]:
+    """User + system CPU seconds of each process so far."""
+    import psutil
+    return [sum(psutil.Process(p).cpu_times()[:2]) for p in pids]
+
+
 def main() -> None:
+    from trajviz.executor_dask import MALLOC_ENV
+
+    if any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()):
+        # the baseline gets the malloc settings the workers get, so that the ratio is the
+        # parallelism alone (they also make the in-process path ~10% cheaper; see MALLOC_ENV)
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="11,21,41,61,81", help="grid points per axis")
     parser.add_argument("--tasks", type=int, default=32)
@@ -75,18 +94,37 @@ def main() -> None:
             return evaluate_surface(problem, slc, tasks, (n, n), chunk=chunk, executor=executor,
                                     ref=ref)
 
+        pids = list(dask.client.run(os.getpid).values())
+
+        def timed(n: int, executor) -> tuple[float, float, list[float]]:
+            """Wall s, this process's CPU s and each worker's CPU s of one surface."""
+            before = _cpu(pids) + [time.process_time()]
+            start = time.perf_counter()
+            surface(n, executor)
+            wall = time.perf_counter() - start
+            used = [b - a for a, b in zip(before, _cpu(pids) + [time.process_time()])]
+            return wall, used[-1], used[:-1]
+
         print(f"{'grid':>9} {'points':>7} {'chunks':>6} {'1 thread s':>11} {'2 workers s':>12} "
-              f"{'speedup':>8}")
+              f"{'speedup':>8} {'cpu-bound':>9}")
         break_even, speedup = None, float("nan")
         for n in sizes:
             same = np.array_equal(surface(n).loss, surface(n, dask).loss)
-            times = median_times({"one": lambda: surface(n),
-                                  "two": lambda: surface(n, dask)}, args.repeats)
-            speedup = times["one"] / times["two"]
+            runs: dict[str, list] = {"one": [], "two": []}
+            for _ in range(args.repeats):  # interleaved: load from others falls on both alike
+                runs["one"].append(timed(n, None))
+                runs["two"].append(timed(n, dask))
+            one = float(np.median([r[0] for r in runs["one"]]))
+            two = float(np.median([r[0] for r in runs["two"]]))
+            speedup = one / two
+            # with two free cores: the busier worker, or all the CPU used shared over two cores
+            one_cpu = np.median([r[1] for r in runs["one"]])
+            two_cpu = np.median([max(max(r[2]), (sum(r[2]) + r[1]) / 2) for r in runs["two"]])
             if break_even is None and speedup > 1:
                 break_even = n * n
-            print(f"{n:>4}x{n:<4} {n * n:>7} {-(-n * n // chunk):>6} {times['one']:>11.3f} "
-                  f"{times['two']:>12.3f} {speedup:>8.2f}" + ("" if same else "  MISMATCH"))
+            print(f"{n:>4}x{n:<4} {n * n:>7} {-(-n * n // chunk):>6} {one:>11.3f} {two:>12.3f} "
+                  f"{speedup:>8.2f} {one_cpu / two_cpu:>9.2f}" + ("" if same else "  MISMATCH"))
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     print(f"cores: {len(os.sched_getaffinity(0))}")
     print(f"break_even: {break_even if break_even else 'not reached'} grid points")
     print(f"speedup_2_workers: {speedup:.2f}")

@@ -70,9 +70,9 @@ def test_two_workers_give_the_in_process_surface(cluster, job, dtype):
     # both workers took part, and each rebuilt the problem from its reference at most once
     builds = cluster.client.run(lambda: ctx_module._problem.cache_info().misses)
     assert len(builds) == 2 and all(n <= 1 for n in builds.values())
-    # and malloc keeps its adaptive mmap threshold there (see executor_dask.TRIM_KEY)
-    trims = cluster.client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
-    assert list(trims.values()) == [None, None]
+    # with malloc thresholds that keep chunk-sized buffers in the heap (see MALLOC_ENV)
+    env = cluster.client.run(lambda: {k: os.environ.get(k) for k in executor_dask.MALLOC_ENV})
+    assert list(env.values()) == [executor_dask.MALLOC_ENV] * 2
 
 
 def test_run_experiment_on_the_cluster_equals_in_process(cluster):

@@ -9,10 +9,12 @@ once (``ProblemRef.problem`` is cached per process) and the tensors once per
 scattered copy. Rebuilding rather than shipping the problem by value matters
 beyond size: a problem rebuilt from its family is the very same code as in
 this process, so the fused evaluators that recognise its loss apply there too
-and the numbers are bitwise the same.
+and the numbers are bitwise the same. ``ship`` gives any context dataclass
+with ``problem`` and ``ref`` fields the same treatment (``__reduce__``).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,18 +76,65 @@ class ChunkContext:
         return {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)}
 
     def __reduce__(self):
-        arrays = {k: (v.detach().cpu().numpy(), str(v.device)) for k, v in self.tensors.items()}
-        return _rebuild, (self.ref if self.ref is not None else self.problem, arrays, self.options)
+        return ship(self)
 
 
-def _rebuild(problem: Problem | ProblemRef, arrays: dict[str, tuple[np.ndarray, str]],
-             options: dict[str, Any]) -> ChunkContext:
-    """A ChunkContext back from its pickled form, on whatever process unpickles it."""
-    ref = problem if isinstance(problem, ProblemRef) else None
-    live = ref.problem() if ref is not None else problem
-    tensors = {}
-    for name, (array, device) in arrays.items():
-        if not array.flags.writeable:  # received into a read-only buffer
-            array = array.copy()
-        tensors[name] = torch.from_numpy(array).to(device)
-    return ChunkContext(live, tensors, ref, options)
+def ship(context: Any) -> tuple:
+    """``__reduce__`` for any dataclass context with fields ``problem`` and ``ref``.
+
+    The problem travels as its ``ref`` (when there is one) and every tensor, in
+    the fields or nested in dicts, lists and plain dataclasses (a ``TaskSet``),
+    as a numpy array of its own elements with its device's name.
+    """
+    fields = {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
+    if fields.get("ref") is not None:
+        fields["problem"] = None
+    return _unship, (type(context), _pack(fields))
+
+
+def _unship(cls: type, packed: dict[str, Any]) -> Any:
+    """A context back from ``ship``, on whatever process unpickles it."""
+    fields = _unpack(packed)
+    if fields.get("problem") is None:
+        fields["problem"] = fields["ref"].problem()
+    return cls(**fields)
+
+
+@dataclass(frozen=True)
+class _Array:
+    array: np.ndarray
+    device: str
+
+
+@dataclass(frozen=True)
+class _Fields:
+    cls: type
+    fields: dict[str, Any]
+
+
+def _pack(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return _Array(value.detach().cpu().numpy(), str(value.device))
+    if isinstance(value, dict):
+        return {k: _pack(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        return type(value)(_pack(v) for v in value)
+    if (dataclasses.is_dataclass(value) and not isinstance(value, type)
+            and type(value).__reduce__ is object.__reduce__
+            and all(f.init for f in dataclasses.fields(value))):
+        return _Fields(type(value), {f.name: _pack(getattr(value, f.name))
+                                     for f in dataclasses.fields(value)})
+    return value
+
+
+def _unpack(value: Any) -> Any:
+    if isinstance(value, _Array):
+        array = value.array if value.array.flags.writeable else value.array.copy()
+        return torch.from_numpy(array).to(value.device)  # read-only buffers are copied first
+    if isinstance(value, dict):
+        return {k: _unpack(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        return type(value)(_unpack(v) for v in value)
+    if isinstance(value, _Fields):
+        return value.cls(**{k: _unpack(v) for k, v in value.fields.items()})
+    return value
