@@ -114,11 +114,11 @@ if __name__ == "__main__":
     family = make_family(shots=20)
     problem = family.problem()
     spec = InnerSpec(sgd(0.1), 5)
-    theta_init = problem.model.init(0)
+    random_theta0 = problem.model.init(0)
     trace = meta_train(Leap(), problem, family, spec, OuterSpec(meta_steps=200, meta_batch=8, lr=0.01),
-                       theta_init)
+                       random_theta0)
     heldout = family.sample(0, 50, "heldout")
-    for label, theta0 in (("random", theta_init), ("leap", trace.theta0)):
+    for label, theta0 in (("random", random_theta0), ("leap", trace.final_theta0)):
         result = inner_loop(problem, theta0, heldout, spec, record=True)
         final = float(result.trajectory.query_losses[:, -1].mean())
         print(f"{label:>6}: mean held-out query loss after {spec.steps} steps = {final:.4f}")

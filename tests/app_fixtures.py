@@ -172,7 +172,7 @@ def make_run(*, learners=LEARNERS, n_tasks: int = 4, steps: int = 10, n_params: 
             for key, values in evals.items():
                 values.append(float(np.nanmean(m[key])))
         records[n] = LearnerRecord(
-            name=n, theta0=theta0.astype(np.float32), meta_steps=meta_steps_arr,
+            name=n, theta0=theta0.astype(np.float32), meta_path_steps=meta_steps_arr,
             meta_path=meta_path.astype(np.float32), eval_steps=eval_steps,
             evals={k: np.asarray(v) for k, v in evals.items()},
             params=params.astype(np.float32), losses=losses.astype(np.float32),

@@ -1,10 +1,9 @@
-"""The shipped configs parse, and `trajviz demo` builds what demos/*.toml describe."""
+"""The shipped configs parse, and `trajviz demo` reads its runs from demos/*.toml."""
 from pathlib import Path
 
 import pytest
 
-from trajviz.config import load_toml, to_dict
-from trajviz.experiment import demo_configs
+from trajviz.config import DEMO_FILES, demo_configs, load_toml
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 
@@ -15,7 +14,20 @@ def test_demo_config_parses(path):
     assert config.name
 
 
-def test_demo_command_matches_the_toml_files():
-    for name, config in demo_configs().items():
-        stem = name.removesuffix("-demo")
-        assert to_dict(load_toml(DEMOS / f"{stem}.toml")) == to_dict(config)
+def test_demo_runs_are_the_sinusoid_and_linear2d_files():
+    configs = demo_configs()
+    assert DEMO_FILES == ("sinusoid", "linear2d")
+    assert list(configs) == ["sinusoid-demo", "linear2d-demo"]
+    sinusoid, linear2d = configs.values()
+    assert (sinusoid.family, sinusoid.inner.optimizer, sinusoid.inner.steps) == ("sinusoid", "adam", 32)
+    assert (sinusoid.outer.meta_steps, sinusoid.outer.lr, sinusoid.slices.kinds) == (100, 0.003, ("pca",))
+    assert (linear2d.family, linear2d.inner.lr, linear2d.slices.kinds) == ("linear2d", 0.1, ("exact", "pca"))
+    assert configs == {c.name: c for c in map(load_toml, (DEMOS / f"{s}.toml" for s in DEMO_FILES))}
+
+
+def test_pyproject_ships_the_demo_configs_as_package_data():
+    import tomllib
+    project = tomllib.loads((DEMOS.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert project["package-dir"]["trajviz.demos"] == "demos"
+    assert "trajviz.demos" in project["packages"]
+    assert project["package-data"]["trajviz.demos"] == ["*.toml"]

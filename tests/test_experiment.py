@@ -70,7 +70,7 @@ def test_every_learner_is_judged_on_the_same_tasks_from_the_same_start(run64):
 
 def test_run_records_meta_training_and_summary(run64):
     leap = run64.learners["leap"]
-    np.testing.assert_array_equal(leap.meta_steps, [0, 1, 2, 3])
+    np.testing.assert_array_equal(leap.meta_path_steps, [0, 1, 2, 3])
     np.testing.assert_array_equal(leap.eval_steps, [0, 2, 3])
     assert set(leap.evals) >= {"length", "auc", "final_loss"}
     mean, lo, hi = run64.info["summary"]["leap"]["length"]

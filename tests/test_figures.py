@@ -152,7 +152,7 @@ def test_frame_counts(run):
     assert len(metrics.frames) == k + 1
     assert metrics.layout.updatemenus[0].buttons[0].args[1]["frame"]["redraw"] is False
     meta = F.select_meta(run)
-    assert len(F.animated_meta_figure(meta).frames) == len(run.learners["leap"].meta_steps)
+    assert len(F.animated_meta_figure(meta).frames) == len(run.learners["leap"].meta_path_steps)
     data = F.frame_data(sel, "main", {p: f"panel-{p}" for p in F.PANEL_KEYS})
     assert data["frames"] == k + 1 and data["xs"] == list(range(k + 1))
     assert len(data["main"]["groups"]) == len(LEARNERS)
@@ -179,7 +179,7 @@ def test_frame_data_indices_match_the_figures(run3):
     mdata = F.meta_frame_data(meta, "meta", "curves")
     curves = F.meta_curves_figure(meta)
     assert all(curves.data[p["cursor"]].name == "cursor" for p in mdata["panels"])
-    assert mdata["xs"] == [int(s) for s in run3.learners["leap"].meta_steps]
+    assert mdata["xs"] == [int(s) for s in run3.learners["leap"].meta_path_steps]
     json.dumps(mdata, allow_nan=False)
 
 

@@ -12,7 +12,7 @@ from trajviz.inner import (
     all_batches,
     inner_loop,
     minibatch_indices,
-    pair_inits_with_tasks,
+    pair_theta0_with_tasks,
 )
 from trajviz.models import flatten, unflatten
 from trajviz.optim import adam, momentum, sgd
@@ -146,7 +146,7 @@ def test_batch_larger_than_pool_is_refused():
 
 @pytest.mark.parametrize("opt", [sgd(0.05), momentum(0.03, 0.9, nesterov=True), adam(0.02)],
                          ids=["sgd", "nesterov", "adam"])
-def test_vectorised_over_tasks_equals_sequential_runs(opt):
+def test_vectorised_over_tasks_equals_sequential_rollouts(opt):
     problem, tasks = _sinusoid(n_tasks=4)
     spec = InnerSpec(opt, 5, batch_size=4)
     theta0 = problem.model.init(3, dtype=F64)
@@ -158,25 +158,25 @@ def test_vectorised_over_tasks_equals_sequential_runs(opt):
                                        rtol=0, atol=1e-12)
 
 
-def test_pair_inits_with_tasks_equals_separate_runs():
+def test_pair_theta0_with_tasks_equals_separate_rollouts():
     problem, tasks = _sinusoid(n_tasks=3)
     spec = InnerSpec(momentum(0.03, 0.9), 4, batch_size=6)
-    inits = [problem.model.init(s, dtype=F64) for s in (0, 1)]
-    stacked = {k: torch.stack([i[k] for i in inits]) for k in inits[0]}
-    params, paired = pair_inits_with_tasks(stacked, tasks, problem)
+    theta0s = [problem.model.init(s, dtype=F64) for s in (0, 1)]
+    stacked = {k: torch.stack([t[k] for t in theta0s]) for k in theta0s[0]}
+    params, paired = pair_theta0_with_tasks(stacked, tasks, problem)
     assert len(paired) == 6 and paired.ids.tolist() == [0, 1, 2, 0, 1, 2]
     together = inner_loop(problem, params, paired, spec, seed=1, record=True).trajectory
-    for i, init in enumerate(inits):
-        alone = inner_loop(problem, init, tasks, spec, seed=1, record=True).trajectory
+    for i, theta0 in enumerate(theta0s):
+        alone = inner_loop(problem, theta0, tasks, spec, seed=1, record=True).trajectory
         for field in ("params", "losses", "grads", "query_losses"):
             torch.testing.assert_close(getattr(together, field)[i * 3:(i + 1) * 3],
                                        getattr(alone, field), rtol=0, atol=1e-12)
 
 
-def test_params0_with_wrong_batch_shape_is_refused():
+def test_theta0_with_wrong_batch_shape_is_refused():
     problem, tasks = _sinusoid(n_tasks=3)
     theta0 = {k: v.expand(2, *v.shape) for k, v in problem.model.init(0, dtype=F64).items()}
-    with pytest.raises(ValueError, match=r"params0 has batch shape \(2,\), expected \(\) or \(3,\)"):
+    with pytest.raises(ValueError, match=r"theta0 has batch shape \(2,\), expected \(\) or \(3,\)"):
         inner_loop(problem, theta0, tasks, InnerSpec(sgd(0.1), 2))
 
 
@@ -191,10 +191,16 @@ def _two_bowls() -> tuple:
 
 def test_divergence_is_recorded_not_raised():
     """SGD with lr 1.5 contracts the gentle bowl (|1−1.5| < 1) and blows up the steep one
-    (×1499 per step along the steep axis): the float64 loss overflows at step 49."""
+    (×1499 per step along the steep axis): the float64 loss overflows at step 49, and
+    with the default divergence factor 1e6 the run has diverged at step 1 already
+    (f_1/f_0 = 1499² ≈ 2.2e6 > 1e6)."""
     problem, tasks = _two_bowls()
     theta0 = {"theta": torch.zeros(2, dtype=F64)}
-    result = inner_loop(problem, theta0, tasks, InnerSpec(sgd(1.5), 60), record=True)
+    default = inner_loop(problem, theta0, tasks, InnerSpec(sgd(1.5), 60), record=True)
+    assert default.diverged_at.tolist() == [-1, 1]
+    assert default.trajectory.losses[1, 1] / default.trajectory.losses[1, 0] > 1e6
+    result = inner_loop(problem, theta0, tasks, InnerSpec(sgd(1.5), 60, divergence_factor=float("inf")),
+                        record=True)
     traj = result.trajectory
     d = int(traj.diverged_at[1])
     assert int(traj.diverged_at[0]) == -1 and 0 < d <= 60
@@ -206,11 +212,11 @@ def test_divergence_is_recorded_not_raised():
     expected = next(k for k in range(200) if np.log(f0) + 2 * k * np.log(1499.0) > log_max)
     assert expected == 49 and d == expected
     assert torch.equal(result.diverged_at, traj.diverged_at)
-    # the gentle run converged to its minimiser: (θ − c) shrinks by 0.5 per step
+    # the gentle rollout converged to its minimiser: (θ − c) shrinks by 0.5 per step
     torch.testing.assert_close(traj.params[0, -1], tasks.support["c"][0], rtol=0, atol=1e-12)
 
 
-def test_diverged_run_does_not_disturb_the_others():
+def test_diverged_rollout_does_not_disturb_the_others():
     problem, tasks = _two_bowls()
     theta0 = {"theta": torch.zeros(2, dtype=F64)}
     spec = InnerSpec(sgd(1.5), 60)
@@ -219,29 +225,43 @@ def test_diverged_run_does_not_disturb_the_others():
     torch.testing.assert_close(both.params[0], gentle.params[0], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("steps", [0, -3, 2.0, None])
-def test_non_positive_steps_are_refused(steps):
-    with pytest.raises(ValueError, match=r"inner steps must be a positive integer, got"):
-        InnerSpec(sgd(0.1), steps)
-
-
-@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
-def test_bad_batch_size_is_refused(batch_size):
-    with pytest.raises(ValueError, match=r"inner batch_size must be a positive integer or None"):
-        InnerSpec(sgd(0.1), 3, batch_size=batch_size)
-
-
-def test_differentiable_loop_keeps_the_graph():
-    """With differentiable=True, dθ_K/dθ_0 of SGD on a linear2d task is Π(I − lr·H)."""
+@pytest.mark.parametrize("n_tasks, chunk", [(1, None), (2, 1)], ids=["whole", "chunked"])
+def test_differentiable_loop_keeps_the_graph(n_tasks, chunk):
+    """With differentiable=True, dθ_K/dθ_0 of SGD on linear2d task t is Π(I − lr·H_t),
+    also when the rollouts advance one chunk at a time."""
     family = Linear2D(shots=6, query_shots=3)
-    problem, tasks = family.problem(), family.sample(0, 1).to("cpu", F64)
+    problem, tasks = family.problem(), family.sample(0, n_tasks).to("cpu", F64)
     lr, steps = 0.1, 3
     w0 = torch.tensor([[0.3, -0.2]], dtype=F64, requires_grad=True)
     result = inner_loop(problem, {"weight": w0}, tasks, InnerSpec(sgd(lr), steps),
-                        differentiable=True)
-    final = result.final["weight"][0, 0]
-    jac = torch.stack([torch.autograd.grad(final[j], w0, retain_graph=True)[0][0] for j in range(2)])
-    x = tasks.support["x"][0].numpy()
-    hessian = 2.0 / len(x) * x.T @ x
-    expected = np.linalg.matrix_power(np.eye(2) - lr * hessian, steps)
-    np.testing.assert_allclose(jac.numpy(), expected, rtol=0, atol=1e-12)
+                        differentiable=True, chunk=chunk)
+    assert result.final["weight"].requires_grad
+    for t in range(n_tasks):
+        final = result.final["weight"][t, 0]
+        jac = torch.stack([torch.autograd.grad(final[j], w0, retain_graph=True)[0][0]
+                           for j in range(2)])
+        x = tasks.support["x"][t].numpy()
+        expected = np.linalg.matrix_power(np.eye(2) - lr * 2.0 / len(x) * x.T @ x, steps)
+        np.testing.assert_allclose(jac.numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_chunked_loop_slices_initial_per_rollout():
+    """A fold that starts from per-rollout values {name: [R, ...]} gives the same result
+    whether the R rollouts advance together or one chunk at a time: each chunk starts
+    from its own rows of ``initial`` (Σ of K steps' θ_{i+1} − θ_i is θ_K − θ_0)."""
+    problem, tasks = _sinusoid(n_tasks=3)
+    theta0 = problem.model.init(0, dtype=F64)
+    spec = InnerSpec(sgd(0.05), 3, batch_size=4)
+    start = {k: torch.arange(3, dtype=F64).reshape(3, *([1] * v.dim())) * 10 + torch.zeros_like(v)
+             for k, v in theta0.items()}
+
+    def fold(acc, prev, curr):
+        return {k: acc[k] + (curr.params[k] - prev.params[k]) for k in acc}
+
+    whole = inner_loop(problem, theta0, tasks, spec, on_segment=fold, initial=start, chunk=3)
+    chunked = inner_loop(problem, theta0, tasks, spec, on_segment=fold, initial=start, chunk=1)
+    for k, v in theta0.items():
+        expected = start[k] + whole.final[k] - v
+        torch.testing.assert_close(whole.accumulated[k], expected, rtol=0, atol=1e-12)
+        torch.testing.assert_close(chunked.accumulated[k], expected, rtol=0, atol=1e-12)
+

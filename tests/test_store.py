@@ -37,7 +37,7 @@ def _learner(rng: np.random.Generator, name: str) -> LearnerRecord:
     return LearnerRecord(
         name=name,
         theta0=_f32(rng, P),
-        meta_steps=np.arange(0, 10 * (S + 1), 10, dtype=np.int64),
+        meta_path_steps=np.arange(0, 10 * (S + 1), 10, dtype=np.int64),
         meta_path=meta_path,
         eval_steps=np.arange(E, dtype=np.int32) * 20,
         evals={"loss": rng.random(E), "accuracy": rng.random(E).astype(np.float32)},
@@ -118,7 +118,7 @@ def array_fields(run: Run):
     for k, v in run.task_info.items():
         yield f"task_info.{k}", v, False
     for name, rec in run.learners.items():
-        for field in ("theta0", "meta_steps", "meta_path", "eval_steps", "params", "losses",
+        for field in ("theta0", "meta_path_steps", "meta_path", "eval_steps", "params", "losses",
                       "grads", "query_losses", "diverged_at"):
             yield f"{name}.{field}", getattr(rec, field), field in HEAVY
         for field in ("evals", "metrics", "running"):
@@ -169,6 +169,30 @@ def test_round_trip_is_bit_identical(tmp_path: Path) -> None:
     assert back.steps == K
 
 
+def test_a_run_written_before_the_meta_path_steps_rename_still_loads(tmp_path: Path) -> None:
+    """Runs written before stored each learner's meta-step indices as ``meta_steps``
+    (field, index entry and npz key); they load with the same values as ``meta_path_steps``."""
+    run = make_run()
+    path = write_run(run, tmp_path)
+    doc = json.loads((path / "run.json").read_text())
+    light = dict(np.load(path / "light.npz", allow_pickle=False))
+    for _, entry in doc["learners"]:
+        new_key = entry["arrays"].pop("meta_path_steps")
+        old_key = new_key.replace("meta_path_steps", "meta_steps")
+        entry["arrays"]["meta_steps"] = old_key
+        doc["arrays"][old_key] = doc["arrays"].pop(new_key)
+        light[old_key] = light.pop(new_key)
+    (path / "run.json").write_text(json.dumps(doc))
+    os.remove(path / "light.npz")
+    np.savez(path / "light.npz", **light)
+    assert "learner0.meta_steps" in np.load(path / "light.npz").files
+    back = load_run(path)
+    for name, rec in run.learners.items():
+        assert_same_array(rec.meta_path_steps, back.learners[name].meta_path_steps, name)
+    assert store.check_run(path)["learners"][0][1]["arrays"]["meta_path_steps"] == \
+        "learner0.meta_steps"
+
+
 def test_heavy_file_holds_exactly_the_p_sized_arrays(tmp_path: Path) -> None:
     run = make_run()
     path = write_run(run, tmp_path)
@@ -215,9 +239,19 @@ def test_no_pickle_anywhere(tmp_path: Path) -> None:
     assert [n for n, _ in doc["learners"]] == ["leap", "a learner/with odd name"]
     assert doc["views"][0][1]["slice"]["explained_variance"] == [0.75, 0.125]
     assert doc["views"][0][1]["slice"]["extent"] == [-1.5, 2.0, -0.25, 3.0]
-    # non-finite floats are Python-json tokens: NaN / Infinity / -Infinity
+    # strict JSON: non-finite floats are null, with their place and value listed in "nonfinite"
     text = (path / "run.json").read_text(encoding="utf-8")
-    assert "NaN" in text and "-Infinity" in text and '"margin": Infinity' in text
+
+    def refuse(token: str):
+        raise ValueError(f"non-standard JSON token {token}")
+    strict = json.loads(text, parse_constant=refuse)
+    assert strict["config"]["margin"] is None
+    assert strict["info"]["summary"]["leap"] == {"path_length": None, "final_loss": None}
+    assert strict["views"][1][1]["slice"]["explained_variance"] == [None, None]
+    assert [["config", "margin"], "Infinity"] in strict["nonfinite"]
+    assert [["info", "summary", "leap", "path_length"], "NaN"] in strict["nonfinite"]
+    assert [["info", "summary", "leap", "final_loss"], "-Infinity"] in strict["nonfinite"]
+    assert len(strict["nonfinite"]) == 5
 
 
 def test_object_arrays_and_non_json_values_are_refused_before_writing(tmp_path: Path) -> None:
@@ -397,3 +431,14 @@ def test_list_runs_sorts_newest_first_and_fills_entries(tmp_path: Path) -> None:
         created="2026-03-01T00:00:00", views=("pca", "exact"))
     with pytest.raises(AttributeError):
         entries[0].ok = False  # frozen
+
+
+@pytest.mark.parametrize("entry", [[["run_id"], "NaN"], [["info", "nope"], "NaN"], [["config", "margin"], "nan"],
+                                   "garbage", [[], "NaN"]])
+def test_a_malformed_nonfinite_list_is_refused(tmp_path: Path, entry) -> None:
+    path = write_run(make_run(), tmp_path)
+    doc = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    doc["nonfinite"].append(entry)
+    (path / "run.json").write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(RunError, match="nonfinite"):
+        load_run(path)

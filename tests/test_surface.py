@@ -257,8 +257,8 @@ def test_plane_losses_equal_direct_evaluation(sinusoid):
 def test_plane_losses_on_the_identity_plane_equal_the_recorded_losses():
     family = Linear2D(shots=20)
     problem, tasks = family.problem(), family.sample(seed=2, n_tasks=4)
-    params0 = {"weight": torch.tensor([[-0.5, 0.8]])}
-    result = inner_loop(problem, params0, tasks, InnerSpec(sgd(0.1), 5), record=True)
+    theta0 = {"weight": torch.tensor([[-0.5, 0.8]])}
+    result = inner_loop(problem, theta0, tasks, InnerSpec(sgd(0.1), 5), record=True)
     path = result.trajectory
     assert path.params.shape == (4, 6, 2)
     got = plane_losses(problem, identity_slice(), path.params.numpy(), tasks)
@@ -268,7 +268,7 @@ def test_plane_losses_on_the_identity_plane_equal_the_recorded_losses():
 
 
 @pytest.mark.parametrize("resolution, match", [
-    ((1, 10), "2..1000"), ((10, 1001), "2..1000"), ((600, 600), "250,000"),
+    ((1, 10), "2..500"), ((10, 501), "2..500"), ((600, 600), "2..500"),
     ((10,), "pair"), ((10.0, 10), "integer"), ((True, 10), "integer"),
 ])
 def test_bad_resolution_is_refused(sinusoid, resolution, match):
@@ -277,10 +277,19 @@ def test_bad_resolution_is_refused(sinusoid, resolution, match):
         evaluate_surface(problem, random_slice(problem), tasks, resolution)
 
 
-def test_limits_are_inclusive():
-    assert check_resolution((2, 1000)) == (2, 1000)
-    assert check_resolution((500, 500)) == (500, 500)
-    assert 500 * 500 == MAX_POINTS
+@pytest.mark.parametrize("n, accepted", [(1, False), (2, True), (61, True), (500, True),
+                                         (501, False)])
+def test_surface_accepts_exactly_the_resolutions_the_config_accepts(n, accepted):
+    """One bound, inclusive at both ends, in the config layer and the surface alike."""
+    from trajviz.config import from_dict
+    for check in (lambda: check_resolution((n, n)),
+                  lambda: from_dict({"slices": {"resolution": n}})):
+        if accepted:
+            check()
+        else:
+            with pytest.raises(ValueError, match=r"2\.\.500"):
+                check()
+    assert n * n <= MAX_POINTS or not accepted
 
 
 def test_bad_inputs_are_refused(sinusoid):
@@ -295,7 +304,7 @@ def test_bad_inputs_are_refused(sinusoid):
                                         (1.0, -1.0, 0.0, 1.0)), tasks, (4, 4))
     with pytest.raises(ValueError, match="parameters"):
         evaluate_surface(problem, identity_slice(), tasks, (4, 4))
-    with pytest.raises(ValueError, match="runs"):
+    with pytest.raises(ValueError, match="rollouts"):
         plane_losses(problem, slc, np.zeros((2, 3, 2)), tasks)
     with pytest.raises(ValueError, match=r"\[R, K\+1, 2\]"):
         plane_losses(problem, slc, np.zeros((3, 2)), tasks)

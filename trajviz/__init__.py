@@ -3,10 +3,20 @@
 Python API for notebooks::
 
     import trajviz
-    run = trajviz.run_experiment(trajviz.config.from_dict({"family": "linear2d"}))
-    run = trajviz.load_run("runs/<id>")
+    config = trajviz.config.from_dict({"family": "linear2d", "learners": ["leap", "random"],
+                                       "outer": {"meta_steps": 20}})
+    run = trajviz.run_experiment(config)
+    print(run.info["summary"]["leap"]["length"])  # [mean, lo95, hi95] over held-out tasks
+
+A saved run (a folder made by ``trajviz run``) reads back with
+``trajviz.load_run("runs/<run id>")``. ``docs/architecture.md`` describes the
+package; its vocabulary: a *run* is a saved experiment, a *rollout* one inner
+loop from one θ0 on one task, a *job* background work, θ0 is ``theta0``.
 """
 __version__ = "0.1.0"
+
+from . import config  # noqa: E402 - torch-free: configs are built and checked without the compute
+__all__ = ["config", "load_run", "run_experiment"]
 
 
 def run_experiment(config, **kwargs):

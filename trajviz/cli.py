@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override any config key, e.g. --set inner.lr=0.05 (value in TOML syntax)")
     run.add_argument("--out", type=Path, default=DEFAULT_RUNS, help="runs directory (default: runs/)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--force", action="store_true",
+                     help="run even if the estimate says it will not fit this machine "
+                          "(same as allow_large = true)")
     _add_scheduler_arg(run)
 
     lst = sub.add_parser("list", help="list runs, including broken ones and why")
@@ -93,7 +96,9 @@ def config_from_args(args: argparse.Namespace):
     data = to_dict(base)
     flags = {"family": args.family, "seed": args.seed, "device": args.device,
              "inner.steps": args.steps, "outer.meta_steps": args.meta_steps,
-             "learners": args.learners.split(",") if args.learners else None}
+             "learners": None if args.learners is None else
+             [n.strip() for n in args.learners.split(",") if n.strip()],
+             "allow_large": True if args.force else None}
     if args.family and args.family != base.family:
         data["family_options"] = {}
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -185,7 +190,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .experiment import demo_configs
+    from .config import demo_configs
     from .store import list_runs
 
     _check_port(args.port)

@@ -1,31 +1,95 @@
-"""Experiment configuration: frozen dataclasses, read from TOML or dicts, echoed resolved.
+"""Experiment configuration, and the one place where input is validated.
 
-Every field is checked at the edge: an unknown key, a wrong type or an
-out-of-range value raises ``ValueError`` with one line naming the key, the
-problem and what is accepted. ``to_dict`` gives the resolved config that is
-stored with each run (and reads back to an equal config).
+Frozen dataclasses, read from TOML or dicts, echoed resolved into each run.
+Every field is checked here, at the edge: an unknown key, a wrong type, a
+non-finite number or an out-of-range value raises ``ValueError`` with one line
+naming the key, the problem and what is accepted. Every size has an explicit
+upper bound (``BOUNDS``, ``FAMILY_OPTIONS``), and ``budget.check`` refuses a
+config whose estimated memory or time would not fit this machine unless
+``allow_large`` is set. The layers below (inner loop, learners, surfaces,
+task families) trust a validated config.
+
+This module imports no torch: the accepted names come from ``names.py``.
+``to_dict`` gives the resolved config that is stored with each run (and reads
+back to an equal config).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .learners import LEARNERS, OUTER_OPTIMIZERS
-from .optim import OPTIMIZERS
-from .slices import SLICE_KINDS
-from .tasks import FAMILIES
+from . import budget
+from .names import FAMILY_NAMES, INNER_OPTIMIZERS, LEARNER_NAMES, OUTER_OPTIMIZERS, SLICE_KINDS
 
-MAX_GRID_POINTS = 250_000
 DTYPES = ("float32", "float64")
+
+# Every size a config can ask for: key -> (lowest, highest), both inclusive.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "inner.steps": (1, 5_000),
+    "inner.batch_size": (0, 10_000),  # 0 = full batch
+    "outer.meta_steps": (1, 100_000),
+    "outer.meta_batch": (1, 1_024),
+    "outer.eval_every": (1, 100_000),
+    "outer.eval_tasks": (1, 256),
+    "heldout_tasks": (1, 256),
+    "slices.resolution": (2, 500),  # points per axis; surface.py accepts no more either
+    "meta_path_points": (2, 10_001),
+    "seed": (0, 2**63 - 1),
+    # the birth map's grid, when its section lands: "birthmap.resolution": (2, ...),
+}
+MAX_GRID_POINTS = BOUNDS["slices.resolution"][1] ** 2  # a surface's A·B, wherever it comes from
+# Real numbers: key -> (lowest, highest, whether the lowest itself is accepted).
+REALS: dict[str, tuple[float, float, bool]] = {
+    "inner.lr": (0.0, 1e6, False),
+    "inner.momentum": (0.0, 1.0, True),
+    "inner.beta1": (0.0, 1.0, True),
+    "inner.beta2": (0.0, 1.0, True),
+    "inner.eps": (0.0, 1.0, False),
+    "outer.lr": (0.0, 1e6, False),
+    "slices.margin": (0.0, 10.0, True),
+    "inner.divergence_factor": (1.0, 1e300, False),
+}
+MAX_LAYERS = 8
+MAX_WIDTH = 4_096
+MAX_SHOTS = 10_000
+# Options of the registered task families: kind and bounds. ``int``/``float``: (lo, hi);
+# ``widths``: a list of 1..MAX_LAYERS layer widths in (lo, hi); ``range``: two finite
+# numbers lo <= hi; ``choice``: the accepted strings. tests/test_config.py keeps this
+# in step with the family dataclasses.
+FAMILY_OPTIONS: dict[str, dict[str, tuple]] = {
+    "sinusoid": {"shots": ("int", 1, MAX_SHOTS), "query_shots": ("int", 1, MAX_SHOTS),
+                 "hidden": ("widths", 1, MAX_WIDTH), "amplitude": ("range",),
+                 "phase": ("range",), "x_range": ("range",)},
+    "linear2d": {"shots": ("int", 1, MAX_SHOTS), "query_shots": ("int", 1, MAX_SHOTS),
+                 "angle_deg": ("range",), "radius": ("range",), "noise": ("float", 0.0, 1e3),
+                 "fixed": ("bool",)},
+    "quadratic": {"dim": ("int", 1, 2_000), "condition": ("float", 1.0, 1e12),
+                  "spread": ("float", 0.0, 1e6), "init_scale": ("float", 0.0, 1e6)},
+    "digits": {"ways": ("int", 2, 10), "shots": ("int", 1, 116), "query_shots": ("int", 1, 116),
+               "net": ("choice", "mlp", "conv"), "hidden": ("int", 1, MAX_WIDTH)},
+}
+# Options of the learners (all true/false); tests keep this in step with the dataclasses.
+LEARNER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "leap": ("norm", "loss", "stabilizer"), "maml": ("first_order",),
+}
+# The runs `trajviz demo` creates, read from demos/<name>.toml.
+DEMO_FILES = ("sinusoid", "linear2d")
 
 
 @dataclass(frozen=True)
 class InnerConfig:
-    """The inner loop every learner uses: optimiser, lr, K steps, minibatch (0 = full batch)."""
+    """The inner loop every learner uses: optimiser, lr, K steps, minibatch (0 = full batch).
+
+    divergence_factor: a rollout has diverged at its first step whose loss or
+    parameters are not finite or whose loss exceeds this multiple of its
+    starting loss (default 1e6; must be > 1).
+    """
 
     optimizer: str = "sgd"
     lr: float = 0.01
@@ -36,6 +100,7 @@ class InnerConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    divergence_factor: float = 1e6
 
 
 @dataclass(frozen=True)
@@ -55,9 +120,11 @@ class OuterConfig:
 class SliceConfig:
     """Which slices to draw and how.
 
-    kinds: any of pca, exact (2-parameter models only), three_point, random.
+    kinds: any of pca, exact (2-parameter models only), three_point, random,
+        hessian (top two Hessian eigenvectors of the held-out tasks' mean loss).
     origin: "mean" (of all path points), a learner's name (its θ0), or
-        "final:<learner>" (the mean of its held-out final points θ_K).
+        "final:<learner>" (the mean of its held-out final points θ_K); the
+        hessian slice reads "mean" as the first learner's θ0.
     three_point: three learners whose θ0 span the plane (three_point kind).
     resolution: grid points per axis; margin: extra extent around the paths.
     """
@@ -71,12 +138,16 @@ class SliceConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything that determines a run: the same config and seed give the same arrays."""
+    """Everything that determines a run: the same config and seed give the same arrays.
+
+    ``allow_large`` lets a run go ahead that ``budget.check`` estimates would not
+    fit this machine (CLI ``--force``); it changes no result.
+    """
 
     name: str = ""
     family: str = "sinusoid"
     family_options: dict[str, Any] = field(default_factory=dict)
-    learners: tuple[str, ...] = ("leap", "reptile", "fomaml", "maml", "multitask", "random")
+    learners: tuple[str, ...] = LEARNER_NAMES
     learner_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     inner: InnerConfig = InnerConfig()
     outer: OuterConfig = OuterConfig()
@@ -86,6 +157,7 @@ class ExperimentConfig:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
+    allow_large: bool = False
 
 
 _SECTIONS = {"inner": InnerConfig, "outer": OuterConfig, "slices": SliceConfig}
@@ -101,6 +173,9 @@ def from_dict(data: dict[str, Any]) -> ExperimentConfig:
             if not isinstance(values[key], dict):
                 raise ValueError(f"config [{key}] must be a table, got {values[key]!r}")
             values[key] = cls(**_typed_fields(cls, values[key], key + "."))
+    if "family_options" in values:
+        values["family_options"] = family_options(values.get("family", "sinusoid"),
+                                                  values["family_options"])
     config = ExperimentConfig(**values)
     validate(config)
     return config
@@ -115,11 +190,26 @@ def load_toml(path: str | Path) -> ExperimentConfig:
         raise ValueError(f"config file {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read config file {str(path)!r}: {exc}") from None
+    return _from_toml(text, str(path))
+
+
+def _from_toml(text: str, where: str) -> ExperimentConfig:
     try:
-        data = tomllib.loads(text)
+        return from_dict(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    return from_dict(data)
+        raise ValueError(f"config file {where!r} is not valid TOML: {exc}") from None
+
+
+def demo_configs() -> dict[str, ExperimentConfig]:
+    """The small runs ``trajviz demo`` creates, {run name: config}, read from the
+    shipped ``demos/<name>.toml`` (``trajviz.demos`` in a wheel, else the checkout's demos/)."""
+    shipped = resources.files("trajviz") / "demos"
+    folder = shipped if shipped.is_dir() else Path(__file__).resolve().parents[1] / "demos"
+    configs = {}
+    for stem in DEMO_FILES:
+        config = _from_toml((folder / f"{stem}.toml").read_text(encoding="utf-8"), f"{stem}.toml")
+        configs[config.name] = config
+    return configs
 
 
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:
@@ -148,54 +238,132 @@ def replace(config: ExperimentConfig, **changes: Any) -> ExperimentConfig:
 
 
 def validate(config: ExperimentConfig) -> None:
-    """Cross-field checks beyond types; raises ValueError with one line."""
+    """Cross-field checks and bounds; raises ValueError with one line."""
     c = config
-    if ":" not in c.family and c.family not in FAMILIES:
-        raise ValueError(f"unknown family {c.family!r}; accepted: {sorted(FAMILIES)} or 'package.module:function'")
+    if ":" not in c.family and c.family not in FAMILY_NAMES:
+        raise ValueError(f"unknown family {c.family!r}; accepted: {sorted(FAMILY_NAMES)} "
+                         "or 'package.module:function'")
     if not c.learners:
-        raise ValueError(f"learners is empty; accepted: any of {sorted(LEARNERS)}")
-    unknown = [n for n in c.learners if n not in LEARNERS]
+        raise ValueError(f"learners is empty; accepted: any of {sorted(LEARNER_NAMES)}")
+    unknown = [n for n in c.learners if n not in LEARNER_NAMES]
     if unknown:
-        raise ValueError(f"unknown learner(s) {unknown}; accepted: {sorted(LEARNERS)}")
+        raise ValueError(f"unknown learner(s) {unknown}; accepted: {sorted(LEARNER_NAMES)}")
     if len(set(c.learners)) != len(c.learners):
         raise ValueError(f"learners lists a name twice: {list(c.learners)}")
-    stray = sorted(set(c.learner_options) - set(c.learners))
-    if stray:
-        raise ValueError(f"learner_options names learner(s) {stray} not in learners {list(c.learners)}")
-    _positive("inner.lr", c.inner.lr)
-    _positive("inner.steps", c.inner.steps)
-    _at_least("inner.batch_size", c.inner.batch_size, 0)
-    _choice("inner.optimizer", c.inner.optimizer, OPTIMIZERS)
-    _positive("outer.lr", c.outer.lr)
-    for key in ("meta_steps", "meta_batch", "eval_every", "eval_tasks"):
-        _positive(f"outer.{key}", getattr(c.outer, key))
+    _check_learner_options(c)
+    for key, (low, high) in BOUNDS.items():
+        if not low <= _get(c, key) <= high:
+            raise ValueError(f"config key {key!r} must be {low}..{high}, got {_get(c, key)!r}")
+    for key, (low, high, closed) in REALS.items():
+        value = _get(c, key)
+        if not math.isfinite(value) or value > high or value < low or (value == low and not closed):
+            accepted = f"{'[' if closed else '('}{low:g}, {high:g}]"
+            raise ValueError(f"config key {key!r} must be a finite number in {accepted}, "
+                             f"got {value!r}")
+    _choice("inner.optimizer", c.inner.optimizer, INNER_OPTIMIZERS)
     _choice("outer.optimizer", c.outer.optimizer, OUTER_OPTIMIZERS)
-    for kind in c.slices.kinds:
-        _choice("slices.kinds", kind, SLICE_KINDS)
     if not c.slices.kinds:
         raise ValueError(f"slices.kinds is empty; accepted: any of {list(SLICE_KINDS)}")
+    for kind in c.slices.kinds:
+        _choice("slices.kinds", kind, SLICE_KINDS)
     origin_learner = c.slices.origin.removeprefix("final:")
     if c.slices.origin != "mean" and origin_learner not in c.learners:
-        raise ValueError(f"slices.origin {c.slices.origin!r} must be 'mean', a learner of {list(c.learners)} "
-                         "(its θ0) or 'final:<learner>' (its mean final point)")
+        raise ValueError(f"slices.origin {c.slices.origin!r} must be 'mean', a learner of "
+                         f"{list(c.learners)} (its θ0) or 'final:<learner>' (its mean final point)")
     if "three_point" in c.slices.kinds:
         pts = c.slices.three_point
         if len(pts) != 3 or len(set(pts)) != 3 or any(p not in c.learners for p in pts):
-            raise ValueError(f"slices.three_point must name 3 different learners of {list(c.learners)}, got {list(pts)}")
-    if not 2 <= c.slices.resolution <= 500:
-        raise ValueError(f"slices.resolution must be 2..500 per axis, got {c.slices.resolution}")
-    if c.slices.resolution ** 2 > MAX_GRID_POINTS:
-        raise ValueError(f"slices.resolution {c.slices.resolution} gives more than {MAX_GRID_POINTS} grid points")
-    if not 0 <= c.slices.margin <= 10:
-        raise ValueError(f"slices.margin must lie in [0, 10], got {c.slices.margin}")
-    _positive("heldout_tasks", c.heldout_tasks)
-    if c.heldout_tasks > 256:
-        raise ValueError(f"heldout_tasks must be <= 256, got {c.heldout_tasks}")
-    _at_least("meta_path_points", c.meta_path_points, 2)
-    _at_least("seed", c.seed, 0)
+            raise ValueError(f"slices.three_point must name 3 different learners of "
+                             f"{list(c.learners)}, got {list(pts)}")
     _choice("dtype", c.dtype, DTYPES)
     if c.device != "cpu" and not c.device.startswith("cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {c.device!r}")
+    sizes = budget.family_sizes(c.family, c.family_options)
+    if sizes is not None:  # a plugin's sizes are known once it is built (experiment.py)
+        budget.check(c, sizes)
+
+
+def family_options(family: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A registered family's options checked against ``FAMILY_OPTIONS`` and resolved
+    (ints for integer options, floats for real ones, tuples for lists); a plugin's
+    options are passed on as given, once every number in them is known to be finite."""
+    if family not in FAMILY_OPTIONS:
+        _finite(f"family_options of {family!r}", options)
+        return dict(options)
+    schema = FAMILY_OPTIONS[family]
+    unknown = sorted(set(options) - set(schema))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for family {family!r}; "
+                         f"accepted: {sorted(schema)}")
+    return {key: _family_option(f"family {family!r} option {key!r}", value, schema[key])
+            for key, value in options.items()}
+
+
+def _family_option(where: str, value: Any, rule: tuple) -> Any:
+    kind = rule[0]
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false, got {value!r}")
+        return value
+    if kind == "choice":
+        if value not in rule[1:]:
+            raise ValueError(f"{where}: unknown value {value!r}; accepted: {sorted(rule[1:])}")
+        return value
+    if kind == "widths":
+        low, high = rule[1:]
+        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_LAYERS or not all(
+                isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in value):
+            raise ValueError(f"{where} must be a list of 1 to {MAX_LAYERS} layer widths, each an "
+                             f"integer in {low}..{high}, got {value!r}")
+        return tuple(value)
+    if kind == "range":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ValueError(f"{where} must be a pair [low, high] of numbers, got {value!r}")
+        low, high = (_family_option(where, v, ("float", -1e12, 1e12)) for v in value)
+        if low > high:
+            raise ValueError(f"{where} must have low <= high, got {value!r}")
+        return (low, high)
+    low, high = rule[1:]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where} must be a number, got {value!r}")
+    if kind == "int" and not (math.isfinite(value) and value == int(value)):
+        raise ValueError(f"{where} must be an integer, got {value!r}")
+    if kind == "int" and not low <= value <= high:
+        raise ValueError(f"{where} must be an integer in {low}..{high}, got {value!r}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{where} must be a finite number in [{low:g}, {high:g}], got {value!r}")
+    return int(value) if kind == "int" else float(value)
+
+
+def _check_learner_options(c: ExperimentConfig) -> None:
+    for name, options in c.learner_options.items():
+        if name not in c.learners:
+            raise ValueError(f"learner_options names learner {name!r}, not in learners "
+                             f"{list(c.learners)}")
+        if not isinstance(options, dict):
+            raise ValueError(f"learner_options.{name} must be a table, got {options!r}")
+        accepted = LEARNER_OPTIONS.get(name, ())
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for learner {name!r}; "
+                             f"accepted: {sorted(accepted) or 'none'}")
+        for key, value in options.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"learner {name!r} option {key!r} must be true or false, "
+                                 f"got {value!r}")
+
+
+def _finite(where: str, value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} holds {value!r}; accepted: finite numbers")
+    for item in value.values() if isinstance(value, dict) else (
+            value if isinstance(value, (list, tuple)) else ()):
+        _finite(where, item)
+
+
+def _get(config: ExperimentConfig, key: str) -> Any:
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(config, section) if section else config, name)
 
 
 def _typed_fields(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -203,11 +371,9 @@ def _typed_fields(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ValueError(f"unknown config key(s) {[prefix + u for u in unknown]}; accepted: {[prefix + n for n in names]}")
-    out = {}
-    for key, value in data.items():
-        out[key] = _coerce(prefix + key, value, hints[key])
-    return out
+        raise ValueError(f"unknown config key(s) {[prefix + u for u in unknown]}; "
+                         f"accepted: {[prefix + n for n in names]}")
+    return {key: _coerce(prefix + key, value, hints[key]) for key, value in data.items()}
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -216,14 +382,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"config key {key!r} must be true or false, got {value!r}")
         return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"config key {key!r} must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"config key {key!r} must be a number, got {value!r}")
-        return float(value)
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, hint)):
+            raise ValueError(f"config key {key!r} must be {'an integer' if hint is int else 'a number'}, "
+                             f"got {value!r}")
+        return hint(value)
     if hint is str:
         if not isinstance(value, str):
             raise ValueError(f"config key {key!r} must be a string, got {value!r}")
@@ -239,16 +402,6 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ValueError(f"config key {key!r} must be a table, got {value!r}")
         return dict(value)
     return value  # a section (a dataclass), checked by from_dict
-
-
-def _positive(key: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"config key {key!r} must be > 0, got {value!r}")
-
-
-def _at_least(key: str, value: int, low: int) -> None:
-    if value < low:
-        raise ValueError(f"config key {key!r} must be >= {low}, got {value!r}")
 
 
 def _choice(key: str, value: str, accepted: Any) -> None:

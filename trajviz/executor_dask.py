@@ -42,6 +42,8 @@ PRELOAD = "trajviz.context"
 # memory back (and faults it in again) where the main thread's does not. Measured on the
 # sinusoid MLP 1-40-40-1 surface (CPU per chunk): with Dask's setting 2.4x that of the
 # in-process main thread, in a plain thread 1.6x, with these thresholds 1.0x.
+# Local workers also run without Dask's statistical profiler (a thread that samples the
+# computing thread's stack every 10 ms, holding the GIL while it does).
 MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": str(256 * 2**20), "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20)}
 
 
@@ -83,7 +85,8 @@ class DaskExecutor:
                    "silence_logs": logging.CRITICAL, "preload": [PRELOAD], **cluster_options}
         try:
             environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **MALLOC_ENV}
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
+                                  "distributed.worker.profile.enabled": False}):
                 cluster = LocalCluster(**options)
         except Exception as exc:  # noqa: BLE001 - ports, processes: said in one line
             reason = " ".join(str(exc).split()) or type(exc).__name__

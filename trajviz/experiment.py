@@ -10,16 +10,18 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, budget
 from .config import ExperimentConfig, InnerConfig, to_dict
 from .context import ProblemRef
+from .diagnostics import Diagnostics, DiagnosticsSpec, good_points, path_diagnostics
 from .executor import Executor, using
+from .hessian import mean_loss_eigenvectors
 from .inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
 from .learners import MetaTrace, OuterSpec, make_learner, meta_train
 from .metrics import path_metrics, running_metrics, summarise
@@ -29,12 +31,14 @@ from .run import SCHEMA_VERSION, LearnerRecord, Run, View
 from .slices import (
     Slice,
     exact_slice,
+    hessian_slice,
     pca_slice,
     project,
     random_slice,
     three_point_slice,
     with_extent,
 )
+from .stability import divergence_report, good_prefix, stability_threshold, subsample_steps
 from .surface import evaluate_surface, plane_losses
 from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
 
@@ -53,7 +57,7 @@ def inner_optimizer(inner: InnerConfig) -> InnerOptimizer:
 
 
 def inner_spec(inner: InnerConfig) -> InnerSpec:
-    return InnerSpec(inner_optimizer(inner), inner.steps, inner.batch_size or None)
+    return InnerSpec(inner_optimizer(inner), inner.steps, inner.batch_size or None, inner.divergence_factor)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -68,34 +72,41 @@ def heldout_paths(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerS
     return result.trajectory
 
 
+def clean_path(traj: Trajectory) -> tuple[torch.Tensor, torch.Tensor]:
+    """params [R, K+1, P] and losses [R, K+1] with every point from a rollout's divergence on
+    set to NaN, so path metrics of a diverged rollout are NaN and running metrics keep
+    only its good prefix."""
+    keep = good_points(traj)
+    return (traj.params.masked_fill(~keep[..., None], float("nan")),
+            traj.losses.masked_fill(~keep, float("nan")))
+
+
 def make_evaluator(problem: Problem, tasks: TaskSet, spec: InnerSpec,
                    seed: int) -> Callable[[Params], dict[str, float]]:
     """Held-out metrics of a θ0 (mean over ``tasks``), for the meta-training curves."""
     def evaluate(theta0: Params) -> dict[str, float]:
         traj = heldout_paths(problem, theta0, tasks, spec, seed, "")
-        m = path_metrics(traj.params, traj.losses)
+        m = path_metrics(*clean_path(traj))
         return {k: float(np.nanmean(_numpy(m[k]))) if np.isfinite(_numpy(m[k])).any() else float("nan")
                 for k in EVAL_METRICS}
     return evaluate
 
 
-def subsample_steps(total: int, points: int) -> np.ndarray:
-    """Indices 0..total spread evenly, first and last always included: [min(points, total+1)]."""
-    return np.unique(np.round(np.linspace(0, total, min(points, total + 1))).astype(np.int64))
-
-
-def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: int) -> LearnerRecord:
+def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: int,
+                   diagnostics: Diagnostics | None = None) -> LearnerRecord:
     keep = subsample_steps(trace.path.shape[0] - 1, meta_points)
-    metrics = path_metrics(traj.params, traj.losses)
-    running = running_metrics(traj.params, traj.losses)
+    params, losses = clean_path(traj)
+    metrics = path_metrics(params, losses)
+    running = running_metrics(params, losses)
     return LearnerRecord(
-        name=name, theta0=_numpy(trace.path[-1]), meta_steps=keep,
+        name=name, theta0=_numpy(trace.path[-1]), meta_path_steps=keep,
         meta_path=_numpy(trace.path[torch.from_numpy(keep)]),
         eval_steps=_numpy(trace.eval_steps), evals={k: _numpy(v) for k, v in trace.evals.items()},
         params=_numpy(traj.params), losses=_numpy(traj.losses), grads=_numpy(traj.grads),
         query_losses=_numpy(traj.query_losses), diverged_at=_numpy(traj.diverged_at),
         metrics={k: _numpy(v) for k, v in metrics.items()},
-        running={k: _numpy(v) for k, v in running.items()})
+        running={k: _numpy(v) for k, v in running.items()},
+        diagnostics={} if diagnostics is None else dict(diagnostics.values))
 
 
 def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarray | None, str]:
@@ -104,27 +115,38 @@ def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarr
         return None, "the mean of all path points"
     if name.startswith("final:"):
         learner = name.removeprefix("final:")
-        finals = records[learner].params[:, -1]
-        finals = finals[np.isfinite(finals).all(axis=1)]
+        finals = records[learner].params[records[learner].diverged_at < 0, -1]
         if not len(finals):
             raise ValueError(f"slices.origin {name!r}: every held-out path of {learner} diverged")
         return finals.mean(axis=0), f"{learner}'s mean final point"
     return records[name].theta0, f"{name}'s θ0"
 
 
+def good_path_points(records: dict[str, LearnerRecord]) -> np.ndarray:
+    """[N, P] every learner's held-out path points before divergence (finite)."""
+    points = np.concatenate([r.params[good_prefix(r.diverged_at, r.params.shape[1] - 1)]
+                             for r in records.values()])
+    return points[np.isfinite(points).all(axis=1)]
+
+
 def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
-                records: dict[str, LearnerRecord]) -> Slice:
-    """The slice of ``kind``, fitted to every learner's held-out paths."""
-    P = problem.model.spec.size
-    points = np.concatenate([r.params.reshape(-1, P) for r in records.values()])
-    points = points[np.isfinite(points).all(axis=1)]
-    origin, origin_label = slice_origin(config.slices.origin, records)
+                records: dict[str, LearnerRecord], heldout: TaskSet | None = None) -> Slice:
+    """The slice of ``kind``, fitted to every learner's held-out paths before divergence.
+
+    The ``hessian`` kind needs ``heldout`` (its mean loss's Hessian is taken at
+    the origin; origin "mean" means the first learner's θ0 here).
+    """
+    points = good_path_points(records)
+    origin_name = config.slices.origin
+    if kind == "hessian" and origin_name == "mean":
+        origin_name = next(iter(records))
+    origin, origin_label = slice_origin(origin_name, records)
     if kind == "pca":
         if len(points) < 3:
             raise ValueError("pca slice needs at least 3 finite path points; every held-out path diverged")
         return pca_slice(points, origin=origin, label=f"PCA of all held-out paths, origin at {origin_label}")
     if kind == "exact":
-        return exact_slice(P, label="the parameter plane itself (nothing projected)")
+        return exact_slice(problem.model.spec.size, label="the parameter plane itself (nothing projected)")
     if kind == "three_point":
         a, b, c = (records[n].theta0 for n in config.slices.three_point)
         names = ", ".join(config.slices.three_point)
@@ -133,14 +155,29 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
         centre = points.mean(axis=0) if origin is None else origin
         return random_slice(list(problem.model.spec.shapes), centre, config.seed,
                             label=f"filter-normalised random directions, origin at {origin_label}")
+    if kind == "hessian":
+        if heldout is None:
+            raise ValueError("the hessian slice needs the held-out tasks")
+        theta = torch.as_tensor(origin, dtype=heldout.support[next(iter(heldout.support))].dtype)
+        values, vectors = mean_loss_eigenvectors(problem, theta.to(heldout.ids.device), heldout,
+                                                 seed=config.seed)
+        lam = ", ".join(f"{v:.3g}" for v in values.tolist())
+        return hessian_slice(origin, vectors.cpu().numpy(), points,
+                             label=f"top-2 Hessian eigenvectors of the held-out mean loss "
+                                   f"(λ = {lam}) at {origin_label}")
     raise ValueError(f"unknown slice kind {kind!r}")
 
 
 def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: TaskSet,
                records: dict[str, LearnerRecord], progress: Progress | None,
                executor: Executor | None = None) -> View:
-    slc = build_slice(kind, config, problem, records)
-    projected = {n: project(slc, r.params) for n, r in records.items()}
+    slc = build_slice(kind, config, problem, records, heldout)
+    projected = {}
+    for n, r in records.items():
+        coords, residual = project(slc, r.params)
+        bad = ~good_prefix(r.diverged_at, r.params.shape[1] - 1)
+        coords[bad], residual[bad] = np.nan, np.nan
+        projected[n] = (coords, residual)
     meta = {n: project(slc, r.meta_path) for n, r in records.items()}
     every = np.concatenate([c.reshape(-1, 2) for c, _ in projected.values()]
                            + [c.reshape(-1, 2) for c, _ in meta.values()])
@@ -162,9 +199,23 @@ def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: T
 
 
 def summary(records: dict[str, LearnerRecord]) -> dict[str, dict[str, list[float]]]:
-    """{learner: {metric: [mean, lo95, hi95]}} over the held-out tasks."""
+    """{learner: {metric: [mean, lo95, hi95]}} over the held-out tasks that did not diverge."""
     return {n: {m: [float(v) for v in summarise(r.metrics[m])] for m in SUMMARY_METRICS}
             for n, r in records.items()}
+
+
+def summary_counts(records: dict[str, LearnerRecord]) -> dict[str, dict[str, list[int]]]:
+    """{learner: {metric: [tasks covered, tasks]}}: how many tasks each summary mean covers."""
+    return {n: {m: [int(np.isfinite(r.metrics[m]).sum()), int(r.metrics[m].size)] for m in SUMMARY_METRICS}
+            for n, r in records.items()}
+
+
+def diagnostics_info(spec: InnerSpec, diag: Diagnostics, iters: int) -> dict:
+    """The run-level facts about the per-step diagnostics (JSON-ready)."""
+    threshold, applies_to, rule = stability_threshold(spec.optimizer.name, dict(spec.optimizer.hyper))
+    return {"optimizer": spec.optimizer.name, "threshold": threshold, "threshold_applies_to": applies_to,
+            "threshold_rule": rule, "steps": diag.steps.tolist(), "subsampled": diag.subsampled,
+            "power_iterations": iters, "names": list(diag.values)}
 
 
 def check_slices(config: ExperimentConfig, problem: Problem) -> None:
@@ -180,6 +231,15 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def plugin_sizes(problem: Problem, one_task: TaskSet) -> budget.Sizes:
+    """A plugin family's sizes for ``budget.check``, from its model and one sampled task."""
+    spec = problem.model.spec
+    numel = sum(v[0].numel() for part in (one_task.support, one_task.query) for v in part.values())
+    samples = max((v.shape[1] for v in one_task.support.values() if v.dim() > 1), default=1)
+    widest = sum(max(shape, default=1) for shape in spec.shapes)
+    return budget.Sizes(spec.size, numel, samples, widest)
+
+
 @dataclass(frozen=True)
 class Recorded:
     """Meta-trained learners and their held-out paths, before any slicing."""
@@ -189,6 +249,7 @@ class Recorded:
     records: dict[str, LearnerRecord]
     timings: dict[str, float]
     family: TaskFamily
+    diagnostics: dict = field(default_factory=dict)
 
 
 def train_and_record(config: ExperimentConfig, progress: Progress | None = None) -> Recorded:
@@ -198,11 +259,13 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None)
     family: TaskFamily = make_family(config.family, config.family_options)
     problem = family.problem()
     check_slices(config, problem)
+    if budget.family_sizes(config.family, config.family_options) is None:  # a plugin
+        budget.check(config, plugin_sizes(problem, family.sample(config.seed, 1, "heldout")))
     spec = inner_spec(config.inner)
     outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
                       config.outer.lr, config.outer.eval_every)
     learners = {n: make_learner(n, config.learner_options.get(n)) for n in config.learners}
-    theta_init = problem.model.init(config.seed, device, dtype)
+    theta0 = problem.model.init(config.seed, device, dtype)
     heldout = family.sample(config.seed, config.heldout_tasks, "heldout").to(device, dtype)
     minibatch_indices(heldout, spec, 0)  # a batch larger than the support pool fails now, not mid-run
     eval_tasks = heldout.select(list(range(min(config.outer.eval_tasks, len(heldout)))))
@@ -210,17 +273,23 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None)
     evaluate = make_evaluator(problem, eval_tasks, spec, held_seed)
     timings: dict[str, float] = {}
     records: dict[str, LearnerRecord] = {}
+    dspec = DiagnosticsSpec(seed=config.seed)
+    diag_info: dict = {}
     for name, learner in learners.items():
         t0 = time.perf_counter()
         report = None if progress is None else (lambda s, n=name: progress(f"meta:{n}", s, outer.meta_steps))
-        trace = meta_train(learner, problem, family, spec, outer, theta_init, seed=config.seed,
+        trace = meta_train(learner, problem, family, spec, outer, theta0, seed=config.seed,
                            device=device, dtype=dtype, evaluate=evaluate, progress=report)
         timings[f"meta:{name}"] = time.perf_counter() - t0
-        traj = heldout_paths(problem, trace.theta0, heldout, spec, held_seed, name)
-        records[name] = learner_record(name, trace, traj, config.meta_path_points)
+        traj = heldout_paths(problem, trace.final_theta0, heldout, spec, held_seed, name)
+        t0 = time.perf_counter()
+        diag = path_diagnostics(problem, traj, heldout, spec, held_seed, dspec)
+        timings[f"diagnostics:{name}"] = time.perf_counter() - t0
+        diag_info = diagnostics_info(spec, diag, dspec.iters)
+        records[name] = learner_record(name, trace, traj, config.meta_path_points, diag)
         if progress is not None:
             progress("record", len(records), len(learners))
-    return Recorded(problem, heldout, records, timings, family)
+    return Recorded(problem, heldout, records, timings, family, diag_info)
 
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
@@ -228,7 +297,8 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     """Run the whole experiment described by ``config`` and return it as a ``Run``.
 
     ``progress(stage, done, total)`` is called as work completes, with stages
-    ``meta:<learner>``, ``record``, and ``surface:<kind>``. The surfaces' chunks
+    ``meta:<learner>``, ``record``, and ``surface:<kind>``. Timings include
+    ``diagnostics:<learner>``, the per-step diagnostics' share. The surfaces' chunks
     go through ``executor``: an Executor, a scheduler string (``local-dask:2``,
     ``tcp://HOST:PORT``: started or reached before any work, closed at the end)
     or None (in-process).
@@ -255,7 +325,11 @@ def _experiment(config: ExperimentConfig, progress: Progress | None, run_id: str
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"trajviz": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
-        "timings": timings, "summary": summary(rec.records), "model": model.name,
+        "timings": timings, "summary": summary(rec.records), "summary_counts": summary_counts(rec.records),
+        "diagnostics": rec.diagnostics,
+        "divergence": divergence_report({n: r.diverged_at for n, r in rec.records.items()},
+                                        _numpy(rec.heldout.ids), config.inner.divergence_factor),
+        "model": model.name,
         "param_count": model.spec.size, "param_names": list(model.spec.names),
         "param_shapes": [list(s) for s in model.spec.shapes],
         "family_options": family_options(rec.family),  # the store writes tuples as lists
@@ -264,24 +338,3 @@ def _experiment(config: ExperimentConfig, progress: Progress | None, run_id: str
     return Run(run_id=run_id, config=to_dict(config), info=info, task_ids=_numpy(rec.heldout.ids),
                task_info=task_info, learners=rec.records, views=views)
 
-
-DEMOS = {
-    "sinusoid-demo": {
-        "name": "sinusoid-demo", "family": "sinusoid", "seed": 0, "heldout_tasks": 6,
-        "inner": {"steps": 32, "lr": 0.01, "optimizer": "adam"},
-        "outer": {"meta_steps": 100, "meta_batch": 8, "lr": 0.003, "eval_every": 10, "eval_tasks": 4},
-        "slices": {"kinds": ["pca"], "resolution": 61},
-    },
-    "linear2d-demo": {
-        "name": "linear2d-demo", "family": "linear2d", "seed": 0, "heldout_tasks": 6,
-        "inner": {"steps": 16, "lr": 0.1},
-        "outer": {"meta_steps": 100, "meta_batch": 8, "lr": 0.01, "eval_every": 10, "eval_tasks": 4},
-        "slices": {"kinds": ["exact", "pca"], "resolution": 61},
-    },
-}
-
-
-def demo_configs() -> dict[str, ExperimentConfig]:
-    """The small runs ``trajviz demo`` creates: {run name: config}."""
-    from .config import from_dict
-    return {name: from_dict(data) for name, data in DEMOS.items()}

@@ -721,13 +721,13 @@ def select_meta(run: Run, view: str | None = None,
     """What the meta-training tab draws (ValueError for unknown names, as ``select``)."""
     sel = select(run, view, None, learners)
     v = run.views[sel.view]
-    frames = max(len(run.learners[n].meta_steps) for n in sel.learners) if sel.learners else 1
+    frames = max(len(run.learners[n].meta_path_steps) for n in sel.learners) if sel.learners else 1
     steps = np.arange(frames)
     coords, residual, evals = {}, {}, {}
     for n in sel.learners:
         rec = run.learners[n]
-        if len(rec.meta_steps) == frames:
-            steps = np.asarray(rec.meta_steps)
+        if len(rec.meta_path_steps) == frames:
+            steps = np.asarray(rec.meta_path_steps)
         coords[n] = _pad(np.asarray(v.meta_coords[n], float), frames)
         residual[n] = _pad(np.asarray(v.meta_residual[n], float), frames)
         evals[n] = {m: (np.asarray(rec.eval_steps), np.asarray(rec.evals[m], float))

@@ -1,10 +1,10 @@
-"""The inner loop: adapt parameters to tasks, vectorised over runs, recording paths.
+"""The inner loop: adapt parameters to tasks, vectorised over rollouts, recording paths.
 
-A *run* is one (initialisation, task) pair. ``inner_loop`` advances ``R`` runs
-at once: the forward pass is ``vmap``-ed over runs and one ``autograd.grad``
-of the summed losses gives every run's own gradient (the runs are
+A *rollout* is one inner loop from one θ0 on one task. ``inner_loop`` advances ``R``
+rollouts at once: the forward pass is ``vmap``-ed over rollouts and one ``autograd.grad``
+of the summed losses gives every rollout's own gradient (the rollouts are
 independent, so ∂(Σ_r f_r)/∂θ_r = ∇f_r). On CPU this costs about two thirds
-of ``vmap(grad(f))`` for small models (16 runs of a 1-40-40-1 MLP), and the
+of ``vmap(grad(f))`` for small models (16 rollouts of a 1-40-40-1 MLP), and the
 same code differentiates through the loop for MAML (``differentiable=True``).
 (Its weight gradients of vmapped linear layers come back transposed in
 memory, which makes elementwise work on very wide layers slower; see the
@@ -36,31 +36,30 @@ class InnerSpec:
 
     ``batch_size=None`` is full-batch; otherwise step i uses its own minibatch,
     drawn without replacement from each task's support set (fresh points per
-    step while the pool lasts).
+    step while the pool lasts). Checked by ``trajviz.config`` (``BOUNDS``).
+
+    A rollout *diverges* at its first step whose loss or parameters are not
+    finite, or whose loss exceeds ``divergence_factor`` times its starting
+    loss in magnitude (|f_i| > factor·|f_0|; default 1e6); see ``first_divergence``.
     """
 
     optimizer: InnerOptimizer
     steps: int
     batch_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps <= 0:
-            raise ValueError(f"inner steps must be a positive integer, got {self.steps!r}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size <= 0):
-            raise ValueError(f"inner batch_size must be a positive integer or None, got {self.batch_size!r}")
+    divergence_factor: float = 1e6
 
 
 @dataclass(frozen=True)
 class Trajectory:
-    """``R`` recorded inner-loop runs (each from one θ0 on one task), stacked.
+    """``R`` recorded rollouts (each one inner loop from one θ0 on one task), stacked.
 
     params: [R, K+1, P]  θ_0..θ_K, flattened in ``ParamSpec`` order.
     losses: [R, K+1]     f_i(θ_i) on the batch used at step i (batch K for θ_K).
     grads: [R, K+1, P]   ∇f_i(θ_i) on that same batch.
     query_losses: [R, K+1]  loss on the task's query set at θ_i.
-    task_ids: [R]        id of each run's task.
-    diverged_at: [R]     first step whose loss is not finite, or −1.
-    learner: name of the learner whose θ0 started the runs.
+    task_ids: [R]        id of each rollout's task.
+    diverged_at: [R]     first step at which the rollout diverged (``InnerSpec``), or −1.
+    learner: name of the learner whose θ0 started the rollouts.
     """
 
     params: Tensor
@@ -77,7 +76,7 @@ class Trajectory:
 
 
 class Point(NamedTuple):
-    """One point of ``R`` runs: params {name: [R, ...]}, loss [R], grad {name: [R, ...]}."""
+    """One point of ``R`` rollouts: params {name: [R, ...]}, loss [R], grad {name: [R, ...]}."""
 
     params: Params
     loss: Tensor
@@ -103,36 +102,36 @@ class InnerResult:
     accumulated: Any
 
 
-def broadcast_params(params0: Params, problem: Problem, runs: int) -> Params:
-    """Give θ0 a leading run axis [R, ...]: a shared θ0 is expanded (no copy)."""
-    lead = batch_shape(params0, problem.model.spec)
+def broadcast_theta0(theta0: Params, problem: Problem, rollouts: int) -> Params:
+    """Give θ0 a leading rollout axis [R, ...]: a shared θ0 is expanded (no copy)."""
+    lead = batch_shape(theta0, problem.model.spec)
     if lead == ():
-        return {k: v.expand(runs, *v.shape) for k, v in params0.items()}
-    if lead != (runs,):
-        raise ValueError(f"params0 has batch shape {lead}, expected () or ({runs},)")
-    return params0
+        return {k: v.expand(rollouts, *v.shape) for k, v in theta0.items()}
+    if lead != (rollouts,):
+        raise ValueError(f"theta0 has batch shape {lead}, expected () or ({rollouts},)")
+    return theta0
 
 
-def pair_inits_with_tasks(inits: Params, tasks: TaskSet, problem: Problem) -> tuple[Params, TaskSet]:
-    """Every one of ``I`` inits {name: [I, ...]} on every one of ``T`` tasks.
+def pair_theta0_with_tasks(theta0: Params, tasks: TaskSet, problem: Problem) -> tuple[Params, TaskSet]:
+    """Every one of ``I`` θ0s {name: [I, ...]} on every one of ``T`` tasks.
 
-    Returns params [I·T, ...] and a TaskSet of I·T runs, init-major (run
-    ``i·T + t`` is init i on task t), for one vectorised ``inner_loop``.
+    Returns params [I·T, ...] and a TaskSet of I·T rollouts, θ0-major (rollout
+    ``i·T + t`` is θ0 i on task t), for one vectorised ``inner_loop``.
     """
-    (n_inits,) = batch_shape(inits, problem.model.spec)
+    (n_theta0,) = batch_shape(theta0, problem.model.spec)
     n_tasks = len(tasks)
-    params = {k: v.repeat_interleave(n_tasks, dim=0) for k, v in inits.items()}
-    return params, tasks.select(torch.arange(n_tasks).repeat(n_inits))
+    params = {k: v.repeat_interleave(n_tasks, dim=0) for k, v in theta0.items()}
+    return params, tasks.select(torch.arange(n_tasks).repeat(n_theta0))
 
 
 def minibatch_indices(tasks: TaskSet, spec: InnerSpec, seed: int) -> np.ndarray | None:
-    """[R, K+1, B] support indices per run and step, or None for full-batch.
+    """[R, K+1, B] support indices per rollout and step, or None for full-batch.
 
-    Each run walks a random permutation of its support pool, so batches are
+    Each rollout walks a random permutation of its support pool, so batches are
     disjoint until the pool is used up, then it reshuffles. The order depends
-    only on ``seed`` and the run's task id, so a task sees the same batches
-    whether it runs alone, in a meta-batch, or once per init
-    (``pair_inits_with_tasks``): inits are compared on equal terms.
+    only on ``seed`` and the rollout's task id, so a task sees the same batches
+    whether it runs alone, in a meta-batch, or once per θ0
+    (``pair_theta0_with_tasks``): θ0s are compared on equal terms.
     """
     if spec.batch_size is None or not tasks.minibatchable:
         return None
@@ -151,7 +150,7 @@ def minibatch_indices(tasks: TaskSet, spec: InnerSpec, seed: int) -> np.ndarray 
 
 
 def all_batches(tasks: TaskSet, indices: np.ndarray | None) -> Batch | None:
-    """Every run's batch at every step, gathered at once: {key: [R, K+1, B, ...]}."""
+    """Every rollout's batch at every step, gathered at once: {key: [R, K+1, B, ...]}."""
     if indices is None:
         return None
     idx = torch.from_numpy(indices).to(tasks.ids.device)
@@ -161,7 +160,7 @@ def all_batches(tasks: TaskSet, indices: np.ndarray | None) -> Batch | None:
 
 def losses_and_grads(problem: Problem, params: Params, batch: Batch,
                      differentiable: bool = False) -> tuple[Tensor, Params]:
-    """f_r(θ_r) [R] and ∇f_r(θ_r) {name: [R, ...]} for every run at once.
+    """f_r(θ_r) [R] and ∇f_r(θ_r) {name: [R, ...]} for every rollout at once.
 
     With ``differentiable`` the gradients keep their graph (second order).
     """
@@ -178,7 +177,7 @@ def losses_and_grads(problem: Problem, params: Params, batch: Batch,
 
 
 def query_losses(problem: Problem, params: Params, tasks: TaskSet) -> Tensor:
-    """Loss of every run on its task's query set: [R]."""
+    """Loss of every rollout on its task's query set: [R]."""
     with torch.no_grad():
         return vmap(problem.loss)(params, tasks.query)
 
@@ -186,60 +185,65 @@ def query_losses(problem: Problem, params: Params, tasks: TaskSet) -> Tensor:
 CACHE_BYTES = 1 << 20  # per parameter-sized array of a chunk: about half an L2 cache
 
 
-def runs_per_chunk(param_count: int, itemsize: int, runs: int, budget: int = CACHE_BYTES) -> int:
-    """How many runs to advance at once so one [runs, P] array stays in cache.
+def rollouts_per_chunk(param_count: int, itemsize: int, rollouts: int,
+                       budget: int = CACHE_BYTES) -> int:
+    """How many rollouts to advance at once so one [rollouts, P] array stays in cache.
 
-    Small models take every run at once (per-op overhead dominates); wide
+    Small models take every rollout at once (per-op overhead dominates); wide
     ones are split, because streaming several [R, P] arrays through memory
     each step was measured slower than a few cache-sized chunks.
     """
-    return max(1, min(runs, budget // max(1, param_count * itemsize)))
+    return max(1, min(rollouts, budget // max(1, param_count * itemsize)))
 
 
-def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpec, *,
+def inner_loop(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec, *,
                seed: int = 0, record: bool = False, on_segment: SegmentFn | None = None,
                initial: Any = None, differentiable: bool = False, learner: str = "",
                chunk: int | None = None) -> InnerResult:
-    """Run ``spec.steps`` optimiser steps from ``params0`` on every task.
+    """Run ``spec.steps`` optimiser steps from ``theta0`` on every task: R rollouts.
 
-    params0: {name: [*shape]} shared by all runs, or {name: [R, *shape]}.
-    tasks: R tasks (use ``pair_inits_with_tasks`` for inits × tasks).
+    theta0: {name: [*shape]} shared by all rollouts, or {name: [R, *shape]}.
+    tasks: R tasks (use ``pair_theta0_with_tasks`` for θ0s × tasks).
     on_segment(acc, prev, curr) -> acc is folded over the K segments, starting
     from ``initial``: learners accumulate their meta-gradient here without
-    storing the path; a chunked loop needs ``acc`` to be None or
-    {name: [R, ...]} per run. ``record`` keeps the full path (for pictures only).
+    storing the path; a chunked loop needs ``initial`` and ``acc`` to be None
+    or {name: [R, ...]} per rollout (each chunk starts from its own rows).
+    ``record`` keeps the full path (for pictures only).
     ``differentiable`` keeps the graph through every step (MAML).
-    ``chunk`` runs advance together (default ``runs_per_chunk``); the result
-    does not depend on it, since runs are independent.
+    ``chunk`` rollouts advance together (default ``rollouts_per_chunk``); the
+    result does not depend on it, since rollouts are independent.
     """
-    runs = len(tasks)
-    first = next(iter(params0.values()))
+    rollouts = len(tasks)
+    first = next(iter(theta0.values()))
     if chunk is None:
-        chunk = runs if differentiable else runs_per_chunk(
-            problem.model.spec.size, first.element_size(), runs)
-    if chunk < runs:
+        chunk = rollouts if differentiable else rollouts_per_chunk(
+            problem.model.spec.size, first.element_size(), rollouts)
+    if chunk < rollouts:
+        shared = batch_shape(theta0, problem.model.spec) == ()
         parts = []
-        for start in range(0, runs, chunk):
-            rows = list(range(start, min(start + chunk, runs)))
-            part0 = params0 if batch_shape(params0, problem.model.spec) == () else \
-                {k: v[start:start + chunk] for k, v in params0.items()}
-            parts.append(inner_loop(problem, part0, tasks.select(rows), spec, seed=seed, record=record,
-                                    on_segment=on_segment, initial=initial, learner=learner,
-                                    chunk=len(rows)))
+        for start in range(0, rollouts, chunk):
+            rows = slice(start, min(start + chunk, rollouts))
+            part0 = theta0 if shared else {k: v[rows] for k, v in theta0.items()}
+            part_initial = None if initial is None else {k: v[rows] for k, v in initial.items()}
+            parts.append(inner_loop(problem, part0, tasks.select(list(range(rows.start, rows.stop))),
+                                    spec, seed=seed, record=record, on_segment=on_segment,
+                                    initial=part_initial, differentiable=differentiable,
+                                    learner=learner, chunk=rows.stop - rows.start))
         return _concat_results(parts)
-    params = broadcast_params(params0, problem, runs)
+    params = broadcast_theta0(theta0, problem, rollouts)
     if not differentiable:
         params = {k: v.detach() for k, v in params.items()}
     spec_p = problem.model.spec
     batches = all_batches(tasks, minibatch_indices(tasks, spec, seed))
     opt_state = None  # initialised at step 0, once θ has its final memory layout
     acc = initial
-    step_losses, rec_params, rec_grads, rec_query = [], [], [], []
+    step_losses, rec_params, rec_grads, rec_query, params_ok = [], [], [], [], []
     prev: Point | None = None
     for step in range(spec.steps + 1):
         batch = tasks.support if batches is None else {k: v[:, step] for k, v in batches.items()}
         loss, grad = losses_and_grads(problem, params, batch, differentiable)
         step_losses.append(loss.detach())
+        params_ok.append(torch.stack([torch.isfinite(v.detach()).flatten(1).all(1) for v in params.values()]).all(0))
         curr = Point(params, loss, grad)
         if record:
             rec_params.append(flatten({k: v.detach() for k, v in params.items()}, spec_p))
@@ -258,8 +262,7 @@ def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpe
             updates, opt_state = spec.optimizer.update(grad, opt_state, params)
             params = {k: params[k] + updates[k] for k in params}
     losses = torch.stack(step_losses, dim=1)  # [R, K+1]
-    bad = ~torch.isfinite(losses)
-    diverged_at = torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1)  # first bad step
+    diverged_at = first_divergence(losses, torch.stack(params_ok, dim=1), spec.divergence_factor)
     trajectory = None
     if record:
         trajectory = Trajectory(
@@ -269,8 +272,19 @@ def inner_loop(problem: Problem, params0: Params, tasks: TaskSet, spec: InnerSpe
     return InnerResult(params, prev.loss, diverged_at, trajectory, acc)
 
 
+def first_divergence(losses: Tensor, params_ok: Tensor, factor: float) -> Tensor:
+    """[R] first step i whose loss f_i or θ_i is not finite or |f_i| > factor·|f_0|, else −1.
+
+    losses: [R, K+1]; params_ok: [R, K+1] bool, θ_i finite. A run starting at
+    f_0 = 0 diverges at the first step with |f_i| > factor·(smallest normal float).
+    """
+    f0 = losses[:, :1].abs().clamp_min(torch.finfo(losses.dtype).tiny)
+    bad = ~torch.isfinite(losses) | ~params_ok | (losses.abs() > factor * f0)
+    return torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1)
+
+
 def _concat_results(parts: list[InnerResult]) -> InnerResult:
-    """Join the results of consecutive run chunks along the run axis."""
+    """Join the results of consecutive rollout chunks along the rollout axis."""
     def cat_dicts(dicts):
         return None if dicts[0] is None else {k: torch.cat([d[k] for d in dicts]) for k in dicts[0]}
 

@@ -1,4 +1,4 @@
-"""Path metrics: how long, straight, smooth and monotone each inner-loop run was.
+"""Path metrics: how long, straight, smooth and monotone each rollout (one inner loop) was.
 
 Leap (Flennerhag et al., ICLR 2019) meta-learns the initialisation that
 minimises the length of the gradient path on the task manifold, the curve
@@ -10,12 +10,12 @@ Conventions, shared by every function below:
 
 * Update i is Δθ_i = θ_{i+1} − θ_i and Δf_i = f_{i+1} − f_i, i = 0..K−1
   (K inner steps give K segments).
-* Any number of leading batch dims ``...`` (runs, learners × tasks, ...).
+* Any number of leading batch dims ``...`` (rollouts, learners × tasks, ...).
 * Results are floating tensors in the promoted dtype of the inputs
   (float32 stays float32, float64 stays float64; integer input becomes the
   default float dtype), on the inputs' device.
 * NaN-safe, never raises on values: a path with a non-finite entry anywhere
-  (NaN or ±inf in ``params`` or ``losses``, i.e. a diverged run) gets NaN for
+  (NaN or ±inf in ``params`` or ``losses``, i.e. a diverged rollout) gets NaN for
   every path metric, and running metrics that are NaN from the first
   non-finite point on (the finite prefix is kept). Shapes that do not fit
   together raise ``ValueError``.
@@ -106,11 +106,11 @@ def path_metrics(params: Tensor, losses: Tensor, eps: float = 0.05) -> dict[str,
     monotonicity  fraction of the K steps where the loss fell (Δf_i < 0); NaN if K = 0.
     total_rise    Σ_i max(Δf_i, 0).
     steps_to_eps  first step i with |f_i − f_K| ≤ eps·|f_0 − f_K|, i.e. within
-                  a fraction ``eps`` of the total change of the run from its
+                  a fraction ``eps`` of the total change of the rollout from its
                   final loss; always in [0, K] (0 when f_0 = f_K). A step index
                   stored as a float so it can be NaN.
     auc           trapezoidal area under f over steps 0..K divided by K (the
-                  mean loss over the run); f_0 when K = 0.
+                  mean loss over the rollout); f_0 when K = 0.
     final_loss    f_K.
 
     Every metric is NaN for a path with any non-finite entry.
@@ -201,7 +201,7 @@ def summarise(values: np.ndarray, confidence: float = 0.95) -> tuple[float, floa
     """Mean of ``values`` with a two-sided Student-t confidence interval.
 
     values: [N] (any array-like, torch tensors included; flattened). NaN
-    entries are ignored (diverged runs); ±inf is kept and propagates.
+    entries are ignored (diverged rollouts); ±inf is kept and propagates.
     Returns (mean, lo, hi) as floats: mean ± t_{(1+c)/2, n−1}·s/√n with s the
     sample standard deviation (ddof=1) over the n non-NaN values. With n = 1
     the interval is (mean, mean); with n = 0 all three are NaN.

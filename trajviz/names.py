@@ -10,6 +10,6 @@ from __future__ import annotations
 
 LEARNER_NAMES = ("leap", "reptile", "fomaml", "maml", "multitask", "random")
 FAMILY_NAMES = ("sinusoid", "linear2d", "quadratic", "digits")
-SLICE_KINDS = ("pca", "exact", "three_point", "random")
+SLICE_KINDS = ("pca", "exact", "three_point", "random", "hessian")
 INNER_OPTIMIZERS = ("sgd", "momentum", "adam")
 OUTER_OPTIMIZERS = ("adam", "sgd")

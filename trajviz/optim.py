@@ -4,7 +4,7 @@
 the new parameters are ``params + updates``. Nothing is mutated, so the same
 functions serve recorded loops, vmapped loops and MAML's differentiable
 unroll. Every optimiser matches its ``torch.optim`` counterpart (tests).
-All tensors may carry leading batch dimensions (tasks, inits): the maths is
+All tensors may carry leading batch dimensions (tasks, θ0s): the maths is
 elementwise.
 """
 from __future__ import annotations

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no diagnostics (they load as {})
 
 
 @dataclass(frozen=True)
@@ -48,19 +49,27 @@ class LearnerRecord:
     """One learner's part of a run.
 
     theta0: [P] its meta-learned initialisation.
-    meta_steps: [S'+1] int, the meta-steps at which θ0 was kept in ``meta_path``.
+    meta_path_steps: [S'+1] int, the meta-step index of each row of ``meta_path``
+        (config ``outer.meta_steps`` is S, the count).
     meta_path: [S'+1, P] θ0 across meta-training (first and last step always kept).
     eval_steps: [E] int; evals: {metric: [E]} held-out metrics during meta-training.
     params: [T, K+1, P]; losses: [T, K+1]; grads: [T, K+1, P]; query_losses: [T, K+1]
         the held-out inner loops from ``theta0`` (recorded true losses).
-    diverged_at: [T] int, first non-finite step or −1.
-    metrics: {name: [T]} per-task path metrics (``metrics.path_metrics``).
-    running: {name: [T, K+1]} running metrics for the time-cursor panels.
+    diverged_at: [T] int, the first step whose loss or θ is not finite or whose loss
+        exceeds ``inner.divergence_factor`` × the starting loss, or −1 (never).
+    metrics: {name: [T]} per-task path metrics (``metrics.path_metrics``); NaN for a
+        diverged path (so a mean over tasks covers only the tasks that did not diverge).
+    running: {name: [T, K+1]} running metrics for the time-cursor panels, NaN from
+        ``diverged_at`` on.
+    diagnostics: {name: [T, K+1]} per-step diagnostics (``trajviz.diagnostics``):
+        grad_norm, update_norm, sharpness, and for Adam preconditioned_sharpness;
+        NaN where not evaluated (see ``run.info["diagnostics"]["steps"]``) and from
+        ``diverged_at`` on. Empty for runs of schema version 1.
     """
 
     name: str
     theta0: np.ndarray
-    meta_steps: np.ndarray
+    meta_path_steps: np.ndarray
     meta_path: np.ndarray
     eval_steps: np.ndarray
     evals: dict[str, np.ndarray]
@@ -71,6 +80,7 @@ class LearnerRecord:
     diverged_at: np.ndarray
     metrics: dict[str, np.ndarray]
     running: dict[str, np.ndarray]
+    diagnostics: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,8 @@ class View:
     residual: {learner: [T, K+1]} off-plane distance of each path point.
     plane_loss: {learner: [T, K+1]} the surface's loss at each projected point,
         to compare with the recorded true loss.
+    coords, residual and plane_loss are NaN from a path's ``diverged_at`` on: a
+    diverged path is drawn up to its last good point (step diverged_at − 1).
     meta_coords: {learner: [S'+1, 2]} and meta_residual: {learner: [S'+1]} for θ0's
         meta-training path.
     """
@@ -99,7 +111,12 @@ class View:
 @dataclass(frozen=True)
 class Run:
     """run_id: the run's folder name; config: the resolved config as plain data;
-    info: schema_version, package versions, seed, timings, created, summary;
+    info: schema_version, package versions, seed, timings, created, summary
+    ({learner: {metric: [mean, lo95, hi95]}}), summary_counts ({learner: {metric:
+    [tasks covered, tasks]}}), diagnostics (threshold, threshold_applies_to,
+    threshold_rule, optimizer, steps evaluated, subsampled, power_iterations),
+    divergence (``stability.divergence_report``: factor, tasks, and per learner
+    count, task ids and first bad steps);
     task_ids: [T]; task_info: {key: [T, ...]} what generated each held-out task;
     learners: {name: LearnerRecord} in config order; views: {name: View}."""
 
@@ -114,5 +131,5 @@ class Run:
 
     @property
     def steps(self) -> int:
-        """K, the number of inner steps of the held-out runs."""
+        """K, the number of inner steps of the held-out rollouts."""
         return next(iter(self.learners.values())).losses.shape[1] - 1

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .run import Slice
 
-SLICE_KINDS = ("pca", "exact", "three_point", "random")
+SLICE_KINDS = ("pca", "exact", "three_point", "random", "hessian")
 
 
 # Array inputs may be torch tensors (any device/dtype) or numpy arrays; the
@@ -105,7 +105,7 @@ def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Sli
 
     points: [N, P] (torch or numpy; e.g. every learner's held-out paths,
     stacked, so all learners share one plane). Rows with a non-finite entry
-    (diverged runs) are left out of the fit. origin: [P] or None for the
+    (diverged rollouts) are left out of the fit. origin: [P] or None for the
     points' mean (PCA itself is always around the mean).
 
     No P×P matrix is formed: ``method="gram"`` eigendecomposes the N×N Gram
@@ -273,6 +273,30 @@ def random_slice(param_shapes: Sequence[Sequence[int]], origin, seed: int,
     n1, n2 = float(np.linalg.norm(d[0])), float(np.linalg.norm(d[1]))
     theta = _vector(origin, d.shape[1], "origin")
     return Slice("random", theta.copy(), basis, np.full(2, np.nan), (-n1, n1, -n2, n2), label)
+
+
+def hessian_slice(origin, vectors, points, label: str = "") -> Slice:
+    """The plane of two Hessian eigenvectors (PyHessian's loss-surface basis) through ``origin``.
+
+    origin: [P]; vectors: [2, P] the top two eigenvectors (``hessian.top_eigenvectors``
+    of the held-out tasks' mean loss at the origin), re-orthonormalised and
+    sign-fixed like PCA's; points: [N, P] the paths it is reported against
+    (rows with NaN/inf skipped). explained_variance: the fraction of the
+    points' variance (about their mean) along each axis, as for PCA; extent:
+    the points' projections with ``with_extent``'s default margin.
+    """
+    v = _block_to_numpy(vectors)
+    p = v.shape[-1]
+    basis = _sign_fix(_orthonormal_pair(v[0], v[1], "hessian_slice"))
+    slc = Slice("hessian", _vector(origin, p, "origin"), basis, np.full(2, np.nan), _DEFAULT_EXTENT, label)
+    x = _block_to_numpy(points).reshape(-1, p)
+    x = x[np.isfinite(x).all(axis=1)]
+    if len(x):
+        y = x - x.mean(axis=0)
+        total = float((y ** 2).sum())
+        if total > 0:
+            slc = replace(slc, explained_variance=((y @ basis.T) ** 2).sum(axis=0) / total)
+    return with_extent(slc, project(slc, x)[0])
 
 
 def project(slc: Slice, points) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ Layout of one run, ``<runs_dir>/<run_id>/`` (no hyperparameters in any name)::
                 kind/label/extent/explained_variance, and every array's
                 key -> {file, shape, dtype}
     light.npz   what the browser app needs: theta0, losses, query_losses, diverged_at,
-                metrics, running, evals, eval_steps, meta_steps, task_info,
+                metrics, running, evals, eval_steps, meta_path_steps, task_info,
                 explained_variance, the surfaces (alpha, beta, loss, mean, task_ids),
                 coords, residual, plane_loss, meta_coords, meta_residual
     heavy.npz   the [.., P] arrays: params, grads, meta_path, slice origin and basis
@@ -19,14 +19,21 @@ float, complex): an object array is refused before anything is written, and
 arrays are read with ``allow_pickle=False``. ``task_ids`` live in run.json
 (numbers or strings) with their dtype and shape, and come back with that dtype.
 
-JSON dialect: run.json is written by Python's ``json`` with ``allow_nan=True``,
-so a non-finite float in config/info/extra/extent is written as the token
-``NaN``, ``Infinity`` or ``-Infinity`` and reads back as the same float.
-Python's ``json`` reads it (the app reads runs through Python); strict RFC 8259
-parsers (e.g. a browser's ``JSON.parse``) do not. JSON has no tuples and only
+JSON dialect: run.json is strict JSON (RFC 8259; a browser's ``JSON.parse``
+reads it). A non-finite float anywhere in it (config, info, extra, an extent)
+is written as ``null``, and its place and value are listed in the top-level
+``"nonfinite"``: ``[[path, token], ...]`` with path the list of keys and
+list indices from the document root and token one of ``"NaN"``,
+``"Infinity"``, ``"-Infinity"``; ``load_run`` puts the floats back, so the
+round trip is exact, and any other ``null`` stays ``None``. (Version-1 runs
+were written with the bare tokens ``NaN``/``Infinity``, which Python's
+``json`` still reads.) JSON has no tuples and only
 string keys: tuples come back as lists, numpy scalars/arrays are stored as
 plain numbers/lists, and a non-string dict key or any other type is refused
 with a TypeError naming where it was.
+
+Schema versions: 2 adds each learner's ``diagnostics`` arrays and the strict
+JSON above; a version-1 run still loads, with empty ``diagnostics``.
 
 Writing is atomic: everything goes into ``<runs_dir>/.tmp-<run_id>-<hex>/``
 (dot-names are never listed), each file is fsynced, and the folder is renamed
@@ -48,7 +55,8 @@ from typing import Any
 
 import numpy as np
 
-from .run import SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
+from .jsonfloats import restore_nonfinite, strict_json
+from .run import READABLE_VERSIONS, SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
 
 __all__ = [
     "HEAVY_FILE",
@@ -70,11 +78,14 @@ _FILES = {"light": LIGHT_FILE, "heavy": HEAVY_FILE}
 
 # LearnerRecord array fields, in the order they are written, and which file each goes to.
 _LEARNER_ARRAYS = {
-    "theta0": "light", "meta_steps": "light", "meta_path": "heavy", "eval_steps": "light",
+    "theta0": "light", "meta_path_steps": "light", "meta_path": "heavy", "eval_steps": "light",
     "params": "heavy", "losses": "light", "grads": "heavy", "query_losses": "light",
     "diverged_at": "light",
 }
-_LEARNER_DICTS = ("evals", "metrics", "running")
+# Learner arrays stored under another name by earlier versions: old name -> field.
+_RENAMED_LEARNER_ARRAYS = {"meta_steps": "meta_path_steps"}
+_LEARNER_DICTS = ("evals", "metrics", "running", "diagnostics")
+_OPTIONAL_DICTS = ("diagnostics",)  # absent from version-1 runs
 _SLICE_ARRAYS = {"origin": "heavy", "basis": "heavy", "explained_variance": "light"}
 _SURFACE_ARRAYS = ("alpha", "beta", "loss", "mean", "task_ids")
 _VIEW_DICTS = ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")
@@ -147,7 +158,9 @@ def write_run(run: Run, runs_dir: str | Path) -> Path:
     runs_dir = Path(runs_dir)
     run_id = _check_run_id(run.run_id)
     doc, arrays = _encode(run)
-    text = json.dumps(doc, allow_nan=True, indent=1)
+    doc, nonfinite = strict_json(doc)
+    doc["nonfinite"] = nonfinite
+    text = json.dumps(doc, allow_nan=False, indent=1)
     runs_dir.mkdir(parents=True, exist_ok=True)
     final = runs_dir / run_id
     if final.exists() or final.is_symlink():
@@ -372,10 +385,29 @@ def _read_doc(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise RunError(path, f"{RUN_FILE} must hold a JSON object, got {type(doc).__name__}")
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         shown = "missing" if version is None else repr(version)
-        raise RunError(path, f"schema version {shown}, this trajviz reads {SCHEMA_VERSION}")
+        older = ", ".join(str(v) for v in READABLE_VERSIONS if v != SCHEMA_VERSION)
+        raise RunError(path, f"schema version {shown}, this trajviz reads {SCHEMA_VERSION} (and {older})")
+    try:
+        restore_nonfinite(doc, doc.pop("nonfinite", []))
+    except ValueError as exc:
+        raise RunError(path, f"{RUN_FILE} {exc}") from None
+    _rename_old_keys(doc)
     return doc
+
+
+def _rename_old_keys(doc: dict[str, Any]) -> None:
+    """Give a learner's arrays their current names in a run written before a rename
+    (``meta_steps`` -> ``meta_path_steps``); the stored arrays are unchanged."""
+    learners = doc.get("learners")
+    for item in learners if isinstance(learners, list) else ():
+        entry = item[1] if isinstance(item, list) and len(item) == 2 else None
+        arrays = entry.get("arrays") if isinstance(entry, dict) else None
+        if isinstance(arrays, dict):
+            for old, new in _RENAMED_LEARNER_ARRAYS.items():
+                if old in arrays and new not in arrays:
+                    arrays[new] = arrays.pop(old)
 
 
 def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -417,7 +449,7 @@ def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for field, part in _LEARNER_ARRAYS.items():
                 need(entry["arrays"][field], part, f"learner {name!r} {field}")
             for field in _LEARNER_DICTS:
-                need_pairs(entry[field], f"learner {name!r} {field}")
+                need_pairs(_learner_pairs(entry, field), f"learner {name!r} {field}")
         for name, entry in _named(path, doc, "views"):
             for field, part in _SLICE_ARRAYS.items():
                 need(entry["slice"]["arrays"][field], part, f"view {name!r} slice {field}")
@@ -428,6 +460,11 @@ def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     except (KeyError, TypeError) as exc:
         raise RunError(path, f"{RUN_FILE} is malformed: missing or wrong entry {exc}") from None
     return index
+
+
+def _learner_pairs(entry: dict[str, Any], field: str) -> Any:
+    """A learner entry's [[name, key], ...] for ``field`` ([] for an optional one it lacks)."""
+    return entry.get(field, []) if field in _OPTIONAL_DICTS else entry[field]
 
 
 def _named(path: Path, doc: dict[str, Any], field: str) -> list[tuple[str, dict[str, Any]]]:
@@ -513,7 +550,7 @@ def _decode(path: Path, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> R
     learners = {}
     for name, entry in _named(path, doc, "learners"):
         fields = {field: arrays[entry["arrays"][field]] for field in _LEARNER_ARRAYS}
-        fields.update({field: pairs(entry[field]) for field in _LEARNER_DICTS})
+        fields.update({field: pairs(_learner_pairs(entry, field)) for field in _LEARNER_DICTS})
         learners[name] = LearnerRecord(name=entry["name"], **fields)
     views = {}
     for name, entry in _named(path, doc, "views"):

@@ -42,15 +42,15 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
+from .config import BOUNDS, MAX_GRID_POINTS
 from .context import ChunkContext, ProblemRef
 from .executor import IN_PROCESS, Executor
 from .models import unflatten
 from .run import Slice, Surface
 from .tasks.base import Batch, Problem, TaskSet, mse_loss
 
-MAX_AXIS = 1000
-MIN_AXIS = 2
-MAX_POINTS = 250_000
+MIN_AXIS, MAX_AXIS = BOUNDS["slices.resolution"]  # the config's bounds, so the two agree
+MAX_POINTS = MAX_GRID_POINTS
 # A chunk's working set (its [G, P] parameters and the live activations of its
 # G·T forward passes, as ``choose_chunk`` estimates it) on a CPU. Measured on the
 # sinusoid MLP 1-40-40-1, 51x51 grid, 1 and 2 threads (bench_surface.py --sweep):
@@ -75,7 +75,8 @@ Progress = Callable[[int, int], None]
 # ---------------------------------------------------------------- validation
 
 def check_resolution(resolution: tuple[int, int]) -> tuple[int, int]:
-    """(A, B) points along the slice's two axes, each in 2..1000, at most 250,000 in all."""
+    """(A, B) points along the slice's two axes, each in MIN_AXIS..MAX_AXIS (the config's
+    ``slices.resolution`` bounds), at most ``MAX_POINTS`` in all."""
     try:
         n_a, n_b = resolution
     except (TypeError, ValueError):
@@ -452,8 +453,8 @@ def plane_losses(problem: Problem, slc: Slice, coords: np.ndarray | Tensor, task
                  dtype: torch.dtype = torch.float32) -> np.ndarray:
     """Loss on the plane at projected path points: [R, K+1].
 
-    coords: [R, K+1, 2] plane coordinates of R runs' paths; tasks: R tasks,
-    run r on task r. Entry (r, k) is task r's full-support loss at
+    coords: [R, K+1, 2] plane coordinates of R rollouts' paths; tasks: R tasks,
+    rollout r on task r. Entry (r, k) is task r's full-support loss at
     origin + coords[r, k]·basis, to show beside the recorded loss. A point
     with a NaN coordinate gets a NaN loss. ``chunk`` bounds the points
     evaluated at once (default ``choose_chunk``).
@@ -461,10 +462,10 @@ def plane_losses(problem: Problem, slc: Slice, coords: np.ndarray | Tensor, task
     coords = torch.as_tensor(np.asarray(coords) if not isinstance(coords, Tensor) else coords)
     if coords.dim() != 3 or coords.shape[-1] != 2:
         raise ValueError(f"coords must be [R, K+1, 2], got {tuple(coords.shape)}")
-    runs, points = coords.shape[:2]
-    if runs != len(tasks):
-        raise ValueError(f"coords has {runs} runs but there are {len(tasks)} tasks; "
-                         "run r is evaluated on task r")
+    rollouts, points = coords.shape[:2]
+    if rollouts != len(tasks):
+        raise ValueError(f"coords has {rollouts} rollouts but there are {len(tasks)} tasks; "
+                         "rollout r is evaluated on task r")
     size = problem.model.spec.size
     origin, basis = _plane(slc, size, device, dtype)
     coords = coords.to(device=device, dtype=dtype)
@@ -475,12 +476,12 @@ def plane_losses(problem: Problem, slc: Slice, coords: np.ndarray | Tensor, task
         chunk = choose_chunk(problem, on_device.select([0]), size)
     elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk <= 0:
         raise ValueError(f"chunk must be a positive integer (points at once), got {chunk!r}")
-    per_chunk = max(1, int(chunk) // max(points, 1))  # whole runs per chunk
-    paired = vmap(vmap(problem.loss, in_dims=(0, None)), in_dims=(0, 0))  # runs, then points
-    out = torch.empty(runs, points, device=device, dtype=dtype)
+    per_chunk = max(1, int(chunk) // max(points, 1))  # whole rollouts per chunk
+    paired = vmap(vmap(problem.loss, in_dims=(0, None)), in_dims=(0, 0))  # rollouts, then points
+    out = torch.empty(rollouts, points, device=device, dtype=dtype)
     with torch.no_grad():
-        for start in range(0, runs, per_chunk):
-            stop = min(start + per_chunk, runs)
+        for start in range(0, rollouts, per_chunk):
+            stop = min(start + per_chunk, rollouts)
             theta = torch.matmul(coords[start:stop], basis) + origin  # [r, K+1, P]
             batch = {k: v[start:stop] for k, v in on_device.support.items()}
             out[start:stop] = paired(unflatten(theta, problem.model.spec), batch)

@@ -20,40 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MAX_STEPS = 500
-MAX_META_STEPS = 20_000
-
 
 def job_config(family: str, learners: list[str], steps: int, meta_steps: int, seed: int,
                name: str = ""):
     """A small, quick ExperimentConfig from the browser form; ValueError (one line) if bad.
 
-    Starts from the family's demo config where ``trajviz.experiment.demo_configs`` has
+    Starts from the family's demo config where ``trajviz.config.demo_configs`` has
     one, else from small defaults (8 tasks per meta-step, 6 held-out tasks, a 41×41
-    PCA slice, plus the exact slice for 2-parameter models)."""
-    from ..config import ExperimentConfig, from_dict, to_dict
-    from ..tasks import FAMILIES, make_family
+    PCA slice, plus the exact slice for 2-parameter models). Every value is checked,
+    and bounded, by ``trajviz.config``."""
+    from .. import budget
+    from ..config import ExperimentConfig, demo_configs, from_dict, to_dict
 
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; accepted: {sorted(FAMILIES)}")
-    if not learners:
-        raise ValueError("pick at least one learner")
-    for key, value, high in (("inner steps", steps, MAX_STEPS), ("meta-steps", meta_steps,
-                                                                  MAX_META_STEPS)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
-            raise ValueError(f"{key} must be a whole number from 1 to {high}, got {value!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
-    base = None
-    try:
-        from ..experiment import demo_configs
-        base = next((c for c in demo_configs().values() if c.family == family), None)
-    except ImportError:
-        pass
+    base = next((c for c in demo_configs().values() if c.family == family), None)
     if base is None:
-        two = make_family(family).problem().model.spec.size == 2
-        base = ExperimentConfig(family=family)
-        data = to_dict(base)
+        sizes = budget.family_sizes(family, {})
+        two = sizes is not None and sizes.param_count == 2
+        data = to_dict(ExperimentConfig(family=family))
         data["outer"].update({"meta_batch": 8, "eval_tasks": 4})
         data["heldout_tasks"] = 6
         data["slices"].update({"kinds": ["pca", "exact"] if two else ["pca"], "resolution": 41})

@@ -21,7 +21,7 @@ from ..tasks import Problem, TaskSet
 class MetaGradient:
     """grad: {name: [*shape]} the direction the outer optimiser *descends*.
 
-    diverged: how many of the meta-batch's runs produced a non-finite loss
+    diverged: how many of the meta-batch's rollouts produced a non-finite loss
     (they are left out of the mean); stats: scalars for the progress log.
     """
 
@@ -38,18 +38,18 @@ class Learner(Protocol):
                       inner: InnerSpec, seed: int) -> MetaGradient: ...
 
 
-def masked_task_mean(per_run: Params, ok: Tensor) -> Params:
-    """Mean over runs (axis 0) of the runs where ``ok`` [R] is True; zero if none."""
-    count = ok.sum().clamp(min=1).to(next(iter(per_run.values())).dtype)
+def masked_task_mean(per_rollout: Params, ok: Tensor) -> Params:
+    """Mean over rollouts (axis 0) of the rollouts where ``ok`` [R] is True; zero if none."""
+    count = ok.sum().clamp(min=1).to(next(iter(per_rollout.values())).dtype)
     out = {}
-    for k, v in per_run.items():
+    for k, v in per_rollout.items():
         mask = ok.reshape(-1, *([1] * (v.dim() - 1)))
         out[k] = torch.where(mask, v, torch.zeros_like(v)).sum(0) / count
     return out
 
 
-def finite_runs(diverged_at: Tensor, *values: Params) -> Tensor:
-    """[R] True where a run never diverged and every value in ``values`` is finite."""
+def finite_rollouts(diverged_at: Tensor, *values: Params) -> Tensor:
+    """[R] True where a rollout never diverged and every value in ``values`` is finite."""
     ok = diverged_at < 0
     for params in values:
         for v in params.values():

@@ -9,7 +9,7 @@ import torch
 from ..inner import InnerSpec, inner_loop, losses_and_grads
 from ..models import Params
 from ..tasks import Problem, TaskSet
-from .base import MetaGradient, finite_runs, masked_task_mean, mean_finite
+from .base import MetaGradient, finite_rollouts, masked_task_mean, mean_finite
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,6 @@ class FOMAML:
                       inner: InnerSpec, seed: int) -> MetaGradient:
         result = inner_loop(problem, theta0, tasks, inner, seed=seed)
         query_loss, query_grad = losses_and_grads(problem, result.final, tasks.query)
-        ok = finite_runs(result.diverged_at, query_grad) & torch.isfinite(query_loss)
+        ok = finite_rollouts(result.diverged_at, query_grad) & torch.isfinite(query_loss)
         grad = masked_task_mean(query_grad, ok)
         return MetaGradient(grad, int((~ok).sum()), {"query_loss": mean_finite(query_loss)})

@@ -24,7 +24,7 @@ from torch import Tensor
 from ..inner import InnerSpec, Point, inner_loop
 from ..models import Params
 from ..tasks import Problem, TaskSet
-from .base import MetaGradient, finite_runs, masked_task_mean, mean_finite
+from .base import MetaGradient, finite_rollouts, masked_task_mean, mean_finite
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,14 @@ class Leap:
     stabilizer: bool = True
 
     def coefficients(self, prev: Point, curr: Point) -> tuple[Params, Tensor, Tensor]:
-        """One segment's increment as ``a·Δθ + b·∇f_i(θ_i)`` per run.
+        """One segment's increment as ``a·Δθ + b·∇f_i(θ_i)`` per rollout.
 
         Returns Δθ {name: [R, ...]} (a fresh tensor, θ_{i+1} − θ_i) and the
-        per-run scalars a = −1/ℓ, b = −Δf̃/ℓ ([R] each), where ℓ is the segment's
+        per-rollout scalars a = −1/ℓ, b = −Δf̃/ℓ ([R] each), where ℓ is the segment's
         length (1 when ``norm=False``) and b = 0 when ``loss=False``.
         """
         d_theta = {k: curr.params[k] - prev.params[k] for k in prev.params}
-        # per-run norms over every non-run axis, without reshape (which would copy a
+        # per-rollout norms over every non-rollout axis, without reshape (which would copy a
         # non-contiguous gradient-layout tensor)
         sq = sum(torch.linalg.vector_norm(d, dim=tuple(range(1, d.dim()))) ** 2 if d.dim() > 1 else d * d
                  for d in d_theta.values())
@@ -61,9 +61,9 @@ class Leap:
         return d_theta, a, b
 
     def segment_increment(self, prev: Point, curr: Point) -> Params:
-        """The increment of every run for one segment: {name: [R, ...]}."""
+        """The increment of every rollout for one segment: {name: [R, ...]}."""
         d_theta, a, b = self.coefficients(prev, curr)
-        return {k: _per_run(a, d) * d + _per_run(b, d) * prev.grad[k] for k, d in d_theta.items()}
+        return {k: _per_rollout(a, d) * d + _per_rollout(b, d) * prev.grad[k] for k, d in d_theta.items()}
 
     def accumulate(self, acc: Params | None, prev: Point, curr: Point) -> Params:
         """Add one segment's increment to ``acc``, the fold's own buffers (updated in place).
@@ -77,22 +77,22 @@ class Leap:
         out = {} if first else acc
         for k, d in d_theta.items():
             if first:
-                out[k] = d.mul_(_per_run(a, d))
+                out[k] = d.mul_(_per_rollout(a, d))
             else:
-                out[k].addcmul_(d, _per_run(a, d))
+                out[k].addcmul_(d, _per_rollout(a, d))
             if self.loss:
-                out[k].addcmul_(prev.grad[k], _per_run(b, d))
+                out[k].addcmul_(prev.grad[k], _per_rollout(b, d))
         return out
 
     def meta_gradient(self, problem: Problem, theta0: Params, tasks: TaskSet,
                       inner: InnerSpec, seed: int) -> MetaGradient:
         with torch.no_grad():
             result = inner_loop(problem, theta0, tasks, inner, seed=seed, on_segment=self.accumulate)
-            ok = finite_runs(result.diverged_at, result.accumulated)
+            ok = finite_rollouts(result.diverged_at, result.accumulated)
             grad = masked_task_mean(result.accumulated, ok)
         return MetaGradient(grad, int((~ok).sum()), {"inner_final_loss": mean_finite(result.final_loss)})
 
 
-def _per_run(values: Tensor, like: Tensor) -> Tensor:
+def _per_rollout(values: Tensor, like: Tensor) -> Tensor:
     """[R] -> [R, 1, ...] broadcastable against ``like`` [R, ...]."""
     return values.reshape(-1, *([1] * (like.dim() - 1)))

@@ -27,7 +27,8 @@ OUTER_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 @dataclass(frozen=True)
 class OuterSpec:
     """meta_steps S, meta_batch tasks per step, the outer optimiser and its lr;
-    held-out evaluation every ``eval_every`` steps (and at 0 and S)."""
+    held-out evaluation every ``eval_every`` steps (and at 0 and S). Checked by
+    ``trajviz.config`` (``BOUNDS``); this type trusts its values."""
 
     meta_steps: int = 100
     meta_batch: int = 16
@@ -35,31 +36,21 @@ class OuterSpec:
     lr: float = 1e-3
     eval_every: int = 10
 
-    def __post_init__(self) -> None:
-        for name in ("meta_steps", "meta_batch", "eval_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"outer {name} must be a positive integer, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"outer lr must be > 0, got {self.lr!r}")
-        if self.optimizer not in OUTER_OPTIMIZERS:
-            raise ValueError(f"unknown outer optimizer {self.optimizer!r}; accepted: {sorted(OUTER_OPTIMIZERS)}")
-
 
 @dataclass(frozen=True)
 class MetaTrace:
     """A learner's meta-training record.
 
-    theta0: {name: [*shape]} the final initialisation.
+    final_theta0: {name: [*shape]} the initialisation after the last meta-step.
     path: [S+1, P] θ0 before every meta-step and after the last.
     eval_steps: [E] meta-steps at which ``evaluate`` ran.
     evals: {metric: [E]} what ``evaluate`` returned.
-    diverged: [S] runs per meta-step whose inner loop diverged (the whole meta-batch
+    diverged: [S] rollouts per meta-step whose inner loop diverged (the whole meta-batch
         when the meta-gradient was not finite and the step was skipped).
     """
 
     learner: str
-    theta0: Params
+    final_theta0: Params
     path: Tensor
     eval_steps: Tensor
     evals: dict[str, Tensor]
@@ -72,18 +63,18 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def meta_train(learner: Learner, problem: Problem, family: TaskFamily, inner: InnerSpec,
-               outer: OuterSpec, theta_init: Params, *, seed: int = 0,
+               outer: OuterSpec, theta0: Params, *, seed: int = 0,
                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                evaluate: Callable[[Params], dict[str, float]] | None = None,
                progress: Callable[[int], None] | None = None) -> MetaTrace:
-    """Meta-train ``learner`` from ``theta_init`` for ``outer.meta_steps`` steps.
+    """Meta-train ``learner`` from ``theta0`` for ``outer.meta_steps`` steps.
 
     ``evaluate(theta0) -> {metric: value}`` is called at step 0, every
     ``eval_every`` steps and at the end; ``progress(step)`` after each step.
     A learner with ``trains=False`` keeps θ0 and skips the loop's work.
     """
     leaves = {k: v.detach().clone().to(device=device, dtype=dtype).requires_grad_(True)
-              for k, v in theta_init.items()}
+              for k, v in theta0.items()}
     optimizer = OUTER_OPTIMIZERS[outer.optimizer](list(leaves.values()), lr=outer.lr)
     spec = problem.model.spec
     path, diverged = [flatten(_detached(leaves), spec)], []
@@ -117,7 +108,7 @@ def meta_train(learner: Learner, problem: Problem, family: TaskFamily, inner: In
             progress(step + 1)
     keys = sorted({k for e in evals for k in e})
     return MetaTrace(
-        learner=learner.name, theta0=_detached(leaves), path=torch.stack(path),
+        learner=learner.name, final_theta0=_detached(leaves), path=torch.stack(path),
         eval_steps=torch.tensor(eval_steps, dtype=torch.long),
         evals={k: torch.tensor([e.get(k, float("nan")) for e in evals], dtype=torch.float64) for k in keys},
         diverged=torch.tensor(diverged, dtype=torch.long))

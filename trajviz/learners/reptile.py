@@ -9,7 +9,7 @@ import torch
 from ..inner import InnerSpec, inner_loop
 from ..models import Params
 from ..tasks import Problem, TaskSet
-from .base import MetaGradient, finite_runs, masked_task_mean, mean_finite
+from .base import MetaGradient, finite_rollouts, masked_task_mean, mean_finite
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,6 @@ class Reptile:
         with torch.no_grad():
             result = inner_loop(problem, theta0, tasks, inner, seed=seed)
             shift = {k: theta0[k].unsqueeze(0) - v for k, v in result.final.items()}
-            ok = finite_runs(result.diverged_at, shift)
+            ok = finite_rollouts(result.diverged_at, shift)
             grad = masked_task_mean(shift, ok)
         return MetaGradient(grad, int((~ok).sum()), {"inner_final_loss": mean_finite(result.final_loss)})

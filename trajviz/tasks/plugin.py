@@ -10,12 +10,17 @@ The plugin protocol. ``make_family(**options)`` is a callable that returns a
 * ``sample(seed: int, n_tasks: int, split: str) -> trajviz.tasks.TaskSet`` —
   deterministic in ``seed``; ``split`` is "train" or "heldout".
 
-``demos/plugin_example.py`` is a complete, tested example.
+``demos/plugin_example.py`` is a complete, tested example. The module is
+imported like ``python -m`` would: from ``sys.path``, else from the current
+directory (so ``--family demos.plugin_example:make_family`` works from the
+repository root with the ``trajviz`` console script too).
 """
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from typing import Any
 
 from .base import TaskFamily
@@ -27,7 +32,7 @@ def load_plugin(spec: str, options: dict[str, Any] | None = None) -> TaskFamily:
     if not sep or not module_name or not attr:
         raise ValueError(f"plugin family {spec!r} must look like 'package.module:function'")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ImportError as exc:
         raise ValueError(f"cannot import plugin module {module_name!r}: {exc}") from exc
     factory = getattr(module, attr, None)
@@ -40,6 +45,21 @@ def load_plugin(spec: str, options: dict[str, Any] | None = None) -> TaskFamily:
     family = factory(**(options or {}))
     check_family(family, spec)
     return family
+
+
+def _import(module_name: str) -> Any:
+    """Import ``module_name``; if its top-level package is not on ``sys.path``, look in the
+    current directory too, as ``python -m`` does (a console script's path starts at its own
+    folder instead). The directory is appended, so it never shadows an installed module."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        top = module_name.partition(".")[0]
+        if exc.name != top or cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.append(cwd)
+        return importlib.import_module(module_name)
 
 
 def check_family(family: Any, label: str) -> None:
