@@ -2,7 +2,8 @@
  * trajviz clientside playback: one frame index drives every graph, in the browser.
  *
  * The server sends each figure once per selection, plus a compact "frame data"
- * Store (see trajviz.figures.frame_data). Here:
+ * Store (see trajviz.figures.playback.frame_data, which also carries
+ * every trace index this file uses: nothing here recomputes one). Here:
  *   transport(...) turns play/pause, step, slider and interval ticks into the
  *                  frame index (no server request: dcc.Interval + clientside);
  *   render(frame, data) moves each learner's head and tail on the main graph and

@@ -75,15 +75,27 @@ def test_two_workers_give_the_in_process_surface(cluster, job, dtype):
     assert list(env.values()) == [executor_dask.MALLOC_ENV] * 2
 
 
-def test_run_experiment_on_the_cluster_equals_in_process(cluster):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_run_experiment_surfaces_and_birth_maps_on_the_cluster_equal_in_process(cluster, dtype):
     from trajviz.config import from_dict
-    config = from_dict({"family": "linear2d", "learners": ["random"], "dtype": "float64",
-                        "inner": {"steps": 2, "lr": 0.1}, "heldout_tasks": 2,
+    config = from_dict({"family": "linear2d", "learners": ["random"], "dtype": dtype,
+                        "inner": {"steps": 3, "lr": 0.1}, "heldout_tasks": 2,
                         "outer": {"meta_steps": 1, "meta_batch": 2, "eval_every": 1, "eval_tasks": 2},
-                        "slices": {"kinds": ["exact", "pca"], "resolution": 7}})
+                        "slices": {"kinds": ["exact"], "resolution": 7},
+                        "birthmap": {"enabled": True, "grid": 6, "tasks": 2}})
     here, there = run_experiment(config), run_experiment(config, executor=cluster)
-    for kind in ("exact", "pca"):
-        assert np.array_equal(here.views[kind].surface.loss, there.views[kind].surface.loss)
+    pairs = [(here.views["exact"].surface.loss, there.views["exact"].surface.loss)]
+    a, b = here.birthmaps["exact"], there.birthmaps["exact"]
+    pairs += [(a.mean[k], b.mean[k]) for k in a.mean] + [(a.spread[k], b.spread[k]) for k in a.spread]
+    pairs += [(a.specialisation, b.specialisation), (a.predicted, b.predicted)]
+    pairs += [(a.learner_table[k], b.learner_table[k]) for k in a.learner_table]
+    assert a.mean["auc"].shape == (6, 6) and np.isfinite(a.mean["auc"]).all()
+    for want, got in pairs:
+        if dtype == "float64":
+            assert np.array_equal(want, got, equal_nan=True)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert np.array_equal(a.birth, b.birth)
 
 
 def test_unreachable_cluster_is_one_line_and_exit_2(monkeypatch, tmp_path, capsys):

@@ -6,7 +6,8 @@ import re
 import pytest
 from app_fixtures import make_run
 
-from trajviz.export import export_current, export_run
+from trajviz import figures as F
+from trajviz.export import export_current, export_run, html_page
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +76,12 @@ def test_export_current_view(run):
         export_current(run, "png", "surface", slice_name=None, task=None, learners=[])
     with pytest.raises(ValueError, match="one view at a time"):
         export_current(run, "png", "all", slice_name=None, task=None, learners=None)
+
+
+def test_html_page_inlines_plotly_once(run):
+    sel = F.select(run)
+    page = html_page([F.animated_surface_figure(sel), F.animated_metrics_figure(sel)], "t", "n")
+    assert page.count("plotly.js v") == 1  # the library's banner: inlined exactly once
+    assert page.count('class="plotly-graph-div"') == 2 and page.count("Plotly.newPlot(") == 2
+    assert "<script src=" not in page  # nothing loaded from a CDN: works offline
+    assert len(page) > 3_000_000  # plotly.js itself is inside

@@ -1,5 +1,6 @@
-"""Figure builders, asserted structurally: trace types and order, frames, fixed ranges,
-one colour per learner, honest axis titles, JSON round trip. No browser."""
+"""Figure builders (plane, panels, meta, paper), asserted structurally: trace types and
+order, fixed ranges, one colour per learner, honest axis titles, JSON round trip. No
+browser. The view-model is in test_selection.py, playback in test_playback.py."""
 from __future__ import annotations
 
 import json
@@ -8,20 +9,10 @@ import math
 import numpy as np
 import plotly.io as pio
 import pytest
-from app_fixtures import LEARNERS, make_run
+from app_fixtures import LEARNERS
 
 from trajviz import figures as F
-
-
-@pytest.fixture(scope="module")
-def run():
-    return make_run()
-
-
-@pytest.fixture(scope="module")
-def run3():
-    """3 parameters (so the PCA plane hides something) and a diverged path."""
-    return make_run(n_params=3, diverge="reptile")
+from trajviz.figures.playback import metrics_cursor_indices
 
 
 def canonical(text: str) -> str:
@@ -97,7 +88,6 @@ def test_one_colour_per_learner_everywhere(run):
     colours = [F.learner_colour(n) for n in ("leap", "reptile", "fomaml", "maml", "multitask",
                                              "random")]
     assert len(set(colours)) == 6
-    assert F.learner_colour("someone-new") == F.learner_colour("someone-new")
     sel = F.select(run)
     meta = F.select_meta(run)
     figs = [F.surface_figure(sel), F.meta_figure(meta), F.meta_curves_figure(meta),
@@ -141,48 +131,6 @@ def test_loss_panel_shows_recorded_and_plane_loss(run3):
     assert plane.line.dash == "dash"
 
 
-def test_frame_counts(run):
-    sel = F.select(run, "pca", 2)
-    k = run.steps
-    surface = F.animated_surface_figure(sel)
-    assert len(surface.frames) == k + 1
-    # plotly's redraw-free animation would drop the contour: the surface figure redraws
-    assert surface.layout.updatemenus[0].buttons[0].args[1]["frame"]["redraw"] is True
-    metrics = F.animated_metrics_figure(sel)
-    assert len(metrics.frames) == k + 1
-    assert metrics.layout.updatemenus[0].buttons[0].args[1]["frame"]["redraw"] is False
-    meta = F.select_meta(run)
-    assert len(F.animated_meta_figure(meta).frames) == len(run.learners["leap"].meta_path_steps)
-    data = F.frame_data(sel, "main", {p: f"panel-{p}" for p in F.PANEL_KEYS})
-    assert data["frames"] == k + 1 and data["xs"] == list(range(k + 1))
-    assert len(data["main"]["groups"]) == len(LEARNERS)
-    assert all(len(g["x"]) == k + 1 for g in data["main"]["groups"])
-    assert [p["id"] for p in data["panels"]] == [f"panel-{p}" for p in F.PANEL_KEYS]
-
-
-def test_frame_data_indices_match_the_figures(run3):
-    sel = F.select(run3, "pca", None)
-    ids = {p: f"panel-{p}" for p in F.PANEL_KEYS}
-    data = F.frame_data(sel, "main", ids, three_d=True)
-    fig = F.surface_figure(sel, three_d=True)
-    for i, g in enumerate(data["main"]["groups"]):
-        assert fig.data[g["head"]].name == sel.learners[i]
-        assert fig.data[g["tail"]].name == f"{sel.learners[i]} tail"
-        assert len(g["z"]) == sel.steps + 1
-    for p in data["panels"]:
-        key = p["id"].removeprefix("panel-")
-        panel = F.panel_figure(sel, key)
-        assert panel.data[p["cursor"]].name == "cursor" and panel.data[p["dots"]].name == "now"
-        assert (p["lo"], p["hi"]) == pytest.approx(tuple(panel.data[p["cursor"]].y))
-    json.dumps(data, allow_nan=False)  # plain JSON: NaN became None
-    meta = F.select_meta(run3)
-    mdata = F.meta_frame_data(meta, "meta", "curves")
-    curves = F.meta_curves_figure(meta)
-    assert all(curves.data[p["cursor"]].name == "cursor" for p in mdata["panels"])
-    assert mdata["xs"] == [int(s) for s in run3.learners["leap"].meta_path_steps]
-    json.dumps(mdata, allow_nan=False)
-
-
 def test_json_round_trip(run3):
     sel = F.select(run3, "pca", 3)  # reptile diverged on task 3: NaNs in the data
     meta = F.select_meta(run3)
@@ -194,65 +142,11 @@ def test_json_round_trip(run3):
         assert canonical(back) == canonical(text)
 
 
-def test_contour_grids_are_thinned(run):
-    big = make_run(resolution=250)
-    sel = F.select(big)
-    assert sel.z.shape[0] <= F.MAX_GRID and sel.z.shape[1] <= F.MAX_GRID
-    assert sel.extent == pytest.approx(F.select(big).extent)
-
-
-def test_task_mean_and_single_task(run):
-    mean = F.select(run, "pca", None)
-    one = F.select(run, "pca", 2)
-    np.testing.assert_allclose(mean.series["loss"]["leap"], run.learners["leap"].losses.mean(0),
-                               rtol=1e-6)
-    np.testing.assert_allclose(one.z, run.views["pca"].surface.loss[2], rtol=1e-6)
-    np.testing.assert_allclose(mean.z, run.views["pca"].surface.mean, rtol=1e-6)
-    assert mean.task_label == "mean of 4 held-out tasks"
-    assert one.task_label.startswith("task 2 · scale")
-    assert mean.key != one.key
-
-
-def test_diverged_paths_are_noted_and_drawn_as_gaps(run3):
+def test_diverged_paths_are_drawn_as_gaps(run3):
     sel = F.select(run3, "pca", 3)
-    assert any("reptile diverged at step 5" in n for n in sel.notes)
-    assert np.isnan(sel.coords["reptile"][6:]).all()
     fig = F.surface_figure(sel, frame=8)  # the head past the divergence is simply not drawn
     head = fig.data[F.group_index(1, "head")]
     assert head.x[0] is None or math.isnan(head.x[0])
-    assert any("diverged on task(s) [3]" in n for n in F.select(run3).notes)
-
-
-def test_select_rejects_unknown_names(run):
-    with pytest.raises(ValueError, match="unknown slice 'nope'"):
-        F.select(run, "nope")
-    with pytest.raises(ValueError, match="unknown learner"):
-        F.select(run, None, None, ["leap", "maml"])
-    with pytest.raises(ValueError, match="task must be 0..3"):
-        F.select(run, None, 4)
-    assert F.select(run, None, None, ["random", "leap"]).learners == ("leap", "random")
-
-
-def test_honesty_measures_what_the_slice_hides(run, run3):
-    exact = F.honesty(F.select(run, "exact"))
-    assert exact["on_plane"] and math.isnan(exact["explained"])
-    pca = F.honesty(F.select(run3, "pca"))
-    assert not pca["on_plane"] and 0.5 < pca["explained"] < 1
-    assert pca["residual_max"] > 0.1 and pca["loss_gap_max"] > 0
-
-
-def test_summary_rows_have_intervals_and_a_best(run):
-    rows = F.summary_rows(run)
-    assert [r["learner"] for r in rows] == list(LEARNERS)
-    for r in rows:
-        for key, _, _ in F.SUMMARY_COLUMNS:
-            mean, lo, hi = r[key]
-            assert lo <= mean <= hi and lo >= 0
-        assert r["oscillation"][2] <= 1 and r["monotonicity"][2] <= 1
-    assert F.best_learners(rows)["length"] == "leap"
-    tie = [{"learner": n, **{k: (1.0, 1.0, 1.0) for k, _, _ in F.SUMMARY_COLUMNS}}
-           for n in ("a", "b")]
-    assert F.best_learners(tie) == {}  # nobody is bold when the best mean is shared
 
 
 def test_paper_figures_have_fixed_sizes_and_fonts(run):
@@ -267,9 +161,20 @@ def test_paper_figures_have_fixed_sizes_and_fonts(run):
     assert len({(t.zmin, t.zmax) for t in contours}) == 1  # one shared colour scale
 
 
-def test_html_page_inlines_plotly_once(run):
-    sel = F.select(run)
-    page = F.html_page([F.animated_surface_figure(sel), F.animated_metrics_figure(sel)], "t", "n")
-    assert page.count("Plotly.newPlot") == 2 or page.count("newPlot") >= 2
-    assert "cdn.plot.ly" not in page.split("<body>")[1][:2000]
-    assert len(page) > 3_000_000  # plotly.js itself is inside
+def test_metrics_figure_is_laid_out_from_the_panel_list(run3):
+    sel = F.select(run3, "pca", 0)
+    fig = F.metrics_figure(sel, frame=2)
+    n = len(F.PANELS)
+    titles = [a.text for a in fig.layout.annotations][:n + 1]
+    assert titles == [p.short for p in F.PANELS] + ["What the slice hides"]
+    notes_x = fig.layout[f"xaxis{n + 1}"]
+    assert notes_x.visible is False  # the cell after the last panel holds the notes
+    notes = fig.layout.annotations[n + 1]
+    assert notes.x == notes_x.domain[0] and notes.y == fig.layout[f"yaxis{n + 1}"].domain[1]
+    assert "max gap" in notes.text
+    # each panel's traces sit on its own axes, in PANELS order
+    for (key, cursor, dots), p in zip(metrics_cursor_indices(len(sel.learners)), F.PANELS):
+        assert fig.data[cursor].name == "cursor" and fig.data[dots].name == "now"
+        assert list(fig.data[cursor].x) == [2, 2]
+        i = F.PANELS.index(p) + 1
+        assert fig.data[cursor].xaxis == ("x" if i == 1 else f"x{i}")

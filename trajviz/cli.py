@@ -1,4 +1,4 @@
-"""``trajviz run | list | serve | demo | export``: a thin layer over the Python API.
+"""``trajviz run | birthmap | list | serve | demo | export``: a thin layer over the Python API.
 
 Every error is one line on stderr and exit status 2; nothing is written on
 error (runs are written atomically, after all the work is done).
@@ -40,12 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="cpu (default) or cuda")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override any config key, e.g. --set inner.lr=0.05 (value in TOML syntax)")
+    run.add_argument("--init", action="append", default=[], metavar="NAME=FILE",
+                     help="compare your own θ0 beside the learners (repeatable): a .safetensors, "
+                          ".npz or torch state dict (.pt, weights_only) named like the model's parameters")
     run.add_argument("--out", type=Path, default=DEFAULT_RUNS, help="runs directory (default: runs/)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--force", action="store_true",
                      help="run even if the estimate says it will not fit this machine "
                           "(same as allow_large = true)")
     _add_scheduler_arg(run)
+
+    birth = sub.add_parser("birthmap", help="map convergence speed over a slice's θ0s, store it in the run")
+    birth.add_argument("run", type=Path, help="a run directory")
+    birth.add_argument("--slice", dest="slice_name", help="which view's slice (default: the first)")
+    birth.add_argument("--grid", type=int, default=41, help="grid points per axis, 2..201 (default 41)")
+    birth.add_argument("--tasks", type=int, default=8, help="held-out tasks, 1..256 (default 8, "
+                       "or all the run has if fewer)")
+    birth.add_argument("--statistic", default="auc",
+                       help="what ranks speed: auc, steps_to_eps, length, param_length, final_loss")
+    birth.add_argument("--quantile", type=float, default=0.25,
+                       help="the birth point is the fastest among the points whose specialisation is "
+                            "within this quantile (default 0.25)")
+    birth.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_scheduler_arg(birth)
 
     lst = sub.add_parser("list", help="list runs, including broken ones and why")
     lst.add_argument("runs", nargs="?", type=Path, default=DEFAULT_RUNS)
@@ -141,22 +158,55 @@ def progress_bars(quiet: bool):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .executor import make_executor
+    from .inits import resolve_inits
 
     config = config_from_args(args)
     check_runs_dir(args.out)
+    inits = {}
+    for item in args.init:
+        name, sep, file = item.partition("=")
+        if not sep or not name.strip() or not file.strip():
+            raise UsageError(f"--init takes NAME=FILE, got {item!r}")
+        if name.strip() in inits:
+            raise UsageError(f"--init names {name.strip()!r} twice")
+        inits[name.strip()] = Path(file.strip())
+    inits = resolve_inits(config, inits)  # a bad file fails now, before any training
     with make_executor(args.scheduler) as executor:  # an unreachable cluster fails here, first
-        path = create_run(config, args.out, quiet=args.quiet, executor=executor)
+        path = create_run(config, args.out, quiet=args.quiet, inits=inits, executor=executor)
     print(path)
     return 0
 
 
-def create_run(config, runs_dir: Path, quiet: bool = False, executor=None) -> Path:
+def cmd_birthmap(args: argparse.Namespace) -> int:
+    from .birthmap import add_birth_map, birth_map, format_birth_map
+    from .config import check_birthmap
+    from .executor import make_executor
+    from .store import load_run
+
+    check_birthmap(args.grid, args.tasks, args.statistic, args.quantile, "--")
+    run = load_run(args.run)
+    progress, close = progress_bars(args.quiet)
+    report = None if progress is None else (lambda done, total: progress("birthmap", done, total))
+    try:
+        with make_executor(args.scheduler) as executor:
+            bm = birth_map(run, args.slice_name, grid=args.grid, tasks=args.tasks,
+                           statistic=args.statistic, quantile=args.quantile, progress=report,
+                           executor=executor)
+    finally:
+        close()
+    print(format_birth_map(bm))
+    print(add_birth_map(args.run, bm))
+    return 0
+
+
+def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None = None,
+               executor=None) -> Path:
     from .experiment import run_experiment
     from .store import new_run_id, write_run
 
     progress, close = progress_bars(quiet)
     try:
-        run = run_experiment(config, progress=progress, run_id=new_run_id(config.family),
+        run = run_experiment(config, progress=progress, run_id=new_run_id(config.family), inits=inits,
                              executor=executor)
     finally:
         close()
@@ -220,7 +270,7 @@ def _check_port(port: int) -> None:
         raise UsageError(f"--port must be 1..65535, got {port}")
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
+COMMANDS = {"run": cmd_run, "birthmap": cmd_birthmap, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,10 +9,17 @@ HTML inlines plotly.js so the file works offline.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
 
 from . import figures as F
+from .figures.style import FONT_FAMILY
 from .run import Run
+from .selection import select, select_meta, summary_rows, task_label
 
 FORMATS = ("pdf", "svg", "png", "html")
 VIEWS = ("surface", "metrics", "meta", "all")
@@ -42,7 +49,7 @@ def check_request(run: Run, fmt: str, view: str, slice_name: str | None,
 def paper_figures(run: Run, view: str, slice_name: str, task: int | None,
                   learners: Sequence[str] | None = None) -> list[tuple[str, object]]:
     """[(file stem, figure)] of the paper figures for ``view``."""
-    sel = F.select(run, slice_name, task, learners)
+    sel = select(run, slice_name, task, learners)
     tag = f"{slice_name}-{'mean' if task is None else f'task{task}'}"
     out = []
     if view in ("surface", "all"):
@@ -50,10 +57,10 @@ def paper_figures(run: Run, view: str, slice_name: str, task: int | None,
     if view in ("metrics", "all"):
         out.append((f"metrics-{tag}", F.paper_metrics_figure(sel)))
     if view in ("meta", "all"):
-        out.append((f"meta-{slice_name}", F.paper_meta_figure(F.select_meta(run, slice_name,
+        out.append((f"meta-{slice_name}", F.paper_meta_figure(select_meta(run, slice_name,
                                                                             learners))))
     if view == "all":
-        table = F.summary_table_figure(F.summary_rows(run, learners), paper=True)
+        table = F.summary_table_figure(summary_rows(run, learners), paper=True)
         table.update_layout(width=F.PAPER_WIDTH, height=80 + 28 * (len(sel.learners) + 1))
         out.append(("summary", table))
     return out
@@ -62,7 +69,7 @@ def paper_figures(run: Run, view: str, slice_name: str, task: int | None,
 def animated_figures(run: Run, view: str, slice_name: str, task: int | None,
                      learners: Sequence[str] | None = None) -> list[object]:
     """The plotly-frames animations of ``view`` for standalone HTML."""
-    sel = F.select(run, slice_name, task, learners)
+    sel = select(run, slice_name, task, learners)
     figs = []
     if view in ("surface", "all"):
         fig = F.animated_surface_figure(sel)
@@ -73,7 +80,7 @@ def animated_figures(run: Run, view: str, slice_name: str, task: int | None,
         fig.update_layout(height=720)
         figs.append(fig)
     if view in ("meta", "all"):
-        meta = F.select_meta(run, slice_name, learners)
+        meta = select_meta(run, slice_name, learners)
         fig = F.animated_meta_figure(meta)
         fig.update_layout(height=760)
         figs.append(fig)
@@ -81,14 +88,14 @@ def animated_figures(run: Run, view: str, slice_name: str, task: int | None,
         curves.update_layout(height=380)
         figs.append(curves)
     if view == "all":
-        table = F.summary_table_figure(F.summary_rows(run, learners))
+        table = F.summary_table_figure(summary_rows(run, learners))
         table.update_layout(height=90 + 30 * (len(sel.learners) + 1))
         figs.append(table)
     return figs
 
 
 def _html_notes(run: Run, task: int | None) -> str:
-    label = F.task_label(run, task)
+    label = task_label(run, task)
     return (f"Run {run.run_id} ({run.config.get('family', '?')}), {label}. Press ▶ Play under each "
             "figure. Made with trajviz; plotly.js is inlined, so this file works offline.")
 
@@ -106,14 +113,14 @@ def export_run(run: Run, out: Path, fmt: str, view: str, *, slice_name: str | No
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "html":
         path = out / f"{view}-{name}-{'mean' if task is None else f'task{task}'}.html"
-        page = F.html_page(animated_figures(run, view, name, task), f"trajviz · {run.run_id}",
+        page = html_page(animated_figures(run, view, name, task), f"trajviz · {run.run_id}",
                            _html_notes(run, task))
         path.write_text(page, encoding="utf-8")
         return [path]
     figs = paper_figures(run, view, name, task)
     paths = [out / f"{stem}.{fmt}" for stem, _ in figs]
     try:
-        F.write_images([f for _, f in figs], paths, fmt, scale=PNG_SCALE if fmt == "png" else 1)
+        write_images([f for _, f in figs], paths, fmt, scale=PNG_SCALE if fmt == "png" else 1)
     except Exception as exc:  # noqa: BLE001 - kaleido/Chrome fail in many types: one line
         raise ValueError(f"could not render {fmt} with kaleido: {' '.join(str(exc).split())}"
                          ) from None
@@ -132,10 +139,10 @@ def export_current(run: Run, fmt: str, view: str, *, slice_name: str | None,
         raise ValueError("no learner is ticked: tick at least one to export")
     stem = f"trajviz-{run.run_id}-{view}-{name}-{'mean' if task is None else f'task{task}'}"
     if fmt == "html":
-        page = F.html_page(animated_figures(run, view, name, task, learners),
+        page = html_page(animated_figures(run, view, name, task, learners),
                            f"trajviz · {run.run_id} · {view}", _html_notes(run, task))
         return f"{stem}.html", page.encode("utf-8")
-    sel = F.select(run, name, task, learners)
+    sel = select(run, name, task, learners)
     if view == "surface":
         fig = F.surface_figure(sel, frame, three_d=three_d)
         fig.update_layout(width=900, height=720)
@@ -143,10 +150,43 @@ def export_current(run: Run, fmt: str, view: str, *, slice_name: str | None,
         fig = F.metrics_figure(sel, frame)
         fig.update_layout(width=1100, height=640)
     else:
-        fig = F.paper_meta_figure(F.select_meta(run, name, learners))
+        fig = F.paper_meta_figure(select_meta(run, name, learners))
     try:
-        data = F.figure_bytes(fig, fmt, scale=2 if fmt == "png" else 1)
+        data = figure_bytes(fig, fmt, scale=2 if fmt == "png" else 1)
     except Exception as exc:  # noqa: BLE001 - as above
         raise ValueError(f"could not render {fmt} with kaleido: {' '.join(str(exc).split())}"
                          ) from None
     return f"{stem}.{fmt}", data
+
+
+# ---------------------------------------------------------------------------- output
+
+def figure_bytes(fig: go.Figure, fmt_: str, scale: float = 1.0) -> bytes:
+    """A static image (png, svg, pdf) of ``fig`` through kaleido, at the figure's own
+    size (or 1000 × 640 px where it has none)."""
+    width = fig.layout.width or 1000
+    height = fig.layout.height or 640
+    return pio.to_image(fig, format=fmt_, width=width, height=height, scale=scale)
+
+
+def write_images(figs: Sequence[go.Figure], paths: Sequence[Any], fmt_: str,
+                 scale: float = 1.0) -> None:
+    """Several static images in one kaleido session (much faster than one at a time)."""
+    pio.write_images(list(figs), [str(p) for p in paths], format=fmt_,
+                     width=[f.layout.width or 1000 for f in figs],
+                     height=[f.layout.height or 640 for f in figs], scale=scale)
+
+
+def html_page(figs: Sequence[go.Figure], title: str, notes: str = "") -> str:
+    """One standalone HTML page holding ``figs`` (plotly.js inlined once: works offline)."""
+    parts = []
+    for i, fig in enumerate(figs):
+        parts.append(pio.to_html(fig, include_plotlyjs=i == 0, full_html=False,
+                                 auto_play=False, config={"displaylogo": False},
+                                 default_width="100%",
+                                 default_height=f"{fig.layout.height or 620}px"))
+    style = ("body{font-family:" + FONT_FAMILY.replace("'", "") + ";margin:24px auto;"
+             "max-width:1100px;color:#1f2933}h1{font-size:20px}p{color:#52606d}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{style}</style></head><body><h1>{escape(title)}</h1>"
+            f"<p>{escape(notes)}</p>{''.join(parts)}</body></html>")

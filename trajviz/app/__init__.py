@@ -1,8 +1,11 @@
 """The Dash app: ``create_app(runs_dir)`` builds it, ``serve(runs_dir)`` runs it.
 
-Layout in ``layout.py``, thin callbacks in ``callbacks.py``, ids in ``ids.py``,
+Layout in ``layout.py`` (built from the reusable pieces in ``components.py``),
+thin callbacks in ``callbacks.py`` (parse, call ``trajviz.selection`` and a
+builder, return), the locked run cache in ``state.py``, ids in ``ids.py``,
 background runs in ``jobs.py``; CSS and the clientside playback live in the
-repository's ``assets/`` folder.
+repository's ``assets/`` folder. Nothing here imports torch: names come from
+``trajviz.names``.
 """
 from __future__ import annotations
 
@@ -26,10 +29,10 @@ ASSETS = _assets_folder()
 
 def create_app(runs_dir: str | Path) -> Dash:
     """A Dash app showing the runs in ``runs_dir`` (read when the page loads, not here)."""
-    from ..learners import LEARNERS
-    from ..tasks import FAMILIES
-    from .callbacks import AppState, register
+    from ..names import FAMILY_NAMES, LEARNER_NAMES
+    from .callbacks import register
     from .layout import build_layout
+    from .state import AppState
 
     if not (ASSETS / "playback.js").is_file():
         raise ValueError(f"trajviz's browser assets are missing from {ASSETS}; "
@@ -37,7 +40,7 @@ def create_app(runs_dir: str | Path) -> Dash:
     state = AppState.for_dir(Path(runs_dir))
     app = Dash(__name__, assets_folder=str(ASSETS), title="trajviz", update_title=None,
                serve_locally=True)
-    app.layout = build_layout(sorted(FAMILIES), list(LEARNERS))
+    app.layout = build_layout(sorted(FAMILY_NAMES), list(LEARNER_NAMES))
     register(app, state)
     app.trajviz_state = state  # for tests and shutdown
     return app

@@ -1,4 +1,4 @@
-"""Thin callbacks: parse the page's values, call a figure builder, return.
+"""Thin callbacks: parse the page's values, call the view-model and a builder, return.
 
 Each step is a plain function of an ``AppState`` and the page's values, so the
 tests call them without a server; ``register`` wires them to an app. Playback
@@ -11,110 +11,34 @@ global callbacks would be taken by whichever app served first.
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
-from .. import figures as F
 from ..export import export_current
-from ..learners import LEARNERS
-from ..run import Run
-from ..store import RunError, list_runs, load_run
+from ..figures import (frame_data, meta_curves_figure, meta_figure, meta_frame_data,
+                       panel_figure, surface_figure)
+from ..names import LEARNER_NAMES as LEARNERS
+from ..selection import PANEL_KEYS, select, select_meta, slice_name, summary_rows, task_label
+from ..store import RunError, list_runs
 from . import ids
-from .jobs import JobManager, job_config
-from .layout import empty_figure, learner_option
+from .components import (empty_figure, honesty_card, learner_option, message, run_info,
+                         run_label, summary_table)
+from .jobs import job_config
+from .state import AppState, RunCache
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}
 MEAN = "mean"
 
 
-# ---------------------------------------------------------------------------- state
-
-class RunCache:
-    """Light runs (no [.., P] arrays) by run id, reloaded when run.json changes.
-    Only folders directly inside ``runs_dir`` can be named: the browser sends ids, not paths."""
-
-    def __init__(self, runs_dir: Path, size: int = 4):
-        self.runs_dir = Path(runs_dir)
-        self.size = size
-        self._runs: OrderedDict[tuple[str, int], Run | RunError] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def path_of(self, run_id: str) -> Path:
-        path = self.runs_dir / str(run_id)
-        if (not isinstance(run_id, str) or not run_id or run_id.startswith(".")
-                or Path(run_id).name != run_id or path.parent != self.runs_dir):
-            raise RunError(path, "is not a run folder of this app")
-        return path
-
-    def get(self, run_id: str) -> Run:
-        """The run, or RunError (one line) if it is missing or broken."""
-        path = self.path_of(run_id)
-        try:
-            stamp = (path / "run.json").stat().st_mtime_ns
-        except OSError:
-            if not path.exists():
-                raise RunError(path, "does not exist (was it moved or deleted?)") from None
-            stamp = -1
-        key = (run_id, stamp)
-        with self._lock:
-            if key in self._runs:
-                self._runs.move_to_end(key)
-                found = self._runs[key]
-                if isinstance(found, RunError):
-                    raise found
-                return found
-        try:
-            found: Run | RunError = load_run(path, heavy=False)
-        except RunError as exc:
-            found = exc
-        except (OSError, ValueError) as exc:
-            found = RunError(path, str(exc))
-        with self._lock:
-            self._runs[key] = found
-            while len(self._runs) > self.size:
-                self._runs.popitem(last=False)
-        if isinstance(found, RunError):
-            raise found
-        return found
-
-
-@dataclass
-class AppState:
-    """What the callbacks of one app share: its runs folder, loaded runs and jobs."""
-
-    runs_dir: Path
-    cache: RunCache
-    jobs: JobManager
-
-    @classmethod
-    def for_dir(cls, runs_dir: Path) -> AppState:
-        runs_dir = Path(runs_dir).resolve()
-        return cls(runs_dir, RunCache(runs_dir), JobManager(runs_dir))
-
-
-# ---------------------------------------------------------------------------- pieces
+# ---------------------------------------------------------------------------- parsing
 
 def parse_task(value: Any) -> int | None:
     """'mean' (or nothing) -> None; '3' or 3 -> 3."""
     if value in (None, "", MEAN):
         return None
     return int(value)
-
-
-def message(title: str, text: str, kind: str = "error") -> html.Div:
-    return html.Div([html.Strong(title), html.P(text)], className=f"tv-msg tv-msg-{kind}")
-
-
-def run_label(entry) -> str:
-    if not entry.ok:
-        return f"⚠ {entry.run_id} (cannot be read)"
-    return f"{entry.name or entry.run_id} · {entry.family}".strip(" ·")
 
 
 def run_options(state: AppState, current: str | None,
@@ -131,77 +55,6 @@ def run_options(state: AppState, current: str | None,
             return options, wanted
     ok = [e.run_id for e in entries if e.ok]
     return options, (ok[0] if ok else (values[0] if values else None))
-
-
-def run_info(run: Run) -> str:
-    cfg = run.config
-    inner = cfg.get("inner", {}) if isinstance(cfg.get("inner"), dict) else {}
-    outer = cfg.get("outer", {}) if isinstance(cfg.get("outer"), dict) else {}
-    bits = [str(cfg.get("family", "?")), f"K = {run.steps} inner steps",
-            f"{len(run.task_ids)} held-out tasks"]
-    if inner.get("optimizer"):
-        bits.append(f"{inner['optimizer']} lr {inner.get('lr', '?')}")
-    if outer.get("meta_steps"):
-        bits.append(f"{outer['meta_steps']} meta-steps")
-    created = str(run.info.get("created", ""))[:16].replace("T", " ")
-    if created:
-        bits.append(created)
-    return " · ".join(bits)
-
-
-def summary_table(rows: list[dict[str, Any]]) -> html.Table:
-    """The per-learner summary: mean and 95% interval per metric, best mean in bold."""
-    best = F.best_learners(rows)
-    head = html.Tr([html.Th("learner")]
-                   + [html.Th([title, html.Span(" ↓" if better == "lower" else " ↑",
-                                                className="tv-muted",
-                                                title=f"{better} is better")])
-                      for _, title, better in F.SUMMARY_COLUMNS]
-                   + [html.Th("diverged")])
-    body = []
-    for r in rows:
-        cells = [html.Td([html.Span(className="tv-swatch", style={"background": r["colour"]}),
-                          r["learner"]])]
-        for key, _, _ in F.SUMMARY_COLUMNS:
-            mean, lo, hi = r[key]
-            text = [html.Span(F.fmt(mean), className="tv-mean"),
-                    html.Span(f" [{F.fmt(lo)}, {F.fmt(hi)}]", className="tv-ci")]
-            cells.append(html.Td(text, className="tv-best" if best.get(key) == r["learner"]
-                                 else None))
-        cells.append(html.Td(f"{r['diverged']} of {r['n']}"))
-        body.append(html.Tr(cells))
-    return html.Table([html.Thead(head), html.Tbody(body)], className="tv-table")
-
-
-def honesty_card(sel: F.Selection) -> list:
-    h = F.honesty(sel)
-    items = [html.Li([html.Strong("Slice: "), sel.slice_label or F.slice_name(sel.slice_kind)])]
-    if F.np.isfinite(h["explained"]):
-        share = 100 * h["explained"]
-        verdict = "most of" if share >= 80 else ("much of" if share >= 50 else "only part of")
-        items.append(html.Li([html.Strong(f"{share:.1f}% "),
-                              (f"of the paths' variance lies in this plane: the picture shows "
-                               f"{verdict} the movement.")]))
-    elif sel.slice_kind == "exact":
-        items.append(html.Li("The exact plane of a 2-parameter model: nothing is projected."))
-    else:
-        items.append(html.Li("No explained variance for this kind of slice: judge it by the "
-                             "residual and the loss gap."))
-    if h["on_plane"]:
-        items.append(html.Li([html.Strong("Off-plane residual ≈ 0: "),
-                              "every recorded point lies on this plane."]))
-    elif F.np.isfinite(h["residual_max"]):
-        rel = h["residual_max"] / h["spread"] if h["spread"] and h["spread"] > 0 else F.np.nan
-        tail = (f" ({100 * rel:.0f}% of the paths' extent on the plane)"
-                if F.np.isfinite(rel) else "")
-        items.append(html.Li([html.Strong("Off-plane residual "),
-                              (f"up to {F.fmt(h['residual_max'])}, median "
-                               f"{F.fmt(h['residual_median'])}{tail}.")]))
-    if F.np.isfinite(h["loss_gap_rel"]):
-        items.append(html.Li([html.Strong("Loss gap "),
-                              (f"recorded vs on the slice: at most {F.fmt(h['loss_gap_max'])} "
-                               f"({100 * h['loss_gap_rel']:.0f}% of the loss range).")]))
-    return [html.Ul(items, className="tv-honesty-list")]
 
 
 # ---------------------------------------------------------------------------- steps
@@ -223,7 +76,7 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
         return out
     try:
         run = state.cache.get(run_id)
-        F.select(run)  # the run must hold something to draw
+        select(run)  # the run must hold something to draw
     except (RunError, ValueError) as exc:
         reason = exc.reason if isinstance(exc, RunError) else str(exc)
         out.update(message=message(
@@ -232,9 +85,9 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
             f"{state.runs_dir}` lists every run and what is wrong with it."),
             message_style=SHOW, workspace_style=HIDE)
         return out
-    tasks = [{"label": F.task_label(run, None), "value": MEAN}]
-    tasks += [{"label": F.task_label(run, t), "value": str(t)} for t in range(len(run.task_ids))]
-    slices = [{"label": F.slice_name(v.slice.kind), "value": name}
+    tasks = [{"label": task_label(run, None), "value": MEAN}]
+    tasks += [{"label": task_label(run, t), "value": str(t)} for t in range(len(run.task_ids))]
+    slices = [{"label": slice_name(v.slice.kind), "value": name}
               for name, v in run.views.items()]
     learners = list(run.learners)
     out.update(
@@ -245,7 +98,7 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
         learners=learners, info=run_info(run),
         summary=[html.P(f"Mean over {len(run.task_ids)} held-out tasks, with a 95% interval "
                         "in brackets; best mean in bold.", className="tv-hint"),
-                 summary_table(F.summary_rows(run))])
+                 summary_table(summary_rows(run))])
     return out
 
 
@@ -253,7 +106,7 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
          learners: list[str] | None, mode: str, frame: int | None) -> dict[str, Any]:
     """The inner-loop tab: surface and panel figures at ``frame``, their playback data,
     the honesty card and notes. On a problem, empty figures and a note."""
-    blank = {"main": empty_figure(), "panels": {k: empty_figure() for k in F.PANEL_KEYS},
+    blank = {"main": empty_figure(), "panels": {k: empty_figure() for k in PANEL_KEYS},
              "data": None, "max": 1, "honesty": [], "notes": []}
     if run_id is None:
         return blank
@@ -261,21 +114,21 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
         run = state.cache.get(run_id)
         if view not in run.views:
             view = None
-        sel = F.select(run, view, parse_task(task), learners or [])
+        sel = select(run, view, parse_task(task), learners or [])
     except (RunError, ValueError) as exc:
         return {**blank, "notes": [message("Nothing to draw", str(exc))]}
     three_d = mode == "3d"
     if not sel.learners:
         text = "Tick a learner on the left to draw its path."
-        return {**blank, "main": F.surface_figure(sel, 0, three_d),
-                "panels": {k: empty_figure(text) for k in F.PANEL_KEYS},
+        return {**blank, "main": surface_figure(sel, 0, three_d),
+                "panels": {k: empty_figure(text) for k in PANEL_KEYS},
                 "notes": [message("No learner selected", text, kind="info")],
                 "honesty": honesty_card(sel)}
-    k = min(max(int(frame or 0), 0), sel.steps)
-    data = F.frame_data(sel, ids.MAIN_GRAPH, ids.PANEL_GRAPH, three_d=three_d, frame=k)
+    k = sel.frame(int(frame or 0))
+    data = frame_data(sel, ids.MAIN_GRAPH, ids.PANEL_GRAPH, three_d=three_d, frame=k)
     notes = [message("Note", n, kind="warn") for n in sel.notes]
-    return {"main": F.surface_figure(sel, k, three_d),
-            "panels": {key: F.panel_figure(sel, key, k) for key in F.PANEL_KEYS},
+    return {"main": surface_figure(sel, k, three_d),
+            "panels": {key: panel_figure(sel, key, k) for key in PANEL_KEYS},
             "data": data, "max": sel.steps, "honesty": honesty_card(sel), "notes": notes}
 
 
@@ -287,15 +140,15 @@ def draw_meta(state: AppState, run_id: str | None, view: str | None,
         return blank
     try:
         run = state.cache.get(run_id)
-        meta = F.select_meta(run, view if view in run.views else None, learners or [])
+        meta = select_meta(run, view if view in run.views else None, learners or [])
     except (RunError, ValueError):
         return blank
     if not meta.learners:
         return {**blank, "main": empty_figure("Tick a learner on the left."),
                 "curves": empty_figure("Tick a learner on the left.")}
-    k = meta.frames - 1 if frame is None else min(max(int(frame), 0), meta.frames - 1)
-    return {"main": F.meta_figure(meta, k), "curves": F.meta_curves_figure(meta, k),
-            "data": F.meta_frame_data(meta, ids.META_GRAPH, ids.META_CURVES, frame=k),
+    k = meta.frame(frame)
+    return {"main": meta_figure(meta, k), "curves": meta_curves_figure(meta, k),
+            "data": meta_frame_data(meta, ids.META_GRAPH, ids.META_CURVES, frame=k),
             "max": meta.frames - 1}
 
 
@@ -387,7 +240,7 @@ def register(app, state: AppState) -> None:
                 o["message_style"], *[o["workspace_style"]] * 3, o["new_run_open"])
 
     @app.callback(Output(ids.MAIN_GRAPH, "figure"),
-                  *[Output(ids.PANEL_GRAPH[k], "figure") for k in F.PANEL_KEYS],
+                  *[Output(ids.PANEL_GRAPH[k], "figure") for k in PANEL_KEYS],
                   Output(ids.INNER.data, "data"), Output(ids.INNER.slider, "max"),
                   Output(ids.HONESTY, "children"), Output(ids.NOTES, "children"),
                   Input(ids.RUN, "value"), Input(ids.SLICE, "value"), Input(ids.TASK, "value"),
@@ -395,7 +248,7 @@ def register(app, state: AppState) -> None:
                   State(ids.INNER.frame, "data"))
     def _draw(run_id, view, task, learners, mode, frame):
         o = draw(state, run_id, view, task, learners, mode, frame)
-        return (o["main"], *[o["panels"][k] for k in F.PANEL_KEYS], o["data"], o["max"],
+        return (o["main"], *[o["panels"][k] for k in PANEL_KEYS], o["data"], o["max"],
                 o["honesty"], o["notes"])
 
     @app.callback(Output(ids.META_GRAPH, "figure"), Output(ids.META_CURVES, "figure"),

@@ -1,0 +1,150 @@
+"""Reusable pieces of the page (Dash components, no callbacks): messages, the summary
+table, the honesty card, the player bar, explanations, learner options, blank figures.
+
+Builders take view-model values (``trajviz.selection``) and return components;
+the callbacks wire them, the layout places them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from dash import dcc, html
+
+from ..palette import learner_colour
+from ..run import Run
+from ..selection import SUMMARY_COLUMNS, Selection, best_learners, fmt, honesty_items
+from . import ids
+from .texts import EXPLAIN
+
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
+                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+                "toImageButtonOptions": {"format": "png", "scale": 2}}
+SMALL_GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
+SPEEDS = ((900, "slow"), (400, "normal"), (150, "fast"))
+DEFAULT_SPEED = 400
+
+
+def empty_figure(text: str = "") -> dict:
+    """A blank figure (no axes), with ``text`` in the middle if given."""
+    layout = {"xaxis": {"visible": False}, "yaxis": {"visible": False},
+              "paper_bgcolor": "white", "plot_bgcolor": "white",
+              "margin": {"l": 0, "r": 0, "t": 0, "b": 0}}
+    if text:
+        layout["annotations"] = [{"text": text, "showarrow": False, "xref": "paper",
+                                  "yref": "paper", "x": 0.5, "y": 0.5}]
+    return {"data": [], "layout": layout}
+
+
+#: What a graph shows before its first figure arrives (no stray empty axes).
+BLANK = empty_figure()
+
+
+def explain(key: str, title: str | None = None, heading: bool = False) -> html.Details:
+    """A one-click explanation: a '?' summary line that opens a few paragraphs.
+    ``heading`` makes the summary a card's title (h3) with the '?' after it."""
+    default, paragraphs = EXPLAIN[key]
+    text = title or default
+    summary = [html.H3(text), html.Span("?", className="tv-q")] if heading \
+        else [html.Span("?", className="tv-q"), text]
+    return html.Details(
+        [html.Summary(summary, className="tv-heading" if heading else None),
+         *[html.P(p) for p in paragraphs]],
+        className="tv-explain", id=f"explain-{key}")
+
+
+def player_bar(p: ids.Player, what: str, start_at_end: bool = False) -> html.Div:
+    """Play/pause, step back/forward, a scrub slider and speed for one frame index.
+    The frame starts at 0, or at the last frame with ``start_at_end`` (the server
+    draws the first figures at the frame the Store holds; None means the last)."""
+    return html.Div(className="tv-player", children=[
+        html.Button("◂ step", id=p.back, className="tv-btn", title=f"one {what} back"),
+        html.Button("▶ Play", id=p.play, className="tv-btn tv-play", title="play / pause"),
+        html.Button("step ▸", id=p.fwd, className="tv-btn", title=f"one {what} forward"),
+        html.Div(dcc.Slider(id=p.slider, min=0, max=1, step=1, value=0, marks=None,
+                            updatemode="drag", allow_direct_input=False),
+                 className="tv-slider"),
+        html.Span(f"{what} 0", id=p.label, className="tv-frame-label"),
+        html.Div(className="tv-speed", children=[
+            html.Span("speed", className="tv-muted"),
+            dcc.RadioItems(id=p.speed, options=[{"label": label, "value": ms}
+                                                for ms, label in SPEEDS],
+                           value=DEFAULT_SPEED, inline=True, className="tv-radio"),
+        ]),
+        dcc.Interval(id=p.interval, interval=DEFAULT_SPEED, disabled=True),
+        dcc.Store(id=p.frame, data=None if start_at_end else 0),
+        dcc.Store(id=p.data),
+    ])
+
+
+def field(label: str, control, hint: str | None = None, **kwargs) -> html.Div:
+    children = [html.Label(label, className="tv-label"), control]
+    if hint:
+        children.append(html.Div(hint, className="tv-hint"))
+    return html.Div(children, className="tv-field", **kwargs)
+
+
+def learner_option(name: str, present: bool = True) -> dict:
+    """A learner's checklist entry: its colour swatch and name; greyed out when the run
+    does not hold it. The learner checklist always lists every registered learner, so
+    its length never changes: Dash 4.4's renderer fails ("reading 'props'") when a
+    checklist whose labels are components grows between updates."""
+    return {"label": html.Span([html.Span(className="tv-swatch",
+                                          style={"background": learner_colour(name)}), name]),
+            "value": name, "disabled": not present}
+
+
+def message(title: str, text: str, kind: str = "error") -> html.Div:
+    return html.Div([html.Strong(title), html.P(text)], className=f"tv-msg tv-msg-{kind}")
+
+
+def run_label(entry) -> str:
+    if not entry.ok:
+        return f"⚠ {entry.run_id} (cannot be read)"
+    return f"{entry.name or entry.run_id} · {entry.family}".strip(" ·")
+
+
+def run_info(run: Run) -> str:
+    cfg = run.config
+    inner = cfg.get("inner", {}) if isinstance(cfg.get("inner"), dict) else {}
+    outer = cfg.get("outer", {}) if isinstance(cfg.get("outer"), dict) else {}
+    bits = [str(cfg.get("family", "?")), f"K = {run.steps} inner steps",
+            f"{len(run.task_ids)} held-out tasks"]
+    if inner.get("optimizer"):
+        bits.append(f"{inner['optimizer']} lr {inner.get('lr', '?')}")
+    if outer.get("meta_steps"):
+        bits.append(f"{outer['meta_steps']} meta-steps")
+    created = str(run.info.get("created", ""))[:16].replace("T", " ")
+    if created:
+        bits.append(created)
+    return " · ".join(bits)
+
+
+def summary_table(rows: list[dict[str, Any]]) -> html.Table:
+    """The per-learner summary: mean and 95% interval per metric, best mean in bold."""
+    best = best_learners(rows)
+    head = html.Tr([html.Th("learner")]
+                   + [html.Th([title, html.Span(" ↓" if better == "lower" else " ↑",
+                                                className="tv-muted",
+                                                title=f"{better} is better")])
+                      for _, title, better in SUMMARY_COLUMNS]
+                   + [html.Th("diverged")])
+    body = []
+    for r in rows:
+        cells = [html.Td([html.Span(className="tv-swatch", style={"background": r["colour"]}),
+                          r["learner"]])]
+        for key, _, _ in SUMMARY_COLUMNS:
+            mean, lo, hi = r[key]
+            text = [html.Span(fmt(mean), className="tv-mean"),
+                    html.Span(f" [{fmt(lo)}, {fmt(hi)}]", className="tv-ci")]
+            cells.append(html.Td(text, className="tv-best" if best.get(key) == r["learner"]
+                                 else None))
+        cells.append(html.Td(f"{r['diverged']} of {r['n']}"))
+        body.append(html.Tr(cells))
+    return html.Table([html.Thead(head), html.Tbody(body)], className="tv-table")
+
+
+def honesty_card(sel: Selection) -> list:
+    """The card "What the slice keeps and hides": one line per ``honesty_items`` entry."""
+    items = [html.Li([html.Strong(lead), text]) if lead else html.Li(text)
+             for lead, text in honesty_items(sel)]
+    return [html.Ul(items, className="tv-honesty-list")]

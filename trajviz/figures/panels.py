@@ -1,0 +1,135 @@
+"""Time-cursor metric panels, laid out from ``selection.PANELS``.
+
+``panel_figure`` draws one panel (the page has one graph per panel);
+``metrics_figure`` puts every panel in one figure, ``METRICS_COLS`` per row,
+with the slice's notes in the cell after the last panel. Adding a panel is one
+``PanelSpec`` entry in ``selection.PANELS`` (and its series in ``select``):
+both figures, the page and the playback data follow the list.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..axes import panel_axis
+from ..honesty import honesty_notes
+from ..selection import PANELS, Selection, panel_spec
+from .style import (APP_FONT, CURSOR_COLOUR, GRID_COLOUR, PAPER_FONT, base_layout, clean,
+                    learner_colour, step_dtick, wrap)
+
+METRICS_COLS = 3
+NOTES_TITLE = "What the slice hides"
+
+
+def panel_traces(sel: Selection, key: str, k: int,
+                 legend: bool = False) -> tuple[list[Any], dict[str, Any]]:
+    """The series traces of one panel plus its cursor and dots (the contract in
+    ``playback``), and its axis settings."""
+    steps = np.arange(sel.steps + 1)
+    traces: list[Any] = []
+    spec = panel_spec(key)
+    pa = panel_axis(sel, key)
+    rng, log = pa["range"], pa["log"]
+    for n in sel.learners:
+        colour = learner_colour(n)
+        traces.append(go.Scatter(
+            x=steps, y=clean(sel.series[key][n]), mode="lines+markers", name=n,
+            legendgroup=n, showlegend=legend, line={"color": colour, "width": 2},
+            marker={"size": 4, "color": colour},
+            hovertemplate=f"{n}<br>step %{{x}}<br>{spec.y_title}: %{{y:.4g}}<extra></extra>"))
+        if key == "loss":
+            traces.append(go.Scatter(
+                x=steps, y=clean(sel.plane[n]), mode="lines", name=f"{n} on the slice",
+                legendgroup=n, showlegend=False,
+                line={"color": colour, "width": 1.5, "dash": "dash"},
+                hovertemplate=f"{n} on the slice<br>step %{{x}}<br>loss %{{y:.4g}}<extra></extra>"))
+    lo, hi = pa["cursor"]
+    traces.append(go.Scatter(
+        x=[k, k], y=[lo, hi], mode="lines", name="cursor", showlegend=False, hoverinfo="skip",
+        line={"color": CURSOR_COLOUR, "width": 1.2, "dash": "dot"}))
+    traces.append(go.Scatter(
+        x=[k] * len(sel.learners), y=cursor_dots(sel, key, k),
+        mode="markers", name="now", showlegend=False, hoverinfo="skip",
+        marker={"size": 9, "color": [learner_colour(n) for n in sel.learners],
+                "line": {"width": 1.5, "color": "white"}}))
+    axis = {"x": {"range": [-0.3, sel.steps + 0.3], "autorange": False},
+            "y": {"range": list(rng), "autorange": False, "type": "log" if log else "linear",
+                  "title": {"text": spec.y_title}},
+            "on_plane": pa["on_plane"]}
+    if log and rng[1] - rng[0] >= 2:
+        axis["y"]["dtick"] = 1 if rng[1] - rng[0] < 6 else 2  # whole decades, no minor labels
+    return traces, axis
+
+
+def cursor_dots(sel: Selection, key: str, k: int) -> list[float]:
+    """Each learner's value of panel ``key`` at step ``k`` (float32-rounded; NaN for gaps)."""
+    return [float(clean(sel.series[key][n])[k]) for n in sel.learners]
+
+
+def panel_figure(sel: Selection, key: str, frame: int | None = None,
+                 paper: bool = False) -> go.Figure:
+    """One time-cursor panel (``key`` in PANEL_KEYS) for the app's grid."""
+    spec = panel_spec(key)
+    k = sel.frame(frame)
+    traces, axis = panel_traces(sel, key, k)
+    fig = go.Figure(traces)
+    base_layout(fig, paper)
+    fig.update_layout(margin={"l": 44, "r": 10, "t": 8, "b": 24}, showlegend=False,
+                      meta={"key": sel.key, "frame": k}, uirevision=sel.key)
+    axis["y"]["title"] = None  # the page's card title names the panel
+    fig.update_xaxes(dtick=step_dtick(sel.steps), showgrid=True, gridcolor=GRID_COLOUR,
+                     **axis["x"])
+    fig.update_yaxes(showgrid=True, gridcolor=GRID_COLOUR, zeroline=spec.zero_line,
+                     zerolinecolor="#9aa5b1", exponentformat="power", **axis["y"])
+    if axis["on_plane"]:
+        fig.add_annotation(text="0: every point<br>lies on the slice",
+                           xref="paper", yref="paper", x=0.5, y=0.72, showarrow=False,
+                           font={"color": "#52606d", "size": 11})
+    return fig
+
+
+def metrics_rows() -> int:
+    """Rows of ``metrics_figure``: every panel plus the notes cell, METRICS_COLS a row."""
+    return math.ceil((len(PANELS) + 1) / METRICS_COLS)
+
+
+def metrics_figure(sel: Selection, frame: int | None = None, paper: bool = False) -> go.Figure:
+    """Every time-cursor panel of PANELS in one figure (paper exports), then a notes cell."""
+    k = sel.frame(frame)
+    rows = metrics_rows()
+    titles = [p.short for p in PANELS] + [NOTES_TITLE]
+    fig = make_subplots(rows=rows, cols=METRICS_COLS, subplot_titles=titles,
+                        horizontal_spacing=0.09, vertical_spacing=0.4 / rows)
+    for i, p in enumerate(PANELS):
+        r, c = divmod(i, METRICS_COLS)
+        traces, axis = panel_traces(sel, p.key, k, legend=i == 0)
+        for t in traces:
+            fig.add_trace(t, row=r + 1, col=c + 1)
+        fig.update_xaxes(title={"text": "inner step"}, dtick=step_dtick(sel.steps), row=r + 1,
+                         col=c + 1, **axis["x"])
+        axis["y"]["title"] = {"text": "loss" if p.key == "loss" else ""}
+        fig.update_yaxes(row=r + 1, col=c + 1, exponentformat="power", **axis["y"])
+    r, c = divmod(len(PANELS), METRICS_COLS)
+    notes_x = fig.layout[f"xaxis{len(PANELS) + 1}"].domain[0]
+    notes_top = fig.layout[f"yaxis{len(PANELS) + 1}"].domain[1]
+    fig.update_xaxes(visible=False, row=r + 1, col=c + 1)
+    fig.update_yaxes(visible=False, row=r + 1, col=c + 1)
+    fig.add_annotation(text="<br>".join(wrap(s, 40) for s in honesty_notes(sel)),
+                       xref="paper", yref="paper", x=notes_x, y=notes_top, xanchor="left",
+                       yanchor="top", showarrow=False, align="left")
+    base_layout(fig, paper)
+    size = (PAPER_FONT if paper else APP_FONT)["size"]
+    fig.update_layout(
+        title={"text": f"Inner-loop metrics · {sel.task_label}", "x": 0.01, "xanchor": "left"},
+        legend={"orientation": "h", "x": notes_x, "y": 0.02,
+                "xanchor": "left", "yanchor": "bottom"},
+        meta={"key": sel.key, "frame": k},
+        margin={"l": 60, "r": 20, "t": 70, "b": 40})
+    fig.update_xaxes(title_font_size=size)
+    fig.update_yaxes(title_font_size=size)
+    fig.update_annotations(font_size=size)
+    return fig

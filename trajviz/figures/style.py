@@ -1,0 +1,64 @@
+"""Look shared by every figure: palette, surface colours, fonts, sizes, base layout.
+
+Nothing here draws; ``base_layout`` only sets a figure's template, fonts and margins.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..palette import EXTRA_COLOURS, PALETTE, learner_colour  # noqa: F401 - re-exported
+
+#: The surface: light for low loss, slate for high, so coloured paths stay readable.
+SURFACE_SCALE = [[0.0, "#FBFCFE"], [0.3, "#E3EAF2"], [0.65, "#B9C6D6"], [1.0, "#7F91A8"]]
+FONT_FAMILY = "Helvetica, Arial, 'Liberation Sans', 'DejaVu Sans', sans-serif"
+APP_FONT = {"family": FONT_FAMILY, "size": 12, "color": "#1f2933"}
+PAPER_FONT = {"family": FONT_FAMILY, "size": 10, "color": "#000000"}
+#: Paper figure sizes in CSS pixels (96 per inch): 7.5 in wide, a two-column page.
+PAPER_WIDTH = 720
+CURSOR_COLOUR = "#323F4B"
+GRID_COLOUR = "#eef1f4"
+
+
+def base_layout(fig: Any, paper: bool) -> None:
+    """Template, font (app or paper), white background and default margins."""
+    fig.update_layout(
+        template="simple_white", font=PAPER_FONT if paper else APP_FONT,
+        paper_bgcolor="white", plot_bgcolor="white", hovermode="closest",
+        margin={"l": 60, "r": 20, "t": 56, "b": 48},
+    )
+
+
+def clean(values: np.ndarray) -> np.ndarray:
+    """float32-rounded copy with non-finite values as NaN (plotly draws gaps there)."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(v), v, np.nan).astype(np.float32)
+
+
+def tint(hex_colour: str, alpha: float = 0.18) -> str:
+    """'#RRGGBB' as a translucent 'rgba(r,g,b,alpha)'."""
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def wrap(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters, joined by <br>."""
+    words, lines, line = text.split(), [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    lines.append(line)
+    return "<br>".join(lines)
+
+
+def step_dtick(steps: int) -> int:
+    """At most about seven step ticks: the panels are narrow, and more get rotated."""
+    for d in (1, 2, 5, 10, 20, 50, 100, 200, 500):
+        if steps / d <= 6:
+            return d
+    return 1000
