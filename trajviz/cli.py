@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="meta-train learners, record held-out paths, save a run")
     run.add_argument("--config", type=Path, help="TOML config file (see demos/*.toml)")
     run.add_argument("--family", help="task family: sinusoid, linear2d, quadratic, digits or pkg.mod:function")
-    run.add_argument("--learners", help="comma-separated: leap,reptile,fomaml,maml,multitask,random")
+    run.add_argument("--learners", help="comma-separated: leap,reptile,fomaml,maml,multitask,random, "
+                     "Leap's variants leap-nostab,leap-noloss,leap-energy,leap-energy-nostab,"
+                     "leap-energy-noloss, or names defined in the config's [[variants]]")
     run.add_argument("--seed", type=int, help="seed for tasks, initialisation and minibatches")
     run.add_argument("--steps", type=int, help="inner steps K")
     run.add_argument("--meta-steps", type=int, help="outer (meta-training) steps")
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run even if the estimate says it will not fit this machine "
                           "(same as allow_large = true)")
     _add_scheduler_arg(run)
+    _add_threads_arg(run)
 
     birth = sub.add_parser("birthmap", help="map convergence speed over a slice's θ0s, store it in the run")
     birth.add_argument("run", type=Path, help="a run directory")
@@ -73,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="create the demo runs if none exist, then serve them")
     demo.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs directory (default: runs/)")
+    _add_threads_arg(demo)
     _add_server_args(demo)
 
     export = sub.add_parser("export", help="write paper figures of a run")
@@ -83,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--task", type=int, help="held-out task index (default: the task mean)")
     export.add_argument("--out", type=Path, help="output folder (default: <run>/figures)")
     return parser
+
+
+def _add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, help="torch threads (default: 1 for small models; "
+                   "see trajviz/threads.py)")
 
 
 def _add_server_args(p: argparse.ArgumentParser) -> None:
@@ -116,6 +125,8 @@ def config_from_args(args: argparse.Namespace):
              "learners": None if args.learners is None else
              [n.strip() for n in args.learners.split(",") if n.strip()],
              "allow_large": True if args.force else None}
+    if flags["learners"] is not None:  # --learners selects: unnamed variants are dropped
+        data["variants"] = [v for v in data["variants"] if v["name"] in flags["learners"]]
     if args.family and args.family != base.family:
         data["family_options"] = {}
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -172,7 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         inits[name.strip()] = Path(file.strip())
     inits = resolve_inits(config, inits)  # a bad file fails now, before any training
     with make_executor(args.scheduler) as executor:  # an unreachable cluster fails here, first
-        path = create_run(config, args.out, quiet=args.quiet, inits=inits, executor=executor)
+        path = create_run(config, args.out, quiet=args.quiet, inits=inits, threads=_threads(args),
+                          executor=executor)
     print(path)
     return 0
 
@@ -199,15 +211,21 @@ def cmd_birthmap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threads(args: argparse.Namespace) -> int | None:
+    if args.threads is not None and args.threads <= 0:
+        raise UsageError(f"--threads must be a positive integer, got {args.threads}")
+    return args.threads
+
+
 def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None = None,
-               executor=None) -> Path:
+               threads: int | None = None, executor=None) -> Path:
     from .experiment import run_experiment
     from .store import new_run_id, write_run
 
     progress, close = progress_bars(quiet)
     try:
         run = run_experiment(config, progress=progress, run_id=new_run_id(config.family), inits=inits,
-                             executor=executor)
+                             threads=threads, executor=executor)
     finally:
         close()
     return write_run(run, runs_dir)
@@ -245,11 +263,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _check_port(args.port)
     check_runs_dir(args.runs)
+    threads = _threads(args)
     have = {e.name for e in list_runs(args.runs) if e.ok}
     for name, config in demo_configs().items():
         if name not in have:
             print(f"creating demo run {name!r} (first time only) ...", file=sys.stderr)
-            create_run(config, args.runs)
+            create_run(config, args.runs, threads=threads)
     return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port,
                                         scheduler=args.scheduler))
 

@@ -41,6 +41,8 @@ from .slices import (
 from .stability import divergence_report, good_prefix, stability_threshold, subsample_steps
 from .surface import evaluate_surface, plane_losses
 from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
+from .threads import check_threads, thread_scope, threads_for
+from .variants import learner_specs
 
 Progress = Callable[[str, int, int], None]
 SUMMARY_METRICS = ("length", "param_length", "oscillation", "monotonicity", "final_loss", "auc",
@@ -330,7 +332,8 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
         raise ValueError(f"initialisation name(s) {clash} clash with the learners; choose other names")
     outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
                       config.outer.lr, config.outer.eval_every)
-    learners = {n: make_learner(n, config.learner_options.get(n)) for n in config.learners}
+    learners = {v.name: make_learner(v.base, v.options)
+                for v in learner_specs(config.learners, config.variants, config.learner_options)}
     fixed = {n: init_params(problem, v, device, dtype) for n, v in (inits or {}).items()}
     theta0 = problem.model.init(config.seed, device, dtype)
     heldout, held_seed = setup.tasks, setup.seed
@@ -363,7 +366,7 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
                    run_id: str = "", inits: dict | None = None,
-                   executor: Executor | str | None = None) -> Run:
+                   threads: int | None = None, executor: Executor | str | None = None) -> Run:
     """Run the whole experiment described by ``config`` and return it as a ``Run``.
 
     ``progress(stage, done, total)`` is called as work completes, with stages
@@ -371,17 +374,28 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     include ``diagnostics:<learner>``, the per-step diagnostics' share.
     ``inits``: {name: θ0} fixed initialisations compared beside the learners;
     a θ0 is a [P] array, {param name: array}, or a file (``trajviz.inits``).
-    With ``config.birthmap.enabled`` every view gets a birth map. The surfaces' and
-    birth maps' chunks go through ``executor``: an Executor, a scheduler string
-    (``local-dask:2``, ``tcp://HOST:PORT``: started or reached before any work, closed
-    at the end) or None (in-process).
+    With ``config.birthmap.enabled`` every view gets a birth map. ``threads``:
+    torch threads for the work (default: the policy of ``trajviz/threads.py``). The
+    surfaces' and birth maps' chunks go through ``executor``: an Executor, a scheduler
+    string (``local-dask:2``, ``tcp://HOST:PORT``: started or reached before any work,
+    closed at the end) or None (in-process).
     """
-    with using(executor) as ex:
-        return _experiment(config, progress, run_id, inits, ex)
+    with thread_scope(config_threads(config, threads)), using(executor) as ex:
+        return _run_experiment(config, progress=progress, run_id=run_id, inits=inits, executor=ex)
 
 
-def _experiment(config: ExperimentConfig, progress: Progress | None, run_id: str,
-                inits: dict | None, executor: Executor) -> Run:
+def config_threads(config: ExperimentConfig, requested: int | None = None) -> int | None:
+    """The thread count ``run_experiment`` uses for ``config`` (see ``threads.threads_for``)."""
+    if requested is not None:
+        return check_threads(requested)
+    size = make_family(config.family, config.family_options).problem().model.spec.size
+    rollouts = max(config.outer.meta_batch, config.heldout_tasks)
+    return threads_for(size, rollouts, device=config.device)
+
+
+def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
+                    run_id: str = "", inits: dict | None = None,
+                    executor: Executor | None = None) -> Run:
     from .inits import resolve_inits
 
     started = time.perf_counter()

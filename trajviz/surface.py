@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
+from .compiled import compiled_mlp_mse, surface_method
 from .config import BOUNDS, MAX_GRID_POINTS
 from .context import ChunkContext, ProblemRef
 from .executor import IN_PROCESS, Executor
@@ -64,7 +65,7 @@ GPU_FREE_FRACTION = 8
 # Tensors of an activation's size alive at once in a forward pass: a layer's
 # input and its output.
 LIVE_ACTIVATIONS = 2
-METHODS = ("auto", "vmap", "fused")
+METHODS = ("auto", "vmap", "fused", "compiled")  # "compiled": see trajviz/compiled.py
 # The fused MLP path lays activations out feature-major from this many rows
 # (tasks × samples) up, sample-major below (measured: bench/bench_surface.py).
 FEATURE_MAJOR_ROWS = 32
@@ -358,7 +359,9 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
     origin: [P]; basis: [2, P]; coords: [G, 2] plane coordinates (a, b), the
     point being origin + a·basis[0] + b·basis[1]; batch: {key: [T, ...]} the
     tasks' data. ``method``: "auto" (fused where it applies, else vmap),
-    "vmap", or "fused" (an MLP with ``mse_loss``; ValueError otherwise).
+    "vmap", "fused" (an MLP with ``mse_loss``; ValueError otherwise) or
+    "compiled" (the fused evaluator through ``torch.compile``; eager fused,
+    with a one-line notice, where compiling is impossible).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; accepted: {list(METHODS)}")
@@ -367,9 +370,13 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
         if method != "vmap":
             layers = _mlp_layers(problem)
             if _fused_applies(layers, batch):
+                if method == "compiled":  # speed hook: compiled chunk evaluator (compiled.py)
+                    fn = compiled_mlp_mse(layers)
+                    if fn is not None:
+                        return fn(origin, basis, coords, batch)
                 return _fused_mlp_mse(layers, origin, basis, coords, batch)
-            if method == "fused":
-                raise ValueError("method 'fused' needs an nn.Sequential of nn.Linear and "
+            if method in ("fused", "compiled"):
+                raise ValueError(f"method {method!r} needs an nn.Sequential of nn.Linear and "
                                  "elementwise activations with tasks.base.mse_loss and "
                                  "x: [T, N, in], y: [T, N, out]; use 'auto' or 'vmap' here")
         params = unflatten(torch.addmm(origin, coords, basis), problem.model.spec)
@@ -390,14 +397,18 @@ def surface_chunk(context: ChunkContext, chunk: GridChunk) -> np.ndarray:
 
     ``context.tensors``: origin [P], basis [2, P], alpha [A], beta [B] and the
     tasks' support data under ``batch.<key>`` ([T, ...]); ``context.options``:
-    ``method``. Point i is (alpha[i mod A], beta[i div A]).
+    ``method`` and ``chunk`` (the size "compiled" pads to). Point i is
+    (alpha[i mod A], beta[i div A]).
     """
     t = context.tensors
     index = torch.arange(chunk.start, chunk.stop, device=t["alpha"].device)
     n_a = t["alpha"].shape[0]
     coords = torch.stack([t["alpha"][index % n_a], t["beta"][index // n_a]], dim=-1)  # [G, 2]
+    method, g = context.options["method"], coords.shape[0]
+    if method == "compiled":  # every chunk the same shape: one compiled graph, no recompiles
+        coords = torch.cat([coords, coords[-1:].expand(context.options["chunk"] - g, 2)])
     losses = evaluate_chunk(context.problem, t["origin"], t["basis"], coords, context.batch(),
-                            method=context.options["method"])
+                            method=method)[:g]
     return losses.cpu().numpy()
 
 
@@ -432,12 +443,13 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk <= 0:
         raise ValueError(f"chunk must be a positive integer (grid points at once), got {chunk!r}")
     chunk = min(int(chunk), total)
+    method = surface_method(method, problem, on_device.support, total)  # speed hook (compiled.py)
     alpha = torch.linspace(a_min, a_max, n_a, dtype=torch.float64).to(device=device, dtype=dtype)
     beta = torch.linspace(b_min, b_max, n_b, dtype=torch.float64).to(device=device, dtype=dtype)
     # the grid travels as its two axes and index ranges: never [A·B, P], nor even [A·B, 2]
     context = ChunkContext(problem, {"origin": origin, "basis": basis, "alpha": alpha, "beta": beta,
                                      **{f"batch.{k}": v for k, v in on_device.support.items()}},
-                           ref, {"method": method})
+                           ref, {"method": method, "chunk": chunk})
     chunks = [GridChunk(start, min(start + chunk, total)) for start in range(0, total, chunk)]
     report = None if progress is None else (
         lambda done, _: progress(min(done * chunk, total), total))
