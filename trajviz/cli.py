@@ -6,6 +6,7 @@ error (runs are written atomically, after all the work is done).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import sys
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="run even if the estimate says it will not fit this machine "
                           "(same as allow_large = true)")
+    _add_scheduler_arg(run)
     _add_threads_arg(run)
 
     birth = sub.add_parser("birthmap", help="map convergence speed over a slice's θ0s, store it in the run")
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the birth point is the fastest among the points whose specialisation is "
                             "within this quantile (default 0.25)")
     birth.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_scheduler_arg(birth)
 
     lst = sub.add_parser("list", help="list runs, including broken ones and why")
     lst.add_argument("runs", nargs="?", type=Path, default=DEFAULT_RUNS)
@@ -99,6 +102,14 @@ def _add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-token", action="store_true",
                    help="serve a non-loopback --host without the access token (anyone on the "
                         "network can use the app)")
+    _add_scheduler_arg(p)
+
+
+def _add_scheduler_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", default="", metavar="SPEC",
+                   help="where grid chunks run: in-process (default), local-dask[:N] (a local "
+                        "Dask cluster of N one-thread workers) or tcp://HOST:PORT (a running "
+                        "Dask scheduler); see README")
 
 
 def parse_value(text: str) -> Any:
@@ -163,6 +174,7 @@ def progress_bars(quiet: bool):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .executor import make_executor
     from .inits import resolve_inits
 
     config = config_from_args(args)
@@ -176,7 +188,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--init names {name.strip()!r} twice")
         inits[name.strip()] = Path(file.strip())
     inits = resolve_inits(config, inits)  # a bad file fails now, before any training
-    path = create_run(config, args.out, quiet=args.quiet, inits=inits, threads=_threads(args))
+    with make_executor(args.scheduler) as executor:  # an unreachable cluster fails here, first
+        path = create_run(config, args.out, quiet=args.quiet, inits=inits, threads=_threads(args),
+                          executor=executor)
     print(path)
     return 0
 
@@ -184,6 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_birthmap(args: argparse.Namespace) -> int:
     from .birthmap import add_birth_map, birth_map, format_birth_map
     from .config import check_birthmap
+    from .executor import make_executor
     from .store import load_run
 
     check_birthmap(args.grid, args.tasks, args.statistic, args.quantile, "--")
@@ -191,8 +206,10 @@ def cmd_birthmap(args: argparse.Namespace) -> int:
     progress, close = progress_bars(args.quiet)
     report = None if progress is None else (lambda done, total: progress("birthmap", done, total))
     try:
-        bm = birth_map(run, args.slice_name, grid=args.grid, tasks=args.tasks,
-                       statistic=args.statistic, quantile=args.quantile, progress=report)
+        with make_executor(args.scheduler) as executor:
+            bm = birth_map(run, args.slice_name, grid=args.grid, tasks=args.tasks,
+                           statistic=args.statistic, quantile=args.quantile, progress=report,
+                           executor=executor)
     finally:
         close()
     print(format_birth_map(bm))
@@ -212,7 +229,7 @@ _WRITING: list[Path] = []
 
 
 def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None = None,
-               threads: int | None = None) -> Path:
+               threads: int | None = None, executor=None) -> Path:
     from .experiment import run_experiment
     from .store import new_run_id, sweep_stale, write_run
 
@@ -221,7 +238,7 @@ def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None =
     run_id = new_run_id(config.family)
     try:
         run = run_experiment(config, progress=progress, run_id=run_id, inits=inits,
-                             threads=threads)
+                             threads=threads, executor=executor)
     finally:
         close()
     _WRITING.append(Path(runs_dir) / run_id)
@@ -245,9 +262,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import serve
+    from .executor import SCHEDULER_ENV, parse_scheduler
 
     check_runs_dir(args.runs, flag="")
     check_listen(args.host, args.port)
+    if args.scheduler:  # the app's background jobs read it (they inherit the environment)
+        parse_scheduler(args.scheduler)
+        os.environ[SCHEDULER_ENV] = args.scheduler
     serve(args.runs, host=args.host, port=args.port, token=not args.no_token)
     return 0
 
@@ -265,7 +286,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"creating demo run {name!r} (first time only) ...", file=sys.stderr)
             create_run(config, args.runs, threads=threads)
     return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port,
-                                        no_token=args.no_token))
+                                        scheduler=args.scheduler, no_token=args.no_token))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
