@@ -109,7 +109,7 @@ def decode_variants(items: list[tuple[str, dict]], arrays: dict[str, np.ndarray]
 def variant_to_bytes(variant: InnerVariant) -> tuple[str, bytes]:
     """(JSON text, npz bytes) of ``variant``'s light fields, to send to another process."""
     from .jsonfloats import strict_json
-    from .store import _Encoder, _plain
+    from .store.write import _Encoder, _plain
 
     enc = _Encoder()
     [[_, entry]] = encode_variants(enc, {variant.name: variant}, _plain, light_only=True)

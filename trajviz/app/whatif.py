@@ -103,15 +103,15 @@ def shown_run(state, run_id: str, shown: dict | None) -> Run:
 def changes_of(optimizer: str, log_lr: Any, beta: Any, steps: Any) -> dict[str, Any]:
     """The inner changes the controls ask for (checked again by trajviz.config in the worker)."""
     try:
-        lr = 10.0 ** float(log_lr)
-        k = int(steps)
-    except (TypeError, ValueError):
-        raise ValueError(f"the learning rate and K must be numbers, got {log_lr!r} and {steps!r}") from None
+        lr, k, b = 10.0 ** float(log_lr), int(steps), float(beta)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"the learning rate, β and K must be numbers, got {log_lr!r}, {beta!r} "
+                         f"and {steps!r}") from None
     changes: dict[str, Any] = {"optimizer": str(optimizer), "lr": float(f"{lr:.6g}"), "steps": k}
     if optimizer == "momentum":
-        changes["momentum"] = float(beta)
+        changes["momentum"] = b
     elif optimizer == "adam":
-        changes["beta1"] = float(beta)
+        changes["beta1"] = b
     return changes
 
 
