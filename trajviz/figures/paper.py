@@ -12,6 +12,7 @@ from ..axes import meta_curve_ranges, meta_step_range
 from ..honesty import honesty_line
 from ..selection import (META_CURVES, SUMMARY_COLUMNS, MetaSelection, Selection, fmt,
                          slice_name, value_range)
+from ..summary import coverage
 from .meta import meta_curve_traces, meta_figure
 from .panels import metrics_figure, metrics_rows
 from .plane import path_group, surface_trace
@@ -104,7 +105,7 @@ def paper_meta_figure(meta: MetaSelection) -> go.Figure:
 def paper_metrics_figure(sel: Selection) -> go.Figure:
     """``metrics_figure`` at paper size and fonts, cursor at the last step."""
     fig = metrics_figure(sel, paper=True)
-    fig.update_layout(width=PAPER_WIDTH, height=PAPER_METRICS_ROW * metrics_rows())
+    fig.update_layout(width=PAPER_WIDTH, height=PAPER_METRICS_ROW * metrics_rows(sel))
     return fig
 
 
@@ -113,7 +114,8 @@ def summary_table_figure(rows: list[dict[str, Any]], paper: bool = False) -> go.
     header = ["learner"] + [title for _, title, _ in SUMMARY_COLUMNS] + ["diverged"]
     cells = [[r["learner"] for r in rows]]
     for key, _, _ in SUMMARY_COLUMNS:
-        cells.append([f"{fmt(r[key][0])} [{fmt(r[key][1])}, {fmt(r[key][2])}]" for r in rows])
+        cells.append([f"{fmt(r[key][0])} [{fmt(r[key][1])}, {fmt(r[key][2])}]"
+                      + (f" over {coverage(r, key)}" if coverage(r, key) else "") for r in rows])
     cells.append([f"{r['diverged']} of {r['n']}" for r in rows])
     colours = [[tint(r["colour"]) for r in rows]] + [["white"] * len(rows)] * (len(cells) - 1)
     fig = go.Figure(go.Table(
