@@ -23,7 +23,7 @@ def tick_text(value: float) -> str:
     e = math.floor(math.log10(value) + 1e-9)
     m = round(value / 10 ** e, 6)
     if -3 <= e <= 4:
-        return f"{value:.{max(0, -e)}f}" if e < 0 else f"{value:.0f}"
+        return f"{value:.12g}"
     return f"10<sup>{e}</sup>" if m == 1 else f"{m:g}×10<sup>{e}</sup>"
 
 
@@ -32,7 +32,7 @@ def log_ticks(lo: float, hi: float, max_ticks: int = MAX_TICKS) -> tuple[list[fl
 
     Decades only where at least two fit (every d-th decade, d the smallest of
     1, 2, 3, 5, 10, ... giving ≤ max_ticks labels); otherwise 1-2-5 mantissas,
-    else 1..9, else two values at the ends rounded to 2 significant digits.
+    else 1..9, else two values near the ends with the fewest digits that tell them apart.
     Texts are distinct; tickvals are in data units (not log10).
     """
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
@@ -54,8 +54,7 @@ def log_ticks(lo: float, hi: float, max_ticks: int = MAX_TICKS) -> tuple[list[fl
             if len(vals) >= 2:
                 break
         if len(vals) < 2:
-            vals = sorted({float(f"{10 ** x:.2g}") for x in (lo + 0.1 * (hi - lo),
-                                                            hi - 0.1 * (hi - lo))})
+            vals = _ends(lo, hi)
     if len(vals) > max_ticks:
         vals = vals[::math.ceil(len(vals) / max_ticks)]
     texts = [tick_text(v) for v in vals]
@@ -63,6 +62,17 @@ def log_ticks(lo: float, hi: float, max_ticks: int = MAX_TICKS) -> tuple[list[fl
         keep = [i for i, t in enumerate(texts) if t not in texts[:i]]
         vals, texts = [vals[i] for i in keep], [texts[i] for i in keep]
     return vals, texts
+
+
+def _ends(lo: float, hi: float) -> list[float]:
+    """Two values a tenth in from each end, with the fewest significant digits (≥ 2) that
+    keep them inside the range and apart."""
+    for digits in range(2, 10):
+        vals = sorted({float(f"{10 ** x:.{digits}g}") for x in (lo + 0.1 * (hi - lo),
+                                                               hi - 0.1 * (hi - lo))})
+        if len(vals) == 2 and all(lo <= math.log10(v) <= hi for v in vals):
+            return vals
+    return [10 ** ((lo + hi) / 2)]
 
 
 def _mantissas(lo: float, hi: float, ms: tuple[int, ...]) -> list[float]:
