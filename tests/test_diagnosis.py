@@ -127,9 +127,9 @@ def test_sharpness_panel_draws_threshold_and_crossings(diag):
     lo, hi = (10 ** lo, 10 ** hi) if fig.layout.yaxis.type == "log" else (lo, hi)
     assert lo < THRESHOLD < hi
     line = sel.diagnosis.lines["sharpness"]
-    assert line.startswith("Threshold 2/lr = 4.") and "leap, reptile from step" not in line
+    assert line.startswith("Dashed: threshold 2/lr = 4.") and "leap, reptile from step" not in line
     assert f"leap from step {_first_cross(0, 2)}" in line and "random" not in line
-    assert "overshoots along the sharpest direction" in line
+    assert "overshoots along the sharpest direction" in line and "× first crossing" in line
 
 
 def test_adam_draws_the_preconditioned_sharpness(diag):
@@ -169,6 +169,8 @@ def test_divergence_is_one_note_and_a_cross_at_the_last_good_point(diag):
     assert len(fig.data) == 1 + len(F.GROUP) * len(sel.learners) + 1  # after the groups
     i = list(cross.text).index("leap diverged at step 6")
     np.testing.assert_allclose([cross.x[i], cross.y[i]], sel.coords["leap"][5], rtol=1e-6)
+    loss = sel.series["loss"]["leap"]  # the panel shows the jump at step 6, then stops
+    assert np.isfinite(loss[:7]).all() and np.isnan(loss[7:]).all()
     mean = S.select(diag, "pca")
     assert len(mean.notes) == 1
     assert "leap on 1 of 4 tasks (id 1), first bad step 6" in mean.notes[0]

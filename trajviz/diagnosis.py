@@ -29,9 +29,8 @@ from .stability import DEFAULT_DIVERGENCE_FACTOR, crossings, divergence_report
 NOT_RECORDED = "not recorded in this run"
 
 #: What a threshold crossing means, in words (the panel's line; the ``?`` text teaches more).
-CROSSING_MEANING = ("beyond the threshold a gradient step overshoots along the sharpest "
-                    "direction: the path zig-zags, and blows up if it stays there "
-                    "(edge of stability)")
+CROSSING_MEANING = ("beyond it a step overshoots along the sharpest direction, so the path "
+                    "zig-zags or blows up")
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,15 @@ def diagnostic_values(run: Run, learner: str, name: str) -> np.ndarray | None:
     return np.where(np.isfinite(v), v, np.nan)
 
 
+def upto_divergence(values: np.ndarray, diverged_at: np.ndarray) -> np.ndarray:
+    """[T, K+1] float64 ``values`` with NaN after each path's first bad step (the bad step
+    itself is kept, so a panel shows the jump that ended the path)."""
+    v = np.asarray(values, dtype=np.float64)
+    d = np.asarray(diverged_at).reshape(-1)
+    stop = np.where(d >= 0, d + 1, v.shape[-1])
+    return np.where(np.arange(v.shape[-1])[None, :] < stop[:, None], v, np.nan)
+
+
 def crossing_marks(series: Mapping[str, np.ndarray], threshold: float) -> dict[str, int]:
     """{learner: first step at which its drawn series [K+1] exceeds ``threshold``, or −1}."""
     if not np.isfinite(threshold):
@@ -103,8 +111,7 @@ def crossing_line(run: Run, learners: Sequence[str], task: int | None,
             parts[n] = f"on {int((first >= 0).sum())} of {len(first)} tasks"
     if not parts:
         return ""
-    return (f"Above it: {grouped(parts, learners)}. × marks the first crossing: "
-            f"{CROSSING_MEANING}.")
+    return f"× first crossing: {grouped(parts, learners)}; {CROSSING_MEANING}."
 
 
 def grouped(parts: Mapping[str, str], learners: Sequence[str]) -> str:
@@ -123,12 +130,12 @@ def threshold_label(thr: Threshold) -> str:
     """'threshold 2/lr = 0.667' (and, for Adam, that it is the preconditioned sharpness)."""
     if not thr.known:
         return ""
-    text = f"Threshold {thr.rule} = {fmt(thr.value)}" if thr.rule \
-        else f"Threshold {fmt(thr.value)}"
+    value = f"{thr.value:.4g}" if 1e-3 <= abs(thr.value) < 1e5 else fmt(thr.value)
+    text = f"Dashed: threshold {thr.rule} = {value}" if thr.rule \
+        else f"Dashed: threshold {value}"
     if thr.applies_to == "preconditioned_sharpness":
-        text = (f"{thr.optimizer.capitalize() or 'Adaptive'} steps: this panel draws the "
-                "preconditioned sharpness λ_max(P⁻¹H), against its threshold "
-                f"(2+2β1)/((1−β1)·lr) = {fmt(thr.value)}")
+        text = (f"{thr.optimizer.capitalize() or 'Adaptive'} steps: the preconditioned "
+                f"sharpness λ_max(P⁻¹H); dashed: (2+2β1)/((1−β1)·lr) = {value}")
     return text
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .diagnosis import Diagnosis, diagnose, divergence_note
+from .diagnosis import Diagnosis, diagnose, divergence_note, upto_divergence
 from .labels import axis_titles, fmt, slice_name, task_label  # noqa: F401 - re-exported
 from .run import Run, View
 from .summary import (FRACTIONS, SUMMARY_COLUMNS, best_learners,  # noqa: F401 - re-exported
@@ -119,7 +119,7 @@ PANELS: tuple[PanelSpec, ...] = (
               running="monotone_fraction"),
     PanelSpec("residual", "Off-plane residual: what the slice cannot show",
               "Off-plane residual", "‖θ − its projection‖"),
-    PanelSpec("sharpness", "Sharpness λ_max of the Hessian, and the stability threshold",
+    PanelSpec("sharpness", "Sharpness λ_max vs the stability threshold",
               "Sharpness λ_max vs threshold", "λ_max(∇²f)", diagnostic="sharpness",
               threshold=True, groups=("steps",)),
     PanelSpec("grad_norm", "Gradient norm at each step", "Gradient norm ‖∇f‖", "‖∇f(θ<sub>i</sub>)‖",
@@ -278,7 +278,7 @@ def select(run: Run, view: str | None = None, task: int | None = None,
     for n in names:
         rec = run.learners[n]
         coords[n] = _pick(v.coords[n], task)
-        series["loss"][n] = _pick(rec.losses, task)
+        series["loss"][n] = _pick(upto_divergence(rec.losses, rec.diverged_at), task)
         plane[n] = _pick(v.plane_loss[n], task)
         series["residual"][n] = _pick(v.residual[n], task)
         for p in PANELS:
