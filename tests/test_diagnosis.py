@@ -81,6 +81,7 @@ def test_log_ticks_never_repeat_a_label_and_stay_few():
         assert 1 <= len(texts) <= 6 and len(set(texts)) == len(texts)
         assert all(lo - 1e-9 <= math.log10(v) <= lo + span + 1e-9 for v in vals)
     assert tick_text(1e5) == "10<sup>5</sup>" and tick_text(0.02) == "0.02"
+    assert log_ticks(0, 6.2)[1] == ["1", "10<sup>2</sup>", "10<sup>4</sup>", "10<sup>6</sup>"]
     with pytest.raises(ValueError, match="lo < hi"):
         log_ticks(1, 1)
 
@@ -130,6 +131,8 @@ def test_sharpness_panel_draws_threshold_and_crossings(diag):
     assert line.startswith("Dashed: threshold 2/lr = 4.") and "leap, reptile from step" not in line
     assert f"leap from step {_first_cross(0, 2)}" in line and "random" not in line
     assert "overshoots along the sharpest direction" in line and "× first crossing" in line
+    assert "Tasks that cross: leap 2/4; reptile 4/4." in S.select(diag, "pca").diagnosis.lines[
+        "sharpness"]  # leap's task 0 stays below, its task 1 stops (step 6) before step 7
 
 
 def test_adam_draws_the_preconditioned_sharpness(diag):

@@ -29,7 +29,7 @@ from .stability import DEFAULT_DIVERGENCE_FACTOR, crossings, divergence_report
 NOT_RECORDED = "not recorded in this run"
 
 #: What a threshold crossing means, in words (the panel's line; the ``?`` text teaches more).
-CROSSING_MEANING = ("beyond it a step overshoots along the sharpest direction, so the path "
+CROSSING_MEANING = ("above it a step overshoots along the sharpest direction: the path "
                     "zig-zags or blows up")
 
 
@@ -108,10 +108,11 @@ def crossing_line(run: Run, learners: Sequence[str], task: int | None,
             if first[task] >= 0:
                 parts[n] = f"from step {int(first[task])}"
         elif (first >= 0).any():
-            parts[n] = f"on {int((first >= 0).sum())} of {len(first)} tasks"
+            parts[n] = f"{int((first >= 0).sum())}/{len(first)}"
     if not parts:
         return ""
-    return f"× first crossing: {grouped(parts, learners)}; {CROSSING_MEANING}."
+    lead = "× first crossing" if task is not None else "× where the mean crosses. Tasks that cross"
+    return f"{lead}: {grouped(parts, learners)}. {CROSSING_MEANING.capitalize()}."
 
 
 def grouped(parts: Mapping[str, str], learners: Sequence[str]) -> str:

@@ -15,14 +15,15 @@ import numpy as np
 MAX_TICKS = 6
 
 
-def tick_text(value: float) -> str:
+def tick_text(value: float, powers: bool = False) -> str:
     """A log tick's label: plain for 1e-3..1e4 ('0.02', '500'), else '10⁵'-style powers
-    or 'm×10ᵏ' (HTML superscripts, as plotly renders them)."""
+    or 'm×10ᵏ' (HTML superscripts, as plotly renders them); ``powers``: powers for every
+    value but 1, so one axis never mixes '10000' with '10⁶'."""
     if value <= 0 or not math.isfinite(value):
         raise ValueError(f"a log tick must be a positive finite number, got {value!r}")
     e = math.floor(math.log10(value) + 1e-9)
     m = round(value / 10 ** e, 6)
-    if -3 <= e <= 4:
+    if (-3 <= e <= 4 and not powers) or value == 1:
         return f"{value:.12g}"
     return f"10<sup>{e}</sup>" if m == 1 else f"{m:g}×10<sup>{e}</sup>"
 
@@ -57,7 +58,9 @@ def log_ticks(lo: float, hi: float, max_ticks: int = MAX_TICKS) -> tuple[list[fl
             vals = _ends(lo, hi)
     if len(vals) > max_ticks:
         vals = vals[::math.ceil(len(vals) / max_ticks)]
-    texts = [tick_text(v) for v in vals]
+    powers = any(not -3 <= math.floor(math.log10(v) + 1e-9) <= 4 for v in vals) and \
+        all(round(math.log10(v), 9).is_integer() for v in vals)
+    texts = [tick_text(v, powers) for v in vals]
     if len(set(texts)) != len(texts):  # cannot happen with the rules above; never show twins
         keep = [i for i, t in enumerate(texts) if t not in texts[:i]]
         vals, texts = [vals[i] for i in keep], [texts[i] for i in keep]

@@ -141,10 +141,13 @@ def summary_table(rows: list[dict[str, Any]]) -> html.Table:
                           r["learner"]])]
         for key, _, _ in SUMMARY_COLUMNS:
             mean, lo, hi = r[key]
-            text = [html.Span(fmt(mean), className="tv-mean"),
-                    html.Span(f" [{fmt(lo)}, {fmt(hi)}]", className="tv-ci")]
-            if coverage(r, key):
-                text.append(html.Span(f" over {coverage(r, key)}", className="tv-ci"))
+            text = [html.Span(fmt(mean), className="tv-mean")]
+            if r.get("covers", {}).get(key, 1) == 0:  # nothing to average: say so, once
+                text.append(html.Span(" no finite task", className="tv-ci"))
+            else:
+                text.append(html.Span(f" [{fmt(lo)}, {fmt(hi)}]", className="tv-ci"))
+                if coverage(r, key):
+                    text.append(html.Span(f" over {coverage(r, key)}", className="tv-ci"))
             cells.append(html.Td(text, className="tv-best" if best.get(key) == r["learner"]
                                  else None))
         cells.append(html.Td(f"{r['diverged']} of {r['n']}"))
@@ -157,9 +160,13 @@ def summary_hint(rows: list[dict[str, Any]]) -> str:
     n = rows[0]["n"] if rows else 0
     text = (f"Mean over {n} held-out tasks, with a 95% interval in brackets (“over k of "
             f"{n} tasks” where diverged tasks are left out); best mean in bold.")
-    excluded = not_eligible(rows)
-    if excluded:
-        text += " Never bold: " + "; ".join(f"{k} ({why})" for k, why in excluded.items()) + "."
+    by_reason: dict[str, list[str]] = {}
+    for name, why in not_eligible(rows).items():
+        by_reason.setdefault(why, []).append(name)
+    if by_reason:
+        text += " Never bold: " + "; ".join(
+            f"{'every learner' if len(names) == len(rows) > 1 else ', '.join(names)} ({why})"
+            for why, names in by_reason.items()) + "."
     if not any(r["learner"] == "random" for r in rows):
         text += (" Without the random baseline in this run, a learner that learned nothing "
                  "cannot be told apart, so only diverged learners are left out.")
