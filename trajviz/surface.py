@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
+from .compiled import compiled_mlp_mse, surface_method
 from .config import BOUNDS, MAX_GRID_POINTS
 from .models import unflatten
 from .run import Slice, Surface
@@ -62,7 +63,7 @@ GPU_FREE_FRACTION = 8
 # Tensors of an activation's size alive at once in a forward pass: a layer's
 # input and its output.
 LIVE_ACTIVATIONS = 2
-METHODS = ("auto", "vmap", "fused")
+METHODS = ("auto", "vmap", "fused", "compiled")  # "compiled": see trajviz/compiled.py
 # The fused MLP path lays activations out feature-major from this many rows
 # (tasks × samples) up, sample-major below (measured: bench/bench_surface.py).
 FEATURE_MAJOR_ROWS = 32
@@ -356,7 +357,9 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
     origin: [P]; basis: [2, P]; coords: [G, 2] plane coordinates (a, b), the
     point being origin + a·basis[0] + b·basis[1]; batch: {key: [T, ...]} the
     tasks' data. ``method``: "auto" (fused where it applies, else vmap),
-    "vmap", or "fused" (an MLP with ``mse_loss``; ValueError otherwise).
+    "vmap", "fused" (an MLP with ``mse_loss``; ValueError otherwise) or
+    "compiled" (the fused evaluator through ``torch.compile``; eager fused,
+    with a one-line notice, where compiling is impossible).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; accepted: {list(METHODS)}")
@@ -365,9 +368,13 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
         if method != "vmap":
             layers = _mlp_layers(problem)
             if _fused_applies(layers, batch):
+                if method == "compiled":  # speed hook: compiled chunk evaluator (compiled.py)
+                    fn = compiled_mlp_mse(layers)
+                    if fn is not None:
+                        return fn(origin, basis, coords, batch)
                 return _fused_mlp_mse(layers, origin, basis, coords, batch)
-            if method == "fused":
-                raise ValueError("method 'fused' needs an nn.Sequential of nn.Linear and "
+            if method in ("fused", "compiled"):
+                raise ValueError(f"method {method!r} needs an nn.Sequential of nn.Linear and "
                                  "elementwise activations with tasks.base.mse_loss and "
                                  "x: [T, N, in], y: [T, N, out]; use 'auto' or 'vmap' here")
         params = unflatten(torch.addmm(origin, coords, basis), problem.model.spec)
@@ -403,15 +410,19 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk <= 0:
         raise ValueError(f"chunk must be a positive integer (grid points at once), got {chunk!r}")
     chunk = min(int(chunk), total)
+    method = surface_method(method, problem, on_device.support, total)  # speed hook (compiled.py)
     alpha = torch.linspace(a_min, a_max, n_a, dtype=torch.float64).to(device=device, dtype=dtype)
     beta = torch.linspace(b_min, b_max, n_b, dtype=torch.float64).to(device=device, dtype=dtype)
     # [A·B, 2] coordinates, row-major over (b, a): two numbers a point, never [A·B, P]
     grid = torch.stack(torch.meshgrid(beta, alpha, indexing="ij")[::-1], dim=-1).reshape(total, 2)
     out = torch.empty(total, len(tasks), device=device, dtype=dtype)
+    if method == "compiled":  # every chunk the same shape: one compiled graph, no recompiles
+        grid = torch.cat([grid, grid[-1:].expand(-(-total // chunk) * chunk - total, 2)])
     for start in range(0, total, chunk):
         stop = min(start + chunk, total)
-        out[start:stop] = evaluate_chunk(problem, origin, basis, grid[start:stop],
-                                         on_device.support, method=method)
+        block = grid[start:start + chunk] if method == "compiled" else grid[start:stop]
+        out[start:stop] = evaluate_chunk(problem, origin, basis, block,
+                                         on_device.support, method=method)[:stop - start]
         if progress is not None:
             progress(stop, total)
     loss = out.T.reshape(len(tasks), n_b, n_a)
