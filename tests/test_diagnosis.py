@@ -174,6 +174,11 @@ def test_divergence_is_one_note_and_a_cross_at_the_last_good_point(diag):
     np.testing.assert_allclose([cross.x[i], cross.y[i]], sel.coords["leap"][5], rtol=1e-6)
     loss = sel.series["loss"]["leap"]  # the panel shows the jump at step 6, then stops
     assert np.isfinite(loss[:7]).all() and np.isnan(loss[7:]).all()
+    paper = F.paper_surface_figure(sel)
+    crosses = [t for t in paper.data if t.name == "diverged"]
+    assert len(crosses) == 1 and crosses[0].text == ("leap diverged at step 6",)
+    metrics = F.metrics_figure(sel)
+    assert "Diverged on this task: leap at step 6." in metrics.layout.annotations[-1].text
     mean = S.select(diag, "pca")
     assert len(mean.notes) == 1
     assert "leap on 1 of 4 tasks (id 1), first bad step 6" in mean.notes[0]

@@ -159,7 +159,8 @@ def metrics_figure(sel: Selection, frame: int | None = None, paper: bool = False
     fig.update_xaxes(visible=False, row=r + 1, col=c + 1)
     fig.update_yaxes(visible=False, row=r + 1, col=c + 1)
     notes = honesty_notes(sel) + [sel.diagnosis.lines[key] for key in keys
-                                  if sel.diagnosis.lines.get(key)]
+                                  if sel.diagnosis.lines.get(key)] \
+        + [n.split(". ")[0] + "." for n in sel.notes]  # e.g. who diverged, in one sentence
     fig.add_annotation(text="<br>".join(wrap(s, 40) for s in notes),
                        xref="paper", yref="paper", x=notes_x, y=notes_top, xanchor="left",
                        yanchor="top", showarrow=False, align="left")
@@ -167,10 +168,10 @@ def metrics_figure(sel: Selection, frame: int | None = None, paper: bool = False
     size = (PAPER_FONT if paper else APP_FONT)["size"]
     fig.update_layout(
         title={"text": f"Inner-loop metrics · {sel.task_label}", "x": 0.01, "xanchor": "left"},
-        legend={"orientation": "h", "x": notes_x, "y": 0.02,
-                "xanchor": "left", "yanchor": "bottom"},
+        legend={"orientation": "h", "x": 0, "y": -0.3 / rows, "xanchor": "left",
+                "yanchor": "top"},  # below the panels: the notes cell keeps its column
         meta={"key": sel.key, "frame": k},
-        margin={"l": 60, "r": 20, "t": 70, "b": 40})
+        margin={"l": 60, "r": 20, "t": 70, "b": 90})
     fig.update_xaxes(title_font_size=size)
     fig.update_yaxes(title_font_size=size)
     fig.update_annotations(font_size=size)

@@ -16,7 +16,7 @@ from ..summary import coverage
 from .meta import meta_curve_traces, meta_figure
 from .panels import metrics_figure, metrics_rows
 from .plane import path_group, surface_trace
-from .style import PAPER_FONT, PAPER_WIDTH, base_layout, tint
+from .style import PAPER_FONT, PAPER_WIDTH, base_layout, learner_colour, tint
 
 #: Height of one row of the paper metrics figure (two rows: 470 px).
 PAPER_METRICS_ROW = 235
@@ -40,6 +40,14 @@ def paper_surface_figure(sel: Selection) -> go.Figure:
                             np.arange(sel.steps + 1), False, legend=False)[:3]:
             t.opacity = 1.0 if t.name != name else 0.9
             fig.add_trace(t, row=r + 1, col=c + 1)
+        if name in sel.diagnosis.diverged:  # its ✕ at the last good point
+            i, text = sel.diagnosis.diverged[name]
+            xy = sel.coords[name][i]
+            fig.add_trace(go.Scatter(x=[xy[0]], y=[xy[1]], mode="markers", name="diverged",
+                                     text=[text], hovertemplate="%{text}<extra></extra>",
+                                     marker={"symbol": "x", "size": 11,
+                                             "color": learner_colour(name)}),
+                          row=r + 1, col=c + 1)
         fig.update_xaxes(range=[x0, x1], autorange=False, row=r + 1, col=c + 1, mirror=True,
                          ticks="outside",
                          title={"text": sel.axis_titles[0] if r == rows - 1 else ""})
