@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from app_fixtures import make_run
+from app_fixtures import make_run, write_run_dir
 
 from trajviz import figures as F
 from trajviz import selection as S
@@ -237,6 +237,21 @@ def test_panel_sets_and_panel_lines():
     assert {k for k, s in zip(keys, shape) if s == {}} == {
         "loss", "length", "oscillation", "monotonicity", "residual"}
     assert cb.panel_styles(None) == shape
+
+
+def test_draw_and_run_controls_carry_the_diagnostics(diag, tmp_path):
+    write_run_dir(tmp_path, dataclasses.replace(diag, run_id="diag"))
+    state = cb.AppState.for_dir(tmp_path)
+    out = cb.draw(state, "diag", "pca", "2", ["leap", "reptile", "random"], "2d", 0)
+    assert out["panel_notes"]["sharpness"].startswith("Dashed: threshold 2/lr = 4.")
+    assert out["panel_notes"]["length"] == ""
+    names = [t.name for t in out["panels"]["sharpness"].data]
+    assert names[-2:] == ["stability threshold", "crosses threshold"]
+    assert [p["id"] for p in out["data"]["panels"]][-3:] == [
+        "panel-sharpness", "panel-grad_norm", "panel-update_norm"]
+    controls = cb.run_controls(state, "diag")
+    hint = controls["summary"][0].children
+    assert "Never bold: leap (diverged on 1 of 4 tasks)" in hint
 
 
 def test_hessian_slice_is_labelled():

@@ -96,8 +96,10 @@ def panel_card(spec: PanelSpec) -> html.Div:
 def panel_picker() -> html.Div:
     """Which set of panels the page shows (a second set keeps the column one screen tall)."""
     return html.Div(className="tv-panel-set", children=[
+        html.Span("Panels", className="tv-label", style={"display": "inline-block",
+                                                          "marginRight": "10px"}),
         dcc.RadioItems(id=ids.PANEL_SET, value=PANEL_GROUPS[0][0], inline=True,
-                       className="tv-radio",
+                       className="tv-radio", style={"display": "inline-block"},
                        options=[{"label": label, "value": key} for key, label in PANEL_GROUPS]),
     ])
 
