@@ -6,6 +6,7 @@ error (runs are written atomically, after all the work is done).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="run even if the estimate says it will not fit this machine "
                           "(same as allow_large = true)")
+    _add_scheduler_arg(run)
     _add_threads_arg(run)
 
     birth = sub.add_parser("birthmap", help="map convergence speed over a slice's θ0s, store it in the run")
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the birth point is the fastest among the points whose specialisation is "
                             "within this quantile (default 0.25)")
     birth.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_scheduler_arg(birth)
 
     lst = sub.add_parser("list", help="list runs, including broken ones and why")
     lst.add_argument("runs", nargs="?", type=Path, default=DEFAULT_RUNS)
@@ -94,6 +97,14 @@ def _add_threads_arg(p: argparse.ArgumentParser) -> None:
 def _add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    _add_scheduler_arg(p)
+
+
+def _add_scheduler_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", default="", metavar="SPEC",
+                   help="where grid chunks run: in-process (default), local-dask[:N] (a local "
+                        "Dask cluster of N one-thread workers) or tcp://HOST:PORT (a running "
+                        "Dask scheduler); see README")
 
 
 def parse_value(text: str) -> Any:
@@ -157,6 +168,7 @@ def progress_bars(quiet: bool):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .executor import make_executor
     from .inits import resolve_inits
 
     config = config_from_args(args)
@@ -170,7 +182,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--init names {name.strip()!r} twice")
         inits[name.strip()] = Path(file.strip())
     inits = resolve_inits(config, inits)  # a bad file fails now, before any training
-    path = create_run(config, args.out, quiet=args.quiet, inits=inits, threads=_threads(args))
+    with make_executor(args.scheduler) as executor:  # an unreachable cluster fails here, first
+        path = create_run(config, args.out, quiet=args.quiet, inits=inits, threads=_threads(args),
+                          executor=executor)
     print(path)
     return 0
 
@@ -178,6 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_birthmap(args: argparse.Namespace) -> int:
     from .birthmap import add_birth_map, birth_map, format_birth_map
     from .config import check_birthmap
+    from .executor import make_executor
     from .store import load_run
 
     check_birthmap(args.grid, args.tasks, args.statistic, args.quantile, "--")
@@ -185,8 +200,10 @@ def cmd_birthmap(args: argparse.Namespace) -> int:
     progress, close = progress_bars(args.quiet)
     report = None if progress is None else (lambda done, total: progress("birthmap", done, total))
     try:
-        bm = birth_map(run, args.slice_name, grid=args.grid, tasks=args.tasks,
-                       statistic=args.statistic, quantile=args.quantile, progress=report)
+        with make_executor(args.scheduler) as executor:
+            bm = birth_map(run, args.slice_name, grid=args.grid, tasks=args.tasks,
+                           statistic=args.statistic, quantile=args.quantile, progress=report,
+                           executor=executor)
     finally:
         close()
     print(format_birth_map(bm))
@@ -201,14 +218,14 @@ def _threads(args: argparse.Namespace) -> int | None:
 
 
 def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None = None,
-               threads: int | None = None) -> Path:
+               threads: int | None = None, executor=None) -> Path:
     from .experiment import run_experiment
     from .store import new_run_id, write_run
 
     progress, close = progress_bars(quiet)
     try:
         run = run_experiment(config, progress=progress, run_id=new_run_id(config.family), inits=inits,
-                             threads=threads)
+                             threads=threads, executor=executor)
     finally:
         close()
     return write_run(run, runs_dir)
@@ -230,8 +247,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import serve
+    from .executor import SCHEDULER_ENV, parse_scheduler
 
     _check_port(args.port)
+    if args.scheduler:  # the app's background jobs read it (they inherit the environment)
+        parse_scheduler(args.scheduler)
+        os.environ[SCHEDULER_ENV] = args.scheduler
     serve(args.runs, host=args.host, port=args.port)
     return 0
 
@@ -248,7 +269,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if name not in have:
             print(f"creating demo run {name!r} (first time only) ...", file=sys.stderr)
             create_run(config, args.runs, threads=threads)
-    return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port))
+    return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port,
+                                        scheduler=args.scheduler))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
