@@ -90,7 +90,7 @@ def test_fmt():
 
 
 def test_learner_colours_are_fixed():
-    assert len(set(PALETTE.values())) == 6
+    assert len(set(PALETTE.values())) == len(PALETTE) == 11  # six learners, five Leap variants
     assert learner_colour("leap") == "#D55E00"
     # other names get a stable pick (crc32, not Python's salted hash) from the extras
     assert learner_colour("someone-new") == "#B2182B" and "#B2182B" in EXTRA_COLOURS
