@@ -81,7 +81,7 @@ def test_run_controls_fill_the_pickers(state):
     out = cb.run_controls(state, "good")
     assert out["message_style"] == cb.HIDE and out["workspace_style"] == cb.SHOW
     assert [o["value"] for o in out["task_options"]] == ["mean", "0", "1", "2", "3"]
-    assert out["task_options"][0]["label"] == "mean of 4 held-out tasks"
+    assert out["task_options"][0]["label"] == "mean of 4 held-out tasks (averaged points, not a path taken)"
     assert [o["value"] for o in out["slice_options"]] == ["pca", "random"]
     assert out["slice_style"] == cb.SHOW and out["slice"] == "pca"
     assert out["learners"] == ["leap", "reptile", "random"]
