@@ -132,7 +132,7 @@ def test_page_loads_without_errors_within_the_data_budget(app_page, tmp_path):
     app_page.page.wait_for_load_state("networkidle")  # every first callback has answered
     assert app_page.errors == []
     main = app_page.graph("surface-graph")
-    assert main["traces"][0]["type"] == "contour"
+    assert main["traces"][0]["type"] == "scatter" and main["traces"][0]["name"] == "surface"
     assert "PC1 (" in app_page.js("""() => document.querySelector('#surface-graph .xtitle')
                                   .textContent""")
     dash = [r for r in app_page.responses

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .coincide import coincide_notes
 from .labels import axis_titles, fmt, slice_name, task_label  # noqa: F401 - re-exported
 from .run import Run, View
 from .summary import (FRACTIONS, SUMMARY_COLUMNS, best_learners,  # noqa: F401 - re-exported
@@ -273,6 +274,7 @@ def select(run: Run, view: str | None = None, task: int | None = None,
         elif task is None and bad:
             notes.append(f"{n} diverged on task(s) {bad}; the mean uses the finite tasks "
                          "at each step")
+    notes += coincide_notes(coords)
     return Selection(
         box=path_box(v, (float(alpha[0]), float(alpha[-1]), float(beta[0]), float(beta[-1]))),
         run_id=run.run_id, view=view, task=None if task is None else int(task),

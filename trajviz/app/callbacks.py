@@ -122,14 +122,15 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
     three_d = mode == "3d"
     if not sel.learners:
         text = "Tick a learner on the left."
-        return {**blank, "main": surface_figure(sel, 0, three_d, zoom=zoom),
+        return {**blank, "main": surface_figure(sel, 0, three_d),
                 "panels": {k: empty_figure(text) for k in PANEL_KEYS},
                 "notes": [message("No learner selected", text, kind="info")],
                 "honesty": honesty_card(sel)}
     k = sel.frame(int(frame or 0))
     data = frame_data(sel, ids.MAIN_GRAPH, ids.PANEL_GRAPH, three_d=three_d, frame=k)
     notes = [message("Note", n, kind="warn") for n in sel.notes]
-    return {"main": surface_figure(sel, k, three_d, zoom="full" if zoom == "full" else "fit"),
+    return {"main": surface_figure(sel, k, three_d,
+                                   zoom=zoom if zoom in ("all", "full") else "fit"),
             "panels": {key: panel_figure(sel, key, k) for key in PANEL_KEYS},
             "data": data, "max": sel.steps, "honesty": honesty_card(sel), "notes": notes}
 

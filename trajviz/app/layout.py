@@ -39,9 +39,11 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                                       {"label": "3D", "value": "3d"}],
                 value="2d", inline=True, className="tv-radio")),
             field("View", dcc.RadioItems(
-                id=ids.ZOOM, options=[{"label": "fit the paths", "value": "fit"},
+                id=ids.ZOOM, options=[{"label": "fit these paths", "value": "fit"},
+                                      {"label": "all tasks", "value": "all"},
                                       {"label": "full grid", "value": "full"}],
-                value="fit", inline=True, className="tv-radio")),
+                value="fit", inline=True, className="tv-radio"),
+                "“all tasks” keeps one box for every task and learner, to compare"),
             ]),
         ]),
         html.Section(id=ids.EXPORT_BOX, className="tv-box", children=[
@@ -99,7 +101,7 @@ def panel_card(spec: PanelSpec) -> html.Div:
     return html.Div(className="tv-card tv-panel", children=[
         explain(spec.key, spec.title, heading=True),
         dcc.Graph(figure=BLANK, id=ids.PANEL_GRAPH[spec.key], config=SMALL_GRAPH_CONFIG,
-                  className="tv-panel-graph"),
+                  className="tv-panel-graph", style={"height": "var(--tv-panel-h)"}),
     ])
 
 
@@ -111,7 +113,7 @@ def inner_tab() -> html.Div:
         html.Div(className="tv-stage", children=[
             html.Div(className="tv-card tv-surface", children=[
                 dcc.Graph(figure=BLANK, id=ids.MAIN_GRAPH, config=GRAPH_CONFIG,
-                          className="tv-surface-graph"),
+                          className="tv-surface-graph", style={"height": "var(--tv-surface-h)"}),
                 html.Div(className="tv-legend-key", children=[
                     html.Span("○ start θ0"), html.Span("◆ end (step K)"),
                     html.Span("● current step, with a short tail"),
@@ -141,9 +143,11 @@ def meta_tab() -> html.Div:
         explain("meta", "How to read the meta-training view"),
         html.Div(className="tv-meta", children=[
             html.Div(dcc.Graph(figure=BLANK, id=ids.META_GRAPH, config=GRAPH_CONFIG,
-                               className="tv-meta-graph"), className="tv-card"),
+                               className="tv-meta-graph", style={"height": "var(--tv-meta-h)"}),
+                     className="tv-card"),
             html.Div(dcc.Graph(figure=BLANK, id=ids.META_CURVES, config=GRAPH_CONFIG,
-                               className="tv-meta-graph"), className="tv-card"),
+                               className="tv-meta-graph", style={"height": "var(--tv-meta-h)"}),
+                     className="tv-card"),
         ]),
     ])
 
@@ -162,7 +166,7 @@ def build_layout(families: Sequence[str], learners: Sequence[str]) -> html.Div:
             html.Div(className="tv-header-tools", children=[
                 html.Button("☰ Controls", id=ids.SIDEBAR_TOGGLE, className="tv-btn tv-hbtn",
                             title="fold or unfold the controls"),
-                html.Button("⛶ Present", id=ids.PRESENT, className="tv-btn tv-hbtn",
+                html.Button("▭ Present", id=ids.PRESENT, className="tv-btn tv-hbtn",
                             title="presentation mode: larger type, controls folded"),
                 html.Span("Space: play/pause · ←/→: step", className="tv-keys"),
             ]),

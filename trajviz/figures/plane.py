@@ -60,10 +60,11 @@ def colour_range(sel: Selection, box: tuple[float, float, float, float]) -> tupl
 
 
 def screen_surface(fig: go.Figure, sel: Selection, box: tuple[float, float, float, float],
-                   what: str = "loss") -> None:
-    """The 2D surface for the screen as trace 0 (contour lines in one scatter trace, which
-    also carries the colour bar) and a layout image of the colours below it: scatter and
-    images survive plotly's redraw-free animation, a ``contour`` trace does not."""
+                   what: str = "loss") -> go.Scatter:
+    """The 2D surface for the screen: trace 0, the contour lines in one scatter trace, and
+    a layout image of the colours below it (scatter and images survive plotly's
+    redraw-free animation, a ``contour`` trace does not). Returns the colour bar's
+    trace, an overlay the caller adds after the path groups."""
     lo, hi = colour_range(sel, box)
     zc = sel.colour_of(sel.z)
     levels = np.linspace(lo, hi, SCREEN_LEVELS + 2)[1:-1]
@@ -72,13 +73,13 @@ def screen_surface(fig: go.Figure, sel: Selection, box: tuple[float, float, floa
     fig.add_trace(go.Scatter(
         x=clean(x), y=clean(y), mode="lines", name="surface", hoverinfo="skip",
         showlegend=False, line={"width": 0.7, "color": "rgba(60,72,88,0.45)"}))
-    fig.layout.meta = {"colorbar": {
-        "x": [None, None], "y": [None, None], "mode": "markers", "name": "colour scale",
-        "showlegend": False, "hoverinfo": "skip",
-        "marker": {"color": [lo, hi], "colorscale": SURFACE_SCALE, "cmin": lo, "cmax": hi,
-                   "showscale": True, "colorbar": {
-                       "title": {"text": unit, "side": "right"}, "thickness": 12,
-                       "len": 0.9, "outlinewidth": 0, "xpad": 4}}}}
+    bar = go.Scatter(
+        x=[None, None], y=[None, None], mode="markers", name="colour scale",
+        showlegend=False, hoverinfo="skip",
+        marker={"color": [lo, hi], "colorscale": SURFACE_SCALE, "cmin": lo, "cmax": hi,
+                "showscale": True, "colorbar": {
+                    "title": {"text": unit, "side": "right"}, "thickness": 12,
+                    "len": 0.9, "outlinewidth": 0, "xpad": 4}})
     a, b = sel.alpha, sel.beta
     da = (a[-1] - a[0]) / max(len(a) - 1, 1)
     db = (b[-1] - b[0]) / max(len(b) - 1, 1)
@@ -86,6 +87,17 @@ def screen_surface(fig: go.Figure, sel: Selection, box: tuple[float, float, floa
                          x=float(a[0] - da / 2), y=float(b[-1] + db / 2),
                          sizex=float(a[-1] - a[0] + da), sizey=float(b[-1] - b[0] + db),
                          sizing="stretch", layer="below", xanchor="left", yanchor="top")
+    return bar
+
+
+ZOOMS = ("fit", "all", "full")
+
+
+def zoom_box(sel: Selection, zoom: str) -> tuple[float, float, float, float]:
+    """The axis box of ``zoom`` (see ``surface_figure``); ValueError for an unknown one."""
+    if zoom not in ZOOMS:
+        raise ValueError(f"unknown zoom {zoom!r}; accepted: {', '.join(ZOOMS)}")
+    return fit_box(sel) if zoom == "fit" else sel.view_box if zoom == "all" else sel.extent
 
 
 def fit_box(sel: Selection, margin: float = 0.1) -> tuple[float, float, float, float]:
@@ -127,16 +139,16 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
     2D on screen: a colour image and contour lines (``screen_surface``), axes filling the
     card (not to scale), the colours fitted to the view; ``paper`` draws a vector
     ``contour`` at equal aspect; ``three_d`` a ``surface`` with the paths at their plane
-    loss. ``zoom`` "fit" frames the paths, "full" the whole grid."""
-    if zoom not in ("fit", "full"):
-        raise ValueError(f"unknown zoom {zoom!r}; accepted: fit, full")
+    loss. ``zoom`` "fit" frames these paths, "all" every held-out path of the view (the
+    same box for every task and learner choice, so pictures compare), "full" the grid."""
     k = sel.frame(frame)
-    box = fit_box(sel) if zoom == "fit" else sel.extent
+    box = zoom_box(sel, zoom)
     fig = go.Figure()
+    bar = None
     if three_d or paper:
         fig.add_trace(surface_trace(sel, three_d))
     else:
-        screen_surface(fig, sel, box)
+        bar = screen_surface(fig, sel, box)
     unit = unit_title(sel)
     zc = sel.colour_of(sel.z)
     ax, ay = sel.axis_titles
@@ -145,9 +157,8 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
         zz = sel.colour_of(sel.plane[n]) if three_d else None
         for trace in path_group(n, xy, zz, k, "step", np.arange(len(xy)), three_d):
             fig.add_trace(trace)
-    colourbar = (fig.layout.meta or {}).get("colorbar")
-    if colourbar:  # an overlay after the groups (trace order contract)
-        fig.add_trace(go.Scatter(**colourbar))
+    if bar is not None:  # an overlay after the groups (trace order contract)
+        fig.add_trace(bar)
     base_layout(fig, paper)
     title = f"{slice_name(sel.slice_kind)} · {sel.task_label}"
     fig.update_layout(

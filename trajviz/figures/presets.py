@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from ..selection import PANELS, MetaSelection, Selection
 from .meta import meta_figure
 from .panels import panel_traces
-from .plane import colour_range, fit_box, surface_figure
+from .plane import colour_range, surface_figure, zoom_box
 from .style import FONT_FAMILY, base_layout, learner_colour, step_dtick, wrap
 
 CSS_DPI = 96  # plotly's pixels per inch
@@ -87,7 +87,7 @@ def paper_surface(sel: Selection, preset: str, frame: int | None = None,
     grid), the learners and a marker key in the legend below."""
     p = preset_of(preset)
     fig = surface_figure(sel, frame, paper=True, zoom=zoom)
-    box = fit_box(sel) if zoom == "fit" else sel.extent
+    box = zoom_box(sel, zoom)
     lo, hi = colour_range(sel, box)
     fig.data[0].update(zmin=lo, zmax=hi, autocontour=False,
                        contours={"coloring": "fill", "showlines": True, "start": lo,
