@@ -200,8 +200,20 @@
   document.addEventListener("click", onClick);
   document.addEventListener("dblclick", onDoubleClick);
 
+  // Playback keeps time by the clock, not by counting ticks: a tick sets the frame to
+  // where the clock says it should be (start frame + elapsed / interval), so a busy
+  // browser that delivers ticks late skips a frame instead of playing slower.
+  var clocks = {};
+
+  function clockFrame(key, f, ms) {
+    var now = window.performance.now();
+    var c = clocks[key];
+    if (!c || c.ms !== ms) { c = clocks[key] = {t0: now - ms, f0: f - 1, ms: ms}; }
+    return Math.max(f, c.f0 + Math.floor((now - c.t0) / ms));
+  }
+
   var trajviz = {
-    transport: function (nPlay, nTick, nBack, nFwd, slider, data, frame, disabled) {
+    transport: function (nPlay, nTick, nBack, nFwd, slider, data, frame, disabled, ms) {
       var nc = window.dash_clientside.no_update;
       if (!data) { return [nc, nc, true, playLabel(false)]; }
       var frames = data.frames || 1;
@@ -214,11 +226,19 @@
       var has = function (suffix) {
         return trig.some(function (p) { return p.slice(-suffix.length) === suffix; });
       };
+      var key = data.label;
+      var step = Number(ms) || 400;
       if (has("-play.n_clicks")) {
-        if (playing) { playing = false; } else { playing = true; if (f >= last) { f = 0; } }
+        if (playing) { playing = false; } else {
+          playing = true;
+          if (f >= last) { f = 0; }
+          clocks[key] = {t0: window.performance.now(), f0: f, ms: step};
+        }
       } else if (has("-interval.n_intervals")) {
         if (!playing) { return [nc, nc, nc, nc]; }
-        f = Math.min(f + 1, last);
+        var next = Math.min(clockFrame(key, f, step), last);
+        if (next === f && f < last) { return [nc, nc, nc, nc]; }
+        f = next;
         if (f >= last) { playing = false; }
       } else if (has("-back.n_clicks")) {
         f = Math.max(f - 1, 0); playing = false;
@@ -229,6 +249,7 @@
       } else if (has("-data.data")) {
         f = clamp(data.frame !== undefined ? data.frame : f, frames);
       }
+      if (!playing) { delete clocks[key]; }
       return [f, f, !playing, playLabel(playing)];
     },
 

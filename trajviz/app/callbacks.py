@@ -305,7 +305,8 @@ def register(app, state: AppState) -> None:
             Output(p.play, "children"),
             Input(p.play, "n_clicks"), Input(p.interval, "n_intervals"),
             Input(p.back, "n_clicks"), Input(p.fwd, "n_clicks"), Input(p.slider, "value"),
-            Input(p.data, "data"), State(p.frame, "data"), State(p.interval, "disabled"))
+            Input(p.data, "data"), State(p.frame, "data"), State(p.interval, "disabled"),
+            State(p.interval, "interval"))
         app.clientside_callback(
             ClientsideFunction("trajviz", "render"), Output(p.label, "children"),
             Input(p.frame, "data"), Input(p.data, "data"))
