@@ -12,6 +12,9 @@ A saved run (a folder made by ``trajviz run``) reads back with
 ``trajviz.load_run("runs/<run id>")``. ``docs/architecture.md`` describes the
 package; its vocabulary: a *run* is a saved experiment, a *rollout* one inner
 loop from one θ0 on one task, a *job* background work, θ0 is ``theta0``.
+``trajviz.birth_map(run, "pca")`` gives a typed ``BirthMap``;
+``trajviz.launch_at(run, theta0)`` runs the held-out inner loops from any θ0
+as the run's learners were run (a ``Launch``).
 """
 __version__ = "0.1.0"
 
@@ -41,3 +44,22 @@ def save_figure(fig, path, dpi=300):
     """``trajviz.api.save``: PNG (with its DPI), SVG, PDF or standalone HTML."""
     from .api import save as _save
     return _save(fig, path, dpi)
+
+
+def birth_map(run, view=None, **kwargs):
+    """``trajviz.birthmap.birth_map``: the birth map of a run (loaded with heavy=True) on a view."""
+    from .birthmap import birth_map as _birth_map
+    return _birth_map(run, view, **kwargs)
+
+
+def launch_at(run, theta0=None, *, view=None, point=None, name="launch"):
+    """Held-out inner loops from ``theta0`` [P], or from ``point`` (a, b) on ``view``'s slice,
+    run exactly as the run's learners were (``trajviz.launch``); returns a ``Launch``."""
+    from .launch import launch as _launch
+    from .launch import launch_context, point_on_view
+    ctx = launch_context(run)
+    if theta0 is None:
+        if point is None:
+            raise ValueError("launch needs theta0 [P] or a view and a point (a, b)")
+        theta0 = point_on_view(ctx, view or next(iter(run.views)), *point)
+    return _launch(ctx, theta0, name=name)

@@ -1,4 +1,4 @@
-"""``trajviz run | list | serve | demo | export``: a thin layer over the Python API.
+"""``trajviz run | birthmap | list | serve | demo | export``: a thin layer over the Python API.
 
 Every error is one line on stderr and exit status 2; nothing is written on
 error (runs are written atomically, after all the work is done).
@@ -6,6 +6,7 @@ error (runs are written atomically, after all the work is done).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -32,18 +33,39 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="meta-train learners, record held-out paths, save a run")
     run.add_argument("--config", type=Path, help="TOML config file (see demos/*.toml)")
     run.add_argument("--family", help="task family: sinusoid, linear2d, quadratic, digits or pkg.mod:function")
-    run.add_argument("--learners", help="comma-separated: leap,reptile,fomaml,maml,multitask,random")
+    run.add_argument("--learners", help="comma-separated: leap,reptile,fomaml,maml,multitask,random, "
+                     "Leap's variants leap-nostab,leap-noloss,leap-energy,leap-energy-nostab,"
+                     "leap-energy-noloss, or names defined in the config's [[variants]]")
     run.add_argument("--seed", type=int, help="seed for tasks, initialisation and minibatches")
     run.add_argument("--steps", type=int, help="inner steps K")
     run.add_argument("--meta-steps", type=int, help="outer (meta-training) steps")
     run.add_argument("--device", help="cpu (default) or cuda")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override any config key, e.g. --set inner.lr=0.05 (value in TOML syntax)")
+    run.add_argument("--init", action="append", default=[], metavar="NAME=FILE",
+                     help="compare your own θ0 beside the learners (repeatable): a .safetensors, "
+                          ".npz or torch state dict (.pt, weights_only) named like the model's parameters")
     run.add_argument("--out", type=Path, default=DEFAULT_RUNS, help="runs directory (default: runs/)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--force", action="store_true",
                      help="run even if the estimate says it will not fit this machine "
                           "(same as allow_large = true)")
+    _add_scheduler_arg(run)
+    _add_threads_arg(run)
+
+    birth = sub.add_parser("birthmap", help="map convergence speed over a slice's θ0s, store it in the run")
+    birth.add_argument("run", type=Path, help="a run directory")
+    birth.add_argument("--slice", dest="slice_name", help="which view's slice (default: the first)")
+    birth.add_argument("--grid", type=int, default=41, help="grid points per axis, 2..201 (default 41)")
+    birth.add_argument("--tasks", type=int, default=8, help="held-out tasks, 1..256 (default 8, "
+                       "or all the run has if fewer)")
+    birth.add_argument("--statistic", default="auc",
+                       help="what ranks speed: auc, steps_to_eps, length, param_length, final_loss")
+    birth.add_argument("--quantile", type=float, default=0.25,
+                       help="the birth point is the fastest among the points whose specialisation is "
+                            "within this quantile (default 0.25)")
+    birth.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_scheduler_arg(birth)
 
     lst = sub.add_parser("list", help="list runs, including broken ones and why")
     lst.add_argument("runs", nargs="?", type=Path, default=DEFAULT_RUNS)
@@ -54,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="create the demo runs if none exist, then serve them")
     demo.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs directory (default: runs/)")
+    _add_threads_arg(demo)
     _add_server_args(demo)
 
     export = sub.add_parser("export", help="write paper figures of a run")
@@ -66,9 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, help="torch threads (default: 1 for small models; "
+                   "see trajviz/threads.py)")
+
+
 def _add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    _add_scheduler_arg(p)
+
+
+def _add_scheduler_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", default="", metavar="SPEC",
+                   help="where grid chunks run: in-process (default), local-dask[:N] (a local "
+                        "Dask cluster of N one-thread workers) or tcp://HOST:PORT (a running "
+                        "Dask scheduler); see README")
 
 
 def parse_value(text: str) -> Any:
@@ -89,6 +125,8 @@ def config_from_args(args: argparse.Namespace):
              "learners": None if args.learners is None else
              [n.strip() for n in args.learners.split(",") if n.strip()],
              "allow_large": True if args.force else None}
+    if flags["learners"] is not None:  # --learners selects: unnamed variants are dropped
+        data["variants"] = [v for v in data["variants"] if v["name"] in flags["learners"]]
     if args.family and args.family != base.family:
         data["family_options"] = {}
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -130,20 +168,64 @@ def progress_bars(quiet: bool):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .executor import make_executor
+    from .inits import resolve_inits
+
     config = config_from_args(args)
     check_runs_dir(args.out)
-    path = create_run(config, args.out, quiet=args.quiet)
+    inits = {}
+    for item in args.init:
+        name, sep, file = item.partition("=")
+        if not sep or not name.strip() or not file.strip():
+            raise UsageError(f"--init takes NAME=FILE, got {item!r}")
+        if name.strip() in inits:
+            raise UsageError(f"--init names {name.strip()!r} twice")
+        inits[name.strip()] = Path(file.strip())
+    inits = resolve_inits(config, inits)  # a bad file fails now, before any training
+    with make_executor(args.scheduler) as executor:  # an unreachable cluster fails here, first
+        path = create_run(config, args.out, quiet=args.quiet, inits=inits, threads=_threads(args),
+                          executor=executor)
     print(path)
     return 0
 
 
-def create_run(config, runs_dir: Path, quiet: bool = False) -> Path:
+def cmd_birthmap(args: argparse.Namespace) -> int:
+    from .birthmap import add_birth_map, birth_map, format_birth_map
+    from .config import check_birthmap
+    from .executor import make_executor
+    from .store import load_run
+
+    check_birthmap(args.grid, args.tasks, args.statistic, args.quantile, "--")
+    run = load_run(args.run)
+    progress, close = progress_bars(args.quiet)
+    report = None if progress is None else (lambda done, total: progress("birthmap", done, total))
+    try:
+        with make_executor(args.scheduler) as executor:
+            bm = birth_map(run, args.slice_name, grid=args.grid, tasks=args.tasks,
+                           statistic=args.statistic, quantile=args.quantile, progress=report,
+                           executor=executor)
+    finally:
+        close()
+    print(format_birth_map(bm))
+    print(add_birth_map(args.run, bm))
+    return 0
+
+
+def _threads(args: argparse.Namespace) -> int | None:
+    if args.threads is not None and args.threads <= 0:
+        raise UsageError(f"--threads must be a positive integer, got {args.threads}")
+    return args.threads
+
+
+def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None = None,
+               threads: int | None = None, executor=None) -> Path:
     from .experiment import run_experiment
     from .store import new_run_id, write_run
 
     progress, close = progress_bars(quiet)
     try:
-        run = run_experiment(config, progress=progress, run_id=new_run_id(config.family))
+        run = run_experiment(config, progress=progress, run_id=new_run_id(config.family), inits=inits,
+                             threads=threads, executor=executor)
     finally:
         close()
     return write_run(run, runs_dir)
@@ -165,8 +247,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import serve
+    from .executor import SCHEDULER_ENV, parse_scheduler
 
     _check_port(args.port)
+    if args.scheduler:  # the app's background jobs read it (they inherit the environment)
+        parse_scheduler(args.scheduler)
+        os.environ[SCHEDULER_ENV] = args.scheduler
     serve(args.runs, host=args.host, port=args.port)
     return 0
 
@@ -177,12 +263,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _check_port(args.port)
     check_runs_dir(args.runs)
+    threads = _threads(args)
     have = {e.name for e in list_runs(args.runs) if e.ok}
     for name, config in demo_configs().items():
         if name not in have:
             print(f"creating demo run {name!r} (first time only) ...", file=sys.stderr)
-            create_run(config, args.runs)
-    return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port))
+            create_run(config, args.runs, threads=threads)
+    return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port,
+                                        scheduler=args.scheduler))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -201,7 +289,7 @@ def _check_port(port: int) -> None:
         raise UsageError(f"--port must be 1..65535, got {port}")
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
+COMMANDS = {"run": cmd_run, "birthmap": cmd_birthmap, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

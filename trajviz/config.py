@@ -26,6 +26,8 @@ from typing import Any
 
 from . import budget
 from .names import FAMILY_NAMES, INNER_OPTIMIZERS, LEARNER_NAMES, OUTER_OPTIMIZERS, SLICE_KINDS
+from .run import BIRTH_STATISTICS
+from .variants import Variant, check_variants, parse_variants, resolve_variants
 
 DTYPES = ("float32", "float64")
 
@@ -41,7 +43,8 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "slices.resolution": (2, 500),  # points per axis; surface.py accepts no more either
     "meta_path_points": (2, 10_001),
     "seed": (0, 2**63 - 1),
-    # the birth map's grid, when its section lands: "birthmap.resolution": (2, ...),
+    "birthmap.grid": (2, 201),  # points per axis of a birth map (checked by check_birthmap)
+    "birthmap.tasks": (1, 256),
 }
 MAX_GRID_POINTS = BOUNDS["slices.resolution"][1] ** 2  # a surface's A·B, wherever it comes from
 # Real numbers: key -> (lowest, highest, whether the lowest itself is accepted).
@@ -137,6 +140,20 @@ class SliceConfig:
 
 
 @dataclass(frozen=True)
+class BirthmapConfig:
+    """An optional birth map (``trajviz.birthmap``) on every view at run time: ``grid``
+    points per axis (2..201), on the first ``tasks`` held-out tasks (1..256), speed
+    ranked by ``statistic``; the birth point is the fastest among the points whose
+    specialisation is within its ``quantile`` (0 < q <= 1) over the grid."""
+
+    enabled: bool = False
+    grid: int = 41
+    tasks: int = 8
+    statistic: str = "auc"
+    quantile: float = 0.25
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """Everything that determines a run: the same config and seed give the same arrays.
 
@@ -149,9 +166,11 @@ class ExperimentConfig:
     family_options: dict[str, Any] = field(default_factory=dict)
     learners: tuple[str, ...] = LEARNER_NAMES
     learner_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: tuple[Variant, ...] = ()  # named copies of a learner (trajviz.variants)
     inner: InnerConfig = InnerConfig()
     outer: OuterConfig = OuterConfig()
     slices: SliceConfig = SliceConfig()
+    birthmap: BirthmapConfig = BirthmapConfig()
     heldout_tasks: int = 8
     meta_path_points: int = 101
     seed: int = 0
@@ -160,14 +179,19 @@ class ExperimentConfig:
     allow_large: bool = False
 
 
-_SECTIONS = {"inner": InnerConfig, "outer": OuterConfig, "slices": SliceConfig}
+_SECTIONS = {"inner": InnerConfig, "outer": OuterConfig, "slices": SliceConfig,
+             "birthmap": BirthmapConfig}
 
 
 def from_dict(data: dict[str, Any]) -> ExperimentConfig:
     """Build and validate a config from plain data (e.g. parsed TOML)."""
     if not isinstance(data, dict):
         raise ValueError(f"config must be a table of keys, got {type(data).__name__}")
+    data = dict(data)
+    variants = parse_variants(data.pop("variants", ()))
     values = _typed_fields(ExperimentConfig, data, "")
+    check_variants(values.get("learners", ExperimentConfig.learners), variants, LEARNER_OPTIONS)
+    values["variants"] = resolve_variants(values.get("learners", ExperimentConfig.learners), variants)
     for key, cls in _SECTIONS.items():
         if key in values:
             if not isinstance(values[key], dict):
@@ -245,9 +269,7 @@ def validate(config: ExperimentConfig) -> None:
                          "or 'package.module:function'")
     if not c.learners:
         raise ValueError(f"learners is empty; accepted: any of {sorted(LEARNER_NAMES)}")
-    unknown = [n for n in c.learners if n not in LEARNER_NAMES]
-    if unknown:
-        raise ValueError(f"unknown learner(s) {unknown}; accepted: {sorted(LEARNER_NAMES)}")
+    check_variants(c.learners, c.variants, LEARNER_OPTIONS)
     if len(set(c.learners)) != len(c.learners):
         raise ValueError(f"learners lists a name twice: {list(c.learners)}")
     _check_learner_options(c)
@@ -275,6 +297,8 @@ def validate(config: ExperimentConfig) -> None:
         if len(pts) != 3 or len(set(pts)) != 3 or any(p not in c.learners for p in pts):
             raise ValueError(f"slices.three_point must name 3 different learners of "
                              f"{list(c.learners)}, got {list(pts)}")
+    check_birthmap(c.birthmap.grid, c.birthmap.tasks, c.birthmap.statistic, c.birthmap.quantile,
+                   "birthmap.")
     _choice("dtype", c.dtype, DTYPES)
     if c.device != "cpu" and not c.device.startswith("cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {c.device!r}")
@@ -336,13 +360,14 @@ def _family_option(where: str, value: Any, rule: tuple) -> Any:
 
 
 def _check_learner_options(c: ExperimentConfig) -> None:
+    bases = {v.name: v.base for v in c.variants}  # a variant takes its base learner's options
     for name, options in c.learner_options.items():
         if name not in c.learners:
             raise ValueError(f"learner_options names learner {name!r}, not in learners "
                              f"{list(c.learners)}")
         if not isinstance(options, dict):
             raise ValueError(f"learner_options.{name} must be a table, got {options!r}")
-        accepted = LEARNER_OPTIONS.get(name, ())
+        accepted = LEARNER_OPTIONS.get(bases.get(name, name), ())
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} for learner {name!r}; "
@@ -364,6 +389,18 @@ def _finite(where: str, value: Any) -> None:
 def _get(config: ExperimentConfig, key: str) -> Any:
     section, _, name = key.rpartition(".")
     return getattr(getattr(config, section) if section else config, name)
+
+
+def check_birthmap(grid: int, tasks: int, statistic: str, quantile: float, prefix: str = "") -> None:
+    """Bounds of a birth map's settings (config keys and ``trajviz birthmap`` flags)."""
+    for key, value in (("grid", grid), ("tasks", tasks)):
+        low, high = BOUNDS[f"birthmap.{key}"]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{prefix}{key} must be an integer in {low}..{high}, got {value!r}")
+    if statistic not in BIRTH_STATISTICS:
+        raise ValueError(f"{prefix}statistic: unknown value {statistic!r}; accepted: {list(BIRTH_STATISTICS)}")
+    if isinstance(quantile, bool) or not isinstance(quantile, (int, float)) or not 0 < quantile <= 1:
+        raise ValueError(f"{prefix}quantile must be a fraction in (0, 1], got {quantile!r}")
 
 
 def _typed_fields(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:

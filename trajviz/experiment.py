@@ -18,14 +18,16 @@ import torch
 
 from . import __version__, budget
 from .config import ExperimentConfig, InnerConfig, to_dict
+from .context import ProblemRef
 from .diagnostics import Diagnostics, DiagnosticsSpec, good_points, path_diagnostics
+from .executor import Executor, using
 from .hessian import mean_loss_eigenvectors
 from .inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
 from .learners import MetaTrace, OuterSpec, make_learner, meta_train
 from .metrics import path_metrics, running_metrics, summarise
-from .models import Params
+from .models import Params, unflatten
 from .optim import InnerOptimizer, make_optimizer
-from .run import SCHEMA_VERSION, LearnerRecord, Run, View
+from .run import SCHEMA_VERSION, LearnerRecord, Run, View, ViewPaths
 from .slices import (
     Slice,
     exact_slice,
@@ -39,6 +41,8 @@ from .slices import (
 from .stability import divergence_report, good_prefix, stability_threshold, subsample_steps
 from .surface import evaluate_surface, plane_losses
 from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
+from .threads import check_threads, thread_scope, threads_for
+from .variants import learner_specs
 
 Progress = Callable[[str, int, int], None]
 SUMMARY_METRICS = ("length", "param_length", "oscillation", "monotonicity", "final_loss", "auc",
@@ -107,6 +111,25 @@ def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: i
         diagnostics={} if diagnostics is None else dict(diagnostics.values))
 
 
+def fixed_record(name: str, theta0: torch.Tensor, traj: Trajectory, eval_tasks: int,
+                 diagnostics=None) -> LearnerRecord:
+    """A fixed initialisation (no meta-training) as a learner record.
+
+    theta0: [P]. Its meta path is the one point θ0 at meta-step 0, and its
+    "meta-training curve" the one evaluation at step 0: the mean held-out
+    metrics over the first ``eval_tasks`` tasks, which is what the learners'
+    evaluator computes (same tasks, same minibatches, so the same paths).
+    """
+    metrics = path_metrics(traj.params[:eval_tasks], traj.losses[:eval_tasks])
+    evals = {k: torch.tensor([float(np.nanmean(_numpy(metrics[k])))
+                              if np.isfinite(_numpy(metrics[k])).any() else float("nan")])
+             for k in EVAL_METRICS}
+    trace = MetaTrace(learner=name, final_theta0={}, path=theta0.detach()[None],
+                      eval_steps=torch.zeros(1, dtype=torch.long), evals=evals,
+                      diverged=torch.zeros(0, dtype=torch.long))
+    return learner_record(name, trace, traj, 2, diagnostics)
+
+
 def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarray | None, str]:
     """The configured origin [P] (None: the mean of the points) and how to say it."""
     if name == "mean":
@@ -167,31 +190,34 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
 
 
 def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: TaskSet,
-               records: dict[str, LearnerRecord], progress: Progress | None) -> View:
+               records: dict[str, LearnerRecord], progress: Progress | None,
+               executor: Executor | None = None) -> View:
     slc = build_slice(kind, config, problem, records, heldout)
-    projected = {}
-    for n, r in records.items():
-        coords, residual = project(slc, r.params)
-        bad = ~good_prefix(r.diverged_at, r.params.shape[1] - 1)
-        coords[bad], residual[bad] = np.nan, np.nan
-        projected[n] = (coords, residual)
-    meta = {n: project(slc, r.meta_path) for n, r in records.items()}
-    every = np.concatenate([c.reshape(-1, 2) for c, _ in projected.values()]
-                           + [c.reshape(-1, 2) for c, _ in meta.values()])
+    dtype = getattr(torch, config.dtype)
+    paths = {n: record_paths(problem, slc, heldout, r, config.device, dtype) for n, r in records.items()}
+    every = np.concatenate([p.coords.reshape(-1, 2) for p in paths.values()]
+                           + [p.meta_coords.reshape(-1, 2) for p in paths.values()])
     slc = with_extent(slc, every, margin=config.slices.margin)
     res = config.slices.resolution
-    dtype = getattr(torch, config.dtype)
     report = None if progress is None else (lambda done, total: progress(f"surface:{kind}", done, total))
     surface = evaluate_surface(problem, slc, heldout, (res, res), device=config.device, dtype=dtype,
-                               progress=report)
-    plane = {n: plane_losses(problem, slc, c, heldout, device=config.device, dtype=dtype)
-             for n, (c, _) in projected.items()}
+                               progress=report, executor=executor,
+                               ref=ProblemRef.of(config.family, config.family_options))
     return View(name=kind, slice=slc, surface=surface,
-                coords={n: c for n, (c, _) in projected.items()},
-                residual={n: r for n, (_, r) in projected.items()},
-                plane_loss=plane,
-                meta_coords={n: c for n, (c, _) in meta.items()},
-                meta_residual={n: r for n, (_, r) in meta.items()})
+                **{f: {n: getattr(p, f) for n, p in paths.items()} for f in
+                   ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")})
+
+
+def record_paths(problem: Problem, slc: Slice, heldout: TaskSet, record: LearnerRecord,
+                 device: str, dtype: torch.dtype) -> ViewPaths:
+    """One learner's held-out and meta paths projected on ``slc``, with the plane's losses;
+    points from a rollout's first non-finite step on are NaN."""
+    coords, residual = project(slc, record.params)
+    bad = ~good_prefix(record.diverged_at, record.params.shape[1] - 1)
+    coords[bad], residual[bad] = np.nan, np.nan
+    meta_coords, meta_residual = project(slc, record.meta_path)
+    plane = plane_losses(problem, slc, coords, heldout, device=device, dtype=dtype)
+    return ViewPaths(coords, residual, plane, meta_coords, meta_residual)
 
 
 def summary(records: dict[str, LearnerRecord]) -> dict[str, dict[str, list[float]]]:
@@ -248,24 +274,70 @@ class Recorded:
     diagnostics: dict = field(default_factory=dict)
 
 
-def train_and_record(config: ExperimentConfig, progress: Progress | None = None) -> Recorded:
-    """Meta-train every learner of ``config`` and record its held-out inner loops."""
+@dataclass(frozen=True)
+class HeldOut:
+    """What judging a θ0 needs, rebuilt from a config alone: the problem, the
+    held-out tasks (on the config's device and dtype), the inner spec and the
+    seed of the held-out minibatches. Every learner was judged with these."""
+
+    family: TaskFamily
+    problem: Problem
+    tasks: TaskSet
+    spec: InnerSpec
+    seed: int
+    device: str
+    dtype: torch.dtype
+
+
+def heldout_setup(config: ExperimentConfig) -> HeldOut:
     device = resolve_device(config.device)
     dtype = getattr(torch, config.dtype)
     family: TaskFamily = make_family(config.family, config.family_options)
     problem = family.problem()
-    check_slices(config, problem)
     if budget.family_sizes(config.family, config.family_options) is None:  # a plugin
         budget.check(config, plugin_sizes(problem, family.sample(config.seed, 1, "heldout")))
     spec = inner_spec(config.inner)
-    outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
-                      config.outer.lr, config.outer.eval_every)
-    learners = {n: make_learner(n, config.learner_options.get(n)) for n in config.learners}
-    theta0 = problem.model.init(config.seed, device, dtype)
     heldout = family.sample(config.seed, config.heldout_tasks, "heldout").to(device, dtype)
     minibatch_indices(heldout, spec, 0)  # a batch larger than the support pool fails now, not mid-run
+    return HeldOut(family, problem, heldout, spec, heldout_seed(config), device, dtype)
+
+
+def heldout_seed(config: ExperimentConfig) -> int:
+    """The seed of the held-out minibatches, shared by every learner."""
+    return int(np.random.SeedSequence([config.seed, HELDOUT_STREAM]).generate_state(1)[0])
+
+
+def init_params(problem: Problem, theta0, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """A fixed θ0 given as a [P] array/tensor, as a [P] tensor of the run's device and dtype."""
+    vector = torch.as_tensor(np.asarray(theta0) if not isinstance(theta0, torch.Tensor) else theta0)
+    P = problem.model.spec.size
+    if vector.shape != (P,):
+        raise ValueError(f"θ0 must have shape [{P}] for {problem.model.name}, got {list(vector.shape)}")
+    return vector.to(device=device, dtype=dtype)
+
+
+def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
+                     inits: dict[str, np.ndarray] | None = None) -> Recorded:
+    """Meta-train every learner of ``config`` and record its held-out inner loops.
+
+    ``inits``: {name: θ0 [P]} fixed initialisations (e.g. a user's own file, see
+    ``trajviz.inits``), recorded after the learners on the same held-out tasks
+    and minibatches.
+    """
+    setup = heldout_setup(config)
+    device, dtype, family, problem, spec = setup.device, setup.dtype, setup.family, setup.problem, setup.spec
+    check_slices(config, problem)
+    clash = sorted(set(inits or {}) & set(config.learners))
+    if clash:
+        raise ValueError(f"initialisation name(s) {clash} clash with the learners; choose other names")
+    outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
+                      config.outer.lr, config.outer.eval_every)
+    learners = {v.name: make_learner(v.base, v.options)
+                for v in learner_specs(config.learners, config.variants, config.learner_options)}
+    fixed = {n: init_params(problem, v, device, dtype) for n, v in (inits or {}).items()}
+    theta0 = problem.model.init(config.seed, device, dtype)
+    heldout, held_seed = setup.tasks, setup.seed
     eval_tasks = heldout.select(list(range(min(config.outer.eval_tasks, len(heldout)))))
-    held_seed = int(np.random.SeedSequence([config.seed, HELDOUT_STREAM]).generate_state(1)[0])
     evaluate = make_evaluator(problem, eval_tasks, spec, held_seed)
     timings: dict[str, float] = {}
     records: dict[str, LearnerRecord] = {}
@@ -285,25 +357,68 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None)
         records[name] = learner_record(name, trace, traj, config.meta_path_points, diag)
         if progress is not None:
             progress("record", len(records), len(learners))
+    for name, vector in fixed.items():
+        traj = heldout_paths(problem, unflatten(vector, problem.model.spec), heldout, spec, held_seed, name)
+        diag = path_diagnostics(problem, traj, heldout, spec, held_seed, dspec)
+        records[name] = fixed_record(name, vector, traj, len(eval_tasks), diag)
     return Recorded(problem, heldout, records, timings, family, diag_info)
 
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
-                   run_id: str = "") -> Run:
+                   run_id: str = "", inits: dict | None = None,
+                   threads: int | None = None, executor: Executor | str | None = None) -> Run:
     """Run the whole experiment described by ``config`` and return it as a ``Run``.
 
     ``progress(stage, done, total)`` is called as work completes, with stages
-    ``meta:<learner>``, ``record``, and ``surface:<kind>``. Timings include
-    ``diagnostics:<learner>``, the per-step diagnostics' share.
+    ``meta:<learner>``, ``record``, ``surface:<kind>`` and ``birthmap:<kind>``. Timings
+    include ``diagnostics:<learner>``, the per-step diagnostics' share.
+    ``inits``: {name: θ0} fixed initialisations compared beside the learners;
+    a θ0 is a [P] array, {param name: array}, or a file (``trajviz.inits``).
+    With ``config.birthmap.enabled`` every view gets a birth map. ``threads``:
+    torch threads for the work (default: the policy of ``trajviz/threads.py``). The
+    surfaces' and birth maps' chunks go through ``executor``: an Executor, a scheduler
+    string (``local-dask:2``, ``tcp://HOST:PORT``: started or reached before any work,
+    closed at the end) or None (in-process).
     """
+    with thread_scope(config_threads(config, threads)), using(executor) as ex:
+        return _run_experiment(config, progress=progress, run_id=run_id, inits=inits, executor=ex)
+
+
+def config_threads(config: ExperimentConfig, requested: int | None = None) -> int | None:
+    """The thread count ``run_experiment`` uses for ``config`` (see ``threads.threads_for``)."""
+    if requested is not None:
+        return check_threads(requested)
+    size = make_family(config.family, config.family_options).problem().model.spec.size
+    rollouts = max(config.outer.meta_batch, config.heldout_tasks)
+    return threads_for(size, rollouts, device=config.device)
+
+
+def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
+                    run_id: str = "", inits: dict | None = None,
+                    executor: Executor | None = None) -> Run:
+    from .inits import resolve_inits
+
     started = time.perf_counter()
-    rec = train_and_record(config, progress)
+    rec = train_and_record(config, progress, resolve_inits(config, inits))
     timings = dict(rec.timings)
     views = {}
     for kind in config.slices.kinds:
         t0 = time.perf_counter()
-        views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress)
+        views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress,
+                                 executor)
         timings[f"surface:{kind}"] = time.perf_counter() - t0
+    birthmaps = {}
+    if config.birthmap.enabled:
+        from .birthmap import birth_map_on
+        for kind, view in views.items():
+            t0 = time.perf_counter()
+            report = None if progress is None else (
+                lambda done, total, k=kind: progress(f"birthmap:{k}", done, total))
+            birthmaps[kind] = birth_map_on(rec.problem, rec.heldout, inner_spec(config.inner),
+                                           heldout_seed(config), view, rec.records, config.birthmap,
+                                           progress=report, executor=executor,
+                                           ref=ProblemRef.of(config.family, config.family_options))
+            timings[f"birthmap:{kind}"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     model = rec.problem.model
     info = {
@@ -321,6 +436,8 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
         "family_options": family_options(rec.family),  # the store writes tuples as lists
     }
     task_info = {k: _numpy(v) for k, v in rec.heldout.info.items()}
+    if inits:
+        info["inits"] = list(inits)
     return Run(run_id=run_id, config=to_dict(config), info=info, task_ids=_numpy(rec.heldout.ids),
-               task_info=task_info, learners=rec.records, views=views)
+               task_info=task_info, learners=rec.records, views=views, birthmaps=birthmaps)
 

@@ -132,19 +132,10 @@ def path_metrics(params: Tensor, losses: Tensor, eps: float = 0.05) -> dict[str,
                                nan).clamp(0.0, 1.0)
     negative = torch.where(torch.isnan(cos), cos, (cos < 0).to(cos.dtype))
 
-    f0, fk = losses[..., 0], losses[..., -1]
-    close = (losses - fk[..., None]).abs() <= eps * (f0 - fk).abs()[..., None]
-    # argmax returns the first True; θ_K itself always qualifies.
-    steps_to_eps = close.to(torch.uint8).argmax(dim=-1).to(losses.dtype)
-    if k > 0:
-        auc = torch.trapezoid(losses, dim=-1) / k
-        monotonicity = (df < 0).to(df.dtype).mean(-1)
-    else:
-        auc, monotonicity = f0.clone(), nan.clone()
+    monotonicity = (df < 0).to(df.dtype).mean(-1) if k > 0 else nan.clone()
 
     out = {
-        "length": sq.sqrt().sum(-1),
-        "param_length": param_length,
+        **_loss_metrics(step, losses, eps),
         "energy": sq.sum(-1),
         "displacement": displacement,
         "straightness": straightness,
@@ -152,11 +143,38 @@ def path_metrics(params: Tensor, losses: Tensor, eps: float = 0.05) -> dict[str,
         "mean_cosine": _nanmean(cos) if k > 1 else nan.clone(),
         "monotonicity": monotonicity,
         "total_rise": df.clamp_min(0).sum(-1),
-        "steps_to_eps": steps_to_eps,
-        "auc": auc,
-        "final_loss": fk.clone(),
     }
     finite = seg["point_ok"].all(dim=-1)
+    return {name: torch.where(finite, out[name], nan) for name in PATH_METRICS}
+
+
+def _loss_metrics(step: Tensor, losses: Tensor, eps: float) -> dict[str, Tensor]:
+    """length, param_length, steps_to_eps, auc and final_loss (see ``path_metrics``)
+    from the update lengths ‖Δθ_i‖ [..., K] and the losses [..., K+1] alone."""
+    k = step.shape[-1]
+    df = losses[..., 1:] - losses[..., :-1]
+    f0, fk = losses[..., 0], losses[..., -1]
+    close = (losses - fk[..., None]).abs() <= eps * (f0 - fk).abs()[..., None]
+    # argmax returns the first True; θ_K itself always qualifies.
+    steps_to_eps = close.to(torch.uint8).argmax(dim=-1).to(losses.dtype)
+    auc = torch.trapezoid(losses, dim=-1) / k if k > 0 else f0.clone()
+    return {"length": (step.square() + df.square()).sqrt().sum(-1), "param_length": step.sum(-1),
+            "steps_to_eps": steps_to_eps, "auc": auc, "final_loss": fk.clone()}
+
+
+def step_metrics(step: Tensor, losses: Tensor, finite: Tensor, eps: float = 0.05) -> dict[str, Tensor]:
+    """The metrics of ``path_metrics`` that need no path, only its update lengths.
+
+    step: [..., K] ‖θ_{i+1} − θ_i‖; losses: [..., K+1]; finite: [...] bool, every
+    point and loss of the path finite. Returns {name: [...]} for length,
+    param_length, steps_to_eps, auc and final_loss, equal to ``path_metrics``'
+    (the same operations), so a loop can accumulate ‖Δθ_i‖ on the fly instead
+    of recording [..., K+1, P].
+    """
+    if not eps >= 0:
+        raise ValueError(f"eps must be a non-negative fraction, got {eps!r}")
+    out = _loss_metrics(step, losses, eps)
+    nan = torch.full_like(losses[..., 0], math.nan)
     return {name: torch.where(finite, value, nan) for name, value in out.items()}
 
 

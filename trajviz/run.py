@@ -7,13 +7,15 @@ E held-out evaluations, A×B grid points.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1: no diagnostics (they load as {})
+READABLE_VERSIONS = (1, 2)  # version 1: no diagnostics and no birth maps (they load as {})
+# Per-rollout statistics of a birth map (names as in ``metrics.PATH_METRICS``); lower is faster.
+BIRTH_STATISTICS = ("length", "param_length", "steps_to_eps", "auc", "final_loss")
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,74 @@ class View:
 
 
 @dataclass(frozen=True)
+class BirthMap:
+    """How fast training converges from every point of a grid on one view's slice.
+
+    Every grid point θ(a, b) = origin + a·u + b·v is taken as a θ0 and run on
+    the first N held-out tasks (same minibatches as the learners).
+    view: the view (slice) it lies on; statistic: the one that ranks speed
+    (one of ``BIRTH_STATISTICS``, lower is faster).
+    alpha: [A], beta: [B] grid coordinates; task_ids: [N].
+    mean: {stat: [B, A]} mean over tasks; spread: {stat: [B, A]} their standard
+        deviation (ddof 0), for every stat of ``BIRTH_STATISTICS``.
+    specialisation: [B, A] coefficient of variation of per-task AUC,
+        std_t(auc) / |mean_t(auc)|: 0 when every task is served alike.
+    predicted: [B, A] predicted mean AUC from the first ``settings["predictor_steps"]``
+        steps (see ``trajviz.birthmap``); rank_correlation: Spearman ρ of
+        predicted against mean[statistic] over the finite grid points.
+    birth: [2] (a, b) of the birth point; birth_index: [2] its (row b, column a).
+    learners: names of the θ0s in the table (each learner of the run).
+    learner_table: {column: [L]}: a, b (projection of θ0), residual (off-plane
+        distance), value (mean statistic at θ0 itself), specialisation, predicted,
+        plane_gap (‖(a, b) − birth‖), param_gap (‖θ0 − θ_birth‖), value_gap
+        (value − the birth point's value).
+    learner_tasks: {stat: [L, N]} per-task statistics at each learner's θ0.
+    settings: JSON data: grid, tasks, steps, eps, predictor_steps, quantile, and
+        one-line descriptions rule, predictor, specialisation; seconds taken.
+    """
+
+    view: str
+    statistic: str
+    alpha: np.ndarray
+    beta: np.ndarray
+    task_ids: np.ndarray
+    mean: dict[str, np.ndarray]
+    spread: dict[str, np.ndarray]
+    specialisation: np.ndarray
+    predicted: np.ndarray
+    rank_correlation: float
+    birth: np.ndarray
+    birth_index: np.ndarray
+    learners: tuple[str, ...]
+    learner_table: dict[str, np.ndarray]
+    learner_tasks: dict[str, np.ndarray]
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ViewPaths:
+    """One learner's paths drawn on one view: coords [T, K+1, 2], residual [T, K+1],
+    plane_loss [T, K+1], meta_coords [S'+1, 2], meta_residual [S'+1] (as in ``View``)."""
+
+    coords: np.ndarray
+    residual: np.ndarray
+    plane_loss: np.ndarray
+    meta_coords: np.ndarray
+    meta_residual: np.ndarray
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Held-out inner loops from one θ0 (a clicked point, a file), run exactly as the
+    run's learners were: record (named like a learner), its paths on every view of
+    the run, and the seconds the launch took."""
+
+    record: LearnerRecord
+    views: dict[str, ViewPaths]
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Run:
     """run_id: the run's folder name; config: the resolved config as plain data;
     info: schema_version, package versions, seed, timings, created, summary
@@ -118,7 +188,8 @@ class Run:
     divergence (``stability.divergence_report``: factor, tasks, and per learner
     count, task ids and first bad steps);
     task_ids: [T]; task_info: {key: [T, ...]} what generated each held-out task;
-    learners: {name: LearnerRecord} in config order; views: {name: View}."""
+    learners: {name: LearnerRecord} in config order (then fixed initialisations);
+    views: {name: View}; birthmaps: {view name: BirthMap}."""
 
     run_id: str
     config: dict[str, Any]
@@ -128,8 +199,41 @@ class Run:
     learners: dict[str, LearnerRecord]
     views: dict[str, View]
     extra: dict[str, Any] = field(default_factory=dict)
+    birthmaps: dict[str, BirthMap] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
         """K, the number of inner steps of the held-out rollouts."""
         return next(iter(self.learners.values())).losses.shape[1] - 1
+
+
+def with_learner(run: Run, launch: Launch, summary: dict[str, list[float]] | None = None) -> Run:
+    """``run`` with ``launch`` kept as a learner (a fixed initialisation) in every view.
+
+    Pure. ``summary``, if given, becomes info["summary"][name]. A name already
+    in the run, or a launch missing one of the run's views, is a ValueError.
+    """
+    name = launch.record.name
+    if name in run.learners:
+        raise ValueError(f"the run already has a learner named {name!r}; choose another name")
+    missing = sorted(set(run.views) - set(launch.views))
+    if missing:
+        raise ValueError(f"the launch has no paths on view(s) {missing} of the run")
+    views = {}
+    for key, view in run.views.items():
+        paths = launch.views[key]
+        views[key] = replace(view, **{f: {**getattr(view, f), name: getattr(paths, f)}
+                                      for f in ("coords", "residual", "plane_loss",
+                                                "meta_coords", "meta_residual")})
+    info = dict(run.info)
+    if summary is not None:
+        info["summary"] = {**info.get("summary", {}), name: summary}
+    info["inits"] = [*info.get("inits", []), name]
+    return replace(run, learners={**run.learners, name: launch.record}, views=views, info=info)
+
+
+def with_birth_map(run: Run, birth: BirthMap) -> Run:
+    """``run`` with ``birth`` stored under its view's name (replacing an older one). Pure."""
+    if birth.view not in run.views:
+        raise ValueError(f"birth map is on view {birth.view!r}, the run has {list(run.views)}")
+    return replace(run, birthmaps={**run.birthmaps, birth.view: birth})

@@ -9,7 +9,8 @@ Layout of one run, ``<runs_dir>/<run_id>/`` (no hyperparameters in any name)::
     light.npz   what the browser app needs: theta0, losses, query_losses, diverged_at,
                 metrics, running, evals, eval_steps, meta_path_steps, task_info,
                 explained_variance, the surfaces (alpha, beta, loss, mean, task_ids),
-                coords, residual, plane_loss, meta_coords, meta_residual
+                coords, residual, plane_loss, meta_coords, meta_residual, and every
+                birth map's arrays (schema 2; a schema-1 run loads with no birth maps)
     heavy.npz   the [.., P] arrays: params, grads, meta_path, slice origin and basis
 
 Array keys are generated (``learner0.losses``, ``view1.coords.2``, ``task_info.0``)
@@ -56,7 +57,16 @@ from typing import Any
 import numpy as np
 
 from .jsonfloats import restore_nonfinite, strict_json
-from .run import READABLE_VERSIONS, SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
+from .run import (
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    BirthMap,
+    LearnerRecord,
+    Run,
+    Slice,
+    Surface,
+    View,
+)
 
 __all__ = [
     "HEAVY_FILE",
@@ -89,6 +99,9 @@ _OPTIONAL_DICTS = ("diagnostics",)  # absent from version-1 runs
 _SLICE_ARRAYS = {"origin": "heavy", "basis": "heavy", "explained_variance": "light"}
 _SURFACE_ARRAYS = ("alpha", "beta", "loss", "mean", "task_ids")
 _VIEW_DICTS = ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")
+_BIRTH_ARRAYS = ("alpha", "beta", "task_ids", "specialisation", "predicted", "rank_correlation",
+                 "birth", "birth_index")
+_BIRTH_DICTS = ("mean", "spread", "learner_table", "learner_tasks")
 _NUMERIC_KINDS = "biufc"
 _TASK_ID_KINDS = "biufU"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -157,24 +170,13 @@ def write_run(run: Run, runs_dir: str | Path) -> Path:
     """
     runs_dir = Path(runs_dir)
     run_id = _check_run_id(run.run_id)
-    doc, arrays = _encode(run)
-    doc, nonfinite = strict_json(doc)
-    doc["nonfinite"] = nonfinite
-    text = json.dumps(doc, allow_nan=False, indent=1)
+    text, arrays = _serialise(run)
     runs_dir.mkdir(parents=True, exist_ok=True)
     final = runs_dir / run_id
     if final.exists() or final.is_symlink():
         raise ValueError(f"run {final} already exists; a run is never overwritten, use a new run_id")
-    tmp = runs_dir / f".tmp-{run_id}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp = _write_tmp(runs_dir, run_id, text, arrays)
     try:
-        for part, name in _FILES.items():
-            _write_npz(tmp / name, arrays[part])
-        with open(tmp / RUN_FILE, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
         if final.exists() or final.is_symlink():  # another writer got there first
             raise ValueError(f"run {final} already exists; a run is never overwritten, use a new run_id")
         os.rename(tmp, final)
@@ -186,6 +188,32 @@ def write_run(run: Run, runs_dir: str | Path) -> Path:
     except OSError:  # the rename is done; durability of the parent entry is best effort
         pass
     return final
+
+
+def _serialise(run: Run) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
+    """run.json's text (strict JSON, non-finite floats listed apart) and the arrays by file."""
+    doc, arrays = _encode(run)
+    doc, nonfinite = strict_json(doc)
+    doc["nonfinite"] = nonfinite
+    return json.dumps(doc, allow_nan=False, indent=1), arrays
+
+
+def _write_tmp(runs_dir: Path, run_id: str, text: str, arrays: dict[str, dict[str, np.ndarray]]) -> Path:
+    """Write a whole run into a fresh dot-folder in ``runs_dir`` (fsynced) and return it."""
+    tmp = runs_dir / f".tmp-{run_id}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        for part, name in _FILES.items():
+            _write_npz(tmp / name, arrays[part])
+        with open(tmp / RUN_FILE, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -275,6 +303,8 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
             entry[field] = enc.add_dict(f"view{v}.{field}", getattr(view, field), "light",
                                         f"{where}.{field}")
         views.append([name, entry])
+    birthmaps = [[name, _encode_birth_map(enc, bm, f"birthmap{b}", f"birthmaps[{name!r}]")]
+                 for b, (name, bm) in enumerate(run.birthmaps.items())]
     doc = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run.run_id,
@@ -287,9 +317,24 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
         "task_info": enc.add_dict("task_info", run.task_info, "light", "task_info"),
         "learners": learners,
         "views": views,
+        "birthmaps": birthmaps,
         "arrays": enc.index,
     }
     return doc, enc.arrays
+
+
+def _encode_birth_map(enc: _Encoder, bm: BirthMap, prefix: str, where: str) -> dict[str, Any]:
+    if not isinstance(bm, BirthMap):
+        raise TypeError(f"{where} must be a BirthMap, got {type(bm).__name__}")
+    entry: dict[str, Any] = {
+        "view": _plain(bm.view, f"{where}.view"), "statistic": _plain(bm.statistic, f"{where}.statistic"),
+        "learners": _plain(list(bm.learners), f"{where}.learners"),
+        "settings": _plain(bm.settings, f"{where}.settings"),
+        "arrays": {field: enc.add(f"{prefix}.{field}", np.asarray(getattr(bm, field)), "light",
+                                  f"{where}.{field}") for field in _BIRTH_ARRAYS}}
+    for field in _BIRTH_DICTS:
+        entry[field] = enc.add_dict(f"{prefix}.{field}", getattr(bm, field), "light", f"{where}.{field}")
+    return entry
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -457,6 +502,11 @@ def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 need(entry["surface"][field], "light", f"view {name!r} surface {field}")
             for field in _VIEW_DICTS:
                 need_pairs(entry[field], f"view {name!r} {field}")
+        for name, entry in _named(path, doc, "birthmaps", optional=True):
+            for field in _BIRTH_ARRAYS:
+                need(entry["arrays"][field], "light", f"birth map {name!r} {field}")
+            for field in _BIRTH_DICTS:
+                need_pairs(entry[field], f"birth map {name!r} {field}")
     except (KeyError, TypeError) as exc:
         raise RunError(path, f"{RUN_FILE} is malformed: missing or wrong entry {exc}") from None
     return index
@@ -467,8 +517,10 @@ def _learner_pairs(entry: dict[str, Any], field: str) -> Any:
     return entry.get(field, []) if field in _OPTIONAL_DICTS else entry[field]
 
 
-def _named(path: Path, doc: dict[str, Any], field: str) -> list[tuple[str, dict[str, Any]]]:
-    items = doc.get(field)
+def _named(path: Path, doc: dict[str, Any], field: str,
+           optional: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """``doc[field]``'s [name, entry] pairs; an ``optional`` field may be absent (older runs)."""
+    items = doc.get(field, [] if optional else None)
     if not isinstance(items, list) or not all(
             isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
             and isinstance(p[1], dict) for p in items):
@@ -563,13 +615,21 @@ def _decode(path: Path, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> R
         surface = Surface(**{field: arrays[entry["surface"][field]] for field in _SURFACE_ARRAYS})
         views[name] = View(name=entry["name"], slice=slice_, surface=surface,
                            **{field: pairs(entry[field]) for field in _VIEW_DICTS})
+    birthmaps = {}
+    for name, entry in _named(path, doc, "birthmaps", optional=True):
+        fields = {field: arrays[entry["arrays"][field]] for field in _BIRTH_ARRAYS}
+        fields["rank_correlation"] = float(fields["rank_correlation"])
+        fields.update({field: pairs(entry[field]) for field in _BIRTH_DICTS})
+        birthmaps[name] = BirthMap(view=str(entry["view"]), statistic=str(entry["statistic"]),
+                                   learners=tuple(str(n) for n in entry["learners"]),
+                                   settings=dict(entry["settings"]), **fields)
     dtype = np.dtype(doc["task_ids_dtype"])
     if dtype.kind not in _TASK_ID_KINDS:
         raise RunError(path, f"{RUN_FILE}: task_ids dtype {dtype.str} is not numbers or strings")
     task_ids = np.asarray(doc["task_ids"], dtype=dtype).reshape(doc["task_ids_shape"])
     return Run(run_id=path.name, config=doc["config"], info=doc["info"], task_ids=task_ids,
                task_info=pairs(doc["task_info"]), learners=learners, views=views,
-               extra=doc.get("extra", {}))
+               extra=doc.get("extra", {}), birthmaps=birthmaps)
 
 
 # ---------------------------------------------------------------------------- list

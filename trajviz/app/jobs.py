@@ -192,12 +192,14 @@ def work(config_path: Path, runs_dir: Path, progress_path: Path) -> int:
     reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
     try:
         from ..config import from_dict
+        from ..executor import SCHEDULER_ENV
         from ..experiment import run_experiment
         from ..store import new_run_id, write_run
 
         config = from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
         reporter = _Reporter(progress_path, list(config.learners), list(config.slices.kinds))
-        run = run_experiment(config, progress=reporter, run_id=new_run_id(config.family))
+        run = run_experiment(config, progress=reporter, run_id=new_run_id(config.family),
+                             executor=os.environ.get(SCHEDULER_ENV) or None)  # serve --scheduler
         reporter.write(state="running", fraction=0.99, stage="writing the run", message="",
                        run_id="")
         path = write_run(run, runs_dir)

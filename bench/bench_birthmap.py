@@ -1,0 +1,115 @@
+"""Birth map throughput: vectorised grid × tasks against a per-initialisation loop.
+
+41×41 initialisations on a random plane through the sinusoid MLP 1-40-40-1's
+initialisation, × 8 held-out tasks × 32 inner steps (Adam, lr 0.01, full batch:
+the sinusoid demo's inner loop; ``--optimizer sgd`` for plain SGD). The vectorised side is ``compute_birth_map`` as the
+CLI runs it (chunks of grid points × tasks through the executor, statistics
+folded on the fly). The baseline runs the very same inner loop and statistics
+(``rollout_statistics``) one initialisation at a time (its 8 tasks together),
+on an evenly spaced subsample of the grid points, and its time is scaled to
+the whole grid (it is linear in the number of points). Both in this process,
+same thread count; the per-task statistics of the subsample are checked to
+agree with the vectorised map's before anything is timed.
+
+Run: ``python bench/bench_birthmap.py [--grid 41] [--sample 41] [--repeats 3] [--sweep]``.
+Prints first-call and steady-state times; the last line is ``ratio: X``
+(per-initialisation loop time for the whole grid / vectorised time, medians).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from timing import median_times  # bench/timing.py (scripts run from bench/)
+
+from trajviz.birthmap import BIRTH_STATISTICS, compute_birth_map, rollout_statistics
+from trajviz.inner import InnerSpec
+from trajviz.optim import make_optimizer
+from trajviz.run import Slice, Surface, View
+from trajviz.tasks import make_family
+
+STEPS, TASKS = 32, 8
+
+
+def setup(optimizer: str = "adam"):
+    family = make_family("sinusoid", {})
+    problem = family.problem()
+    tasks = family.sample(0, TASKS, "heldout").to("cpu", torch.float32)
+    spec = InnerSpec(make_optimizer(optimizer, 0.01), STEPS)
+    P = problem.model.spec.size
+    origin = torch.cat([v.reshape(-1) for v in problem.model.init(0).values()]).numpy()
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(P, 2)))
+    slc = Slice("random", origin.astype(np.float64), q.T.copy(), np.full(2, np.nan), (-1.0, 1.0, -1.0, 1.0))
+    empty = np.zeros(0, np.float32)
+    view = View("random", slc, Surface(empty, empty, np.zeros((0, 0, 0)), np.zeros((0, 0)), empty),
+                {}, {}, {}, {}, {})
+    return problem, tasks, spec, view
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--grid", type=int, default=41)
+    ap.add_argument("--sample", type=int, default=41, help="grid points the loop baseline runs")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sweep", action="store_true", help="time chunk sizes first")
+    ap.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "momentum"],
+                    help="inner optimiser, lr 0.01 (default adam, as the sinusoid demo)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    problem, tasks, spec, view = setup(args.optimizer)
+    P, total = problem.model.spec.size, args.grid ** 2
+    print(f"sinusoid MLP 1-40-40-1 (P = {P}), {args.grid}x{args.grid} θ0s x {TASKS} tasks x {STEPS} "
+          f"steps of {args.optimizer}, {args.threads} thread(s)")
+    if args.sweep:
+        for chunk in (8, 16, 32, 64, 128, 256):
+            t = time.perf_counter()
+            compute_birth_map(problem, tasks, spec, 0, view, {}, grid=21, chunk=chunk)
+            print(f"  chunk {chunk:>4} grid points: {time.perf_counter() - t:.2f} s for 21x21")
+
+    t = time.perf_counter()
+    bm = compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid)
+    first = time.perf_counter() - t
+    # The baseline: the same inner loop and statistics, one θ0 at a time.
+    pick = np.unique(np.linspace(0, total - 1, args.sample).round().astype(int))
+    slc = view.slice
+    a, b = np.meshgrid(bm.alpha, bm.beta)
+    coords = np.stack([a.ravel(), b.ravel()], axis=1)[pick]
+    thetas = torch.as_tensor(slc.origin + coords @ slc.basis, dtype=torch.float32)
+
+    def loop():
+        return [rollout_statistics(problem, thetas[i:i + 1], tasks, spec, 0) for i in range(len(pick))]
+
+    t = time.perf_counter()
+    per_point = loop()
+    loop_first = time.perf_counter() - t
+    worst = 0.0
+    for stat in ("auc", "final_loss", "length", "param_length"):
+        got = np.stack([p[stat][0].numpy() for p in per_point])  # [n, T]
+        # the map keeps means; recompute the subsample's means and compare
+        want = bm.mean[stat].reshape(-1)[pick]
+        rel = np.abs(got.mean(axis=1) - want) / np.maximum(np.abs(want), 1e-12)
+        worst = max(worst, float(rel.max()))
+    steps_same = np.array_equal(np.stack([p["steps_to_eps"][0].numpy() for p in per_point]).mean(axis=1),
+                                bm.mean["steps_to_eps"].reshape(-1)[pick])
+    print(f"check: {len(pick)} points, statistics {', '.join(BIRTH_STATISTICS)}: max relative "
+          f"difference of the means {worst:.2e}, steps_to_eps identical: {steps_same}")
+    if not worst < 1e-4:
+        raise SystemExit("the vectorised map and the loop disagree")
+    times = median_times({
+        "vectorised": lambda: compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid),
+        "loop": loop}, args.repeats)
+    scale = total / len(pick)
+    loop_total = times["loop"] * scale
+    print(f"first call: vectorised {first:.2f} s; loop {loop_first:.2f} s for {len(pick)} points "
+          f"(x{scale:.1f} = {loop_first * scale:.1f} s for the grid)")
+    print(f"steady state (median of {args.repeats}): vectorised {times['vectorised']:.2f} s "
+          f"({total * TASKS / times['vectorised']:.0f} rollouts/s); loop {times['loop']:.2f} s for "
+          f"{len(pick)} points, scaled x{scale:.1f} to {loop_total:.1f} s for the grid")
+    print(f"ratio: {loop_total / times['vectorised']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
