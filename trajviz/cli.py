@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -99,6 +101,9 @@ def _add_threads_arg(p: argparse.ArgumentParser) -> None:
 def _add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    p.add_argument("--no-token", action="store_true",
+                   help="serve a non-loopback --host without the access token (anyone on the "
+                        "network can use the app)")
     _add_scheduler_arg(p)
 
 
@@ -148,9 +153,10 @@ def config_from_args(args: argparse.Namespace):
     return from_dict(data)
 
 
-def check_runs_dir(path: Path) -> None:
+def check_runs_dir(path: Path, flag: str = "--out") -> None:
     if path.exists() and not path.is_dir():
-        raise UsageError(f"runs directory {str(path)!r} is a file; give a folder with --out")
+        raise UsageError(f"runs directory {str(path)!r} is a file; give a folder"
+                         + (f" with {flag}" if flag else ""))
 
 
 def progress_bars(quiet: bool):
@@ -219,23 +225,32 @@ def _threads(args: argparse.Namespace) -> int | None:
     return args.threads
 
 
+# The run folder create_run is about to write: on an interrupt, main() looks whether it
+# exists, so its message says truly whether the run was written.
+_WRITING: list[Path] = []
+
+
 def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None = None,
                threads: int | None = None, executor=None) -> Path:
     from .experiment import run_experiment
-    from .store import new_run_id, write_run
+    from .store import new_run_id, sweep_stale, write_run
 
+    sweep_stale(runs_dir)
     progress, close = progress_bars(quiet)
+    run_id = new_run_id(config.family)
     try:
-        run = run_experiment(config, progress=progress, run_id=new_run_id(config.family), inits=inits,
+        run = run_experiment(config, progress=progress, run_id=run_id, inits=inits,
                              threads=threads, executor=executor)
     finally:
         close()
+    _WRITING.append(Path(runs_dir) / run_id)
     return write_run(run, runs_dir)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .store import list_runs
 
+    check_runs_dir(args.runs, flag="")
     entries = list_runs(args.runs)
     if not entries:
         print(f"no runs in {args.runs}/ (create one with: trajviz run)")
@@ -251,11 +266,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import serve
     from .executor import SCHEDULER_ENV, parse_scheduler
 
-    _check_port(args.port)
+    check_runs_dir(args.runs, flag="")
+    check_listen(args.host, args.port)
     if args.scheduler:  # the app's background jobs read it (they inherit the environment)
         parse_scheduler(args.scheduler)
         os.environ[SCHEDULER_ENV] = args.scheduler
-    serve(args.runs, host=args.host, port=args.port)
+    serve(args.runs, host=args.host, port=args.port, token=not args.no_token)
     return 0
 
 
@@ -263,8 +279,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .config import demo_configs
     from .store import list_runs
 
-    _check_port(args.port)
-    check_runs_dir(args.runs)
+    check_listen(args.host, args.port)  # before minutes of creating runs
+    check_runs_dir(args.runs, flag="--runs")
     threads = _threads(args)
     have = {e.name for e in list_runs(args.runs) if e.ok}
     for name, config in demo_configs().items():
@@ -272,7 +288,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"creating demo run {name!r} (first time only) ...", file=sys.stderr)
             create_run(config, args.runs, threads=threads)
     return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port,
-                                        scheduler=args.scheduler))
+                                        scheduler=args.scheduler, no_token=args.no_token))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -292,19 +308,64 @@ def _check_port(port: int) -> None:
         raise UsageError(f"--port must be 1..65535, got {port}")
 
 
+def check_listen(host: str, port: int) -> None:
+    """UsageError (one line) unless ``host:port`` can be served: a known interface and a
+    free port. Checked by binding a socket, as the server will, then closing it."""
+    _check_port(port)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        raise UsageError(f"--host {host!r} is not an address or name this machine can serve "
+                         f"on ({exc}); e.g. 127.0.0.1") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            if exc.errno in (98, 48):  # EADDRINUSE (Linux, macOS)
+                raise UsageError(f"port {port} on {host} is already in use; "
+                                 "choose another with --port") from None
+            raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM is handled like Ctrl-C: clean up, then exit
+
+
+def _interrupted() -> str:
+    """The interrupt message, true about what was written."""
+    written = [p for p in _WRITING if p.is_dir()]
+    if written:
+        return f"trajviz: interrupted; the run was written completely to {written[-1]}"
+    return "trajviz: interrupted; nothing was written"
+
+
 COMMANDS = {"run": cmd_run, "birthmap": cmd_birthmap, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _WRITING.clear()
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except (ValueError, OSError) as exc:  # UsageError, config and run errors, unreadable files
-        print(f"trajviz: error: {exc}", file=sys.stderr)
+        print(f"trajviz: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("trajviz: interrupted; nothing was written", file=sys.stderr)
+        print(_interrupted(), file=sys.stderr)
         return 130
+    except (RuntimeError, MemoryError, RecursionError, TypeError, AttributeError) as exc:
+        print(f"trajviz: error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:600],
+              file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
