@@ -115,8 +115,105 @@
 
   function playLabel(playing) { return playing ? "❚❚ Pause" : "▶ Play"; }
 
+  // Steps actually taken, for tests and the benchmark: performance.now() of each new
+  // frame index per player label ("inner step", "meta-step"); the last 400 kept.
+  var stats = window.trajvizStats = window.trajvizStats || {steps: {}};
+  function recordStep(label, k) {
+    var list = stats.steps[label] = stats.steps[label] || [];
+    if (!list.length || list[list.length - 1].k !== k) {
+      list.push({k: k, t: window.performance.now()});
+      if (list.length > 400) { list.shift(); }
+    }
+  }
+
+  // ---------------------------------------------------------------- page controls
+  // Keyboard: Space plays/pauses, ←/→ step, on the visible tab's player (not while typing).
+  // ☰ folds the controls, ⛶ presentation mode; a double-click on a learner solos it.
+  function visiblePlayer() {
+    var ids = ["inner", "meta"];
+    for (var i = 0; i < ids.length; i++) {
+      var b = document.getElementById(ids[i] + "-play");
+      if (b && b.offsetParent !== null) { return ids[i]; }
+    }
+    return null;
+  }
+
+  function typing(el) {
+    if (!el) { return false; }
+    var tag = (el.tagName || "").toLowerCase();
+    return tag === "input" || tag === "textarea" || tag === "select" || el.isContentEditable;
+  }
+
+  function onKey(ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || typing(ev.target)) { return; }
+    var p = visiblePlayer();
+    if (!p) { return; }
+    var button = {" ": "play", "Spacebar": "play", "ArrowLeft": "back", "ArrowRight": "fwd"}[ev.key];
+    if (!button) { return; }
+    ev.preventDefault();
+    document.getElementById(p + "-" + button).click();
+  }
+
+  function resized() {
+    window.setTimeout(function () { window.dispatchEvent(new Event("resize")); }, 30);
+  }
+
+  function setFonts(present) {
+    Array.prototype.forEach.call(document.querySelectorAll(".js-plotly-plot"), function (gd) {
+      if (window.Plotly && gd._fullLayout) {
+        window.Plotly.relayout(gd, {"font.size": present ? 16 : 12});
+      }
+    });
+  }
+
+  function onClick(ev) {
+    var t = ev.target && ev.target.closest ? ev.target.closest("button") : null;
+    if (!t) { return; }
+    var app = document.querySelector(".tv-app");
+    if (t.id === "sidebar-toggle" && app) {
+      app.classList.toggle("tv-folded");
+      if (app.classList.contains("tv-present") && !app.classList.contains("tv-folded")) {
+        app.classList.remove("tv-present");
+        setFonts(false);
+      }
+      resized();
+    } else if (t.id === "present-toggle" && app) {
+      var on = !app.classList.contains("tv-present");
+      app.classList.toggle("tv-present", on);
+      app.classList.toggle("tv-folded", on);
+      setFonts(on);
+      resized();
+    }
+  }
+
+  function onDoubleClick(ev) {
+    var box = document.getElementById("learner-toggles");
+    var label = ev.target && ev.target.closest ? ev.target.closest("label") : null;
+    if (!box || !label || !box.contains(label)) { return; }
+    var input = label.querySelector("input");
+    if (!input || input.disabled || !window.dash_clientside.set_props) { return; }
+    ev.preventDefault();
+    window.dash_clientside.set_props("learner-toggles", {value: [input.value]});
+  }
+
+  document.addEventListener("keydown", onKey);
+  document.addEventListener("click", onClick);
+  document.addEventListener("dblclick", onDoubleClick);
+
+  // Playback keeps time by the clock, not by counting ticks: a tick sets the frame to
+  // where the clock says it should be (start frame + elapsed / interval), so a busy
+  // browser that delivers ticks late skips a frame instead of playing slower.
+  var clocks = {};
+
+  function clockFrame(key, f, ms) {
+    var now = window.performance.now();
+    var c = clocks[key];
+    if (!c || c.ms !== ms) { c = clocks[key] = {t0: now - ms, f0: f - 1, ms: ms}; }
+    return Math.max(f, c.f0 + Math.floor((now - c.t0) / ms));
+  }
+
   var trajviz = {
-    transport: function (nPlay, nTick, nBack, nFwd, slider, data, frame, disabled) {
+    transport: function (nPlay, nTick, nBack, nFwd, slider, data, frame, disabled, ms) {
       var nc = window.dash_clientside.no_update;
       if (!data) { return [nc, nc, true, playLabel(false)]; }
       var frames = data.frames || 1;
@@ -129,11 +226,19 @@
       var has = function (suffix) {
         return trig.some(function (p) { return p.slice(-suffix.length) === suffix; });
       };
+      var key = data.label;
+      var step = Number(ms) || 400;
       if (has("-play.n_clicks")) {
-        if (playing) { playing = false; } else { playing = true; if (f >= last) { f = 0; } }
+        if (playing) { playing = false; } else {
+          playing = true;
+          if (f >= last) { f = 0; }
+          clocks[key] = {t0: window.performance.now(), f0: f, ms: step};
+        }
       } else if (has("-interval.n_intervals")) {
         if (!playing) { return [nc, nc, nc, nc]; }
-        f = Math.min(f + 1, last);
+        var next = Math.min(clockFrame(key, f, step), last);
+        if (next === f && f < last) { return [nc, nc, nc, nc]; }
+        f = next;
         if (f >= last) { playing = false; }
       } else if (has("-back.n_clicks")) {
         f = Math.max(f - 1, 0); playing = false;
@@ -144,12 +249,14 @@
       } else if (has("-data.data")) {
         f = clamp(data.frame !== undefined ? data.frame : f, frames);
       }
+      if (!playing) { delete clocks[key]; }
       return [f, f, !playing, playLabel(playing)];
     },
 
     render: function (frame, data) {
-      if (!data) { return ""; }
+      if (!data) { return "no learner ticked"; }
       var k = clamp(frame, data.frames);
+      recordStep(data.label, k);
       var xs = data.xs || [];
       renderMain(data.main, data.key, k, xs);
       renderPanels(data.panels || [], data.key, k, xs);

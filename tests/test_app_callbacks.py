@@ -47,7 +47,9 @@ def test_run_options_list_broken_runs_and_pick_a_good_one(state):
     options, value = cb.run_options(state, None)
     labels = {o["value"]: o["label"] for o in options}
     assert set(labels) == {"good", "broken", "empty"}
-    assert labels["broken"].startswith("⚠ broken") and "fixture · quadratic" == labels["good"]
+    # name · family · created · run id: two runs with the same name differ in the picker
+    assert labels["broken"].startswith("⚠ broken")
+    assert labels["good"] == "fixture · quadratic · 2025-01-01 00:00 · good"
     assert value == "good"
     assert cb.run_options(state, "broken")[1] == "broken"  # the current choice is kept
     assert cb.run_options(state, "gone", select="empty")[1] == "empty"
@@ -81,7 +83,7 @@ def test_run_controls_fill_the_pickers(state):
     out = cb.run_controls(state, "good")
     assert out["message_style"] == cb.HIDE and out["workspace_style"] == cb.SHOW
     assert [o["value"] for o in out["task_options"]] == ["mean", "0", "1", "2", "3"]
-    assert out["task_options"][0]["label"] == "mean of 4 held-out tasks"
+    assert out["task_options"][0]["label"] == "mean of 4 held-out tasks (averaged points, not a path taken)"
     assert [o["value"] for o in out["slice_options"]] == ["pca", "random"]
     assert out["slice_style"] == cb.SHOW and out["slice"] == "pca"
     assert out["learners"] == ["leap", "reptile", "random"]
@@ -93,7 +95,7 @@ def test_run_controls_fill_the_pickers(state):
 def test_draw_returns_figures_at_the_frame_and_compact_playback_data(state):
     out = cb.draw(state, "good", "pca", "2", ["leap", "random"], "2d", 4)
     main = out["main"]
-    assert isinstance(main, go.Figure) and main.data[0].type == "contour"
+    assert isinstance(main, go.Figure) and main.data[0].name == "surface"
     assert [t.name for t in main.data if t.name in ("leap", "reptile", "random")] == \
         ["leap", "leap", "random", "random"]  # path and head of each ticked learner
     assert main.layout.meta["frame"] == 4 and "task 2" in main.layout.title.text
@@ -116,7 +118,7 @@ def test_draw_clamps_and_falls_back(state):
 def test_draw_without_learners_asks_for_one(state):
     out = cb.draw(state, "good", "pca", "mean", [], "2d", 0)
     assert out["data"] is None and "Tick a learner" in text_of(out["notes"])
-    assert out["main"].data[0].type == "contour" and len(out["main"].data) == 1
+    assert out["main"].data[0].name == "surface" and len(out["main"].data) == 2
 
 
 def test_draw_meta(state):
@@ -221,7 +223,8 @@ def test_a_job_writes_a_run_the_picker_then_lists(tmp_path):
     assert out["status"].startswith("Done: "), out["status"]
     run_id = out["version"]["select"]
     options, value = cb.run_options(state, None, select=run_id)
-    assert value == run_id and options[0]["label"] == "tiny · linear2d"
+    assert value == run_id and options[0]["label"].startswith("tiny · linear2d · ")
+    assert options[0]["label"].endswith(f" · {run_id}")
     assert cb.run_controls(state, run_id)["learners"] == ["leap", "random"]
     state.jobs.shutdown()
 

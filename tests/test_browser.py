@@ -132,7 +132,7 @@ def test_page_loads_without_errors_within_the_data_budget(app_page, tmp_path):
     app_page.page.wait_for_load_state("networkidle")  # every first callback has answered
     assert app_page.errors == []
     main = app_page.graph("surface-graph")
-    assert main["traces"][0]["type"] == "contour"
+    assert main["traces"][0]["type"] == "scatter" and main["traces"][0]["name"] == "surface"
     assert "PC1 (" in app_page.js("""() => document.querySelector('#surface-graph .xtitle')
                                   .textContent""")
     dash = [r for r in app_page.responses
@@ -191,7 +191,7 @@ def test_learner_toggle_hides_its_path(app_page):
 
 def test_changing_task_redraws(app_page, tmp_path):
     before = app_page.graph("surface-graph")
-    assert "mean of 4 held-out tasks" in before["title"]
+    assert "task 0" in before["title"]  # one task by default; the mean is one click away
     app_page.page.click("#task-picker")
     app_page.page.locator("[role=option]", has_text=re.compile(r"^task 1 ")).click()
     app_page.wait_drawn(key_not=before["key"])
@@ -212,7 +212,7 @@ def test_exports_produce_valid_files(app_page, tmp_path):
         download = info.value
         target = tmp_path / download.suggested_filename
         download.save_as(target)
-        assert target.name.endswith(f"-surface-pca-mean.{fmt}")
+        assert target.name.endswith(f"-surface-pca-task0.{fmt}")  # task 0 is the default
         assert target.read_bytes().lstrip()[:len(magic)] == magic
         app_page.page.wait_for_selector(f"#export-status:has-text('Saved {target.name}')")
     assert app_page.errors == []

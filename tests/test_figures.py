@@ -25,8 +25,13 @@ def canonical(text: str) -> str:
 def test_surface_trace_order_is_the_contract(run):
     sel = F.select(run, "pca", 0)
     fig = F.surface_figure(sel, frame=3)
-    assert fig.data[0].type == "contour"
-    assert len(fig.data) == 1 + len(F.GROUP) * len(LEARNERS)
+    # the screen surface: contour lines as one scatter trace over a layout image, and the
+    # colour bar as the one overlay after the groups (plotly's redraw-free animation keeps
+    # scatter traces and images; it drops a contour trace)
+    assert fig.data[0].type == "scatter" and fig.data[0].name == "surface"
+    assert fig.layout.images[0].source.startswith("data:image/png;base64,")
+    assert len(fig.data) == 1 + len(F.GROUP) * len(LEARNERS) + 1
+    assert fig.data[-1].marker.showscale is True
     for i, learner in enumerate(LEARNERS):
         group = fig.data[F.group_index(i, "path"): F.group_index(i, "head") + 1]
         assert [t.name for t in group] == [learner, f"{learner} start", f"{learner} end",
@@ -47,7 +52,7 @@ def test_surface_3d_uses_a_surface_then_scatter3d_groups(run):
 
 def test_fixed_axis_ranges_everywhere(run):
     sel = F.select(run, "pca", None)
-    fig = F.surface_figure(sel)
+    fig = F.surface_figure(sel, zoom="all")
     assert fig.layout.xaxis.autorange is False and fig.layout.yaxis.autorange is False
     x0, x1, y0, y1 = sel.view_box
     assert tuple(fig.layout.xaxis.range) == (x0, x1) and tuple(fig.layout.yaxis.range) == (y0, y1)
@@ -65,8 +70,8 @@ def test_fixed_axis_ranges_everywhere(run):
 
 
 def test_the_same_ranges_for_every_task_and_learner_choice(run):
-    a = F.surface_figure(F.select(run, "pca", 0))
-    b = F.surface_figure(F.select(run, "pca", 3, ["random"]))
+    a = F.surface_figure(F.select(run, "pca", 0), zoom="all")
+    b = F.surface_figure(F.select(run, "pca", 3, ["random"]), zoom="all")
     assert a.layout.xaxis.range == b.layout.xaxis.range
     assert a.layout.yaxis.range == b.layout.yaxis.range
 

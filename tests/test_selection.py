@@ -115,7 +115,7 @@ def test_task_mean_and_single_task(run):
                                rtol=1e-6)
     np.testing.assert_allclose(one.z, run.views["pca"].surface.loss[2], rtol=1e-6)
     np.testing.assert_allclose(mean.z, run.views["pca"].surface.mean, rtol=1e-6)
-    assert mean.task_label == "mean of 4 held-out tasks"
+    assert mean.task_label == "mean of 4 held-out tasks (averaged points, not a path taken)"
     assert one.task_label.startswith("task 2 · scale")
     assert mean.key == f"{run.run_id}|pca|mean|leap,reptile,random"
     assert one.key == f"{run.run_id}|pca|2|leap,reptile,random"

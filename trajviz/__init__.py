@@ -21,7 +21,7 @@ under other inner settings (an ``InnerVariant``; ``trajviz.rerun``).
 __version__ = "0.1.0"
 
 from . import config  # noqa: E402 - torch-free: configs are built and checked without the compute
-__all__ = ["config", "load_run", "run_experiment"]
+__all__ = ["config", "figure", "load_run", "run_experiment", "save_figure"]
 
 
 def run_experiment(config, **kwargs):
@@ -34,6 +34,18 @@ def load_run(path, **kwargs):
     """``trajviz.store.load_run``."""
     from .store import load_run as _load
     return _load(path, **kwargs)
+
+
+def figure(run, what="surface", **kwargs):
+    """``trajviz.api.figure``: the page's figures (and paper presets) from Python."""
+    from .api import figure as _figure
+    return _figure(run, what, **kwargs)
+
+
+def save_figure(fig, path, dpi=300):
+    """``trajviz.api.save``: PNG (with its DPI), SVG, PDF or standalone HTML."""
+    from .api import save as _save
+    return _save(fig, path, dpi)
 
 
 def birth_map(run, view=None, **kwargs):

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--slice", dest="slice_name", help="which slice of the run (default: the first)")
     export.add_argument("--task", type=int, help="held-out task index (default: the task mean)")
     export.add_argument("--out", type=Path, help="output folder (default: <run>/figures)")
+    export.add_argument("--preset", choices=["column", "page"],
+                        help="one figure per view at a paper width: column 3.3 in, page 6.9 in")
     return parser
 
 
@@ -297,7 +299,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     run = load_run(args.run)
     out = args.out or (args.run / "figures")
-    for path in export_run(run, out, args.format, args.view, slice_name=args.slice_name, task=args.task):
+    for path in export_run(run, out, args.format, args.view, slice_name=args.slice_name, task=args.task,
+                           preset=args.preset):
         print(path)
     return 0
 

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from . import figures as F
+from .figures.presets import CSS_DPI, preset_of
 from .figures.style import FONT_FAMILY
 from .run import Run
 from .selection import select, select_meta, summary_rows, task_label
@@ -26,6 +27,7 @@ from .selection import select, select_meta, summary_rows, task_label
 FORMATS = ("pdf", "svg", "png", "html")
 VIEWS = ("surface", "metrics", "meta", "all")
 PNG_SCALE = 3  # 3 × 96 dpi: print quality at the figure's size in inches
+PAPER_DPI = 300  # PNGs of paper presets
 # Each static export runs kaleido, which starts Chromium: at most KALEIDO_SLOTS at once in
 # this process; others wait up to KALEIDO_WAIT_S and are then refused with a message.
 KALEIDO_SLOTS = 1
@@ -135,7 +137,7 @@ def _html_notes(run: Run, task: int | None) -> str:
 
 
 def export_run(run: Run, out: Path, fmt: str, view: str, *, slice_name: str | None = None,
-               task: int | None = None) -> list[Path]:
+               task: int | None = None, preset: str | None = None) -> list[Path]:
     """Write the figures of ``view`` (surface, metrics, meta or all) of ``run`` to folder
     ``out`` as ``fmt`` (pdf, svg, png: fixed-size paper figures; html: one standalone
     animated page). ``task`` None draws the mean over held-out tasks. Returns the paths.
@@ -151,11 +153,22 @@ def export_run(run: Run, out: Path, fmt: str, view: str, *, slice_name: str | No
                            _html_notes(run, task))
         path.write_text(page, encoding="utf-8")
         return [path]
-    figs = paper_figures(run, view, name, task)
+    if preset is not None:
+        from .api import figure
+        views = ("surface", "metrics", "meta") if view == "all" else (view,)
+        where = "mean" if task is None else f"task{task}"
+        figs = [(f"{v}-{name}-{'mean' if v == 'meta' else where}-{preset}",
+                 figure(run, v, slice_name=name, task=task, preset=preset)) for v in views]
+    else:
+        figs = paper_figures(run, view, name, task)
     paths = [_inside(out, f"{file_stem(stem)}.{fmt}") for stem, _ in figs]
+    scale = (PAPER_DPI / CSS_DPI if preset else PNG_SCALE) if fmt == "png" else 1
     try:
         with _Kaleido():
-            write_images([f for _, f in figs], paths, fmt, scale=PNG_SCALE if fmt == "png" else 1)
+            write_images([f for _, f in figs], paths, fmt, scale=scale)
+        if fmt == "png":
+            for path in paths:
+                path.write_bytes(png_dpi(path.read_bytes(), CSS_DPI * scale))
     except ValueError:
         raise
     except Exception as exc:  # noqa: BLE001 - kaleido/Chrome fail in many types: one line
@@ -166,20 +179,39 @@ def export_run(run: Run, out: Path, fmt: str, view: str, *, slice_name: str | No
 
 def export_current(run: Run, fmt: str, view: str, *, slice_name: str | None,
                    task: int | None, learners: Sequence[str] | None, frame: int | None = None,
-                   three_d: bool = False) -> tuple[str, bytes]:
+                   three_d: bool = False, preset: str | None = None,
+                   title: str | None = None) -> tuple[str, bytes]:
     """What the page shows, as (file name, bytes): the surface, metric panels or meta view
-    at the current step (static formats) or animated (html)."""
+    at the current step (static formats) or animated (html). ``preset`` (column, page)
+    makes a paper figure of that width instead of the screen one. The name says what is
+    in the file: run, view, slice, task (or mean) and preset."""
     if view == "all":
         raise ValueError("the page exports one view at a time: surface, metrics or meta")
     name = check_request(run, fmt, view, slice_name, task)
     if learners is not None and not list(learners):
         raise ValueError("no learner is ticked: tick at least one to export")
-    stem = file_stem(f"trajviz-{run.run_id}-{view}-{name}-"
-                     f"{'mean' if task is None else f'task{task}'}")
+    if preset is not None:
+        preset_of(preset)
+    where = "mean" if task is None or view == "meta" else f"task{task}"
+    stem = file_stem(f"trajviz-{run.run_id}-{view}-{name}-{where}"
+                     + (f"-{preset}" if preset else ""))
     if fmt == "html":
         page = html_page(animated_figures(run, view, name, task, learners),
                            f"trajviz · {run.run_id} · {view}", _html_notes(run, task))
         return f"{stem}.html", page.encode("utf-8")
+    if preset is not None:
+        from .api import figure
+        fig = figure(run, view, slice_name=name, task=task, learners=learners, frame=frame,
+                     preset=preset, title=title)
+        try:
+            with _Kaleido():
+                data = figure_bytes(fig, fmt, scale=PAPER_DPI / CSS_DPI if fmt == "png" else 1)
+        except ValueError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as below
+            raise ValueError(f"could not render {fmt} with kaleido: "
+                             f"{' '.join(str(exc).split())}") from None
+        return f"{stem}.{fmt}", data
     sel = select(run, name, task, learners)
     if view == "surface":
         fig = F.surface_figure(sel, frame, three_d=three_d)
@@ -207,7 +239,31 @@ def figure_bytes(fig: go.Figure, fmt_: str, scale: float = 1.0) -> bytes:
     size (or 1000 × 640 px where it has none)."""
     width = fig.layout.width or 1000
     height = fig.layout.height or 640
-    return pio.to_image(fig, format=fmt_, width=width, height=height, scale=scale)
+    data = pio.to_image(fig, format=fmt_, width=width, height=height, scale=scale)
+    return png_dpi(data, CSS_DPI * scale) if fmt_ == "png" else data
+
+
+def png_dpi(png: bytes, dpi: float) -> bytes:
+    """``png`` with a pHYs chunk saying ``dpi`` (replacing one already there), so a
+    figure made at scale s of its CSS size prints at its size in inches."""
+    import struct
+    import zlib
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG file")
+    ppm = int(round(dpi / 0.0254))
+    body = b"pHYs" + struct.pack(">IIB", ppm, ppm, 1)
+    chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    out, pos = [png[:8]], 8
+    while pos < len(png):
+        n = struct.unpack(">I", png[pos:pos + 4])[0]
+        tag = png[pos + 4:pos + 8]
+        end = pos + 12 + n
+        if tag != b"pHYs":
+            out.append(png[pos:end])
+        if tag == b"IHDR":
+            out.append(chunk)
+        pos = end
+    return b"".join(out)
 
 
 def write_images(figs: Sequence[go.Figure], paths: Sequence[Any], fmt_: str,

@@ -24,11 +24,17 @@ def slice_name(kind: str) -> str:
             "hessian": "Hessian slice (sharpest directions)"}.get(kind, f"{kind} slice")
 
 
+#: What the task-mean view is (it is not a path any learner took).
+MEAN_CAVEAT = "(averaged points, not a path taken)"
+
+
 def task_label(run: Run, task: int | None) -> str:
-    """'mean of 8 held-out tasks' or 'task 3 · amplitude 2.1, phase 0.4'."""
+    """'mean of 8 held-out tasks (averaged points, not a path taken)' or
+    'task 3 · amplitude 2.1, phase 0.4'. The mean averages projected coordinates step by
+    step: no learner took that path, and the label says so."""
     n = len(run.task_ids)
     if task is None:
-        return f"mean of {n} held-out tasks"
+        return f"mean of {n} held-out tasks {MEAN_CAVEAT}"
     parts = []
     for key, values in run.task_info.items():
         v = np.asarray(values)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .coincide import coincide_notes
 from .diagnosis import Diagnosis, diagnose, divergence_note, upto_divergence
 from .labels import axis_titles, fmt, slice_name, task_label  # noqa: F401 - re-exported
 from .run import Run, View
@@ -294,6 +295,7 @@ def select(run: Run, view: str | None = None, task: int | None = None,
                     names, task, coords)
     series.update(diag.series)
     notes.append(divergence_note(run, names, task))
+    notes += coincide_notes(coords)
     return Selection(
         box=path_box(v, (float(alpha[0]), float(alpha[-1]), float(beta[0]), float(beta[-1]))),
         run_id=run.run_id, view=view, task=None if task is None else int(task),

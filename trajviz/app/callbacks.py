@@ -101,7 +101,8 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     learners = list(run.learners)
     rows = summary_rows(run)
     out.update(
-        task_options=tasks, slice_options=slices, slice=slices[0]["value"],
+        task_options=tasks, task="0" if len(run.task_ids) else MEAN,
+        slice_options=slices, slice=slices[0]["value"],
         slice_style=SHOW if len(slices) > 1 else HIDE,
         learner_options=[learner_option(n, n in run.learners)
                          for n in [*LEARNERS, *(n for n in learners if n not in LEARNERS)]],
@@ -112,7 +113,7 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
 
 def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
          learners: list[str] | None, mode: str, frame: int | None,
-         shown: dict | None = None) -> dict[str, Any]:
+         zoom: str = "fit", shown: dict | None = None) -> dict[str, Any]:
     """The inner-loop tab: surface and panel figures at ``frame``, their playback data,
     the honesty card and notes. On a problem, empty figures and a note. ``shown``: the
     what-if inner setting to draw (``app.whatif.shown_run``; None: the stored run)."""
@@ -134,7 +135,7 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
         return {**blank, "notes": [message("Nothing to draw", inputs.public(str(exc), state.runs_dir))]}
     three_d = mode == "3d"
     if not sel.learners:
-        text = "Tick a learner on the left to draw its path."
+        text = "Tick a learner on the left."
         return {**blank, "main": surface_figure(sel, 0, three_d),
                 "panels": {k: empty_figure(text) for k in PANEL_KEYS},
                 "notes": [message("No learner selected", text, kind="info")],
@@ -142,7 +143,8 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
     k = sel.frame(int(frame or 0))
     data = frame_data(sel, ids.MAIN_GRAPH, ids.PANEL_GRAPH, three_d=three_d, frame=k)
     notes = [message("Note", n, kind="warn") for n in sel.notes]
-    return {"main": surface_figure(sel, k, three_d),
+    return {"main": surface_figure(sel, k, three_d,
+                                   zoom=zoom if zoom in ("all", "full") else "fit"),
             "panels": {key: panel_figure(sel, key, k) for key in PANEL_KEYS},
             "data": data, "max": sel.steps, "honesty": honesty_card(sel), "notes": notes,
             "panel_notes": {key: sel.diagnosis.lines.get(key, "") for key in PANEL_KEYS}}
@@ -176,7 +178,8 @@ def draw_meta(state: AppState, run_id: str | None, view: str | None,
 
 
 def export(state: AppState, fmt: str, what: str, run_id: str | None, view: str | None,
-           task: Any, learners: list[str] | None, mode: str, frame: int | None):
+           task: Any, learners: list[str] | None, mode: str, frame: int | None,
+           preset: str | None = None):
     """(download dict or None, status text) for the page's export buttons."""
     try:
         run_id, view = inputs.run_id(run_id), inputs.text(view, "slice")
@@ -187,7 +190,8 @@ def export(state: AppState, fmt: str, what: str, run_id: str | None, view: str |
         run = state.cache.get(run_id)
         name, data = export_current(run, fmt, what, slice_name=view if view in run.views
                                     else None, task=parse_task(task), learners=learners or [],
-                                    frame=frame, three_d=mode == "3d")
+                                    frame=frame, three_d=mode == "3d",
+                                    preset=None if preset in (None, "screen") else preset)
     except (RunError, ValueError) as exc:
         return None, f"Export failed: {inputs.public(str(exc), state.runs_dir)}"
     return dcc.send_bytes(data, name), f"Saved {name} ({len(data) / 1024:.0f} kB)."
@@ -274,9 +278,10 @@ def register(app, state: AppState) -> None:
                   *[Output(ids.PANEL_NOTE[k], "children") for k in PANEL_KEYS],
                   Input(ids.RUN, "value"), Input(ids.SLICE, "value"), Input(ids.TASK, "value"),
                   Input(ids.LEARNERS, "value"), Input(ids.MODE, "value"),
-                  State(ids.INNER.frame, "data"), Input(ids.WHATIF_SHOWN, "data"))
-    def _draw(run_id, view, task, learners, mode, frame, shown):
-        o = draw(state, run_id, view, task, learners, mode, frame, shown)
+                  Input(ids.ZOOM, "value"), State(ids.INNER.frame, "data"),
+                  Input(ids.WHATIF_SHOWN, "data"))
+    def _draw(run_id, view, task, learners, mode, zoom, frame, shown):
+        o = draw(state, run_id, view, task, learners, mode, frame, zoom, shown)
         return (o["main"], *[o["panels"][k] for k in PANEL_KEYS], o["data"], o["max"],
                 o["honesty"], o["notes"], *[o["panel_notes"][k] for k in PANEL_KEYS])
 
@@ -290,7 +295,9 @@ def register(app, state: AppState) -> None:
                   Input(ids.RUN, "value"), Input(ids.SLICE, "value"),
                   Input(ids.LEARNERS, "value"), State(ids.META.frame, "data"))
     def _draw_meta(run_id, view, learners, frame):
-        o = draw_meta(state, run_id, view, learners, frame)
+        # a new run starts at its last meta-step (θ0 as meta-learned), not the old index
+        o = draw_meta(state, run_id, view, learners,
+                      None if ctx.triggered_id == ids.RUN else frame)
         return o["main"], o["curves"], o["data"], o["max"]
 
     @app.callback(Output(ids.DOWNLOAD, "data"), Output(ids.EXPORT_STATUS, "children"),
@@ -298,12 +305,15 @@ def register(app, state: AppState) -> None:
                   State(ids.EXPORT_WHAT, "value"), State(ids.RUN, "value"),
                   State(ids.SLICE, "value"), State(ids.TASK, "value"),
                   State(ids.LEARNERS, "value"), State(ids.MODE, "value"),
-                  State(ids.INNER.frame, "data"), prevent_initial_call=True,
+                  State(ids.INNER.frame, "data"), State(ids.EXPORT_PRESET, "value"),
+                  prevent_initial_call=True,
                   running=[(Output(ids.EXPORT_STATUS, "children"), "Rendering…", "")])
     def _export(*args):
-        what, run_id, view, task, learners, mode, frame = args[len(ids.EXPORT_FORMATS):]
+        what, run_id, view, task, learners, mode, frame, preset = \
+            args[len(ids.EXPORT_FORMATS):]
         fmt = next(f for f in ids.EXPORT_FORMATS if ids.EXPORT[f] == ctx.triggered_id)
-        data, text = export(state, fmt, what, run_id, view, task, learners, mode, frame)
+        data, text = export(state, fmt, what, run_id, view, task, learners, mode, frame,
+                            preset)
         return (data if data is not None else no_update), text
 
     @app.callback(Output(ids.JOB_STORE, "data"), Output(ids.JOB_POLL, "disabled"),
@@ -329,7 +339,8 @@ def register(app, state: AppState) -> None:
             Output(p.play, "children"),
             Input(p.play, "n_clicks"), Input(p.interval, "n_intervals"),
             Input(p.back, "n_clicks"), Input(p.fwd, "n_clicks"), Input(p.slider, "value"),
-            Input(p.data, "data"), State(p.frame, "data"), State(p.interval, "disabled"))
+            Input(p.data, "data"), State(p.frame, "data"), State(p.interval, "disabled"),
+            State(p.interval, "interval"))
         app.clientside_callback(
             ClientsideFunction("trajviz", "render"), Output(p.label, "children"),
             Input(p.frame, "data"), Input(p.data, "data"))

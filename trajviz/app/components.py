@@ -105,9 +105,14 @@ def message(title: str, text: str, kind: str = "error") -> html.Div:
 
 
 def run_label(entry) -> str:
+    """'name · family · 2026-11-30 11:45 · run id': runs with the same name differ."""
     if not entry.ok:
         return f"⚠ {entry.run_id} (cannot be read)"
-    return f"{entry.name or entry.run_id} · {entry.family}".strip(" ·")
+    created = str(entry.created or "")[:16].replace("T", " ")
+    bits = [entry.name or entry.run_id, entry.family, created]
+    if entry.name and entry.name != entry.run_id:
+        bits.append(entry.run_id)
+    return " · ".join(b for b in bits if b)
 
 
 def run_info(run: Run) -> str:

@@ -28,16 +28,23 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
             html.Div(id=ids.RUN_INFO, className="tv-hint"),
             html.Div(id=ids.RUN_FIELDS, children=[
             field("Held-out task", dcc.Dropdown(id=ids.TASK, options=[], clearable=False),
-                   "one task, or the mean over all held-out tasks"),
+                   "one task's paths; the mean averages projected points (no learner "
+                   "took that path)"),
             field("Slice", dcc.RadioItems(id=ids.SLICE, options=[], className="tv-radio"),
                    id=ids.SLICE_ROW, style={"display": "none"}),
             field("Learners", dcc.Checklist(
                 id=ids.LEARNERS, options=[learner_option(n, False) for n in learners], value=[],
-                className="tv-learners")),
+                className="tv-learners"), "double-click a learner to show it alone"),
             field("Surface", dcc.RadioItems(
                 id=ids.MODE, options=[{"label": "2D contour", "value": "2d"},
                                       {"label": "3D", "value": "3d"}],
                 value="2d", inline=True, className="tv-radio")),
+            field("View", dcc.RadioItems(
+                id=ids.ZOOM, options=[{"label": "fit these paths", "value": "fit"},
+                                      {"label": "all tasks", "value": "all"},
+                                      {"label": "full grid", "value": "full"}],
+                value="fit", inline=True, className="tv-radio"),
+                "“all tasks” keeps one box for every task and learner, to compare"),
             ]),
         ]),
         whatif_box(),
@@ -48,11 +55,18 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                                              {"label": "metric panels", "value": "metrics"},
                                              {"label": "meta-training", "value": "meta"}],
                 value="surface", className="tv-radio")),
+            field("Size", dcc.RadioItems(
+                id=ids.EXPORT_PRESET, options=[
+                    {"label": "screen", "value": "screen"},
+                    {"label": "paper column (3.3 in)", "value": "column"},
+                    {"label": "paper page (6.9 in)", "value": "page"}],
+                value="screen", className="tv-radio")),
             html.Div(className="tv-export-row", children=[
                 html.Button(fmt.upper(), id=ids.EXPORT[fmt], className="tv-btn")
                 for fmt in ids.EXPORT_FORMATS]),
             html.Div(id=ids.EXPORT_STATUS, className="tv-hint"),
-            html.Div("PNG, SVG and PDF show the current step; HTML is a standalone animation.",
+            html.Div("PNG, SVG and PDF show the current step (paper sizes: the last step, "
+                     "fonts ≥ 7 pt); HTML is a standalone animation.",
                      className="tv-hint"),
         ]),
         html.Details(id=ids.NEW_RUN, className="tv-box tv-newrun", children=[
@@ -67,9 +81,9 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                 value=[n for n in ("leap", "reptile", "random") if n in learners])),
             html.Div(className="tv-grid2", children=[
                 field("Inner steps K", dcc.Input(id=ids.JOB_STEPS, type="number", value=10,
-                                                  min=1, max=500, step=1)),
+                                                  step=1)),
                 field("Meta-steps", dcc.Input(id=ids.JOB_META_STEPS, type="number", value=60,
-                                               min=1, max=20000, step=1)),
+                                               step=1)),
                 field("Seed", dcc.Input(id=ids.JOB_SEED, type="number", value=0, min=0, step=1)),
                 field("Name", dcc.Input(id=ids.JOB_NAME, type="text", value="",
                                          placeholder="optional")),
@@ -90,7 +104,7 @@ def panel_card(spec: PanelSpec) -> html.Div:
                     style=panel_style(spec, PANEL_GROUPS[0][0]), children=[
         explain(spec.key, spec.title, heading=True),
         dcc.Graph(figure=BLANK, id=ids.PANEL_GRAPH[spec.key], config=SMALL_GRAPH_CONFIG,
-                  style={"height": "170px"}),
+                  className="tv-panel-graph", style={"height": "var(--tv-panel-h)"}),
         html.Div(id=ids.PANEL_NOTE[spec.key], className="tv-hint"),
     ])
 
@@ -107,23 +121,25 @@ def panel_picker() -> html.Div:
 
 
 def inner_tab() -> html.Div:
+    """One screen: the player on top, the surface left, the panels in a scrolling column
+    right (CSS sizes both to the viewport), notes and the honesty card under the panels."""
     return html.Div(className="tv-tab", children=[
         player_bar(ids.INNER, "inner step"),
-        html.Div(id=ids.NOTES, className="tv-notes"),
         html.Div(className="tv-stage", children=[
             html.Div(className="tv-card tv-surface", children=[
                 dcc.Graph(figure=BLANK, id=ids.MAIN_GRAPH, config=GRAPH_CONFIG,
-                          style={"height": "520px"}),
+                          className="tv-surface-graph", style={"height": "var(--tv-surface-h)"}),
                 html.Div(className="tv-legend-key", children=[
                     html.Span("○ start θ0"), html.Span("◆ end (step K)"),
-                    html.Span("● current step, with its last few steps as a tail"),
+                    html.Span("● current step, with a short tail"),
                     html.Span("faint line: the whole path"),
                 ]),
                 explain("surface"),
             ]),
-            html.Div(className="tv-panels", children=[
-                panel_picker(),
-                *[panel_card(p) for p in PANELS],
+            html.Div(className="tv-side", children=[
+                html.Div(className="tv-panels", children=[panel_picker(),
+                                                          *[panel_card(p) for p in PANELS]]),
+                html.Div(id=ids.NOTES, className="tv-notes"),
                 html.Div(className="tv-card tv-honesty", children=[
                     explain("slice", "What the slice keeps and hides", heading=True),
                     html.Div(id=ids.HONESTY),
@@ -143,10 +159,11 @@ def meta_tab() -> html.Div:
         explain("meta", "How to read the meta-training view"),
         html.Div(className="tv-meta", children=[
             html.Div(dcc.Graph(figure=BLANK, id=ids.META_GRAPH, config=GRAPH_CONFIG,
-                               style={"height": "500px"}),
+                               className="tv-meta-graph", style={"height": "var(--tv-meta-h)"}),
                      className="tv-card"),
             html.Div(dcc.Graph(figure=BLANK, id=ids.META_CURVES, config=GRAPH_CONFIG,
-                               style={"height": "500px"}), className="tv-card"),
+                               className="tv-meta-graph", style={"height": "var(--tv-meta-h)"}),
+                     className="tv-card"),
         ]),
     ])
 
@@ -161,6 +178,13 @@ def build_layout(families: Sequence[str], learners: Sequence[str]) -> html.Div:
             html.Div(className="tv-title", children=[
                 html.H1("trajviz"),
                 html.P(TAGLINE, className="tv-tagline"),
+            ]),
+            html.Div(className="tv-header-tools", children=[
+                html.Button("☰ Controls", id=ids.SIDEBAR_TOGGLE, className="tv-btn tv-hbtn",
+                            title="fold or unfold the controls"),
+                html.Button("▭ Present", id=ids.PRESENT, className="tv-btn tv-hbtn",
+                            title="presentation mode: larger type, controls folded"),
+                html.Span("Space: play/pause · ←/→: step", className="tv-keys"),
             ]),
             html.Details(className="tv-howto", children=[
                 html.Summary("How to read this page"),

@@ -81,8 +81,9 @@ def _add_player(fig: go.Figure, n: int, label: str, names: list[int] | None = No
                           {"label": "❚❚ Pause", "method": "animate",
                            "args": [[None], {**opts, "frame": {"duration": 0,
                                                                "redraw": redraw}}]}]}],
-        sliders=[{"active": 0, "x": 0.16, "len": 0.84, "y": -0.2, "yanchor": "top",
-                  "currentvalue": {"prefix": f"{label} "}, "pad": {"t": 10},
+        sliders=[{"active": 0, "x": 0.22, "len": 0.78, "y": -0.2, "yanchor": "top",
+                  "currentvalue": {"prefix": f"{label} ", "xanchor": "right"},
+                  "pad": {"t": 10},
                   "steps": [{"label": str(names[k]), "method": "animate",
                              "args": [[str(k)], {**opts, "frame": {"duration": 0,
                                                                    "redraw": redraw}}]}

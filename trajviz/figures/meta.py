@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 from ..axes import meta_curve_ranges, meta_cursor_x, meta_step_range
 from ..honesty import meta_plane_note
 from ..selection import META_CURVES, MetaSelection, slice_name
-from .plane import path_group, plane_axes, surface_trace
+from .plane import path_group, plane_axes, screen_surface, surface_trace
 from .style import CURSOR_COLOUR, GRID_COLOUR, base_layout, clean, learner_colour
 
 
@@ -23,11 +23,18 @@ def meta_figure(meta: MetaSelection, frame: int | None = None, paper: bool = Fal
     """Each learner's θ0 across meta-training on the slice (task-mean surface below)."""
     sel = meta.surface
     k = meta.frame(frame)
-    fig = go.Figure(surface_trace(sel, what="mean loss"))
+    fig = go.Figure()
+    bar = None
+    if paper:
+        fig.add_trace(surface_trace(sel, what="mean loss"))
+    else:  # an image and contour lines: plotly's redraw-free animation keeps them
+        bar = screen_surface(fig, sel, sel.extent, what="mean loss")
     labels = np.asarray(meta.steps)
     for n in meta.learners:
         for trace in path_group(n, meta.coords[n], None, k, "meta-step", labels, False):
             fig.add_trace(trace)
+    if bar is not None:
+        fig.add_trace(bar)
     note = meta_plane_note(meta)
     base_layout(fig, paper)
     fig.update_layout(
@@ -37,7 +44,7 @@ def meta_figure(meta: MetaSelection, frame: int | None = None, paper: bool = Fal
         legend={"orientation": "h", "y": -0.14, "x": 0, "yanchor": "top",
                 "itemclick": False, "itemdoubleclick": False},
         meta={"key": meta.key, "frame": k}, uirevision=meta.key)
-    plane_axes(fig, sel.extent, sel.axis_titles)
+    plane_axes(fig, sel.extent, sel.axis_titles, grid=False if not paper else None)
     return fig
 
 

@@ -14,7 +14,11 @@ import plotly.graph_objects as go
 from ..honesty import honesty_line
 from ..selection import Selection, slice_name, value_range
 from .playback import tail_of
+from .raster import contour_segments, image_uri, in_box, robust_range
 from .style import SURFACE_SCALE, base_layout, clean, learner_colour
+
+#: Contour lines drawn on the screen surface, evenly over its fitted colour range.
+SCREEN_LEVELS = 14
 
 
 def unit_title(sel: Selection, what: str = "loss") -> str:
@@ -43,6 +47,78 @@ def surface_trace(sel: Selection, three_d: bool = False, what: str = "loss",
                          "contours": {"coloring": "heatmap", "showlines": True}, **style})
 
 
+def colour_range(sel: Selection, box: tuple[float, float, float, float]) -> tuple[float, float]:
+    """The colour range (colour units) fitted to what the view shows: the 2nd..98th
+    percentile of the surface inside ``box``, reaching down to the lowest loss the
+    selected paths meet on the plane, so the region the paths cross uses the whole scale."""
+    lo, hi = robust_range(in_box(sel.alpha, sel.beta, sel.colour_of(sel.z), box))
+    on_paths = [sel.colour_of(sel.plane[n]) for n in sel.learners]
+    low = [float(np.nanmin(v)) for v in on_paths if np.isfinite(v).any()]
+    if low and min(low) < lo:
+        lo = min(low)
+    return lo, max(hi, lo + 1e-12)
+
+
+def screen_surface(fig: go.Figure, sel: Selection, box: tuple[float, float, float, float],
+                   what: str = "loss") -> go.Scatter:
+    """The 2D surface for the screen: trace 0, the contour lines in one scatter trace, and
+    a layout image of the colours below it (scatter and images survive plotly's
+    redraw-free animation, a ``contour`` trace does not). Returns the colour bar's
+    trace, an overlay the caller adds after the path groups."""
+    lo, hi = colour_range(sel, box)
+    zc = sel.colour_of(sel.z)
+    levels = np.linspace(lo, hi, SCREEN_LEVELS + 2)[1:-1]
+    x, y = contour_segments(sel.alpha, sel.beta, zc, levels)
+    unit = unit_title(sel, what)
+    fig.add_trace(go.Scatter(
+        x=clean(x), y=clean(y), mode="lines", name="surface", hoverinfo="skip",
+        showlegend=False, line={"width": 0.7, "color": "rgba(60,72,88,0.45)"}))
+    bar = go.Scatter(
+        x=[None, None], y=[None, None], mode="markers", name="colour scale",
+        showlegend=False, hoverinfo="skip",
+        marker={"color": [lo, hi], "colorscale": SURFACE_SCALE, "cmin": lo, "cmax": hi,
+                "showscale": True, "colorbar": {
+                    "title": {"text": unit, "side": "right"}, "thickness": 12,
+                    "len": 0.9, "outlinewidth": 0, "xpad": 4}})
+    a, b = sel.alpha, sel.beta
+    da = (a[-1] - a[0]) / max(len(a) - 1, 1)
+    db = (b[-1] - b[0]) / max(len(b) - 1, 1)
+    fig.add_layout_image(source=image_uri(zc, lo, hi, SURFACE_SCALE), xref="x", yref="y",
+                         x=float(a[0] - da / 2), y=float(b[-1] + db / 2),
+                         sizex=float(a[-1] - a[0] + da), sizey=float(b[-1] - b[0] + db),
+                         sizing="stretch", layer="below", xanchor="left", yanchor="top")
+    return bar
+
+
+ZOOMS = ("fit", "all", "full")
+
+
+def zoom_box(sel: Selection, zoom: str) -> tuple[float, float, float, float]:
+    """The axis box of ``zoom`` (see ``surface_figure``); ValueError for an unknown one."""
+    if zoom not in ZOOMS:
+        raise ValueError(f"unknown zoom {zoom!r}; accepted: {', '.join(ZOOMS)}")
+    return fit_box(sel) if zoom == "fit" else sel.view_box if zoom == "all" else sel.extent
+
+
+def fit_box(sel: Selection, margin: float = 0.1) -> tuple[float, float, float, float]:
+    """The selected paths (this task, these learners) plus ``margin`` of their span on
+    each axis, inside the grid's extent; the extent when there is no finite point."""
+    pts = [sel.coords[n] for n in sel.learners]
+    pts = np.concatenate(pts) if pts else np.empty((0, 2))
+    pts = pts[np.isfinite(pts).all(1)]
+    ext = sel.extent
+    if not len(pts):
+        return ext
+    lo, hi = pts.min(0), pts.max(0)
+    full = np.array([ext[1] - ext[0], ext[3] - ext[2]])
+    span = np.maximum(hi - lo, 0.05 * full)
+    mid = (lo + hi) / 2
+    lo, hi = mid - (0.5 + margin) * span, mid + (0.5 + margin) * span
+    x0, x1 = max(lo[0], ext[0]), min(hi[0], ext[1])
+    y0, y1 = max(lo[1], ext[2]), min(hi[1], ext[3])
+    return (float(x0), float(x1), float(y0), float(y1)) if x1 > x0 and y1 > y0 else ext
+
+
 def plane_axes(fig: go.Figure, box: tuple[float, float, float, float],
                titles: tuple[str, str], grid: bool | None = None) -> None:
     """Fixed, equal-aspect x/y ranges ``box`` (x0, x1, y0, y1) with mirrored ticks
@@ -57,14 +133,24 @@ def plane_axes(fig: go.Figure, box: tuple[float, float, float, float],
 
 
 def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = False,
-                   paper: bool = False) -> go.Figure:
+                   paper: bool = False, zoom: str = "fit") -> go.Figure:
     """The slice's loss surface with every learner's path: full and faint, start and end
     markers, and a head with a short tail at ``frame`` (default: the last step).
-    2D draws a ``contour``; ``three_d`` a ``surface`` with the paths at their plane loss."""
+    2D on screen: a colour image and contour lines (``screen_surface``), axes filling the
+    card (not to scale), the colours fitted to the view; ``paper`` draws a vector
+    ``contour`` at equal aspect; ``three_d`` a ``surface`` with the paths at their plane
+    loss. ``zoom`` "fit" frames these paths, "all" every held-out path of the view (the
+    same box for every task and learner choice, so pictures compare), "full" the grid."""
     k = sel.frame(frame)
-    fig = go.Figure(surface_trace(sel, three_d))
+    box = zoom_box(sel, zoom)
+    fig = go.Figure()
+    bar = None
+    if three_d or paper:
+        fig.add_trace(surface_trace(sel, three_d))
+    else:
+        bar = screen_surface(fig, sel, box)
     unit = unit_title(sel)
-    zc = fig.data[0].z
+    zc = sel.colour_of(sel.z)
     ax, ay = sel.axis_titles
     for n in sel.learners:
         xy = sel.coords[n]
@@ -73,15 +159,17 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
             fig.add_trace(trace)
     if sel.diagnosis.diverged:  # an overlay: after the groups, so their indices never move
         fig.add_trace(diverged_trace(sel, three_d))
+    if bar is not None:  # the colour bar: the last overlay
+        fig.add_trace(bar)
     base_layout(fig, paper)
     title = f"{slice_name(sel.slice_kind)} · {sel.task_label}"
     fig.update_layout(
         title={"text": title, "subtitle": {"text": honesty_line(sel)}, "x": 0.01,
                "xanchor": "left", "font": {"size": 15 if not paper else 11}},
-        legend={"orientation": "h", "y": -0.14, "x": 0, "yanchor": "top",
+        legend={"orientation": "h", "y": -0.1, "x": 0, "yanchor": "top",
                 "itemclick": False, "itemdoubleclick": False},
         meta={"key": sel.key, "frame": k},
-        uirevision=sel.key,
+        uirevision=f"{sel.key}|{zoom}",
     )
     if three_d:
         x0, x1, y0, y1 = sel.extent
@@ -93,8 +181,14 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
             "aspectmode": "manual", "aspectratio": {"x": 1, "y": (y1 - y0) / (x1 - x0), "z": 0.6},
             "camera": {"eye": {"x": 1.4, "y": -1.5, "z": 1.0}},
         }, margin={"l": 0, "r": 0, "t": 56, "b": 40})
+    elif paper:
+        plane_axes(fig, box, sel.axis_titles, grid=False)
     else:
-        plane_axes(fig, sel.view_box, sel.axis_titles, grid=False)
+        fig.update_xaxes(range=[box[0], box[1]], autorange=False, title={"text": ax},
+                         showgrid=False, mirror=True, ticks="outside", zeroline=False)
+        fig.update_yaxes(range=[box[2], box[3]], autorange=False, title={"text": ay},
+                         showgrid=False, mirror=True, ticks="outside", zeroline=False)
+        fig.update_layout(margin={"l": 52, "r": 8, "t": 52, "b": 40})
     return fig
 
 
