@@ -18,7 +18,8 @@ MODULES = ["trajviz.run", "trajviz.names", "trajviz.store", "trajviz.selection",
            "trajviz.honesty", "trajviz.axes", "trajviz.summary", "trajviz.palette",
            "trajviz.figures", *FIGURE_MODULES, "trajviz.export", "trajviz.app",
            "trajviz.app.callbacks", "trajviz.app.components", "trajviz.app.layout",
-           "trajviz.app.state", "trajviz.app.jobs"]
+           "trajviz.app.state", "trajviz.app.jobs",
+           "trajviz.birthview", "trajviz.app.birth", "trajviz.app.launches"]
 
 SCRIPT = """
 import importlib, json, sys, tempfile

@@ -22,6 +22,7 @@ from ..names import LEARNER_NAMES as LEARNERS
 from ..selection import PANEL_KEYS, select, select_meta, slice_name, summary_rows, task_label
 from ..store import RunError, list_runs
 from . import ids
+from .birth import register_birth
 from .components import (empty_figure, honesty_card, learner_option, message, run_info,
                          run_label, summary_table)
 from .jobs import job_config
@@ -103,7 +104,8 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
 
 
 def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
-         learners: list[str] | None, mode: str, frame: int | None) -> dict[str, Any]:
+         learners: list[str] | None, mode: str, frame: int | None,
+         _launched: Any = None) -> dict[str, Any]:
     """The inner-loop tab: surface and panel figures at ``frame``, their playback data,
     the honesty card and notes. On a problem, empty figures and a note."""
     blank = {"main": empty_figure(), "panels": {k: empty_figure() for k in PANEL_KEYS},
@@ -111,7 +113,7 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
     if run_id is None:
         return blank
     try:
-        run = state.cache.get(run_id)
+        run, learners = state.launches.over(run_id, state.cache.get(run_id), learners or [])
         if view not in run.views:
             view = None
         sel = select(run, view, parse_task(task), learners or [])
@@ -245,9 +247,9 @@ def register(app, state: AppState) -> None:
                   Output(ids.HONESTY, "children"), Output(ids.NOTES, "children"),
                   Input(ids.RUN, "value"), Input(ids.SLICE, "value"), Input(ids.TASK, "value"),
                   Input(ids.LEARNERS, "value"), Input(ids.MODE, "value"),
-                  State(ids.INNER.frame, "data"))
-    def _draw(run_id, view, task, learners, mode, frame):
-        o = draw(state, run_id, view, task, learners, mode, frame)
+                  Input(ids.LAUNCHED, "data"), State(ids.INNER.frame, "data"))
+    def _draw(run_id, view, task, learners, mode, launched, frame):
+        o = draw(state, run_id, view, task, learners, mode, frame, launched)
         return (o["main"], *[o["panels"][k] for k in PANEL_KEYS], o["data"], o["max"],
                 o["honesty"], o["notes"])
 
@@ -288,6 +290,7 @@ def register(app, state: AppState) -> None:
         o = poll_job(state, job, version)
         return no_update, o["poll_disabled"], o["status"], o["bar"], o["busy"], o["version"]
 
+    register_birth(app, state)  # the birth map card and click-to-launch
     for p in (ids.INNER, ids.META):
         app.clientside_callback(
             ClientsideFunction("trajviz", "transport"),

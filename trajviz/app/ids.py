@@ -74,3 +74,22 @@ def player(prefix: str) -> Player:
 
 INNER = player("inner")
 META = player("meta")
+
+# birth map and click-to-launch (trajviz/app/birth.py)
+BIRTH_CARD = "birth-card"
+BIRTH_GRAPH = "birth-graph"
+BIRTH_STAT = "birth-statistic"
+BIRTH_LINES = "birth-lines"
+BIRTH_TABLE = "birth-table"
+BIRTH_COMPUTE = "birth-compute"
+BIRTH_COMPUTE_ROW = "birth-compute-row"
+BIRTH_JOB = "birth-job"
+BIRTH_POLL = "birth-poll"
+BIRTH_BAR = "birth-bar"
+BIRTH_STATUS = "birth-status"
+BIRTH_VERSION = "birth-version"
+LAUNCHED = "launched"
+LAUNCH_STATUS = "launch-status"
+LAUNCH_BUSY = "launch-busy"
+LAUNCH_NAME = "launch-name"
+LAUNCH_KEEP = "launch-keep"

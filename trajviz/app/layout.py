@@ -10,6 +10,7 @@ from dash import dcc, html
 
 from ..selection import PANELS, PanelSpec
 from . import ids
+from .birth import birth_card, launch_bar
 from .components import (BLANK, GRAPH_CONFIG, SMALL_GRAPH_CONFIG, explain, field,
                          learner_option, player_bar)
 from .texts import EXPLAIN, HOW_TO_READ, TAGLINE
@@ -99,6 +100,7 @@ def inner_tab() -> html.Div:
             html.Div(className="tv-card tv-surface", children=[
                 dcc.Graph(figure=BLANK, id=ids.MAIN_GRAPH, config=GRAPH_CONFIG,
                           style={"height": "520px"}),
+                launch_bar(),
                 html.Div(className="tv-legend-key", children=[
                     html.Span("○ start θ0"), html.Span("◆ end (step K)"),
                     html.Span("● current step, with its last few steps as a tail"),
@@ -114,6 +116,7 @@ def inner_tab() -> html.Div:
                 ]),
             ]),
         ]),
+        birth_card(),
         html.Div(className="tv-card tv-summary", children=[
             explain("summary", "Summary over held-out tasks", heading=True),
             html.Div(id=ids.SUMMARY),

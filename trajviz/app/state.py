@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..run import Run
 from ..store import RunError, load_run
 from .jobs import JobManager
+from .launches import BirthJobs, LaunchBoard
 
 
 class RunCache:
@@ -68,6 +69,8 @@ class AppState:
     runs_dir: Path
     cache: RunCache
     jobs: JobManager
+    launches: LaunchBoard = field(default_factory=LaunchBoard)  # click-to-launch worker
+    births: BirthJobs = field(default_factory=BirthJobs)  # birth-map jobs
 
     @classmethod
     def for_dir(cls, runs_dir: Path) -> AppState:
