@@ -27,6 +27,9 @@ BIRTH_CHOICES = {
 }
 
 
+LOG_SPAN = 10.0
+
+
 @dataclass(frozen=True)
 class BirthMark:
     """One learner's θ0 on the map: its projection (a, b) and the map's statistic there
@@ -110,7 +113,10 @@ def select_birth(run: Run, view: str | None = None, statistic: str | None = None
     bm = run.birthmaps[view]
     statistic = statistic or bm.statistic
     raw = birth_values(bm, statistic)
-    log_z = statistic not in ("specialisation",) and use_log([raw])
+    finite = raw[np.isfinite(raw)]
+    # loss-like values spanning over a decade are coloured in log10, so the fast region shows
+    log_z = statistic != "specialisation" and (use_log([raw]) or bool(
+        finite.size and finite.min() > 0 and finite.max() / finite.min() > LOG_SPAN))
     z = np.log10(np.where(raw > 0, raw, np.nan)) if log_z else raw
     bi = tuple(int(i) for i in bm.birth_index)
     s = bm.settings

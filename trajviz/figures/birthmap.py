@@ -39,12 +39,12 @@ def birth_figure(bs: BirthSelection, kind: str = "") -> go.Figure:
         hovertemplate=(f"birth point<br>a: %{{x:.3g}}, b: %{{y:.3g}}<br>mean {bs.ranked_by} "
                        f"{bs.birth_value:.4g}<extra></extra>"))
     fig = go.Figure([heat, star])
-    for m in bs.marks:
+    for i, m in enumerate(bs.marks):
         colour = learner_colour(m.name)
         value = f"<br>mean {bs.ranked_by} at θ0: {m.value:.4g}" if np.isfinite(m.value) else ""
         fig.add_trace(go.Scatter(
             x=[m.a], y=[m.b], mode="markers+text", name=f"{m.name} θ0", text=[m.name],
-            textposition="bottom center", textfont={"color": colour, "size": 11},
+            textposition="bottom center" if i % 2 == 0 else "top center", textfont={"color": colour, "size": 11},
             marker={"symbol": "circle-open", "size": 13, "color": colour,
                     "line": {"width": 3, "color": colour}},
             hovertemplate=f"{m.name} θ0<br>a: %{{x:.3g}}, b: %{{y:.3g}}{value}<extra></extra>"))
@@ -53,7 +53,7 @@ def birth_figure(bs: BirthSelection, kind: str = "") -> go.Figure:
     b0, b1 = float(bs.beta[0]), float(bs.beta[-1])
     fig.update_layout(
         title={"text": f"Birth map · {bs.label}", "x": 0.01, "xanchor": "left",
-               "subtitle": {"text": f"{slice_name(kind) if kind else bs.view} slice · lower is "
+               "subtitle": {"text": f"{slice_name(kind) if kind else bs.view} · lower is "
                                     "faster; ★ the birth point, ○ each learner's θ0"},
                "font": {"size": 15}},
         showlegend=False, meta={"key": bs.key}, uirevision=bs.key,
