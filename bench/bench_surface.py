@@ -32,8 +32,12 @@ GFLOP/s at N = 1000 ÷ the GFLOP/s of a float32 ``torch.mm`` of two
 
 Run: ``python bench/bench_surface.py [--repeats 7] [--threads N] [--sweep]``.
 ``--sweep`` also prints trajviz's time for a range of chunk sizes (the data
-behind ``surface.CPU_CHUNK_BYTES``). The last three lines are
-``ratio_10: X``, ``ratio_1000: Y`` and ``gemm_fraction_1000: Z``.
+behind ``surface.CPU_CHUNK_BYTES``). ``--method`` picks trajviz's evaluator
+behind the ratio lines (default ``auto``, what a user gets); the fused MLP
+evaluator through ``torch.compile`` is timed beside it, interleaved, with
+its first call (compile included) printed apart. The last four lines are ``ratio_10: X``,
+``ratio_1000: Y``, ``gemm_fraction_1000: Z`` and ``floor_fraction_1000: F``
+(the hidden-layer bmm floor's time / trajviz's time, timed interleaved).
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ import copy
 import itertools
 import math
 import os
+import time
 from unittest import mock
 
 import numpy as np
@@ -51,7 +56,8 @@ from timing import median_times  # bench/timing.py (scripts run from bench/)
 
 from trajviz.models import flatten
 from trajviz.slices import Slice
-from trajviz.surface import choose_chunk, evaluate_surface
+from trajviz.compiled import cache_dir, compiler_available, surface_method
+from trajviz.surface import _fused_applies, _mlp_layers, choose_chunk, evaluate_surface
 from trajviz.tasks import Sinusoid
 
 RES = 51
@@ -85,10 +91,17 @@ class Setup:
         self.x, self.y = self.tasks.support["x"][0], self.tasks.support["y"][0]
         self.module = self.problem.model.module
 
-    def trajviz(self, chunk: int | None = None) -> np.ndarray:
+    def trajviz(self, chunk: int | None = None, method: str = "auto") -> np.ndarray:
         """(a): [B, A] losses."""
-        surface = evaluate_surface(self.problem, self.slice, self.tasks, (RES, RES), chunk=chunk)
+        surface = evaluate_surface(self.problem, self.slice, self.tasks, (RES, RES), chunk=chunk,
+                                   method=method)
         return surface.loss[0]
+
+    def auto_path(self) -> str:
+        """The evaluator "auto" takes here: compiled, fused (eager) or vmap."""
+        method = surface_method("auto", self.problem, self.tasks.support, RES * RES)
+        return method if method != "auto" else ("fused" if _fused_applies(
+            _mlp_layers(self.problem), self.tasks.support) else "vmap")
 
     def loop(self) -> np.ndarray:
         """(c): one point at a time through an nn.Module."""
@@ -182,6 +195,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--sweep", action="store_true", help="also time a range of chunk sizes")
+    parser.add_argument("--method", default="auto", choices=["auto", "fused", "compiled", "vmap"],
+                        help="trajviz evaluator behind the ratio lines (default auto; the compiled "
+                        "one is timed beside it where a C++ compiler exists)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
@@ -195,16 +211,33 @@ def main() -> None:
         sweep(args.repeats)
     a = torch.randn(GEMM, GEMM)
     b = torch.randn(GEMM, GEMM)
-    ratios, gemm_fraction = {}, math.nan
+    ratios, gemm_fraction, floor_fraction = {}, math.nan, math.nan
+    method = args.method
+    if method == "compiled" and not compiler_available():
+        print("compiled: SKIPPED (no C++ compiler on PATH); timing the eager fused path")
+        method = "fused"
+    print(f"trajviz path timed: {method} (on-disk compile cache: {cache_dir()})")
     for n in (10, 1000):
         s = Setup(n)
-        ours, plain = s.trajviz(), s.loop()
+        t0 = time.perf_counter()
+        ours = s.trajviz(method=method)
+        first = time.perf_counter() - t0
+        plain = s.loop()
         diff = float(np.max(np.abs(ours - plain) / np.maximum(np.abs(plain), 1e-12)))
         print(f"N={n}: max relative |trajviz - per-point loop| over {RES * RES} points "
-              f"= {diff:.2e}")
+              f"= {diff:.2e}; first call ({method}{', compile included' if method == 'compiled' else ''}) "
+              f"{first:.2f} s; "
+              f"'auto' takes {s.auto_path()} here")
         if not diff <= 1e-5:
             raise SystemExit(f"trajviz and the per-point loop disagree at N={n}: {diff}")
-        fns = {"trajviz": s.trajviz, "per-point loop": s.loop}
+        fns = {"trajviz": lambda s=s: s.trajviz(method=method), "per-point loop": s.loop}
+        if method != "compiled" and compiler_available():
+            warm = cache_dir().is_dir() and any(cache_dir().iterdir())
+            t0 = time.perf_counter()
+            s.trajviz(method="compiled")
+            print(f"N={n}: compiled evaluator's first call (compile included; on-disk cache "
+                  f"{'non-empty' if warm else 'empty'} before) {time.perf_counter() - t0:.2f} s")
+            fns["trajviz compiled"] = lambda s=s: s.trajviz(method="compiled")
         if peer_ll:
             rel, count = check_peer(ours, s.loss_landscapes())
             print(f"N={n}: max relative |loss_landscapes - trajviz| over its {count} grid points "
@@ -220,6 +253,10 @@ def main() -> None:
         t_ours = med.pop("trajviz")
         t_gemm = med.pop("torch.mm 1024x1024", None)
         t_floor = med.pop("floor", None)
+        t_comp = med.pop("trajviz compiled", None)
+        if t_comp is not None:
+            print(f"N={n}: trajviz {method} {t_ours * 1e3:.2f} ms, compiled {t_comp * 1e3:.2f} ms "
+                  f"(compiled is {t_ours / t_comp:.2f}x as fast)")
         peer = min(med, key=med.get)
         ratios[n] = med[peer] / t_ours
         gflops = forward_flops(n) * RES * RES / t_ours / 1e9
@@ -233,6 +270,9 @@ def main() -> None:
                   f"{chunk}, takes {t_floor * 1e3:.1f} ms ({floor_gflops:.1f} GFLOP/s); "
                   f"{peer} / floor = {med[peer] / t_floor:.2f}, the most any evaluator built on "
                   "that GEMM could reach")
+            floor_fraction = t_floor / t_ours
+            print(f"N={n}: floor / trajviz = {floor_fraction:.3f}"
+                  + ("" if t_comp is None else f" (compiled: {t_floor / t_comp:.3f})"))
         if t_gemm is not None:
             gemm_gflops = 2 * GEMM ** 3 / t_gemm / 1e9
             gemm_fraction = gflops / gemm_gflops
@@ -241,6 +281,7 @@ def main() -> None:
     print(f"ratio_10: {ratios[10]:.2f}")
     print(f"ratio_1000: {ratios[1000]:.2f}")
     print(f"gemm_fraction_1000: {gemm_fraction:.3f}")
+    print(f"floor_fraction_1000: {floor_fraction:.3f}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
+from . import fused
 from .models import Params, batch_shape, flatten
 from .optim import InnerOptimizer
 from .tasks import Batch, Problem, TaskSet
@@ -164,6 +165,9 @@ def losses_and_grads(problem: Problem, params: Params, batch: Batch,
 
     With ``differentiable`` the gradients keep their graph (second order).
     """
+    plan = fused.use_fused(problem, batch)  # speed hook: hand-fused MLP step (trajviz/fused.py)
+    if plan is not None:
+        return fused.mlp_losses_and_grads(plan, params, batch, differentiable)
     with torch.enable_grad():
         leaves = params if differentiable else {k: v.detach().requires_grad_(True)
                                                 for k, v in params.items()}
@@ -236,6 +240,7 @@ def inner_loop(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec
     spec_p = problem.model.spec
     batches = all_batches(tasks, minibatch_indices(tasks, spec, seed))
     opt_state = None  # initialised at step 0, once θ has its final memory layout
+    optimizer = fused.step_optimizer(spec.optimizer, problem, rollouts)  # speed hook (fused.py)
     acc = initial
     step_losses, rec_params, rec_grads, rec_query, params_ok = [], [], [], [], []
     prev: Point | None = None
@@ -257,9 +262,9 @@ def inner_loop(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec
                 # Give θ the memory layout of its gradient (vmapped Linear weights come back
                 # transposed): every later elementwise op then walks both contiguously.
                 params = {k: torch.empty_like(grad[k]).copy_(v) for k, v in params.items()}
-            opt_state = spec.optimizer.init(params)
+            opt_state = optimizer.init(params)
         if step < spec.steps:
-            updates, opt_state = spec.optimizer.update(grad, opt_state, params)
+            updates, opt_state = optimizer.update(grad, opt_state, params)
             params = {k: params[k] + updates[k] for k in params}
     losses = torch.stack(step_losses, dim=1)  # [R, K+1]
     diverged_at = first_divergence(losses, torch.stack(params_ok, dim=1), spec.divergence_factor)

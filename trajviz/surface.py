@@ -42,7 +42,10 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
+from .compiled import compiled_mlp_mse, surface_method
 from .config import BOUNDS, MAX_GRID_POINTS
+from .context import ChunkContext, ProblemRef
+from .executor import IN_PROCESS, Executor
 from .models import unflatten
 from .run import Slice, Surface
 from .tasks.base import Batch, Problem, TaskSet, mse_loss
@@ -62,7 +65,7 @@ GPU_FREE_FRACTION = 8
 # Tensors of an activation's size alive at once in a forward pass: a layer's
 # input and its output.
 LIVE_ACTIVATIONS = 2
-METHODS = ("auto", "vmap", "fused")
+METHODS = ("auto", "vmap", "fused", "compiled")  # "compiled": see trajviz/compiled.py
 # The fused MLP path lays activations out feature-major from this many rows
 # (tasks × samples) up, sample-major below (measured: bench/bench_surface.py).
 FEATURE_MAJOR_ROWS = 32
@@ -356,7 +359,9 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
     origin: [P]; basis: [2, P]; coords: [G, 2] plane coordinates (a, b), the
     point being origin + a·basis[0] + b·basis[1]; batch: {key: [T, ...]} the
     tasks' data. ``method``: "auto" (fused where it applies, else vmap),
-    "vmap", or "fused" (an MLP with ``mse_loss``; ValueError otherwise).
+    "vmap", "fused" (an MLP with ``mse_loss``; ValueError otherwise) or
+    "compiled" (the fused evaluator through ``torch.compile``; eager fused,
+    with a one-line notice, where compiling is impossible).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; accepted: {list(METHODS)}")
@@ -365,9 +370,13 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
         if method != "vmap":
             layers = _mlp_layers(problem)
             if _fused_applies(layers, batch):
+                if method == "compiled":  # speed hook: compiled chunk evaluator (compiled.py)
+                    fn = compiled_mlp_mse(layers)
+                    if fn is not None:
+                        return fn(origin, basis, coords, batch)
                 return _fused_mlp_mse(layers, origin, basis, coords, batch)
-            if method == "fused":
-                raise ValueError("method 'fused' needs an nn.Sequential of nn.Linear and "
+            if method in ("fused", "compiled"):
+                raise ValueError(f"method {method!r} needs an nn.Sequential of nn.Linear and "
                                  "elementwise activations with tasks.base.mse_loss and "
                                  "x: [T, N, in], y: [T, N, out]; use 'auto' or 'vmap' here")
         params = unflatten(torch.addmm(origin, coords, basis), problem.model.spec)
@@ -375,10 +384,39 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
         return vmap(over_tasks, in_dims=(0, None))(params, batch)
 
 
+@dataclass(frozen=True)
+class GridChunk:
+    """Grid points ``start:stop`` of a surface, in row-major (b, a) order: all a chunk carries."""
+
+    start: int
+    stop: int
+
+
+def surface_chunk(context: ChunkContext, chunk: GridChunk) -> np.ndarray:
+    """Losses [G, T] at grid points ``chunk.start:chunk.stop`` (pure; the executors' unit of work).
+
+    ``context.tensors``: origin [P], basis [2, P], alpha [A], beta [B] and the
+    tasks' support data under ``batch.<key>`` ([T, ...]); ``context.options``:
+    ``method`` and ``chunk`` (the size "compiled" pads to). Point i is
+    (alpha[i mod A], beta[i div A]).
+    """
+    t = context.tensors
+    index = torch.arange(chunk.start, chunk.stop, device=t["alpha"].device)
+    n_a = t["alpha"].shape[0]
+    coords = torch.stack([t["alpha"][index % n_a], t["beta"][index // n_a]], dim=-1)  # [G, 2]
+    method, g = context.options["method"], coords.shape[0]
+    if method == "compiled":  # every chunk the same shape: one compiled graph, no recompiles
+        coords = torch.cat([coords, coords[-1:].expand(context.options["chunk"] - g, 2)])
+    losses = evaluate_chunk(context.problem, t["origin"], t["basis"], coords, context.batch(),
+                            method=method)[:g]
+    return losses.cpu().numpy()
+
+
 def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
                      resolution: tuple[int, int] = (61, 61), *, chunk: int | None = None,
                      device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                     progress: Progress | None = None, method: str = "auto") -> Surface:
+                     progress: Progress | None = None, method: str = "auto",
+                     executor: Executor | None = None, ref: ProblemRef | None = None) -> Surface:
     """The loss of every task on its full support set over the slice's grid.
 
     alpha = linspace(a_min, a_max, A), beta = linspace(b_min, b_max, B) from
@@ -386,7 +424,9 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     points. ``chunk`` grid points are evaluated at once (default
     ``choose_chunk``); ``progress(done, total)`` is called after each chunk
     with grid points done and in all. alpha and beta hold the coordinates as
-    evaluated (in ``dtype``).
+    evaluated (in ``dtype``). The chunks go through ``executor`` (default
+    in-process; see ``trajviz.executor``); ``ref``, the problem's family and
+    options, lets Dask workers rebuild the problem rather than receive it.
     """
     n_a, n_b = check_resolution(resolution)
     a_min, a_max, b_min, b_max = _check_extent(slc.extent)
@@ -403,17 +443,18 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk <= 0:
         raise ValueError(f"chunk must be a positive integer (grid points at once), got {chunk!r}")
     chunk = min(int(chunk), total)
+    method = surface_method(method, problem, on_device.support, total)  # speed hook (compiled.py)
     alpha = torch.linspace(a_min, a_max, n_a, dtype=torch.float64).to(device=device, dtype=dtype)
     beta = torch.linspace(b_min, b_max, n_b, dtype=torch.float64).to(device=device, dtype=dtype)
-    # [A·B, 2] coordinates, row-major over (b, a): two numbers a point, never [A·B, P]
-    grid = torch.stack(torch.meshgrid(beta, alpha, indexing="ij")[::-1], dim=-1).reshape(total, 2)
-    out = torch.empty(total, len(tasks), device=device, dtype=dtype)
-    for start in range(0, total, chunk):
-        stop = min(start + chunk, total)
-        out[start:stop] = evaluate_chunk(problem, origin, basis, grid[start:stop],
-                                         on_device.support, method=method)
-        if progress is not None:
-            progress(stop, total)
+    # the grid travels as its two axes and index ranges: never [A·B, P], nor even [A·B, 2]
+    context = ChunkContext(problem, {"origin": origin, "basis": basis, "alpha": alpha, "beta": beta,
+                                     **{f"batch.{k}": v for k, v in on_device.support.items()}},
+                           ref, {"method": method, "chunk": chunk})
+    chunks = [GridChunk(start, min(start + chunk, total)) for start in range(0, total, chunk)]
+    report = None if progress is None else (
+        lambda done, _: progress(min(done * chunk, total), total))
+    blocks = (executor or IN_PROCESS).map(surface_chunk, context, chunks, progress=report)
+    out = torch.from_numpy(np.concatenate(blocks)).to(device)  # [A·B, T]
     loss = out.T.reshape(len(tasks), n_b, n_a)
     return Surface(alpha=alpha.cpu().numpy(), beta=beta.cpu().numpy(), loss=loss.cpu().numpy(),
                    mean=loss.mean(dim=0).cpu().numpy(), task_ids=tasks.ids.cpu().numpy())

@@ -21,7 +21,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..inner import InnerSpec, Point, inner_loop
+from .. import fused_leap
+from ..inner import InnerSpec, Point, first_divergence, inner_loop
 from ..models import Params
 from ..tasks import Problem, TaskSet
 from .base import MetaGradient, finite_rollouts, masked_task_mean, mean_finite
@@ -47,18 +48,21 @@ class Leap:
         # non-contiguous gradient-layout tensor)
         sq = sum(torch.linalg.vector_norm(d, dim=tuple(range(1, d.dim()))) ** 2 if d.dim() > 1 else d * d
                  for d in d_theta.values())
-        d_loss = curr.loss - prev.loss
+        a, b = self.scalars(sq, curr.loss - prev.loss)
+        return d_theta, a, b
+
+    def scalars(self, sq_step: Tensor, d_loss: Tensor) -> tuple[Tensor, Tensor]:
+        """The per-run a, b [R] of ``coefficients`` from ‖Δθ‖² and Δf ([R] each)."""
         if self.stabilizer:
             d_loss = -d_loss.abs()
-        if self.loss:
-            sq = sq + d_loss * d_loss
+        sq = sq_step + d_loss * d_loss if self.loss else sq_step
         a = -torch.ones_like(sq)
         if self.norm:
             length = sq.sqrt()
             # a zero-length segment has a zero numerator too: leave it at 0, not 0/0
             a = torch.where(length > 0, -1.0 / length, torch.zeros_like(length))
         b = a * d_loss if self.loss else torch.zeros_like(a)
-        return d_theta, a, b
+        return a, b
 
     def segment_increment(self, prev: Point, curr: Point) -> Params:
         """The increment of every rollout for one segment: {name: [R, ...]}."""
@@ -87,10 +91,16 @@ class Leap:
     def meta_gradient(self, problem: Problem, theta0: Params, tasks: TaskSet,
                       inner: InnerSpec, seed: int) -> MetaGradient:
         with torch.no_grad():
-            result = inner_loop(problem, theta0, tasks, inner, seed=seed, on_segment=self.accumulate)
-            ok = finite_rollouts(result.diverged_at, result.accumulated)
-            grad = masked_task_mean(result.accumulated, ok)
-        return MetaGradient(grad, int((~ok).sum()), {"inner_final_loss": mean_finite(result.final_loss)})
+            if fused_leap.applies(problem, tasks, inner):  # speed hook: SGD fused (fused_leap.py)
+                accumulated, losses, final_loss = fused_leap.leap_sgd(self, problem, theta0, tasks,
+                                                                      inner, seed)
+                diverged_at = first_divergence(losses, torch.isfinite(losses), inner.divergence_factor)
+            else:
+                result = inner_loop(problem, theta0, tasks, inner, seed=seed, on_segment=self.accumulate)
+                accumulated, diverged_at, final_loss = result.accumulated, result.diverged_at, result.final_loss
+            ok = finite_rollouts(diverged_at, accumulated)
+            grad = masked_task_mean(accumulated, ok)
+        return MetaGradient(grad, int((~ok).sum()), {"inner_final_loss": mean_finite(final_loss)})
 
 
 def _per_rollout(values: Tensor, like: Tensor) -> Tensor:

@@ -1,0 +1,62 @@
+"""The thread policy: hand-computed choices, the override, and the CLI flag."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trajviz import threads
+from trajviz.cli import main
+from trajviz.config import ExperimentConfig, from_dict, to_dict
+from trajviz.experiment import config_threads
+
+
+def test_small_work_runs_single_threaded_whatever_the_machine():
+    assert threads.choose_threads(1_000, cpus=64, load=0.0) == 1
+    assert threads.choose_threads(threads.ELEMENTS_PER_THREAD - 1, cpus=2, load=0.0) == 1
+
+
+def test_large_work_takes_idle_cores_only():
+    big = 8 * threads.ELEMENTS_PER_THREAD
+    assert threads.choose_threads(big, cpus=2, load=0.0) == 2
+    assert threads.choose_threads(big, cpus=2, load=0.9) == 1  # int(2 − 0.9) = 1 idle core
+    assert threads.choose_threads(big, cpus=2, load=6.0) == 1  # busy: never 0
+    assert threads.choose_threads(big, cpus=16, load=3.5) == 8  # one per ELEMENTS_PER_THREAD, ≤ 12 idle
+    assert threads.choose_threads(2 * threads.ELEMENTS_PER_THREAD, cpus=16, load=0.0) == 2
+    assert threads.idle_cores(cpus=4, load=1.2) == 2
+
+
+def test_override_and_environment(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.threads_for(10, 4, requested=3) == 3
+    assert threads.threads_for(10, 4) == 1
+    assert threads.threads_for(10, 4, device="cuda") is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads.threads_for(10, 4) is None  # the user's environment wins
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            threads.check_threads(bad)
+
+
+def test_thread_scope_sets_and_restores():
+    before = torch.get_num_threads()
+    with threads.thread_scope(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with threads.thread_scope(None):
+        assert torch.get_num_threads() == before
+
+
+def test_config_threads_uses_the_model_size(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    config = ExperimentConfig()
+    assert config_threads(config, 2) == 2
+    assert config_threads(config) == 1  # the default sinusoid MLP is small
+    data = to_dict(config)
+    data["device"] = "cuda"
+    assert config_threads(from_dict(data)) is None
+
+
+def test_cli_rejects_a_bad_thread_count(capsys, tmp_path):
+    assert main(["run", "--threads", "0", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads must be a positive integer" in err
