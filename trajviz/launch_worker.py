@@ -69,7 +69,9 @@ def _answer(request: dict[str, Any], ctx, path: Path, kept: dict[str, Any]) -> d
         kept[result.record.name] = result
         return {"ok": True, "launch": light_launch(result), "seconds": result.seconds}
     if op == "keep":
-        name, new = str(request.get("name")), str(request.get("as"))
+        from .inits import check_init_name
+
+        name, new = str(request.get("name")), check_init_name(str(request.get("as")))
         if name not in kept:
             return {"ok": False, "error": f"no launch named {name!r} to keep; click the surface first"}
         result = kept[name]

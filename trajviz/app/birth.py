@@ -16,7 +16,6 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ..birthview import BIRTH_CHOICES, select_birth
 from ..figures.birthmap import birth_figure
-from ..inits import check_init_name
 from ..palette import learner_colour
 from ..selection import fmt
 from ..store import RunError
@@ -153,8 +152,7 @@ def keep_launch(state, run_id: str | None, name: str | None, version: dict | Non
     result = state.launches.latest(run_id)
     wanted = (name or "").strip() or (result.record.name if result else "")
     try:
-        check_init_name(wanted)
-        run = state.cache.get(run_id)
+        run = state.cache.get(run_id)  # the worker checks the name (trajviz.inits)
         if wanted in run.learners:
             raise ValueError(f"the run already has a learner named {wanted!r}; choose another name")
         kept = state.launches.keep(run_id, state.cache.path_of(run_id), wanted)
