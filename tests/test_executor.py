@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from trajviz import surface
+from trajviz import mlp_plan, surface
 from trajviz.context import ChunkContext, ProblemRef, ship
 from trajviz.executor import IN_PROCESS, Scheduler, make_executor, parse_scheduler, using
 from trajviz.models import flatten
@@ -77,7 +77,7 @@ def test_a_pickled_context_carries_the_reference_and_only_its_views_elements():
     assert back.problem is ref.problem() and back.ref == ref and back.options == {"method": "auto"}
     assert back.tensors["origin"].tolist() == [10.0, 11.0, 12.0]
     # the rebuilt problem is the family's own code, so the fused MLP evaluator still applies
-    assert surface._mlp_plan(back.problem) is not None
+    assert mlp_plan.mlp_plan(back.problem) is not None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import pytest
 from app_fixtures import LEARNERS
 
 from trajviz import figures as F
+from trajviz import selection as S
+from trajviz.figures.panels import metrics_keys
 from trajviz.figures.playback import metrics_cursor_indices
 
 
@@ -109,9 +111,10 @@ def test_panels_end_with_cursor_and_dots(run):
     sel = F.select(run, "pca", 1)
     for key in F.PANEL_KEYS:
         fig = F.panel_figure(sel, key, frame=4)
+        spec = S.panel_spec(key)
         per = 2 if key == "loss" else 1
-        assert len(fig.data) == per * len(LEARNERS) + 2
-        cursor, dots = fig.data[-2], fig.data[-1]
+        assert len(fig.data) == per * len(LEARNERS) + 2 + spec.extra_traces
+        cursor, dots = fig.data[per * len(LEARNERS)], fig.data[per * len(LEARNERS) + 1]
         assert (cursor.name, dots.name) == ("cursor", "now")
         assert list(cursor.x) == [4, 4] and list(dots.x) == [4] * len(LEARNERS)
         lo, hi = fig.layout.yaxis.range
@@ -164,17 +167,20 @@ def test_paper_figures_have_fixed_sizes_and_fonts(run):
 def test_metrics_figure_is_laid_out_from_the_panel_list(run3):
     sel = F.select(run3, "pca", 0)
     fig = F.metrics_figure(sel, frame=2)
-    n = len(F.PANELS)
+    specs = [S.panel_spec(k) for k in metrics_keys(sel)]  # the fixture records no diagnostics
+    assert [p.key for p in specs] == [p.key for p in F.PANELS if p.diagnostic is None]
+    n = len(specs)
     titles = [a.text for a in fig.layout.annotations][:n + 1]
-    assert titles == [p.short for p in F.PANELS] + ["What the slice hides"]
+    assert titles == [p.short for p in specs] + ["What the slice hides"]
     notes_x = fig.layout[f"xaxis{n + 1}"]
     assert notes_x.visible is False  # the cell after the last panel holds the notes
     notes = fig.layout.annotations[n + 1]
     assert notes.x == notes_x.domain[0] and notes.y == fig.layout[f"yaxis{n + 1}"].domain[1]
     assert "max gap" in notes.text
     # each panel's traces sit on its own axes, in PANELS order
-    for (key, cursor, dots), p in zip(metrics_cursor_indices(len(sel.learners)), F.PANELS):
+    for (key, cursor, dots), p in zip(metrics_cursor_indices(len(sel.learners), metrics_keys(sel)),
+                                      specs):
         assert fig.data[cursor].name == "cursor" and fig.data[dots].name == "now"
         assert list(fig.data[cursor].x) == [2, 2]
-        i = F.PANELS.index(p) + 1
+        i = specs.index(p) + 1
         assert fig.data[cursor].xaxis == ("x" if i == 1 else f"x{i}")

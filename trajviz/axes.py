@@ -21,6 +21,10 @@ def panel_axis(sel: Selection, key: str) -> dict[str, Any]:
         both = values + [sel.plane[n] for n in sel.learners]
         log = use_log(both)
         rng = value_range(both, log=log)
+    elif spec.diagnostic is not None:
+        both = values + [[t] for t in [sel.diagnosis.thresholds.get(key)] if t is not None]
+        log = use_log(both)
+        rng = value_range(both, log=log, floor=None if log else 0.0)
     elif spec.fixed is not None:
         rng = spec.fixed
     elif on_plane:  # rounding noise only: show a plain 0 line

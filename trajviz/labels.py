@@ -19,8 +19,9 @@ def fmt(x: float | None, digits: int = 3) -> str:
 
 
 def slice_name(kind: str) -> str:
-    """'PCA slice', 'exact slice', 'three-point slice', 'random slice'."""
-    return {"pca": "PCA slice", "three_point": "three-point slice"}.get(kind, f"{kind} slice")
+    """'PCA slice', 'exact slice', 'three-point slice', 'random slice', 'Hessian slice …'."""
+    return {"pca": "PCA slice", "three_point": "three-point slice",
+            "hessian": "Hessian slice (sharpest directions)"}.get(kind, f"{kind} slice")
 
 
 def task_label(run: Run, task: int | None) -> str:
@@ -52,6 +53,9 @@ def axis_titles(run: Run, view: View) -> tuple[str, str]:
         elif slc.kind == "exact":
             name = names[i] if len(names) == 2 else f"θ[{i}]"
             titles.append(f"{name} (exact parameter axis)")
+        elif slc.kind == "hessian":
+            share = f" ({100 * ev[i]:.1f}% var.)" if ev.size > i and np.isfinite(ev[i]) else ""
+            titles.append(f"Hessian eigenvector {i + 1}{share}")
         elif slc.kind == "three_point":
             titles.append(f"direction {i + 1} (plane through three θ0)")
         else:

@@ -15,10 +15,11 @@ import math
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .diagnosis import Diagnosis, diagnose, divergence_note, upto_divergence
 from .labels import axis_titles, fmt, slice_name, task_label  # noqa: F401 - re-exported
 from .run import Run, View
 from .summary import (FRACTIONS, SUMMARY_COLUMNS, best_learners,  # noqa: F401 - re-exported
@@ -77,7 +78,11 @@ class PanelSpec:
     """A time-cursor panel: its key, titles, fixed y range (None: from the data) and
     ``running``, the ``LearnerRecord.running`` entry it plots (None: built in ``select``).
     ``traces_per_learner``: series each learner draws in it (the loss panel adds the
-    loss on the slice); ``zero_line``: draw y = 0."""
+    loss on the slice); ``zero_line``: draw y = 0. ``diagnostic``: the
+    ``LearnerRecord.diagnostics`` entry it plots instead (see ``trajviz.diagnosis``);
+    ``threshold``: it draws the run's stability threshold and where paths cross it
+    (``EXTRA_TRACES`` more traces after its cursor dots); ``groups``: the page's panel
+    sets (``PANEL_GROUPS``) it belongs to."""
 
     key: str
     title: str
@@ -87,11 +92,23 @@ class PanelSpec:
     running: str | None = None
     traces_per_learner: int = 1
     zero_line: bool = False
+    diagnostic: str | None = None
+    threshold: bool = False
+    groups: tuple[str, ...] = ("shape",)
 
+    @property
+    def extra_traces(self) -> int:
+        """Traces after the cursor dots: the threshold line and the crossing marks."""
+        return 2 if self.threshold else 0
+
+
+#: The page shows one set of panels at a time: (key, label).
+PANEL_GROUPS = (("shape", "Path shape"), ("steps", "Steps & curvature"))
 
 PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("loss", "Loss: recorded (solid) and on the slice (dashed)",
-              "Loss: recorded — / on slice - -", "loss", traces_per_learner=2),
+              "Loss: recorded — / on slice - -", "loss", traces_per_learner=2,
+              groups=("shape", "steps")),
     PanelSpec("length", "Path length so far", "Path length so far", "length on the loss manifold",
               running="cumulative_length"),
     PanelSpec("oscillation", "Oscillation: cosine between successive updates",
@@ -102,6 +119,13 @@ PANELS: tuple[PanelSpec, ...] = (
               running="monotone_fraction"),
     PanelSpec("residual", "Off-plane residual: what the slice cannot show",
               "Off-plane residual", "‖θ − its projection‖"),
+    PanelSpec("sharpness", "Sharpness λ_max vs the stability threshold",
+              "Sharpness λ_max vs threshold", "λ_max(∇²f)", diagnostic="sharpness",
+              threshold=True, groups=("steps",)),
+    PanelSpec("grad_norm", "Gradient norm at each step", "Gradient norm ‖∇f‖", "‖∇f(θ<sub>i</sub>)‖",
+              diagnostic="grad_norm", groups=("steps",)),
+    PanelSpec("update_norm", "Update norm: how far each step moves θ", "Update norm ‖Δθ‖",
+              "‖θ<sub>i+1</sub> − θ<sub>i</sub>‖", diagnostic="update_norm", groups=("steps",)),
 )
 PANEL_KEYS = tuple(p.key for p in PANELS)
 
@@ -150,6 +174,7 @@ class Selection:
     plane: dict[str, np.ndarray]
     notes: tuple[str, ...]
     box: tuple[float, float, float, float] = (math.nan,) * 4
+    diagnosis: Diagnosis = field(default_factory=lambda: Diagnosis({}, {}, {}, {}, (), {}))
 
     @property
     def key(self) -> str:
@@ -253,11 +278,11 @@ def select(run: Run, view: str | None = None, task: int | None = None,
     for n in names:
         rec = run.learners[n]
         coords[n] = _pick(v.coords[n], task)
-        series["loss"][n] = _pick(rec.losses, task)
+        series["loss"][n] = _pick(upto_divergence(rec.losses, rec.diverged_at), task)
         plane[n] = _pick(v.plane_loss[n], task)
         series["residual"][n] = _pick(v.residual[n], task)
         for p in PANELS:
-            if p.running is None:
+            if p.running is None or p.diagnostic is not None:
                 continue
             if p.running in rec.running:
                 series[p.key][n] = _pick(rec.running[p.running], task)
@@ -265,14 +290,10 @@ def select(run: Run, view: str | None = None, task: int | None = None,
                 series[p.key][n] = np.full(run.steps + 1, np.nan)
                 notes.append(f"{n}: the run has no running '{p.running}', so its "
                              f"{p.key} panel is empty")
-        div = np.asarray(rec.diverged_at).ravel()
-        bad = [int(t) for t in np.flatnonzero(div >= 0)]
-        if task is not None and task in bad:
-            notes.append(f"{n} diverged at step {int(div[task])} on this task; "
-                         "its path stops there")
-        elif task is None and bad:
-            notes.append(f"{n} diverged on task(s) {bad}; the mean uses the finite tasks "
-                         "at each step")
+    diag = diagnose(run, [(p.key, p.diagnostic, p.threshold) for p in PANELS if p.diagnostic],
+                    names, task, coords)
+    series.update(diag.series)
+    notes.append(divergence_note(run, names, task))
     return Selection(
         box=path_box(v, (float(alpha[0]), float(alpha[-1]), float(beta[0]), float(beta[-1]))),
         run_id=run.run_id, view=view, task=None if task is None else int(task),
@@ -280,7 +301,7 @@ def select(run: Run, view: str | None = None, task: int | None = None,
         alpha=alpha, beta=beta, z=z, log_z=use_log([z]), slice_kind=v.slice.kind,
         slice_label=v.slice.label, explained=np.asarray(v.slice.explained_variance, float),
         axis_titles=axis_titles(run, v), coords=coords, series=series, plane=plane,
-        notes=tuple(notes))
+        notes=tuple(n for n in notes if n), diagnosis=diag)
 
 
 # ---------------------------------------------------------------------------- meta-training

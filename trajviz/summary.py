@@ -53,19 +53,25 @@ def summarise(values: np.ndarray, confidence: float = 0.95) -> tuple[float, floa
 
 def summary_rows(run: Run, learners: Sequence[str] | None = None,
                  confidence: float = 0.95) -> list[dict[str, Any]]:
-    """Per learner: {'learner', 'colour', 'n', metric: (mean, lo, hi)} over held-out tasks
-    (Student-t interval, clipped to the metric's possible range: ≥ 0 where every value is,
-    ≤ 1 for fractions; diverged tasks, NaN, are left out and counted in 'diverged')."""
+    """Per learner: {'learner', 'colour', 'n', 'diverged', 'covers', metric: (mean, lo, hi)}
+    over held-out tasks (Student-t interval, clipped to the metric's possible range: ≥ 0
+    where every value is, ≤ 1 for fractions; diverged tasks, NaN, are left out and
+    counted in 'diverged'). 'covers': {metric: tasks the mean is over} (from
+    ``run.info["summary_counts"]`` where the run has it, else the finite values)."""
     names = [n for n in run.learners if learners is None or n in learners]
     rows = []
     for n in names:
         rec = run.learners[n]
         row: dict[str, Any] = {"learner": n, "colour": learner_colour(n),
                                "diverged": int(np.sum(np.asarray(rec.diverged_at) >= 0)),
-                               "n": len(run.task_ids)}
+                               "n": len(run.task_ids), "covers": {}}
+        counts = (run.info.get("summary_counts") or {}).get(n) or {}
         for key, _, _ in SUMMARY_COLUMNS:
             values = np.asarray(rec.metrics.get(key, np.full(len(run.task_ids), np.nan)), float)
             values = np.where(np.isinf(values), np.nan, values)
+            stored = counts.get(key)
+            row["covers"][key] = int(stored[0]) if isinstance(stored, (list, tuple)) and \
+                stored else int(np.isfinite(values).sum())
             mean, lo, hi = summarise(values, confidence)
             # the t-interval can leave the metric's possible range; clip it there
             if np.isfinite(values).any() and np.nanmin(values) >= 0:
@@ -77,9 +83,35 @@ def summary_rows(run: Run, learners: Sequence[str] | None = None,
     return rows
 
 
+def coverage(row: dict[str, Any], key: str) -> str:
+    """'' when the metric's mean covers every task, else '4 of 6 tasks'."""
+    k = row.get("covers", {}).get(key, row["n"])
+    return "" if k >= row["n"] else f"{k} of {row['n']} tasks"
+
+
+def not_eligible(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """{learner: why it is never marked best}: it diverged on some task, or (when the run
+    has the 'random' baseline) its mean final loss is not below random's, so it learned
+    nothing a random start does not (random itself stays eligible: it is the yardstick).
+    Without 'random' in the rows only the divergence rule applies."""
+    out = {}
+    random = next((r for r in rows if r["learner"] == "random"), None)
+    ref = random["final_loss"][0] if random is not None else math.nan
+    for r in rows:
+        if r.get("diverged", 0) > 0:
+            out[r["learner"]] = f"diverged on {r['diverged']} of {r['n']} tasks"
+        elif r is not random and math.isfinite(ref) and \
+                not float(f"{r['final_loss'][0]:.6g}") < float(f"{ref:.6g}"):
+            out[r["learner"]] = "final loss not below the random initialisation's"
+    return out
+
+
 def best_learners(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """{metric: learner with the best mean} (lower or higher is better per SUMMARY_COLUMNS);
-    a metric where the best mean is shared (a tie, to 6 significant digits) has no entry."""
+    """{metric: learner with the best mean} (lower or higher is better per SUMMARY_COLUMNS),
+    among the learners ``not_eligible`` does not exclude; a metric where the best mean is
+    shared (a tie, to 6 significant digits) has no entry."""
+    excluded = not_eligible(rows)
+    rows = [r for r in rows if r["learner"] not in excluded]
     best = {}
     for key, _, better in SUMMARY_COLUMNS:
         scored = sorted((float(f"{r[key][0]:.6g}"), r["learner"]) for r in rows

@@ -19,12 +19,13 @@ from ..export import export_current
 from ..figures import (frame_data, meta_curves_figure, meta_figure, meta_frame_data,
                        panel_figure, surface_figure)
 from ..names import LEARNER_NAMES as LEARNERS
-from ..selection import PANEL_KEYS, select, select_meta, slice_name, summary_rows, task_label
+from ..selection import (PANEL_KEYS, PANELS, select, select_meta, slice_name, summary_rows,
+                         task_label)
 from ..store import RunError, list_runs
 from . import ids, inputs
 from .birth import register_birth
 from .components import (empty_figure, honesty_card, learner_option, message, run_info,
-                         run_label, summary_table)
+                         panel_style, run_label, summary_hint, summary_table)
 from .jobs import job_config
 from .state import AppState, RunCache
 
@@ -98,15 +99,14 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     slices = [{"label": slice_name(v.slice.kind), "value": name}
               for name, v in run.views.items()]
     learners = list(run.learners)
+    rows = summary_rows(run)
     out.update(
         task_options=tasks, slice_options=slices, slice=slices[0]["value"],
         slice_style=SHOW if len(slices) > 1 else HIDE,
         learner_options=[learner_option(n, n in run.learners)
                          for n in [*LEARNERS, *(n for n in learners if n not in LEARNERS)]],
         learners=learners, info=run_info(run),
-        summary=[html.P(f"Mean over {len(run.task_ids)} held-out tasks, with a 95% interval "
-                        "in brackets; best mean in bold.", className="tv-hint"),
-                 summary_table(summary_rows(run))])
+        summary=[html.P(summary_hint(rows), className="tv-hint"), summary_table(rows)])
     return out
 
 
@@ -116,7 +116,8 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
     """The inner-loop tab: surface and panel figures at ``frame``, their playback data,
     the honesty card and notes. On a problem, empty figures and a note."""
     blank = {"main": empty_figure(), "panels": {k: empty_figure() for k in PANEL_KEYS},
-             "data": None, "max": 1, "honesty": [], "notes": []}
+             "data": None, "max": 1, "honesty": [], "notes": [],
+             "panel_notes": {k: "" for k in PANEL_KEYS}}
     try:
         run_id, view = inputs.run_id(run_id), inputs.text(view, "slice")
         learners, frame = inputs.names(learners), inputs.frame(frame)
@@ -141,7 +142,13 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
     notes = [message("Note", n, kind="warn") for n in sel.notes]
     return {"main": surface_figure(sel, k, three_d),
             "panels": {key: panel_figure(sel, key, k) for key in PANEL_KEYS},
-            "data": data, "max": sel.steps, "honesty": honesty_card(sel), "notes": notes}
+            "data": data, "max": sel.steps, "honesty": honesty_card(sel), "notes": notes,
+            "panel_notes": {key: sel.diagnosis.lines.get(key, "") for key in PANEL_KEYS}}
+
+
+def panel_styles(group: str | None) -> list[dict[str, str]]:
+    """The panel cards' styles (PANELS order): shown when in the chosen set of panels."""
+    return [panel_style(p, group) for p in PANELS]
 
 
 def draw_meta(state: AppState, run_id: str | None, view: str | None,
@@ -262,13 +269,19 @@ def register(app, state: AppState) -> None:
                   *[Output(ids.PANEL_GRAPH[k], "figure") for k in PANEL_KEYS],
                   Output(ids.INNER.data, "data"), Output(ids.INNER.slider, "max"),
                   Output(ids.HONESTY, "children"), Output(ids.NOTES, "children"),
+                  *[Output(ids.PANEL_NOTE[k], "children") for k in PANEL_KEYS],
                   Input(ids.RUN, "value"), Input(ids.SLICE, "value"), Input(ids.TASK, "value"),
                   Input(ids.LEARNERS, "value"), Input(ids.MODE, "value"),
                   Input(ids.LAUNCHED, "data"), State(ids.INNER.frame, "data"))
     def _draw(run_id, view, task, learners, mode, launched, frame):
         o = draw(state, run_id, view, task, learners, mode, frame, launched)
         return (o["main"], *[o["panels"][k] for k in PANEL_KEYS], o["data"], o["max"],
-                o["honesty"], o["notes"])
+                o["honesty"], o["notes"], *[o["panel_notes"][k] for k in PANEL_KEYS])
+
+    @app.callback(*[Output(ids.PANEL_CARD[k], "style") for k in PANEL_KEYS],
+                  Input(ids.PANEL_SET, "value"))
+    def _panel_set(group):
+        return tuple(panel_styles(group))
 
     @app.callback(Output(ids.META_GRAPH, "figure"), Output(ids.META_CURVES, "figure"),
                   Output(ids.META.data, "data"), Output(ids.META.slider, "max"),
@@ -324,5 +337,5 @@ def register(app, state: AppState) -> None:
             Input(p.speed, "value"))
 
 
-__all__ = ["AppState", "RunCache", "draw", "draw_meta", "export", "message",
+__all__ = ["AppState", "RunCache", "draw", "panel_styles", "draw_meta", "export", "message",
            "parse_task", "poll_job", "register", "run_controls", "run_options", "start_job"]

@@ -12,7 +12,9 @@ from dash import dcc, html
 
 from ..palette import learner_colour
 from ..run import Run
-from ..selection import SUMMARY_COLUMNS, Selection, best_learners, fmt, honesty_items
+from ..selection import (PANEL_GROUPS, SUMMARY_COLUMNS, PanelSpec, Selection, best_learners,
+                         fmt, honesty_items)
+from ..summary import coverage, not_eligible
 from . import ids
 from .texts import EXPLAIN
 
@@ -76,6 +78,11 @@ def player_bar(p: ids.Player, what: str, start_at_end: bool = False) -> html.Div
     ])
 
 
+def panel_style(spec: PanelSpec, group: str | None) -> dict[str, str]:
+    """A panel card is shown when it belongs to the chosen set of panels."""
+    return {} if (group or PANEL_GROUPS[0][0]) in spec.groups else {"display": "none"}
+
+
 def field(label: str, control, hint: str | None = None, **kwargs) -> html.Div:
     children = [html.Label(label, className="tv-label"), control]
     if hint:
@@ -134,13 +141,36 @@ def summary_table(rows: list[dict[str, Any]]) -> html.Table:
                           r["learner"]])]
         for key, _, _ in SUMMARY_COLUMNS:
             mean, lo, hi = r[key]
-            text = [html.Span(fmt(mean), className="tv-mean"),
-                    html.Span(f" [{fmt(lo)}, {fmt(hi)}]", className="tv-ci")]
+            text = [html.Span(fmt(mean), className="tv-mean")]
+            if r.get("covers", {}).get(key, 1) == 0:  # nothing to average: say so, once
+                text.append(html.Span(" no finite task", className="tv-ci"))
+            else:
+                text.append(html.Span(f" [{fmt(lo)}, {fmt(hi)}]", className="tv-ci"))
+                if coverage(r, key):
+                    text.append(html.Span(f" over {coverage(r, key)}", className="tv-ci"))
             cells.append(html.Td(text, className="tv-best" if best.get(key) == r["learner"]
                                  else None))
         cells.append(html.Td(f"{r['diverged']} of {r['n']}"))
         body.append(html.Tr(cells))
     return html.Table([html.Thead(head), html.Tbody(body)], className="tv-table")
+
+
+def summary_hint(rows: list[dict[str, Any]]) -> str:
+    """The line above the table: what a cell is, and who is never bolded and why."""
+    n = rows[0]["n"] if rows else 0
+    text = (f"Mean over {n} held-out tasks, with a 95% interval in brackets (“over k of "
+            f"{n} tasks” where diverged tasks are left out); best mean in bold.")
+    by_reason: dict[str, list[str]] = {}
+    for name, why in not_eligible(rows).items():
+        by_reason.setdefault(why, []).append(name)
+    if by_reason:
+        text += " Never bold: " + "; ".join(
+            f"{'every learner' if len(names) == len(rows) > 1 else ', '.join(names)} ({why})"
+            for why, names in by_reason.items()) + "."
+    if not any(r["learner"] == "random" for r in rows):
+        text += (" Without the random baseline in this run, a learner that learned nothing "
+                 "cannot be told apart, so only diverged learners are left out.")
+    return text
 
 
 def honesty_card(sel: Selection) -> list:

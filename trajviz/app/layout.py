@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 from dash import dcc, html
 
-from ..selection import PANELS, PanelSpec
+from ..selection import PANEL_GROUPS, PANELS, PanelSpec
 from . import ids
 from .birth import birth_card, launch_bar
 from .components import (BLANK, GRAPH_CONFIG, SMALL_GRAPH_CONFIG, explain, field,
-                         learner_option, player_bar)
+                         learner_option, panel_style, player_bar)
 from .texts import EXPLAIN, HOW_TO_READ, TAGLINE
 
 
@@ -85,10 +85,23 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
 
 
 def panel_card(spec: PanelSpec) -> html.Div:
-    return html.Div(className="tv-card tv-panel", children=[
+    return html.Div(className="tv-card tv-panel", id=ids.PANEL_CARD[spec.key],
+                    style=panel_style(spec, PANEL_GROUPS[0][0]), children=[
         explain(spec.key, spec.title, heading=True),
         dcc.Graph(figure=BLANK, id=ids.PANEL_GRAPH[spec.key], config=SMALL_GRAPH_CONFIG,
                   style={"height": "170px"}),
+        html.Div(id=ids.PANEL_NOTE[spec.key], className="tv-hint"),
+    ])
+
+
+def panel_picker() -> html.Div:
+    """Which set of panels the page shows (a second set keeps the column one screen tall)."""
+    return html.Div(className="tv-panel-set", children=[
+        html.Span("Panels", className="tv-label", style={"display": "inline-block",
+                                                          "marginRight": "10px"}),
+        dcc.RadioItems(id=ids.PANEL_SET, value=PANEL_GROUPS[0][0], inline=True,
+                       className="tv-radio", style={"display": "inline-block"},
+                       options=[{"label": label, "value": key} for key, label in PANEL_GROUPS]),
     ])
 
 
@@ -109,6 +122,7 @@ def inner_tab() -> html.Div:
                 explain("surface"),
             ]),
             html.Div(className="tv-panels", children=[
+                panel_picker(),
                 *[panel_card(p) for p in PANELS],
                 html.Div(className="tv-card tv-honesty", children=[
                     explain("slice", "What the slice keeps and hides", heading=True),

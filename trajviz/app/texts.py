@@ -61,6 +61,32 @@ EXPLAIN: dict[str, tuple[str, tuple[str, ...]]] = {
         ("Compare it with the size of the path on the plane: a residual as large as the path "
          "itself means the 2D picture is mostly shadow."),
     )),
+    "sharpness": ("Sharpness and the stability threshold", (
+        ("Sharpness is the largest eigenvalue λ_max of the loss's Hessian at each step: the "
+         "curvature along the steepest direction of the bowl the path is in (measured by "
+         "Hessian-vector products and power iteration on that step's batch)."),
+        ("The dashed red line is the stability threshold of the inner optimiser: 2/lr for plain "
+         "gradient descent, (2+2β)/lr with heavy-ball momentum. On a quadratic, gradient "
+         "descent zig-zags once lr·λ_max > 2: each step overshoots the valley floor along the "
+         "sharpest direction by more than it started, so the path oscillates and, if it stays "
+         "above the line, blows up."),
+        ("× marks where a path first crosses the threshold. Paths in real networks often hover "
+         "near it, oscillating but not exploding: the edge of stability (Cohen et al., ICLR "
+         "2021). For Adam the raw Hessian has no such line; the panel draws the preconditioned "
+         "sharpness λ_max(P⁻¹H) against (2+2β1)/((1−β1)·lr) instead, and says so below it."),
+    )),
+    "grad_norm": ("Gradient norm", (
+        ("The length ‖∇f(θ_i)‖ of the gradient at each step, on that step's batch. A flat region "
+         "(a small gradient) makes slow progress even with a good step size."),
+        ("A gradient norm that grows step after step, with the loss, is the signature of a step "
+         "size above the stability threshold (see the sharpness panel)."),
+    )),
+    "update_norm": ("Update norm", (
+        ("How far each step moved the parameters: ‖θ_{i+1} − θ_i‖ (none after the last step). "
+         "For plain gradient descent it is lr × the gradient norm; momentum and Adam reshape it."),
+        ("Tiny updates mean the step is too small or the region too flat; updates that grow "
+         "mean the path is overshooting."),
+    )),
     "slice": ("What can a 2D slice hide?", (
         ("A network has thousands of parameters; the picture shows two directions. Two paths that "
          "look close may be far apart in the directions you cannot see, and a path that seems to "
@@ -70,14 +96,20 @@ EXPLAIN: dict[str, tuple[str, tuple[str, ...]]] = {
          "panel compares the recorded loss with the surface under the projected point."),
         ("A random or three-point slice has no explained variance: judge it by the residual "
          "and the loss gap alone. The exact slice of a 2-parameter model hides nothing."),
+        ("A Hessian slice spans the two sharpest directions (top Hessian eigenvectors) at a "
+         "learner's θ0: where the loss curves most, and where a too-large step zig-zags."),
     )),
     "summary": ("Reading the summary table", (
         ("Each cell is the mean over the held-out tasks with a 95% Student-t interval in brackets, "
          "cut at the metric's possible range (no negative lengths, no fractions above 1). "
-         "Diverged runs are left out of the mean and counted in the last column."),
+         "Diverged paths are left out of the mean and counted in the last column; a cell "
+         "says “over k of T tasks” when its mean covers fewer than all."),
         ("Path length, oscillation, final loss and loss AUC (the mean loss over the K steps) are "
          "better when lower; monotonicity when higher. The best mean in each column is bold. "
          "Overlapping intervals mean the difference may be chance."),
+        ("A learner that diverged on any task, or whose final loss is not below the random "
+         "initialisation's (it learned nothing a random start does not), is never bold: a short "
+         "path that goes nowhere is not a good path."),
     )),
     "meta": ("Meta-training", (
         ("Every learner starts meta-training from the same random θ0 and sees the same tasks. The "

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 
 from ..selection import MetaSelection, Selection
 from .meta import meta_figure
-from .panels import cursor_dots, metrics_figure
+from .panels import cursor_dots, metrics_figure, metrics_keys
 from .plane import surface_figure
 from .playback import group_index, metrics_cursor_indices, tail_of
 from .style import clean
@@ -43,7 +43,7 @@ def _head_frames(paths: list[np.ndarray], n: int) -> list[go.Frame]:
 def animated_metrics_figure(sel: Selection, paper: bool = False) -> go.Figure:
     """``metrics_figure`` with frames moving every panel's cursor together."""
     fig = metrics_figure(sel, frame=0, paper=paper)
-    cursors = metrics_cursor_indices(len(sel.learners))
+    cursors = metrics_cursor_indices(len(sel.learners), metrics_keys(sel))
     frames = []
     for k in range(sel.steps + 1):
         data, traces = [], []

@@ -17,7 +17,9 @@ from plotly.subplots import make_subplots
 
 from ..axes import panel_axis
 from ..honesty import honesty_notes
+from ..diagnosis import NOT_RECORDED
 from ..selection import PANELS, Selection, panel_spec
+from ..ticks import log_axis
 from .style import (APP_FONT, CURSOR_COLOUR, GRID_COLOUR, PAPER_FONT, base_layout, clean,
                     learner_colour, step_dtick, wrap)
 
@@ -56,13 +58,39 @@ def panel_traces(sel: Selection, key: str, k: int,
         mode="markers", name="now", showlegend=False, hoverinfo="skip",
         marker={"size": 9, "color": [learner_colour(n) for n in sel.learners],
                 "line": {"width": 1.5, "color": "white"}}))
+    if spec.threshold:
+        traces += threshold_traces(sel, key)
     axis = {"x": {"range": [-0.3, sel.steps + 0.3], "autorange": False},
             "y": {"range": list(rng), "autorange": False, "type": "log" if log else "linear",
                   "title": {"text": spec.y_title}},
-            "on_plane": pa["on_plane"]}
-    if log and rng[1] - rng[0] >= 2:
-        axis["y"]["dtick"] = 1 if rng[1] - rng[0] < 6 else 2  # whole decades, no minor labels
+            "on_plane": pa["on_plane"], "missing": key in sel.diagnosis.missing}
+    if log:
+        axis["y"].update(log_axis(rng))  # decades or ≤ 6 distinct labels
     return traces, axis
+
+
+def threshold_traces(sel: Selection, key: str) -> list[Any]:
+    """The ``spec.extra_traces`` of a threshold panel: the threshold as a horizontal
+    dashed line (empty when the run states none), then one × per learner at the step
+    where its drawn path first exceeds it (the contract in ``playback``)."""
+    thr = sel.diagnosis.thresholds.get(key)
+    x = [0, sel.steps] if thr is not None else []
+    line = go.Scatter(x=x, y=[thr, thr] if thr is not None else [], mode="lines",
+                      name="stability threshold", showlegend=False,
+                      line={"color": "#c0392b", "width": 1.5, "dash": "dash"},
+                      hovertemplate="stability threshold %{y:.4g}<extra></extra>")
+    xs, ys, colours, texts = [], [], [], []
+    for n, step in sel.diagnosis.crossing.get(key, {}).items():
+        if step >= 0 and n in sel.learners:
+            xs.append(step)
+            ys.append(float(clean(sel.series[key][n])[step]))
+            colours.append(learner_colour(n))
+            texts.append(f"{n} crosses the threshold at step {step}")
+    marks = go.Scatter(x=xs, y=ys, mode="markers", name="crosses threshold", showlegend=False,
+                       text=texts, hovertemplate="%{text}<extra></extra>",
+                       marker={"symbol": "x-thin", "size": 12, "color": colours or "#c0392b",
+                               "line": {"width": 2.5, "color": colours or "#c0392b"}})
+    return [line, marks]
 
 
 def cursor_dots(sel: Selection, key: str, k: int) -> list[float]:
@@ -89,22 +117,34 @@ def panel_figure(sel: Selection, key: str, frame: int | None = None,
         fig.add_annotation(text="0: every point<br>lies on the slice",
                            xref="paper", yref="paper", x=0.5, y=0.72, showarrow=False,
                            font={"color": "#52606d", "size": 11})
+    if axis["missing"]:
+        fig.add_annotation(text=NOT_RECORDED.capitalize(), xref="paper", yref="paper",
+                           x=0.5, y=0.5, showarrow=False, font={"color": "#52606d", "size": 12})
     return fig
 
 
-def metrics_rows() -> int:
-    """Rows of ``metrics_figure``: every panel plus the notes cell, METRICS_COLS a row."""
-    return math.ceil((len(PANELS) + 1) / METRICS_COLS)
+def metrics_keys(sel: Selection | None = None) -> tuple[str, ...]:
+    """The panels ``metrics_figure`` draws: every panel of PANELS the run recorded."""
+    missing = sel.diagnosis.missing if sel is not None else ()
+    return tuple(p.key for p in PANELS if p.key not in missing)
+
+
+def metrics_rows(sel: Selection | None = None) -> int:
+    """Rows of ``metrics_figure``: its panels plus the notes cell, METRICS_COLS a row."""
+    return math.ceil((len(metrics_keys(sel)) + 1) / METRICS_COLS)
 
 
 def metrics_figure(sel: Selection, frame: int | None = None, paper: bool = False) -> go.Figure:
-    """Every time-cursor panel of PANELS in one figure (paper exports), then a notes cell."""
+    """Every recorded time-cursor panel of PANELS in one figure (paper exports), then a
+    notes cell (the slice's honesty, the threshold and who crossed it)."""
     k = sel.frame(frame)
-    rows = metrics_rows()
-    titles = [p.short for p in PANELS] + [NOTES_TITLE]
+    keys = metrics_keys(sel)
+    specs = [panel_spec(key) for key in keys]
+    rows = metrics_rows(sel)
+    titles = [p.short for p in specs] + [NOTES_TITLE]
     fig = make_subplots(rows=rows, cols=METRICS_COLS, subplot_titles=titles,
                         horizontal_spacing=0.09, vertical_spacing=0.4 / rows)
-    for i, p in enumerate(PANELS):
+    for i, p in enumerate(specs):
         r, c = divmod(i, METRICS_COLS)
         traces, axis = panel_traces(sel, p.key, k, legend=i == 0)
         for t in traces:
@@ -113,22 +153,25 @@ def metrics_figure(sel: Selection, frame: int | None = None, paper: bool = False
                          col=c + 1, **axis["x"])
         axis["y"]["title"] = {"text": "loss" if p.key == "loss" else ""}
         fig.update_yaxes(row=r + 1, col=c + 1, exponentformat="power", **axis["y"])
-    r, c = divmod(len(PANELS), METRICS_COLS)
-    notes_x = fig.layout[f"xaxis{len(PANELS) + 1}"].domain[0]
-    notes_top = fig.layout[f"yaxis{len(PANELS) + 1}"].domain[1]
+    r, c = divmod(len(specs), METRICS_COLS)
+    notes_x = fig.layout[f"xaxis{len(specs) + 1}"].domain[0]
+    notes_top = fig.layout[f"yaxis{len(specs) + 1}"].domain[1]
     fig.update_xaxes(visible=False, row=r + 1, col=c + 1)
     fig.update_yaxes(visible=False, row=r + 1, col=c + 1)
-    fig.add_annotation(text="<br>".join(wrap(s, 40) for s in honesty_notes(sel)),
+    notes = honesty_notes(sel) + [sel.diagnosis.lines[key] for key in keys
+                                  if sel.diagnosis.lines.get(key)] \
+        + [n.split(". ")[0] + "." for n in sel.notes]  # e.g. who diverged, in one sentence
+    fig.add_annotation(text="<br>".join(wrap(s, 40) for s in notes),
                        xref="paper", yref="paper", x=notes_x, y=notes_top, xanchor="left",
                        yanchor="top", showarrow=False, align="left")
     base_layout(fig, paper)
     size = (PAPER_FONT if paper else APP_FONT)["size"]
     fig.update_layout(
         title={"text": f"Inner-loop metrics · {sel.task_label}", "x": 0.01, "xanchor": "left"},
-        legend={"orientation": "h", "x": notes_x, "y": 0.02,
-                "xanchor": "left", "yanchor": "bottom"},
+        legend={"orientation": "h", "x": 0, "y": -0.3 / rows, "xanchor": "left",
+                "yanchor": "top"},  # below the panels: the notes cell keeps its column
         meta={"key": sel.key, "frame": k},
-        margin={"l": 60, "r": 20, "t": 70, "b": 40})
+        margin={"l": 60, "r": 20, "t": 70, "b": 90})
     fig.update_xaxes(title_font_size=size)
     fig.update_yaxes(title_font_size=size)
     fig.update_annotations(font_size=size)

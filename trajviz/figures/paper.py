@@ -12,10 +12,11 @@ from ..axes import meta_curve_ranges, meta_step_range
 from ..honesty import honesty_line
 from ..selection import (META_CURVES, SUMMARY_COLUMNS, MetaSelection, Selection, fmt,
                          slice_name, value_range)
+from ..summary import coverage
 from .meta import meta_curve_traces, meta_figure
 from .panels import metrics_figure, metrics_rows
 from .plane import path_group, surface_trace
-from .style import PAPER_FONT, PAPER_WIDTH, base_layout, tint
+from .style import PAPER_FONT, PAPER_WIDTH, base_layout, learner_colour, tint
 
 #: Height of one row of the paper metrics figure (two rows: 470 px).
 PAPER_METRICS_ROW = 235
@@ -39,6 +40,14 @@ def paper_surface_figure(sel: Selection) -> go.Figure:
                             np.arange(sel.steps + 1), False, legend=False)[:3]:
             t.opacity = 1.0 if t.name != name else 0.9
             fig.add_trace(t, row=r + 1, col=c + 1)
+        if name in sel.diagnosis.diverged:  # its ✕ at the last good point
+            i, text = sel.diagnosis.diverged[name]
+            xy = sel.coords[name][i]
+            fig.add_trace(go.Scatter(x=[xy[0]], y=[xy[1]], mode="markers", name="diverged",
+                                     text=[text], hovertemplate="%{text}<extra></extra>",
+                                     marker={"symbol": "x", "size": 11,
+                                             "color": learner_colour(name)}),
+                          row=r + 1, col=c + 1)
         fig.update_xaxes(range=[x0, x1], autorange=False, row=r + 1, col=c + 1, mirror=True,
                          ticks="outside",
                          title={"text": sel.axis_titles[0] if r == rows - 1 else ""})
@@ -104,7 +113,7 @@ def paper_meta_figure(meta: MetaSelection) -> go.Figure:
 def paper_metrics_figure(sel: Selection) -> go.Figure:
     """``metrics_figure`` at paper size and fonts, cursor at the last step."""
     fig = metrics_figure(sel, paper=True)
-    fig.update_layout(width=PAPER_WIDTH, height=PAPER_METRICS_ROW * metrics_rows())
+    fig.update_layout(width=PAPER_WIDTH, height=PAPER_METRICS_ROW * metrics_rows(sel))
     return fig
 
 
@@ -113,7 +122,8 @@ def summary_table_figure(rows: list[dict[str, Any]], paper: bool = False) -> go.
     header = ["learner"] + [title for _, title, _ in SUMMARY_COLUMNS] + ["diverged"]
     cells = [[r["learner"] for r in rows]]
     for key, _, _ in SUMMARY_COLUMNS:
-        cells.append([f"{fmt(r[key][0])} [{fmt(r[key][1])}, {fmt(r[key][2])}]" for r in rows])
+        cells.append([f"{fmt(r[key][0])} [{fmt(r[key][1])}, {fmt(r[key][2])}]"
+                      + (f" over {coverage(r, key)}" if coverage(r, key) else "") for r in rows])
     cells.append([f"{r['diverged']} of {r['n']}" for r in rows])
     colours = [[tint(r["colour"]) for r in rows]] + [["white"] * len(rows)] * (len(cells) - 1)
     fig = go.Figure(go.Table(

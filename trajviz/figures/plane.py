@@ -71,6 +71,8 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
         zz = sel.colour_of(sel.plane[n]) if three_d else None
         for trace in path_group(n, xy, zz, k, "step", np.arange(len(xy)), three_d):
             fig.add_trace(trace)
+    if sel.diagnosis.diverged:  # an overlay: after the groups, so their indices never move
+        fig.add_trace(diverged_trace(sel, three_d))
     base_layout(fig, paper)
     title = f"{slice_name(sel.slice_kind)} · {sel.task_label}"
     fig.update_layout(
@@ -139,3 +141,21 @@ def path_group(name: str, xy: np.ndarray, z: np.ndarray | None, k: int, unit: st
         marker={"color": colour, "size": 13 if not three_d else 6,
                 "line": {"width": 2, "color": "white"}})
     return [path, start, end, tail, head]
+
+
+def diverged_trace(sel: Selection, three_d: bool = False) -> go.Scatter | go.Scatter3d:
+    """One ✕ per diverged path at its last good point, in its learner's colour, with
+    "diverged at step i" on hover (``sel.diagnosis.diverged``)."""
+    pts, colours, texts, zs = [], [], [], []
+    for n, (i, text) in sel.diagnosis.diverged.items():
+        pts.append(clean(sel.coords[n])[i])
+        colours.append(learner_colour(n))
+        texts.append(text)
+        zs.append(float(clean(sel.colour_of(sel.plane[n]))[i]))
+    xy = np.asarray(pts, dtype=np.float32).reshape(-1, 2)
+    common = {"x": xy[:, 0], "y": xy[:, 1], "mode": "markers", "name": "diverged",
+              "showlegend": False, "text": texts, "hovertemplate": "%{text}<extra></extra>"}
+    if three_d:
+        return go.Scatter3d(**common, z=zs, marker={"symbol": "x", "size": 6, "color": colours})
+    return go.Scatter(**common, marker={"symbol": "x", "size": 15, "color": colours,
+                                        "line": {"width": 1.5, "color": "white"}})

@@ -10,8 +10,9 @@ they are computed, and ``frame_data`` hands them to ``assets/playback.js``):
   current step): ``group_index(i, part)``. Overlays go after the groups.
 * ``panels.panel_figure``: each learner's ``spec.traces_per_learner`` series
   (the loss panel: recorded, then on the plane), then the cursor line, then the
-  cursor dots (one per learner): ``panel_cursor_index``.
-* ``panels.metrics_figure``: every panel of ``PANELS`` in order, as above:
+  cursor dots (one per learner): ``panel_cursor_index``; then the panel's
+  ``spec.extra_traces`` (a threshold panel: the threshold line, the crossing marks).
+* ``panels.metrics_figure``: the panels it draws (``keys``, PANELS order), as above:
   ``metrics_cursor_indices``.
 * ``meta.meta_curves_figure``: per learner, one series per ``META_CURVES``
   entry; then one cursor line per entry: ``meta_cursor_index``.
@@ -48,13 +49,17 @@ def panel_cursor_index(key: str, n_learners: int) -> int:
     return panel_spec(key).traces_per_learner * n_learners
 
 
-def metrics_cursor_indices(n_learners: int) -> list[tuple[str, int, int]]:
-    """[(panel key, cursor index, dots index)] in ``metrics_figure``, in PANELS order."""
+def metrics_cursor_indices(n_learners: int,
+                           keys: tuple[str, ...] | None = None) -> list[tuple[str, int, int]]:
+    """[(panel key, cursor index, dots index)] in ``metrics_figure`` drawing the panels
+    ``keys`` (default: every panel), in PANELS order."""
     out, start = [], 0
     for p in PANELS:
+        if keys is not None and p.key not in keys:
+            continue
         cursor = start + panel_cursor_index(p.key, n_learners)
         out.append((p.key, cursor, cursor + 1))
-        start = cursor + 2
+        start = cursor + 2 + p.extra_traces
     return out
 
 

@@ -1,0 +1,119 @@
+"""Real-browser test of the diagnostics and divergence drawing on a REAL blown-up run:
+linear2d with inner.lr = 3 (every path diverges), made once per session.
+
+Chromium via Playwright against a live app on 127.0.0.1, as in test_browser.py.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run"]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    pytest.skip("no chromium at /usr/bin/chromium", allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def blown_up_runs(tmp_path_factory):
+    """A runs folder holding one small linear2d run with inner.lr = 3 (a few seconds)."""
+    from trajviz.config import from_dict
+    from trajviz.experiment import run_experiment
+    from trajviz.store import write_run
+
+    config = from_dict({
+        "family": "linear2d", "learners": ["leap", "random"], "seed": 0, "heldout_tasks": 3,
+        "inner": {"steps": 10, "lr": 3.0},
+        "outer": {"meta_steps": 2, "meta_batch": 2, "eval_every": 1, "eval_tasks": 2,
+                  "lr": 0.01},
+        "slices": {"kinds": ["exact", "hessian"], "resolution": 21}})
+    runs = tmp_path_factory.mktemp("lr3-runs")
+    run = run_experiment(config, run_id="linear2d-lr3")
+    write_run(run, runs)
+    return runs, run
+
+
+@pytest.fixture(scope="module")
+def page(blown_up_runs):
+    from werkzeug.serving import make_server
+
+    from trajviz.app import create_app
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    app = create_app(blown_up_runs[0])
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1366, "height": 768})
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(f"http://127.0.0.1:{srv.server_port}/")
+        pg.wait_for_function("""() => { const gd = document.querySelector(
+            '#surface-graph .js-plotly-plot');
+            return gd && gd.layout && gd.layout.meta && gd.layout.meta.key && gd._fullLayout; }""",
+                             timeout=30_000)
+        pg.errors = errors
+        yield pg
+        browser.close()
+    srv.shutdown()
+    thread.join(timeout=10)
+    app.trajviz_state.jobs.shutdown()
+
+
+def _traces(pg, graph: str):
+    return pg.evaluate("""id => document.querySelector('#' + id + ' .js-plotly-plot')._fullData
+        .map(t => ({name: t.name, type: t.type, x: t.x ? Array.from(t.x) : null,
+                    y: t.y ? Array.from(t.y) : null, text: t.text ? Array.from(t.text) : null,
+                    z: t.z ? Array.from(t.z).map(r => Array.from(r)) : null}))""", graph)
+
+
+def test_blown_up_run_draws_a_finite_surface_crosses_and_one_note(page, blown_up_runs,
+                                                                   tmp_path):
+    run = blown_up_runs[1]
+    assert all((np.asarray(r.diverged_at) >= 0).all() for r in run.learners.values())
+    traces = _traces(page, "surface-graph")
+    z = np.array(traces[0]["z"], dtype=float)
+    assert traces[0]["type"] == "contour" and np.isfinite(z).all() and z.size > 100
+    cross = [t for t in traces if t["name"] == "diverged"]
+    assert len(cross) == 1 and len(cross[0]["x"]) == 2  # one ✕ per learner
+    assert all(np.isfinite(cross[0]["x"])) and all(np.isfinite(cross[0]["y"]))
+    assert any(t.startswith("leap diverged on 3 of 3 tasks") for t in cross[0]["text"])
+    notes = page.locator("#notes .tv-msg")
+    assert notes.count() == 1
+    assert "Diverged: every learner on every task (3 of 3)" in notes.inner_text()
+    page.screenshot(path=str(tmp_path / "lr3.png"))
+    # one task: the ✕ says the step
+    page.click("#task-picker")
+    page.get_by_text("task 0", exact=False).first.click()
+    page.wait_for_function("""() => document.querySelector('#surface-graph .js-plotly-plot')
+        .layout.meta.key.split('|')[2] === '0'""", timeout=30_000)
+    d = int(run.learners["leap"].diverged_at[0])
+    cross = [t for t in _traces(page, "surface-graph") if t["name"] == "diverged"][0]
+    assert f"leap diverged at step {d}" in cross["text"]
+    assert page.errors == []
+
+
+def test_steps_panels_show_threshold_and_crossings(page, blown_up_runs):
+    page.get_by_text("Steps & curvature").click()
+    page.locator("#panel-card-sharpness").wait_for(state="visible", timeout=10_000)
+    assert not page.locator("#panel-card-length").is_visible()
+    traces = _traces(page, "panel-sharpness")
+    thr = [t for t in traces if t["name"] == "stability threshold"][0]
+    assert thr["y"] == pytest.approx([2 / 3.0] * 2, rel=1e-6)
+    marks = [t for t in traces if t["name"] == "crosses threshold"][0]
+    assert len(marks["x"]) >= 1
+    assert "first crossing" in page.inner_text("#panel-note-sharpness")
+    assert page.errors == []
