@@ -19,7 +19,8 @@ MODULES = ["trajviz.run", "trajviz.names", "trajviz.store", "trajviz.selection",
            "trajviz.figures", *FIGURE_MODULES, "trajviz.export", "trajviz.app",
            "trajviz.app.callbacks", "trajviz.app.components", "trajviz.app.layout",
            "trajviz.app.state", "trajviz.app.jobs", "trajviz.app.whatif",
-           "trajviz.app.worker_client", "trajviz.variantstore"]
+           "trajviz.app.worker_client", "trajviz.variantstore",
+           "trajviz.birthview", "trajviz.app.birth", "trajviz.app.launches"]
 
 SCRIPT = """
 import importlib, json, sys, tempfile

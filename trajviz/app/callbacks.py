@@ -23,6 +23,7 @@ from ..selection import (PANEL_KEYS, PANELS, select, select_meta, slice_name, su
                          task_label)
 from ..store import RunError, list_runs
 from . import ids, inputs
+from .birth import register_birth
 from .components import (empty_figure, honesty_card, learner_option, message, run_info,
                          panel_style, run_label, summary_hint, summary_table)
 from .jobs import job_config
@@ -113,7 +114,8 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
 
 def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
          learners: list[str] | None, mode: str, frame: int | None,
-         zoom: str = "fit", shown: dict | None = None) -> dict[str, Any]:
+         zoom: str = "fit", shown: dict | None = None,
+         _launched: Any = None) -> dict[str, Any]:
     """The inner-loop tab: surface and panel figures at ``frame``, their playback data,
     the honesty card and notes. On a problem, empty figures and a note. ``shown``: the
     what-if inner setting to draw (``app.whatif.shown_run``; None: the stored run)."""
@@ -127,6 +129,7 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
         if run_id is None:
             return blank
         run = shown_run(state, run_id, shown)
+        run, learners = state.launches.over(run_id, run, learners or [])
         if view not in run.views:
             view = None
         sel = select(run, view, parse_task(task),
@@ -279,9 +282,9 @@ def register(app, state: AppState) -> None:
                   Input(ids.RUN, "value"), Input(ids.SLICE, "value"), Input(ids.TASK, "value"),
                   Input(ids.LEARNERS, "value"), Input(ids.MODE, "value"),
                   Input(ids.ZOOM, "value"), State(ids.INNER.frame, "data"),
-                  Input(ids.WHATIF_SHOWN, "data"))
-    def _draw(run_id, view, task, learners, mode, zoom, frame, shown):
-        o = draw(state, run_id, view, task, learners, mode, frame, zoom, shown)
+                  Input(ids.WHATIF_SHOWN, "data"), Input(ids.LAUNCHED, "data"))
+    def _draw(run_id, view, task, learners, mode, zoom, frame, shown, launched):
+        o = draw(state, run_id, view, task, learners, mode, frame, zoom, shown, launched)
         return (o["main"], *[o["panels"][k] for k in PANEL_KEYS], o["data"], o["max"],
                 o["honesty"], o["notes"], *[o["panel_notes"][k] for k in PANEL_KEYS])
 
@@ -332,6 +335,7 @@ def register(app, state: AppState) -> None:
         o = poll_job(state, job, version)
         return no_update, o["poll_disabled"], o["status"], o["bar"], o["busy"], o["version"]
 
+    register_birth(app, state)  # the birth map card and click-to-launch
     for p in (ids.INNER, ids.META):
         app.clientside_callback(
             ClientsideFunction("trajviz", "transport"),

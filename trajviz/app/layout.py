@@ -10,6 +10,7 @@ from dash import dcc, html
 
 from ..selection import PANEL_GROUPS, PANELS, PanelSpec
 from . import ids
+from .birth import birth_card, launch_bar
 from .components import (BLANK, GRAPH_CONFIG, SMALL_GRAPH_CONFIG, explain, field,
                          learner_option, panel_style, player_bar)
 from .texts import EXPLAIN, HOW_TO_READ, TAGLINE
@@ -129,6 +130,7 @@ def inner_tab() -> html.Div:
             html.Div(className="tv-card tv-surface", children=[
                 dcc.Graph(figure=BLANK, id=ids.MAIN_GRAPH, config=GRAPH_CONFIG,
                           className="tv-surface-graph", style={"height": "var(--tv-surface-h)"}),
+                launch_bar(),
                 html.Div(className="tv-legend-key", children=[
                     html.Span("○ start θ0"), html.Span("◆ end (step K)"),
                     html.Span("● current step, with a short tail"),
@@ -146,6 +148,7 @@ def inner_tab() -> html.Div:
                 ]),
             ]),
         ]),
+        birth_card(),
         html.Div(className="tv-card tv-summary", children=[
             explain("summary", "Summary over held-out tasks", heading=True),
             html.Div(id=ids.SUMMARY),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..run import Run
 from ..store import RunError, load_run
 from .jobs import JobManager
+from .launches import BirthJobs, LaunchBoard
 
 
 class RunCache:
@@ -70,6 +71,8 @@ class AppState:
     cache: RunCache
     jobs: JobManager
     whatif: Any = None  # the what-if service (app/whatif.py), set by register_whatif
+    launches: LaunchBoard = field(default_factory=LaunchBoard)  # click-to-launch worker
+    births: BirthJobs = field(default_factory=BirthJobs)  # birth-map jobs
 
     @classmethod
     def for_dir(cls, runs_dir: Path) -> AppState:

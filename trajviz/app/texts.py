@@ -122,4 +122,26 @@ EXPLAIN: dict[str, tuple[str, tuple[str, ...]]] = {
         ("The run trains in the background on this machine and is written as a new run folder; "
          "the run picker lists it when it is done. Small settings take a minute or two."),
     )),
+    "birthmap": ("Where should training start? The birth map", (
+        ("Every point of the slice is taken as an initialisation θ0 and trained with the run's "
+         "inner loop on held-out tasks; the colour is how fast training converged from there, "
+         "averaged over the tasks (pick the statistic above; lower is faster). Light is fast."),
+        ("Leap's corollary (Flennerhag et al., ICLR 2019): “new modules should be born where they "
+         "may be least specialized but have fastest mean predicted convergence speed”. The ★ birth "
+         "point follows it: among the least specialised quarter of the grid (specialisation = how "
+         "unevenly a point serves the tasks, the coefficient of variation of per-task loss AUC), "
+         "the point with the fastest mean convergence."),
+        ("“predicted” is a cheap forecast of the AUC from the first 3 steps alone; the lines "
+         "below the map print its rank correlation with the measured speed, so you can judge it."),
+        ("○ marks each learner's θ0 projected on the slice; the table gives the map's value at "
+         "θ0 itself (trained exactly, not read off the grid) and its gap to the birth point. "
+         "Click anywhere on the map or the surface to train from that point."),
+    )),
+    "launch": ("Train from any point", (
+        ("Click anywhere on the surface (or the birth map): the held-out tasks are trained from "
+         "that point, with the run's own inner loop and minibatches, and drawn as “click-N” "
+         "beside the learners, in every panel. One launch runs at a time."),
+        ("Keep it to store the point in the run as a named initialisation: it is then compared "
+         "like a learner in every view, the summary table and the exports."),
+    )),
 }

@@ -1,0 +1,25 @@
+"""A small real run WITH a birth map, for the birth-map view, app and browser tests.
+
+linear2d (2 parameters, so the exact slice hides nothing), a few meta-steps, and
+``birth_map(..., grid=11, tasks=4)`` on its first view: built in seconds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from trajviz.birthmap import add_birth_map, birth_map
+from trajviz.config import from_dict
+from trajviz.experiment import run_experiment
+from trajviz.store import load_run, write_run
+
+CONFIG = {"family": "linear2d", "learners": ["leap", "random"],
+          "inner": {"steps": 6, "lr": 0.1, "batch_size": 5},
+          "outer": {"meta_steps": 4, "meta_batch": 3, "eval_every": 2, "eval_tasks": 2,
+                    "lr": 0.01},
+          "heldout_tasks": 4, "slices": {"kinds": ["exact", "pca"], "resolution": 21}, "seed": 3}
+
+
+def make_birth_run(runs: Path, run_id: str = "birth-run") -> Path:
+    """Write the run into ``runs`` with a birth map on its "exact" view; its folder."""
+    path = write_run(run_experiment(from_dict(CONFIG), run_id=run_id), runs)
+    add_birth_map(path, birth_map(load_run(path), "exact", grid=11, tasks=4))
+    return path

@@ -1,0 +1,254 @@
+"""The birth map card and click-to-launch: components, thin steps and their callbacks.
+
+Launches and birth-map jobs run in worker processes (``launches.py``); this
+module only parses the page's values, asks them, and draws from
+``trajviz.birthview`` with ``figures.birthmap``. ``register_birth(app, state)``
+wires it; the inner-loop ``draw`` adds the latest launch through
+``state.launches.over``.
+"""
+from __future__ import annotations
+
+import atexit
+import time
+from typing import Any
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from ..birthview import BIRTH_CHOICES, select_birth
+from ..figures.birthmap import birth_figure
+from ..palette import learner_colour
+from ..selection import fmt
+from ..store import RunError
+from . import ids
+from .components import GRAPH_CONFIG, BLANK, empty_figure, explain, field
+
+HIDE = {"display": "none"}
+SHOW: dict[str, str] = {}
+BIRTH_GRID = 31
+BIRTH_TASKS = 8
+
+
+# ---------------------------------------------------------------------------- components
+
+def launch_bar() -> html.Div:
+    """Under the surface: what a click does, the running notice, and "keep as"."""
+    return html.Div(className="tv-launch", children=[
+        html.Div(id=ids.LAUNCH_STATUS, className="tv-hint",
+                 children="Click anywhere on the surface to train from that point."),
+        html.Div("Training from the clicked point… (one launch at a time)", id=ids.LAUNCH_BUSY,
+                 className="tv-msg tv-msg-info", style=HIDE),
+        html.Div(className="tv-run-row", children=[
+            dcc.Input(id=ids.LAUNCH_NAME, type="text", value="", placeholder="name, e.g. my-init",
+                      debounce=False),
+            html.Button("Keep the point in the run", id=ids.LAUNCH_KEEP, className="tv-btn"),
+        ]),
+        explain("launch"),
+        dcc.Store(id=ids.LAUNCHED),
+    ])
+
+
+def birth_card() -> html.Div:
+    """The birth map: statistic picker, map, explanation lines, learner table, compute job."""
+    return html.Div(id=ids.BIRTH_CARD, className="tv-card tv-birth", children=[
+        explain("birthmap", heading=True),
+        field("Colour by", dcc.Dropdown(
+            id=ids.BIRTH_STAT, clearable=False, value="auc",
+            options=[{"label": v, "value": k} for k, v in BIRTH_CHOICES.items()])),
+        dcc.Graph(figure=BLANK, id=ids.BIRTH_GRAPH, config=GRAPH_CONFIG,
+                  style={"height": "520px"}),
+        html.Div(id=ids.BIRTH_LINES, className="tv-hint"),
+        html.Div(id=ids.BIRTH_TABLE),
+        html.Div(id=ids.BIRTH_COMPUTE_ROW, style=HIDE, children=[
+            html.Button("Compute a birth map for this slice", id=ids.BIRTH_COMPUTE,
+                        className="tv-btn tv-primary"),
+            html.Div(f"{BIRTH_GRID}×{BIRTH_GRID} points × up to {BIRTH_TASKS} held-out tasks, "
+                     "in the background; it is stored in the run.", className="tv-hint"),
+            html.Div(className="tv-progress", children=html.Div(
+                id=ids.BIRTH_BAR, className="tv-progress-bar", style={"width": "0%"})),
+        ]),
+        html.Div(id=ids.BIRTH_STATUS, className="tv-hint"),
+        dcc.Interval(id=ids.BIRTH_POLL, interval=800, disabled=True),
+        dcc.Store(id=ids.BIRTH_JOB),
+        dcc.Store(id=ids.BIRTH_VERSION, data=0),
+    ])
+
+
+def birth_table(rows) -> html.Table:
+    """The learners' θ0s on the map: value there, gap to the birth point."""
+    head = html.Tr([html.Th(h) for h in ("learner", "θ0 on the slice (a, b)", "off-plane",
+                                         "value at θ0", "Δ value to birth", "gap on the slice",
+                                         "gap in θ", "specialisation")])
+    body = [html.Tr([
+        html.Td([html.Span(className="tv-swatch", style={"background": learner_colour(r["learner"])}),
+                 r["learner"]]),
+        html.Td(f"({fmt(r['a'])}, {fmt(r['b'])})"), html.Td(fmt(r["residual"])),
+        html.Td(fmt(r["value"])), html.Td(fmt(r["value_gap"])), html.Td(fmt(r["plane_gap"])),
+        html.Td(fmt(r["param_gap"])), html.Td(fmt(r["specialisation"]))]) for r in rows]
+    return html.Table([html.Thead(head), html.Tbody(body)], className="tv-table")
+
+
+# ---------------------------------------------------------------------------- steps
+
+def birth_panel(state, run_id: str | None, view: str | None, statistic: str | None) -> dict:
+    """The birth card's figure, lines, table and whether to offer the compute button."""
+    out = {"figure": empty_figure(), "lines": [], "table": [], "compute": HIDE}
+    if run_id is None:
+        return out
+    try:
+        run = state.cache.get(run_id)
+    except RunError as exc:
+        return {**out, "lines": [exc.reason]}
+    view = view if view in run.views else next(iter(run.views), None)
+    if view not in run.birthmaps:
+        return {**out, "compute": SHOW, "figure": empty_figure(
+            "No birth map on this slice yet: compute one below (or `trajviz birthmap RUN`).")}
+    try:
+        bs = select_birth(run, view, statistic)
+    except ValueError as exc:
+        return {**out, "lines": [str(exc)]}
+    kind = run.views[view].slice.kind
+    return {**out, "figure": birth_figure(bs, kind),
+            "lines": [html.P(line) for line in bs.lines],
+            "table": birth_table(bs.rows)}
+
+
+def parse_click(click: dict | None) -> tuple[float, float] | None:
+    """A plotly clickData's first point as (a, b), or None."""
+    try:
+        point = (click or {})["points"][0]
+        a, b = float(point["x"]), float(point["y"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return a, b
+
+
+def click_launch(state, run_id: str | None, view: str | None, click: dict | None) -> dict:
+    """Train from the clicked point; {"launched": data for the draw callback, "status": text}."""
+    point = parse_click(click)
+    if run_id is None or point is None:
+        return {"launched": no_update, "status": no_update}
+    started = time.perf_counter()
+    try:
+        run = state.cache.get(run_id)
+        view = view if view in run.views else next(iter(run.views))
+        result = state.launches.launch(run_id, state.cache.path_of(run_id), view, *point)
+    except (RunError, ValueError) as exc:
+        reason = exc.reason if isinstance(exc, RunError) else str(exc)
+        return {"launched": no_update, "status": f"Not launched: {reason}"}
+    name = result.record.name
+    server = time.perf_counter() - started
+    return {"launched": {"run": run_id, "name": name, "a": point[0], "b": point[1],
+                         "seconds": round(result.seconds, 3), "server": round(server, 3)},
+            "status": (f"{name}: trained from (a, b) = ({point[0]:.3g}, {point[1]:.3g}) on "
+                       f"{len(run.task_ids)} held-out tasks in {result.seconds:.2f} s "
+                       f"({server:.2f} s with the transfer). Keep it to compare it everywhere.")}
+
+
+def keep_launch(state, run_id: str | None, name: str | None, version: dict | None) -> dict:
+    """Store the latest launch as ``name``; re-reads the run so every view, summary and
+    export holds it (through the runs version store)."""
+    if run_id is None:
+        return {"status": "There is no run.", "version": no_update}
+    result = state.launches.latest(run_id)
+    wanted = (name or "").strip() or (result.record.name if result else "")
+    try:
+        run = state.cache.get(run_id)  # the worker checks the name (trajviz.inits)
+        if wanted in run.learners:
+            raise ValueError(f"the run already has a learner named {wanted!r}; choose another name")
+        kept = state.launches.keep(run_id, state.cache.path_of(run_id), wanted)
+    except (RunError, ValueError) as exc:
+        reason = exc.reason if isinstance(exc, RunError) else str(exc)
+        return {"status": f"Not kept: {reason}", "version": no_update}
+    version = dict(version or {"n": 0, "select": None})
+    version.update(n=version.get("n", 0) + 1, select=run_id)
+    return {"status": f"Kept {kept} in the run: it is now a learner in every view, the summary "
+                      "and the exports.", "version": version}
+
+
+def start_birth(state, run_id: str | None, view: str | None) -> dict:
+    if run_id is None:
+        return {"job": no_update, "poll": True, "status": "There is no run."}
+    try:
+        run = state.cache.get(run_id)
+        view = view if view in run.views else next(iter(run.views))
+        job = state.births.start(run_id, state.cache.path_of(run_id), view, BIRTH_GRID,
+                                 min(BIRTH_TASKS, len(run.task_ids)))
+    except (RunError, ValueError) as exc:
+        reason = exc.reason if isinstance(exc, RunError) else str(exc)
+        return {"job": no_update, "poll": True, "status": f"Not started: {reason}"}
+    return {"job": {"id": job}, "poll": False, "status": "Starting the birth map…"}
+
+
+def poll_birth(state, job: dict | None, version: int | None) -> dict:
+    s = state.births.status((job or {}).get("id"))
+    bar = {"width": f"{100 * max(0.0, min(1.0, s['fraction'])):.0f}%"}
+    if s["state"] == "running":
+        return {"poll": False, "bar": bar, "status": f"{s['stage']} · {s['elapsed']:.0f} s",
+                "version": no_update}
+    if s["state"] == "done":
+        return {"poll": True, "bar": bar, "status": f"Birth map done in {s['elapsed']:.0f} s.",
+                "version": int(version or 0) + 1}
+    return {"poll": True, "bar": {"width": "0%"},
+            "status": f"The birth map failed: {s.get('message', '')}", "version": no_update}
+
+
+# ---------------------------------------------------------------------------- wiring
+
+def register_birth(app, state) -> None:
+    """Wire the birth card and click-to-launch to ``app``."""
+    atexit.register(state.launches.shutdown)
+    atexit.register(state.births.shutdown)
+
+    @app.callback(Output(ids.BIRTH_GRAPH, "figure"), Output(ids.BIRTH_LINES, "children"),
+                  Output(ids.BIRTH_TABLE, "children"), Output(ids.BIRTH_COMPUTE_ROW, "style"),
+                  Input(ids.RUN, "value"), Input(ids.SLICE, "value"),
+                  Input(ids.BIRTH_STAT, "value"), Input(ids.BIRTH_VERSION, "data"),
+                  Input(ids.RUNS_VERSION, "data"))
+    def _birth(run_id, view, statistic, _version, _runs):
+        o = birth_panel(state, run_id, view, statistic)
+        return o["figure"], o["lines"], o["table"], o["compute"]
+
+    @app.callback(Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
+                  Input(ids.RUN, "value"), prevent_initial_call="initial_duplicate")
+    def _warm(run_id):
+        try:
+            state.launches.warm(state.cache.path_of(run_id))
+        except (RunError, TypeError):
+            return no_update
+        return "Click anywhere on the surface or the birth map to train from that point."
+
+    @app.callback(Output(ids.LAUNCHED, "data"),
+                  Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
+                  Input(ids.MAIN_GRAPH, "clickData"), Input(ids.BIRTH_GRAPH, "clickData"),
+                  State(ids.RUN, "value"), State(ids.SLICE, "value"), prevent_initial_call=True,
+                  running=[(Output(ids.LAUNCH_BUSY, "style"), SHOW, HIDE)])
+    def _launch(main_click, birth_click, run_id, view):
+        click = birth_click if ctx.triggered_id == ids.BIRTH_GRAPH else main_click
+        o = click_launch(state, run_id, view, click)
+        return o["launched"], o["status"]
+
+    @app.callback(Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
+                  Output(ids.RUNS_VERSION, "data", allow_duplicate=True),
+                  Input(ids.LAUNCH_KEEP, "n_clicks"), State(ids.RUN, "value"),
+                  State(ids.LAUNCH_NAME, "value"), State(ids.RUNS_VERSION, "data"),
+                  prevent_initial_call=True)
+    def _keep(_n, run_id, name, version):
+        o = keep_launch(state, run_id, name, version)
+        return o["status"], o["version"]
+
+    @app.callback(Output(ids.BIRTH_JOB, "data"), Output(ids.BIRTH_POLL, "disabled"),
+                  Output(ids.BIRTH_STATUS, "children"), Output(ids.BIRTH_BAR, "style"),
+                  Output(ids.BIRTH_VERSION, "data"),
+                  Input(ids.BIRTH_COMPUTE, "n_clicks"), Input(ids.BIRTH_POLL, "n_intervals"),
+                  State(ids.RUN, "value"), State(ids.SLICE, "value"), State(ids.BIRTH_JOB, "data"),
+                  State(ids.BIRTH_VERSION, "data"), prevent_initial_call=True)
+    def _birth_job(_n, _tick, run_id, view, job, version):
+        if ctx.triggered_id == ids.BIRTH_COMPUTE:
+            o = start_birth(state, run_id, view)
+            return o["job"], o["poll"], o["status"], {"width": "0%"}, no_update
+        o = poll_birth(state, job, version)
+        return no_update, o["poll"], o["status"], o["bar"], o["version"]
+
+
+__all__ = ["birth_card", "birth_panel", "click_launch", "keep_launch", "launch_bar",
+           "parse_click", "poll_birth", "register_birth", "start_birth"]
