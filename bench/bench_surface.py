@@ -57,7 +57,8 @@ from timing import median_times  # bench/timing.py (scripts run from bench/)
 from trajviz.models import flatten
 from trajviz.slices import Slice
 from trajviz.compiled import cache_dir, compiler_available, surface_method
-from trajviz.surface import _fused_applies, _mlp_layers, choose_chunk, evaluate_surface
+from trajviz.mlp_plan import fused_applies, mlp_layers
+from trajviz.surface import choose_chunk, evaluate_surface
 from trajviz.tasks import Sinusoid
 
 RES = 51
@@ -100,8 +101,8 @@ class Setup:
     def auto_path(self) -> str:
         """The evaluator "auto" takes here: compiled, fused (eager) or vmap."""
         method = surface_method("auto", self.problem, self.tasks.support, RES * RES)
-        return method if method != "auto" else ("fused" if _fused_applies(
-            _mlp_layers(self.problem), self.tasks.support) else "vmap")
+        return method if method != "auto" else ("fused" if fused_applies(
+            mlp_layers(self.problem), self.tasks.support) else "vmap")
 
     def loop(self) -> np.ndarray:
         """(c): one point at a time through an nn.Module."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from trajviz import surface
+from trajviz import mlp_plan, surface
 from trajviz.inner import InnerSpec, inner_loop
 from trajviz.models import flatten, from_module, unflatten
 from trajviz.optim import sgd
@@ -59,7 +59,7 @@ def method(request, monkeypatch):
     if request.param == "vmap":
         return "vmap"
     rows = 0 if request.param == "fused-feature-major" else 10**9
-    monkeypatch.setattr(surface, "FEATURE_MAJOR_ROWS", rows)
+    monkeypatch.setattr(mlp_plan, "FEATURE_MAJOR_ROWS", rows)
     return "fused"
 
 
@@ -116,7 +116,7 @@ def test_chunk_sizes_give_identical_results(sinusoid, method):
 
 @pytest.mark.parametrize("rows", [0, 10**9], ids=["feature-major", "sample-major"])
 def test_fused_and_vmap_paths_agree_on_mlps(monkeypatch, rows):
-    monkeypatch.setattr(surface, "FEATURE_MAJOR_ROWS", rows)
+    monkeypatch.setattr(mlp_plan, "FEATURE_MAJOR_ROWS", rows)
     for hidden, act in (((16, 16), "relu"), ((8,), "tanh"), ((8, 4, 6), "gelu")):
         family = Sinusoid(shots=9, hidden=hidden)
         problem = family.problem()
@@ -133,7 +133,7 @@ def test_fused_and_vmap_paths_agree_on_mlps(monkeypatch, rows):
 
 @pytest.mark.parametrize("rows", [0, 10**9], ids=["feature-major", "sample-major"])
 def test_fused_path_on_a_bias_free_linear_model(monkeypatch, rows):
-    monkeypatch.setattr(surface, "FEATURE_MAJOR_ROWS", rows)
+    monkeypatch.setattr(mlp_plan, "FEATURE_MAJOR_ROWS", rows)
     family = Linear2D(shots=15)
     problem, tasks = family.problem(), family.sample(seed=0, n_tasks=4)
     slc = identity_slice()

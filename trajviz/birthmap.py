@@ -49,7 +49,8 @@ from scipy import stats
 from torch import Tensor
 
 from . import birthloop
-from .executor import IN_PROCESS, Executor
+from .context import ProblemRef, ship
+from .executor import IN_PROCESS, Executor, using
 from .inner import InnerSpec, Point, inner_loop, pair_theta0_with_tasks
 from .metrics import step_metrics
 from .models import flatten, unflatten
@@ -80,7 +81,9 @@ class BirthContext:
     """What every chunk shares (handed to an executor once).
 
     tasks: the N tasks; origin: [P], basis: [2, P]; coords: [A·B, 2] the grid's
-    (a, b), row-major over (b, a); points: [L, P] explicit θ0s (learners).
+    (a, b), row-major over (b, a); points: [L, P] explicit θ0s (learners). ``ref``:
+    the problem's family and options, so that a Dask worker rebuilds the problem
+    and receives the tensors as numpy (``context.ship``).
     """
 
     problem: Problem
@@ -93,6 +96,10 @@ class BirthContext:
     points: Tensor
     eps: float
     predictor_steps: int
+    ref: ProblemRef | None = None
+
+    def __reduce__(self):
+        return ship(self)
 
 
 def rollout_statistics(problem: Problem, inits: Tensor, tasks: TaskSet, spec: InnerSpec, seed: int,
@@ -208,7 +215,7 @@ def compute_birth_map(problem: Problem, tasks: TaskSet, spec: InnerSpec, seed: i
                       thetas: dict[str, np.ndarray], *, grid: int = 41, statistic: str = "auc",
                       quantile: float = DEFAULT_QUANTILE, eps: float = DEFAULT_EPS,
                       chunk: int | None = None, executor: Executor = IN_PROCESS,
-                      progress: Progress | None = None) -> BirthMap:
+                      progress: Progress | None = None, ref: ProblemRef | None = None) -> BirthMap:
     """The birth map of ``view``'s slice over ``grid`` × ``grid`` points of its extent.
 
     tasks: the N tasks (already on the device and dtype to compute in);
@@ -236,7 +243,7 @@ def compute_birth_map(problem: Problem, tasks: TaskSet, spec: InnerSpec, seed: i
     points = torch.as_tensor(np.stack([np.asarray(thetas[n]) for n in names])
                              if names else np.zeros((0, P))).to(device=device, dtype=dtype)
     m = max(1, min(PREDICTOR_STEPS, spec.steps))
-    ctx = BirthContext(problem, tasks, spec, seed, origin, basis, coords, points, eps, m)
+    ctx = BirthContext(problem, tasks, spec, seed, origin, basis, coords, points, eps, m, ref)
     per_chunk = chunk or default_chunk(P, len(tasks))
     chunks = grid_chunks(grid * grid, per_chunk) + grid_chunks(len(names), per_chunk, "points")
     parts = executor.map(evaluate_chunk, ctx, chunks, progress=progress)
@@ -284,19 +291,21 @@ def _learner_table(slc, names: list[str], thetas: np.ndarray, per_task: dict[str
 
 def birth_map_on(problem: Problem, heldout: TaskSet, spec: InnerSpec, seed: int, view: View,
                  records: dict[str, LearnerRecord], settings, *, chunk: int | None = None,
-                 executor: Executor = IN_PROCESS, progress: Progress | None = None) -> BirthMap:
+                 executor: Executor = IN_PROCESS, progress: Progress | None = None,
+                 ref: ProblemRef | None = None) -> BirthMap:
     """``compute_birth_map`` with ``settings`` (a ``BirthmapConfig``: grid, tasks,
     statistic, quantile) on the first ``settings.tasks`` held-out tasks (all if fewer)."""
     tasks = heldout.select(list(range(min(settings.tasks, len(heldout)))))
     return compute_birth_map(problem, tasks, spec, seed, view,
                              {n: r.theta0 for n, r in records.items()}, grid=settings.grid,
                              statistic=settings.statistic, quantile=settings.quantile,
-                             chunk=chunk, executor=executor, progress=progress)
+                             chunk=chunk, executor=executor, progress=progress, ref=ref)
 
 
 def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int = 8,
               statistic: str = "auc", quantile: float = DEFAULT_QUANTILE, chunk: int | None = None,
-              executor: Executor = IN_PROCESS, progress: Progress | None = None) -> BirthMap:
+              executor: Executor | str = IN_PROCESS,
+              progress: Progress | None = None) -> BirthMap:
     """The birth map of a saved run (loaded with ``heavy=True``) on ``view`` (default: the first).
 
     Uses the run's config to rebuild the problem, held-out tasks and inner
@@ -311,10 +320,13 @@ def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int =
         raise ValueError(f"run has no view {view!r}; accepted: {list(run.views)}")
     if run.views[view].slice.origin.shape[-1] == 0:
         raise ValueError("the run was loaded without its heavy arrays; load it with heavy=True")
-    setup = heldout_setup(from_dict(run.config))
+    config = from_dict(run.config)
+    setup = heldout_setup(config)
     settings = BirthmapConfig(True, grid, tasks, statistic, quantile)
-    return birth_map_on(setup.problem, setup.tasks, setup.spec, setup.seed, run.views[view],
-                        run.learners, settings, chunk=chunk, executor=executor, progress=progress)
+    with using(executor) as ex:  # an Executor, or a scheduler string
+        return birth_map_on(setup.problem, setup.tasks, setup.spec, setup.seed, run.views[view],
+                            run.learners, settings, chunk=chunk, executor=ex, progress=progress,
+                            ref=ProblemRef.of(config.family, config.family_options))
 
 
 def format_birth_map(bm: BirthMap) -> str:

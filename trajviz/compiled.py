@@ -91,23 +91,23 @@ def compile_or_none(fn: Callable) -> Callable | None:
 def surface_method(method: str, problem, batch: dict, points: int) -> str:
     """"compiled" for "auto" where the fused MLP surface path applies, the surface has
     at least ``COMPILE_MIN_FLOPS`` forward FLOPs and a compiler exists; else ``method``."""
-    from .surface import _fused_applies, _Linear, _mlp_layers
+    from .mlp_plan import Linear, fused_applies, mlp_layers
 
     if method != "auto":
         return method
-    layers = _mlp_layers(problem)
-    if not _fused_applies(layers, batch):
+    layers = mlp_layers(problem)
+    if not fused_applies(layers, batch):
         return method
     x = batch["x"]
     flops = 2 * points * x.shape[0] * x.shape[1] * sum(
-        layer.in_features * layer.out_features for layer in layers if isinstance(layer, _Linear))
+        layer.in_features * layer.out_features for layer in layers if isinstance(layer, Linear))
     big = COMPILE_MIN_FLOPS is not None and flops >= COMPILE_MIN_FLOPS
     return "compiled" if big and compiler_available() else method
 
 
 @functools.lru_cache(maxsize=16)
 def compiled_mlp_mse(layers: tuple) -> Callable | None:
-    """``surface._fused_mlp_mse`` for these layers through ``torch.compile``, or None."""
-    from .surface import _fused_mlp_mse
+    """``mlp_plan.fused_mlp_mse`` for these layers through ``torch.compile``, or None."""
+    from .mlp_plan import fused_mlp_mse
 
-    return compile_or_none(functools.partial(_fused_mlp_mse, layers))
+    return compile_or_none(functools.partial(fused_mlp_mse, layers))

@@ -27,6 +27,7 @@ from typing import Any
 from . import budget
 from .names import FAMILY_NAMES, INNER_OPTIMIZERS, LEARNER_NAMES, OUTER_OPTIMIZERS, SLICE_KINDS
 from .run import BIRTH_STATISTICS
+from .variants import Variant, check_variants, parse_variants, resolve_variants
 
 DTYPES = ("float32", "float64")
 
@@ -165,6 +166,7 @@ class ExperimentConfig:
     family_options: dict[str, Any] = field(default_factory=dict)
     learners: tuple[str, ...] = LEARNER_NAMES
     learner_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: tuple[Variant, ...] = ()  # named copies of a learner (trajviz.variants)
     inner: InnerConfig = InnerConfig()
     outer: OuterConfig = OuterConfig()
     slices: SliceConfig = SliceConfig()
@@ -185,7 +187,11 @@ def from_dict(data: dict[str, Any]) -> ExperimentConfig:
     """Build and validate a config from plain data (e.g. parsed TOML)."""
     if not isinstance(data, dict):
         raise ValueError(f"config must be a table of keys, got {type(data).__name__}")
+    data = dict(data)
+    variants = parse_variants(data.pop("variants", ()))
     values = _typed_fields(ExperimentConfig, data, "")
+    check_variants(values.get("learners", ExperimentConfig.learners), variants, LEARNER_OPTIONS)
+    values["variants"] = resolve_variants(values.get("learners", ExperimentConfig.learners), variants)
     for key, cls in _SECTIONS.items():
         if key in values:
             if not isinstance(values[key], dict):
@@ -263,9 +269,7 @@ def validate(config: ExperimentConfig) -> None:
                          "or 'package.module:function'")
     if not c.learners:
         raise ValueError(f"learners is empty; accepted: any of {sorted(LEARNER_NAMES)}")
-    unknown = [n for n in c.learners if n not in LEARNER_NAMES]
-    if unknown:
-        raise ValueError(f"unknown learner(s) {unknown}; accepted: {sorted(LEARNER_NAMES)}")
+    check_variants(c.learners, c.variants, LEARNER_OPTIONS)
     if len(set(c.learners)) != len(c.learners):
         raise ValueError(f"learners lists a name twice: {list(c.learners)}")
     _check_learner_options(c)
@@ -356,13 +360,14 @@ def _family_option(where: str, value: Any, rule: tuple) -> Any:
 
 
 def _check_learner_options(c: ExperimentConfig) -> None:
+    bases = {v.name: v.base for v in c.variants}  # a variant takes its base learner's options
     for name, options in c.learner_options.items():
         if name not in c.learners:
             raise ValueError(f"learner_options names learner {name!r}, not in learners "
                              f"{list(c.learners)}")
         if not isinstance(options, dict):
             raise ValueError(f"learner_options.{name} must be a table, got {options!r}")
-        accepted = LEARNER_OPTIONS.get(name, ())
+        accepted = LEARNER_OPTIONS.get(bases.get(name, name), ())
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} for learner {name!r}; "

@@ -12,10 +12,18 @@ view pickles its whole storage).
 
 Results come back in the order of ``chunks``; ``progress(done, total)`` is
 called as chunks complete.
+
+Executors: ``IN_PROCESS`` (the default) and ``trajviz.executor_dask.DaskExecutor``,
+named by a scheduler string (``--scheduler``): ``in-process``, ``local-dask[:N]``
+(a LocalCluster of N one-thread worker processes on 127.0.0.1) or
+``tcp://HOST:PORT`` (a running Dask scheduler). This module never imports
+dask or torch: the data side may parse a scheduler string.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 Progress = Callable[[int, int], None]
@@ -43,3 +51,83 @@ class InProcess:
 
 
 IN_PROCESS = InProcess()
+
+
+# ---------------------------------------------------------------- schedulers
+
+LOCAL_DASK = "local-dask"
+SCHEDULER_ENV = "TRAJVIZ_SCHEDULER"  # the app's background jobs run their chunks here
+SCHEDULERS = ("in-process", "local-dask[:N]", "tcp://HOST:PORT")
+MAX_LOCAL_WORKERS = 256
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """A parsed ``--scheduler``: ``kind`` is in-process, local-dask or tcp;
+    ``workers`` the local worker count (None: one per core); ``address`` the
+    tcp scheduler's address."""
+
+    kind: str
+    workers: int | None = None
+    address: str = ""
+
+
+def parse_scheduler(text: str | None) -> Scheduler:
+    """``""``/``in-process``, ``local-dask[:N]`` or ``tcp://HOST:PORT``; ValueError (one line) else."""
+    accepted = f"accepted: {', '.join(SCHEDULERS)}"
+    if text is None or not isinstance(text, str):
+        if text is None:
+            return Scheduler("in-process")
+        raise ValueError(f"scheduler must be a string, got {text!r}; {accepted}")
+    text = text.strip()
+    if text in ("", "in-process"):
+        return Scheduler("in-process")
+    if text == LOCAL_DASK or text.startswith(LOCAL_DASK + ":"):
+        if text == LOCAL_DASK:
+            return Scheduler(LOCAL_DASK)
+        count = text[len(LOCAL_DASK) + 1:]
+        if not count.isdigit() or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
+            raise ValueError(f"scheduler {text!r}: N must be a whole number of workers from 1 "
+                             f"to {MAX_LOCAL_WORKERS}; {accepted}")
+        return Scheduler(LOCAL_DASK, workers=int(count))
+    if text.startswith("tcp://"):
+        host, sep, port = text[len("tcp://"):].rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"scheduler {text!r} needs a host and a port 1..65535, "
+                             f"e.g. tcp://10.0.0.5:8786; {accepted}")
+        return Scheduler("tcp", address=text)
+    raise ValueError(f"unknown scheduler {text!r}; {accepted}")
+
+
+def make_executor(scheduler: str | None):
+    """An executor for a ``--scheduler`` string; close it when done (``with make_executor(s) as ex``).
+
+    ``local-dask[:N]`` starts a LocalCluster on 127.0.0.1, ``tcp://HOST:PORT``
+    connects to a running scheduler (ValueError in one line if it cannot be
+    reached); both need ``dask[distributed]``. Anything else: in-process.
+    """
+    spec = parse_scheduler(scheduler)
+    if spec.kind == "in-process":
+        return contextlib.nullcontext(IN_PROCESS)
+    try:
+        from .executor_dask import DaskExecutor
+    except ImportError as exc:
+        raise ValueError(f"scheduler {scheduler!r} needs dask.distributed, which is not installed "
+                         f"({exc}); pip install 'trajviz[dask]'") from None
+    if spec.kind == LOCAL_DASK:
+        return DaskExecutor.local(spec.workers)
+    return DaskExecutor.connect(spec.address)
+
+
+@contextlib.contextmanager
+def using(executor: Executor | str | None) -> Iterator[Executor]:
+    """The executor to use for ``executor=`` (an Executor, a scheduler string, or None:
+    in-process); one made here from a string is closed on exit, one passed in is not."""
+    if executor is None or isinstance(executor, str):
+        with make_executor(executor) as made:
+            yield made
+    elif callable(getattr(executor, "map", None)):
+        yield executor
+    else:
+        raise ValueError(f"executor must be an object with a map(fn, context, chunks) method or a "
+                         f"scheduler string ({', '.join(SCHEDULERS)}), got {executor!r}")

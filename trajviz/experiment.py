@@ -18,7 +18,9 @@ import torch
 
 from . import __version__, budget
 from .config import ExperimentConfig, InnerConfig, to_dict
+from .context import ProblemRef
 from .diagnostics import Diagnostics, DiagnosticsSpec, good_points, path_diagnostics
+from .executor import Executor, using
 from .hessian import mean_loss_eigenvectors
 from .inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
 from .learners import MetaTrace, OuterSpec, make_learner, meta_train
@@ -40,6 +42,7 @@ from .stability import divergence_report, good_prefix, stability_threshold, subs
 from .surface import evaluate_surface, plane_losses
 from .tasks import Problem, TaskFamily, TaskSet, family_options, make_family
 from .threads import check_threads, thread_scope, threads_for
+from .variants import learner_specs
 
 Progress = Callable[[str, int, int], None]
 SUMMARY_METRICS = ("length", "param_length", "oscillation", "monotonicity", "final_loss", "auc",
@@ -187,7 +190,8 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
 
 
 def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: TaskSet,
-               records: dict[str, LearnerRecord], progress: Progress | None) -> View:
+               records: dict[str, LearnerRecord], progress: Progress | None,
+               executor: Executor | None = None) -> View:
     slc = build_slice(kind, config, problem, records, heldout)
     dtype = getattr(torch, config.dtype)
     paths = {n: record_paths(problem, slc, heldout, r, config.device, dtype) for n, r in records.items()}
@@ -197,7 +201,8 @@ def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: T
     res = config.slices.resolution
     report = None if progress is None else (lambda done, total: progress(f"surface:{kind}", done, total))
     surface = evaluate_surface(problem, slc, heldout, (res, res), device=config.device, dtype=dtype,
-                               progress=report)
+                               progress=report, executor=executor,
+                               ref=ProblemRef.of(config.family, config.family_options))
     return View(name=kind, slice=slc, surface=surface,
                 **{f: {n: getattr(p, f) for n, p in paths.items()} for f in
                    ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")})
@@ -327,7 +332,8 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
         raise ValueError(f"initialisation name(s) {clash} clash with the learners; choose other names")
     outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
                       config.outer.lr, config.outer.eval_every)
-    learners = {n: make_learner(n, config.learner_options.get(n)) for n in config.learners}
+    learners = {v.name: make_learner(v.base, v.options)
+                for v in learner_specs(config.learners, config.variants, config.learner_options)}
     fixed = {n: init_params(problem, v, device, dtype) for n, v in (inits or {}).items()}
     theta0 = problem.model.init(config.seed, device, dtype)
     heldout, held_seed = setup.tasks, setup.seed
@@ -360,7 +366,7 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
                    run_id: str = "", inits: dict | None = None,
-                   threads: int | None = None) -> Run:
+                   threads: int | None = None, executor: Executor | str | None = None) -> Run:
     """Run the whole experiment described by ``config`` and return it as a ``Run``.
 
     ``progress(stage, done, total)`` is called as work completes, with stages
@@ -369,10 +375,13 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     ``inits``: {name: θ0} fixed initialisations compared beside the learners;
     a θ0 is a [P] array, {param name: array}, or a file (``trajviz.inits``).
     With ``config.birthmap.enabled`` every view gets a birth map. ``threads``:
-    torch threads for the work (default: the policy of ``trajviz/threads.py``).
+    torch threads for the work (default: the policy of ``trajviz/threads.py``). The
+    surfaces' and birth maps' chunks go through ``executor``: an Executor, a scheduler
+    string (``local-dask:2``, ``tcp://HOST:PORT``: started or reached before any work,
+    closed at the end) or None (in-process).
     """
-    with thread_scope(config_threads(config, threads)):  # speed hook: thread policy (threads.py)
-        return _run_experiment(config, progress=progress, run_id=run_id, inits=inits)
+    with thread_scope(config_threads(config, threads)), using(executor) as ex:
+        return _run_experiment(config, progress=progress, run_id=run_id, inits=inits, executor=ex)
 
 
 def config_threads(config: ExperimentConfig, requested: int | None = None) -> int | None:
@@ -385,7 +394,8 @@ def config_threads(config: ExperimentConfig, requested: int | None = None) -> in
 
 
 def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
-                    run_id: str = "", inits: dict | None = None) -> Run:
+                    run_id: str = "", inits: dict | None = None,
+                    executor: Executor | None = None) -> Run:
     from .inits import resolve_inits
 
     started = time.perf_counter()
@@ -394,7 +404,8 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
     views = {}
     for kind in config.slices.kinds:
         t0 = time.perf_counter()
-        views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress)
+        views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress,
+                                 executor)
         timings[f"surface:{kind}"] = time.perf_counter() - t0
     birthmaps = {}
     if config.birthmap.enabled:
@@ -405,7 +416,8 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
                 lambda done, total, k=kind: progress(f"birthmap:{k}", done, total))
             birthmaps[kind] = birth_map_on(rec.problem, rec.heldout, inner_spec(config.inner),
                                            heldout_seed(config), view, rec.records, config.birthmap,
-                                           progress=report)
+                                           progress=report, executor=executor,
+                                           ref=ProblemRef.of(config.family, config.family_options))
             timings[f"birthmap:{kind}"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     model = rec.problem.model

@@ -8,6 +8,8 @@ HTML inlines plotly.js so the file works offline.
 """
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
@@ -24,6 +26,38 @@ from .selection import select, select_meta, summary_rows, task_label
 FORMATS = ("pdf", "svg", "png", "html")
 VIEWS = ("surface", "metrics", "meta", "all")
 PNG_SCALE = 3  # 3 × 96 dpi: print quality at the figure's size in inches
+# Each static export runs kaleido, which starts Chromium: at most KALEIDO_SLOTS at once in
+# this process; others wait up to KALEIDO_WAIT_S and are then refused with a message.
+KALEIDO_SLOTS = 1
+KALEIDO_WAIT_S = 30.0
+_KALEIDO = threading.BoundedSemaphore(KALEIDO_SLOTS)
+
+
+def file_stem(text: str) -> str:
+    """``text`` as a safe file-name part: ``[A-Za-z0-9._-]``, no leading dot, ≤ 200 chars.
+    Names in a run.json are untrusted: a view named ``../x`` becomes ``x``."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip(".-_")[:200].strip(".-_")
+    return stem or "view"
+
+
+def _inside(out: Path, name: str) -> Path:
+    """``out/name``, refused unless it stays directly inside ``out``."""
+    path = out / name
+    if path.resolve().parent != out.resolve():
+        raise ValueError(f"refusing to write {name!r} outside the output folder")
+    return path
+
+
+class _Kaleido:
+    """The process-wide cap on concurrent kaleido (Chromium) renders."""
+
+    def __enter__(self) -> None:
+        if not _KALEIDO.acquire(timeout=KALEIDO_WAIT_S):
+            raise ValueError("another static export is still rendering; try again in a moment "
+                             "(HTML exports need no renderer)")
+
+    def __exit__(self, *exc: Any) -> None:
+        _KALEIDO.release()
 
 
 def check_request(run: Run, fmt: str, view: str, slice_name: str | None,
@@ -112,15 +146,18 @@ def export_run(run: Run, out: Path, fmt: str, view: str, *, slice_name: str | No
         raise ValueError(f"output {str(out)!r} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "html":
-        path = out / f"{view}-{name}-{'mean' if task is None else f'task{task}'}.html"
+        path = _inside(out, f"{view}-{file_stem(name)}-{'mean' if task is None else f'task{task}'}.html")
         page = html_page(animated_figures(run, view, name, task), f"trajviz · {run.run_id}",
                            _html_notes(run, task))
         path.write_text(page, encoding="utf-8")
         return [path]
     figs = paper_figures(run, view, name, task)
-    paths = [out / f"{stem}.{fmt}" for stem, _ in figs]
+    paths = [_inside(out, f"{file_stem(stem)}.{fmt}") for stem, _ in figs]
     try:
-        write_images([f for _, f in figs], paths, fmt, scale=PNG_SCALE if fmt == "png" else 1)
+        with _Kaleido():
+            write_images([f for _, f in figs], paths, fmt, scale=PNG_SCALE if fmt == "png" else 1)
+    except ValueError:
+        raise
     except Exception as exc:  # noqa: BLE001 - kaleido/Chrome fail in many types: one line
         raise ValueError(f"could not render {fmt} with kaleido: {' '.join(str(exc).split())}"
                          ) from None
@@ -137,7 +174,8 @@ def export_current(run: Run, fmt: str, view: str, *, slice_name: str | None,
     name = check_request(run, fmt, view, slice_name, task)
     if learners is not None and not list(learners):
         raise ValueError("no learner is ticked: tick at least one to export")
-    stem = f"trajviz-{run.run_id}-{view}-{name}-{'mean' if task is None else f'task{task}'}"
+    stem = file_stem(f"trajviz-{run.run_id}-{view}-{name}-"
+                     f"{'mean' if task is None else f'task{task}'}")
     if fmt == "html":
         page = html_page(animated_figures(run, view, name, task, learners),
                            f"trajviz · {run.run_id} · {view}", _html_notes(run, task))
@@ -152,7 +190,10 @@ def export_current(run: Run, fmt: str, view: str, *, slice_name: str | None,
     else:
         fig = F.paper_meta_figure(select_meta(run, name, learners))
     try:
-        data = figure_bytes(fig, fmt, scale=2 if fmt == "png" else 1)
+        with _Kaleido():
+            data = figure_bytes(fig, fmt, scale=2 if fmt == "png" else 1)
+    except ValueError:
+        raise
     except Exception as exc:  # noqa: BLE001 - as above
         raise ValueError(f"could not render {fmt} with kaleido: {' '.join(str(exc).split())}"
                          ) from None

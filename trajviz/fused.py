@@ -4,7 +4,7 @@ The plain path (``inner.losses_and_grads``) vmaps ``problem.loss`` over
 rollouts and asks autograd for ∇: dozens of small ops per layer, each paying
 Python, vmap and dispatcher overhead, which is what a 1-40-40-1 MLP's step
 costs (the FLOPs are tiny). For a multilayer perceptron whose loss is
-``tasks.base.mse_loss`` of its own model (the plan ``surface._mlp_layers``
+``tasks.base.mse_loss`` of its own model (the plan ``mlp_plan.mlp_layers``
 already recognises) this module writes the forward and the backward pass by
 hand, one ``baddbmm``/``bmm`` per layer and direction:
 
@@ -75,16 +75,16 @@ def mlp_plan(problem: Problem) -> tuple | None:
     its own model) restricted to ReLU and tanh activations, whose
     derivatives are written here.
     """
-    from .surface import _Linear, _mlp_layers  # the one recogniser of fusable MLPs
+    from .mlp_plan import Linear, mlp_layers  # the one recogniser of fusable MLPs
 
-    layers = _mlp_layers(problem)
+    layers = mlp_layers(problem)
     if layers is None:
         return None
     module = problem.model.module
     names = [""] if isinstance(module, nn.Linear) else [n for n, _ in module.named_children()]
     plan: list[list] = []
     for name, layer in zip(names, layers):
-        if isinstance(layer, _Linear):
+        if isinstance(layer, Linear):
             prefix = f"{name}." if name else ""
             plan.append([prefix + "weight", prefix + "bias" if layer.bias else None, None])
         elif type(layer) in (nn.ReLU, nn.Tanh) and plan and plan[-1][2] is None:

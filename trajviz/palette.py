@@ -12,6 +12,12 @@ PALETTE: dict[str, str] = {
     "maml": "#CC79A7",       # reddish purple
     "multitask": "#E69F00",  # orange
     "random": "#4D4D4D",     # grey: the baseline
+    # Leap's predefined ablation variants (trajviz.variants.PREDEFINED): distinct from the above
+    "leap-nostab": "#56B4E9",         # sky blue
+    "leap-noloss": "#8C510A",         # brown
+    "leap-energy": "#762A83",         # purple
+    "leap-energy-nostab": "#B2182B",  # dark red
+    "leap-energy-noloss": "#1B7837",  # dark green
 }
 EXTRA_COLOURS = ("#56B4E9", "#8C510A", "#762A83", "#1B7837", "#B2182B", "#000000")
 

@@ -31,7 +31,6 @@ activations of every point no longer fit in cache.
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 from collections.abc import Callable
@@ -39,14 +38,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import vmap
 
 from .compiled import compiled_mlp_mse, surface_method
 from .config import BOUNDS, MAX_GRID_POINTS
+from .context import ChunkContext, ProblemRef
+from .executor import IN_PROCESS, Executor
+from .mlp_plan import fused_applies, fused_mlp_mse, mlp_layers
 from .models import unflatten
 from .run import Slice, Surface
-from .tasks.base import Batch, Problem, TaskSet, mse_loss
+from .tasks.base import Batch, Problem, TaskSet
 
 MIN_AXIS, MAX_AXIS = BOUNDS["slices.resolution"]  # the config's bounds, so the two agree
 MAX_POINTS = MAX_GRID_POINTS
@@ -64,9 +66,6 @@ GPU_FREE_FRACTION = 8
 # input and its output.
 LIVE_ACTIVATIONS = 2
 METHODS = ("auto", "vmap", "fused", "compiled")  # "compiled": see trajviz/compiled.py
-# The fused MLP path lays activations out feature-major from this many rows
-# (tasks × samples) up, sample-major below (measured: bench/bench_surface.py).
-FEATURE_MAJOR_ROWS = 32
 
 Progress = Callable[[int, int], None]
 
@@ -216,140 +215,6 @@ def _data_dtype(tasks: TaskSet) -> torch.dtype:
 
 # ---------------------------------------------------------------- evaluators
 
-_MSE_CODE = mse_loss(None).__code__  # the code shared by every mse_loss(model) closure
-_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU,
-                nn.Softplus, nn.Identity)
-
-
-@dataclass(frozen=True)
-class _Linear:
-    """A linear layer's place in the flattened parameter vector: weight [out, in]
-    at ``weight``, bias [out] at ``bias`` (start, stop offsets), or no bias."""
-
-    weight: tuple[int, int]
-    bias: tuple[int, int] | None
-    in_features: int
-    out_features: int
-
-
-def _mlp_layers(problem: Problem) -> tuple[_Linear | nn.Module, ...] | None:
-    """``_mlp_plan``, remembered per problem where the problem is hashable."""
-    try:
-        return _cached_mlp_plan(problem)
-    except TypeError:  # a loss object without a hash
-        return _mlp_plan(problem)
-
-
-def _mlp_plan(problem: Problem) -> tuple[_Linear | nn.Module, ...] | None:
-    """The layers of an MLP whose loss is the MSE of its own model, or None (use vmap)."""
-    loss = problem.loss
-    if getattr(loss, "__code__", None) is not _MSE_CODE or not any(
-            cell.cell_contents is problem.model for cell in (loss.__closure__ or ())):
-        return None
-    module = problem.model.module
-    named = [("", module)] if isinstance(module, nn.Linear) else (
-        list(module.named_children()) if isinstance(module, nn.Sequential) else None)
-    if not named:
-        return None
-    spec = problem.model.spec
-    where, start = {}, 0
-    for name, size in zip(spec.names, spec.sizes):
-        where[name], start = (start, start + size), start + size
-    layers: list[_Linear | nn.Module] = []
-    for name, child in named:
-        prefix = f"{name}." if name else ""
-        if type(child) is nn.Linear:
-            layers.append(_Linear(where[prefix + "weight"],
-                                  where[prefix + "bias"] if child.bias is not None else None,
-                                  child.in_features, child.out_features))
-        elif type(child) in _ELEMENTWISE:
-            layers.append(child)
-        else:
-            return None
-    if not isinstance(layers[0], _Linear):
-        return None
-    first = layers[0]
-    first_stop = first.bias[1] if first.bias else first.weight[1]
-    if first.weight[0] != 0 or (first.bias and first.bias[0] != first.weight[1]):
-        return None  # the first layer's parameters must lead the flattened vector
-    rest = [s for layer in layers[1:] if isinstance(layer, _Linear)
-            for s in (layer.weight, layer.bias) if s]
-    if any(lo < first_stop for lo, _ in rest):
-        return None
-    return tuple(layers)
-
-
-_cached_mlp_plan = functools.lru_cache(maxsize=64)(_mlp_plan)
-
-
-def _fused_mlp_mse(layers: tuple, origin: Tensor, basis: Tensor, coords: Tensor,
-                   batch: Batch) -> Tensor:
-    """[G, T] MSE losses of an MLP at G grid points × T tasks, as batched matmuls.
-
-    With many rows (T·N ≥ ``FEATURE_MAJOR_ROWS``) activations are
-    feature-major, [G, features, T·N], so a layer is W(a, b)·h with the weight
-    as stored and the narrow output layer streams along the samples; with few
-    rows they are sample-major, [G, T·N, features], and a layer is h·W(a, b)ᵀ.
-    Each was measured the faster on its side of the threshold.
-    """
-    x, y = batch["x"], batch["y"]
-    n_tasks, n_samples = x.shape[:2]
-    rows = n_tasks * n_samples
-    g = coords.shape[0]
-    feature_major = rows >= FEATURE_MAJOR_ROWS
-    # First layer, linear in (a, b): Q = x·[W₀; W_u; W_v]ᵀ + [c₀; c_u; c_v], then Q₀ + (a, b)·Q_uv.
-    first: _Linear = layers[0]
-    n_out, n_in = first.out_features, first.in_features
-    plane = torch.cat([origin[None], basis])  # [3, P]: origin, u, v
-    w_stack = plane[:, slice(*first.weight)].reshape(3 * n_out, n_in)
-    bias = None if first.bias is None else plane[:, slice(*first.bias)].reshape(3 * n_out, 1)
-    x_rows = x.reshape(rows, n_in)
-    if feature_major:  # [3·out, T·N], already (origin, u, v)-major
-        q = torch.mm(w_stack, x_rows.T) if bias is None else torch.addmm(bias, w_stack, x_rows.T)
-    else:  # [T·N, 3·out] -> [3, T·N, out]
-        q = torch.mm(x_rows, w_stack.T) if bias is None else torch.addmm(bias.T, x_rows, w_stack.T)
-        q = q.view(rows, 3, n_out).transpose(0, 1)
-    q = q.reshape(3, n_out * rows)
-    h = torch.addmm(q[0], coords, q[1:])
-    h = h.view(g, n_out, rows) if feature_major else h.view(g, rows, n_out)
-    # Every later layer: the grid's own weights, one [G, P_rest] matmul for all of them.
-    offset = first.bias[1] if first.bias else first.weight[1]
-    theta = torch.addmm(origin[offset:], coords, basis[:, offset:])  # [G, P_rest]
-
-    def at_grid(where: tuple[int, int], *shape: int) -> Tensor:
-        return theta[:, where[0] - offset:where[1] - offset].view(g, *shape)
-
-    for layer in layers[1:]:
-        if isinstance(layer, _Linear):
-            weight = at_grid(layer.weight, layer.out_features, layer.in_features)
-            if feature_major:
-                b = None if layer.bias is None else at_grid(layer.bias, layer.out_features, 1)
-                h = torch.bmm(weight, h) if b is None else torch.baddbmm(b, weight, h)
-            else:
-                b = None if layer.bias is None else at_grid(layer.bias, 1, layer.out_features)
-                weight = weight.transpose(1, 2)
-                h = torch.bmm(h, weight) if b is None else torch.baddbmm(b, h, weight)
-        elif isinstance(layer, nn.ReLU):
-            h = torch.relu_(h)
-        else:
-            h = layer(h)
-    if feature_major:  # h: [G, out, T·N]
-        residual = h.view(g, -1, n_tasks, n_samples) - y.permute(2, 0, 1)[None]
-        return residual.square_().mean(dim=(1, 3))
-    residual = h.reshape(g, n_tasks, -1) - y.reshape(1, n_tasks, -1)
-    return residual.square_().mean(dim=-1)
-
-
-def _fused_applies(layers: tuple | None, batch: Batch) -> bool:
-    if layers is None or set(batch) != {"x", "y"}:
-        return False
-    x, y = batch["x"], batch["y"]
-    last = next(layer for layer in reversed(layers) if isinstance(layer, _Linear))
-    return (x.dim() == 3 and y.dim() == 3 and x.is_floating_point() and y.dtype == x.dtype
-            and x.shape[-1] == layers[0].in_features
-            and tuple(y.shape) == (x.shape[0], x.shape[1], last.out_features))
-
-
 def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tensor, batch: Batch,
                    *, method: str = "auto") -> Tensor:
     """Losses [G, T] of T tasks at G points of a plane, vectorised (pure).
@@ -366,13 +231,13 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
     coords = coords.to(device=origin.device, dtype=origin.dtype)
     with torch.no_grad():
         if method != "vmap":
-            layers = _mlp_layers(problem)
-            if _fused_applies(layers, batch):
+            layers = mlp_layers(problem)
+            if fused_applies(layers, batch):
                 if method == "compiled":  # speed hook: compiled chunk evaluator (compiled.py)
                     fn = compiled_mlp_mse(layers)
                     if fn is not None:
                         return fn(origin, basis, coords, batch)
-                return _fused_mlp_mse(layers, origin, basis, coords, batch)
+                return fused_mlp_mse(layers, origin, basis, coords, batch)
             if method in ("fused", "compiled"):
                 raise ValueError(f"method {method!r} needs an nn.Sequential of nn.Linear and "
                                  "elementwise activations with tasks.base.mse_loss and "
@@ -382,10 +247,39 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
         return vmap(over_tasks, in_dims=(0, None))(params, batch)
 
 
+@dataclass(frozen=True)
+class GridChunk:
+    """Grid points ``start:stop`` of a surface, in row-major (b, a) order: all a chunk carries."""
+
+    start: int
+    stop: int
+
+
+def surface_chunk(context: ChunkContext, chunk: GridChunk) -> np.ndarray:
+    """Losses [G, T] at grid points ``chunk.start:chunk.stop`` (pure; the executors' unit of work).
+
+    ``context.tensors``: origin [P], basis [2, P], alpha [A], beta [B] and the
+    tasks' support data under ``batch.<key>`` ([T, ...]); ``context.options``:
+    ``method`` and ``chunk`` (the size "compiled" pads to). Point i is
+    (alpha[i mod A], beta[i div A]).
+    """
+    t = context.tensors
+    index = torch.arange(chunk.start, chunk.stop, device=t["alpha"].device)
+    n_a = t["alpha"].shape[0]
+    coords = torch.stack([t["alpha"][index % n_a], t["beta"][index // n_a]], dim=-1)  # [G, 2]
+    method, g = context.options["method"], coords.shape[0]
+    if method == "compiled":  # every chunk the same shape: one compiled graph, no recompiles
+        coords = torch.cat([coords, coords[-1:].expand(context.options["chunk"] - g, 2)])
+    losses = evaluate_chunk(context.problem, t["origin"], t["basis"], coords, context.batch(),
+                            method=method)[:g]
+    return losses.cpu().numpy()
+
+
 def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
                      resolution: tuple[int, int] = (61, 61), *, chunk: int | None = None,
                      device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                     progress: Progress | None = None, method: str = "auto") -> Surface:
+                     progress: Progress | None = None, method: str = "auto",
+                     executor: Executor | None = None, ref: ProblemRef | None = None) -> Surface:
     """The loss of every task on its full support set over the slice's grid.
 
     alpha = linspace(a_min, a_max, A), beta = linspace(b_min, b_max, B) from
@@ -393,7 +287,9 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     points. ``chunk`` grid points are evaluated at once (default
     ``choose_chunk``); ``progress(done, total)`` is called after each chunk
     with grid points done and in all. alpha and beta hold the coordinates as
-    evaluated (in ``dtype``).
+    evaluated (in ``dtype``). The chunks go through ``executor`` (default
+    in-process; see ``trajviz.executor``); ``ref``, the problem's family and
+    options, lets Dask workers rebuild the problem rather than receive it.
     """
     n_a, n_b = check_resolution(resolution)
     a_min, a_max, b_min, b_max = _check_extent(slc.extent)
@@ -413,18 +309,15 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     method = surface_method(method, problem, on_device.support, total)  # speed hook (compiled.py)
     alpha = torch.linspace(a_min, a_max, n_a, dtype=torch.float64).to(device=device, dtype=dtype)
     beta = torch.linspace(b_min, b_max, n_b, dtype=torch.float64).to(device=device, dtype=dtype)
-    # [A·B, 2] coordinates, row-major over (b, a): two numbers a point, never [A·B, P]
-    grid = torch.stack(torch.meshgrid(beta, alpha, indexing="ij")[::-1], dim=-1).reshape(total, 2)
-    out = torch.empty(total, len(tasks), device=device, dtype=dtype)
-    if method == "compiled":  # every chunk the same shape: one compiled graph, no recompiles
-        grid = torch.cat([grid, grid[-1:].expand(-(-total // chunk) * chunk - total, 2)])
-    for start in range(0, total, chunk):
-        stop = min(start + chunk, total)
-        block = grid[start:start + chunk] if method == "compiled" else grid[start:stop]
-        out[start:stop] = evaluate_chunk(problem, origin, basis, block,
-                                         on_device.support, method=method)[:stop - start]
-        if progress is not None:
-            progress(stop, total)
+    # the grid travels as its two axes and index ranges: never [A·B, P], nor even [A·B, 2]
+    context = ChunkContext(problem, {"origin": origin, "basis": basis, "alpha": alpha, "beta": beta,
+                                     **{f"batch.{k}": v for k, v in on_device.support.items()}},
+                           ref, {"method": method, "chunk": chunk})
+    chunks = [GridChunk(start, min(start + chunk, total)) for start in range(0, total, chunk)]
+    report = None if progress is None else (
+        lambda done, _: progress(min(done * chunk, total), total))
+    blocks = (executor or IN_PROCESS).map(surface_chunk, context, chunks, progress=report)
+    out = torch.from_numpy(np.concatenate(blocks)).to(device)  # [A·B, T]
     loss = out.T.reshape(len(tasks), n_b, n_a)
     return Surface(alpha=alpha.cpu().numpy(), beta=beta.cpu().numpy(), loss=loss.cpu().numpy(),
                    mean=loss.mean(dim=0).cpu().numpy(), task_ids=tasks.ids.cpu().numpy())

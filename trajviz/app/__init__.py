@@ -27,10 +27,12 @@ def _assets_folder() -> Path:
 ASSETS = _assets_folder()
 
 
-def create_app(runs_dir: str | Path) -> Dash:
-    """A Dash app showing the runs in ``runs_dir`` (read when the page loads, not here)."""
+def create_app(runs_dir: str | Path, token: str | None = None) -> Dash:
+    """A Dash app showing the runs in ``runs_dir`` (read when the page loads, not here).
+    With ``token``, every request must carry it (``guard.install``)."""
     from ..names import FAMILY_NAMES, LEARNER_NAMES
     from .callbacks import register
+    from .guard import install
     from .layout import build_layout
     from .state import AppState
 
@@ -42,15 +44,45 @@ def create_app(runs_dir: str | Path) -> Dash:
                serve_locally=True)
     app.layout = build_layout(sorted(FAMILY_NAMES), list(LEARNER_NAMES))
     register(app, state)
+    install(app, token)
     app.trajviz_state = state  # for tests and shutdown
     return app
 
 
-def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050) -> None:
-    """Serve the app on ``host:port`` until interrupted (127.0.0.1: this machine only)."""
-    app = create_app(runs_dir)
+def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050, token: bool = True) -> None:
+    """Serve the app on ``host:port`` until interrupted (127.0.0.1: this machine only).
+
+    A non-loopback ``host`` prints a warning and, unless ``token`` is False, requires a
+    generated access token (printed in the URL, like Jupyter's). SIGTERM stops the
+    server like Ctrl-C, so running jobs are stopped; stale temporary run folders are
+    swept first."""
+    import signal
+    import sys
+
+    from ..store import sweep_stale
+    from .guard import is_loopback, new_token
+
+    secret = None
+    query = ""
+    if not is_loopback(host):
+        print(f"trajviz: warning: serving on {host}, reachable from the network; anyone who "
+              "can reach it can read these runs and start jobs", file=sys.stderr)
+        if token:
+            secret = new_token()
+            query = f"?token={secret}"
+        else:
+            print("trajviz: warning: --no-token: no access token is required", file=sys.stderr)
+    sweep_stale(runs_dir)
+    app = create_app(runs_dir, token=secret)
     atexit.register(app.trajviz_state.jobs.shutdown)
-    print(f"trajviz: serving {Path(runs_dir).resolve()} on http://{host}:{port}/ (Ctrl-C stops)")
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"trajviz: serving {Path(runs_dir).name or runs_dir} on http://{shown}:{port}/{query} "
+          "(Ctrl-C stops)", flush=True)
     app.run(host=host, port=port, debug=False)
 
 

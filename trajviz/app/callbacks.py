@@ -21,7 +21,7 @@ from ..figures import (frame_data, meta_curves_figure, meta_figure, meta_frame_d
 from ..names import LEARNER_NAMES as LEARNERS
 from ..selection import PANEL_KEYS, select, select_meta, slice_name, summary_rows, task_label
 from ..store import RunError, list_runs
-from . import ids
+from . import ids, inputs
 from .components import (empty_figure, honesty_card, learner_option, message, run_info,
                          run_label, summary_table)
 from .jobs import job_config
@@ -35,17 +35,17 @@ MEAN = "mean"
 # ---------------------------------------------------------------------------- parsing
 
 def parse_task(value: Any) -> int | None:
-    """'mean' (or nothing) -> None; '3' or 3 -> 3."""
-    if value in (None, "", MEAN):
-        return None
-    return int(value)
+    """'mean' (or nothing) -> None; '3' or 3 -> 3; ValueError for 1.5, true or a list."""
+    return inputs.task(value)
 
 
 def run_options(state: AppState, current: str | None,
                 select: str | None = None) -> tuple[list[dict], str | None]:
     """The run picker: every run folder (broken ones too, marked) and the value to show:
     ``select`` if given and listed, else ``current`` if still listed, else the newest run
-    that can be read."""
+    that can be read. Values that are not run ids are ignored."""
+    current = current if isinstance(current, str) else None
+    select = select if isinstance(select, str) else None
     entries = list_runs(state.runs_dir) if state.runs_dir.is_dir() else []
     options = [{"label": run_label(e), "value": e.run_id, "title": e.reason or e.run_id}
                for e in entries]
@@ -67,10 +67,16 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
         "learners": [], "info": "",
         "summary": [], "message": [], "message_style": HIDE, "workspace_style": SHOW,
         "new_run_open": no_update}
+    try:
+        run_id = inputs.run_id(run_id)
+    except ValueError as exc:
+        out.update(message=message("No such run", str(exc)), message_style=SHOW,
+                   workspace_style=HIDE)
+        return out
     if run_id is None:
         out.update(message=message(
             "No runs yet",
-            f"There are no runs in {state.runs_dir}. Make the demo runs with `trajviz demo`, "
+            f"There are no runs in {state.runs_dir.name}/. Make the demo runs with `trajviz demo`, "
             "make one with `trajviz run`, or start one under “New run” on the left.",
             kind="info"), message_style=SHOW, workspace_style=HIDE, new_run_open=True)
         return out
@@ -78,11 +84,12 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
         run = state.cache.get(run_id)
         select(run)  # the run must hold something to draw
     except (RunError, ValueError) as exc:
-        reason = exc.reason if isinstance(exc, RunError) else str(exc)
+        reason = inputs.public(exc.reason if isinstance(exc, RunError) else str(exc),
+                               state.runs_dir)
         out.update(message=message(
             f"Run {run_id} cannot be shown",
             f"{reason}. The other runs in the picker are not affected; `trajviz list "
-            f"{state.runs_dir}` lists every run and what is wrong with it."),
+            f"{state.runs_dir.name}` lists every run and what is wrong with it."),
             message_style=SHOW, workspace_style=HIDE)
         return out
     tasks = [{"label": task_label(run, None), "value": MEAN}]
@@ -108,15 +115,18 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
     the honesty card and notes. On a problem, empty figures and a note."""
     blank = {"main": empty_figure(), "panels": {k: empty_figure() for k in PANEL_KEYS},
              "data": None, "max": 1, "honesty": [], "notes": []}
-    if run_id is None:
-        return blank
     try:
+        run_id, view = inputs.run_id(run_id), inputs.text(view, "slice")
+        learners, frame = inputs.names(learners), inputs.frame(frame)
+        mode = inputs.text(mode, "mode")
+        if run_id is None:
+            return blank
         run = state.cache.get(run_id)
         if view not in run.views:
             view = None
         sel = select(run, view, parse_task(task), learners or [])
     except (RunError, ValueError) as exc:
-        return {**blank, "notes": [message("Nothing to draw", str(exc))]}
+        return {**blank, "notes": [message("Nothing to draw", inputs.public(str(exc), state.runs_dir))]}
     three_d = mode == "3d"
     if not sel.learners:
         text = "Tick a learner on the left to draw its path."
@@ -136,9 +146,11 @@ def draw_meta(state: AppState, run_id: str | None, view: str | None,
               learners: list[str] | None, frame: int | None) -> dict[str, Any]:
     """The meta-training tab: θ0 paths on the slice, held-out curves, playback data."""
     blank = {"main": empty_figure(), "curves": empty_figure(), "data": None, "max": 1}
-    if run_id is None:
-        return blank
     try:
+        run_id, view = inputs.run_id(run_id), inputs.text(view, "slice")
+        learners, frame = inputs.names(learners), inputs.frame(frame)
+        if run_id is None:
+            return blank
         run = state.cache.get(run_id)
         meta = select_meta(run, view if view in run.views else None, learners or [])
     except (RunError, ValueError):
@@ -155,15 +167,18 @@ def draw_meta(state: AppState, run_id: str | None, view: str | None,
 def export(state: AppState, fmt: str, what: str, run_id: str | None, view: str | None,
            task: Any, learners: list[str] | None, mode: str, frame: int | None):
     """(download dict or None, status text) for the page's export buttons."""
-    if run_id is None:
-        return None, "There is no run to export."
     try:
+        run_id, view = inputs.run_id(run_id), inputs.text(view, "slice")
+        what = inputs.text(what, "what to export", empty=False)
+        learners, frame = inputs.names(learners), inputs.frame(frame)
+        if run_id is None:
+            return None, "There is no run to export."
         run = state.cache.get(run_id)
         name, data = export_current(run, fmt, what, slice_name=view if view in run.views
                                     else None, task=parse_task(task), learners=learners or [],
                                     frame=frame, three_d=mode == "3d")
     except (RunError, ValueError) as exc:
-        return None, f"Export failed: {exc}"
+        return None, f"Export failed: {inputs.public(str(exc), state.runs_dir)}"
     return dcc.send_bytes(data, name), f"Saved {name} ({len(data) / 1024:.0f} kB)."
 
 
@@ -175,7 +190,10 @@ def start_job(state: AppState, family: str, learners: list[str], steps: Any, met
               seed: Any, name: str | None) -> dict[str, Any]:
     """Validate the form and launch a background run."""
     try:
-        config = job_config(family, list(learners or []), _int(steps, "inner steps"),
+        family = inputs.text(family, "family", empty=False)
+        learners = inputs.names(learners)
+        name = inputs.text(name, "name", limit=inputs.MAX_NAME)
+        config = job_config(family, learners, _int(steps, "inner steps"),
                             _int(meta_steps, "meta-steps"), _int(seed, "seed"), name or "")
         job_id = state.jobs.start(config)
     except ValueError as exc:
@@ -186,21 +204,19 @@ def start_job(state: AppState, family: str, learners: list[str], steps: Any, met
 
 
 def _int(value: Any, what: str) -> int:
-    if value is None or value == "":
-        raise ValueError(f"{what} is empty")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a whole number, got {value!r}") from None
-    if not number.is_integer():
-        raise ValueError(f"{what} must be a whole number, got {value!r}")
-    return int(number)
+    return inputs.whole(value, what)
 
 
 def poll_job(state: AppState, job: dict | None, version: dict | None) -> dict[str, Any]:
     """The job's progress; when it ends, stop polling and (if done) announce the new run."""
-    status = state.jobs.status((job or {}).get("id"))
-    version = dict(version or {"n": 0, "select": None})
+    try:
+        status = state.jobs.status(inputs.job_id(job))
+    except ValueError as exc:
+        return {"bar": _bar(0.0), "status": str(exc), "poll_disabled": True,
+                "version": no_update, "busy": False}
+    version = dict(version) if isinstance(version, dict) else {"n": 0, "select": None}
+    if not isinstance(version.get("n"), int) or isinstance(version.get("n"), bool):
+        version["n"] = 0
     if status["state"] == "running":
         text = f"{status.get('stage') or 'working'} · {status['elapsed']:.0f} s"
         return {"bar": _bar(status["fraction"]), "status": text, "poll_disabled": False,
@@ -222,7 +238,8 @@ def register(app, state: AppState) -> None:
                   Input(ids.URL, "pathname"), Input(ids.RUNS_REFRESH, "n_clicks"),
                   Input(ids.RUNS_VERSION, "data"), State(ids.RUN, "value"))
     def _runs(_path, _clicks, version, current):
-        select = (version or {}).get("select") if ctx.triggered_id == ids.RUNS_VERSION else None
+        version = version if isinstance(version, dict) else {}
+        select = version.get("select") if ctx.triggered_id == ids.RUNS_VERSION else None
         return run_options(state, current, select)
 
     @app.callback(Output(ids.TASK, "options"), Output(ids.TASK, "value"),

@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,8 +71,16 @@ class Job:
         return self.folder / "progress.json"
 
 
+# One heavy job at a time in this server process, across every app it serves: the slot
+# is taken without waiting, so of concurrent "New run" requests exactly one starts a job
+# and the others are refused with a message.
+_SLOT = threading.Lock()
+_LIVE: list[subprocess.Popen] = []
+
+
 class JobManager:
-    """Background runs of one app; at most one runs at a time (runs are CPU-heavy)."""
+    """Background runs of one app; at most one runs at a time, server-wide (runs are
+    CPU-heavy). Workers watch the server's pid and stop when it dies (``_watch_parent``)."""
 
     def __init__(self, runs_dir: Path):
         self.runs_dir = Path(runs_dir)
@@ -88,11 +97,20 @@ class JobManager:
 
     def start(self, config) -> str:
         """Launch a worker for ``config`` (an ExperimentConfig); returns the job id."""
+        if not _SLOT.acquire(blocking=False):
+            raise ValueError("another run is being started right now; wait for it to finish")
+        try:
+            _LIVE[:] = [p for p in _LIVE if p.poll() is None]
+            if _LIVE or self.running():
+                raise ValueError("a run is already being made; wait for it to finish")
+            job_id = self._launch(config)
+        finally:
+            _SLOT.release()
+        return job_id
+
+    def _launch(self, config) -> str:
         from ..config import to_dict
 
-        busy = self.running()
-        if busy:
-            raise ValueError("a run is already being made; wait for it to finish")
         job_id = secrets.token_hex(4)
         folder = Path(tempfile.mkdtemp(prefix=f"trajviz-job-{job_id}-"))
         (folder / "config.json").write_text(json.dumps(to_dict(config)), encoding="utf-8")
@@ -101,7 +119,9 @@ class JobManager:
                 [sys.executable, "-m", "trajviz.app.jobs", str(folder / "config.json"),
                  str(self.runs_dir), str(folder / "progress.json")],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                env={**os.environ, "PYTHONUNBUFFERED": "1",
+                     "TRAJVIZ_PARENT_PID": str(os.getpid())})
+        _LIVE.append(process)
         with self._lock:
             self._jobs[job_id] = Job(job_id, folder, process)
         return job_id
@@ -186,21 +206,54 @@ class _Reporter:
                    run_id="")
 
 
+def _watch_parent(parent: int, period_s: float = 0.5) -> None:
+    """Stop this worker (SIGTERM to itself: cleaned up like Ctrl-C) once ``parent``, the
+    server, has died: a worker never outlives its server, even one killed by SIGKILL."""
+    def watch() -> None:
+        while True:
+            time.sleep(period_s)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="trajviz-parent-watch", daemon=True).start()
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # unwinds through write_run, which removes its temporary folder
+
+
 def work(config_path: Path, runs_dir: Path, progress_path: Path) -> int:
     """The worker: run the experiment of ``config_path`` and write it to ``runs_dir``."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    parent = os.environ.get("TRAJVIZ_PARENT_PID", "")
+    if parent.isdigit():
+        _watch_parent(int(parent))
     reporter = _Reporter(progress_path, [], [])
     reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
     try:
         from ..config import from_dict
+        from ..executor import SCHEDULER_ENV
         from ..experiment import run_experiment
         from ..store import new_run_id, write_run
 
         config = from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
         reporter = _Reporter(progress_path, list(config.learners), list(config.slices.kinds))
-        run = run_experiment(config, progress=reporter, run_id=new_run_id(config.family))
+        run = run_experiment(config, progress=reporter, run_id=new_run_id(config.family),
+                             executor=os.environ.get(SCHEDULER_ENV) or None)  # serve --scheduler
         reporter.write(state="running", fraction=0.99, stage="writing the run", message="",
                        run_id="")
         path = write_run(run, runs_dir)
+    except KeyboardInterrupt:
+        final = Path(runs_dir) / run.run_id if "run" in locals() else None
+        if final is not None and final.is_dir():  # stopped after the rename: it was written
+            reporter.write(state="done", fraction=1.0, stage="done", message="",
+                           run_id=final.name)
+        else:
+            reporter.write(state="failed", fraction=0.0, stage="",
+                           message="stopped before the run was written; nothing was saved",
+                           run_id="")
+        return 130
     except Exception as exc:  # noqa: BLE001 - reported to the page, in one line
         reporter.write(state="failed", fraction=0.0, stage="",
                        message=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:400],

@@ -26,6 +26,7 @@ from ..inner import InnerSpec, Point, first_divergence, inner_loop
 from ..models import Params
 from ..tasks import Problem, TaskSet
 from .base import MetaGradient, finite_rollouts, masked_task_mean, mean_finite
+from .reptile import Reptile
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ class Leap:
 
     def meta_gradient(self, problem: Problem, theta0: Params, tasks: TaskSet,
                       inner: InnerSpec, seed: int) -> MetaGradient:
+        if not self.norm and not self.loss:
+            # Every increment is −Δθ_i, so the sum telescopes to θ0 − θ_K: taken whole, as
+            # Reptile does, it is exact (no float32 sum of K differences) and bitwise Reptile's.
+            return Reptile().meta_gradient(problem, theta0, tasks, inner, seed)
         with torch.no_grad():
             if fused_leap.applies(problem, tasks, inner):  # speed hook: SGD fused (fused_leap.py)
                 accumulated, losses, final_loss = fused_leap.leap_sgd(self, problem, theta0, tasks,

@@ -35,6 +35,9 @@ def load_plugin(spec: str, options: dict[str, Any] | None = None) -> TaskFamily:
         module = _import(module_name)
     except ImportError as exc:
         raise ValueError(f"cannot import plugin module {module_name!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a plugin that raises or does not parse: one line
+        raise ValueError(f"plugin module {module_name!r} failed to import: "
+                         f"{_one_line(exc)}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ValueError(f"plugin {spec!r}: {module_name} has no callable {attr!r}")
@@ -42,9 +45,32 @@ def load_plugin(spec: str, options: dict[str, Any] | None = None) -> TaskFamily:
         inspect.signature(factory).bind(**(options or {}))
     except TypeError as exc:
         raise ValueError(f"plugin {spec!r} does not accept options {sorted(options or {})}: {exc}") from exc
-    family = factory(**(options or {}))
+    try:
+        family = factory(**(options or {}))
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"plugin {spec!r}: {attr}() raised {_one_line(exc)}") from None
     check_family(family, spec)
+    check_problem(family, spec)
     return family
+
+
+def _one_line(exc: BaseException) -> str:
+    where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300] + where
+
+
+def check_problem(family: Any, label: str) -> None:
+    """Raise ``ValueError`` unless ``family.problem()`` returns a Problem (called once here,
+    so a plugin that raises or returns None fails in one line before any work starts)."""
+    from .base import Problem
+
+    try:
+        problem = family.problem()
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"plugin {label!r}: problem() raised {_one_line(exc)}") from None
+    if not isinstance(problem, Problem):
+        raise ValueError(f"plugin {label!r}: problem() returned {type(problem).__name__}, "
+                         "expected a trajviz.tasks.Problem")
 
 
 def _import(module_name: str) -> Any:

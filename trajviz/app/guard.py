@@ -1,0 +1,71 @@
+"""What stands between the network and the callbacks: size limits, an access token for
+non-loopback hosts, and no HTTP 500 (an unexpected error is one log line, no update).
+
+``install(app, token)``: Flask's ``MAX_CONTENT_LENGTH`` caps a request body (413
+beyond it); with a ``token``, every request must carry it, either as ``?token=…``
+(which sets a cookie, as Jupyter does) or in that cookie, else 403.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import secrets
+import socket
+
+from .inputs import MAX_REQUEST_BYTES
+
+COOKIE = "trajviz_token"
+_log = logging.getLogger("trajviz.app")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` serves this machine only (127.0.0.0/8, ::1, localhost)."""
+    try:
+        addrs = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError, ValueError):
+        return False
+    return bool(addrs) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addrs)
+
+
+def new_token() -> str:
+    return secrets.token_hex(24)
+
+
+def install(app, token: str | None = None) -> None:
+    """Limits and the error net on ``app`` (a Dash app); the token check if ``token``."""
+    from flask import Response, request
+    from werkzeug.exceptions import HTTPException
+
+    server = app.server
+    server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    server.config["MAX_FORM_MEMORY_SIZE"] = MAX_REQUEST_BYTES
+
+    @server.errorhandler(Exception)
+    def _no_500(exc):  # an unexpected error: one log line, and the page keeps its state
+        if isinstance(exc, HTTPException):
+            return exc
+        _log.error("trajviz: %s in %s: %s", type(exc).__name__, request.path,
+                   " ".join(str(exc).split())[:300])
+        return Response(status=204)
+
+    if token is None:
+        return
+
+    @server.before_request
+    def _check_token():
+        given = request.args.get("token", "")
+        if given and hmac.compare_digest(given, token):
+            request.environ["trajviz.set_cookie"] = True
+            return None
+        if hmac.compare_digest(request.cookies.get(COOKIE, ""), token):
+            return None
+        return Response("trajviz: this server needs its access token: open the URL with "
+                        "?token=... that it printed when it started\n", status=403,
+                        mimetype="text/plain")
+
+    @server.after_request
+    def _set_cookie(response):
+        if request.environ.get("trajviz.set_cookie"):
+            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
+        return response
