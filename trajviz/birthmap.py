@@ -48,6 +48,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
+from . import birthloop
 from .context import ProblemRef, ship
 from .executor import IN_PROCESS, Executor, using
 from .inner import InnerSpec, Point, inner_loop, pair_theta0_with_tasks
@@ -60,11 +61,12 @@ from .tasks import Problem, TaskSet
 PREDICTOR_STEPS = 3
 DEFAULT_QUANTILE = 0.25
 DEFAULT_EPS = 0.05
-# Parameters × rollouts of one chunk's [G·N, P] arrays (8 MiB in float32). Measured on
-# the sinusoid MLP 1-40-40-1, 8 tasks, 32 Adam steps, 21x21 grid (bench_birthmap.py
-# --sweep, on a shared, heavily loaded 2-core machine): chunks of 16 to 256 grid points
-# took the same time within noise, 8 points took 1.8x longer; this picks 148.
-CHUNK_ENTRIES = 1 << 21
+# Parameters × rollouts of one chunk's [G·N, P] arrays (1 MiB in float32, one L2; the
+# birth loop keeps about 7 of them, in L3). Measured with the birth loop (birthloop.py)
+# on the sinusoid MLP 1-40-40-1, 8 tasks, 32 Adam steps, CPU time per grid point on a
+# shared 2-core machine (load 9-14): 10.9 ms at 16 points per chunk, 11.2 at 32, 11.8 at
+# 64, 12.6 at 128 (the old default, 148, held 8 MiB arrays); 1 point: 35 ms. This picks 18.
+CHUNK_ENTRIES = 1 << 18
 RULE = ("lowest mean {statistic} among the grid points whose specialisation (CV of per-task AUC) "
         "is at or below its {quantile:g}-quantile over the grid")
 PREDICTOR = ("mean over tasks of the AUC extrapolated from the first {m} steps at their geometric "
@@ -111,6 +113,11 @@ def rollout_statistics(problem: Problem, inits: Tensor, tasks: TaskSet, spec: In
     n_inits, n_tasks = inits.shape[0], len(tasks)
     spec_p = problem.model.spec
     params, paired = pair_theta0_with_tasks(unflatten(inits, spec_p), tasks, problem)
+    plan = birthloop.fast_plan(problem, paired, spec)  # speed hook: flat in-place loop (birthloop.py)
+    if plan is not None:
+        loss, step = birthloop.statistics_loop(plan, problem, inits.repeat_interleave(n_tasks, dim=0),
+                                               paired, spec, seed)
+        return _fold_statistics(loss, step, eps, predictor_steps, n_inits, n_tasks)
     losses, steps = [], []
     state = {}
 
@@ -127,6 +134,12 @@ def rollout_statistics(problem: Problem, inits: Tensor, tasks: TaskSet, spec: In
     with torch.no_grad():
         inner_loop(problem, params, paired, spec, seed=seed, on_segment=fold, chunk=len(paired))
     loss, step = torch.stack(losses, dim=1), torch.stack(steps, dim=1)  # [R, K+1], [R, K]
+    return _fold_statistics(loss, step, eps, predictor_steps, n_inits, n_tasks)
+
+
+def _fold_statistics(loss: Tensor, step: Tensor, eps: float, predictor_steps: int, n_inits: int,
+                     n_tasks: int) -> dict[str, Tensor]:
+    """{name: [I, T]} from losses [R, K+1] and update lengths [R, K] (R = I·T, θ0-major)."""
     # A non-finite entry of any θ_i makes a ‖Δθ‖ next to it non-finite, so this is
     # path_metrics' "every point finite" without a per-step pass over [R, P] (an update
     # whose norm overflows the dtype also counts as diverged).
