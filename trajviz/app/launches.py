@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..run import Launch, LearnerRecord, Run, ViewPaths, with_learner
+from .worker_client import close_process
 
 READY_SECONDS = 120.0  # loading a run and importing torch on a busy 2-core machine
 LAUNCH_SECONDS = 120.0
@@ -99,12 +100,7 @@ class LaunchWorker:
         return self._next(timeout)
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.close()
-                self.process.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
+        close_process(self.process)
 
 
 class LaunchBoard:

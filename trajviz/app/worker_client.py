@@ -68,12 +68,17 @@ class WorkerClient:
         return reply
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.close()
-                self.process.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
+        close_process(self.process)
+
+
+def close_process(process: subprocess.Popen) -> None:
+    """End a worker: close its stdin (it exits when the pipe closes), else kill it after 5 s."""
+    if process.poll() is None:
+        try:
+            process.stdin.close()
+            process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            process.kill()
 
 
 class WorkerPool:
