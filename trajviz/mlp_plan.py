@@ -11,6 +11,7 @@ reuse the same plan.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -162,7 +163,7 @@ def _feature_major(layers: tuple, origin: Tensor, basis: Tensor, coords: Tensor,
     rows, g = n_tasks * n_samples, coords.shape[0]
     linears = [layer for layer in layers if isinstance(layer, Linear)]
     # A layer's input gets the ones row when the next linear layer has a bias to fold in.
-    ones_after = {id(a): b.bias is not None for a, b in zip(linears, linears[1:])}
+    ones_after = {id(a): b.bias is not None for a, b in itertools.pairwise(linears)}
     first: Linear = layers[0]
     w_stack, bias = _first_layer_plane(first, origin, basis)
     ones = ones_after.get(id(first), False)
