@@ -95,6 +95,15 @@ def test_launch_from_a_learners_theta0_reproduces_its_paths(saved):
     result = launch(ctx, run.learners["leap"].theta0, name="again")
     for field in RECORDED:
         np.testing.assert_array_equal(getattr(result.record, field), getattr(run.learners["leap"], field))
+    recorded = run.learners["leap"].diagnostics  # the per-step diagnostics too, sharpness included
+    assert set(result.record.diagnostics) == set(recorded) and np.isfinite(recorded["sharpness"]).any()
+    for key, value in recorded.items():
+        np.testing.assert_array_equal(result.record.diagnostics[key], value)
+    quick = launch(ctx, run.learners["leap"].theta0, name="quick", diagnostics="norms")
+    np.testing.assert_array_equal(quick.record.diagnostics["grad_norm"], recorded["grad_norm"])
+    assert np.isnan(quick.record.diagnostics["sharpness"]).all()
+    with pytest.raises(ValueError, match="diagnostics must be one of"):
+        launch(ctx, run.learners["leap"].theta0, diagnostics="some")
     for key, view in run.views.items():
         np.testing.assert_array_equal(result.views[key].coords, view.coords["leap"])
         np.testing.assert_array_equal(result.views[key].plane_loss, view.plane_loss["leap"])
