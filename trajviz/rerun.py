@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import InnerConfig, from_dict, replace as config_replace, to_dict
+from .config import InnerConfig, from_dict, to_dict
+from .config import replace as config_replace
 from .diagnostics import LEVELS, DiagnosticsSpec, path_diagnostics
 from .experiment import (
     _numpy,
