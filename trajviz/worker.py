@@ -2,7 +2,7 @@
 
 ``python -m trajviz.worker RUN_PATH`` loads the run once (heavy), then answers
 requests on stdin with replies on stdout, one at a time. A frame is one line of
-JSON (the header) followed by ``header["bytes"]`` raw bytes (an npz or nothing);
+JSON (the header) followed by ``header["bytes"]`` raw bytes (arrays or nothing);
 no pickle crosses the pipe. The app's torch-free side is
 ``trajviz.app.worker_client`` (it starts, feeds and stops workers).
 
@@ -13,7 +13,7 @@ recomputations (a click-to-launch, say) can be added as one more entry:
 
 - ``ping``: {} -> {"ok": true}
 - ``whatif``: {"changes": {...}, "learners": [...] | null, "diagnostics": "norms"} -> {"variant": JSON text,
-  "seconds": s} + the variant's light arrays (``variantstore.variant_to_bytes``)
+  "seconds": s} + the variant's light arrays, raw (``variantstore.variant_to_bytes``)
 - ``keep``: {"changes": {...}, "name": str} -> {"path": str}: the variant is stored in
   the run atomically (``rerun.keep_variant``)
 """
