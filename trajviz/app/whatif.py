@@ -247,7 +247,7 @@ def register_whatif(app, state) -> None:
     app.clientside_callback(  # the fast redraw (assets/whatif.js)
         ClientsideFunction("trajviz_whatif", "apply"),
         Output(ids.INNER.data, "data", allow_duplicate=True), Input(ids.WHATIF_FAST, "data"),
-        prevent_initial_call=True)
+        State(ids.INNER.frame, "data"), prevent_initial_call=True)
 
 
 __all__ = ["WhatIfService", "changes_of", "recompute", "register_whatif", "shown_run", "whatif_box"]

@@ -47,7 +47,8 @@ def threshold_line(sel: Selection, key: str) -> dict[str, list]:
 
 
 def panel_restyle(sel: Selection, key: str) -> dict[str, Any]:
-    """{traces, data, log, layout}: one panel's series (and threshold line) and y axis."""
+    """{traces, data, layout}: one panel's series (and threshold line) and y axis (its
+    type, range and ticks, as ``Plotly.relayout`` keys)."""
     spec = panel_spec(key)
     per = spec.traces_per_learner
     traces, data = [], []
@@ -61,15 +62,17 @@ def panel_restyle(sel: Selection, key: str) -> dict[str, Any]:
         traces.append(panel_cursor_index(key, len(sel.learners)) + 2)
         data.append(threshold_line(sel, key))
     pa = panel_axis(sel, key)
-    layout: dict[str, Any] = {"yaxis.range": [float(v) for v in pa["range"]]}
-    if pa["log"]:
-        layout.update({f"yaxis.{k}": v for k, v in log_axis(pa["range"]).items()})
-    return {"traces": traces, "data": data, "log": bool(pa["log"]), "layout": layout}
+    ticks = log_axis(pa["range"]) if pa["log"] else {"tickmode": None, "tickvals": None,
+                                                      "ticktext": None}  # None: plotly's own
+    layout = {"yaxis.type": "log" if pa["log"] else "linear",
+              "yaxis.range": [float(v) for v in pa["range"]],
+              **{f"yaxis.{k}": v for k, v in ticks.items()}}
+    return {"traces": traces, "data": data, "layout": layout}
 
 
 def restyle_data(sel: Selection, main_id: str, panel_ids: dict[str, str],
                  frame: int | None = None) -> dict[str, Any]:
-    """{key, frames, frame_data, main: {id, traces, data}, panels: [{id, traces, data, log,
+    """{key, frames, frame_data, main: {id, traces, data}, panels: [{id, traces, data,
     layout}]}: what ``assets/whatif.js`` restyles on the figures drawn for ``sel.key``."""
     return {"key": sel.key, "frames": sel.steps + 1,
             "frame_data": frame_data(sel, main_id, panel_ids, frame=frame),
