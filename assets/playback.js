@@ -271,7 +271,8 @@
     },
 
     frameUpdates: frameUpdates,
-    clamp: clamp
+    clamp: clamp,
+    graphDiv: graphDiv
   };
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {trajviz: trajviz});

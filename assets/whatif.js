@@ -4,7 +4,8 @@
  * file restyles the figures already drawn, without rebuilding them:
  *   apply(fast, frame) restyles each learner's path, start, end, tail and head on the
  *     plane and each panel's series, y range, threshold line, cursor and dots at the
- *     shown frame, and returns the new playback data (for the next frames);
+ *     shown frame, in one redraw-free Plotly.animate per graph, then (after the paint)
+ *     stores the new playback data for the next frames;
  *   once no new what-if has come for SETTLE_MS, it names the variant in the
  *     whatif-shown Store: one full draw then redraws everything exactly (the colour
  *     range, the view box, the honesty line, notes), never while a slider is moving.
@@ -20,11 +21,8 @@
   var ANIMATE = {mode: "immediate", transition: {duration: 0}, frame: {duration: 0, redraw: false}};
   var settle = null;
 
-  function graphDiv(id) {
-    var el = document.getElementById(id);
-    if (!el) { return null; }
-    if (el.classList && el.classList.contains("js-plotly-plot")) { return el; }
-    return el.querySelector(".js-plotly-plot");
+  function graphDiv(id) {  // playback.js's: the plotly div of a dcc.Graph id
+    return window.dash_clientside.trajviz.graphDiv(id);
   }
 
   function drawn(gd, fast) {
