@@ -27,7 +27,7 @@ SPY_JS = """() => { const ns = window.dash_clientside.trajviz_whatif, apply = ns
     window.__fast = [];
     ns.apply = function (fast, frame) { window.__fast.push(fast); return apply.apply(this, arguments); };
     document.addEventListener('keydown', () => { window.__pressed = performance.now(); }, true); }"""
-# performance.now() of the first animation frame whose first learner's path differs from old.
+# ms from the key press to the first animation frame whose first learner's path differs from old.
 CHANGED_JS = """(old) => new Promise(done => { const tick = () => {
     const gd = document.querySelector('#surface-graph .js-plotly-plot');
     const now = Array.from(gd._fullData[1].x).join(',') + '|' + Array.from(gd._fullData[1].y).join(',');
@@ -35,6 +35,11 @@ CHANGED_JS = """(old) => new Promise(done => { const tick = () => {
   tick(); })"""
 FIRST_PATH_JS = """() => { const gd = document.querySelector('#surface-graph .js-plotly-plot');
     return Array.from(gd._fullData[1].x).join(',') + '|' + Array.from(gd._fullData[1].y).join(','); }"""
+# Resolves once ten animation frames in a row came less than 50 ms apart (drawing is done).
+IDLE_JS = """() => new Promise(done => { let last = performance.now(), calm = 0; const t0 = last;
+  const tick = () => { const now = performance.now(); calm = now - last < 50 ? calm + 1 : 0; last = now;
+    if (calm >= 10 || now - t0 > 20000) { done(); } else { requestAnimationFrame(tick); } };
+  requestAnimationFrame(tick); })"""
 # The fast update's path, loss series and loss range beside what the full draw shows now.
 COMPARE_JS = """() => { const f = window.__fast[window.__fast.length - 1];
     const main = document.querySelector('#surface-graph .js-plotly-plot');
@@ -77,6 +82,9 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: "_dash-update-component" in r.url and "whatif-fast.data" in
                 (r.post_data or "") and whatif_posts.append(time.perf_counter()))
+        full_draws = []  # answered requests for the full inner-loop figures
+        page.on("requestfinished", lambda r: "_dash-update-component" in r.url and
+                "surface-graph.figure" in (r.post_data or "") and full_draws.append(1))
         page.goto(url)
         page.wait_for_function(f"({PATHS_JS})() !== null && ({PATHS_JS})() !== '[]'", timeout=60_000)
         before_paths = page.evaluate(PATHS_JS)
@@ -103,12 +111,18 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         burst = (len(whatif_posts), gate.computed, gate.superseded, gate.max_in_flight)
         page.screenshot(path=str(tmp_path / "whatif.png"), full_page=True)
         # one more change: drawn by the fast restyle first, then by the full draw
+        page.evaluate(IDLE_JS)
         page.evaluate("() => { window.__fast = []; }")
         old = page.evaluate(FIRST_PATH_JS)
         page.keyboard.press("ArrowRight")
         latency_ms = page.evaluate(CHANGED_JS, old)
         page.wait_for_function("() => window.__fast.length > 0", timeout=60_000)
-        page.wait_for_timeout(2500)  # the slider rests: the full draw follows after 0.4 s
+        drawn_before = len(full_draws)
+        for _ in range(600):  # the slider rests: the full draw follows after 0.4 s
+            if len(full_draws) > drawn_before:
+                break
+            page.wait_for_timeout(100)
+        page.evaluate(IDLE_JS)  # plotly draws it
         compare = page.evaluate(COMPARE_JS)
         final_status = page.inner_text("#whatif-status")
         browser.close()
@@ -118,6 +132,7 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
     print(f"{posts} what-if requests for {presses} changes; {computed} recomputed, {superseded} "
           f"replaced by newer ones; picture {drawn:.2f} s after the last of them; one more "
           f"change drawn {latency_ms:.0f} ms after its key press (timing only, not asserted)")
+    assert len(full_draws) > drawn_before  # and the full draw followed
     assert in_flight == 1 and gate.max_in_flight == 1
     assert computed + superseded <= posts
     assert computed < presses  # latest wins: no queue of stale recomputations
