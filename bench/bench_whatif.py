@@ -54,8 +54,9 @@ def page_times(runs: dict, changes: int) -> None:
     """Each run in a runs folder of its own, timed in the page (whatif_page.py)."""
     import tempfile
 
-    from trajviz.store import write_run
     from whatif_page import describe, page_latency
+
+    from trajviz.store import write_run
 
     with tempfile.TemporaryDirectory(prefix="bench-whatif-") as tmp:
         for stem, run in runs.items():

@@ -42,7 +42,7 @@ INSTRUMENT = """() => {
 # Resolves when every part of the signature differs from ``old`` (checked once per
 # animation frame), with each part's time since the key press and the request timings.
 WATCH = """(old) => new Promise(done => {
-  const L = window.__lat, marks = {}, sig = (%s);
+  const L = window.__lat, marks = {}, sig = (SIGNATURE);
   const tick = () => {
     const now = performance.now(), s = sig();
     for (const k of Object.keys(old)) { if (s[k] !== old[k] && !(k in marks)) marks[k] = now - L.t0; }
@@ -54,7 +54,7 @@ WATCH = """(old) => new Promise(done => {
       done({marks, reqs, applied});
     } else { requestAnimationFrame(tick); }
   };
-  tick(); })""" % SIGNATURE
+  tick(); })""".replace("SIGNATURE", SIGNATURE)
 
 
 def _serve(runs: Path):

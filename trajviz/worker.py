@@ -99,7 +99,7 @@ def warm_up(state: WorkerState) -> None:
 
     try:
         whatif(state.run, {}, context=state.context, diagnostics="norms")
-    except Exception:  # noqa: BLE001 - a request will report what is wrong
+    except Exception:  # noqa: BLE001, S110 - a request will report what is wrong
         pass
 
 
