@@ -49,6 +49,7 @@ from scipy import stats
 from torch import Tensor
 
 from . import birthloop
+from .budget import BIRTH_CHUNK_ENTRIES
 from .context import ProblemRef, ship
 from .executor import IN_PROCESS, Executor, using
 from .inner import InnerSpec, Point, inner_loop, pair_theta0_with_tasks
@@ -66,7 +67,7 @@ DEFAULT_EPS = 0.05
 # on the sinusoid MLP 1-40-40-1, 8 tasks, 32 Adam steps, CPU time per grid point on a
 # shared 2-core machine (load 9-14): 10.9 ms at 16 points per chunk, 11.2 at 32, 11.8 at
 # 64, 12.6 at 128 (the old default, 148, held 8 MiB arrays); 1 point: 35 ms. This picks 18.
-CHUNK_ENTRIES = 1 << 18
+CHUNK_ENTRIES = BIRTH_CHUNK_ENTRIES  # 1 << 18, kept in budget.py (torch-free) for the estimate
 RULE = ("lowest mean {statistic} among the grid points whose specialisation (CV of per-task AUC) "
         "is at or below its {quantile:g}-quantile over the grid")
 PREDICTOR = ("mean over tasks of the AUC extrapolated from the first {m} steps at their geometric "

@@ -8,7 +8,6 @@ Nothing here reads or writes files.
 from __future__ import annotations
 
 import functools
-
 import platform
 import time
 from collections.abc import Callable
