@@ -10,7 +10,8 @@
  *                  the cursor line and dots of every panel: Plotly.animate
  *                  (redraw: false) on scatter-only panels, Plotly.restyle where
  *                  a surface is drawn;
- *   speed(ms) sets the interval.
+ *   speed(ms) sets the interval;
+ *   frameUpdates(data, k) the traces frame k moves, per graph (whatif.js uses it too).
  * A graph is only touched when its figure's layout.meta.key matches the data's
  * key, so a figure still on its way from the server is never animated with
  * another selection's trace indices.
@@ -75,28 +76,24 @@
     }
   }
 
-  function renderMain(main, key, k, xs) {
-    whenReady(main.id, key, function (gd) {
-      var traces = [], data = [];
-      main.groups.forEach(function (g) {
-        var lo = Math.max(0, k - main.tail);
-        var tail = {x: g.x.slice(lo, k + 1), y: g.y.slice(lo, k + 1)};
-        var head = {x: [at(g.x, k)], y: [at(g.y, k)], customdata: [xs[k]]};
-        if (main.three_d && g.z) {
-          tail.z = g.z.slice(lo, k + 1);
-          head.z = [at(g.z, k)];
-        }
-        traces.push(g.tail, g.head);
-        data.push(tail, head);
-      });
-      update(gd, traces, data);
+  // The traces one frame index moves, per graph id: {id: {traces, data}} (the main graph's
+  // heads and tails; each panel's cursor line and dots). whatif.js reuses it.
+  function frameUpdates(fd, k) {
+    var out = {}, main = fd.main, xs = fd.xs || [];
+    var m = out[main.id] = {traces: [], data: []};
+    main.groups.forEach(function (g) {
+      var lo = Math.max(0, k - main.tail);
+      var tail = {x: g.x.slice(lo, k + 1), y: g.y.slice(lo, k + 1)};
+      var head = {x: [at(g.x, k)], y: [at(g.y, k)], customdata: [xs[k]]};
+      if (main.three_d && g.z) {
+        tail.z = g.z.slice(lo, k + 1);
+        head.z = [at(g.z, k)];
+      }
+      m.traces.push(g.tail, g.head);
+      m.data.push(tail, head);
     });
-  }
-
-  function renderPanels(panels, key, k, xs) {
-    var byGraph = {};
-    panels.forEach(function (p) {
-      var entry = byGraph[p.id] = byGraph[p.id] || {traces: [], data: []};
+    (fd.panels || []).forEach(function (p) {
+      var entry = out[p.id] = out[p.id] || {traces: [], data: []};
       var x = xs[k];
       entry.traces.push(p.cursor);
       entry.data.push({x: [x, x], y: [p.lo, p.hi]});
@@ -108,8 +105,13 @@
         });
       }
     });
-    Object.keys(byGraph).forEach(function (id) {
-      whenReady(id, key, function (gd) { update(gd, byGraph[id].traces, byGraph[id].data); });
+    return out;
+  }
+
+  function renderFrame(fd, k) {
+    var updates = frameUpdates(fd, k);
+    Object.keys(updates).forEach(function (id) {
+      whenReady(id, fd.key, function (gd) { update(gd, updates[id].traces, updates[id].data); });
     });
   }
 
@@ -258,8 +260,7 @@
       var k = clamp(frame, data.frames);
       recordStep(data.label, k);
       var xs = data.xs || [];
-      renderMain(data.main, data.key, k, xs);
-      renderPanels(data.panels || [], data.key, k, xs);
+      renderFrame(data, k);
       var shown = xs.length ? xs[k] : k;
       var total = xs.length ? xs[xs.length - 1] : data.frames - 1;
       return data.label + " " + shown + " of " + total;
@@ -267,7 +268,11 @@
 
     speed: function (ms) {
       return Number(ms) || 400;
-    }
+    },
+
+    frameUpdates: frameUpdates,
+    clamp: clamp,
+    graphDiv: graphDiv
   };
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {trajviz: trajviz});
