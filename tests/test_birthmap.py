@@ -129,6 +129,28 @@ def test_keep_adds_a_named_initialisation_atomically(tmp_path):
     assert list(load_run(path).learners) == ["leap", "random", "mine"]
 
 
+def test_a_kept_point_joins_every_birth_maps_learner_table(tmp_path):
+    config = tiny(birthmap={"enabled": True, "grid": 5, "tasks": 2})
+    path = write_run(run_experiment(config, run_id="kb"), tmp_path)
+    run = load_run(path)
+    assert set(run.birthmaps) == {"exact", "pca"}
+    result = launch(launch_context(run), run.learners["leap"].theta0, name="leap-again")
+    keep(path, result)
+    again = load_run(path)
+    for view, bm in again.birthmaps.items():
+        before = run.birthmaps[view]
+        assert bm.learners == ("leap", "random", "leap-again")
+        # the same θ0 on the same tasks: leap's statistics exactly (its projection on the
+        # plane, a matmul over one point instead of two, to the last bit); the rest unchanged
+        for column, values in bm.learner_table.items():
+            np.testing.assert_array_equal(values[:2], before.learner_table[column])
+            np.testing.assert_allclose(values[2], values[0], rtol=1e-12, atol=1e-15, err_msg=column)
+        for values in bm.learner_tasks.values():
+            np.testing.assert_array_equal(values[2], values[0])
+        np.testing.assert_array_equal(bm.mean["auc"], before.mean["auc"])
+        assert bm.birth.tolist() == before.birth.tolist()
+
+
 def test_birth_map_round_trips_and_old_runs_load(tmp_path):
     path = write_run(run_experiment(tiny(), run_id="bm"), tmp_path)
     bm = birth_map(load_run(path), "exact", grid=6, tasks=2, statistic="length")

@@ -17,7 +17,7 @@ fixed initialisation, atomically.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +97,11 @@ def launch(ctx: LaunchContext, theta0: np.ndarray, *, name: str = "launch",
     return Launch(record, views, time.perf_counter() - started)
 
 
-def keep(path: str | Path, result: Launch) -> Path:
-    """Store ``result`` in the run at ``path`` as a fixed initialisation (atomic rewrite)."""
+def keep(path: str | Path, result: Launch, ctx: LaunchContext | None = None) -> Path:
+    """Store ``result`` in the run at ``path`` as a fixed initialisation (atomic rewrite),
+    and in the learner table of each of the run's birth maps (``ctx``: the run's launch
+    context, rebuilt when not given and the run has birth maps)."""
+    from .birthmap import with_point
     from .rewrite import replace_run
     from .store import load_run
 
@@ -106,6 +109,13 @@ def keep(path: str | Path, result: Launch) -> Path:
     run = load_run(path)
     rows = summary({result.record.name: result.record})[result.record.name]
     updated = with_learner(run, result, rows)
+    if run.birthmaps:
+        ctx = ctx or launch_context(run)
+        s = ctx.setup
+        maps = {view: with_point(bm, result.record.name, result.record.theta0, s.problem, s.tasks,
+                                 s.spec, s.seed, ctx.slices[view])
+                for view, bm in run.birthmaps.items()}
+        updated = replace(updated, birthmaps=maps)
     return replace_run(updated, path.parent)
 
 

@@ -74,7 +74,7 @@ def _answer(request: dict[str, Any], ctx, path: Path, kept: dict[str, Any]) -> d
         if name not in kept:
             return {"ok": False, "error": f"no launch named {name!r} to keep; click the surface first"}
         # stored as a run stores a fixed initialisation: sharpness included (same paths)
-        keep(path, launch(ctx, kept[name].record.theta0, name=new, diagnostics="full"))
+        keep(path, launch(ctx, kept[name].record.theta0, name=new, diagnostics="full"), ctx)
         kept.pop(name)
         return {"ok": True, "name": new}
     return {"ok": False, "error": f"unknown request {op!r}; accepted: launch, keep"}
