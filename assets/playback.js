@@ -212,18 +212,44 @@
   // mode) comes with the screen font, so each graph is re-checked after every redraw
   // (plotly_afterplot); graphs drawn later (another tab, the birth map) are found by a
   // scan every SCAN_MS while presenting. Leaving presentation puts the screen font back.
-  var PRESENT_FONT = 16, SCREEN_FONT = 12, SCAN_MS = 400, scanning = null;
+  var PRESENT_FONT = 16, SCAN_MS = 400, scanning = null;
 
   function presenting() {
     var app = document.querySelector(".tv-app");
     return !!(app && app.classList.contains("tv-present"));
   }
 
+  // The layout values presentation changes: the base font, the title's font, and a legend
+  // under the plot moved down to clear the larger axis title. gd.tvScreen keeps the
+  // figure's own values while presenting, to put back after.
+  function presentValues(gd) {
+    var l = gd.layout, out = {"font.size": PRESENT_FONT};
+    if (l.title && l.title.font && l.title.font.size) { out["title.font.size"] = PRESENT_FONT + 2; }
+    if (l.legend && l.legend.orientation === "h" && l.legend.y < 0) { out["legend.y"] = -0.16; }
+    return out;
+  }
+
+  function get(obj, path) {
+    return path.split(".").reduce(function (o, k) { return o && o[k]; }, obj);
+  }
+
   function fitFont(gd) {
     if (!window.Plotly || !gd._fullLayout || !gd.layout) { return; }
-    var size = gd.layout.font && gd.layout.font.size;
-    var want = presenting() ? PRESENT_FONT : (size === PRESENT_FONT ? SCREEN_FONT : size);
-    if (size !== want) { window.Plotly.relayout(gd, {"font.size": want}); }
+    var change = {};
+    if (presenting()) {
+      var want = presentValues(gd), screen = {};
+      Object.keys(want).forEach(function (k) {
+        var have = get(gd.layout, k);
+        if (have !== want[k]) { change[k] = want[k]; screen[k] = have === undefined ? null : have; }
+      });
+      if (Object.keys(change).length) { gd.tvScreen = Object.assign({}, gd.tvScreen, screen); }
+    } else if (gd.tvScreen) {
+      Object.keys(gd.tvScreen).forEach(function (k) {
+        if (get(gd.layout, k) !== gd.tvScreen[k]) { change[k] = gd.tvScreen[k]; }
+      });
+      delete gd.tvScreen;
+    }
+    if (Object.keys(change).length) { window.Plotly.relayout(gd, change); }
   }
 
   // One afterplot listener per graph; plotly drops listeners when it replots from scratch

@@ -110,7 +110,7 @@ def hover_grid(sel: Selection, box: tuple[float, float, float, float]) -> go.Sca
         x=clean(aa.ravel()), y=clean(bb.ravel()), mode="none", name="surface value",
         showlegend=False, customdata=clean(np.asarray(sel.z)[np.ix_(ib, ia)].ravel()),
         hovertemplate=(f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>loss: %{{customdata:.4g}}"
-                       "<extra>surface</extra>"))
+                       "<extra></extra>"))
 
 
 ZOOMS = ("fit", "all", "full")
@@ -199,11 +199,12 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
         x0, x1, y0, y1 = sel.extent
         zr = value_range([zc] + [sel.colour_of(sel.plane[n]) for n in sel.learners])
         fig.update_layout(scene={
-            "xaxis": {"title": {"text": ax}, "range": [x0, x1]},
-            "yaxis": {"title": {"text": ay}, "range": [y0, y1]},
-            "zaxis": {"title": {"text": unit}, "range": list(zr)},
+            # few ticks: seen at an angle, more of them run into each other
+            "xaxis": {"title": {"text": ax}, "range": [x0, x1], "nticks": 5},
+            "yaxis": {"title": {"text": ay}, "range": [y0, y1], "nticks": 5},
+            "zaxis": {"title": {"text": unit}, "range": list(zr), "nticks": 4},
             "aspectmode": "manual", "aspectratio": {"x": 1, "y": (y1 - y0) / (x1 - x0), "z": 0.6},
-            "camera": {"eye": {"x": 1.4, "y": -1.5, "z": 1.0}},
+            "camera": {"eye": {"x": 1.15, "y": -1.25, "z": 0.85}},
         }, margin={"l": 0, "r": 0, "t": 56, "b": 40})
     elif paper:
         plane_axes(fig, box, sel.axis_titles, grid=False)
