@@ -139,3 +139,19 @@ def test_help_lists_every_run_option(capsys):
     for flag in ("--config", "--family", "--learners", "--seed", "--out", "--steps", "--meta-steps",
                  "--device", "--set"):
         assert flag in text
+
+
+def test_an_internal_error_is_one_line_or_with_trajviz_debug_its_traceback(monkeypatch, capsys):
+    from trajviz import cli
+
+    def broken(args):
+        raise RuntimeError("an internal bug\nover two lines")
+    monkeypatch.setitem(cli.COMMANDS, "list", broken)
+    monkeypatch.delenv("TRAJVIZ_DEBUG", raising=False)
+    assert main(["list", "."]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "RuntimeError: an internal bug over two lines" in err and "TRAJVIZ_DEBUG=1" in err
+    monkeypatch.setenv("TRAJVIZ_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="an internal bug"):
+        main(["list", "."])

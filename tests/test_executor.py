@@ -151,6 +151,31 @@ def test_a_shipped_surface_is_bitwise_the_in_process_one(dtype):
     assert calls[-1] == (72, 72) and [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_shipped_sharpness_diagnostics_are_bitwise_the_in_process_ones(dtype):
+    from trajviz.diagnostics import DiagnosticsSpec, path_diagnostics
+    from trajviz.inner import InnerSpec, inner_loop
+    from trajviz.optim import make_optimizer
+
+    options = {"hidden": (8, 8), "shots": 5}
+    ref = ProblemRef.of("sinusoid", options)
+    problem, tasks = ref.problem(), make_family("sinusoid", options).sample(3, 3)
+    tasks = tasks.to("cpu", dtype)
+    spec = InnerSpec(make_optimizer("adam", lr=0.01), steps=4)
+    theta0 = {k: v.to(dtype) for k, v in problem.model.init(0).items()}
+    traj = inner_loop(problem, theta0, tasks, spec, seed=2, record=True).trajectory
+    dspec = DiagnosticsSpec(iters=5, chunk_bytes=6000)  # a few points per chunk
+    here = path_diagnostics(problem, traj, tasks, spec, 2, dspec)
+    ship = Shipping()
+    there = path_diagnostics(problem, traj, tasks, spec, 2, dspec, executor=ship, ref=ref)
+    assert set(here.values) == {"grad_norm", "update_norm", "sharpness", "preconditioned_sharpness"}
+    for name, value in here.values.items():
+        assert np.array_equal(value, there.values[name], equal_nan=True), name
+    assert np.isfinite(here.values["sharpness"]).all() and here.values["sharpness"].shape == (3, 5)
+    # two sharpness kinds, several chunks each; chunks are index ranges, results in order
+    assert len(ship.chunk_bytes) >= 4 and max(ship.chunk_bytes) < 100
+
+
 def test_grid_chunk_points_follow_the_row_major_grid():
     ref = ProblemRef.of("linear2d")
     problem = ref.problem()

@@ -76,7 +76,7 @@ def test_two_workers_give_the_in_process_surface(cluster, job, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_run_experiment_surfaces_and_birth_maps_on_the_cluster_equal_in_process(cluster, dtype):
+def test_run_experiment_surfaces_birth_maps_and_sharpness_on_the_cluster_equal_in_process(cluster, dtype):
     from trajviz.config import from_dict
     config = from_dict({"family": "linear2d", "learners": ["random"], "dtype": dtype,
                         "inner": {"steps": 3, "lr": 0.1}, "heldout_tasks": 2,
@@ -89,6 +89,9 @@ def test_run_experiment_surfaces_and_birth_maps_on_the_cluster_equal_in_process(
     pairs += [(a.mean[k], b.mean[k]) for k in a.mean] + [(a.spread[k], b.spread[k]) for k in a.spread]
     pairs += [(a.specialisation, b.specialisation), (a.predicted, b.predicted)]
     pairs += [(a.learner_table[k], b.learner_table[k]) for k in a.learner_table]
+    diag_here, diag_there = here.learners["random"].diagnostics, there.learners["random"].diagnostics
+    pairs += [(diag_here[k], diag_there[k]) for k in diag_here]  # sharpness chunks ran there too
+    assert np.isfinite(diag_here["sharpness"]).any()
     assert a.mean["auc"].shape == (6, 6) and np.isfinite(a.mean["auc"]).all()
     for want, got in pairs:
         if dtype == "float64":

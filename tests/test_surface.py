@@ -132,6 +132,28 @@ def test_fused_and_vmap_paths_agree_on_mlps(monkeypatch, rows):
 
 
 @pytest.mark.parametrize("rows", [0, 10**9], ids=["feature-major", "sample-major"])
+def test_fused_path_with_some_layers_bias_free_and_activations_that_move_one(monkeypatch, rows):
+    # the feature-major layout folds biases into the GEMMs with a row of ones, which tanh
+    # and softplus would change (tanh(1) != 1): the ones must be restored, and skipped where
+    # the next layer has no bias
+    monkeypatch.setattr(mlp_plan, "FEATURE_MAJOR_ROWS", rows)
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(1, 7, bias=False), nn.Tanh(), nn.Linear(7, 5), nn.Softplus(),
+                           nn.Linear(5, 6, bias=False), nn.Tanh(), nn.Linear(6, 1))
+    model = from_module("mixed", module)
+    problem = Problem(model, mse_loss(model))
+    assert mlp_plan.mlp_layers(problem) is not None  # the fused path applies
+    tasks = Sinusoid(shots=11).sample(seed=1, n_tasks=2)
+    slc = random_slice(problem, seed=2)
+    fused = evaluate_surface(problem, slc, tasks, (6, 7), method="fused", dtype=torch.float64)
+    for (i, j) in ((0, 0), (3, 5), (6, 2)):
+        a, b = fused.alpha[j], fused.beta[i]
+        for t in range(2):
+            want = direct_loss(problem, slc, a, b, task_batch(tasks, t), torch.float64)
+            assert fused.loss[t, i, j] == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("rows", [0, 10**9], ids=["feature-major", "sample-major"])
 def test_fused_path_on_a_bias_free_linear_model(monkeypatch, rows):
     monkeypatch.setattr(mlp_plan, "FEATURE_MAJOR_ROWS", rows)
     family = Linear2D(shots=15)

@@ -348,6 +348,9 @@ from .whatif_cli import add_whatif_parser, cmd_whatif  # noqa: E402 - trajviz wh
 COMMANDS = {"whatif": cmd_whatif, "run": cmd_run, "birthmap": cmd_birthmap, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
 
 
+DEBUG_ENV = "TRAJVIZ_DEBUG"  # set: internal errors raise with their traceback instead of one line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _WRITING.clear()
     try:
@@ -364,8 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_interrupted(), file=sys.stderr)
         return 130
     except (RuntimeError, MemoryError, RecursionError, TypeError, AttributeError) as exc:
-        print(f"trajviz: error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:600],
-              file=sys.stderr)
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise  # the whole traceback, for a bug report
+        print(f"trajviz: error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:600]
+              + f" (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
         return 2
     finally:
         if previous is not None:

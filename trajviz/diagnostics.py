@@ -14,7 +14,9 @@ preconditioned_sharpness  Adam only: λ_max(P_i⁻¹·∇²f_i(θ_i)) with
 
 Every entry at or after a rollout's divergence (``diverged_at``) is NaN.
 Sharpness is by Hessian-vector products (``hessian.top_eigenvalue``), vmapped
-over all (rollout, step) points at once, in chunks sized to memory. For
+over all (rollout, step) points at once, in chunks sized to memory that go
+through the executor seam (``trajviz.executor``: in-process, or a Dask
+cluster), each chunk a pure function of the points' index range. For
 large models only some steps are evaluated (``sharpness_steps``: when
 (K+1)·P exceeds ``DiagnosticsSpec.budget``, an even spread including the
 first and last step); the others are NaN, and ``Diagnostics.steps`` says
@@ -28,6 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .context import ChunkContext, ProblemRef
+from .executor import IN_PROCESS, Executor
 from .hessian import top_eigenvalues
 from .inner import InnerSpec, Trajectory, all_batches, minibatch_indices
 from .models import unflatten
@@ -100,35 +104,59 @@ def _point_batches(tasks: TaskSet, spec: InnerSpec, seed: int, rows: Tensor, col
 
 
 def sharpness(problem: Problem, theta: Tensor, batch: dict, scale: Tensor | None,
-              dspec: DiagnosticsSpec) -> Tensor:
+              dspec: DiagnosticsSpec, executor: Executor | None = None,
+              ref: ProblemRef | None = None) -> Tensor:
     """λ_max of S·H·S at N points: theta [N, P], batch {key: [N, ...]}, scale [N, P] or None -> [N].
 
     Vmapped over points (``hessian.top_eigenvalues``) in chunks of at most
-    ``dspec.chunk_bytes`` working memory.
+    ``dspec.chunk_bytes`` working memory, evaluated by ``sharpness_chunk``
+    through ``executor`` (default in-process); ``ref`` rebuilds the problem
+    on another process. The chunks are the same whichever executor runs
+    them, so the numbers are too.
     """
     n, p = theta.shape
-    spec = problem.model.spec
     gen = torch.Generator(device="cpu").manual_seed(dspec.seed)
-    v0 = unflatten(torch.randn(p, generator=gen, dtype=torch.float64).to(theta), spec)
+    v0 = torch.randn(p, generator=gen, dtype=torch.float64).to(theta)
     per_point = 24 * p * theta.element_size() + sum(
         v[0].numel() * v.element_size() * 8 for v in batch.values())
     chunk = max(1, dspec.chunk_bytes // per_point)
-    out = []
-    for s in range(0, n, chunk):
-        params = {k: v.contiguous() for k, v in unflatten(theta[s:s + chunk], spec).items()}
-        sc = None if scale is None else unflatten(scale[s:s + chunk], spec)
-        part = {k: v[s:s + chunk] for k, v in batch.items()}
-        out.append(top_eigenvalues(problem, params, part, v0, sc, dspec.iters))
-    return torch.cat(out) if out else theta.new_zeros(0)
+    tensors = {"theta": theta, "v0": v0, **{f"batch.{k}": v for k, v in batch.items()}}
+    if scale is not None:
+        tensors["scale"] = scale
+    context = ChunkContext(problem, tensors, ref, {"iters": dspec.iters})
+    chunks = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    parts = (executor or IN_PROCESS).map(sharpness_chunk, context, chunks)
+    if not parts:
+        return theta.new_zeros(0)
+    return torch.from_numpy(np.concatenate(parts)).to(theta.device)
+
+
+def sharpness_chunk(context: ChunkContext, chunk: tuple[int, int]) -> np.ndarray:
+    """λ_max [n] at points ``start:stop`` (pure; the executors' unit of work).
+
+    ``context.tensors``: theta [N, P], v0 [P] (the power iteration's start),
+    optionally scale [N, P], and each point's batch under ``batch.<key>``
+    ([N, ...]); ``context.options["iters"]``: power iterations.
+    """
+    start, stop = chunk
+    t, spec = context.tensors, context.problem.model.spec
+    params = {k: v.contiguous() for k, v in unflatten(t["theta"][start:stop], spec).items()}
+    scale = t.get("scale")
+    sc = None if scale is None else unflatten(scale[start:stop], spec)
+    part = {k: v[start:stop] for k, v in context.batch().items()}
+    return top_eigenvalues(context.problem, params, part, unflatten(t["v0"], spec), sc,
+                           context.options["iters"]).cpu().numpy()
 
 
 def path_diagnostics(problem: Problem, traj: Trajectory, tasks: TaskSet, spec: InnerSpec, seed: int,
-                     dspec: DiagnosticsSpec = DiagnosticsSpec()) -> Diagnostics:
+                     dspec: DiagnosticsSpec = DiagnosticsSpec(), *, executor: Executor | None = None,
+                     ref: ProblemRef | None = None) -> Diagnostics:
     """Every diagnostic of the module docstring for the R rollouts of ``traj``.
 
     tasks: the R tasks the rollouts ran on (``traj`` row r on task r); spec and
     seed: the inner spec and minibatch seed that produced ``traj``, so each
-    step's batch is rebuilt exactly.
+    step's batch is rebuilt exactly. The sharpness chunks go through
+    ``executor`` (``ref``: the problem's family, to rebuild it on a worker).
     """
     params, grads = traj.params.detach(), traj.grads.detach()
     runs, points, p = params.shape
@@ -153,7 +181,8 @@ def path_diagnostics(problem: Problem, traj: Trajectory, tasks: TaskSet, spec: I
         for name, scale in scales.items():
             full = torch.full((runs, points), float("nan"), dtype=params.dtype, device=params.device)
             if len(evaluated):
-                full[rows, cols] = torch.where(mask, sharpness(problem, theta, batch, scale, dspec), nan)
+                values_at = sharpness(problem, theta, batch, scale, dspec, executor, ref)
+                full[rows, cols] = torch.where(mask, values_at, nan)
             values[name] = full
     return Diagnostics({k: v.cpu().numpy() for k, v in values.items()}, evaluated,
                        bool(len(evaluated) < points))

@@ -7,6 +7,7 @@ Nothing here reads or writes files.
 """
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from collections.abc import Callable
@@ -216,7 +217,8 @@ def init_params(problem: Problem, theta0, device: str, dtype: torch.dtype) -> to
 
 
 def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
-                     inits: dict[str, np.ndarray] | None = None) -> Recorded:
+                     inits: dict[str, np.ndarray] | None = None,
+                     executor: Executor | None = None) -> Recorded:
     """Meta-train every learner of ``config`` and record its held-out inner loops.
 
     ``inits``: {name: θ0 [P]} fixed initialisations (e.g. a user's own file, see
@@ -241,6 +243,9 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
     timings: dict[str, float] = {}
     records: dict[str, LearnerRecord] = {}
     dspec = DiagnosticsSpec(seed=config.seed)
+    diagnose = functools.partial(path_diagnostics, problem, tasks=heldout, spec=spec, seed=held_seed,
+                                 dspec=dspec, executor=executor,
+                                 ref=ProblemRef.of(config.family, config.family_options))
     diag_info: dict = {}
     for name, learner in learners.items():
         t0 = time.perf_counter()
@@ -250,7 +255,7 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
         timings[f"meta:{name}"] = time.perf_counter() - t0
         traj = heldout_paths(problem, trace.final_theta0, heldout, spec, held_seed, name)
         t0 = time.perf_counter()
-        diag = path_diagnostics(problem, traj, heldout, spec, held_seed, dspec)
+        diag = diagnose(traj)
         timings[f"diagnostics:{name}"] = time.perf_counter() - t0
         diag_info = diagnostics_info(spec, diag, dspec.iters)
         records[name] = learner_record(name, trace, traj, config.meta_path_points, diag)
@@ -258,7 +263,7 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
             progress("record", len(records), len(learners))
     for name, vector in fixed.items():
         traj = heldout_paths(problem, unflatten(vector, problem.model.spec), heldout, spec, held_seed, name)
-        diag = path_diagnostics(problem, traj, heldout, spec, held_seed, dspec)
+        diag = diagnose(traj)
         records[name] = fixed_record(name, vector, traj, len(eval_tasks), diag)
     return Recorded(problem, heldout, records, timings, family, diag_info)
 
@@ -275,7 +280,7 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     a θ0 is a [P] array, {param name: array}, or a file (``trajviz.inits``).
     With ``config.birthmap.enabled`` every view gets a birth map. ``threads``:
     torch threads for the work (default: the policy of ``trajviz/threads.py``). The
-    surfaces' and birth maps' chunks go through ``executor``: an Executor, a scheduler
+    chunks of the surfaces, birth maps and sharpness diagnostics go through ``executor``: an Executor, a scheduler
     string (``local-dask:2``, ``tcp://HOST:PORT``: started or reached before any work,
     closed at the end) or None (in-process).
     """
@@ -298,7 +303,7 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
     from .inits import resolve_inits
 
     started = time.perf_counter()
-    rec = train_and_record(config, progress, resolve_inits(config, inits))
+    rec = train_and_record(config, progress, resolve_inits(config, inits), executor)
     timings = dict(rec.timings)
     views = {}
     for kind in config.slices.kinds:

@@ -11,6 +11,7 @@ reuse the same plan.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -93,57 +94,112 @@ def fused_mlp_mse(layers: tuple, origin: Tensor, basis: Tensor, coords: Tensor,
     """[G, T] MSE losses of an MLP at G grid points × T tasks, as batched matmuls.
 
     With many rows (T·N ≥ ``FEATURE_MAJOR_ROWS``) activations are
-    feature-major, [G, features, T·N], so a layer is W(a, b)·h with the weight
-    as stored and the narrow output layer streams along the samples; with few
-    rows they are sample-major, [G, T·N, features], and a layer is h·W(a, b)ᵀ.
-    Each was measured the faster on its side of the threshold.
+    feature-major, [G, features, T·N] (``_feature_major``); with few rows they
+    are sample-major, [G, T·N, features], and a layer is h·W(a, b)ᵀ. Each was
+    measured the faster on its side of the threshold.
     """
-    x, y = batch["x"], batch["y"]
+    x = batch["x"]
     n_tasks, n_samples = x.shape[:2]
-    rows = n_tasks * n_samples
-    g = coords.shape[0]
-    feature_major = rows >= FEATURE_MAJOR_ROWS
-    # First layer, linear in (a, b): Q = x·[W₀; W_u; W_v]ᵀ + [c₀; c_u; c_v], then Q₀ + (a, b)·Q_uv.
+    if n_tasks * n_samples >= FEATURE_MAJOR_ROWS:
+        return _feature_major(layers, origin, basis, coords, batch)
+    rows, g = n_tasks * n_samples, coords.shape[0]
     first: Linear = layers[0]
-    n_out, n_in = first.out_features, first.in_features
-    plane = torch.cat([origin[None], basis])  # [3, P]: origin, u, v
-    w_stack = plane[:, slice(*first.weight)].reshape(3 * n_out, n_in)
-    bias = None if first.bias is None else plane[:, slice(*first.bias)].reshape(3 * n_out, 1)
-    x_rows = x.reshape(rows, n_in)
-    if feature_major:  # [3·out, T·N], already (origin, u, v)-major
-        q = torch.mm(w_stack, x_rows.T) if bias is None else torch.addmm(bias, w_stack, x_rows.T)
-    else:  # [T·N, 3·out] -> [3, T·N, out]
-        q = torch.mm(x_rows, w_stack.T) if bias is None else torch.addmm(bias.T, x_rows, w_stack.T)
-        q = q.view(rows, 3, n_out).transpose(0, 1)
-    q = q.reshape(3, n_out * rows)
-    h = torch.addmm(q[0], coords, q[1:])
-    h = h.view(g, n_out, rows) if feature_major else h.view(g, rows, n_out)
-    # Every later layer: the grid's own weights, one [G, P_rest] matmul for all of them.
-    offset = first.bias[1] if first.bias else first.weight[1]
-    theta = torch.addmm(origin[offset:], coords, basis[:, offset:])  # [G, P_rest]
-
-    def at_grid(where: tuple[int, int], *shape: int) -> Tensor:
-        return theta[:, where[0] - offset:where[1] - offset].view(g, *shape)
-
+    # First layer, linear in (a, b): Q = x·[W₀; W_u; W_v]ᵀ + [c₀; c_u; c_v], then Q₀ + (a, b)·Q_uv.
+    w_stack, bias = _first_layer_plane(first, origin, basis)
+    x_rows = x.reshape(rows, first.in_features)
+    w_rows = w_stack.reshape(3 * first.out_features, first.in_features)
+    q = torch.mm(x_rows, w_rows.T) if bias is None else torch.addmm(bias.reshape(1, -1), x_rows, w_rows.T)
+    q = q.view(rows, 3, first.out_features).transpose(0, 1).reshape(3, -1)
+    h = torch.addmm(q[0], coords, q[1:]).view(g, rows, first.out_features)
+    at_grid = _grid_weights(first, origin, basis, coords)
     for layer in layers[1:]:
         if isinstance(layer, Linear):
-            weight = at_grid(layer.weight, layer.out_features, layer.in_features)
-            if feature_major:
-                b = None if layer.bias is None else at_grid(layer.bias, layer.out_features, 1)
-                h = torch.bmm(weight, h) if b is None else torch.baddbmm(b, weight, h)
-            else:
-                b = None if layer.bias is None else at_grid(layer.bias, 1, layer.out_features)
-                weight = weight.transpose(1, 2)
-                h = torch.bmm(h, weight) if b is None else torch.baddbmm(b, h, weight)
+            weight = at_grid(layer.weight, layer.out_features, layer.in_features).transpose(1, 2)
+            b = None if layer.bias is None else at_grid(layer.bias, 1, layer.out_features)
+            h = torch.bmm(h, weight) if b is None else torch.baddbmm(b, h, weight)
         elif isinstance(layer, nn.ReLU):
             h = torch.relu_(h)
         else:
             h = layer(h)
-    if feature_major:  # h: [G, out, T·N]
-        residual = h.view(g, -1, n_tasks, n_samples) - y.permute(2, 0, 1)[None]
-        return residual.square_().mean(dim=(1, 3))
-    residual = h.reshape(g, n_tasks, -1) - y.reshape(1, n_tasks, -1)
+    residual = h.reshape(g, n_tasks, -1) - batch["y"].reshape(1, n_tasks, -1)
     return residual.square_().mean(dim=-1)
+
+
+def _first_layer_plane(first: Linear, origin: Tensor, basis: Tensor) -> tuple[Tensor, Tensor | None]:
+    """The first layer's weight [3, out, in] and bias [3, out] (or None) at the origin, u and v."""
+    plane = torch.cat([origin[None], basis])  # [3, P]
+    w_stack = plane[:, slice(*first.weight)].reshape(3, first.out_features, first.in_features)
+    bias = None if first.bias is None else plane[:, slice(*first.bias)]
+    return w_stack, bias
+
+
+def _grid_weights(first: Linear, origin: Tensor, basis: Tensor, coords: Tensor):
+    """``at(where, *shape)``: the parameters at ``where`` for every grid point, [G, *shape],
+    views into one [G, P_rest] matmul for all the layers after the first."""
+    offset = first.bias[1] if first.bias else first.weight[1]
+    theta = torch.addmm(origin[offset:], coords, basis[:, offset:])  # [G, P_rest]
+
+    def at(where: tuple[int, int], *shape: int) -> Tensor:
+        return theta[:, where[0] - offset:where[1] - offset].view(coords.shape[0], *shape)
+    return at
+
+
+def _feature_major(layers: tuple, origin: Tensor, basis: Tensor, coords: Tensor,
+                   batch: Batch) -> Tensor:
+    """``fused_mlp_mse`` with activations [G, features, T·N].
+
+    A layer's bias rides inside its GEMM: the layer's input carries a row of
+    ones under its features ([G, in + 1, T·N]) and the weight a bias column
+    ([G, out, in + 1]), plus a last row (0, …, 0, 1) that carries the ones on
+    to the next layer's input; so each layer is one bmm writing its output
+    once, contiguous (a separate bias add costs two more passes over the
+    activations, which at a thousand samples are the bulk of the time). The first layer is linear
+    in (a, b): its output for every grid point is [1, a, b]·[Q₀; Q_u; Q_v]
+    with Q = W·xᵀ + c [3, out(+1), T·N] computed once, ones row included
+    (1·1 + a·0 + b·0 is exactly 1).
+    """
+    x, y = batch["x"], batch["y"]
+    n_tasks, n_samples = x.shape[:2]
+    rows, g = n_tasks * n_samples, coords.shape[0]
+    linears = [layer for layer in layers if isinstance(layer, Linear)]
+    # A layer's input gets the ones row when the next linear layer has a bias to fold in.
+    ones_after = {id(a): b.bias is not None for a, b in itertools.pairwise(linears)}
+    first: Linear = layers[0]
+    w_stack, bias = _first_layer_plane(first, origin, basis)
+    ones = ones_after.get(id(first), False)
+    q = x.new_empty(3, first.out_features + ones, rows)
+    x_t = x.reshape(rows, first.in_features).T.expand(3, first.in_features, rows)
+    out = q[:, :first.out_features]
+    torch.bmm(w_stack, x_t, out=out) if bias is None else torch.baddbmm(bias[..., None], w_stack, x_t, out=out)
+    if ones:
+        q[0, -1], q[1:, -1] = 1.0, 0.0
+    corner = torch.cat([coords.new_ones(g, 1), coords], dim=1)  # [G, 3]: (1, a, b)
+    h = torch.mm(corner, q.view(3, -1)).view(g, -1, rows)
+    has_ones = ones
+    at_grid = _grid_weights(first, origin, basis, coords)
+    for layer in layers[1:]:
+        if isinstance(layer, Linear):
+            weight = at_grid(layer.weight, layer.out_features, layer.in_features)
+            if layer.bias is not None:  # the input has its ones row
+                weight = torch.cat([weight, at_grid(layer.bias, layer.out_features, 1)], dim=2)
+            has_ones = ones_after.get(id(layer), False)
+            if has_ones and layer.bias is not None:  # a last weight row (0, …, 0, 1) copies the ones
+                unit = weight.new_zeros(1, 1, weight.shape[2])
+                unit[..., -1] = 1.0
+                weight = torch.cat([weight, unit.expand(g, 1, -1)], dim=1)
+                h = torch.bmm(weight, h)
+            elif has_ones:
+                h = torch.cat([torch.bmm(weight, h), h.new_ones(g, 1, rows)], dim=1)
+            else:
+                h = torch.bmm(weight, h)
+        elif isinstance(layer, nn.ReLU):
+            h = torch.relu_(h)  # relu(1) = 1: a ones row stays
+        else:
+            h = layer(h)
+            if has_ones:
+                h[:, -1] = 1.0
+    residual = h.view(g, -1, n_tasks, n_samples) - y.permute(2, 0, 1)[None]
+    return residual.square_().mean(dim=(1, 3))
 
 
 def fused_applies(layers: tuple | None, batch: Batch) -> bool:
