@@ -9,7 +9,7 @@ import re
 
 import pytest
 from app_fixtures import make_run, write_run_dir
-from test_browser import ARGS, CHROMIUM, _serve, sync_api  # noqa: F401 - fixtures' helpers
+from test_browser import ARGS, CHROMIUM, _serve, sync_api
 from test_browser_screen import open_page
 
 from trajviz.selection import select
