@@ -8,7 +8,11 @@ Chromium (Playwright, /usr/bin/chromium) at 1366x768 and plays at "fast" (150 ms
   (``window.trajvizStats``), against the setting;
 * 3D: browser frames/s, counted by a requestAnimationFrame loop in the page while it
   plays (a frame the page cannot draw because a restyle holds the main thread is a frame
-  lost), with the steps/s reached and the longest gap between two browser frames.
+  lost), with the steps/s reached and the longest gap between two browser frames, for
+  the full restyle (the baseline) and for moving the traces alone, alternated on one page;
+  then the cost of one frame's parts measured in the page (restyle, the move, one scene
+  draw waited for with readPixels). Headless Chromium draws WebGL in software
+  (SwiftShader): there the scene draw, not the script, bounds the 3D frame rate.
 
 The last line is ``fps_3d: X``. Run: ``python bench/bench_playback.py [--runs DIR]``.
 """
@@ -46,6 +50,20 @@ STOP_FRAMES = """() => { window.__raf.on = false;
     const s = window.trajvizStats.steps['inner step'] || [];
     return {frames: t.length, span: t.length > 1 ? t[t.length - 1] - t[0] : 0, gap: gap,
             steps: s.map(x => [x.k, x.t])}; }"""
+
+
+COSTS = """() => { const gd = document.querySelector('#surface-graph .js-plotly-plot');
+    const sc = gd._fullLayout.scene._scene, gl = sc.glplot.gl, px = new Uint8Array(4);
+    const med = f => { const t = []; for (let i = 0; i < 5; i++) { const t0 = performance.now();
+        f(i); t.push(performance.now() - t0); } return t.sort((a, b) => a - b)[2]; };
+    const i = gd._fullData.findIndex(t => t.name && t.name.endsWith(' tail'));
+    const x = gd.data[i].x, y = gd.data[i].y, z = gd.data[i].z;
+    const restyle = med(() => Plotly.restyle(gd, {x: [x], y: [y], z: [z]}, [i]));
+    const move = med(() => sc.traces[gd._fullData[i].uid].update(gd._fullData[i]));
+    const draw = med(() => { sc.glplot.redraw(); gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px); });
+    const dbg = gl.getExtension('WEBGL_debug_renderer_info');
+    return {restyle: restyle, move: move, draw: draw,
+            renderer: dbg ? gl.getParameter(dbg.UNMASKED_RENDERER_WEBGL) : 'renderer unknown'}; }"""
 
 
 def serve(runs: Path):
@@ -158,6 +176,10 @@ def main() -> None:
                   f"gap {out3['gap']:.0f} ms; browser CPU {out3['cpu_ms'] / PLAY_S / 1000:.2f} "
                   f"cores; load average {os.getloadavg()[0]:.1f}")
         moves = page.evaluate("() => window.trajvizStats.moves3d || 0")
+        cost = page.evaluate(COSTS)
+        print(f"3D per frame, in the page: restyle {cost['restyle']:.1f} ms of script; moving "
+              f"the traces {cost['move']:.2f} ms of script; one scene draw (WebGL, waited for) "
+              f"{cost['draw']:.1f} ms; {cost['renderer']}")
         fps3 = statistics.median(results["moving traces only"])
         print(f"3D frames drawn by moving traces alone: {moves}; median browser frames/s "
               f"{fps3:.1f} against {statistics.median(results['restyle']):.1f} restyling "
