@@ -135,6 +135,7 @@ def test_presentation_type_survives_every_redraw(browser, lecture):
     page.click("#present-toggle")
     page.wait_for_function(f"() => {GD}._fullLayout.font.size === 12", timeout=5_000)
     assert font_size(p, "panel-loss") == 12
+    assert p.js(f"() => {GD}.layout.title.font.size") == 15  # the figure's own title size
     assert p.errors == []
     p.close()
 
