@@ -12,19 +12,14 @@
  *                  image plus a line trace), in 3D the moving traces' own WebGL
  *                  objects (update3d: the surface is never re-sent), and
  *                  Plotly.restyle on anything else;
- *   speed(ms) sets the interval.
+ *   speed(ms) sets the interval;
+ *   frameUpdates(data, k) the traces frame k moves, per graph (whatif.js uses it too).
  * A graph is only touched when its figure's layout.meta.key matches the data's
  * key, so a figure still on its way from the server is never animated with
  * another selection's trace indices.
  */
 (function () {
   "use strict";
-
-  // Steps actually taken, for tests and the benchmark: performance.now() of each new
-  // frame index per player label ("inner step", "meta-step"), the last 400 kept; and
-  // moves3d, the 3D frames drawn by moving their traces alone (update3d). The benchmark
-  // sets restyle3d to measure the full restyle it replaces.
-  var stats = window.trajvizStats = window.trajvizStats || {steps: {}};
 
   var ANIMATE = {mode: "immediate", transition: {duration: 0}, frame: {duration: 0, redraw: false}};
 
@@ -115,22 +110,36 @@
     }
   }
 
-  function renderMain(main, key, k, xs) {
-    whenReady(main.id, key, function (gd) {
-      var traces = [], data = [];
-      main.groups.forEach(function (g) {
-        var lo = Math.max(0, k - main.tail);
-        var tail = {x: g.x.slice(lo, k + 1), y: g.y.slice(lo, k + 1)};
-        var head = {x: [at(g.x, k)], y: [at(g.y, k)], customdata: [xs[k]]};
-        if (main.three_d && g.z) {
-          tail.z = g.z.slice(lo, k + 1);
-          head.z = [at(g.z, k)];
-        }
-        traces.push(g.tail, g.head);
-        data.push(tail, head);
-      });
-      update(gd, traces, data);
+  // The traces one frame index moves, per graph id: {id: {traces, data}} (the main graph's
+  // heads and tails; each panel's cursor line and dots). whatif.js reuses it.
+  function frameUpdates(fd, k) {
+    var out = {}, main = fd.main, xs = fd.xs || [];
+    var m = out[main.id] = {traces: [], data: []};
+    main.groups.forEach(function (g) {
+      var lo = Math.max(0, k - main.tail);
+      var tail = {x: g.x.slice(lo, k + 1), y: g.y.slice(lo, k + 1)};
+      var head = {x: [at(g.x, k)], y: [at(g.y, k)], customdata: [xs[k]]};
+      if (main.three_d && g.z) {
+        tail.z = g.z.slice(lo, k + 1);
+        head.z = [at(g.z, k)];
+      }
+      m.traces.push(g.tail, g.head);
+      m.data.push(tail, head);
     });
+    (fd.panels || []).forEach(function (p) {
+      var entry = out[p.id] = out[p.id] || {traces: [], data: []};
+      var x = xs[k];
+      entry.traces.push(p.cursor);
+      entry.data.push({x: [x, x], y: [p.lo, p.hi]});
+      if (p.dots !== null && p.dots !== undefined) {
+        entry.traces.push(p.dots);
+        entry.data.push({
+          x: p.series.map(function () { return x; }),
+          y: p.series.map(function (s) { return at(s, k); })
+        });
+      }
+    });
+    return out;
   }
 
   // While a player plays, panels nobody can see are skipped: hidden by the panel set
@@ -143,30 +152,23 @@
     return r.bottom < 0 || r.top > window.innerHeight || r.right < 0 || r.left > window.innerWidth;
   }
 
-  function renderPanels(panels, key, k, xs, playing) {
-    var byGraph = {};
-    panels.forEach(function (p) {
-      var entry = byGraph[p.id] = byGraph[p.id] || {traces: [], data: []};
-      var x = xs[k];
-      entry.traces.push(p.cursor);
-      entry.data.push({x: [x, x], y: [p.lo, p.hi]});
-      if (p.dots !== null && p.dots !== undefined) {
-        entry.traces.push(p.dots);
-        entry.data.push({
-          x: p.series.map(function () { return x; }),
-          y: p.series.map(function (s) { return at(s, k); })
-        });
-      }
-    });
-    Object.keys(byGraph).forEach(function (id) {
-      whenReady(id, key, function (gd) {
-        if (!(playing && hidden(gd))) { update(gd, byGraph[id].traces, byGraph[id].data); }
+  function renderFrame(fd, k, playing) {
+    var updates = frameUpdates(fd, k);
+    Object.keys(updates).forEach(function (id) {
+      whenReady(id, fd.key, function (gd) {
+        if (playing && id !== fd.main.id && hidden(gd)) { return; }
+        update(gd, updates[id].traces, updates[id].data);
       });
     });
   }
 
   function playLabel(playing) { return playing ? "❚❚ Pause" : "▶ Play"; }
 
+  // Steps actually taken, for tests and the benchmark: performance.now() of each new
+  // frame index per player label ("inner step", "meta-step"), the last 400 kept; and
+  // moves3d, the 3D frames drawn by moving their traces alone (update3d). The benchmark
+  // sets restyle3d to measure the full restyle it replaces.
+  var stats = window.trajvizStats = window.trajvizStats || {steps: {}};
   function recordStep(label, k) {
     var list = stats.steps[label] = stats.steps[label] || [];
     if (!list.length || list[list.length - 1].k !== k) {
@@ -367,8 +369,7 @@
       var k = clamp(frame, data.frames);
       recordStep(data.label, k);
       var xs = data.xs || [];
-      renderMain(data.main, data.key, k, xs);
-      renderPanels(data.panels || [], data.key, k, xs, !!clocks[data.label]);
+      renderFrame(data, k, !!clocks[data.label]);
       var shown = xs.length ? xs[k] : k;
       var total = xs.length ? xs[xs.length - 1] : data.frames - 1;
       return data.label + " " + shown + " of " + total;
@@ -376,7 +377,11 @@
 
     speed: function (ms) {
       return Number(ms) || 400;
-    }
+    },
+
+    frameUpdates: frameUpdates,
+    clamp: clamp,
+    graphDiv: graphDiv
   };
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {trajviz: trajviz});

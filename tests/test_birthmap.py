@@ -95,6 +95,15 @@ def test_launch_from_a_learners_theta0_reproduces_its_paths(saved):
     result = launch(ctx, run.learners["leap"].theta0, name="again")
     for field in RECORDED:
         np.testing.assert_array_equal(getattr(result.record, field), getattr(run.learners["leap"], field))
+    recorded = run.learners["leap"].diagnostics  # the per-step diagnostics too, sharpness included
+    assert set(result.record.diagnostics) == set(recorded) and np.isfinite(recorded["sharpness"]).any()
+    for key, value in recorded.items():
+        np.testing.assert_array_equal(result.record.diagnostics[key], value)
+    quick = launch(ctx, run.learners["leap"].theta0, name="quick", diagnostics="norms")
+    np.testing.assert_array_equal(quick.record.diagnostics["grad_norm"], recorded["grad_norm"])
+    assert np.isnan(quick.record.diagnostics["sharpness"]).all()
+    with pytest.raises(ValueError, match="diagnostics must be one of"):
+        launch(ctx, run.learners["leap"].theta0, diagnostics="some")
     for key, view in run.views.items():
         np.testing.assert_array_equal(result.views[key].coords, view.coords["leap"])
         np.testing.assert_array_equal(result.views[key].plane_loss, view.plane_loss["leap"])
@@ -118,6 +127,28 @@ def test_keep_adds_a_named_initialisation_atomically(tmp_path):
     with pytest.raises(ValueError, match="already has a learner named 'mine'"):
         keep(path, result)
     assert list(load_run(path).learners) == ["leap", "random", "mine"]
+
+
+def test_a_kept_point_joins_every_birth_maps_learner_table(tmp_path):
+    config = tiny(birthmap={"enabled": True, "grid": 5, "tasks": 2})
+    path = write_run(run_experiment(config, run_id="kb"), tmp_path)
+    run = load_run(path)
+    assert set(run.birthmaps) == {"exact", "pca"}
+    result = launch(launch_context(run), run.learners["leap"].theta0, name="leap-again")
+    keep(path, result)
+    again = load_run(path)
+    for view, bm in again.birthmaps.items():
+        before = run.birthmaps[view]
+        assert bm.learners == ("leap", "random", "leap-again")
+        # the same θ0 on the same tasks: leap's statistics exactly (its projection on the
+        # plane, a matmul over one point instead of two, to the last bit); the rest unchanged
+        for column, values in bm.learner_table.items():
+            np.testing.assert_array_equal(values[:2], before.learner_table[column])
+            np.testing.assert_allclose(values[2], values[0], rtol=1e-12, atol=1e-15, err_msg=column)
+        for values in bm.learner_tasks.values():
+            np.testing.assert_array_equal(values[2], values[0])
+        np.testing.assert_array_equal(bm.mean["auc"], before.mean["auc"])
+        assert bm.birth.tolist() == before.birth.tolist()
 
 
 def test_birth_map_round_trips_and_old_runs_load(tmp_path):

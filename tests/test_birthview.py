@@ -125,6 +125,11 @@ def test_click_launch_draws_a_new_learner_and_keep_stores_it(app_state, birth_ru
     assert "my-init" in stored.learners and all("my-init" in v.coords for v in stored.views.values())
     assert "my-init" in [r["learner"] for r in summary_rows(stored)]
     np.testing.assert_allclose(stored.learners["my-init"].losses, result.record.losses)
+    # the click drew grad/update norms only; the kept point has sharpness, as a run's learners
+    assert np.isnan(result.record.diagnostics["sharpness"]).all()
+    np.testing.assert_array_equal(stored.learners["my-init"].diagnostics["grad_norm"],
+                                  result.record.diagnostics["grad_norm"])
+    assert np.isfinite(stored.learners["my-init"].diagnostics["sharpness"]).any()
     assert app_state.launches.latest(run_id) is None
 
 

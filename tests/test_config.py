@@ -265,6 +265,30 @@ def test_budget_estimate_adds_up_for_a_hand_sized_config():
                                         + (8 * 4 * 18 + 4 * 1 * 4 * 18 / 3) / budget.FLOPS_PER_SECOND)
 
 
+def test_budget_counts_a_run_time_birth_map():
+    """A birth map adds grid² × tasks rollouts of K+1 steps per slice kind, in chunks of
+    BIRTH_CHUNK_ENTRIES // (P · tasks) points; huge ones are refused in one line."""
+    base = {"family": "linear2d", "learners": ["random"], "heldout_tasks": 4,
+            "inner": {"steps": 1}, "slices": {"kinds": ["exact", "pca"], "resolution": 2},
+            "outer": {"meta_steps": 1, "meta_batch": 1, "eval_every": 1, "eval_tasks": 1}}
+    sizes = budget.Sizes(param_count=2, task_numel=10, samples=4, act_per_sample=3)
+    without = budget.estimate(from_dict(base), sizes)
+    birth = from_dict({**base, "birthmap": {"enabled": True, "grid": 5, "tasks": 3}})
+    added = budget.estimate(birth, sizes).seconds - without.seconds
+    # 2 kinds × 25 points × 3 tasks × 2 steps × 4 samples × 18 flops; one chunk per kind
+    assert added == pytest.approx(2 * 25 * 3 * 2 * 4 * 18 / budget.FLOPS_PER_SECOND
+                                  + 2 * 1 * 2 * budget.SECONDS_PER_STEP)
+    assert budget.estimate(birth, sizes).memory_bytes == without.memory_bytes
+    huge = {"family": "digits", "family_options": {"net": "conv"}, "heldout_tasks": 256,
+            "slices": {"kinds": ["pca", "random"]}, "inner": {"steps": 100},
+            "birthmap": {"enabled": True, "grid": 201, "tasks": 256}}
+    with pytest.raises(ValueError, match=r"^this run would take about .* days"):
+        from_dict(huge)
+    small = from_dict({**huge, "birthmap": {"enabled": False}})
+    assert budget.estimate(small, budget.family_sizes("digits", {"net": "conv"})).seconds \
+        < budget.TIME_LIMIT_S
+
+
 def test_defaults_are_valid_and_round_trip():
     config = ExperimentConfig()
     assert from_dict(to_dict(config)) == config

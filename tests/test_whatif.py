@@ -2,6 +2,8 @@
 keep the variant in the run, the CLI."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -129,11 +131,20 @@ def test_kept_variant_survives_a_reload_and_is_listed(tmp_path):
     # the base run is untouched
     np.testing.assert_array_equal(again.learners["leap"].params, run.learners["leap"].params)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keepme"]
-    # across processes: JSON + npz, light fields only
+    # across processes: JSON + raw array bytes, light fields only
     text, data = variant_to_bytes(variant)
     back = variant_from_bytes(text, data, run.learners, run.views)
     np.testing.assert_array_equal(back.learners["leap"].losses, variant.learners["leap"].losses)
+    np.testing.assert_array_equal(back.learners["leap"].diverged_at, variant.learners["leap"].diverged_at)
+    np.testing.assert_array_equal(back.views["pca"]["random"].coords, variant.views["pca"]["random"].coords)
+    assert back.learners["leap"].diverged_at.dtype == variant.learners["leap"].diverged_at.dtype
     assert back.info["summary"] == variant.info["summary"]
+    with pytest.raises(ValueError, match="runs past"):
+        variant_from_bytes(text, data[:-1], run.learners, run.views)
+    doc = json.loads(text)
+    doc["arrays"][0][1] = "|O"
+    with pytest.raises(ValueError, match="accepted: numbers"):
+        variant_from_bytes(json.dumps(doc), data, run.learners, run.views)
 
 
 def test_cli_whatif_writes_the_variant_and_bad_input_exits_2(tmp_path, capsys):

@@ -9,10 +9,12 @@ import numpy as np
 
 from trajviz.app.state import AppState
 from trajviz.app.whatif import WhatIfService, changes_of, recompute, shown_run
+from trajviz.app.whatif_fast import fast_update
 from trajviz.app.worker_client import SUPERSEDED, LatestWins
 from trajviz.config import from_dict
 from trajviz.experiment import run_experiment
 from trajviz.rerun import whatif
+from trajviz.selection import select
 from trajviz.store import load_run, write_run
 
 
@@ -61,6 +63,16 @@ def test_worker_recomputes_and_the_page_draws_the_variant(tmp_path):
             np.testing.assert_array_equal(shown.views["exact"].coords[name],
                                           expected.views["exact"][name].coords)
         assert shown_run(state, "q", None).steps == 5  # the stored run is untouched
+        # a slider's fast redraw: the drawn selection's key, the variant's paths
+        fast = fast_update(state, "q", out["run"], "exact", "1", ["leap", "random"], 3)
+        assert fast["key"] == select(shown_run(state, "q", None), "exact", 1).key
+        assert fast["frames"] == 8 and fast["frame_data"]["frame"] == 3
+        np.testing.assert_allclose(fast["main"]["data"][0]["x"],
+                                   expected.views["exact"]["leap"].coords[1, :, 0], rtol=5.01e-5)
+        # a newer what-if replaces the live one: an older token draws the newest
+        newer = recompute(state, "q", {"optimizer": "sgd", "lr": 0.1, "steps": 7})
+        assert newer["shown"]["live"] > out["shown"]["live"]
+        assert shown_run(state, "q", out["shown"]).config["inner"]["lr"] == 0.1
         worker = state.whatif.pool.get("q", path)
         worker.call("keep", changes={"optimizer": "sgd", "lr": 0.2, "steps": 7}, name="fast")
         kept = load_run(path, heavy=False)

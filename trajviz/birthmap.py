@@ -49,6 +49,7 @@ from scipy import stats
 from torch import Tensor
 
 from . import birthloop
+from .budget import BIRTH_CHUNK_ENTRIES
 from .context import ProblemRef, ship
 from .executor import IN_PROCESS, Executor, using
 from .inner import InnerSpec, Point, inner_loop, pair_theta0_with_tasks
@@ -66,7 +67,7 @@ DEFAULT_EPS = 0.05
 # on the sinusoid MLP 1-40-40-1, 8 tasks, 32 Adam steps, CPU time per grid point on a
 # shared 2-core machine (load 9-14): 10.9 ms at 16 points per chunk, 11.2 at 32, 11.8 at
 # 64, 12.6 at 128 (the old default, 148, held 8 MiB arrays); 1 point: 35 ms. This picks 18.
-CHUNK_ENTRIES = 1 << 18
+CHUNK_ENTRIES = BIRTH_CHUNK_ENTRIES  # 1 << 18, kept in budget.py (torch-free) for the estimate
 RULE = ("lowest mean {statistic} among the grid points whose specialisation (CV of per-task AUC) "
         "is at or below its {quantile:g}-quantile over the grid")
 PREDICTOR = ("mean over tasks of the AUC extrapolated from the first {m} steps at their geometric "
@@ -329,6 +330,29 @@ def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int =
                             ref=ProblemRef.of(config.family, config.family_options))
 
 
+def with_point(bm: BirthMap, name: str, theta0: np.ndarray, problem: Problem, heldout: TaskSet,
+               spec: InnerSpec, seed: int, slc) -> BirthMap:
+    """``bm`` with one more θ0 [P] in its learner table (a kept click, say), evaluated exactly
+    as the map's learners were: the map's first tasks, steps, ε and predictor. Pure."""
+    from dataclasses import replace
+
+    if name in bm.learners:
+        raise ValueError(f"the birth map already has a learner named {name!r}")
+    n_tasks, s = len(bm.task_ids), bm.settings
+    tasks = heldout.select(list(range(n_tasks)))
+    first = next(iter(tasks.support.values()))
+    dtype = first.dtype if first.is_floating_point() else torch.float32
+    point = torch.as_tensor(np.asarray(theta0)[None]).to(device=first.device, dtype=dtype)
+    stats_ = rollout_statistics(problem, point, tasks, spec, seed, s["eps"], s["predictor_steps"])
+    per_task = {k: v.cpu().numpy() for k, v in stats_.items()}
+    row, col = bm.birth_index
+    table, tasks_ = _learner_table(slc, [name], np.asarray(theta0)[None], per_task, bm.birth,
+                                   bm.statistic, bm.mean[bm.statistic][row, col])
+    return replace(bm, learners=(*bm.learners, name),
+                   learner_table={k: np.concatenate([bm.learner_table[k], table[k]]) for k in table},
+                   learner_tasks={k: np.concatenate([bm.learner_tasks[k], tasks_[k]]) for k in tasks_})
+
+
 def format_birth_map(bm: BirthMap) -> str:
     """The map's summary and learner table as text (what ``trajviz birthmap`` prints)."""
     s = bm.settings
@@ -356,8 +380,8 @@ def add_birth_map(path, bm: BirthMap):
     """Store ``bm`` in the run folder ``path`` (replacing one on the same view), atomically."""
     from pathlib import Path
 
-    from .run import with_birth_map
     from .rewrite import replace_run
+    from .run import with_birth_map
     from .store import load_run
 
     path = Path(path)

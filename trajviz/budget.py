@@ -26,6 +26,7 @@ TIME_LIMIT_S = 12 * 3600.0
 # vectorised step of up to 8 rollouts of a 1-40-40-1 MLP, mostly per-op overhead.
 SECONDS_PER_STEP = 5e-3
 FLOPS_PER_SECOND = 2e9
+BIRTH_CHUNK_ENTRIES = 1 << 18  # entries of a birth-map chunk's [G·N, P] θ (measured: birthmap.py)
 DIGITS_PIXELS = 64
 
 
@@ -80,7 +81,10 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
     Memory: the held-out paths of every learner ([T, K+1, P] params and grads), the
     meta paths ([S+1, P]), the task data, the inner loop's per-rollout state, MAML's
     graph through K steps, and the surfaces. Time: vectorised inner steps at
-    ``SECONDS_PER_STEP`` each plus their arithmetic at ``FLOPS_PER_SECOND``.
+    ``SECONDS_PER_STEP`` each plus their arithmetic at ``FLOPS_PER_SECOND``, the
+    surfaces' forward passes, and with ``config.birthmap.enabled`` a birth map per
+    slice kind: grid² × tasks rollouts of K steps, in chunks of
+    ``BIRTH_CHUNK_ENTRIES`` θ entries (its memory is chunk-bounded).
     """
     itemsize = 8 if config.dtype == "float64" else 4
     p, k1 = sizes.param_count, config.inner.steps + 1
@@ -105,6 +109,13 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
     per_sample = sizes.flops_per_sample or 6 * max(p, sizes.act_per_sample)
     flops = float(rollout_steps) * samples * per_sample \
         + len(config.slices.kinds) * res2 * tasks * sizes.samples * per_sample / 3
+    birth = getattr(config, "birthmap", None)
+    if birth is not None and birth.enabled:
+        points, n_birth = birth.grid ** 2, min(birth.tasks, tasks)
+        kinds = len(config.slices.kinds)
+        flops += float(kinds * points * n_birth * k1) * samples * per_sample
+        chunks = math.ceil(points / max(1, BIRTH_CHUNK_ENTRIES // max(1, p * n_birth)))
+        step_batches += kinds * chunks * k1
     return Estimate(numbers * itemsize, step_batches * SECONDS_PER_STEP + flops / FLOPS_PER_SECOND)
 
 

@@ -60,6 +60,12 @@ class DiagnosticsSpec:
                 raise ValueError(f"diagnostics {name} must be a positive integer, got {value!r}")
 
 
+# How much of the diagnostics to compute, as DiagnosticsSpec overrides: "full" (sharpness at
+# every step the budget allows), "ends" (sharpness at steps 0 and K), "norms" (grad and
+# update norms only: the HVPs are most of the cost) or "none" (no diagnostics at all).
+LEVELS = {"full": {}, "ends": {"budget": 1}, "norms": {"sharpness": False}, "none": None}
+
+
 @dataclass(frozen=True)
 class Diagnostics:
     """values: {name: [R, K+1]} numpy; steps: [S] the steps whose sharpness was evaluated;

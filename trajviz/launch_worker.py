@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,7 @@ def _answer(request: dict[str, Any], ctx, path: Path, kept: dict[str, Any]) -> d
     op = request.get("op")
     if op == "launch":
         theta0 = point_on_view(ctx, str(request["view"]), float(request["a"]), float(request["b"]))
-        result = launch(ctx, theta0, name=str(request["name"]))
+        result = launch(ctx, theta0, name=str(request["name"]), diagnostics="norms")
         kept.clear()  # only the latest launch can be kept
         kept[result.record.name] = result
         return {"ok": True, "launch": light_launch(result), "seconds": result.seconds}
@@ -74,9 +73,8 @@ def _answer(request: dict[str, Any], ctx, path: Path, kept: dict[str, Any]) -> d
         name, new = str(request.get("name")), check_init_name(str(request.get("as")))
         if name not in kept:
             return {"ok": False, "error": f"no launch named {name!r} to keep; click the surface first"}
-        result = kept[name]
-        record = replace(result.record, name=new)
-        keep(path, replace(result, record=record))
+        # stored as a run stores a fixed initialisation: sharpness included (same paths)
+        keep(path, launch(ctx, kept[name].record.theta0, name=new, diagnostics="full"), ctx)
         kept.pop(name)
         return {"ok": True, "name": new}
     return {"ok": False, "error": f"unknown request {op!r}; accepted: launch, keep"}
@@ -90,7 +88,8 @@ def serve(path: Path) -> int:
     run = load_run(path)
     ctx = launch_context(run)
     first = next(iter(ctx.slices.values()))
-    launch(ctx, np.asarray(first.origin, dtype=np.float64), name="warmup")  # torch's first-call costs
+    launch(ctx, np.asarray(first.origin, dtype=np.float64), name="warmup",  # torch's first-call costs
+           diagnostics="norms")
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()

@@ -146,60 +146,100 @@ def _grid_weights(first: Linear, origin: Tensor, basis: Tensor, coords: Tensor):
 
 def _feature_major(layers: tuple, origin: Tensor, basis: Tensor, coords: Tensor,
                    batch: Batch) -> Tensor:
-    """``fused_mlp_mse`` with activations [G, features, T·N].
+    """``fused_mlp_mse`` with activations [G, features, T·N]: ``prepare_plane(...).losses``."""
+    return prepare_plane(layers, origin, basis, batch).losses(coords)
 
-    A layer's bias rides inside its GEMM: the layer's input carries a row of
-    ones under its features ([G, in + 1, T·N]) and the weight a bias column
-    ([G, out, in + 1]), plus a last row (0, …, 0, 1) that carries the ones on
-    to the next layer's input; so each layer is one bmm writing its output
-    once, contiguous (a separate bias add costs two more passes over the
-    activations, which at a thousand samples are the bulk of the time). The first layer is linear
-    in (a, b): its output for every grid point is [1, a, b]·[Q₀; Q_u; Q_v]
-    with Q = W·xᵀ + c [3, out(+1), T·N] computed once, ones row included
-    (1·1 + a·0 + b·0 is exactly 1).
+
+@dataclass(frozen=True, eq=False)
+class PlaneMLP:
+    """An MLP on one plane and one batch, prepared once for any number of grid chunks.
+
+    Every parameter is linear in (a, b), so each layer's weight at G grid
+    points is [1, a, b]·[W₀; W_u; W_v]: one small [G, 3]·[3, out·in] matmul
+    per layer and chunk, from stacks built here. A layer's bias rides inside
+    its GEMM: its input carries a row of ones under the features
+    ([G, in + 1, T·N]) and its weight a bias column, plus a last row
+    (0, …, 0, 1) that carries the ones on to the next layer's input (in the
+    origin's slot only: 1·1 + a·0 + b·0 is exactly 1). So each layer is one
+    bmm writing its output once (a separate bias add costs two more passes
+    over the activations, which at a thousand samples are most of the time),
+    and a chunk is about a dozen ops, so chunks small enough to stay in cache
+    pay. The first layer's output needs no per-point weight at all:
+    [1, a, b]·[Q₀; Q_u; Q_v] with Q = W·xᵀ + c [3, out(+1), T·N] computed here.
+
+    steps: ("first", Q [3, F·T·N]) | ("linear", stack [3, out'·in'], (out', in'),
+    ones_appended) | ("act", module, restore_ones); y: [1, out, T, N].
     """
+
+    steps: tuple
+    y: Tensor
+
+    def losses(self, coords: Tensor) -> Tensor:
+        """[G, T] MSE losses at coords [G, 2]."""
+        g = coords.shape[0]
+        n_out, n_tasks, n_samples = self.y.shape[1:]
+        rows = n_tasks * n_samples
+        corner = torch.cat([coords.new_ones(g, 1), coords], dim=1)  # [G, 3]: (1, a, b)
+        h = coords.new_empty(0)
+        for step in self.steps:
+            if step[0] == "first":
+                h = torch.mm(corner, step[1]).view(g, -1, rows)
+            elif step[0] == "linear":
+                weight = torch.mm(corner, step[1]).view(g, *step[2])
+                h = torch.bmm(weight, h)
+                if step[3]:  # this layer has no bias but the next has: append the ones
+                    h = torch.cat([h, h.new_ones(g, 1, rows)], dim=1)
+            elif isinstance(step[1], nn.ReLU):
+                h = torch.relu_(h)  # relu(1) = 1: a ones row stays
+            else:
+                h = step[1](h)
+                if step[2]:
+                    h[:, -1] = 1.0
+        residual = h.view(g, n_out, n_tasks, n_samples) - self.y
+        return residual.square_().mean(dim=(1, 3))
+
+
+def prepare_plane(layers: tuple, origin: Tensor, basis: Tensor, batch: Batch) -> PlaneMLP:
+    """The ``PlaneMLP`` of ``layers`` on the plane origin [P] + span(basis [2, P]) for
+    ``batch`` {x: [T, N, in], y: [T, N, out]}."""
     x, y = batch["x"], batch["y"]
     n_tasks, n_samples = x.shape[:2]
-    rows, g = n_tasks * n_samples, coords.shape[0]
+    rows = n_tasks * n_samples
+    plane = torch.cat([origin[None], basis])  # [3, P]: origin, u, v
     linears = [layer for layer in layers if isinstance(layer, Linear)]
-    # A layer's input gets the ones row when the next linear layer has a bias to fold in.
+    # a layer's output gets the ones row when the next linear layer has a bias to fold in
     ones_after = {id(a): b.bias is not None for a, b in itertools.pairwise(linears)}
+
+    def stack(layer: Linear) -> Tensor:  # [3, out(+1), in + 1] (the layers after the first)
+        w = plane[:, slice(*layer.weight)].reshape(3, layer.out_features, layer.in_features)
+        if layer.bias is not None:
+            w = torch.cat([w, plane[:, slice(*layer.bias)].reshape(3, layer.out_features, 1)], dim=2)
+            if ones_after.get(id(layer)):
+                unit = w.new_zeros(3, 1, w.shape[2])
+                unit[0, 0, -1] = 1.0
+                w = torch.cat([w, unit], dim=1)
+        return w
+
     first: Linear = layers[0]
-    w_stack, bias = _first_layer_plane(first, origin, basis)
-    ones = ones_after.get(id(first), False)
-    q = x.new_empty(3, first.out_features + ones, rows)
-    x_t = x.reshape(rows, first.in_features).T.expand(3, first.in_features, rows)
-    out = q[:, :first.out_features]
-    torch.bmm(w_stack, x_t, out=out) if bias is None else torch.baddbmm(bias[..., None], w_stack, x_t, out=out)
-    if ones:
-        q[0, -1], q[1:, -1] = 1.0, 0.0
-    corner = torch.cat([coords.new_ones(g, 1), coords], dim=1)  # [G, 3]: (1, a, b)
-    h = torch.mm(corner, q.view(3, -1)).view(g, -1, rows)
-    has_ones = ones
-    at_grid = _grid_weights(first, origin, basis, coords)
+    w_first = plane[:, slice(*first.weight)].reshape(3, first.out_features, first.in_features)
+    q = torch.bmm(w_first, x.reshape(rows, -1).T.expand(3, -1, rows))  # [3, out, T·N]
+    if first.bias is not None:
+        q += plane[:, slice(*first.bias)].reshape(3, first.out_features, 1)
+    if ones_after.get(id(first)):  # the ones row: 1 in the origin's slot, 0 in u's and v's
+        ones = q.new_zeros(3, 1, rows)
+        ones[0] = 1.0
+        q = torch.cat([q, ones], dim=1)
+    steps: list[tuple] = [("first", q.reshape(3, -1))]
+    has_ones = ones_after.get(id(first), False)
     for layer in layers[1:]:
         if isinstance(layer, Linear):
-            weight = at_grid(layer.weight, layer.out_features, layer.in_features)
-            if layer.bias is not None:  # the input has its ones row
-                weight = torch.cat([weight, at_grid(layer.bias, layer.out_features, 1)], dim=2)
-            has_ones = ones_after.get(id(layer), False)
-            if has_ones and layer.bias is not None:  # a last weight row (0, …, 0, 1) copies the ones
-                unit = weight.new_zeros(1, 1, weight.shape[2])
-                unit[..., -1] = 1.0
-                weight = torch.cat([weight, unit.expand(g, 1, -1)], dim=1)
-                h = torch.bmm(weight, h)
-            elif has_ones:
-                h = torch.cat([torch.bmm(weight, h), h.new_ones(g, 1, rows)], dim=1)
-            else:
-                h = torch.bmm(weight, h)
-        elif isinstance(layer, nn.ReLU):
-            h = torch.relu_(h)  # relu(1) = 1: a ones row stays
+            w = stack(layer)
+            needs_cat = bool(ones_after.get(id(layer))) and layer.bias is None
+            steps.append(("linear", w.reshape(3, -1), tuple(w.shape[1:]), needs_cat))
+            has_ones = bool(ones_after.get(id(layer)))
         else:
-            h = layer(h)
-            if has_ones:
-                h[:, -1] = 1.0
-    residual = h.view(g, -1, n_tasks, n_samples) - y.permute(2, 0, 1)[None]
-    return residual.square_().mean(dim=(1, 3))
+            steps.append(("act", layer, has_ones))
+    return PlaneMLP(tuple(steps), y.permute(2, 0, 1)[None])
 
 
 def fused_applies(layers: tuple | None, batch: Batch) -> bool:

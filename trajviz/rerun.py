@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import InnerConfig, from_dict, replace as config_replace, to_dict
-from .diagnostics import DiagnosticsSpec, path_diagnostics
+from .config import InnerConfig, from_dict, to_dict
+from .config import replace as config_replace
+from .diagnostics import LEVELS, DiagnosticsSpec, path_diagnostics
 from .experiment import (
     _numpy,
     clean_path,
@@ -53,7 +54,7 @@ CHANGEABLE = ("optimizer", "lr", "steps", "momentum", "nesterov", "beta1", "beta
 
 # DiagnosticsSpec changes per ``diagnostics`` choice: budget 1 subsamples sharpness to steps 0
 # and K; "norms" has grad and update norms only (sharpness, the HVP part, is NaN).
-DIAGNOSTICS = {"full": {}, "ends": {"budget": 1}, "norms": {"sharpness": False}, "none": None}
+DIAGNOSTICS = LEVELS  # the levels of ``diagnostics=`` (diagnostics.LEVELS)
 
 
 @dataclass(frozen=True)

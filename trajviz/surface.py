@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,11 +42,12 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
+from . import mlp_plan
 from .compiled import compiled_mlp_mse, surface_method
 from .config import BOUNDS, MAX_GRID_POINTS
 from .context import ChunkContext, ProblemRef
 from .executor import IN_PROCESS, Executor
-from .mlp_plan import fused_applies, fused_mlp_mse, mlp_layers
+from .mlp_plan import PlaneMLP, fused_applies, fused_mlp_mse, mlp_layers, prepare_plane
 from .models import unflatten
 from .run import Slice, Surface
 from .tasks.base import Batch, Problem, TaskSet
@@ -54,12 +56,14 @@ MIN_AXIS, MAX_AXIS = BOUNDS["slices.resolution"]  # the config's bounds, so the 
 MAX_POINTS = MAX_GRID_POINTS
 # A chunk's working set (its [G, P] parameters and the live activations of its
 # G·T forward passes, as ``choose_chunk`` estimates it) on a CPU. Measured on the
-# sinusoid MLP 1-40-40-1, 51x51 grid, 1 and 2 threads (bench_surface.py --sweep):
-# the fastest chunks were 256-1024 points at N = 10 (2.6-10 MiB by this
-# estimate) and 16-64 at N = 1000 (5-21 MiB); much smaller chunks pay Python
-# and kernel-launch overhead per chunk, much larger ones fall out of cache
-# (N = 1000: 4x slower from 256 points up). 8 MiB picks 818 and 25.
-CPU_CHUNK_BYTES = 8 * 2**20
+# sinusoid MLP 1-40-40-1, 51x51 grid, 1 thread, with the prepared fused evaluator
+# (``mlp_plan.PlaneMLP``: about a dozen ops per chunk), CPU ms for the grid at
+# N = 1000 samples: 2 points 902, 4: 633, 8: 567, 12: 508, 16: 482, 25: 532,
+# 48: 1395; at N = 10: 64 points 25, 128: 17, 256: 14, 512: 19, 818: 27
+# (``bench/bench_surface.py --sweep``; a shared, loaded machine). 4 MiB picks
+# 12 and 409: chunks that stay in a core's cache, large enough that the
+# per-chunk ops do not dominate.
+CPU_CHUNK_BYTES = 4 * 2**20
 # On a GPU a chunk only has to fit memory: an eighth of what is free.
 GPU_FREE_FRACTION = 8
 # Tensors of an activation's size alive at once in a forward pass: a layer's
@@ -268,11 +272,33 @@ def surface_chunk(context: ChunkContext, chunk: GridChunk) -> np.ndarray:
     n_a = t["alpha"].shape[0]
     coords = torch.stack([t["alpha"][index % n_a], t["beta"][index // n_a]], dim=-1)  # [G, 2]
     method, g = context.options["method"], coords.shape[0]
+    plan = _plane_plan(context) if method in ("auto", "fused") else None
+    if plan is not None:
+        with torch.no_grad():
+            return plan.losses(coords).cpu().numpy()
     if method == "compiled":  # every chunk the same shape: one compiled graph, no recompiles
         coords = torch.cat([coords, coords[-1:].expand(context.options["chunk"] - g, 2)])
     losses = evaluate_chunk(context.problem, t["origin"], t["basis"], coords, context.batch(),
                             method=method)[:g]
     return losses.cpu().numpy()
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _plane_plan(context: ChunkContext) -> PlaneMLP | None:
+    """The context's ``PlaneMLP`` (built at its first chunk, kept while the context lives),
+    or None where the fused feature-major evaluator does not apply."""
+    if context not in _PLANS:
+        t, batch = context.tensors, context.batch()
+        layers = mlp_layers(context.problem)
+        plan = None
+        if fused_applies(layers, batch) and batch["x"].shape[0] * batch["x"].shape[1] >= \
+                mlp_plan.FEATURE_MAJOR_ROWS:
+            with torch.no_grad():
+                plan = prepare_plane(layers, t["origin"], t["basis"], batch)
+        _PLANS[context] = plan
+    return _PLANS[context]
 
 
 def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,

@@ -13,11 +13,10 @@ the rest is the base learner's, filled in on reading. params and grads go to
 heavy.npz like a learner's. Runs without the key (older ones) load with no
 variants; the schema version is unchanged. ``variant_to_bytes`` /
 ``variant_from_bytes`` carry a variant (light fields only) between processes
-as JSON + npz, never pickle. Torch-free.
+as JSON + raw array bytes, never pickle. Torch-free.
 """
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import replace
 from typing import Any, Callable
@@ -107,26 +106,47 @@ def decode_variants(items: list[tuple[str, dict]], arrays: dict[str, np.ndarray]
 
 
 def variant_to_bytes(variant: InnerVariant) -> tuple[str, bytes]:
-    """(JSON text, npz bytes) of ``variant``'s light fields, to send to another process."""
+    """(JSON text, raw bytes) of ``variant``'s light fields, to send to another process: the
+    arrays back to back, their name, dtype, shape and offset in the JSON (no zip: a
+    what-if crosses the pipe on every slider step)."""
     from .jsonfloats import strict_json
     from .store.write import _Encoder, _plain
 
     enc = _Encoder()
     [[_, entry]] = encode_variants(enc, {variant.name: variant}, _plain, light_only=True)
     doc, nonfinite = strict_json(entry)
-    buf = io.BytesIO()
-    np.savez(buf, **enc.arrays["light"])
-    return json.dumps({"entry": doc, "nonfinite": nonfinite}, allow_nan=False), buf.getvalue()
+    index, parts, offset = [], [], 0
+    for key, value in enc.arrays["light"].items():
+        a = np.ascontiguousarray(value)
+        index.append([key, a.dtype.str, list(a.shape), offset])
+        parts.append(a.tobytes())
+        offset += a.nbytes
+    text = json.dumps({"entry": doc, "nonfinite": nonfinite, "arrays": index}, allow_nan=False)
+    return text, b"".join(parts)
+
+
+def _arrays_from(index: list, data: bytes) -> dict[str, np.ndarray]:
+    """The arrays ``variant_to_bytes`` laid out in ``data`` (numeric dtypes only, every
+    extent checked); ValueError (one line) for anything else."""
+    buf, arrays = bytearray(data), {}
+    for key, dtype, shape, offset in index:
+        dt = np.dtype(dtype)
+        if dt.hasobject or dt.kind not in "biuf":
+            raise ValueError(f"variant array {key!r} has dtype {dtype!r}; accepted: numbers")
+        count = int(np.prod(shape, dtype=np.int64))
+        if offset < 0 or count < 0 or offset + count * dt.itemsize > len(buf):
+            raise ValueError(f"variant array {key!r} runs past the {len(buf)} bytes sent")
+        arrays[str(key)] = np.frombuffer(buf, dt, count, offset).reshape(shape)
+    return arrays
 
 
 def variant_from_bytes(text: str, data: bytes, learners: dict[str, LearnerRecord],
                        views: dict[str, Any]) -> InnerVariant:
-    """The inverse of ``variant_to_bytes``, given the run's learners and views (allow_pickle=False)."""
+    """The inverse of ``variant_to_bytes``, given the run's learners and views (never pickle)."""
     from .jsonfloats import restore_nonfinite
 
     doc = json.loads(text)
     entry = doc["entry"]
     restore_nonfinite(entry, doc["nonfinite"])
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    arrays = _arrays_from(doc["arrays"], data)
     return decode_variants([(entry["name"], entry)], arrays, learners, views)[entry["name"]]

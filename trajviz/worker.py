@@ -2,7 +2,7 @@
 
 ``python -m trajviz.worker RUN_PATH`` loads the run once (heavy), then answers
 requests on stdin with replies on stdout, one at a time. A frame is one line of
-JSON (the header) followed by ``header["bytes"]`` raw bytes (an npz or nothing);
+JSON (the header) followed by ``header["bytes"]`` raw bytes (arrays or nothing);
 no pickle crosses the pipe. The app's torch-free side is
 ``trajviz.app.worker_client`` (it starts, feeds and stops workers).
 
@@ -13,7 +13,7 @@ recomputations (a click-to-launch, say) can be added as one more entry:
 
 - ``ping``: {} -> {"ok": true}
 - ``whatif``: {"changes": {...}, "learners": [...] | null, "diagnostics": "norms"} -> {"variant": JSON text,
-  "seconds": s} + the variant's light arrays (``variantstore.variant_to_bytes``)
+  "seconds": s} + the variant's light arrays, raw (``variantstore.variant_to_bytes``)
 - ``keep``: {"changes": {...}, "name": str} -> {"path": str}: the variant is stored in
   the run atomically (``rerun.keep_variant``)
 """
@@ -91,6 +91,18 @@ HANDLERS: dict[str, Callable[[WorkerState, dict, bytes], tuple[dict, bytes]]] = 
 }
 
 
+def warm_up(state: WorkerState) -> None:
+    """One what-if with the run's own settings, discarded, while the page is still being
+    read: the first call of a process pays for torch's first dispatches (several times a
+    steady call), so the first slider change does not."""
+    from .rerun import whatif
+
+    try:
+        whatif(state.run, {}, context=state.context, diagnostics="norms")
+    except Exception:  # noqa: BLE001, S110 - a request will report what is wrong
+        pass
+
+
 def serve(path: Path, stdin: BinaryIO, stdout: BinaryIO) -> int:
     """Answer frames from ``stdin`` until it closes."""
     from .rerun import whatif_context
@@ -103,6 +115,7 @@ def serve(path: Path, stdin: BinaryIO, stdout: BinaryIO) -> int:
     except Exception as exc:  # noqa: BLE001 - reported to the app in one line
         write_frame(stdout, {"ok": False, "error": " ".join(str(exc).split())[:400]})
         return 1
+    warm_up(state)
     while (frame := read_frame(stdin)) is not None:
         header, payload = frame
         handler = HANDLERS.get(str(header.get("kind")))

@@ -29,6 +29,7 @@ from .components import (empty_figure, honesty_card, learner_option, message, ru
 from .jobs import job_config
 from .state import AppState, RunCache
 from .whatif import shown_run
+from .whatif_fast import pick
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}
@@ -128,12 +129,7 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
         mode = inputs.text(mode, "mode")
         if run_id is None:
             return blank
-        run = shown_run(state, run_id, shown)
-        run, learners = state.launches.over(run_id, run, learners or [])
-        if view not in run.views:
-            view = None
-        sel = select(run, view, parse_task(task),
-                     [n for n in learners or [] if n in run.learners])
+        sel = pick(state, run_id, shown_run(state, run_id, shown), view, task, learners)
     except (RunError, ValueError) as exc:
         return {**blank, "notes": [message("Nothing to draw", inputs.public(str(exc), state.runs_dir))]}
     three_d = mode == "3d"

@@ -3,11 +3,16 @@
 The controls live in the left column (``whatif_box``). A change sends one request
 to the run's warm worker (``worker_client``: torch stays out of the app); one
 recomputation runs at a time per run and a newer change replaces a pending one
-(``LatestWins``), while the browser sends the lr slider's value as it is dragged.
-The result, an ``InnerVariant`` with light arrays only, is held here by token;
+(``LatestWins``), while the browser sends the lr and β sliders' values as they are
+dragged. The result, an ``InnerVariant`` with light arrays only, is held here by token;
 ``WHATIF_SHOWN`` names what is drawn, and ``shown_run`` turns it into the run to
 draw (``run.apply_inner_variant``), so paths, panels and summary come from the
 same view-model as the stored run. Kept variants are listed in the picker.
+
+A slider change is drawn fast: the reply carries only the new path data
+(``WHATIF_FAST``, ``whatif_fast.fast_update``), which ``assets/whatif.js`` restyles
+into the figures already drawn, with the summary beside it; once the sliders rest,
+the browser names the variant in ``WHATIF_SHOWN`` and one full draw follows.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import math
 import threading
 from typing import Any
 
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from ..run import InnerVariant, Run, apply_inner_variant
@@ -23,6 +28,7 @@ from ..store import RunError
 from ..summary import summary_rows
 from . import ids
 from .components import field, summary_table
+from .whatif_fast import fast_update
 from .worker_client import SUPERSEDED, LatestWins, WorkerError, WorkerPool
 
 OWN = "__own__"
@@ -46,7 +52,8 @@ def whatif_box() -> html.Section:
             id=ids.WHATIF_LR, min=-4, max=1, step=0.01, value=-2, marks=LR_MARKS,
             updatemode="drag")),
         field("Momentum β (Adam: β1)", dcc.Slider(id=ids.WHATIF_BETA, min=0, max=0.99, step=0.01,
-                                                  value=0.9, marks={0: "0", 0.5: "0.5", 0.9: "0.9"})),
+                                                  value=0.9, marks={0: "0", 0.5: "0.5", 0.9: "0.9"},
+                                                  updatemode="drag")),
         field("Inner steps K", dcc.Input(id=ids.WHATIF_STEPS, type="number", min=1, max=500, step=1,
                                           value=16, debounce=True, className="tv-input")),
         field("Shown setting", dcc.Dropdown(id=ids.WHATIF_PICK, options=[], value=OWN,
@@ -57,6 +64,7 @@ def whatif_box() -> html.Section:
             html.Button("Keep this variant", id=ids.WHATIF_KEEP, className="tv-btn")]),
         html.Div(id=ids.WHATIF_STATUS, className="tv-hint", children=SURFACE_NOTE),
         dcc.Store(id=ids.WHATIF_SHOWN, data=None),
+        dcc.Store(id=ids.WHATIF_FAST, data=None),
     ])
 
 
@@ -91,7 +99,7 @@ def shown_run(state, run_id: str, shown: dict | None) -> Run:
         return run
     service: WhatIfService | None = getattr(state, "whatif", None)
     live = service.live.get(run_id) if service else None
-    if shown.get("live") is not None and live and live[0] == shown["live"]:
+    if shown.get("live") is not None and live and live[0] >= shown["live"]:  # the newest
         if all(n in run.learners for n in live[1].learners):
             return apply_inner_variant(run, live[1])
     name = shown.get("variant")
@@ -182,29 +190,39 @@ def register_whatif(app, state) -> None:
         state.whatif.pool.prewarm(run_id, state.cache.path_of(run_id))
         return (*own_controls(run), variant_options(run), OWN)
 
-    @app.callback(Output(ids.WHATIF_SHOWN, "data"), Output(ids.WHATIF_STATUS, "children"),
+    @app.callback(Output(ids.WHATIF_SHOWN, "data"), Output(ids.WHATIF_FAST, "data"),
+                  Output(ids.WHATIF_STATUS, "children"),
                   Output(ids.SUMMARY, "children", allow_duplicate=True),
                   Input(ids.WHATIF_OPT, "value"), Input(ids.WHATIF_LR, "value"),
                   Input(ids.WHATIF_BETA, "value"), Input(ids.WHATIF_STEPS, "value"),
                   Input(ids.WHATIF_PICK, "value"), State(ids.RUN, "value"),
-                  prevent_initial_call=True)
-    def _whatif(opt, log_lr, beta, steps, pick, run_id):
+                  State(ids.SLICE, "value"), State(ids.TASK, "value"),
+                  State(ids.LEARNERS, "value"), State(ids.MODE, "value"),
+                  State(ids.INNER.frame, "data"), prevent_initial_call=True)
+    def _whatif(opt, log_lr, beta, steps, pick, run_id, view, task, learners, mode, frame):
         if run_id is None:
             raise PreventUpdate
         try:
             run = state.cache.get(run_id)
             if ctx.triggered_id == ids.WHATIF_PICK:
                 shown = {"run": run_id, "variant": None if pick == OWN else pick, "live": None}
-                return shown, SURFACE_NOTE, summary_children(shown_run(state, run_id, shown))
+                return shown, no_update, SURFACE_NOTE, summary_children(shown_run(state, run_id, shown))
             changes = changes_of(opt, log_lr, beta, steps)
             if changes_of(*own_controls(run)) == changes:  # the run's own settings
-                return None, SURFACE_NOTE, summary_children(run)
+                return None, no_update, SURFACE_NOTE, summary_children(run)
             out = recompute(state, run_id, changes)
         except (RunError, WorkerError, ValueError) as exc:
-            return no_update, f"Not recomputed: {exc}", no_update
+            return no_update, no_update, f"Not recomputed: {exc}", no_update
         if out is None:
             raise PreventUpdate  # a newer change replaced this one
-        return out["shown"], out["status"], summary_children(out["run"])
+        summary = summary_children(out["run"])
+        if ctx.triggered_id in (ids.WHATIF_LR, ids.WHATIF_BETA) and mode != "3d":
+            try:  # a slider: only the new path data; the full draw follows when it rests
+                fast = fast_update(state, run_id, out["run"], view, task, learners, frame)
+                return no_update, {**fast, "shown": out["shown"]}, out["status"], summary
+            except (RunError, ValueError):
+                pass  # nothing the fast path can restyle: draw in full
+        return out["shown"], no_update, out["status"], summary
 
     @app.callback(Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
                   Output(ids.RUNS_VERSION, "data", allow_duplicate=True),
@@ -225,6 +243,11 @@ def register_whatif(app, state) -> None:
         version = dict(version or {"n": 0})
         version.update(n=version.get("n", 0) + 1, select=run_id)
         return f"Kept as {name!r}: it is in the run now, listed under “Shown setting”.", version
+
+    app.clientside_callback(  # the fast redraw (assets/whatif.js)
+        ClientsideFunction("trajviz_whatif", "apply"),
+        Output(ids.INNER.data, "data", allow_duplicate=True), Input(ids.WHATIF_FAST, "data"),
+        State(ids.INNER.frame, "data"), prevent_initial_call=True)
 
 
 __all__ = ["WhatIfService", "changes_of", "recompute", "register_whatif", "shown_run", "whatif_box"]

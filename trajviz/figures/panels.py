@@ -20,6 +20,7 @@ from ..honesty import honesty_notes
 from ..diagnosis import NOT_RECORDED
 from ..selection import PANELS, Selection, panel_spec
 from ..ticks import log_axis
+from .restyle import threshold_line
 from .style import (APP_FONT, CURSOR_COLOUR, GRID_COLOUR, PAPER_FONT, base_layout, clean,
                     learner_colour, step_dtick, wrap)
 
@@ -73,9 +74,7 @@ def threshold_traces(sel: Selection, key: str) -> list[Any]:
     """The ``spec.extra_traces`` of a threshold panel: the threshold as a horizontal
     dashed line (empty when the run states none), then one × per learner at the step
     where its drawn path first exceeds it (the contract in ``playback``)."""
-    thr = sel.diagnosis.thresholds.get(key)
-    x = [0, sel.steps] if thr is not None else []
-    line = go.Scatter(x=x, y=[thr, thr] if thr is not None else [], mode="lines",
+    line = go.Scatter(**threshold_line(sel, key), mode="lines",
                       name="stability threshold", showlegend=False,
                       line={"color": "#c0392b", "width": 1.5, "dash": "dash"},
                       hovertemplate="stability threshold %{y:.4g}<extra></extra>")

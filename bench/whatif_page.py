@@ -1,0 +1,162 @@
+"""The what-if in a real page: time from one lr slider change to the new picture.
+
+``page_latency(runs_dir)`` serves the app over a runs folder holding one run, opens it
+in headless chromium (Playwright, /usr/bin/chromium), waits for the run's worker,
+then presses the lr slider's ← key ``changes + 1`` times, one change at a time: each
+waits until the new picture is drawn (the first learner's path on the plane, the loss
+panel's first series and the summary all changed) and until the page is quiet again
+(the full draw once the slider rests, every request answered). Times are from the key
+press (performance.now() in the page) to the first animation frame that shows the
+change. The first change (it may still wait for the worker) is reported apart from
+the steady state (median of the rest). Per stage: the key press to the what-if
+request, the server's time for it (the Flask app, measured around the request), its
+response end, and ``assets/whatif.js``'s restyle. Used by ``bench_whatif.py --browser``.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+# What the picture shows now: the first learner's path (trace 1), the loss panel's first
+# series, the summary table.
+SIGNATURE = """() => {
+  const g = id => document.querySelector('#' + id + ' .js-plotly-plot');
+  const xy = (gd, i) => gd && gd._fullData && gd._fullData[i]
+      ? Array.from(gd._fullData[i].x || []).join(',') + '|' + Array.from(gd._fullData[i].y || []).join(',') : '';
+  return {path: xy(g('surface-graph'), 1), panel: xy(g('panel-loss'), 0),
+          summary: (document.querySelector('#summary') || {}).innerText || ''}; }"""
+
+INSTRUMENT = """() => {
+  window.__lat = {t0: null};
+  document.addEventListener('keydown', () => { window.__lat.t0 = performance.now();
+    performance.clearResourceTimings(); }, true);
+}"""
+
+# Resolves when every part of the signature differs from ``old`` (checked once per
+# animation frame), with each part's time since the key press and the request timings.
+WATCH = """(old) => new Promise(done => {
+  const L = window.__lat, marks = {}, sig = (SIGNATURE);
+  const tick = () => {
+    const now = performance.now(), s = sig();
+    for (const k of Object.keys(old)) { if (s[k] !== old[k] && !(k in marks)) marks[k] = now - L.t0; }
+    if (Object.keys(old).every(k => k in marks) || now - L.t0 > 60000) {
+      const reqs = performance.getEntriesByType('resource').filter(e => e.name.includes('_dash-update'))
+        .map(e => [e.startTime - L.t0, e.responseEnd - L.t0, e.encodedBodySize]);
+      const applied = ((window.trajvizStats || {}).whatif || []).filter(a => a.start >= L.t0)
+        .map(a => [a.start - L.t0, a.end - L.t0]);
+      done({marks, reqs, applied});
+    } else { requestAnimationFrame(tick); }
+  };
+  tick(); })""".replace("SIGNATURE", SIGNATURE)
+
+
+def _serve(runs: Path):
+    from flask import g, request
+    from werkzeug.serving import make_server
+
+    from trajviz.app import create_app
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    app = create_app(runs)
+    log: list[tuple[str, float]] = []
+
+    @app.server.before_request
+    def _start():
+        g.trajviz_started = time.perf_counter()
+
+    @app.server.after_request
+    def _end(response):
+        if "_dash-update-component" in request.path:
+            output = (request.get_json(silent=True) or {}).get("output", "")
+            log.append((output, time.perf_counter() - g.trajviz_started))
+        return response
+
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return app, srv, log
+
+
+# Resolves once ten animation frames in a row came less than 50 ms apart (the page has
+# finished drawing), or after 20 s.
+IDLE = """() => new Promise(done => {
+  let last = performance.now(), calm = 0; const t0 = last;
+  const tick = () => { const now = performance.now();
+    calm = now - last < 50 ? calm + 1 : 0; last = now;
+    if (calm >= 10 || now - t0 > 20000) { done(); } else { requestAnimationFrame(tick); } };
+  requestAnimationFrame(tick); })"""
+
+
+def _quiet(page, pending: list[int], settle_s: float, limit_s: float = 60.0) -> None:
+    """Wait until no request has been in flight for ``settle_s`` seconds and the page has
+    finished drawing."""
+    deadline, calm = time.monotonic() + limit_s, None
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+        if pending[0] > 0:
+            calm = None
+        elif calm is None:
+            calm = time.monotonic()
+        elif time.monotonic() - calm >= settle_s:
+            break
+    page.evaluate(IDLE)
+
+
+def page_latency(runs: Path, changes: int = 7) -> dict:
+    """{"first": ms, "steady": ms (median), "path": ms (median, the plane only), "rows": [...]}
+    for the run in ``runs`` (see the module docstring)."""
+    from playwright.sync_api import sync_playwright
+
+    app, srv, log = _serve(runs)
+    state = app.trajviz_state
+    rows = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            pending = [0]
+            page.on("request", lambda r: pending.__setitem__(0, pending[0] + 1))
+            page.on("requestfinished", lambda r: pending.__setitem__(0, pending[0] - 1))
+            page.on("requestfailed", lambda r: pending.__setitem__(0, pending[0] - 1))
+            page.goto(f"http://127.0.0.1:{srv.server_port}/")
+            page.wait_for_function(f"({SIGNATURE})().path !== ''", timeout=180_000)
+            page.evaluate(INSTRUMENT)
+            deadline = time.monotonic() + 180
+            while not state.whatif.pool._workers and time.monotonic() < deadline:
+                time.sleep(0.1)
+            _quiet(page, pending, 1.0)
+            page.locator("#whatif-lr [role=slider]").first.focus()
+            for _ in range(changes + 1):
+                old = page.evaluate(SIGNATURE)
+                log.clear()
+                page.keyboard.press("ArrowLeft")
+                row = page.evaluate(WATCH, old)
+                _quiet(page, pending, 0.8)
+                row["server"] = [(out.split("...")[0].strip("."), s * 1e3) for out, s in log]
+                rows.append(row)
+            browser.close()
+    finally:
+        srv.shutdown()
+        state.whatif.shutdown()
+    picture = [max(r["marks"].values()) for r in rows]
+    return {"first": picture[0], "steady": statistics.median(picture[1:]),
+            "path": statistics.median(r["marks"]["path"] for r in rows[1:]), "rows": rows}
+
+
+def describe(row: dict) -> str:
+    """One change's stages in ms since the key press."""
+    req = row["reqs"][0] if row["reqs"] else (float("nan"),) * 3
+    server = next((ms for out, ms in row["server"] if out.startswith("whatif-shown")), float("nan"))
+    applied = row["applied"][0] if row["applied"] else (float("nan"),) * 2
+    return (f"request sent {req[0]:.0f}, server {server:.0f}, response end {req[1]:.0f} "
+            f"({req[2] / 1024:.0f} kB), restyle {applied[0]:.0f}-{applied[1]:.0f}, path "
+            f"{row['marks'].get('path', float('nan')):.0f}, picture {max(row['marks'].values()):.0f}")
+
+
+__all__ = ["describe", "page_latency"]
