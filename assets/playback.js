@@ -8,8 +8,10 @@
  *                  frame index (no server request: dcc.Interval + clientside);
  *   render(frame, data) moves each learner's head and tail on the main graph and
  *                  the cursor line and dots of every panel: Plotly.animate
- *                  (redraw: false) on scatter-only panels, Plotly.restyle where
- *                  a surface is drawn;
+ *                  (redraw: false) on scatter-only figures (the 2D surface is an
+ *                  image plus a line trace), in 3D the moving traces' own WebGL
+ *                  objects (update3d: the surface is never re-sent), and
+ *                  Plotly.restyle on anything else;
  *   speed(ms) sets the interval;
  *   frameUpdates(data, k) the traces frame k moves, per graph (whatif.js uses it too).
  * A graph is only touched when its figure's layout.meta.key matches the data's
@@ -53,15 +55,47 @@
   }
 
   // Plotly.animate's redraw-free path is the smooth one, but it only keeps scatter
-  // traces: on a figure with a contour (or in 3D) it would drop the surface, so
-  // those figures are restyled instead (a full redraw, tens of ms).
+  // traces: on a figure with a contour it would drop the surface, so such a figure is
+  // restyled instead (a full redraw, tens of ms).
   function scatterOnly(gd) {
     return (gd._fullData || []).every(function (t) { return t.type === "scatter"; });
+  }
+
+  // The WebGL scene of a 3D figure (plotly's own object), or null.
+  function sceneOf(gd) {
+    var scene = gd._fullLayout && gd._fullLayout.scene && gd._fullLayout.scene._scene;
+    return scene && scene.traces && scene.glplot ? scene : null;
+  }
+
+  // 3D: move only the given traces. Plotly.restyle would recompute and re-upload every
+  // trace of the scene, the surface too (150 ms a frame on a busy machine); here each
+  // moving trace's data is set in gd.data and gd._fullData (so any later redraw draws the
+  // same) and handed to its own WebGL object, then the scene is drawn once. The surface's
+  // object is never touched. False (nothing changed) where plotly's objects are not as
+  // expected: the caller restyles instead.
+  function update3d(gd, traces, data) {
+    var scene = sceneOf(gd);
+    if (!scene) { return false; }
+    var full = traces.map(function (i) { return gd._fullData[i]; });
+    var objs = full.map(function (fd, j) {
+      return fd && fd.index === traces[j] && fd.type === "scatter3d" ? scene.traces[fd.uid] : null;
+    });
+    if (!objs.every(function (o) { return o && typeof o.update === "function"; })) { return false; }
+    traces.forEach(function (i, j) {
+      var d = data[j];
+      Object.keys(d).forEach(function (name) { gd.data[i][name] = d[name]; full[j][name] = d[name]; });
+      full[j]._length = d.x.length;
+      objs[j].update(full[j]);
+    });
+    scene.glplot.redraw();
+    stats.moves3d = (stats.moves3d || 0) + 1;
+    return true;
   }
 
   function update(gd, traces, data) {
     var valid = traces.every(function (i) { return i >= 0 && i < gd.data.length; });
     if (!valid || !window.Plotly) { return; }
+    if (sceneOf(gd) && !stats.restyle3d && update3d(gd, traces, data)) { return; }
     if (!scatterOnly(gd)) {
       var attrs = {};
       data.forEach(function (d, j) {
@@ -108,17 +142,32 @@
     return out;
   }
 
-  function renderFrame(fd, k) {
+  // While a player plays, panels nobody can see are skipped: hidden by the panel set
+  // (display: none) or scrolled out of the window; each costs a Plotly.animate a frame.
+  // One scrolled into view is drawn at the next frame, and the render that follows a
+  // pause or the last frame draws them all, so no panel is left stale.
+  function hidden(gd) {
+    if (gd.offsetParent === null) { return true; }
+    var r = gd.getBoundingClientRect();
+    return r.bottom < 0 || r.top > window.innerHeight || r.right < 0 || r.left > window.innerWidth;
+  }
+
+  function renderFrame(fd, k, playing) {
     var updates = frameUpdates(fd, k);
     Object.keys(updates).forEach(function (id) {
-      whenReady(id, fd.key, function (gd) { update(gd, updates[id].traces, updates[id].data); });
+      whenReady(id, fd.key, function (gd) {
+        if (playing && id !== fd.main.id && hidden(gd)) { return; }
+        update(gd, updates[id].traces, updates[id].data);
+      });
     });
   }
 
   function playLabel(playing) { return playing ? "❚❚ Pause" : "▶ Play"; }
 
   // Steps actually taken, for tests and the benchmark: performance.now() of each new
-  // frame index per player label ("inner step", "meta-step"); the last 400 kept.
+  // frame index per player label ("inner step", "meta-step"), the last 400 kept; and
+  // moves3d, the 3D frames drawn by moving their traces alone (update3d). The benchmark
+  // sets restyle3d to measure the full restyle it replaces.
   var stats = window.trajvizStats = window.trajvizStats || {steps: {}};
   function recordStep(label, k) {
     var list = stats.steps[label] = stats.steps[label] || [];
@@ -160,12 +209,72 @@
     window.setTimeout(function () { window.dispatchEvent(new Event("resize")); }, 30);
   }
 
-  function setFonts(present) {
+  // Presentation type: every graph's base font at PRESENT_FONT while the page presents,
+  // kept across redraws. A figure from the server (a new slice, task, learner, frame or
+  // mode) comes with the screen font, so each graph is re-checked after every redraw
+  // (plotly_afterplot); graphs drawn later (another tab, the birth map) are found by a
+  // scan every SCAN_MS while presenting. Leaving presentation puts the screen font back.
+  var PRESENT_FONT = 16, SCAN_MS = 400, scanning = null;
+
+  function presenting() {
+    var app = document.querySelector(".tv-app");
+    return !!(app && app.classList.contains("tv-present"));
+  }
+
+  // The layout values presentation changes: the base font, the title's font, and a legend
+  // under the plot moved down to clear the larger axis title. gd.tvScreen keeps the
+  // figure's own values while presenting, to put back after.
+  function presentValues(gd) {
+    var l = gd.layout, out = {"font.size": PRESENT_FONT};
+    if (l.title && l.title.font && l.title.font.size) { out["title.font.size"] = PRESENT_FONT + 2; }
+    if (l.legend && l.legend.orientation === "h" && l.legend.y < 0) { out["legend.y"] = -0.16; }
+    return out;
+  }
+
+  function get(obj, path) {
+    return path.split(".").reduce(function (o, k) { return o && o[k]; }, obj);
+  }
+
+  function fitFont(gd) {
+    if (!window.Plotly || !gd._fullLayout || !gd.layout) { return; }
+    var change = {};
+    if (presenting()) {
+      var want = presentValues(gd), screen = {};
+      Object.keys(want).forEach(function (k) {
+        var have = get(gd.layout, k);
+        if (have !== want[k]) { change[k] = want[k]; screen[k] = have === undefined ? null : have; }
+      });
+      if (Object.keys(change).length) { gd.tvScreen = Object.assign({}, gd.tvScreen, screen); }
+    } else if (gd.tvScreen) {
+      Object.keys(gd.tvScreen).forEach(function (k) {
+        if (get(gd.layout, k) !== gd.tvScreen[k]) { change[k] = gd.tvScreen[k]; }
+      });
+      delete gd.tvScreen;
+    }
+    if (Object.keys(change).length) { window.Plotly.relayout(gd, change); }
+  }
+
+  // One afterplot listener per graph; plotly drops listeners when it replots from scratch
+  // (its event emitter is replaced), so the mark lives on the emitter.
+  function watchFont(gd) {
+    if (!gd.on) { return; }
+    var owner = gd._ev || gd;
+    if (owner.tvFontWatch) { return; }
+    owner.tvFontWatch = true;
+    gd.on("plotly_afterplot", function () { if (presenting()) { fitFont(gd); } });
+  }
+
+  function setFonts() {
     Array.prototype.forEach.call(document.querySelectorAll(".js-plotly-plot"), function (gd) {
-      if (window.Plotly && gd._fullLayout) {
-        window.Plotly.relayout(gd, {"font.size": present ? 16 : 12});
-      }
+      watchFont(gd);
+      fitFont(gd);
     });
+    if (presenting() && scanning === null) {
+      scanning = window.setInterval(setFonts, SCAN_MS);
+    } else if (!presenting() && scanning !== null) {
+      window.clearInterval(scanning);
+      scanning = null;
+    }
   }
 
   function onClick(ev) {
@@ -176,14 +285,14 @@
       app.classList.toggle("tv-folded");
       if (app.classList.contains("tv-present") && !app.classList.contains("tv-folded")) {
         app.classList.remove("tv-present");
-        setFonts(false);
+        setFonts();
       }
       resized();
     } else if (t.id === "present-toggle" && app) {
       var on = !app.classList.contains("tv-present");
       app.classList.toggle("tv-present", on);
       app.classList.toggle("tv-folded", on);
-      setFonts(on);
+      setFonts();
       resized();
     }
   }
@@ -241,7 +350,7 @@
         var next = Math.min(clockFrame(key, f, step), last);
         if (next === f && f < last) { return [nc, nc, nc, nc]; }
         f = next;
-        if (f >= last) { playing = false; }
+        if (f >= last) { playing = false; } else { return [f, f, nc, nc]; }  // still playing
       } else if (has("-back.n_clicks")) {
         f = Math.max(f - 1, 0); playing = false;
       } else if (has("-fwd.n_clicks")) {
@@ -260,7 +369,7 @@
       var k = clamp(frame, data.frames);
       recordStep(data.label, k);
       var xs = data.xs || [];
-      renderFrame(data, k);
+      renderFrame(data, k, !!clocks[data.label]);
       var shown = xs.length ? xs[k] : k;
       var total = xs.length ? xs[xs.length - 1] : data.frames - 1;
       return data.label + " " + shown + " of " + total;

@@ -118,7 +118,7 @@ def test_draw_clamps_and_falls_back(state):
 def test_draw_without_learners_asks_for_one(state):
     out = cb.draw(state, "good", "pca", "mean", [], "2d", 0)
     assert out["data"] is None and "Tick a learner" in text_of(out["notes"])
-    assert out["main"].data[0].name == "surface" and len(out["main"].data) == 2
+    assert out["main"].data[0].name == "surface" and len(out["main"].data) == 3  # + hover grid, bar
 
 
 def test_draw_meta(state):

@@ -14,6 +14,7 @@ from app_fixtures import LEARNERS
 from trajviz import figures as F
 from trajviz import selection as S
 from trajviz.figures.panels import metrics_keys
+from trajviz.figures.plane import zoom_box
 from trajviz.figures.playback import metrics_cursor_indices
 
 
@@ -30,7 +31,8 @@ def test_surface_trace_order_is_the_contract(run):
     # scatter traces and images; it drops a contour trace)
     assert fig.data[0].type == "scatter" and fig.data[0].name == "surface"
     assert fig.layout.images[0].source.startswith("data:image/png;base64,")
-    assert len(fig.data) == 1 + len(F.GROUP) * len(LEARNERS) + 1
+    assert len(fig.data) == 1 + len(F.GROUP) * len(LEARNERS) + 2
+    assert fig.data[-2].name == "surface value" and fig.data[-2].mode == "none"
     assert fig.data[-1].marker.showscale is True
     for i, learner in enumerate(LEARNERS):
         group = fig.data[F.group_index(i, "path"): F.group_index(i, "head") + 1]
@@ -41,6 +43,27 @@ def test_surface_trace_order_is_the_contract(run):
     np.testing.assert_allclose(head.x, sel.coords["leap"][3:4, 0], rtol=1e-6)
     tail = fig.data[F.group_index(0, "tail")]
     assert len(tail.x) == F.TAIL + 1
+
+
+def test_surface_hover_grid_holds_the_true_loss_at_each_grid_point(run):
+    sel = F.select(run, "pca", 1)
+    fig = F.surface_figure(sel, zoom="full")
+    grid = next(t for t in fig.data if t.name == "surface value")
+    x, y, loss = (np.asarray(v, float) for v in (grid.x, grid.y, grid.customdata))
+    assert len(x) == len(sel.alpha) * len(sel.beta)  # the full view: every grid point
+    for p in (0, 7, len(x) // 2, len(x) - 1):
+        i = int(np.argmin(abs(sel.alpha - x[p])))
+        j = int(np.argmin(abs(sel.beta - y[p])))
+        assert loss[p] == pytest.approx(sel.z[j, i], rel=1e-6)  # the loss, not log colours
+    assert "loss: %{customdata" in grid.hovertemplate
+    assert fig.layout.clickmode == "none" and fig.layout.hoverdistance == -1
+    # a fitted view keeps the grid points inside its box and one beyond on each side
+    fit = F.surface_figure(sel, zoom="fit")
+    box = zoom_box(sel, "fit")
+    fx = np.asarray(next(t for t in fit.data if t.name == "surface value").x, float)
+    inside = sel.alpha[(sel.alpha >= box[0]) & (sel.alpha <= box[1])]
+    assert set(np.round(inside, 4)) <= set(np.round(fx, 4))
+    assert len(np.unique(fx)) <= len(inside) + 2
 
 
 def test_surface_3d_uses_a_surface_then_scatter3d_groups(run):

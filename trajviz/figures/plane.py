@@ -90,6 +90,29 @@ def screen_surface(fig: go.Figure, sel: Selection, box: tuple[float, float, floa
     return bar
 
 
+def hover_grid(sel: Selection, box: tuple[float, float, float, float]) -> go.Scatter:
+    """Per-point hover on the screen surface: one invisible scatter point (mode "none":
+    nothing is drawn, plotly still hovers it) per grid point inside ``box`` and one row or
+    column beyond, showing (a, b) and the true loss there (``sel.z``, not log colours).
+    A scatter trace, so the redraw-free playback leaves it alone."""
+    a, b = np.asarray(sel.alpha, float), np.asarray(sel.beta, float)
+
+    def inside(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        keep = np.flatnonzero((v >= lo) & (v <= hi))
+        if not keep.size:
+            return np.arange(len(v))
+        return np.arange(max(keep[0] - 1, 0), min(keep[-1] + 2, len(v)))
+
+    ia, ib = inside(a, box[0], box[1]), inside(b, box[2], box[3])
+    aa, bb = np.meshgrid(a[ia], b[ib])  # [B', A']
+    ax, ay = sel.axis_titles
+    return go.Scatter(
+        x=clean(aa.ravel()), y=clean(bb.ravel()), mode="none", name="surface value",
+        showlegend=False, customdata=clean(np.asarray(sel.z)[np.ix_(ib, ia)].ravel()),
+        hovertemplate=(f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>loss: %{{customdata:.4g}}"
+                       "<extra></extra>"))
+
+
 ZOOMS = ("fit", "all", "full")
 
 
@@ -159,7 +182,8 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
             fig.add_trace(trace)
     if sel.diagnosis.diverged:  # an overlay: after the groups, so their indices never move
         fig.add_trace(diverged_trace(sel, three_d))
-    if bar is not None:  # the colour bar: the last overlay
+    if bar is not None:  # the hover grid, then the colour bar: the last overlay
+        fig.add_trace(hover_grid(sel, box))
         fig.add_trace(bar)
     base_layout(fig, paper)
     title = f"{slice_name(sel.slice_kind)} · {sel.task_label}"
@@ -175,11 +199,12 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
         x0, x1, y0, y1 = sel.extent
         zr = value_range([zc] + [sel.colour_of(sel.plane[n]) for n in sel.learners])
         fig.update_layout(scene={
-            "xaxis": {"title": {"text": ax}, "range": [x0, x1]},
-            "yaxis": {"title": {"text": ay}, "range": [y0, y1]},
-            "zaxis": {"title": {"text": unit}, "range": list(zr)},
+            # few ticks: seen at an angle, more of them run into each other
+            "xaxis": {"title": {"text": ax}, "range": [x0, x1], "nticks": 5},
+            "yaxis": {"title": {"text": ay}, "range": [y0, y1], "nticks": 5},
+            "zaxis": {"title": {"text": unit}, "range": list(zr), "nticks": 4},
             "aspectmode": "manual", "aspectratio": {"x": 1, "y": (y1 - y0) / (x1 - x0), "z": 0.6},
-            "camera": {"eye": {"x": 1.4, "y": -1.5, "z": 1.0}},
+            "camera": {"eye": {"x": 1.15, "y": -1.25, "z": 0.85}},
         }, margin={"l": 0, "r": 0, "t": 56, "b": 40})
     elif paper:
         plane_axes(fig, box, sel.axis_titles, grid=False)
@@ -188,7 +213,10 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
                          showgrid=False, mirror=True, ticks="outside", zeroline=False)
         fig.update_yaxes(range=[box[2], box[3]], autorange=False, title={"text": ay},
                          showgrid=False, mirror=True, ticks="outside", zeroline=False)
-        fig.update_layout(margin={"l": 52, "r": 8, "t": 52, "b": 40})
+        # hover the nearest grid point anywhere on the plot; clicks are reported by
+        # assets/surface_click.js alone (plotly's own would launch a second time)
+        fig.update_layout(margin={"l": 52, "r": 8, "t": 52, "b": 40}, hoverdistance=-1,
+                          clickmode="none")
     return fig
 
 

@@ -7,7 +7,10 @@ they are computed, and ``frame_data`` hands them to ``assets/playback.js``):
   (``contour``, or ``surface`` in 3D); then one group of ``len(GROUP)`` traces
   per learner, in the selection's order: path (full, faint), start (θ0), end
   (θ_K), tail (the last ``TAIL`` segments up to the current step), head (the
-  current step): ``group_index(i, part)``. Overlays go after the groups.
+  current step): ``group_index(i, part)``. Overlays go after the groups (on the 2D
+  screen surface: the divergence ✕ if any, the invisible hover grid, the colour bar).
+  The browser moves only the tail and head traces: ``Plotly.animate`` in 2D, their
+  own WebGL objects in 3D (``assets/playback.js``), so the surface is drawn once.
 * ``panels.panel_figure``: each learner's ``spec.traces_per_learner`` series
   (the loss panel: recorded, then on the plane), then the cursor line, then the
   cursor dots (one per learner): ``panel_cursor_index``; then the panel's
