@@ -54,6 +54,13 @@ DRIVER = textwrap.dedent("""
 """).format(tests=str(TESTS))
 
 
+def _ctrl_c_delivered() -> None:
+    """A child's SIGINT as a terminal's foreground process has it (Python then raises
+    KeyboardInterrupt): a shell that starts this suite in the background (``cmd &``
+    without job control) hands its children SIGINT ignored, and the tests send SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
@@ -62,7 +69,8 @@ def _start(tmp_path: Path, moment: str, runs: Path) -> subprocess.Popen:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     proc = subprocess.Popen([sys.executable, str(script), moment, str(runs)], cwd=ROOT,
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_delivered)
     line = proc.stdout.readline()
     assert line.strip() == f"AT {moment}", (line, proc.stderr.read())
     return proc
@@ -146,7 +154,7 @@ def _worker(tmp_path: Path, runs: Path, tag: str, parent_env: bool = True):
     return folder, subprocess.Popen(
         [sys.executable, "-m", "trajviz.app.jobs", str(folder / "config.json"), str(runs),
          str(folder / "progress.json")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        stderr=subprocess.DEVNULL, preexec_fn=_ctrl_c_delivered)
 
 
 def _stage(folder: Path) -> dict:
