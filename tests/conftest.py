@@ -15,3 +15,15 @@ def run():
 def run3():
     """3 parameters (so the PCA plane hides something) and a diverged path."""
     return make_run(n_params=3, diverge="reptile")
+
+
+@pytest.fixture(scope="module")
+def tv_browser():
+    """Headless Debian chromium through Playwright, one per test module (browser tests)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from test_browser import ARGS, CHROMIUM  # skips where chromium is missing
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()

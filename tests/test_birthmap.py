@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from birth_fixtures import RECORDED, tiny  # tests/ is on the path
 
 import trajviz
 from trajviz.birthmap import add_birth_map, birth_map, birth_point, predicted_auc
@@ -15,17 +16,6 @@ from trajviz.experiment import run_experiment
 from trajviz.launch import keep, launch, launch_context, point_on_view
 from trajviz.run import BIRTH_STATISTICS
 from trajviz.store import load_run, write_run
-
-RECORDED = ("params", "losses", "grads", "query_losses", "diverged_at")
-
-
-def tiny(**changes):
-    data = {"family": "linear2d", "learners": ["leap", "random"],
-            "inner": {"steps": 4, "lr": 0.1, "batch_size": 5},
-            "outer": {"meta_steps": 3, "meta_batch": 3, "eval_every": 2, "eval_tasks": 2, "lr": 0.01},
-            "heldout_tasks": 3, "slices": {"kinds": ["exact", "pca"], "resolution": 7}, "seed": 5}
-    data.update(changes)
-    return from_dict(data)
 
 
 @pytest.fixture(scope="module")

@@ -65,14 +65,6 @@ def two_runs_server(tmp_path_factory):
     yield from _serve(runs)
 
 
-@pytest.fixture(scope="module")
-def tv_browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
 class Page:
     """A loaded page with its console errors and network traffic recorded."""
 

@@ -9,7 +9,7 @@ import re
 
 import pytest
 from app_fixtures import make_run, write_run_dir
-from test_browser import ARGS, CHROMIUM, _serve, sync_api
+from test_browser import _serve
 from test_browser_screen import open_page
 
 from trajviz.selection import select
@@ -29,14 +29,6 @@ def lecture(tmp_path_factory):
         yield url, run
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
 def wait_key(page, old: str | None = None, three_d: bool = False) -> str:
     page.page.wait_for_function(
         f"""([old, three]) => {{ const gd = {GD};
@@ -46,9 +38,9 @@ def wait_key(page, old: str | None = None, three_d: bool = False) -> str:
     return page.js(f"() => {GD}.layout.meta.key")
 
 
-def test_3d_fast_playback_moves_the_paths_and_never_resends_the_surface(browser, lecture):
+def test_3d_fast_playback_moves_the_paths_and_never_resends_the_surface(tv_browser, lecture):
     url, run = lecture
-    p = open_page(browser, url, 1366, 768)
+    p = open_page(tv_browser, url, 1366, 768)
     page = p.page
     page.locator("#surface-mode label", has_text="3D").click()
     wait_key(p, three_d=True)
@@ -107,9 +99,9 @@ def font_size(p, graph: str = "surface-graph") -> float:
                            return gd._fullLayout.font.size; }""", graph)
 
 
-def test_presentation_type_survives_every_redraw(browser, lecture):
+def test_presentation_type_survives_every_redraw(tv_browser, lecture):
     url, _ = lecture
-    p = open_page(browser, url, 1366, 768)
+    p = open_page(tv_browser, url, 1366, 768)
     page = p.page
     assert font_size(p) == 12
     page.click("#present-toggle")
@@ -140,9 +132,9 @@ def test_presentation_type_survives_every_redraw(browser, lecture):
     p.close()
 
 
-def test_hovering_the_2d_surface_shows_the_loss_at_that_grid_point(browser, lecture):
+def test_hovering_the_2d_surface_shows_the_loss_at_that_grid_point(tv_browser, lecture):
     url, run = lecture
-    p = open_page(browser, url, 1366, 768)
+    p = open_page(tv_browser, url, 1366, 768)
     page = p.page
     sel = select(run, None, 0)
     # a grid point inside the view, away from the paths

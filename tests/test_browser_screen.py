@@ -7,7 +7,7 @@ import re
 
 import pytest
 from app_fixtures import make_run, write_run_dir
-from test_browser import ARGS, CHROMIUM, Page, _serve, sync_api  # noqa: F401 - fixtures' helpers
+from test_browser import Page, _serve
 
 from trajviz.export import export_current
 
@@ -27,14 +27,6 @@ def screen_server(tmp_path_factory):
                                info={**long.info, "created": "2026-01-01T00:00:00+00:00"})
     write_run_dir(runs, long)
     yield from _serve(runs)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, url, width, height) -> Page:
@@ -57,9 +49,9 @@ def box(page: Page, selector: str) -> dict:
 
 
 @pytest.mark.parametrize("width,height", [(1024, 768), (1366, 768)])
-def test_surface_player_and_two_panels_share_the_first_screen(browser, screen_server,
+def test_surface_player_and_two_panels_share_the_first_screen(tv_browser, screen_server,
                                                               width, height, tmp_path):
-    p = open_page(browser, screen_server, width, height)
+    p = open_page(tv_browser, screen_server, width, height)
     for sel in ("#surface-graph .main-svg", "#inner-play", "#inner-label",
                 "#panel-loss .main-svg", "#panel-length .main-svg"):
         b = box(p, sel)
@@ -72,8 +64,8 @@ def test_surface_player_and_two_panels_share_the_first_screen(browser, screen_se
     p.close()
 
 
-def test_space_plays_and_pauses_and_arrows_step(browser, screen_server):
-    p = open_page(browser, screen_server, 1366, 768)
+def test_space_plays_and_pauses_and_arrows_step(tv_browser, screen_server):
+    p = open_page(tv_browser, screen_server, 1366, 768)
     page = p.page
     page.click("#inner-fwd")  # focus on a button, as after any click
     assert p.frame() == 1
@@ -94,8 +86,8 @@ def test_space_plays_and_pauses_and_arrows_step(browser, screen_server):
     p.close()
 
 
-def test_switching_runs_puts_the_meta_view_at_its_last_step(browser, screen_server):
-    p = open_page(browser, screen_server, 1366, 768)
+def test_switching_runs_puts_the_meta_view_at_its_last_step(tv_browser, screen_server):
+    p = open_page(tv_browser, screen_server, 1366, 768)
     page = p.page
     page.click("#tabs >> text=Meta-training")
     label = "#meta-label"
@@ -115,9 +107,9 @@ def test_switching_runs_puts_the_meta_view_at_its_last_step(browser, screen_serv
     p.close()
 
 
-def test_fast_playback_keeps_its_step_rate(browser, screen_server):
+def test_fast_playback_keeps_its_step_rate(tv_browser, screen_server):
     """The step timer, measured in the page (performance.now of each new frame)."""
-    p = open_page(browser, screen_server, 1366, 768)
+    p = open_page(tv_browser, screen_server, 1366, 768)
     page = p.page
     page.locator("#inner-speed label", has_text="fast").click()
     page.wait_for_timeout(300)
@@ -137,12 +129,12 @@ def test_fast_playback_keeps_its_step_rate(browser, screen_server):
     p.close()
 
 
-def test_html_export_keeps_its_surface_for_100_frames(browser, tmp_path):
+def test_html_export_keeps_its_surface_for_100_frames(tv_browser, tmp_path):
     run = make_run(run_id="html", steps=100, resolution=41)
     name, data = export_current(run, "html", "surface", slice_name="pca", task=0, learners=None)
     path = tmp_path / name
     path.write_bytes(data)
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page = tv_browser.new_page(viewport={"width": 1200, "height": 900})
     page.goto(path.as_uri())
     page.wait_for_selector(".js-plotly-plot .main-svg")
     # play with the Play button's own options (redraw and all), 30 ms a frame, and check

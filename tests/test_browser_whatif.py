@@ -22,16 +22,15 @@ pytestmark = pytest.mark.browser
 PATHS_JS = """() => { const gd = document.querySelector('#surface-graph .js-plotly-plot');
     return gd && gd._fullData ? JSON.stringify(gd._fullData.filter(t => t.name === 'leap')
                                    .map(t => [t.x, t.y])) : null; }"""
-# Keeps each fast update the page applies (window.__fast) and the key press time.
+# Keeps each fast update the page applies (window.__fast).
 SPY_JS = """() => { const ns = window.dash_clientside.trajviz_whatif, apply = ns.apply;
     window.__fast = [];
-    ns.apply = function (fast, frame) { window.__fast.push(fast); return apply.apply(this, arguments); };
-    document.addEventListener('keydown', () => { window.__pressed = performance.now(); }, true); }"""
-# ms from the key press to the first animation frame whose first learner's path differs from old.
+    ns.apply = function (fast, frame) { window.__fast.push(fast); return apply.apply(this, arguments); }; }"""
+# Resolves at the first animation frame whose first learner's path differs from old.
 CHANGED_JS = """(old) => new Promise(done => { const tick = () => {
     const gd = document.querySelector('#surface-graph .js-plotly-plot');
     const now = Array.from(gd._fullData[1].x).join(',') + '|' + Array.from(gd._fullData[1].y).join(',');
-    if (now !== old) { done(performance.now() - window.__pressed); } else { requestAnimationFrame(tick); } };
+    if (now !== old) { done(true); } else { requestAnimationFrame(tick); } };
   tick(); })"""
 FIRST_PATH_JS = """() => { const gd = document.querySelector('#surface-graph .js-plotly-plot');
     return Array.from(gd._fullData[1].x).join(',') + '|' + Array.from(gd._fullData[1].y).join(','); }"""
@@ -81,7 +80,7 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         errors, whatif_posts = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: "_dash-update-component" in r.url and "whatif-fast.data" in
-                (r.post_data or "") and whatif_posts.append(time.perf_counter()))
+                (r.post_data or "") and whatif_posts.append(r.url))
         full_draws = []  # answered requests for the full inner-loop figures
         page.on("requestfinished", lambda r: "_dash-update-component" in r.url and
                 "surface-graph.figure" in (r.post_data or "") and full_draws.append(1))
@@ -90,8 +89,9 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         before_paths = page.evaluate(PATHS_JS)
         before_summary = page.inner_text("#summary")
         # the worker starts when the run is picked; wait until it is warm
-        deadline = time.time() + 90
-        while not state.whatif.pool._workers and time.time() < deadline:
+        for _ in range(450):  # bounded polling (up to ~90 s on a loaded machine)
+            if state.whatif.pool._workers:
+                break
             time.sleep(0.2)
         page.evaluate(SPY_JS)
         handle = page.locator("#whatif-lr [role=slider]").first
@@ -99,12 +99,10 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         presses = 30
         for _ in range(presses):  # as fast as a key can repeat: 30 changes of lr
             page.keyboard.press("ArrowLeft")
-        moved = time.perf_counter()
         page.wait_for_function(f"(old) => ({PATHS_JS})() !== old", arg=before_paths, timeout=60_000)
         page.wait_for_function("() => document.querySelector('#whatif-status').innerText"
                                ".includes('lr 0.0501')", timeout=60_000)
         page.wait_for_timeout(1500)  # let the last request settle
-        drawn = time.perf_counter() - moved
         after_paths, after_summary = page.evaluate(PATHS_JS), page.inner_text("#summary")
         status = page.inner_text("#whatif-status")
         gate = state.whatif.gate("wi")
@@ -115,7 +113,7 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         page.evaluate("() => { window.__fast = []; }")
         old = page.evaluate(FIRST_PATH_JS)
         page.keyboard.press("ArrowRight")
-        latency_ms = page.evaluate(CHANGED_JS, old)
+        page.evaluate(CHANGED_JS, old)  # waits for the path to change
         page.wait_for_function("() => window.__fast.length > 0", timeout=60_000)
         drawn_before = len(full_draws)
         for _ in range(600):  # the slider rests: the full draw follows after 0.4 s
@@ -130,8 +128,7 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
     assert "surface is reused" in status
     posts, computed, superseded, in_flight = burst
     print(f"{posts} what-if requests for {presses} changes; {computed} recomputed, {superseded} "
-          f"replaced by newer ones; picture {drawn:.2f} s after the last of them; one more "
-          f"change drawn {latency_ms:.0f} ms after its key press (timing only, not asserted)")
+          f"replaced by newer ones (latency: python bench/bench_whatif.py --browser)")
     assert len(full_draws) > drawn_before  # and the full draw followed
     assert in_flight == 1 and gate.max_in_flight == 1
     assert computed + superseded <= posts

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from birth_fixtures import RECORDED, tiny  # tests/ is on the path
 
 import trajviz
 from trajviz.cli import main
@@ -19,17 +20,6 @@ from trajviz.run import apply_inner_variant
 from trajviz.selection import select, summary_rows
 from trajviz.store import load_run, write_run
 from trajviz.variantstore import variant_from_bytes, variant_to_bytes
-
-RECORDED = ("params", "losses", "grads", "query_losses", "diverged_at")
-
-
-def tiny(**changes):
-    data = {"family": "linear2d", "learners": ["leap", "random"],
-            "inner": {"steps": 4, "lr": 0.1, "batch_size": 5},
-            "outer": {"meta_steps": 3, "meta_batch": 3, "eval_every": 2, "eval_tasks": 2, "lr": 0.01},
-            "heldout_tasks": 3, "slices": {"kinds": ["exact", "pca"], "resolution": 7}, "seed": 5}
-    data.update(changes)
-    return from_dict(data)
 
 
 @pytest.fixture(scope="module")

@@ -94,14 +94,14 @@ def fused_mlp_mse(layers: tuple, origin: Tensor, basis: Tensor, coords: Tensor,
     """[G, T] MSE losses of an MLP at G grid points × T tasks, as batched matmuls.
 
     With many rows (T·N ≥ ``FEATURE_MAJOR_ROWS``) activations are
-    feature-major, [G, features, T·N] (``_feature_major``); with few rows they
+    feature-major, [G, features, T·N] (``PlaneMLP``); with few rows they
     are sample-major, [G, T·N, features], and a layer is h·W(a, b)ᵀ. Each was
     measured the faster on its side of the threshold.
     """
     x = batch["x"]
     n_tasks, n_samples = x.shape[:2]
-    if n_tasks * n_samples >= FEATURE_MAJOR_ROWS:
-        return _feature_major(layers, origin, basis, coords, batch)
+    if feature_major(batch):
+        return prepare_plane(layers, origin, basis, batch).losses(coords)
     rows, g = n_tasks * n_samples, coords.shape[0]
     first: Linear = layers[0]
     # First layer, linear in (a, b): Q = x·[W₀; W_u; W_v]ᵀ + [c₀; c_u; c_v], then Q₀ + (a, b)·Q_uv.
@@ -144,10 +144,10 @@ def _grid_weights(first: Linear, origin: Tensor, basis: Tensor, coords: Tensor):
     return at
 
 
-def _feature_major(layers: tuple, origin: Tensor, basis: Tensor, coords: Tensor,
-                   batch: Batch) -> Tensor:
-    """``fused_mlp_mse`` with activations [G, features, T·N]: ``prepare_plane(...).losses``."""
-    return prepare_plane(layers, origin, basis, batch).losses(coords)
+def feature_major(batch: Batch) -> bool:
+    """Whether ``fused_mlp_mse`` lays this batch's activations out feature-major (``PlaneMLP``)."""
+    x = batch["x"]
+    return x.shape[0] * x.shape[1] >= FEATURE_MAJOR_ROWS
 
 
 @dataclass(frozen=True, eq=False)

@@ -54,7 +54,6 @@ CHANGEABLE = ("optimizer", "lr", "steps", "momentum", "nesterov", "beta1", "beta
 
 # DiagnosticsSpec changes per ``diagnostics`` choice: budget 1 subsamples sharpness to steps 0
 # and K; "norms" has grad and update norms only (sharpness, the HVP part, is NaN).
-DIAGNOSTICS = LEVELS  # the levels of ``diagnostics=`` (diagnostics.LEVELS)
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,8 @@ def whatif(run: Run, inner_changes: dict[str, Any], learners: list[str] | None =
     ctx = context or whatif_context(run)
     s = ctx.launch.setup
     inner = inner_settings(ctx.base, inner_changes)
-    if diagnostics not in DIAGNOSTICS:
-        raise ValueError(f"diagnostics must be one of {list(DIAGNOSTICS)}, got {diagnostics!r}")
+    if diagnostics not in LEVELS:
+        raise ValueError(f"diagnostics must be one of {list(LEVELS)}, got {diagnostics!r}")
     names = list(run.learners) if learners is None else list(learners)
     unknown = [n for n in names if n not in ctx.theta0]
     if unknown or not names:
@@ -123,7 +122,7 @@ def whatif(run: Run, inner_changes: dict[str, Any], learners: list[str] | None =
     params0, paired = pair_theta0_with_tasks(theta0, task_set, s.problem)
     with torch.no_grad():
         traj = inner_loop(s.problem, params0, paired, spec, seed=s.seed, record=True).trajectory
-    dspec = DiagnosticsSpec(seed=ctx.base.seed, **DIAGNOSTICS[diagnostics] or {})
+    dspec = DiagnosticsSpec(seed=ctx.base.seed, **LEVELS[diagnostics] or {})
     diag = None if diagnostics == "none" else path_diagnostics(s.problem, traj, paired, spec, s.seed, dspec)
     records = _records(run, names, traj, len(index), diag)
     views = {key: _view_paths(s, slc, paired, records, names, run.views[key])

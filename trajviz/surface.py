@@ -42,12 +42,18 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
-from . import mlp_plan
 from .compiled import compiled_mlp_mse, surface_method
 from .config import BOUNDS, MAX_GRID_POINTS
 from .context import ChunkContext, ProblemRef
 from .executor import IN_PROCESS, Executor
-from .mlp_plan import PlaneMLP, fused_applies, fused_mlp_mse, mlp_layers, prepare_plane
+from .mlp_plan import (
+    PlaneMLP,
+    feature_major,
+    fused_applies,
+    fused_mlp_mse,
+    mlp_layers,
+    prepare_plane,
+)
 from .models import unflatten
 from .run import Slice, Surface
 from .tasks.base import Batch, Problem, TaskSet
@@ -293,8 +299,7 @@ def _plane_plan(context: ChunkContext) -> PlaneMLP | None:
         t, batch = context.tensors, context.batch()
         layers = mlp_layers(context.problem)
         plan = None
-        if fused_applies(layers, batch) and batch["x"].shape[0] * batch["x"].shape[1] >= \
-                mlp_plan.FEATURE_MAJOR_ROWS:
+        if fused_applies(layers, batch) and feature_major(batch):
             with torch.no_grad():
                 plan = prepare_plane(layers, t["origin"], t["basis"], batch)
         _PLANS[context] = plan

@@ -111,16 +111,11 @@ class JobManager:
     def _launch(self, config) -> str:
         from ..config import to_dict
 
-        job_id = secrets.token_hex(4)
-        folder = Path(tempfile.mkdtemp(prefix=f"trajviz-job-{job_id}-"))
+        job_id, folder = scratch("job")
         (folder / "config.json").write_text(json.dumps(to_dict(config)), encoding="utf-8")
-        with open(folder / "log.txt", "wb") as log:  # the child keeps its own handle
-            process = subprocess.Popen(
-                [sys.executable, "-m", "trajviz.app.jobs", str(folder / "config.json"),
-                 str(self.runs_dir), str(folder / "progress.json")],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1",
-                     "TRAJVIZ_PARENT_PID": str(os.getpid())})
+        process = spawn(folder, ["trajviz.app.jobs", str(folder / "config.json"), str(self.runs_dir),
+                                 str(folder / "progress.json")],
+                        {"TRAJVIZ_PARENT_PID": str(os.getpid())})
         _LIVE.append(process)
         with self._lock:
             self._jobs[job_id] = Job(job_id, folder, process)
@@ -133,18 +128,7 @@ class JobManager:
         if job is None:
             return {"state": "unknown", "fraction": 0.0, "stage": "", "message": "no such job",
                     "run_id": ""}
-        status = {"state": "running", "fraction": 0.0, "stage": "starting", "message": "",
-                  "run_id": ""}
-        try:
-            status.update(json.loads(job.progress_file.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            pass
-        code = job.process.poll()
-        if code is not None and status["state"] == "running":
-            status["state"] = "failed"
-            status["message"] = _last_line(job.folder / "log.txt") or f"the worker exited ({code})"
-        status["elapsed"] = time.time() - job.started
-        return status
+        return {"run_id": "", **job_status(job.folder, job.process, job.started)}
 
     def shutdown(self) -> None:
         """Stop running workers and remove their scratch folders."""
@@ -152,13 +136,50 @@ class JobManager:
             jobs = list(self._jobs.values())
             self._jobs.clear()
         for job in jobs:
-            if job.process.poll() is None:
-                job.process.terminate()
-                try:
-                    job.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    job.process.kill()
-            shutil.rmtree(job.folder, ignore_errors=True)
+            stop(job.process, job.folder)
+
+
+# ------------------------------------------------- the mechanics every background job shares
+
+def scratch(kind: str) -> tuple[str, Path]:
+    """A new job id and its private scratch folder (``trajviz-<kind>-<id>-…`` in the temp dir)."""
+    job_id = secrets.token_hex(4)
+    return job_id, Path(tempfile.mkdtemp(prefix=f"trajviz-{kind}-{job_id}-"))
+
+
+def spawn(folder: Path, module_args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m <module_args>`` in the background, its output in ``folder``/log.txt."""
+    with open(folder / "log.txt", "wb") as log:  # the child keeps its own handle
+        return subprocess.Popen([sys.executable, "-m", *module_args], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+def job_status(folder: Path, process: subprocess.Popen, started: float) -> dict[str, Any]:
+    """{state, fraction, stage, message, elapsed, ...}: what the job wrote to progress.json,
+    "failed" with its last log line when it exited without saying it finished."""
+    status = {"state": "running", "fraction": 0.0, "stage": "starting", "message": ""}
+    try:
+        status.update(json.loads((folder / "progress.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    code = process.poll()
+    if code is not None and status["state"] == "running":
+        status.update(state="failed",
+                      message=_last_line(folder / "log.txt") or f"the worker exited ({code})")
+    status["elapsed"] = time.time() - started
+    return status
+
+
+def stop(process: subprocess.Popen, folder: Path) -> None:
+    """End a job (SIGTERM, then SIGKILL after 5 s) and remove its scratch folder."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _last_line(path: Path) -> str:

@@ -13,11 +13,8 @@ from __future__ import annotations
 import json
 import os
 import queue
-import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..run import Launch, LearnerRecord, Run, ViewPaths, with_learner
+from .jobs import job_status, scratch, spawn, stop
 from .worker_client import close_process
 
 READY_SECONDS = 120.0  # loading a run and importing torch on a busy 2-core machine
@@ -207,14 +205,9 @@ class BirthJobs:
         if busy is not None:
             raise ValueError(f"a birth map is already being computed (run {busy.run_id}); "
                              "wait for it to finish")
-        job_id = secrets.token_hex(4)
-        folder = Path(tempfile.mkdtemp(prefix=f"trajviz-birth-{job_id}-"))
-        with open(folder / "log.txt", "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "trajviz.launch_worker", "--birthmap", str(run_path),
-                 view, str(grid), str(tasks), str(folder / "progress.json")],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        job_id, folder = scratch("birth")
+        process = spawn(folder, ["trajviz.launch_worker", "--birthmap", str(run_path), view,
+                                 str(grid), str(tasks), str(folder / "progress.json")])
         with self._lock:
             self._jobs[job_id] = BirthJob(run_id, view, folder, process)
         return job_id
@@ -226,29 +219,14 @@ class BirthJobs:
         if job is None:
             return {"state": "unknown", "fraction": 0.0, "stage": "", "message": "no such job",
                     "elapsed": 0.0, "run_id": ""}
-        status = {"state": "running", "fraction": 0.0, "stage": "starting", "message": ""}
-        try:
-            status.update(json.loads((job.folder / "progress.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            pass
-        code = job.process.poll()
-        if code is not None and status["state"] == "running":
-            status.update(state="failed", message=f"the birth-map worker exited ({code})")
-        status.update(elapsed=time.time() - job.started, run_id=job.run_id)
-        return status
+        return {**job_status(job.folder, job.process, job.started), "run_id": job.run_id}
 
     def shutdown(self) -> None:
         with self._lock:
             jobs = list(self._jobs.values())
             self._jobs.clear()
         for job in jobs:
-            if job.process.poll() is None:
-                job.process.terminate()
-                try:
-                    job.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    job.process.kill()
-            shutil.rmtree(job.folder, ignore_errors=True)
+            stop(job.process, job.folder)
 
 
 __all__ = ["BirthJobs", "LaunchBoard", "LaunchWorker", "decode_launch"]
