@@ -169,7 +169,9 @@
   // moves3d, the 3D frames drawn by moving their traces alone (update3d). The benchmark
   // sets restyle3d to measure the full restyle it replaces.
   var stats = window.trajvizStats = window.trajvizStats || {steps: {}};
+  var showing = {};  // the frame index each player's graphs show now, by label
   function recordStep(label, k) {
+    showing[label] = k;
     var list = stats.steps[label] = stats.steps[label] || [];
     if (!list.length || list[list.length - 1].k !== k) {
       list.push({k: k, t: window.performance.now()});
@@ -377,6 +379,11 @@
 
     speed: function (ms) {
       return Number(ms) || 400;
+    },
+
+    // The frame index the player ``label`` shows now (whatif.js), else ``fallback``.
+    shownFrame: function (label, fallback) {
+      return showing[label] === undefined ? fallback : showing[label];
     },
 
     frameUpdates: frameUpdates,

@@ -1,25 +1,36 @@
 /*
- * trajviz what-if, fast redraw: a what-if changes the paths, not the surface, so the
- * server sends only the new path data (trajviz.figures.restyle.restyle_data) and this
- * file restyles the figures already drawn, without rebuilding them:
+ * trajviz what-if, fast redraw: a what-if changes the paths, not the surface, so a slider
+ * change skips Dash's callbacks and the server sends only the new path data
+ * (trajviz.app.whatif_route, trajviz.figures.restyle.restyle_data); this file restyles
+ * the figures already drawn, without rebuilding them:
+ *   change(...) (the lr and β sliders' clientside callback) posts the change to ROUTE
+ *     with fetch. Latest wins: the oldest request still out (its recomputation may be
+ *     running) is kept, so its picture still shows while the slider moves; any other
+ *     is aborted (the server drops a request that waits behind a newer one), and a reply
+ *     older than one already drawn is dropped;
+ *   answer(reply) puts the status and the summary in place (set_props) and restyles;
  *   apply(fast, frame) restyles each learner's path, start, end, tail and head on the
- *     plane and each panel's series, y range, threshold line, cursor and dots at the
- *     shown frame, in one redraw-free Plotly.animate per graph, then (after the paint)
- *     stores the new playback data for the next frames;
- *   once no new what-if has come for SETTLE_MS, it names the variant in the
- *     whatif-shown Store: one full draw then redraws everything exactly (the colour
- *     range, the view box, the honesty line, notes), never while a slider is moving.
+ *     plane and each panel's series, y range (only when it changed), threshold line,
+ *     cursor and dots at the shown frame, in one redraw-free Plotly.animate per graph,
+ *     then (after the paint) stores the new playback data for the next frames;
+ *   once no new what-if has come for SETTLE_MS and no request is out, it names the
+ *     variant in the whatif-shown Store: one full draw then redraws everything exactly
+ *     (the colour range, the view box, the honesty line, notes, and the panels skipped),
+ *     never while a slider is moving.
  * A figure drawn for another selection (another key, number of steps, 3D) is not
- * restyled: the full draw comes at once. Panels of the hidden set wait for the full draw.
+ * restyled: the full draw comes at once. Panels of the hidden set, and panels scrolled
+ * out of view, wait for the full draw (as playback skips them while it plays).
  * window.trajvizStats.whatif keeps each applied update's {start, end} (performance.now();
- * tests and bench/whatif_page.py read it).
+ * tests and bench/whatif_page.py read it); trajvizStats.whatifPosts counts the posts.
  */
 (function () {
   "use strict";
 
+  var ROUTE = "/_trajviz/whatif";  // trajviz.app.whatif_route.ROUTE
   var SETTLE_MS = 400;
   var ANIMATE = {mode: "immediate", transition: {duration: 0}, frame: {duration: 0, redraw: false}};
   var settle = null;
+  var sent = 0, drawnSeq = 0, out = [];  // out: [{seq, ctrl}], oldest first
 
   function graphDiv(id) {  // playback.js's: the plotly div of a dcc.Graph id
     return window.dash_clientside.trajviz.graphDiv(id);
@@ -56,6 +67,25 @@
            text(ax.ticktext) === text(layout["yaxis.ticktext"]);
   }
 
+  function sameRange(gd, range) {
+    var r = (gd.layout.yaxis || {}).range;
+    return !!(r && range && r.length === 2 && r[0] === range[0] && r[1] === range[1]);
+  }
+
+  // Out of sight: hidden by the panel set (display: none), or scrolled out of the window
+  // or out of its scrolling column.
+  function unseen(gd) {
+    if (gd.offsetParent === null) { return true; }
+    var r = gd.getBoundingClientRect();
+    if (r.bottom < 0 || r.top > window.innerHeight || r.right < 0 || r.left > window.innerWidth) {
+      return true;
+    }
+    var side = gd.closest ? gd.closest(".tv-side") : null;
+    if (!side) { return false; }
+    var s = side.getBoundingClientRect();
+    return r.bottom < s.top || r.top > s.bottom;
+  }
+
   function full(shown) {
     if (settle) { window.clearTimeout(settle); settle = null; }
     window.dash_clientside.set_props("whatif-shown", {data: shown});
@@ -70,7 +100,7 @@
     var path = main._fullData[fast.main.traces[0]];
     if (!path || path._length !== fast.frames) { return false; }
     var panels = fast.panels.map(function (p) { return {p: p, gd: graphDiv(p.id)}; })
-      .filter(function (e) { return e.gd && e.gd.offsetParent !== null; });  // hidden: the full draw
+      .filter(function (e) { return e.gd && !unseen(e.gd); });  // the rest: the full draw
     var same = panels.every(function (e) {
       return (e.gd.layout && e.gd.layout.meta && e.gd.layout.meta.key === fast.key &&
                        e.gd._fullLayout &&
@@ -86,9 +116,11 @@
     panels.forEach(function (e) {
       var cur = moved[e.p.id] || {traces: [], data: []};
       var traces = e.p.traces.concat(cur.traces), data = e.p.data.concat(cur.data);
-      if (sameTicks(e.gd, e.p.layout)) {  // data and range only: plotly's redraw-free path
-        window.Plotly.animate(e.gd, {data: data, traces: traces,
-                                     layout: {"yaxis.range": e.p.layout["yaxis.range"]}}, ANIMATE);
+      var range = e.p.layout["yaxis.range"];
+      if (sameTicks(e.gd, e.p.layout)) {  // data (and range): plotly's redraw-free path
+        var frameOf = {data: data, traces: traces};
+        if (!sameRange(e.gd, range)) { frameOf.layout = {"yaxis.range": range}; }
+        window.Plotly.animate(e.gd, frameOf, ANIMATE);
       } else {
         window.Plotly.update(e.gd, columns(data), e.p.layout, traces);
       }
@@ -98,27 +130,85 @@
 
   var stats = window.trajvizStats = window.trajvizStats || {steps: {}};
   stats.whatif = stats.whatif || [];
+  stats.whatifPosts = stats.whatifPosts || 0;
+
+  function pending() {
+    return out.length > 0;
+  }
+
+  function armSettle(shown) {
+    if (settle) { window.clearTimeout(settle); }
+    settle = window.setTimeout(function rest() {
+      if (pending()) { settle = window.setTimeout(rest, SETTLE_MS); return; }
+      settle = null;
+      full(shown);
+    }, SETTLE_MS);
+  }
+
+  function apply(fast, frame) {
+    var start = window.performance.now();
+    if (!restyle(fast, frame)) { full(fast.shown); return; }
+    stats.whatif.push({start: start, end: window.performance.now()});
+    if (stats.whatif.length > 400) { stats.whatif.shift(); }
+    armSettle(fast.shown);
+    // the new playback data once the picture is painted (Dash's bookkeeping of a
+    // store update costs tens of ms; the picture should not wait for it)
+    var data = Object.assign({}, fast.frame_data, {frame: frame});
+    window.requestAnimationFrame(function () {
+      window.setTimeout(function () {
+        window.dash_clientside.set_props("inner-data", {data: data});
+      }, 0);
+    });
+  }
+
+  // One reply of the route (trajviz.app.whatif_route), drawn.
+  function answer(reply, frame) {
+    var set = window.dash_clientside.set_props;
+    if (reply.superseded) { return; }
+    if (reply.fast) {
+      apply(reply.fast, frame);
+    } else if (Object.prototype.hasOwnProperty.call(reply, "shown")) {
+      full(reply.shown);
+    }
+    if (reply.status !== undefined) { set("whatif-status", {children: reply.status}); }
+    if (reply.summary !== undefined) { set("summary", {children: reply.summary}); }
+  }
+
+  function forget(entry) {
+    out = out.filter(function (e) { return e !== entry; });
+  }
+
+  function post(body, frame) {
+    var seq = ++sent;
+    out.slice(1).forEach(function (e) { e.ctrl.abort(); });  // waiting: replaced by this one
+    out = out.slice(0, 1);
+    var entry = {seq: seq, ctrl: new window.AbortController()};
+    out.push(entry);
+    stats.whatifPosts += 1;
+    window.fetch(ROUTE, {method: "POST", headers: {"Content-Type": "application/json"},
+                         body: JSON.stringify(body), signal: entry.ctrl.signal,
+                         credentials: "same-origin"})
+      .then(function (r) { return r.status === 200 ? r.json() : null; })
+      .then(function (reply) {
+        forget(entry);
+        if (!reply || seq < drawnSeq) { return; }  // a newer reply is drawn already
+        if (!reply.superseded) { drawnSeq = seq; }
+        window.dash_clientside.trajviz_whatif.answer(reply, frame());
+      })
+      .catch(function () { forget(entry); });  // aborted, or the server went away
+  }
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     trajviz_whatif: {
-      apply: function (fast, frame) {
-        var nc = window.dash_clientside.no_update;
-        if (!fast || !window.Plotly) { return nc; }
-        var start = window.performance.now();
-        if (!restyle(fast, frame)) { full(fast.shown); return nc; }
-        stats.whatif.push({start: start, end: window.performance.now()});
-        if (stats.whatif.length > 400) { stats.whatif.shift(); }
-        if (settle) { window.clearTimeout(settle); }
-        settle = window.setTimeout(function () { settle = null; full(fast.shown); }, SETTLE_MS);
-        // the new playback data once the picture is painted (Dash's bookkeeping of a
-        // store update costs tens of ms; the picture should not wait for it)
-        window.requestAnimationFrame(function () {
-          window.setTimeout(function () {
-            window.dash_clientside.set_props("inner-data", {data: fast.frame_data});
-          }, 0);
-        });
-        return nc;
-      }
+      change: function (lr, beta, opt, steps, run, view, task, learners, mode, frame) {
+        if (!window.fetch || !window.Plotly) { return; }
+        var playback = window.dash_clientside.trajviz;
+        post({run: run, lr: lr, beta: beta, opt: opt, steps: steps, view: view, task: task,
+              learners: learners, mode: mode, frame: frame},
+             function () { return playback.shownFrame("inner step", frame); });
+      },
+      apply: apply,
+      answer: answer
     }
   });
 }());

@@ -47,7 +47,8 @@ WATCH = """(old) => new Promise(done => {
     const now = performance.now(), s = sig();
     for (const k of Object.keys(old)) { if (s[k] !== old[k] && !(k in marks)) marks[k] = now - L.t0; }
     if (Object.keys(old).every(k => k in marks) || now - L.t0 > 60000) {
-      const reqs = performance.getEntriesByType('resource').filter(e => e.name.includes('_dash-update'))
+      const reqs = performance.getEntriesByType('resource')
+        .filter(e => e.name.includes('_dash-update') || e.name.includes('_trajviz/whatif'))
         .map(e => [e.startTime - L.t0, e.responseEnd - L.t0, e.encodedBodySize]);
       const applied = ((window.trajvizStats || {}).whatif || []).filter(a => a.start >= L.t0)
         .map(a => [a.start - L.t0, a.end - L.t0]);
@@ -62,6 +63,7 @@ def _serve(runs: Path):
     from werkzeug.serving import make_server
 
     from trajviz.app import create_app
+    from trajviz.app.whatif_route import ROUTE
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = create_app(runs)
@@ -76,6 +78,8 @@ def _serve(runs: Path):
         if "_dash-update-component" in request.path:
             output = (request.get_json(silent=True) or {}).get("output", "")
             log.append((output, time.perf_counter() - g.trajviz_started))
+        elif request.path == ROUTE:  # the sliders' fast path (trajviz.app.whatif_route)
+            log.append((ROUTE, time.perf_counter() - g.trajviz_started))
         return response
 
     srv = make_server("127.0.0.1", 0, app.server, threaded=True)
@@ -152,7 +156,8 @@ def page_latency(runs: Path, changes: int = 7) -> dict:
 def describe(row: dict) -> str:
     """One change's stages in ms since the key press."""
     req = row["reqs"][0] if row["reqs"] else (float("nan"),) * 3
-    server = next((ms for out, ms in row["server"] if out.startswith("whatif-shown")), float("nan"))
+    server = next((ms for out, ms in row["server"] if out.startswith(("/_trajviz/whatif", "whatif-shown"))),
+                  float("nan"))
     applied = row["applied"][0] if row["applied"] else (float("nan"),) * 2
     return (f"request sent {req[0]:.0f}, server {server:.0f}, response end {req[1]:.0f} "
             f"({req[2] / 1024:.0f} kB), restyle {applied[0]:.0f}-{applied[1]:.0f}, path "

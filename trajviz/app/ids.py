@@ -93,7 +93,6 @@ WHATIF_NAME = "whatif-name"
 WHATIF_KEEP = "whatif-keep"
 WHATIF_STATUS = "whatif-status"
 WHATIF_SHOWN = "whatif-shown"  # {"run", "variant", "live"}: which inner setting is drawn
-WHATIF_FAST = "whatif-fast"  # new path data for the drawn figures (assets/whatif.js)
 
 # birth map and click-to-launch (trajviz/app/birth.py)
 BIRTH_CARD = "birth-card"

@@ -9,10 +9,12 @@ dragged. The result, an ``InnerVariant`` with light arrays only, is held here by
 draw (``run.apply_inner_variant``), so paths, panels and summary come from the
 same view-model as the stored run. Kept variants are listed in the picker.
 
-A slider change is drawn fast: the reply carries only the new path data
-(``WHATIF_FAST``, ``whatif_fast.fast_update``), which ``assets/whatif.js`` restyles
-into the figures already drawn, with the summary beside it; once the sliders rest,
-the browser names the variant in ``WHATIF_SHOWN`` and one full draw follows.
+A slider change is drawn fast and outside Dash's callbacks: ``assets/whatif.js`` posts
+it to a small JSON route (``whatif_route``), whose reply carries only the new path data
+(``whatif_fast.fast_update``), the status and the summary; the browser restyles the
+figures already drawn with it; once the sliders rest, it names the variant in
+``WHATIF_SHOWN`` and one full draw follows. The other controls (optimiser, K, the
+picker) go through the callback here.
 """
 from __future__ import annotations
 
@@ -28,7 +30,6 @@ from ..store import RunError
 from ..summary import summary_rows
 from . import ids
 from .components import field, summary_table
-from .whatif_fast import fast_update
 from .worker_client import SUPERSEDED, LatestWins, WorkerError, WorkerPool
 
 OWN = "__own__"
@@ -64,7 +65,6 @@ def whatif_box() -> html.Section:
             html.Button("Keep this variant", id=ids.WHATIF_KEEP, className="tv-btn")]),
         html.Div(id=ids.WHATIF_STATUS, className="tv-hint", children=SURFACE_NOTE),
         dcc.Store(id=ids.WHATIF_SHOWN, data=None),
-        dcc.Store(id=ids.WHATIF_FAST, data=None),
     ])
 
 
@@ -150,6 +150,16 @@ def recompute(state, run_id: str, changes: dict[str, Any]) -> dict[str, Any] | N
     return {"shown": {"run": run_id, "live": token, "variant": None}, "status": text, "run": shown}
 
 
+def answer(state, run_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    """``recompute``, or the stored run (``shown`` None) when ``changes`` are the run's own
+    settings; None when a newer request replaced this one. Raises RunError, WorkerError
+    or ValueError (one line)."""
+    run = state.cache.get(run_id)
+    if changes_of(*own_controls(run)) == changes:
+        return {"shown": None, "status": SURFACE_NOTE, "run": run}
+    return recompute(state, run_id, changes)
+
+
 def describe(inner: dict) -> str:
     opt = inner.get("optimizer", "sgd")
     extra = {"momentum": f", β {inner.get('momentum')}", "adam": f", β1 {inner.get('beta1')}"}.get(opt, "")
@@ -190,39 +200,26 @@ def register_whatif(app, state) -> None:
         state.whatif.pool.prewarm(run_id, state.cache.path_of(run_id))
         return (*own_controls(run), variant_options(run), OWN)
 
-    @app.callback(Output(ids.WHATIF_SHOWN, "data"), Output(ids.WHATIF_FAST, "data"),
-                  Output(ids.WHATIF_STATUS, "children"),
+    @app.callback(Output(ids.WHATIF_SHOWN, "data"), Output(ids.WHATIF_STATUS, "children"),
                   Output(ids.SUMMARY, "children", allow_duplicate=True),
-                  Input(ids.WHATIF_OPT, "value"), Input(ids.WHATIF_LR, "value"),
-                  Input(ids.WHATIF_BETA, "value"), Input(ids.WHATIF_STEPS, "value"),
+                  Input(ids.WHATIF_OPT, "value"), State(ids.WHATIF_LR, "value"),
+                  State(ids.WHATIF_BETA, "value"), Input(ids.WHATIF_STEPS, "value"),
                   Input(ids.WHATIF_PICK, "value"), State(ids.RUN, "value"),
-                  State(ids.SLICE, "value"), State(ids.TASK, "value"),
-                  State(ids.LEARNERS, "value"), State(ids.MODE, "value"),
-                  State(ids.INNER.frame, "data"), prevent_initial_call=True)
-    def _whatif(opt, log_lr, beta, steps, pick, run_id, view, task, learners, mode, frame):
+                  prevent_initial_call=True)
+    def _whatif(opt, log_lr, beta, steps, pick, run_id):
+        # the lr and β sliders go to whatif_route (assets/whatif.js), not through here
         if run_id is None:
             raise PreventUpdate
         try:
-            run = state.cache.get(run_id)
             if ctx.triggered_id == ids.WHATIF_PICK:
                 shown = {"run": run_id, "variant": None if pick == OWN else pick, "live": None}
-                return shown, no_update, SURFACE_NOTE, summary_children(shown_run(state, run_id, shown))
-            changes = changes_of(opt, log_lr, beta, steps)
-            if changes_of(*own_controls(run)) == changes:  # the run's own settings
-                return None, no_update, SURFACE_NOTE, summary_children(run)
-            out = recompute(state, run_id, changes)
+                return shown, SURFACE_NOTE, summary_children(shown_run(state, run_id, shown))
+            out = answer(state, run_id, changes_of(opt, log_lr, beta, steps))
         except (RunError, WorkerError, ValueError) as exc:
-            return no_update, no_update, f"Not recomputed: {exc}", no_update
+            return no_update, f"Not recomputed: {exc}", no_update
         if out is None:
             raise PreventUpdate  # a newer change replaced this one
-        summary = summary_children(out["run"])
-        if ctx.triggered_id in (ids.WHATIF_LR, ids.WHATIF_BETA) and mode != "3d":
-            try:  # a slider: only the new path data; the full draw follows when it rests
-                fast = fast_update(state, run_id, out["run"], view, task, learners, frame)
-                return no_update, {**fast, "shown": out["shown"]}, out["status"], summary
-            except (RunError, ValueError):
-                pass  # nothing the fast path can restyle: draw in full
-        return out["shown"], no_update, out["status"], summary
+        return out["shown"], out["status"], summary_children(out["run"])
 
     @app.callback(Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
                   Output(ids.RUNS_VERSION, "data", allow_duplicate=True),
@@ -244,10 +241,14 @@ def register_whatif(app, state) -> None:
         version.update(n=version.get("n", 0) + 1, select=run_id)
         return f"Kept as {name!r}: it is in the run now, listed under “Shown setting”.", version
 
-    app.clientside_callback(  # the fast redraw (assets/whatif.js)
-        ClientsideFunction("trajviz_whatif", "apply"),
-        Output(ids.INNER.data, "data", allow_duplicate=True), Input(ids.WHATIF_FAST, "data"),
-        State(ids.INNER.frame, "data"), prevent_initial_call=True)
+    app.clientside_callback(  # the sliders: posted to whatif_route, drawn fast (assets/whatif.js)
+        ClientsideFunction("trajviz_whatif", "change"),
+        Input(ids.WHATIF_LR, "value"), Input(ids.WHATIF_BETA, "value"),
+        State(ids.WHATIF_OPT, "value"), State(ids.WHATIF_STEPS, "value"), State(ids.RUN, "value"),
+        State(ids.SLICE, "value"), State(ids.TASK, "value"), State(ids.LEARNERS, "value"),
+        State(ids.MODE, "value"), State(ids.INNER.frame, "data"), prevent_initial_call=True)
+    from .whatif_route import register_route
+    register_route(app, state)
 
 
-__all__ = ["WhatIfService", "changes_of", "recompute", "register_whatif", "shown_run", "whatif_box"]
+__all__ = ["WhatIfService", "answer", "changes_of", "recompute", "register_whatif", "shown_run", "whatif_box"]

@@ -1,0 +1,86 @@
+"""The what-if sliders' fast path: one JSON route on the app's Flask server, no Dash callback.
+
+``assets/whatif.js`` posts each lr or β slider change to ``ROUTE`` (``fetch``, JSON) and
+draws the reply itself: Dash's callback machinery (building the request from the page's
+state, the reply's bookkeeping and the summary re-rendered through it) costs more than
+the recomputation of a small run. The work is the callback's: ``whatif.answer`` (one
+recomputation in flight per run, a newer request replacing a waiting one), then only
+the new path data for the figures drawn (``whatif_fast.fast_update``).
+
+The reply is always HTTP 200 with a JSON object (bad input is a message, never a 500):
+``{"status": text}`` when nothing was recomputed (the reason); ``{"superseded": true}``
+when a newer request replaced this one; else ``{"shown", "status", "summary"}`` (the
+summary as Dash component JSON for ``set_props``), with ``"fast"`` (``restyle_data``
+plus ``shown``) when the drawn figures can be restyled, else the browser draws
+``shown`` in full. Only ``application/json`` bodies are read, so a cross-site form
+cannot post here; the app's guard (size cap, token) covers this route too.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..store import RunError
+from . import inputs
+from .whatif import answer, changes_of, summary_children
+from .whatif_fast import fast_update
+from .worker_client import WorkerError
+
+ROUTE = "/_trajviz/whatif"
+FIELDS = "run, lr, beta, opt, steps, view, task, learners, mode, frame"
+
+
+def plain(value: Any) -> Any:
+    """Dash components -> the JSON ``set_props`` takes ({type, namespace, props})."""
+    if hasattr(value, "to_plotly_json"):
+        d = value.to_plotly_json()
+        return {**d, "props": {k: plain(v) for k, v in d["props"].items()}}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def fast_reply(state, body: Any) -> dict[str, Any]:
+    """The reply to one slider change ``body`` (a JSON object with FIELDS)."""
+    if not isinstance(body, dict):
+        return {"status": f"Not recomputed: the request must be a JSON object with {FIELDS}"}
+    try:
+        run_id = inputs.run_id(body.get("run"))
+        if run_id is None:
+            return {"status": "Not recomputed: no run is shown"}
+        changes = changes_of(inputs.text(body.get("opt"), "optimiser"), body.get("lr"),
+                             body.get("beta"), body.get("steps"))
+        out = answer(state, run_id, changes)
+    except (RunError, WorkerError, ValueError) as exc:
+        return {"status": f"Not recomputed: {inputs.public(str(exc), state.runs_dir)}"}
+    if out is None:
+        return {"superseded": True}
+    reply = {"shown": out["shown"], "status": out["status"],
+             "summary": plain(summary_children(out["run"]))}
+    if out["shown"] is not None and body.get("mode") != "3d":
+        try:  # only the new path data; the full draw follows when the slider rests
+            fast = fast_update(state, run_id, out["run"], body.get("view"), body.get("task"),
+                               body.get("learners"), body.get("frame"))
+            reply["fast"] = {**fast, "shown": out["shown"]}
+        except (RunError, ValueError):
+            pass  # nothing the fast path can restyle: the browser draws in full
+    return reply
+
+
+def register_route(app, state) -> None:
+    """Serve ``ROUTE`` on ``app.server`` (the Flask app under Dash)."""
+    from flask import Response, request
+
+    @app.server.post(ROUTE)
+    def _whatif_fast():
+        body = request.get_json(silent=True) if request.is_json else None
+        reply = fast_reply(state, body)
+        try:
+            text = json.dumps(reply, allow_nan=False, separators=(",", ":"))
+        except ValueError:  # a non-finite number: no fast path, the full draw shows it
+            reply.pop("fast", None)
+            text = json.dumps(reply, separators=(",", ":"))
+        return Response(text, mimetype="application/json")
+
+
+__all__ = ["ROUTE", "fast_reply", "plain", "register_route"]
