@@ -170,6 +170,8 @@
   // sets restyle3d to measure the full restyle it replaces.
   var stats = window.trajvizStats = window.trajvizStats || {steps: {}};
   var showing = {};  // the frame index each player's graphs show now, by label
+  var rendered = {};  // the frame data each player rendered last, by label
+  var overlays = {};  // {base, data}: data drawn in place of base (overlay), by label
   function recordStep(label, k) {
     showing[label] = k;
     var list = stats.steps[label] = stats.steps[label] || [];
@@ -194,7 +196,8 @@
   function typing(el) {
     if (!el) { return false; }
     var tag = (el.tagName || "").toLowerCase();
-    return tag === "input" || tag === "textarea" || tag === "select" || el.isContentEditable;
+    return tag === "input" || tag === "textarea" || tag === "select" || el.isContentEditable ||
+           (el.getAttribute && el.getAttribute("role") === "slider");  // ←/→ move that slider
   }
 
   function onKey(ev) {
@@ -371,7 +374,9 @@
       var k = clamp(frame, data.frames);
       recordStep(data.label, k);
       var xs = data.xs || [];
-      renderFrame(data, k, !!clocks[data.label]);
+      rendered[data.label] = data;
+      var over = overlays[data.label];
+      renderFrame(over && over.base === data ? over.data : data, k, !!clocks[data.label]);
       var shown = xs.length ? xs[k] : k;
       var total = xs.length ? xs[xs.length - 1] : data.frames - 1;
       return data.label + " " + shown + " of " + total;
@@ -379,6 +384,12 @@
 
     speed: function (ms) {
       return Number(ms) || 400;
+    },
+
+    // Frame data drawn in place of the player's present data, until the server sends
+    // new data (whatif.js: a what-if's paths while a slider moves; no Dash store update).
+    overlay: function (label, data) {
+      overlays[label] = {base: rendered[label], data: data};
     },
 
     // The frame index the player ``label`` shows now (whatif.js), else ``fallback``.

@@ -86,8 +86,34 @@
     return r.bottom < s.top || r.top > s.bottom;
   }
 
+  // The summary and status of the last reply: shown at once in the "-live" elements
+  // (plain DOM: no React render, which costs more than the rest of a change), handed to
+  // Dash once the slider rests; the -live copies are emptied after Dash has drawn them.
+  var text = null;
+
+  function live(id, html) {
+    var el = document.getElementById(id);
+    if (el) { el.innerHTML = html; }
+  }
+
+  function handOver() {
+    if (!text) { return; }
+    var set = window.dash_clientside.set_props, t = text;
+    text = null;
+    set("whatif-status", {children: t.status});
+    if (t.summary !== undefined) { set("summary", {children: t.summary}); }
+    window.requestAnimationFrame(function () {
+      window.setTimeout(function () {
+        if (text) { return; }  // a newer reply is shown there now
+        live("whatif-status-live", "");
+        live("summary-live", "");
+      }, 0);
+    });
+  }
+
   function full(shown) {
     if (settle) { window.clearTimeout(settle); settle = null; }
+    handOver();
     window.dash_clientside.set_props("whatif-shown", {data: shown});
   }
 
@@ -151,27 +177,26 @@
     stats.whatif.push({start: start, end: window.performance.now()});
     if (stats.whatif.length > 400) { stats.whatif.shift(); }
     armSettle(fast.shown);
-    // the new playback data once the picture is painted (Dash's bookkeeping of a
-    // store update costs tens of ms; the picture should not wait for it)
-    var data = Object.assign({}, fast.frame_data, {frame: frame});
-    window.requestAnimationFrame(function () {
-      window.setTimeout(function () {
-        window.dash_clientside.set_props("inner-data", {data: data});
-      }, 0);
-    });
+    // the playback data for the next frames, until the full draw brings its own (a Dash
+    // store update costs a React render: not while the slider moves)
+    window.dash_clientside.trajviz.overlay("inner step", fast.frame_data);
   }
 
   // One reply of the route (trajviz.app.whatif_route), drawn.
   function answer(reply, frame) {
-    var set = window.dash_clientside.set_props;
     if (reply.superseded) { return; }
     if (reply.fast) {
       apply(reply.fast, frame);
     } else if (Object.prototype.hasOwnProperty.call(reply, "shown")) {
       full(reply.shown);
     }
-    if (reply.status !== undefined) { set("whatif-status", {children: reply.status}); }
-    if (reply.summary !== undefined) { set("summary", {children: reply.summary}); }
+    if (reply.status !== undefined) {
+      text = {status: reply.status, summary: reply.summary};
+      var status = document.getElementById("whatif-status-live");
+      if (status) { status.textContent = reply.status; }
+      if (reply.summary_html !== undefined) { live("summary-live", reply.summary_html); }
+      if (!settle) { handOver(); }  // nothing to wait for: hand over now
+    }
   }
 
   function forget(entry) {

@@ -56,6 +56,7 @@ PANEL_CARD = {key: f"panel-card-{key}" for key in PANEL_KEYS}
 PANEL_NOTE = {key: f"panel-note-{key}" for key in PANEL_KEYS}  # the line under a panel
 PANEL_SET = "panel-set"  # which set of panels (selection.PANEL_GROUPS) the page shows
 SUMMARY = "summary"
+SUMMARY_LIVE = "summary-live"  # a slider's summary until Dash re-renders SUMMARY (whatif.js)
 META_GRAPH = "meta-graph"
 META_CURVES = "meta-curves"
 
@@ -92,6 +93,7 @@ WHATIF_PICK = "whatif-variant"
 WHATIF_NAME = "whatif-name"
 WHATIF_KEEP = "whatif-keep"
 WHATIF_STATUS = "whatif-status"
+WHATIF_STATUS_LIVE = "whatif-status-live"  # likewise for WHATIF_STATUS
 WHATIF_SHOWN = "whatif-shown"  # {"run", "variant", "live"}: which inner setting is drawn
 
 # birth map and click-to-launch (trajviz/app/birth.py)

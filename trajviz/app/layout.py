@@ -151,6 +151,7 @@ def inner_tab() -> html.Div:
         birth_card(),
         html.Div(className="tv-card tv-summary", children=[
             explain("summary", "Summary over held-out tasks", heading=True),
+            html.Div(id=ids.SUMMARY_LIVE, className="tv-live"),  # filled by assets/whatif.js
             html.Div(id=ids.SUMMARY),
         ]),
     ])

@@ -63,6 +63,7 @@ def whatif_box() -> html.Section:
             dcc.Input(id=ids.WHATIF_NAME, type="text", placeholder="name (optional)",
                       className="tv-input"),
             html.Button("Keep this variant", id=ids.WHATIF_KEEP, className="tv-btn")]),
+        html.Div(id=ids.WHATIF_STATUS_LIVE, className="tv-hint tv-live"),  # assets/whatif.js
         html.Div(id=ids.WHATIF_STATUS, className="tv-hint", children=SURFACE_NOTE),
         dcc.Store(id=ids.WHATIF_SHOWN, data=None),
     ])

@@ -10,7 +10,8 @@ the new path data for the figures drawn (``whatif_fast.fast_update``).
 The reply is always HTTP 200 with a JSON object (bad input is a message, never a 500):
 ``{"status": text}`` when nothing was recomputed (the reason); ``{"superseded": true}``
 when a newer request replaced this one; else ``{"shown", "status", "summary"}`` (the
-summary as Dash component JSON for ``set_props``), with ``"fast"`` (``restyle_data``
+summary as Dash component JSON for ``set_props`` and as HTML, ``summary_html``, shown at
+once), with ``"fast"`` (``restyle_data``
 plus ``shown``) when the drawn figures can be restyled, else the browser draws
 ``shown`` in full. Only ``application/json`` bodies are read, so a cross-site form
 cannot post here; the app's guard (size cap, token) covers this route too.
@@ -18,6 +19,8 @@ cannot post here; the app's guard (size cap, token) covers this route too.
 from __future__ import annotations
 
 import json
+import re
+from html import escape
 from typing import Any
 
 from ..store import RunError
@@ -28,6 +31,11 @@ from .worker_client import WorkerError
 
 ROUTE = "/_trajviz/whatif"
 FIELDS = "run, lr, beta, opt, steps, view, task, learners, mode, frame"
+_CAMEL = re.compile("([A-Z])")  # marginRight -> margin-right
+
+
+def _dash(match: re.Match) -> str:
+    return "-" + match.group(1)
 
 
 def plain(value: Any) -> Any:
@@ -38,6 +46,25 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
+
+
+def html_of(value: Any) -> str:
+    """Dash html components -> HTML text (escaped), for the summary shown while a slider
+    moves: the browser puts it in place without a React render."""
+    if isinstance(value, (list, tuple)):
+        return "".join(html_of(v) for v in value)
+    if not hasattr(value, "to_plotly_json"):
+        return "" if value is None else escape(str(value))
+    d = value.to_plotly_json()
+    if d.get("namespace") != "dash_html_components":
+        raise ValueError(f"cannot write {d.get('type')} as HTML")
+    tag, props = d["type"].lower(), d["props"]
+    attrs = "".join(f' {name}="{escape(str(props[key]))}"' for key, name in
+                    (("className", "class"), ("title", "title")) if props.get(key))
+    if props.get("style"):
+        css = ";".join(f"{_CAMEL.sub(_dash, k).lower()}:{v}" for k, v in props["style"].items())
+        attrs += f' style="{escape(css)}"'
+    return f"<{tag}{attrs}>{html_of(props.get('children'))}</{tag}>"
 
 
 def fast_reply(state, body: Any) -> dict[str, Any]:
@@ -55,8 +82,9 @@ def fast_reply(state, body: Any) -> dict[str, Any]:
         return {"status": f"Not recomputed: {inputs.public(str(exc), state.runs_dir)}"}
     if out is None:
         return {"superseded": True}
-    reply = {"shown": out["shown"], "status": out["status"],
-             "summary": plain(summary_children(out["run"]))}
+    summary = summary_children(out["run"])
+    reply = {"shown": out["shown"], "status": out["status"], "summary": plain(summary),
+             "summary_html": html_of(summary)}
     if out["shown"] is not None and body.get("mode") != "3d":
         try:  # only the new path data; the full draw follows when the slider rests
             fast = fast_update(state, run_id, out["run"], body.get("view"), body.get("task"),
@@ -83,4 +111,4 @@ def register_route(app, state) -> None:
         return Response(text, mimetype="application/json")
 
 
-__all__ = ["ROUTE", "fast_reply", "plain", "register_route"]
+__all__ = ["ROUTE", "fast_reply", "html_of", "plain", "register_route"]
