@@ -111,6 +111,24 @@
     });
   }
 
+  // Plotly reports the y range a panel's animate sets as a relayout; dcc.Graph would
+  // store it (relayoutData, which nothing here reads) and answer with a Plotly.react of
+  // its figure, the old paths. So that event is not passed on while ``quiet`` runs.
+  function quiet(gd, run) {
+    if (!gd.emit.tvQuiet) {
+      var emit = gd.emit;
+      gd.emit = function (event) {
+        if (gd.tvQuiet && event === "plotly_relayout") { return undefined; }
+        return emit.apply(this, arguments);
+      };
+      gd.emit.tvQuiet = true;
+    }
+    gd.tvQuiet = (gd.tvQuiet || 0) + 1;
+    var done = function () { gd.tvQuiet -= 1; };
+    var out = run();
+    if (out && out.then) { out.then(done, done); } else { done(); }
+  }
+
   function full(shown) {
     if (settle) { window.clearTimeout(settle); settle = null; }
     handOver();
@@ -145,10 +163,16 @@
       var range = e.p.layout["yaxis.range"];
       if (sameTicks(e.gd, e.p.layout)) {  // data (and range): plotly's redraw-free path
         var frameOf = {data: data, traces: traces};
-        if (!sameRange(e.gd, range)) { frameOf.layout = {"yaxis.range": range}; }
-        window.Plotly.animate(e.gd, frameOf, ANIMATE);
+        if (sameRange(e.gd, range)) {
+          window.Plotly.animate(e.gd, frameOf, ANIMATE);
+        } else {
+          frameOf.layout = {"yaxis.range": range};
+          quiet(e.gd, function () { return window.Plotly.animate(e.gd, frameOf, ANIMATE); });
+        }
       } else {
-        window.Plotly.update(e.gd, columns(data), e.p.layout, traces);
+        quiet(e.gd, function () {
+          return window.Plotly.update(e.gd, columns(data), e.p.layout, traces);
+        });
       }
     });
     return true;

@@ -82,3 +82,67 @@ def test_worker_recomputes_and_the_page_draws_the_variant(tmp_path):
         np.testing.assert_array_equal(picked.learners["leap"].losses, expected.learners["leap"].losses)
     finally:
         state.whatif.shutdown()
+
+
+def test_the_sliders_route_answers_json_never_a_500(tmp_path):
+    """trajviz.app.whatif_route: the fast path's reply, bad input as a message."""
+    from trajviz.app import create_app
+    from trajviz.app.whatif_route import ROUTE, html_of, plain
+    from trajviz.app.whatif import summary_children
+
+    config = from_dict({"family": "quadratic", "learners": ["leap", "random"], "seed": 1,
+                        "family_options": {"dim": 2}, "inner": {"steps": 5, "lr": 0.05},
+                        "outer": {"meta_steps": 2, "meta_batch": 2, "eval_every": 2, "eval_tasks": 2},
+                        "heldout_tasks": 2, "slices": {"kinds": ["exact"], "resolution": 9}})
+    path = write_run(run_experiment(config, run_id="q"), tmp_path)
+    app = create_app(tmp_path)
+    client = app.server.test_client()
+    body = {"run": "q", "lr": -1, "beta": 0.9, "opt": "sgd", "steps": 5, "view": "exact",
+            "task": "1", "learners": ["leap", "random"], "mode": "2d", "frame": 2}
+    try:
+        refused = [client.post(ROUTE, data="lr=1", content_type="text/plain"),  # not JSON
+                   client.post(ROUTE, json=[1, 2]),
+                   client.post(ROUTE, json={**body, "lr": "fast"}),
+                   client.post(ROUTE, json={**body, "run": "../etc"}),
+                   client.post(ROUTE, json={**body, "run": "nope"})]
+        assert [r.status_code for r in refused] == [200] * 5
+        texts = [r.get_json()["status"] for r in refused]
+        assert all(t.startswith("Not recomputed: ") and "\n" not in t for t in texts)
+        assert "JSON object" in texts[0] and "JSON object" in texts[1]
+        assert "must be numbers" in texts[2] and str(tmp_path) not in " ".join(texts)
+        assert all(set(r.get_json()) == {"status"} for r in refused)
+        own = client.post(ROUTE, json={**body, "lr": -1.3}).get_json()  # 10^-1.3 = 0.05: its own
+        assert own["shown"] is None and "fast" not in own and "<table" in own["summary_html"]
+        reply = client.post(ROUTE, json=body).get_json()
+        state = app.trajviz_state
+        run = shown_run(state, "q", reply["shown"])
+        expected = whatif(load_run(path), {"lr": 0.1}, diagnostics="norms")
+        np.testing.assert_array_equal(run.learners["leap"].losses, expected.learners["leap"].losses)
+        fast = reply["fast"]
+        assert fast["shown"] == reply["shown"] and fast["frame_data"]["frame"] == 2
+        np.testing.assert_allclose(fast["main"]["data"][0]["x"],
+                                   expected.views["exact"]["leap"].coords[1, :, 0], rtol=5.01e-5)
+        assert "lr 0.1" in reply["status"]
+        summary = plain(summary_children(run))
+        assert reply["summary"] == summary and reply["summary_html"] == html_of(summary)
+        three_d = client.post(ROUTE, json={**body, "lr": -0.9, "mode": "3d"}).get_json()
+        assert "fast" not in three_d and three_d["shown"]["live"] > reply["shown"]["live"]
+    finally:
+        app.trajviz_state.whatif.shutdown()
+
+
+def test_html_of_escapes_text_and_writes_classes_and_styles():
+    from dash import dcc, html
+
+    from trajviz.app.whatif_route import html_of, plain
+
+    out = html_of(plain([html.P("a<b & c", className="tv-hint", title='say "hi"'),
+                         html.Td(html.Span(style={"background": "#fff", "marginRight": "3px"}))]))
+    assert out == ('<p class="tv-hint" title="say &quot;hi&quot;">a&lt;b &amp; c</p>'
+                   '<td><span style="background:#fff;margin-right:3px"></span></td>')
+    try:
+        html_of(plain(dcc.Store(id="x")))
+    except ValueError as exc:
+        assert "cannot write Store as HTML" in str(exc)
+    else:
+        raise AssertionError("a non-html component was written")

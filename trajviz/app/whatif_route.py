@@ -49,16 +49,15 @@ def plain(value: Any) -> Any:
 
 
 def html_of(value: Any) -> str:
-    """Dash html components -> HTML text (escaped), for the summary shown while a slider
-    moves: the browser puts it in place without a React render."""
-    if isinstance(value, (list, tuple)):
+    """``plain`` Dash html components -> HTML text (escaped), for the summary shown while a
+    slider moves: the browser puts it in place without a React render."""
+    if isinstance(value, list):
         return "".join(html_of(v) for v in value)
-    if not hasattr(value, "to_plotly_json"):
+    if not isinstance(value, dict):
         return "" if value is None else escape(str(value))
-    d = value.to_plotly_json()
-    if d.get("namespace") != "dash_html_components":
-        raise ValueError(f"cannot write {d.get('type')} as HTML")
-    tag, props = d["type"].lower(), d["props"]
+    if value.get("namespace") != "dash_html_components":
+        raise ValueError(f"cannot write {value.get('type')} as HTML")
+    tag, props = value["type"].lower(), value["props"]
     attrs = "".join(f' {name}="{escape(str(props[key]))}"' for key, name in
                     (("className", "class"), ("title", "title")) if props.get(key))
     if props.get("style"):
@@ -82,8 +81,8 @@ def fast_reply(state, body: Any) -> dict[str, Any]:
         return {"status": f"Not recomputed: {inputs.public(str(exc), state.runs_dir)}"}
     if out is None:
         return {"superseded": True}
-    summary = summary_children(out["run"])
-    reply = {"shown": out["shown"], "status": out["status"], "summary": plain(summary),
+    summary = plain(summary_children(out["run"]))
+    reply = {"shown": out["shown"], "status": out["status"], "summary": summary,
              "summary_html": html_of(summary)}
     if out["shown"] is not None and body.get("mode") != "3d":
         try:  # only the new path data; the full draw follows when the slider rests
