@@ -1,8 +1,10 @@
 """Real browser: moving the what-if lr slider recomputes the paths and the summary, with at
 most one recomputation in flight and no queue of stale ones (trajviz.app.whatif); a change
-is drawn by restyling the drawn figures (assets/whatif.js), and the full draw that follows
-once the slider rests shows the same paths. The time from a change to the new picture is
-printed, never asserted (bench/bench_whatif.py --browser measures it)."""
+goes to the JSON route (trajviz.app.whatif_route), not through a Dash callback, and is drawn
+by restyling the drawn figures (assets/whatif.js), the summary shown at once beside Dash's
+and handed to it once the slider rests, when the full draw follows and shows the same paths.
+The time from a change to the new picture is printed, never asserted (bench/bench_whatif.py
+--browser measures it)."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +17,7 @@ from test_browser import ARGS, CHROMIUM, sync_api  # noqa: F401 - skips without 
 
 from trajviz.config import from_dict
 from trajviz.experiment import run_experiment
+from trajviz.app.whatif_route import ROUTE
 from trajviz.store import write_run
 
 pytestmark = pytest.mark.browser
@@ -22,10 +25,15 @@ pytestmark = pytest.mark.browser
 PATHS_JS = """() => { const gd = document.querySelector('#surface-graph .js-plotly-plot');
     return gd && gd._fullData ? JSON.stringify(gd._fullData.filter(t => t.name === 'leap')
                                    .map(t => [t.x, t.y])) : null; }"""
-# Keeps each fast update the page applies (window.__fast).
-SPY_JS = """() => { const ns = window.dash_clientside.trajviz_whatif, apply = ns.apply;
+# Keeps each fast update the page draws (window.__fast) from the route's replies.
+SPY_JS = """() => { const ns = window.dash_clientside.trajviz_whatif, answer = ns.answer;
     window.__fast = [];
-    ns.apply = function (fast, frame) { window.__fast.push(fast); return apply.apply(this, arguments); }; }"""
+    ns.answer = function (reply) { if (reply.fast) { window.__fast.push(reply.fast); }
+                                   return answer.apply(this, arguments); }; }"""
+# What the summary card shows: the live copy while it is filled, else Dash's.
+SUMMARY_JS = """() => { const live = document.querySelector('#summary-live');
+    const dash = document.querySelector('#summary');
+    return {live: live.innerText, dash: dash.innerText, shown: getComputedStyle(dash).display}; }"""
 # Resolves at the first animation frame whose first learner's path differs from old.
 CHANGED_JS = """(old) => new Promise(done => { const tick = () => {
     const gd = document.querySelector('#surface-graph .js-plotly-plot');
@@ -79,8 +87,10 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         errors, whatif_posts = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: "_dash-update-component" in r.url and "whatif-fast.data" in
-                (r.post_data or "") and whatif_posts.append(r.url))
+        page.on("request", lambda r: r.url.endswith(ROUTE) and whatif_posts.append(r.url))
+        dash_whatif = []  # the sliders must not go through the what-if callback
+        page.on("request", lambda r: "_dash-update-component" in r.url and "whatif-status.children"
+                in (r.post_data or "") and dash_whatif.append(r.url))
         full_draws = []  # answered requests for the full inner-loop figures
         page.on("requestfinished", lambda r: "_dash-update-component" in r.url and
                 "surface-graph.figure" in (r.post_data or "") and full_draws.append(1))
@@ -94,6 +104,8 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
                 break
             time.sleep(0.2)
         page.evaluate(SPY_JS)
+        page.evaluate(IDLE_JS)
+        dash_whatif.clear()  # (the page's first load runs the what-if callback once)
         handle = page.locator("#whatif-lr [role=slider]").first
         handle.focus()
         presses = 30
@@ -115,6 +127,7 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         page.keyboard.press("ArrowRight")
         page.evaluate(CHANGED_JS, old)  # waits for the path to change
         page.wait_for_function("() => window.__fast.length > 0", timeout=60_000)
+        live_summary = page.evaluate(SUMMARY_JS)  # before the slider rests: the live copy
         drawn_before = len(full_draws)
         for _ in range(600):  # the slider rests: the full draw follows after 0.4 s
             if len(full_draws) > drawn_before:
@@ -123,6 +136,9 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         page.evaluate(IDLE_JS)  # plotly draws it
         compare = page.evaluate(COMPARE_JS)
         final_status = page.inner_text("#whatif-status")
+        page.wait_for_function("() => document.querySelector('#summary-live').innerText === ''",
+                               timeout=10_000)
+        rested_summary = page.evaluate(SUMMARY_JS)  # handed to Dash
         browser.close()
     assert after_paths != before_paths and after_summary != before_summary
     assert "surface is reused" in status
@@ -130,6 +146,12 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
     print(f"{posts} what-if requests for {presses} changes; {computed} recomputed, {superseded} "
           f"replaced by newer ones (latency: python bench/bench_whatif.py --browser)")
     assert len(full_draws) > drawn_before  # and the full draw followed
+    assert dash_whatif == []  # the slider changes went to the route only
+    # while the slider moved, the live summary stood in for Dash's; at rest, Dash's is shown
+    assert live_summary["live"] and live_summary["shown"] == "none"
+    assert live_summary["live"] != after_summary
+    assert rested_summary["live"] == "" and rested_summary["shown"] != "none"
+    assert rested_summary["dash"] == live_summary["live"]
     assert in_flight == 1 and gate.max_in_flight == 1
     assert computed + superseded <= posts
     assert computed < presses  # latest wins: no queue of stale recomputations
