@@ -90,6 +90,7 @@
   // (plain DOM: no React render, which costs more than the rest of a change), handed to
   // Dash once the slider rests; the -live copies are emptied after Dash has drawn them.
   var text = null;
+  var restyled = false;  // a what-if was restyled in since the last full draw
 
   function live(id, html) {
     var el = document.getElementById(id);
@@ -131,6 +132,7 @@
 
   function full(shown) {
     if (settle) { window.clearTimeout(settle); settle = null; }
+    restyled = false;
     handOver();
     window.dash_clientside.set_props("whatif-shown", {data: shown});
   }
@@ -198,6 +200,7 @@
   function apply(fast, frame) {
     var start = window.performance.now();
     if (!restyle(fast, frame)) { full(fast.shown); return; }
+    restyled = true;
     stats.whatif.push({start: start, end: window.performance.now()});
     if (stats.whatif.length > 400) { stats.whatif.shift(); }
     armSettle(fast.shown);
@@ -206,9 +209,13 @@
     window.dash_clientside.trajviz.overlay("inner step", fast.frame_data);
   }
 
-  // One reply of the route (trajviz.app.whatif_route), drawn.
-  function answer(reply, frame) {
+  // One reply of the route (trajviz.app.whatif_route), drawn. ``shownBefore``: what the
+  // whatif-shown Store held when the change was made (null: the stored run).
+  function answer(reply, frame, shownBefore) {
     if (reply.superseded) { return; }
+    if (reply.shown === null && !reply.fast && shownBefore === null && !restyled) {
+      return;  // the run's own settings, and the page shows the stored run already
+    }
     if (reply.fast) {
       apply(reply.fast, frame);
     } else if (Object.prototype.hasOwnProperty.call(reply, "shown")) {
@@ -227,7 +234,7 @@
     out = out.filter(function (e) { return e !== entry; });
   }
 
-  function post(body, frame) {
+  function post(body, frame, shownBefore) {
     var seq = ++sent;
     out.slice(1).forEach(function (e) { e.ctrl.abort(); });  // waiting: replaced by this one
     out = out.slice(0, 1);
@@ -242,19 +249,20 @@
         forget(entry);
         if (!reply || seq < drawnSeq) { return; }  // a newer reply is drawn already
         if (!reply.superseded) { drawnSeq = seq; }
-        window.dash_clientside.trajviz_whatif.answer(reply, frame());
+        window.dash_clientside.trajviz_whatif.answer(reply, frame(), shownBefore);
       })
       .catch(function () { forget(entry); });  // aborted, or the server went away
   }
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     trajviz_whatif: {
-      change: function (lr, beta, opt, steps, run, view, task, learners, mode, frame) {
+      change: function (lr, beta, opt, steps, run, view, task, learners, mode, frame, shown) {
         if (!window.fetch || !window.Plotly) { return; }
         var playback = window.dash_clientside.trajviz;
         post({run: run, lr: lr, beta: beta, opt: opt, steps: steps, view: view, task: task,
               learners: learners, mode: mode, frame: frame},
-             function () { return playback.shownFrame("inner step", frame); });
+             function () { return playback.shownFrame("inner step", frame); },
+             shown === undefined ? null : shown);
       },
       apply: apply,
       answer: answer

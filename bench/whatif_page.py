@@ -9,8 +9,10 @@ panel's first series and the summary all changed) and until the page is quiet ag
 press (performance.now() in the page) to the first animation frame that shows the
 change. The first change (it may still wait for the worker) is reported apart from
 the steady state (median of the rest). Per stage: the key press to the what-if
-request, the server's time for it (the Flask app, measured around the request), its
-response end, and ``assets/whatif.js``'s restyle. Used by ``bench_whatif.py --browser``.
+request (the sliders' JSON route, ``trajviz.app.whatif_route``; a Dash callback request
+on older versions), the server's time for it (the Flask app, measured around the
+request), its response end, and ``assets/whatif.js``'s restyle. Used by
+``bench_whatif.py --browser``.
 """
 from __future__ import annotations
 
@@ -25,13 +27,15 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"
         "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 # What the picture shows now: the first learner's path (trace 1), the loss panel's first
-# series, the summary table.
+# series, the summary table (the live copy assets/whatif.js fills while a slider moves, else
+# Dash's).
 SIGNATURE = """() => {
   const g = id => document.querySelector('#' + id + ' .js-plotly-plot');
   const xy = (gd, i) => gd && gd._fullData && gd._fullData[i]
       ? Array.from(gd._fullData[i].x || []).join(',') + '|' + Array.from(gd._fullData[i].y || []).join(',') : '';
+  const text = id => (document.querySelector('#' + id) || {}).textContent || '';
   return {path: xy(g('surface-graph'), 1), panel: xy(g('panel-loss'), 0),
-          summary: (document.querySelector('#summary') || {}).innerText || ''}; }"""
+          summary: text('summary-live') || text('summary')}; }"""
 
 INSTRUMENT = """() => {
   window.__lat = {t0: null};

@@ -247,7 +247,8 @@ def register_whatif(app, state) -> None:
         Input(ids.WHATIF_LR, "value"), Input(ids.WHATIF_BETA, "value"),
         State(ids.WHATIF_OPT, "value"), State(ids.WHATIF_STEPS, "value"), State(ids.RUN, "value"),
         State(ids.SLICE, "value"), State(ids.TASK, "value"), State(ids.LEARNERS, "value"),
-        State(ids.MODE, "value"), State(ids.INNER.frame, "data"), prevent_initial_call=True)
+        State(ids.MODE, "value"), State(ids.INNER.frame, "data"), State(ids.WHATIF_SHOWN, "data"),
+        prevent_initial_call=True)
     from .whatif_route import register_route
     register_route(app, state)
 
