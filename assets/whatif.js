@@ -222,7 +222,9 @@
       full(reply.shown);
     }
     if (reply.status !== undefined) {
-      text = {status: reply.status, summary: reply.summary};
+      // a refusal keeps the summary of the paths drawn
+      text = {status: reply.status,
+              summary: reply.summary !== undefined ? reply.summary : (text || {}).summary};
       var status = document.getElementById("whatif-status-live");
       if (status) { status.textContent = reply.status; }
       if (reply.summary_html !== undefined) { live("summary-live", reply.summary_html); }
