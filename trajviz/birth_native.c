@@ -108,6 +108,50 @@ static inline __attribute__((always_inline)) void weight_grad_block(int nv, int 
     }
 }
 
+/* w_rows[o, i] = wt[i, o] for o < outp, i < n_i (both multiples of 8): 8x8 blocks in
+ * registers where the compiler has __builtin_shufflevector (GCC 12+, Clang), else scalar. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define HAVE_SHUFFLE 1
+#endif
+#endif
+static void transpose(int n_i, int outp, const float *wt, float *w_rows)
+{
+#ifdef HAVE_SHUFFLE
+#define LO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
+#define HI(a, b) __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15)
+#define PAIR_LO(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define PAIR_HI(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+#define HALF_LO(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define HALF_HI(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+    for (int i0 = 0; i0 < n_i; i0 += 8) {
+        for (int o0 = 0; o0 < outp; o0 += 8) {
+            v8 r[8], t[8], u[8];
+            for (int k = 0; k < 8; k++)
+                r[k] = load(wt + (i0 + k) * outp + o0);
+            for (int k = 0; k < 8; k += 2) {
+                t[k] = LO(r[k], r[k + 1]);
+                t[k + 1] = HI(r[k], r[k + 1]);
+            }
+            for (int k = 0; k < 8; k += 4) {
+                u[k] = PAIR_LO(t[k], t[k + 2]);
+                u[k + 1] = PAIR_HI(t[k], t[k + 2]);
+                u[k + 2] = PAIR_LO(t[k + 1], t[k + 3]);
+                u[k + 3] = PAIR_HI(t[k + 1], t[k + 3]);
+            }
+            for (int k = 0; k < 4; k++) {
+                store(w_rows + (o0 + k) * n_i + i0, HALF_LO(u[k], u[k + 4]));
+                store(w_rows + (o0 + k + 4) * n_i + i0, HALF_HI(u[k], u[k + 4]));
+            }
+        }
+    }
+#else
+    for (int o = 0; o < outp; o++)
+        for (int i = 0; i < n_i; i++)
+            w_rows[o * n_i + i] = wt[i * outp + o];
+#endif
+}
+
 #define DISPATCH(call)                                                                          \
     for (int j0 = 0; j0 < outp; j0 += 8 * MAXV) {                                               \
         int nv = (outp - j0) / 8 < MAXV ? (outp - j0) / 8 : MAXV;                              \
@@ -237,9 +281,7 @@ int trajviz_birth_rollouts(int n_layers, const int *dims, const int *relu_after,
                     break;
                 /* delta_prev = delta · W (W = Wtᵀ, its real rows), as a forward pass, then ReLU' */
                 const int n_o = dims[l + 1], n_i = inp[l];
-                for (int o = 0; o < n_o; o++)
-                    for (int i = 0; i < n_i; i++)
-                        w_rows[o * n_i + i] = wt[i * outp[l] + o];
+                transpose(n_i, outp[l], wt, w_rows);
                 forward(batch, n_o, outp[l], delta, w_rows, n_i, zeros, delta_prev, 0);
                 if (relu_after[l - 1]) {
                     for (int k = 0; k < batch * n_i; k += 8) {
