@@ -132,7 +132,7 @@ def inner_tab() -> html.Div:
                           className="tv-surface-graph", style={"height": "var(--tv-surface-h)"}),
                 launch_bar(),
                 html.Div(className="tv-legend-key", children=[
-                    html.Span("○ start θ0"), html.Span("◆ end (step K)"),
+                    html.Span("○ start θ0"), html.Span("◆ end (step K; ■ in 3D)"),
                     html.Span("● current step, with a short tail"),
                     html.Span("faint line: the whole path"),
                 ]),

@@ -41,6 +41,11 @@ def surface_trace(sel: Selection, three_d: bool = False, what: str = "loss",
                           "<extra></extra>"),
     }
     if three_d:
+        if sel.log_z:  # heights and colours are log10: the hover gives the loss itself too
+            common["customdata"] = clean(sel.z)
+            common["hovertemplate"] = (
+                f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>{what}: %{{customdata:.4g}}"
+                f"<br>(height and colour: {unit} %{{z:.3g}})<extra></extra>")
         return go.Surface(**{**common, "opacity": 0.8, **style})
     return go.Contour(**{**common, "ncontours": 22,
                          "line": {"width": 0.6, "color": "rgba(60,72,88,0.35)"},
@@ -93,7 +98,8 @@ def screen_surface(fig: go.Figure, sel: Selection, box: tuple[float, float, floa
 def hover_grid(sel: Selection, box: tuple[float, float, float, float]) -> go.Scatter:
     """Per-point hover on the screen surface: one invisible scatter point (mode "none":
     nothing is drawn, plotly still hovers it) per grid point inside ``box`` and one row or
-    column beyond, showing (a, b) and the true loss there (``sel.z``, not log colours).
+    column beyond, showing (a, b) and the true loss there (``sel.z``, not log colours; where
+    the colours are log10, the label says so).
     A scatter trace, so the redraw-free playback leaves it alone."""
     a, b = np.asarray(sel.alpha, float), np.asarray(sel.beta, float)
 
@@ -106,11 +112,12 @@ def hover_grid(sel: Selection, box: tuple[float, float, float, float]) -> go.Sca
     ia, ib = inside(a, box[0], box[1]), inside(b, box[2], box[3])
     aa, bb = np.meshgrid(a[ia], b[ib])  # [B', A']
     ax, ay = sel.axis_titles
+    scale = f" (colour: {unit_title(sel)})" if sel.log_z else ""
     return go.Scatter(
         x=clean(aa.ravel()), y=clean(bb.ravel()), mode="none", name="surface value",
         showlegend=False, customdata=clean(np.asarray(sel.z)[np.ix_(ib, ia)].ravel()),
         hovertemplate=(f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>loss: %{{customdata:.4g}}"
-                       "<extra></extra>"))
+                       f"{scale}<extra></extra>"))
 
 
 ZOOMS = ("fit", "all", "full")
