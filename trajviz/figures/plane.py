@@ -175,8 +175,8 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
     box = zoom_box(sel, zoom)
     fig = go.Figure()
     bar = None
-    if three_d or paper:
-        fig.add_trace(surface_trace(sel, three_d))
+    if three_d or paper:  # 3D: the z axis is the colour's scale, so no colour bar (width)
+        fig.add_trace(surface_trace(sel, three_d, **({"showscale": False} if three_d else {})))
     else:
         bar = screen_surface(fig, sel, box)
     unit = unit_title(sel)
@@ -211,7 +211,8 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
             "yaxis": {"title": {"text": ay}, "range": [y0, y1], "nticks": 5},
             "zaxis": {"title": {"text": unit}, "range": list(zr), "nticks": 4},
             "aspectmode": "manual", "aspectratio": {"x": 1, "y": (y1 - y0) / (x1 - x0), "z": 0.6},
-            "camera": {"eye": {"x": 1.15, "y": -1.25, "z": 0.85}},
+            # far enough that a narrow card (1024 px screens) keeps the box's corners
+            "camera": {"eye": {"x": 1.3, "y": -1.4, "z": 0.95}},
         }, margin={"l": 0, "r": 0, "t": 56, "b": 40})
     elif paper:
         plane_axes(fig, box, sel.axis_titles, grid=False)
