@@ -32,14 +32,14 @@ machine whatever the vectorised side's elementwise work.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
+from unittest import mock
 
 import numpy as np
 import torch
 from timing import median_times  # bench/timing.py (scripts run from bench/)
 
-from trajviz import birthloop
+from trajviz import birthloop, native_birth
 from trajviz.birthmap import BIRTH_STATISTICS, compute_birth_map, rollout_statistics
 from trajviz.inner import InnerSpec
 from trajviz.optim import make_optimizer
@@ -71,13 +71,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sweep", action="store_true", help="time chunk sizes first")
-    ap.add_argument("--plain", action="store_true", help="the plain inner_loop path on both sides")
+    ap.add_argument("--plain", action="store_true",
+                    help="the plain inner_loop path on both sides (no native kernel)")
     ap.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "momentum"],
                     help="inner optimiser, lr 0.01 (default adam, as the sinusoid demo)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     problem, tasks, spec, view = setup(args.optimizer)
-    with birthloop.inner_loop_only() if args.plain else contextlib.nullcontext():
+    if args.plain:
+        with birthloop.inner_loop_only(), mock.patch.object(native_birth, "plan", lambda *a: None):
+            run(args, problem, tasks, spec, view)
+    else:
         run(args, problem, tasks, spec, view)
 
 
@@ -86,8 +90,12 @@ def run(args, problem, tasks, spec, view) -> None:
     print(f"sinusoid MLP 1-40-40-1 (P = {P}), {args.grid}x{args.grid} θ0s x {TASKS} tasks x {STEPS} "
           f"steps of {args.optimizer}, {args.threads} thread(s)")
     fast = birthloop.fast_plan(problem, tasks, spec) is not None
-    print("path: " + ("birthloop (flat in-place fused MLP statistics loop)" if fast else
-                      "inner_loop (plain vectorised inner loop, fused step where it applies)"))
+    kernel = native_birth.plan(problem, tasks, spec) is not None and not args.plain
+    print("path of the map's grid: " + ("native (whole rollouts in L1, trajviz/birth_native.c)" if kernel
+                                        else "birthloop" if fast else "inner_loop"))
+    print("path of the loop baseline: " + (
+        "birthloop (flat in-place fused MLP statistics loop: the numbers the engine records)" if fast
+        else "inner_loop (plain vectorised inner loop, fused step where it applies)"))
     if args.sweep:
         for chunk in (8, 16, 32, 48, 64, 128, 256):
             t, c = time.perf_counter(), time.process_time()
@@ -105,27 +113,46 @@ def run(args, problem, tasks, spec, view) -> None:
     coords = np.stack([a.ravel(), b.ravel()], axis=1)[pick]
     thetas = torch.as_tensor(slc.origin + coords @ slc.basis, dtype=torch.float32)
 
-    def loop():
-        return [rollout_statistics(problem, thetas[i:i + 1], tasks, spec, 0) for i in range(len(pick))]
+    def loop(native: bool = False):
+        return [rollout_statistics(problem, thetas[i:i + 1], tasks, spec, 0, native=native)
+                for i in range(len(pick))]
 
     t = time.perf_counter()
     per_point = loop()
     loop_first = time.perf_counter() - t
-    worst = 0.0
-    for stat in ("auc", "final_loss", "length", "param_length"):
-        got = np.stack([p[stat][0].numpy() for p in per_point])  # [n, T]
-        # the map keeps means; recompute the subsample's means and compare
-        want = bm.mean[stat].reshape(-1)[pick]
-        rel = np.abs(got.mean(axis=1) - want) / np.maximum(np.abs(want), 1e-12)
-        worst = max(worst, float(rel.max()))
-    steps_same = np.array_equal(np.stack([p["steps_to_eps"][0].numpy() for p in per_point]).mean(axis=1),
-                                bm.mean["steps_to_eps"].reshape(-1)[pick])
-    print(f"check: {len(pick)} points, statistics {', '.join(BIRTH_STATISTICS)}: max relative "
-          f"difference of the means {worst:.2e}, steps_to_eps identical: {steps_same}")
-    if not worst < 1e-4:
-        raise SystemExit("the vectorised map and the loop disagree")
+
+    def worst_difference(points) -> tuple[float, bool]:
+        worst = 0.0
+        for stat in ("auc", "final_loss", "length", "param_length"):
+            got = np.stack([p[stat][0].numpy() for p in points])  # [n, T]
+            # the map keeps means; recompute the subsample's means and compare
+            want = bm.mean[stat].reshape(-1)[pick]
+            rel = np.abs(got.mean(axis=1) - want) / np.maximum(np.abs(want), 1e-12)
+            worst = max(worst, float(rel.max()))
+        same = np.array_equal(np.stack([p["steps_to_eps"][0].numpy() for p in points]).mean(axis=1),
+                              bm.mean["steps_to_eps"].reshape(-1)[pick])
+        return worst, same
+
+    worst, steps_same = worst_difference(per_point)
+    print(f"check against the exact loop: {len(pick)} points, statistics "
+          f"{', '.join(BIRTH_STATISTICS)}: max relative difference of the means {worst:.2e}, "
+          f"steps_to_eps identical: {steps_same}")
     fns = {"vectorised": lambda: compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid),
            "loop": loop}
+    if kernel:
+        same_kernel, _ = worst_difference(loop(native=True))
+        print(f"check against a per-θ0 loop of the same native kernel: max relative difference "
+              f"{same_kernel:.1e} (each rollout runs alone in the kernel; this is the means' "
+              "rounding)")
+        if not same_kernel < 1e-5:
+            raise SystemExit("the vectorised native map and the native loop disagree")
+        # float32 rounding, amplified along 32 adaptive steps (Adam divides by √v)
+        if not worst < 1e-2:
+            raise SystemExit("the native map and the exact loop disagree beyond rounding")
+        fns["native loop"] = lambda: loop(native=True)
+        fns["vectorised exact"] = lambda: exact_map(problem, tasks, spec, view, args.grid)
+    elif not worst < 1e-4:
+        raise SystemExit("the vectorised map and the loop disagree")
     cpu = {}
 
     def cpu_timed(name):
@@ -143,9 +170,20 @@ def run(args, problem, tasks, spec, view) -> None:
     print(f"steady state (median of {args.repeats}): vectorised {times['vectorised']:.2f} s "
           f"({total * TASKS / times['vectorised']:.0f} rollouts/s); loop {times['loop']:.2f} s for "
           f"{len(pick)} points, scaled x{scale:.1f} to {loop_total:.1f} s for the grid")
+    if kernel:
+        print(f"steady state: the map on the exact path (birthloop, vectorised) "
+              f"{times['vectorised exact']:.2f} s; a per-θ0 loop of the native kernel scaled to "
+              f"the grid {times['native loop'] * scale:.2f} s (ratio_same_kernel: "
+              f"{times['native loop'] * scale / times['vectorised']:.1f})")
     print(f"steady state, CPU time of this process: vectorised {cpu['vectorised']:.2f} s; loop "
           f"{cpu['loop'] * scale:.1f} s for the grid; cpu ratio: {cpu['loop'] * scale / cpu['vectorised']:.1f}")
     print(f"ratio: {loop_total / times['vectorised']:.1f}")
+
+
+def exact_map(problem, tasks, spec, view, grid):
+    """The map with the native kernel switched off: birthloop on the grid too."""
+    with mock.patch.object(native_birth, "plan", lambda *a: None):
+        return compute_birth_map(problem, tasks, spec, 0, view, {}, grid=grid)
 
 
 if __name__ == "__main__":

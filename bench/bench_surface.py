@@ -5,8 +5,11 @@ sinusoid MLP 1-40-40-1, one task, N = 10 and N = 1000 evaluation points (the
 task's full support set), evaluated three ways in this process, with the
 same thread count:
 
-(a) ``trajviz.surface.evaluate_surface`` (chunked, vectorised; the fused MLP
-    path, chunk chosen by ``choose_chunk``);
+(a) ``trajviz.surface.evaluate_surface`` (chunked, vectorised; "auto" takes
+    the native kernel, ``trajviz.native``, where a C compiler exists, else the
+    eager fused MLP path; chunk chosen by ``native.chunk_points`` or
+    ``choose_chunk``). The eager fused path is timed beside it, and the
+    kernel's build (into an empty cache) is timed apart as its first-call cost;
 (b) ``loss_landscapes.random_plane`` (PyPI ``loss-landscapes``), which walks
     the plane point by point, moving an ``nn.Module``'s parameters in place and
     calling a ``Loss`` metric at each point. Its directions are set to the
@@ -46,6 +49,7 @@ import copy
 import itertools
 import math
 import os
+import tempfile
 import time
 from unittest import mock
 
@@ -54,10 +58,11 @@ import torch
 import torch.nn.functional as F
 from timing import median_times  # bench/timing.py (scripts run from bench/)
 
-from trajviz.models import flatten
-from trajviz.slices import Slice
 from trajviz.compiled import cache_dir, compiler_available, surface_method
 from trajviz.mlp_plan import fused_applies, mlp_layers
+from trajviz.models import flatten
+from trajviz.native import chunk_points, native_applies
+from trajviz.slices import Slice
 from trajviz.surface import choose_chunk, evaluate_surface
 from trajviz.tasks import Sinusoid
 
@@ -99,7 +104,9 @@ class Setup:
         return surface.loss[0]
 
     def auto_path(self) -> str:
-        """The evaluator "auto" takes here: compiled, fused (eager) or vmap."""
+        """The evaluator "auto" takes here: native, compiled, fused (eager) or vmap."""
+        if native_applies(mlp_layers(self.problem), self.tasks.support):
+            return "native"
         method = surface_method("auto", self.problem, self.tasks.support, RES * RES)
         return method if method != "auto" else ("fused" if fused_applies(
             mlp_layers(self.problem), self.tasks.support) else "vmap")
@@ -172,6 +179,26 @@ def hidden_gemm_floor(n: int, chunk: int):
     return run
 
 
+def native_build_seconds() -> float | None:
+    """The native kernel's build into an empty cache (its first-call cost), or None."""
+    from trajviz import native
+
+    before = os.environ.get("TRAJVIZ_CACHE")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["TRAJVIZ_CACHE"] = tmp
+        native.library.cache_clear()
+        t0 = time.perf_counter()
+        built = native.library() is not None
+        seconds = time.perf_counter() - t0
+    if before is None:
+        os.environ.pop("TRAJVIZ_CACHE")
+    else:
+        os.environ["TRAJVIZ_CACHE"] = before
+    native.library.cache_clear()
+    native.library()  # the machine's cached build again
+    return seconds if built else None
+
+
 def have_loss_landscapes() -> bool:
     try:
         import loss_landscapes  # noqa: F401
@@ -218,6 +245,9 @@ def main() -> None:
         print("compiled: SKIPPED (no C++ compiler on PATH); timing the eager fused path")
         method = "fused"
     print(f"trajviz path timed: {method} (on-disk compile cache: {cache_dir()})")
+    build = native_build_seconds()
+    print("native kernel: " + ("SKIPPED (no C compiler; 'auto' is the eager fused path)"
+                               if build is None else f"first build {build:.2f} s (then cached)"))
     for n in (10, 1000):
         s = Setup(n)
         t0 = time.perf_counter()
@@ -232,6 +262,8 @@ def main() -> None:
         if not diff <= 1e-5:
             raise SystemExit(f"trajviz and the per-point loop disagree at N={n}: {diff}")
         fns = {"trajviz": lambda s=s: s.trajviz(method=method), "per-point loop": s.loop}
+        if s.auto_path() == "native" and method == "auto":
+            fns["trajviz eager fused"] = lambda s=s: s.trajviz(method="fused")
         if method != "compiled" and compiler_available():
             warm = cache_dir().is_dir() and any(cache_dir().iterdir())
             t0 = time.perf_counter()
@@ -247,6 +279,8 @@ def main() -> None:
                 raise SystemExit(f"loss_landscapes and trajviz disagree at N={n}: {rel}")
             fns["loss_landscapes.random_plane"] = s.loss_landscapes
         chunk = choose_chunk(s.problem, s.tasks, s.problem.model.spec.size)
+        ours_chunk = chunk_points(s.problem.model.spec.size) if (
+            method == "auto" and s.auto_path() == "native") else chunk
         if n == 1000:
             fns["torch.mm 1024x1024"] = lambda: torch.mm(a, b)
             fns["floor"] = hidden_gemm_floor(n, chunk)
@@ -255,13 +289,17 @@ def main() -> None:
         t_gemm = med.pop("torch.mm 1024x1024", None)
         t_floor = med.pop("floor", None)
         t_comp = med.pop("trajviz compiled", None)
+        t_eager = med.pop("trajviz eager fused", None)
+        if t_eager is not None:
+            print(f"N={n}: trajviz native {t_ours * 1e3:.2f} ms, eager fused {t_eager * 1e3:.2f} ms "
+                  f"(native is {t_eager / t_ours:.2f}x as fast)")
         if t_comp is not None:
             print(f"N={n}: trajviz {method} {t_ours * 1e3:.2f} ms, compiled {t_comp * 1e3:.2f} ms "
                   f"(compiled is {t_ours / t_comp:.2f}x as fast)")
         peer = min(med, key=med.get)
         ratios[n] = med[peer] / t_ours
         gflops = forward_flops(n) * RES * RES / t_ours / 1e9
-        print(f"N={n}: trajviz {t_ours * 1e3:.2f} ms (chunk {chunk}, {gflops:.1f} GFLOP/s), "
+        print(f"N={n}: trajviz {t_ours * 1e3:.2f} ms (chunk {ours_chunk}, {gflops:.1f} GFLOP/s), "
               + ", ".join(f"{k} {v * 1e3:.1f} ms ({v / t_ours:.1f}x)" for k, v in med.items())
               + f"; median of {args.repeats}")
         print(f"N={n}: ratio against the faster per-point peer, {peer}: {ratios[n]:.2f}")
@@ -273,7 +311,8 @@ def main() -> None:
                   "that GEMM could reach")
             floor_fraction = t_floor / t_ours
             print(f"N={n}: floor / trajviz = {floor_fraction:.3f}"
-                  + ("" if t_comp is None else f" (compiled: {t_floor / t_comp:.3f})"))
+                  + ("" if t_comp is None else f" (compiled: {t_floor / t_comp:.3f})")
+                  + ("" if t_eager is None else f" (eager fused: {t_floor / t_eager:.3f})"))
         if t_gemm is not None:
             gemm_gflops = 2 * GEMM ** 3 / t_gemm / 1e9
             gemm_fraction = gflops / gemm_gflops

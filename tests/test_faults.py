@@ -138,6 +138,30 @@ def test_stale_temp_folders_are_swept_only_when_their_owner_is_gone(tmp_path):
     assert _visible(runs) == sorted([".tmp-link", mine.name, young.name])
 
 
+def test_a_run_moved_aside_by_a_killed_replace_is_removed_or_restored(tmp_path):
+    # replace_run without an atomic swap: old run aside, new run in; a writer killed
+    # between the two renames leaves the aside folder as the run's only copy
+    from trajviz.store.sweep import owner_tag
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for run_id in ("kept", "lost", "busy", "legacy"):
+        (runs / f"{run_id}-aside").mkdir()
+        (runs / f"{run_id}-aside" / "run.json").write_text(run_id)
+    (runs / "kept").mkdir()  # its new version made it in
+    (runs / "kept-aside").rename(runs / ".old-kept-p999999999-s5-0123abcd")
+    (runs / "lost-aside").rename(runs / ".old-lost-p999999999-s5-0123abcd")  # only copy
+    (runs / "busy-aside").rename(runs / f".old-busy-{owner_tag()}-0123abcd")  # writer alive
+    (runs / "legacy-aside").rename(runs / ".old-legacy-0123abcd")  # no owner, an hour old
+    os.utime(runs / ".old-legacy-0123abcd", (time.time() - 7200, time.time() - 7200))
+    settled = sweep_stale(runs)
+    assert sorted(settled) == [".old-kept-p999999999-s5-0123abcd", ".old-legacy-0123abcd",
+                               ".old-lost-p999999999-s5-0123abcd"]
+    assert (runs / "lost" / "run.json").read_text() == "lost"
+    assert (runs / "legacy" / "run.json").read_text() == "legacy"
+    assert not (runs / "kept" / "run.json").exists()  # the new version stays, the old is gone
+    assert _visible(runs) == sorted(["kept", "legacy", "lost", f".old-busy-{owner_tag()}-0123abcd"])
+
+
 # ---------------------------------------------------------------------------- app jobs
 
 TINY = dict(family="linear2d", learners=["leap"], steps=5, meta_steps=100_000, seed=0)

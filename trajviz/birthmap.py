@@ -48,7 +48,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from . import birthloop
+from . import birthloop, native_birth
 from .budget import BIRTH_CHUNK_ENTRIES
 from .context import ProblemRef, ship
 from .executor import IN_PROCESS, Executor, using
@@ -104,15 +104,23 @@ class BirthContext:
 
 
 def rollout_statistics(problem: Problem, inits: Tensor, tasks: TaskSet, spec: InnerSpec, seed: int,
-                       eps: float = DEFAULT_EPS, predictor_steps: int = PREDICTOR_STEPS) -> dict[str, Tensor]:
+                       eps: float = DEFAULT_EPS, predictor_steps: int = PREDICTOR_STEPS, *,
+                       native: bool = False) -> dict[str, Tensor]:
     """Statistics of every θ0 in ``inits`` [I, P] on every task: {name: [I, T]}.
 
     Names: ``BIRTH_STATISTICS`` and "predicted" (the AUC extrapolated from the
     first ``predictor_steps`` steps). One vectorised ``inner_loop`` over the
-    I·T rollouts, nothing recorded: ‖Δθ_i‖ and f_i are folded per step.
+    I·T rollouts, nothing recorded: ‖Δθ_i‖ and f_i are folded per step. With
+    ``native``, the C kernel where it applies (``native_birth``: float32 rounding,
+    not bit for bit); without, numbers bit for bit as ``inner_loop`` records them.
     """
     n_inits, n_tasks = inits.shape[0], len(tasks)
     spec_p = problem.model.spec
+    kernel = native_birth.plan(problem, tasks, spec) if native else None
+    if kernel is not None:  # speed hook: whole rollouts in L1 (native_birth.py)
+        paired = tasks.select(torch.arange(n_tasks).repeat(n_inits))  # as pair_theta0_with_tasks
+        loss, step = native_birth.statistics(kernel, inits, paired, spec, seed, repeat=n_tasks)
+        return _fold_statistics(loss, step, eps, predictor_steps, n_inits, n_tasks)
     params, paired = pair_theta0_with_tasks(unflatten(inits, spec_p), tasks, problem)
     plan = birthloop.fast_plan(problem, paired, spec)  # speed hook: flat in-place loop (birthloop.py)
     if plan is not None:
@@ -170,8 +178,10 @@ def evaluate_chunk(ctx: BirthContext, chunk: tuple[str, int, int]) -> dict[str, 
         inits = torch.addmm(ctx.origin, ctx.coords[start:stop], ctx.basis)
     else:
         inits = ctx.points[start:stop]
+    # the grid takes the native kernel; learners' θ0 the exact path, so that their rows
+    # equal their recorded statistics bit for bit
     out = rollout_statistics(ctx.problem, inits, ctx.tasks, ctx.spec, ctx.seed, ctx.eps,
-                             ctx.predictor_steps)
+                             ctx.predictor_steps, native=kind == "grid")
     return {k: v.cpu().numpy() for k, v in out.items()}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .run import Run
 from .store import _check_run_id, _fsync_dir, _serialise, _write_tmp
+from .store.sweep import OLD_PREFIX, owner_tag
 
 
 def replace_run(run: Run, runs_dir: str | Path) -> Path:
@@ -34,7 +35,7 @@ def replace_run(run: Run, runs_dir: str | Path) -> Path:
     tmp = _write_tmp(runs_dir, run_id, text, arrays)
     try:
         if not _exchange(tmp, final):
-            aside = runs_dir / f".old-{run_id}-{secrets.token_hex(4)}"
+            aside = runs_dir / f"{OLD_PREFIX}{run_id}-{owner_tag()}-{secrets.token_hex(4)}"
             os.rename(final, aside)
             os.rename(tmp, final)
             tmp = aside

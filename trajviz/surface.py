@@ -23,11 +23,13 @@ Two evaluators, one contract (tests check that they agree):
   tasks and samples share a grid point's weights. On the sinusoid MLP
   1-40-40-1 it was measured 2-3x faster than the vmap path, and at N = 1000
   at about half the speed of a large float32 GEMM (bench/bench_surface.py).
-  "auto" takes it wherever it applies.
+  "auto" takes it wherever it applies, through the native kernel
+  (``trajviz.native``: all layers on L1-sized strips of samples, bias and
+  ReLU inside the GEMM, faster than the hidden layer's bmm alone) where a C
+  compiler exists and the activations are ReLU, else ``PlaneMLP``.
 
-Chunks are sized to cache (``choose_chunk``): a single vmap over a whole
-51×51 grid was measured slower than a Python loop over points, because the
-activations of every point no longer fit in cache.
+Chunks are sized to cache (``choose_chunk``): a single vmap over a whole 51×51 grid
+was measured slower than a per-point loop (the activations no longer fit in cache).
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ from .mlp_plan import (
     prepare_plane,
 )
 from .models import unflatten
+from .native import NativePlane, chunk_points, native_applies
 from .run import Slice, Surface
 from .tasks.base import Batch, Problem, TaskSet
 
@@ -66,14 +69,12 @@ MAX_POINTS = MAX_GRID_POINTS
 # (``mlp_plan.PlaneMLP``: about a dozen ops per chunk), CPU ms for the grid at
 # N = 1000 samples: 2 points 902, 4: 633, 8: 567, 12: 508, 16: 482, 25: 532,
 # 48: 1395; at N = 10: 64 points 25, 128: 17, 256: 14, 512: 19, 818: 27
-# (``bench/bench_surface.py --sweep``; a shared, loaded machine). 4 MiB picks
-# 12 and 409: chunks that stay in a core's cache, large enough that the
-# per-chunk ops do not dominate.
+# (``bench/bench_surface.py --sweep``; a shared, loaded machine). 4 MiB picks 12 and 409:
+# chunks in a core's cache, large enough that per-chunk ops do not dominate.
 CPU_CHUNK_BYTES = 4 * 2**20
 # On a GPU a chunk only has to fit memory: an eighth of what is free.
 GPU_FREE_FRACTION = 8
-# Tensors of an activation's size alive at once in a forward pass: a layer's
-# input and its output.
+# Tensors of an activation's size alive at once in a forward pass: a layer's input and output.
 LIVE_ACTIVATIONS = 2
 METHODS = ("auto", "vmap", "fused", "compiled")  # "compiled": see trajviz/compiled.py
 
@@ -292,15 +293,17 @@ def surface_chunk(context: ChunkContext, chunk: GridChunk) -> np.ndarray:
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _plane_plan(context: ChunkContext) -> PlaneMLP | None:
-    """The context's ``PlaneMLP`` (built at its first chunk, kept while the context lives),
-    or None where the fused feature-major evaluator does not apply."""
+def _plane_plan(context: ChunkContext) -> NativePlane | PlaneMLP | None:
+    """The context's prepared plane (built at its first chunk, kept while the context lives):
+    native for "auto" where it applies, else ``PlaneMLP`` where the fused feature-major
+    evaluator applies, else None."""
     if context not in _PLANS:
         t, batch = context.tensors, context.batch()
-        layers = mlp_layers(context.problem)
-        plan = None
-        if fused_applies(layers, batch) and feature_major(batch):
-            with torch.no_grad():
+        layers, plan = mlp_layers(context.problem), None
+        with torch.no_grad():
+            if context.options["method"] == "auto":
+                plan = NativePlane.build(layers, t["origin"], t["basis"], batch)
+            if plan is None and fused_applies(layers, batch) and feature_major(batch):
                 plan = prepare_plane(layers, t["origin"], t["basis"], batch)
         _PLANS[context] = plan
     return _PLANS[context]
@@ -333,7 +336,8 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     on_device = tasks.to(device, dtype)
     total = n_a * n_b
     if chunk is None:
-        chunk = choose_chunk(problem, on_device, size)
+        native = method == "auto" and native_applies(mlp_layers(problem), on_device.support)
+        chunk = chunk_points(size) if native else choose_chunk(problem, on_device, size)
     elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk <= 0:
         raise ValueError(f"chunk must be a positive integer (grid points at once), got {chunk!r}")
     chunk = min(int(chunk), total)

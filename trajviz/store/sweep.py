@@ -6,6 +6,12 @@ from ``/proc/<pid>/stat``; 0 where there is no /proc), so a pid reused by anothe
 process is not mistaken for the owner. ``sweep_stale`` removes every temporary folder
 whose owner is no longer alive (a writer killed by SIGKILL or a power cut), and
 temporary folders in the old format without an owner once they are an hour old.
+
+``rewrite.replace_run``, where the OS cannot swap two folders atomically, moves the
+old run aside to ``.old-<run_id>-p<pid>-s<start>-<hex>`` before renaming the new one
+in. A writer killed between those steps leaves the aside folder as the only copy, so
+``sweep_stale`` settles a stale one: removed when ``<run_id>`` exists, renamed back to
+``<run_id>`` when it does not (the old run restored whole).
 """
 from __future__ import annotations
 
@@ -17,7 +23,9 @@ import time
 from pathlib import Path
 
 TMP_PREFIX = ".tmp-"
+OLD_PREFIX = ".old-"
 _OWNED = re.compile(r"\.tmp-.+-p(\d+)-s(\d+)-[0-9a-f]{8}")
+_ASIDE = re.compile(r"\.old-(.+?)(?:-p(\d+)-s(\d+))?-[0-9a-f]{8}")
 _UNOWNED_AGE_S = 3600.0
 
 
@@ -54,9 +62,26 @@ def is_stale(name: str, mtime: float, now: float | None = None) -> bool:
     return alive is None or (alive != 0 and int(m.group(2)) not in (0, alive))
 
 
+def _settle_aside(runs_dir: Path, name: str, mtime: float) -> bool:
+    """Remove or restore the stale aside folder ``name`` (see the module docstring)."""
+    m = _ASIDE.fullmatch(name)
+    if m is None:
+        return False
+    owned = f"{TMP_PREFIX}x-p{m.group(2)}-s{m.group(3)}-00000000" if m.group(2) else name
+    if not is_stale(owned, mtime):
+        return False
+    run = runs_dir / m.group(1)
+    if os.path.lexists(run):
+        shutil.rmtree(runs_dir / name, ignore_errors=True)
+    else:
+        os.rename(runs_dir / name, run)
+    return True
+
+
 def sweep_stale(runs_dir: str | Path) -> list[str]:
-    """Remove the stale ``.tmp-*`` folders of ``runs_dir``; returns their names.
-    Symlinks and files named ``.tmp-*`` are left alone; never raises on a missing folder."""
+    """Remove the stale ``.tmp-*`` folders of ``runs_dir``, and settle stale ``.old-*`` ones
+    (removed, or restored as their run where it is missing); returns their names.
+    Symlinks and files of those names are left alone; never raises on a missing folder."""
     runs_dir = Path(runs_dir)
     removed = []
     try:
@@ -64,13 +89,18 @@ def sweep_stale(runs_dir: str | Path) -> list[str]:
     except OSError:
         return removed
     for e in entries:
-        if not e.name.startswith(TMP_PREFIX):
+        if not e.name.startswith((TMP_PREFIX, OLD_PREFIX)):
             continue
         try:
             st = e.stat(follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode):
+                continue
+            if e.name.startswith(OLD_PREFIX):
+                if _settle_aside(runs_dir, e.name, st.st_mtime):
+                    removed.append(e.name)
+            elif is_stale(e.name, st.st_mtime):
+                shutil.rmtree(runs_dir / e.name, ignore_errors=True)
+                removed.append(e.name)
         except OSError:
             continue
-        if stat.S_ISDIR(st.st_mode) and is_stale(e.name, st.st_mtime):
-            shutil.rmtree(runs_dir / e.name, ignore_errors=True)
-            removed.append(e.name)
     return removed

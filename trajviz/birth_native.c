@@ -1,0 +1,337 @@
+/* The birth map's native inner loop: whole rollouts of a ReLU MLP under MSE, one at a time in L1.
+ *
+ * Built and loaded by trajviz/native.py, called by trajviz/native_birth.py. A
+ * rollout's parameters, optimiser state, gradient and activations (a few tens
+ * of kB for the sinusoid MLP 1-40-40-1) stay in L1 for all its K steps; the
+ * eager loop streams [R, P] arrays through memory for every elementwise op
+ * and runs each rollout's [B, 40]x[40, 40] products as one tiny GEMM of a
+ * batch (bench/bench_birthmap.py).
+ *
+ * Internally layer l's weight is kept transposed and zero-padded, Wt [in_l, outp_l]
+ * (outp_l = out_l rounded up to 8; in_l = outp_{l-1}, in_0 the input width),
+ * followed by its bias [outp_l]. Padded entries start at 0, get zero gradients
+ * (their inputs or output deltas are 0) and so stay 0 under every optimiser:
+ * they change no loss and no step length.
+ *
+ * Per step i = 0..K: f_i = mean over the batch and outputs of (net(x_i) - y_i)^2
+ * (losses[r, i]); for i < K the gradient, the optimiser's update u exactly as
+ * trajviz/optim.py defines it (sgd: -lr g; momentum: buf = beta buf + g,
+ * u = -lr buf or -lr (g + beta buf) with nesterov; adam: m, v, bias corrections,
+ * u = -(lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)), θ' = θ + u, and
+ * lengths[r, i] = ||θ' - θ||.
+ */
+#include <math.h>
+#include <string.h>
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int i8 __attribute__((vector_size(32)));
+#define MAXV 6 /* vectors of outputs held in registers at once */
+
+static inline v8 load(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
+static inline void store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+/* ReLU that keeps NaN, as torch.relu does. */
+static inline v8 relu(v8 v) { return (v8)((i8)v & ~(v <= splat(0.0f))); }
+static inline float hsum(v8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
+
+/* out[b, j0 + 8q] (q < nv) = act(bias + sum_i a[b, i] Wt[i, j0 + 8q]) for every b. */
+static inline __attribute__((always_inline)) void forward_block(int nv, int batch, int in, int a_stride,
+                                                                const float *a, const float *wt, int outp,
+                                                                const float *bias, float *out, int act)
+{
+    int b = 0;
+    for (; b + 2 <= batch; b += 2) {
+        v8 acc[MAXV], acc2[MAXV];
+        for (int q = 0; q < nv; q++)
+            acc[q] = acc2[q] = load(bias + 8 * q);
+        for (int i = 0; i < in; i++) {
+            v8 s = splat(a[b * a_stride + i]), s2 = splat(a[(b + 1) * a_stride + i]);
+            for (int q = 0; q < nv; q++) {
+                v8 w = load(wt + i * outp + 8 * q);
+                acc[q] += s * w;
+                acc2[q] += s2 * w;
+            }
+        }
+        for (int q = 0; q < nv; q++) {
+            store(out + b * outp + 8 * q, act ? relu(acc[q]) : acc[q]);
+            store(out + (b + 1) * outp + 8 * q, act ? relu(acc2[q]) : acc2[q]);
+        }
+    }
+    for (; b < batch; b++) {
+        v8 acc[MAXV];
+        for (int q = 0; q < nv; q++)
+            acc[q] = load(bias + 8 * q);
+        for (int i = 0; i < in; i++) {
+            v8 s = splat(a[b * a_stride + i]);
+            for (int q = 0; q < nv; q++)
+                acc[q] += s * load(wt + i * outp + 8 * q);
+        }
+        for (int q = 0; q < nv; q++)
+            store(out + b * outp + 8 * q, act ? relu(acc[q]) : acc[q]);
+    }
+}
+
+/* gwt[i, j0 + 8q] = sum_b a[b, i] delta[b, j0 + 8q] for every i (two rows of gwt per pass). */
+static inline __attribute__((always_inline)) void weight_grad_block(int nv, int batch, int in, int a_stride,
+                                                                    const float *a, const float *delta,
+                                                                    int outp, float *gwt)
+{
+    int i = 0;
+    for (; i + 2 <= in; i += 2) {
+        v8 acc[MAXV], acc2[MAXV];
+        for (int q = 0; q < nv; q++)
+            acc[q] = acc2[q] = splat(0.0f);
+        for (int b = 0; b < batch; b++) {
+            v8 s = splat(a[b * a_stride + i]), s2 = splat(a[b * a_stride + i + 1]);
+            for (int q = 0; q < nv; q++) {
+                v8 d = load(delta + b * outp + 8 * q);
+                acc[q] += s * d;
+                acc2[q] += s2 * d;
+            }
+        }
+        for (int q = 0; q < nv; q++) {
+            store(gwt + i * outp + 8 * q, acc[q]);
+            store(gwt + (i + 1) * outp + 8 * q, acc2[q]);
+        }
+    }
+    for (; i < in; i++) {
+        v8 acc[MAXV];
+        for (int q = 0; q < nv; q++)
+            acc[q] = splat(0.0f);
+        for (int b = 0; b < batch; b++) {
+            v8 s = splat(a[b * a_stride + i]);
+            for (int q = 0; q < nv; q++)
+                acc[q] += s * load(delta + b * outp + 8 * q);
+        }
+        for (int q = 0; q < nv; q++)
+            store(gwt + i * outp + 8 * q, acc[q]);
+    }
+}
+
+/* w_rows[o, i] = wt[i, o] for o < outp, i < n_i (both multiples of 8): 8x8 blocks in
+ * registers where the compiler has __builtin_shufflevector (GCC 12+, Clang), else scalar. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define HAVE_SHUFFLE 1
+#endif
+#endif
+static void transpose(int n_i, int outp, const float *wt, float *w_rows)
+{
+#ifdef HAVE_SHUFFLE
+#define LO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
+#define HI(a, b) __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15)
+#define PAIR_LO(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define PAIR_HI(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+#define HALF_LO(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define HALF_HI(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+    for (int i0 = 0; i0 < n_i; i0 += 8) {
+        for (int o0 = 0; o0 < outp; o0 += 8) {
+            v8 r[8], t[8], u[8];
+            for (int k = 0; k < 8; k++)
+                r[k] = load(wt + (i0 + k) * outp + o0);
+            for (int k = 0; k < 8; k += 2) {
+                t[k] = LO(r[k], r[k + 1]);
+                t[k + 1] = HI(r[k], r[k + 1]);
+            }
+            for (int k = 0; k < 8; k += 4) {
+                u[k] = PAIR_LO(t[k], t[k + 2]);
+                u[k + 1] = PAIR_HI(t[k], t[k + 2]);
+                u[k + 2] = PAIR_LO(t[k + 1], t[k + 3]);
+                u[k + 3] = PAIR_HI(t[k + 1], t[k + 3]);
+            }
+            for (int k = 0; k < 4; k++) {
+                store(w_rows + (o0 + k) * n_i + i0, HALF_LO(u[k], u[k + 4]));
+                store(w_rows + (o0 + k + 4) * n_i + i0, HALF_HI(u[k], u[k + 4]));
+            }
+        }
+    }
+#else
+    for (int o = 0; o < outp; o++)
+        for (int i = 0; i < n_i; i++)
+            w_rows[o * n_i + i] = wt[i * outp + o];
+#endif
+}
+
+#define DISPATCH(call)                                                                          \
+    for (int j0 = 0; j0 < outp; j0 += 8 * MAXV) {                                               \
+        int nv = (outp - j0) / 8 < MAXV ? (outp - j0) / 8 : MAXV;                              \
+        switch (nv) {                                                                           \
+        case 6: { const int n = 6; call; } break;                                               \
+        case 5: { const int n = 5; call; } break;                                               \
+        case 4: { const int n = 4; call; } break;                                               \
+        case 3: { const int n = 3; call; } break;                                               \
+        case 2: { const int n = 2; call; } break;                                               \
+        default: { const int n = 1; call; } break;                                              \
+        }                                                                                       \
+    }
+
+static void forward(int batch, int in, int a_stride, const float *a, const float *wt, int outp,
+                    const float *bias, float *out, int act)
+{
+    DISPATCH(forward_block(n, batch, in, a_stride, a, wt + j0, outp, bias + j0, out + j0, act))
+}
+
+static void weight_grad(int batch, int in, int a_stride, const float *a, const float *delta, int outp,
+                        float *gwt)
+{
+    DISPATCH(weight_grad_block(n, batch, in, a_stride, a, delta + j0, outp, gwt + j0))
+}
+
+enum { SGD = 0, MOMENTUM = 1, ADAM = 2 };
+
+/* n_layers linear layers, true widths in_0 = dims[0], out_l = dims[l + 1]; relu_after[l]
+ * for l < n_layers - 1. w_off[l], b_off[l] (or -1): where W_l [out, in] and b_l [out] sit in
+ * the flat θ of n_params. Rollout r (of rollouts, numbered from r0) starts from
+ * theta0[(r0 + r) / repeat] ([I, n_params]: each θ0 on `repeat` tasks, θ0-major). x: [R, S, B, in_0], y: [R, S, B, out_L] with S = K + 1 batches (one
+ * per step) or S = 1 (the same batch every step). hyper: lr, then beta (momentum) or beta1,
+ * beta2, eps (adam). scratch: trajviz_birth_scratch(...) floats. n_layers <= 16. Returns 0. */
+long trajviz_birth_scratch(int n_layers, const int *dims, int batch)
+{
+    long params = 0, acts = 0, inp = dims[0], widest = dims[0];
+    for (int l = 0; l < n_layers; l++) {
+        long outp = (dims[l + 1] + 7) / 8 * 8;
+        params += inp * outp + outp;
+        acts += batch * outp;
+        inp = outp;
+        widest = outp > widest ? outp : widest;
+    }
+    return 4 * params + acts + 2 * batch * widest + widest * widest + widest;
+}
+
+int trajviz_birth_rollouts(int n_layers, const int *dims, const int *relu_after, const long *w_off,
+                           const long *b_off, long n_params, const float *theta0, int repeat, int r0,
+                           int rollouts,
+                           const float *x, const float *y, int n_batches, int batch, int steps,
+                           int opt, const double *hyper, int nesterov, float *scratch,
+                           float *losses, float *lengths)
+{
+    int inp[16], outp[16], widest = dims[0];
+    long off[16], total = 0;
+    for (int l = 0; l < n_layers; l++) {
+        outp[l] = (dims[l + 1] + 7) / 8 * 8;
+        inp[l] = l == 0 ? dims[0] : outp[l - 1];
+        off[l] = total;
+        total += (long)inp[l] * outp[l] + outp[l];
+        widest = outp[l] > widest ? outp[l] : widest;
+    }
+    float *theta = scratch, *grad = theta + total, *m = grad + total, *v = m + total;
+    float *act[17];
+    act[1] = v + total;
+    for (int l = 1; l < n_layers; l++)
+        act[l + 1] = act[l] + batch * outp[l - 1];
+    float *delta = act[n_layers] + batch * outp[n_layers - 1], *delta_prev = delta + batch * widest;
+    float *w_rows = delta_prev + batch * widest, *zeros = w_rows + widest * widest;
+    memset(zeros, 0, sizeof(float) * widest);
+    const int n_out = dims[n_layers], d_in = dims[0];
+    const float lr = (float)hyper[0];
+    const float inv = 1.0f / (float)(batch * n_out);
+
+    for (int r = 0; r < rollouts; r++) {
+        const float *t0 = theta0 + (long)((r0 + r) / repeat) * n_params;
+        memset(theta, 0, sizeof(float) * total);
+        for (int l = 0; l < n_layers; l++) {
+            float *wt = theta + off[l], *bias = wt + (long)inp[l] * outp[l];
+            for (int o = 0; o < dims[l + 1]; o++) {
+                for (int i = 0; i < dims[l]; i++)
+                    wt[i * outp[l] + o] = t0[w_off[l] + (long)o * dims[l] + i];
+                if (b_off[l] >= 0)
+                    bias[o] = t0[b_off[l] + o];
+            }
+        }
+        memset(m, 0, sizeof(float) * total);
+        memset(v, 0, sizeof(float) * total);
+        for (int s = 0; s <= steps; s++) {
+            const long at = ((long)r * n_batches + (n_batches > 1 ? s : 0)) * batch;
+            const float *xs = x + at * d_in, *ys = y + at * n_out;
+            /* forward */
+            for (int l = 0; l < n_layers; l++) {
+                const float *a = l == 0 ? xs : act[l];
+                float *wt = theta + off[l];
+                forward(batch, inp[l], l == 0 ? d_in : outp[l - 1], a, wt, outp[l],
+                        wt + (long)inp[l] * outp[l], act[l + 1], l < n_layers - 1 && relu_after[l]);
+            }
+            /* loss and the output delta */
+            const float *pred = act[n_layers];
+            const int po = outp[n_layers - 1];
+            float sse = 0.0f;
+            for (int b = 0; b < batch; b++) {
+                for (int o = 0; o < po; o++) {
+                    float d = o < n_out ? pred[b * po + o] - ys[b * n_out + o] : 0.0f;
+                    sse += d * d;
+                    delta[b * po + o] = 2.0f * d * inv;
+                }
+            }
+            losses[(long)r * (steps + 1) + s] = sse * inv;
+            if (s == steps)
+                break;
+            /* backward */
+            for (int l = n_layers - 1; l >= 0; l--) {
+                const float *a = l == 0 ? xs : act[l];
+                const int a_stride = l == 0 ? d_in : outp[l - 1];
+                float *gwt = grad + off[l], *gb = gwt + (long)inp[l] * outp[l];
+                const float *wt = theta + off[l];
+                weight_grad(batch, inp[l], a_stride, a, delta, outp[l], gwt);
+                for (int o = 0; o < outp[l]; o += 8) {
+                    v8 acc = splat(0.0f);
+                    for (int b = 0; b < batch && b_off[l] >= 0; b++)
+                        acc += load(delta + b * outp[l] + o);
+                    store(gb + o, acc);
+                }
+                if (l == 0)
+                    break;
+                /* delta_prev = delta · W (W = Wtᵀ, its real rows), as a forward pass, then ReLU' */
+                const int n_o = dims[l + 1], n_i = inp[l];
+                transpose(n_i, outp[l], wt, w_rows);
+                forward(batch, n_o, outp[l], delta, w_rows, n_i, zeros, delta_prev, 0);
+                if (relu_after[l - 1]) {
+                    for (int k = 0; k < batch * n_i; k += 8) {
+                        v8 live = load(a + k) > splat(0.0f);
+                        store(delta_prev + k, (v8)((i8)load(delta_prev + k) & (i8)live));
+                    }
+                }
+                float *swap = delta;
+                delta = delta_prev;
+                delta_prev = swap;
+            }
+            /* the update, then θ' = θ + u; grad[] takes θ' - θ (plain loops: vectorised) */
+            if (opt == ADAM) {
+                const float b1 = (float)hyper[1], b2 = (float)hyper[2], eps = (float)hyper[3];
+                const double bc1 = 1.0 - pow(hyper[1], s + 1), bc2 = 1.0 - pow(hyper[2], s + 1);
+                const float step_size = (float)(lr / bc1), inv_root_bc2 = (float)(1.0 / sqrt(bc2));
+                for (long k = 0; k < total; k++) {
+                    float g = grad[k];
+                    m[k] = b1 * m[k] + (1.0f - b1) * g;
+                    v[k] = b2 * v[k] + (1.0f - b2) * g * g;
+                    float next = theta[k] - step_size * m[k] / (sqrtf(v[k]) * inv_root_bc2 + eps);
+                    grad[k] = next - theta[k];
+                    theta[k] = next;
+                }
+            } else if (opt == MOMENTUM) {
+                const float beta = (float)hyper[1];
+                for (long k = 0; k < total; k++) {
+                    float g = grad[k];
+                    m[k] = beta * m[k] + g;
+                    float next = theta[k] - lr * (nesterov ? g + beta * m[k] : m[k]);
+                    grad[k] = next - theta[k];
+                    theta[k] = next;
+                }
+            } else {
+                for (long k = 0; k < total; k++) {
+                    float next = theta[k] - lr * grad[k];
+                    grad[k] = next - theta[k];
+                    theta[k] = next;
+                }
+            }
+            v8 sq = splat(0.0f);
+            for (long k = 0; k < total; k += 8) {
+                v8 d = load(grad + k);
+                sq += d * d;
+            }
+            double len2 = 0.0;
+            for (int q = 0; q < 8; q++)
+                len2 += sq[q];
+            lengths[(long)r * steps + s] = (float)sqrt(len2);
+        }
+    }
+    return 0;
+}
