@@ -226,13 +226,36 @@
     return !!(app && app.classList.contains("tv-present"));
   }
 
-  // The layout values presentation changes: the base font, the title's font, and a legend
-  // under the plot moved down to clear the larger axis title. gd.tvScreen keeps the
+  // The layout values presentation changes: the base font, the title's font, a top margin
+  // that holds the larger title and its subtitle, and a legend under the plot moved to the
+  // figure's bottom edge, below the larger axis title, with the bottom margin to hold both.
+  // Every value is a fixed target or the larger of the figure's own and a floor, never
+  // "the current one plus something": after the relayout that sets them they compare equal,
+  // so the afterplot that follows changes nothing (no relayout loop). gd.tvScreen keeps the
   // figure's own values while presenting, to put back after.
+  var PRESENT_TOP = 84, PRESENT_BOTTOM = 92;
+
+  function present3d(gd) {
+    return !!(gd._fullLayout && gd._fullLayout.scene);
+  }
+
   function presentValues(gd) {
     var l = gd.layout, out = {"font.size": PRESENT_FONT};
+    var m = l.margin || {};
     if (l.title && l.title.font && l.title.font.size) { out["title.font.size"] = PRESENT_FONT + 2; }
-    if (l.legend && l.legend.orientation === "h" && l.legend.y < 0) { out["legend.y"] = -0.16; }
+    if (l.title && l.title.subtitle && l.title.subtitle.text && typeof m.t === "number") {
+      out["margin.t"] = Math.max(m.t, PRESENT_TOP);
+    }
+    if (l.legend && l.legend.orientation === "h" && (l.legend.y < 0 || l.legend.yref === "container")) {
+      if (typeof m.b === "number" && !present3d(gd)) {  // a 2D plot: the axis title is below it
+        out["margin.b"] = Math.max(m.b, PRESENT_BOTTOM);
+        out["legend.yref"] = "container";
+        out["legend.y"] = 0;
+        out["legend.yanchor"] = "bottom";
+      } else {
+        out["legend.y"] = -0.16;
+      }
+    }
     return out;
   }
 

@@ -9,10 +9,12 @@ Chromium (Playwright, /usr/bin/chromium) at 1366x768 and plays at "fast" (150 ms
 * 3D: browser frames/s, counted by a requestAnimationFrame loop in the page while it
   plays (a frame the page cannot draw because a restyle holds the main thread is a frame
   lost), with the steps/s reached and the longest gap between two browser frames, for
-  the full restyle (the baseline) and for moving the traces alone, alternated on one page;
-  then the cost of one frame's parts measured in the page (restyle, the move, one scene
-  draw waited for with readPixels). Headless Chromium draws WebGL in software
-  (SwiftShader): there the scene draw, not the script, bounds the 3D frame rate.
+  the full restyle and for moving the traces alone at plotly's default WebGL pixel ratio 2
+  (the baselines) and for the app as it is (moving traces, the main graph's own
+  ``plotGlPixelRatio``), alternated on one page; then the cost of one frame's parts
+  measured in the page at both pixel ratios (restyle, the move, one scene draw waited
+  for with readPixels). Headless Chromium draws WebGL in software (SwiftShader): there
+  the scene draw (its pixels), not the script, bounds the 3D frame rate.
 
 The last line is ``fps_3d: X``. Run: ``python bench/bench_playback.py [--runs DIR]``.
 """
@@ -35,7 +37,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 FAST_MS = 150  # app/components.SPEEDS "fast"
 ROUNDS = 2
-PLAY_S = 4.5  # 30 of the 40 steps at 150 ms: it is still playing when counted
+PLAY_S = 3.5  # 23 of the 40 steps at 150 ms: it is still playing when counted
 
 COUNT_FRAMES = """() => { window.__raf = {n: 0, t: [], on: true};
     const tick = t => { if (!window.__raf.on) return; window.__raf.n++; window.__raf.t.push(t);
@@ -63,18 +65,30 @@ COSTS = """() => { const gd = document.querySelector('#surface-graph .js-plotly-
     const draw = med(() => { sc.glplot.redraw(); gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px); });
     const dbg = gl.getExtension('WEBGL_debug_renderer_info');
     return {restyle: restyle, move: move, draw: draw,
+            size: gl.drawingBufferWidth + 'x' + gl.drawingBufferHeight + ' WebGL pixels',
             renderer: dbg ? gl.getParameter(dbg.UNMASKED_RENDERER_WEBGL) : 'renderer unknown'}; }"""
 
 
-def serve(runs: Path):
+def serve(runs: Path, gl_ratio: int | None = None):
+    """The app over ``runs`` on a free port; ``gl_ratio`` draws its main graph's 3D scene at
+    that WebGL pixel ratio (plotly's ``plotGlPixelRatio``) instead of the app's own."""
     from werkzeug.serving import make_server
 
-    from trajviz.app import create_app
+    from trajviz.app import create_app, layout
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app(runs)
+    own = layout.MAIN_GRAPH_CONFIG
+    if gl_ratio is not None:
+        layout.MAIN_GRAPH_CONFIG = {**own, "plotGlPixelRatio": gl_ratio}
+    try:
+        app = create_app(runs)
+    finally:
+        layout.MAIN_GRAPH_CONFIG = own
     srv = make_server("127.0.0.1", 0, app.server, threaded=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, app
+
+
+GD = "document.querySelector('#surface-graph .js-plotly-plot')"
 
 
 def wait_drawn(page, key_not=None, three_d=False):
@@ -104,17 +118,33 @@ def browser_cpu() -> float:
     return total
 
 
+def open_3d(browser, srv, w: int, h: int):
+    """A page of ``srv`` showing the surface in 3D, at "fast"."""
+    page = browser.new_page(viewport={"width": w, "height": h})
+    page.goto(f"http://127.0.0.1:{srv.server_port}/")
+    wait_drawn(page)
+    page.locator("#inner-speed label", has_text="fast").click()
+    page.locator("#surface-mode label", has_text="3D").click()
+    wait_drawn(page, three_d=True)
+    page.wait_for_timeout(1500)
+    return page
+
+
 def play(page, seconds: float) -> dict:
     page.evaluate("() => window.dash_clientside.set_props('inner-slider', {value: 0})")
-    page.wait_for_function("() => /inner step 0 of/.test(document.getElementById('inner-label').innerText)")
+    page.wait_for_function("() => /inner step 0 of/.test(document.getElementById('inner-label').innerText)",
+                           timeout=120_000)
     page.evaluate(COUNT_FRAMES)
     cpu = browser_cpu()
     page.click("#inner-play")
     page.wait_for_timeout(int(seconds * 1000))
     out = page.evaluate(STOP_FRAMES)
     out["cpu_ms"] = 1000 * (browser_cpu() - cpu)
-    if "Pause" in page.inner_text("#inner-play"):
+    for _ in range(5):  # pause; a click that lands just after the last step plays again
+        if "Pause" not in page.inner_text("#inner-play"):
+            break
         page.click("#inner-play")
+        page.wait_for_timeout(400)
     return out
 
 
@@ -141,6 +171,7 @@ def main() -> None:
     else:
         runs = args.runs
     srv, app = serve(runs)
+    before_srv, before_app = serve(runs, gl_ratio=2)
     w, h = (int(v) for v in args.size.split("x"))
     print(f"load average {os.getloadavg()}; {runs}; {w}x{h}; fast = {FAST_MS} ms a step")
     with sync_playwright() as p:
@@ -162,31 +193,44 @@ def main() -> None:
         page.locator("#surface-mode label", has_text="3D").click()
         wait_drawn(page, three_d=True)
         page.wait_for_timeout(1500)
-        results = {"restyle": [], "moving traces only": []}
-        for how in ("restyle", "moving traces only") * ROUNDS:  # A/B, A/B: same page, same load
-            page.evaluate("f => { window.trajvizStats.restyle3d = f; }", how == "restyle")
-            out3 = play(page, PLAY_S)
+        pages = {"app": page, "pixel ratio 2": open_3d(browser, before_srv, w, h)}
+        app_ratio = page.evaluate(f"() => {GD}._context.plotGlPixelRatio")
+        variants = {"restyle, pixel ratio 2": ("pixel ratio 2", True),  # before, a full restyle
+                    "moving traces, pixel ratio 2": ("pixel ratio 2", False),  # before: plotly's
+                    f"moving traces only, pixel ratio {app_ratio}": ("app", False)}  # the app
+        results = {how: [] for how in variants}
+        for how in list(variants) * ROUNDS:  # A/B/C, A/B/C: same browser, same load
+            on, restyle = variants[how]
+            page3 = pages[on]
+            page3.evaluate("f => { window.trajvizStats.restyle3d = f; }", restyle)
+            out3 = play(page3, PLAY_S)
             ms3, n3 = rate(out3["steps"])
             fps3 = 1000 * out3["frames"] / max(out3["span"], 1)
             results[how].append(fps3)
             if os.environ.get("BENCH_DEBUG"):
-                print(out3["steps"], page.inner_text("#inner-label"), page.inner_text("#inner-play"))
+                print(out3["steps"], page3.inner_text("#inner-label"), page3.inner_text("#inner-play"))
             print(f"3D fast, {how}: {ms3:.1f} ms per step, {n3} distinct steps drawn "
                   f"({1000 / ms3:.2f} steps/s); {fps3:.1f} browser frames/s, longest frame "
                   f"gap {out3['gap']:.0f} ms; browser CPU {out3['cpu_ms'] / PLAY_S / 1000:.2f} "
                   f"cores; load average {os.getloadavg()[0]:.1f}")
         moves = page.evaluate("() => window.trajvizStats.moves3d || 0")
-        cost = page.evaluate(COSTS)
-        print(f"3D per frame, in the page: restyle {cost['restyle']:.1f} ms of script; moving "
-              f"the traces {cost['move']:.2f} ms of script; one scene draw (WebGL, waited for) "
-              f"{cost['draw']:.1f} ms; {cost['renderer']}")
-        fps3 = statistics.median(results["moving traces only"])
+        for on, page3 in pages.items():
+            cost = page3.evaluate(COSTS)
+            print(f"3D per frame, in the page, {on} ({cost['size']}): "
+                  f"restyle {cost['restyle']:.1f} ms of script; moving the traces "
+                  f"{cost['move']:.2f} ms of script; one scene draw (WebGL, waited for) "
+                  f"{cost['draw']:.1f} ms; {cost['renderer']}; load average "
+                  f"{os.getloadavg()[0]:.1f}")
+        fps3 = statistics.median(results[f"moving traces only, pixel ratio {app_ratio}"])
         print(f"3D frames drawn by moving traces alone: {moves}; median browser frames/s "
-              f"{fps3:.1f} against {statistics.median(results['restyle']):.1f} restyling "
-              f"(surface figure key {key})")
+              f"{fps3:.1f} (WebGL pixel ratio {app_ratio}) against "
+              + ", ".join(f"{statistics.median(v):.1f} {k}" for k, v in results.items()
+                          if not k.startswith("moving traces only"))
+              + f" (surface figure key {key})")
         browser.close()
-    srv.shutdown()
-    app.trajviz_state.jobs.shutdown()
+    for server, served in ((srv, app), (before_srv, before_app)):
+        server.shutdown()
+        served.trajviz_state.jobs.shutdown()
     print(f"load average {os.getloadavg()}")
     print(f"step_ms_2d: {ms2:.1f} (setting {FAST_MS})")
     print(f"fps_3d: {fps3:.1f}")

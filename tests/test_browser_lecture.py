@@ -45,6 +45,9 @@ def test_3d_fast_playback_moves_the_paths_and_never_resends_the_surface(tv_brows
     page.locator("#surface-mode label", has_text="3D").click()
     wait_key(p, three_d=True)
     page.wait_for_function(f"() => {GD}.data[0].type === 'surface'", timeout=60_000)
+    # the launch bar says what a click does here: nothing in 3D, 2D picks the point
+    page.wait_for_function("() => /switch to 2D contour/.test("
+                           "document.getElementById('launch-status').innerText)", timeout=10_000)
     page.locator("#inner-speed label", has_text="fast").click()
     # watch the surface: its WebGL object, its z array, every full redraw of the graph
     p.js(f"""() => {{ const gd = {GD}; const sc = gd._fullLayout.scene._scene;
@@ -99,6 +102,12 @@ def font_size(p, graph: str = "surface-graph") -> float:
                            return gd._fullLayout.font.size; }""", graph)
 
 
+CLEAR = f"""() => {{ const gd = {GD}, r = gd.getBoundingClientRect();
+    const b = s => gd.querySelector(s).getBoundingClientRect();
+    return {{subtitle: b('.gtitle-subtitle').bottom, plot_top: r.top + gd._fullLayout._size.t,
+             xtitle: b('.g-xtitle').bottom, legend: b('.legend').top}}; }}"""
+
+
 def test_presentation_type_survives_every_redraw(tv_browser, lecture):
     url, _ = lecture
     p = open_page(tv_browser, url, 1366, 768)
@@ -107,6 +116,9 @@ def test_presentation_type_survives_every_redraw(tv_browser, lecture):
     page.click("#present-toggle")
     page.wait_for_function(f"() => {GD}._fullLayout.font.size === 16")
     assert font_size(p, "panel-loss") == 16
+    # the larger title's subtitle stays above the plot, the legend below the axis title
+    clear = p.js(CLEAR)
+    assert clear["subtitle"] <= clear["plot_top"] and clear["xtitle"] <= clear["legend"], clear
     key = p.js(f"() => {GD}.layout.meta.key")
     # a redraw from the server: another task (the controls are folded while presenting)
     p.js("() => window.dash_clientside.set_props('task-picker', {value: '2'})")

@@ -3,6 +3,7 @@ order, fixed ranges, one colour per learner, honest axis titles, JSON round trip
 browser. The view-model is in test_selection.py, playback in test_playback.py."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -64,6 +65,21 @@ def test_surface_hover_grid_holds_the_true_loss_at_each_grid_point(run):
     inside = sel.alpha[(sel.alpha >= box[0]) & (sel.alpha <= box[1])]
     assert set(np.round(inside, 4)) <= set(np.round(fx, 4))
     assert len(np.unique(fx)) <= len(inside) + 2
+
+
+def test_surface_hover_names_the_log_colour_scale_beside_the_true_loss(run):
+    sel = F.select(run, "pca", 1)
+    for log_z in (True, False):
+        s = dataclasses.replace(sel, log_z=log_z)
+        grid = next(t for t in F.surface_figure(s).data if t.name == "surface value")
+        assert ("(colour: log<sub>10</sub> loss)" in grid.hovertemplate) is log_z
+        surface = F.surface_figure(s, three_d=True).data[0]
+        if log_z:  # 3D heights are log10: the true loss rides along as customdata
+            np.testing.assert_allclose(np.asarray(surface.customdata, float), s.z, rtol=1e-6)
+            assert "loss: %{customdata" in surface.hovertemplate
+            assert "log<sub>10</sub> loss %{z" in surface.hovertemplate
+        else:
+            assert surface.customdata is None and "loss: %{z" in surface.hovertemplate
 
 
 def test_surface_3d_uses_a_surface_then_scatter3d_groups(run):

@@ -30,11 +30,19 @@ BIRTH_TASKS = 8
 
 # ---------------------------------------------------------------------------- components
 
+def launch_hint(mode: str | None) -> str:
+    """What a click on the main graph does in surface ``mode`` ("2d" or "3d"): in 3D a drag
+    turns the scene and a click launches nothing (assets/surface_click.js reads 2D clicks)."""
+    if mode == "3d":
+        return ("In 3D, dragging turns the surface; to train from a point, switch to "
+                "2D contour and click anywhere on it (or on the birth map).")
+    return "Click anywhere on the surface or the birth map to train from that point."
+
+
 def launch_bar() -> html.Div:
     """Under the surface: what a click does, the running notice, and "keep as"."""
     return html.Div(className="tv-launch", children=[
-        html.Div(id=ids.LAUNCH_STATUS, className="tv-hint",
-                 children="Click anywhere on the surface to train from that point."),
+        html.Div(id=ids.LAUNCH_STATUS, className="tv-hint", children=launch_hint("2d")),
         html.Div("Training from the clicked point… (one launch at a time)", id=ids.LAUNCH_BUSY,
                  className="tv-msg tv-msg-info", style=HIDE),
         html.Div(className="tv-run-row", children=[
@@ -209,21 +217,30 @@ def register_birth(app, state) -> None:
         return o["figure"], o["lines"], o["table"], o["compute"]
 
     @app.callback(Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
-                  Input(ids.RUN, "value"), prevent_initial_call="initial_duplicate")
-    def _warm(run_id):
+                  Input(ids.RUN, "value"), State(ids.MODE, "value"),
+                  prevent_initial_call="initial_duplicate")
+    def _warm(run_id, mode):
         try:
             state.launches.warm(state.cache.path_of(run_id))
         except (RunError, TypeError):
             return no_update
-        return "Click anywhere on the surface or the birth map to train from that point."
+        return launch_hint(mode)
+
+    @app.callback(Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
+                  Input(ids.MODE, "value"), prevent_initial_call=True)
+    def _hint(mode):
+        return launch_hint(mode)
 
     @app.callback(Output(ids.LAUNCHED, "data"),
                   Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
                   Input(ids.MAIN_GRAPH, "clickData"), Input(ids.BIRTH_GRAPH, "clickData"),
-                  State(ids.RUN, "value"), State(ids.SLICE, "value"), prevent_initial_call=True,
+                  State(ids.RUN, "value"), State(ids.SLICE, "value"), State(ids.MODE, "value"),
+                  prevent_initial_call=True,
                   running=[(Output(ids.LAUNCH_BUSY, "style"), SHOW, HIDE)])
-    def _launch(main_click, birth_click, run_id, view):
-        click = birth_click if ctx.triggered_id == ids.BIRTH_GRAPH else main_click
+    def _launch(main_click, birth_click, run_id, view, mode):
+        # in 3D plotly reports a click on a picked trace point only: no launch (launch_hint)
+        click = (birth_click if ctx.triggered_id == ids.BIRTH_GRAPH
+                 else None if mode == "3d" else main_click)
         o = click_launch(state, run_id, view, click)
         return o["launched"], o["status"]
 

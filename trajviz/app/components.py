@@ -22,6 +22,10 @@ GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
                 "toImageButtonOptions": {"format": "png", "scale": 2}}
 SMALL_GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
+#: The main graph: its 3D scene drawn at one WebGL pixel per CSS pixel (plotly's default 2
+#: draws four times the pixels; without a GPU, as in headless Chromium's software WebGL, that
+#: fill bounds 3D playback: bench/bench_playback.py). 2D is SVG and unaffected.
+MAIN_GRAPH_CONFIG = {**GRAPH_CONFIG, "plotGlPixelRatio": 1}
 SPEEDS = ((900, "slow"), (400, "normal"), (150, "fast"))
 DEFAULT_SPEED = 400
 

@@ -11,8 +11,8 @@ from dash import dcc, html
 from ..selection import PANEL_GROUPS, PANELS, PanelSpec
 from . import ids
 from .birth import birth_card, launch_bar
-from .components import (BLANK, GRAPH_CONFIG, SMALL_GRAPH_CONFIG, explain, field,
-                         learner_option, panel_style, player_bar)
+from .components import (BLANK, GRAPH_CONFIG, MAIN_GRAPH_CONFIG, SMALL_GRAPH_CONFIG, explain,
+                         field, learner_option, panel_style, player_bar)
 from .texts import EXPLAIN, HOW_TO_READ, TAGLINE
 from .whatif import whatif_box
 
@@ -128,11 +128,11 @@ def inner_tab() -> html.Div:
         player_bar(ids.INNER, "inner step"),
         html.Div(className="tv-stage", children=[
             html.Div(className="tv-card tv-surface", children=[
-                dcc.Graph(figure=BLANK, id=ids.MAIN_GRAPH, config=GRAPH_CONFIG,
+                dcc.Graph(figure=BLANK, id=ids.MAIN_GRAPH, config=MAIN_GRAPH_CONFIG,
                           className="tv-surface-graph", style={"height": "var(--tv-surface-h)"}),
                 launch_bar(),
                 html.Div(className="tv-legend-key", children=[
-                    html.Span("○ start θ0"), html.Span("◆ end (step K)"),
+                    html.Span("○ start θ0"), html.Span("◆ end (step K; ■ in 3D)"),
                     html.Span("● current step, with a short tail"),
                     html.Span("faint line: the whole path"),
                 ]),

@@ -138,9 +138,10 @@ EXPLAIN: dict[str, tuple[str, tuple[str, ...]]] = {
          "Click anywhere on the map or the surface to train from that point."),
     )),
     "launch": ("Train from any point", (
-        ("Click anywhere on the surface (or the birth map): the held-out tasks are trained from "
-         "that point, with the run's own inner loop and minibatches, and drawn as “click-N” "
-         "beside the learners, in every panel. One launch runs at a time."),
+        ("Click anywhere on the 2D surface (or the birth map): the held-out tasks are trained "
+         "from that point, with the run's own inner loop and minibatches, and drawn as “click-N” "
+         "beside the learners, in every panel. One launch runs at a time. In 3D a drag turns "
+         "the surface and a click launches nothing: switch to 2D contour to pick a point."),
         ("Keep it to store the point in the run as a named initialisation: it is then compared "
          "like a learner in every view, the summary table and the exports."),
     )),

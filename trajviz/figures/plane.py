@@ -41,6 +41,11 @@ def surface_trace(sel: Selection, three_d: bool = False, what: str = "loss",
                           "<extra></extra>"),
     }
     if three_d:
+        if sel.log_z:  # heights and colours are log10: the hover gives the loss itself too
+            common["customdata"] = clean(sel.z)
+            common["hovertemplate"] = (
+                f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>{what}: %{{customdata:.4g}}"
+                f"<br>(height and colour: {unit} %{{z:.3g}})<extra></extra>")
         return go.Surface(**{**common, "opacity": 0.8, **style})
     return go.Contour(**{**common, "ncontours": 22,
                          "line": {"width": 0.6, "color": "rgba(60,72,88,0.35)"},
@@ -93,7 +98,8 @@ def screen_surface(fig: go.Figure, sel: Selection, box: tuple[float, float, floa
 def hover_grid(sel: Selection, box: tuple[float, float, float, float]) -> go.Scatter:
     """Per-point hover on the screen surface: one invisible scatter point (mode "none":
     nothing is drawn, plotly still hovers it) per grid point inside ``box`` and one row or
-    column beyond, showing (a, b) and the true loss there (``sel.z``, not log colours).
+    column beyond, showing (a, b) and the true loss there (``sel.z``, not log colours; where
+    the colours are log10, the label says so).
     A scatter trace, so the redraw-free playback leaves it alone."""
     a, b = np.asarray(sel.alpha, float), np.asarray(sel.beta, float)
 
@@ -106,11 +112,12 @@ def hover_grid(sel: Selection, box: tuple[float, float, float, float]) -> go.Sca
     ia, ib = inside(a, box[0], box[1]), inside(b, box[2], box[3])
     aa, bb = np.meshgrid(a[ia], b[ib])  # [B', A']
     ax, ay = sel.axis_titles
+    scale = f" (colour: {unit_title(sel)})" if sel.log_z else ""
     return go.Scatter(
         x=clean(aa.ravel()), y=clean(bb.ravel()), mode="none", name="surface value",
         showlegend=False, customdata=clean(np.asarray(sel.z)[np.ix_(ib, ia)].ravel()),
         hovertemplate=(f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>loss: %{{customdata:.4g}}"
-                       "<extra></extra>"))
+                       f"{scale}<extra></extra>"))
 
 
 ZOOMS = ("fit", "all", "full")
@@ -168,8 +175,8 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
     box = zoom_box(sel, zoom)
     fig = go.Figure()
     bar = None
-    if three_d or paper:
-        fig.add_trace(surface_trace(sel, three_d))
+    if three_d or paper:  # 3D: the z axis is the colour's scale, so no colour bar (width)
+        fig.add_trace(surface_trace(sel, three_d, **({"showscale": False} if three_d else {})))
     else:
         bar = screen_surface(fig, sel, box)
     unit = unit_title(sel)
@@ -204,7 +211,8 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
             "yaxis": {"title": {"text": ay}, "range": [y0, y1], "nticks": 5},
             "zaxis": {"title": {"text": unit}, "range": list(zr), "nticks": 4},
             "aspectmode": "manual", "aspectratio": {"x": 1, "y": (y1 - y0) / (x1 - x0), "z": 0.6},
-            "camera": {"eye": {"x": 1.15, "y": -1.25, "z": 0.85}},
+            # far enough that a narrow card (1024 px screens) keeps the box's corners
+            "camera": {"eye": {"x": 1.3, "y": -1.4, "z": 0.95}},
         }, margin={"l": 0, "r": 0, "t": 56, "b": 40})
     elif paper:
         plane_axes(fig, box, sel.axis_titles, grid=False)
