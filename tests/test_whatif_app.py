@@ -45,12 +45,17 @@ def test_changes_of_the_controls():
     assert changes_of("adam", "-2", 0.8, "4")["beta1"] == 0.8
 
 
-def test_worker_recomputes_and_the_page_draws_the_variant(tmp_path):
+def quadratic_run(runs):
+    """A small quadratic run "q" written into ``runs``: its folder."""
     config = from_dict({"family": "quadratic", "learners": ["leap", "random"], "seed": 1,
                         "family_options": {"dim": 2}, "inner": {"steps": 5, "lr": 0.05},
                         "outer": {"meta_steps": 2, "meta_batch": 2, "eval_every": 2, "eval_tasks": 2},
                         "heldout_tasks": 2, "slices": {"kinds": ["exact"], "resolution": 9}})
-    path = write_run(run_experiment(config, run_id="q"), tmp_path)
+    return write_run(run_experiment(config, run_id="q"), runs)
+
+
+def test_worker_recomputes_and_the_page_draws_the_variant(tmp_path):
+    path = quadratic_run(tmp_path)
     state = AppState.for_dir(tmp_path)
     state.whatif = WhatIfService()
     try:
@@ -87,14 +92,10 @@ def test_worker_recomputes_and_the_page_draws_the_variant(tmp_path):
 def test_the_sliders_route_answers_json_never_a_500(tmp_path):
     """trajviz.app.whatif_route: the fast path's reply, bad input as a message."""
     from trajviz.app import create_app
-    from trajviz.app.whatif_route import ROUTE, html_of, plain
     from trajviz.app.whatif import summary_children
+    from trajviz.app.whatif_route import ROUTE, html_of, plain
 
-    config = from_dict({"family": "quadratic", "learners": ["leap", "random"], "seed": 1,
-                        "family_options": {"dim": 2}, "inner": {"steps": 5, "lr": 0.05},
-                        "outer": {"meta_steps": 2, "meta_batch": 2, "eval_every": 2, "eval_tasks": 2},
-                        "heldout_tasks": 2, "slices": {"kinds": ["exact"], "resolution": 9}})
-    path = write_run(run_experiment(config, run_id="q"), tmp_path)
+    path = quadratic_run(tmp_path)
     app = create_app(tmp_path)
     client = app.server.test_client()
     body = {"run": "q", "lr": -1, "beta": 0.9, "opt": "sgd", "steps": 5, "view": "exact",
