@@ -69,6 +69,18 @@ def _cpu_key() -> str:
         return platform.processor() + platform.machine()
 
 
+_P, _INT, _LONG = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
+# Each kernel's C functions: (argument types, return type), declared once when it is loaded.
+PROTOTYPES = {
+    "plane_native": {"trajviz_plane_mlp_sse": (
+        [_INT, _P, _P, _P, _P, _P, _P, _INT, _INT, _INT, _INT, _P, _P, _P], _INT)},
+    "birth_native": {
+        "trajviz_birth_rollouts": ([_INT, _P, _P, _P, _P, _LONG, _P, _INT, _INT, _INT, _P, _P, _INT,
+                                    _INT, _INT, _INT, _P, _INT, _P, _P, _P], _INT),
+        "trajviz_birth_scratch": ([_INT, _P, _INT], _LONG)},
+}
+
+
 @functools.lru_cache(maxsize=4)
 def library(name: str = "plane_native") -> ctypes.CDLL | None:
     """The built kernel ``trajviz/<name>.c`` (building it on first use), or None where it
@@ -96,19 +108,26 @@ def library(name: str = "plane_native") -> ctypes.CDLL | None:
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-        return ctypes.CDLL(str(target))
+        lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as exc:
         notice(f"native kernel {name} unavailable ({type(exc).__name__}: {exc})".splitlines()[0])
         return None
+    for fn_name, (args, result) in PROTOTYPES[name].items():
+        fn = getattr(lib, fn_name)
+        fn.argtypes, fn.restype = args, result
+    return lib
 
 
-def _plane_kernel():
-    fn = library().trajviz_plane_mlp_sse
-    p = ctypes.c_void_p
-    fn.argtypes = [ctypes.c_int, p, p, p, p, p, p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                   ctypes.c_int, p, p, p]
-    fn.restype = ctypes.c_int
-    return fn
+def split(count: int, run) -> None:
+    """``run(lo, hi)`` over ``count`` items in contiguous parts, one per torch thread (each
+    part in its own Python thread: a kernel call releases the GIL)."""
+    n_threads = max(1, min(torch.get_num_threads(), count))
+    bounds = [count * i // n_threads for i in range(n_threads + 1)]
+    if n_threads == 1:
+        run(0, count)
+        return
+    with ThreadPoolExecutor(n_threads) as pool:
+        list(pool.map(run, bounds[:-1], bounds[1:]))
 
 
 def native_applies(layers: tuple | None, batch: Batch) -> bool:
@@ -186,7 +205,7 @@ class NativePlane:
         coords = coords.contiguous()
         n_out, rows = self.y.shape
         sums = torch.zeros(g, rows // self.samples, dtype=torch.float64)
-        fn = _plane_kernel()
+        fn = library().trajviz_plane_mlp_sse
         dims = (ctypes.c_int * len(self.dims))(*self.dims)
         relu = (ctypes.c_int * len(self.relu))(*self.relu)
 
@@ -198,11 +217,5 @@ class NativePlane:
                hi - lo, self.q.shape[2], rows, self.samples, self.y.data_ptr(),
                scratch.data_ptr(), sums[lo:].data_ptr())
 
-        n_threads = max(1, min(torch.get_num_threads(), g))
-        bounds = [g * i // n_threads for i in range(n_threads + 1)]
-        if n_threads == 1:
-            run(0, g)
-        else:
-            with ThreadPoolExecutor(n_threads) as pool:
-                list(pool.map(run, bounds[:-1], bounds[1:]))
+        split(g, run)
         return (sums / (self.samples * n_out)).to(torch.float32)

@@ -14,39 +14,23 @@ map keeps ``birthloop``.
 from __future__ import annotations
 
 import ctypes
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
 
+from .fused import use_fused  # the MLP-under-MSE recogniser the exact fast loop uses
 from .inner import InnerSpec, all_batches, minibatch_indices
 from .mlp_plan import Linear, mlp_layers
-from .native import library
+from .native import library, split
 from .tasks import Problem, TaskSet
 
 OPTIMIZERS = {"sgd": 0, "momentum": 1, "adam": 2}
 MAX_LAYERS = 16  # the kernel's fixed tables
 
 
-def _kernel():
-    lib = library("birth_native")
-    if lib is None:
-        return None
-    p, c_int = ctypes.c_void_p, ctypes.c_int
-    fn = lib.trajviz_birth_rollouts
-    fn.argtypes = [c_int, p, p, p, p, ctypes.c_long, p, c_int, c_int, c_int, p, p, c_int, c_int,
-                   c_int, c_int, p, c_int, p, p, p]
-    fn.restype = c_int
-    lib.trajviz_birth_scratch.argtypes = [c_int, p, c_int]
-    lib.trajviz_birth_scratch.restype = ctypes.c_long
-    return lib
-
-
 def plan(problem: Problem, tasks: TaskSet, spec: InnerSpec) -> tuple | None:
     """(linears, relu flags) when the kernel applies to this model, data and optimiser, else None:
     an nn.Linear/ReLU MLP under MSE, float32 CPU data {x, y}, sgd/momentum/adam, a C compiler."""
-    from .fused import use_fused  # the MLP-under-MSE recogniser the plain fast loop uses
-
     if spec.optimizer.name not in OPTIMIZERS:
         return None
     fused_plan = use_fused(problem, tasks.support)
@@ -56,7 +40,7 @@ def plan(problem: Problem, tasks: TaskSet, spec: InnerSpec) -> tuple | None:
             or x.device.type != "cpu" or any(act not in (None, "relu") for *_, act in fused_plan):
         return None
     linears = tuple(layer for layer in layers if isinstance(layer, Linear))
-    if len(linears) > MAX_LAYERS or _kernel() is None:
+    if len(linears) > MAX_LAYERS or library("birth_native") is None:
         return None
     return linears, tuple(int(act == "relu") for *_, act in fused_plan)
 
@@ -67,7 +51,7 @@ def statistics(native_plan: tuple, theta0: Tensor, tasks: TaskSet, spec: InnerSp
     (rollout r on task r), with ``inner.inner_loop``'s batches; rollout r starts from
     theta0[r // repeat] (theta0: [R / repeat, P]; θ0-major, as ``pair_theta0_with_tasks``)."""
     linears, relu = native_plan
-    lib = _kernel()
+    lib = library("birth_native")
     batches = all_batches(tasks, minibatch_indices(tasks, spec, seed))
     data = tasks.support if batches is None else batches
     x, y = (data[k].to(torch.float32).contiguous() for k in ("x", "y"))
@@ -99,8 +83,5 @@ def statistics(native_plan: tuple, theta0: Tensor, tasks: TaskSet, spec: InnerSp
             spec.steps, OPTIMIZERS[name], hyper.data_ptr(), int(bool(h.get("nesterov", 0))),
             scratch.data_ptr(), losses[lo:].data_ptr(), lengths[lo:].data_ptr())
 
-    n_threads = max(1, min(torch.get_num_threads(), rollouts))
-    bounds = [rollouts * i // n_threads for i in range(n_threads + 1)]
-    with ThreadPoolExecutor(n_threads) as pool:
-        list(pool.map(run, bounds[:-1], bounds[1:]))
+    split(rollouts, run)
     return losses, lengths

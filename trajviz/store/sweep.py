@@ -56,10 +56,16 @@ def owner_tag() -> str:
 def is_stale(name: str, mtime: float, now: float | None = None) -> bool:
     """Whether the temporary folder ``name`` has no live owner."""
     m = _OWNED.fullmatch(name)
-    if m is None:
+    return _owner_gone(m and m.group(1), m and m.group(2), mtime, now)
+
+
+def _owner_gone(pid: str | None, start: str | None, mtime: float, now: float | None = None) -> bool:
+    """Whether process ``pid`` started at ``start`` has ended; without an owner (None),
+    whether the folder is over an hour old."""
+    if pid is None:
         return (time.time() if now is None else now) - mtime > _UNOWNED_AGE_S
-    alive = start_time(int(m.group(1)))
-    return alive is None or (alive != 0 and int(m.group(2)) not in (0, alive))
+    alive = start_time(int(pid))
+    return alive is None or (alive != 0 and int(start) not in (0, alive))
 
 
 def _settle_aside(runs_dir: Path, name: str, mtime: float) -> bool:
@@ -67,8 +73,7 @@ def _settle_aside(runs_dir: Path, name: str, mtime: float) -> bool:
     m = _ASIDE.fullmatch(name)
     if m is None:
         return False
-    owned = f"{TMP_PREFIX}x-p{m.group(2)}-s{m.group(3)}-00000000" if m.group(2) else name
-    if not is_stale(owned, mtime):
+    if not _owner_gone(m.group(2), m.group(3), mtime):
         return False
     run = runs_dir / m.group(1)
     if os.path.lexists(run):
