@@ -128,19 +128,76 @@
     var done = function () { gd.tvQuiet -= 1; };
     var out = run();
     if (out && out.then) { out.then(done, done); } else { done(); }
+    return out;
   }
 
   function full(shown) {
     if (settle) { window.clearTimeout(settle); settle = null; }
+    cancelWaiting();
     restyled = false;
     handOver();
     window.dash_clientside.set_props("whatif-shown", {data: shown});
   }
 
+  // One panel's update at frame ``moved`` (frameUpdates): its series, y range (only when it
+  // changed), threshold line, cursor and dots, in one plotly call. Returns its promise.
+  function panelUpdate(e, moved) {
+    var cur = moved[e.p.id] || {traces: [], data: []};
+    var traces = e.p.traces.concat(cur.traces), data = e.p.data.concat(cur.data);
+    var range = e.p.layout["yaxis.range"];
+    if (sameTicks(e.gd, e.p.layout)) {  // data (and range): plotly's redraw-free path
+      var frameOf = {data: data, traces: traces};
+      if (sameRange(e.gd, range)) {
+        return window.Plotly.animate(e.gd, frameOf, ANIMATE);
+      }
+      frameOf.layout = {"yaxis.range": range};
+      return quiet(e.gd, function () { return window.Plotly.animate(e.gd, frameOf, ANIMATE); });
+    }
+    return quiet(e.gd, function () {
+      return window.Plotly.update(e.gd, columns(data), e.p.layout, traces);
+    });
+  }
+
+  // Panel updates not yet handed to plotly: the plane (and the first panel) go at once, the
+  // other panels PANELS_PER_FRAME an animation frame after it, so the plane's new paths are
+  // painted first; a newer what-if or the full draw replaces what still waits here.
+  var PANELS_PER_FRAME = 1;
+  var waiting = [], waitingFrame = null;
+
+  function cancelWaiting() {
+    waiting = [];
+    if (waitingFrame !== null) { window.cancelAnimationFrame(waitingFrame); waitingFrame = null; }
+  }
+
+  function drain() {
+    waitingFrame = null;
+    waiting.splice(0, window.__tvPPF || PANELS_PER_FRAME).forEach(function (run) { run(); });
+    if (waiting.length) { waitingFrame = window.requestAnimationFrame(drain); }
+  }
+
+  // Stamps entry.drawn (performance.now() at the animation frame after every plotly call of
+  // this update settled; window.trajvizStats.whatif, read by bench/whatif_page.py).
+  function tracker(entry) {
+    var open = 1;
+    function settled() {
+      open -= 1;
+      if (open === 0) {
+        window.requestAnimationFrame(function () { entry.drawn = window.performance.now(); });
+      }
+    }
+    return {
+      add: function (promise) {
+        open += 1;
+        if (promise && promise.then) { promise.then(settled, settled); } else { settled(); }
+      },
+      close: settled
+    };
+  }
+
   // Restyle the figures drawn for fast.key at frame index ``frame``: the changed paths,
   // plus the heads, tails, cursors and dots of that frame (playback.js's frameUpdates),
   // one redraw-free Plotly.animate per graph. False when a figure cannot take it.
-  function restyle(fast, frame) {
+  function restyle(fast, frame, entry) {
     var main = graphDiv(fast.main.id);
     if (!drawn(main, fast) || !scatterOnly(main)) { return false; }
     var path = main._fullData[fast.main.traces[0]];
@@ -157,26 +214,17 @@
     var k = playback.clamp(frame, fast.frames);
     var moved = playback.frameUpdates(fast.frame_data, k);
     var mine = moved[fast.main.id] || {traces: [], data: []};
-    window.Plotly.animate(main, {data: fast.main.data.concat(mine.data),
-                                 traces: fast.main.traces.concat(mine.traces)}, ANIMATE);
-    panels.forEach(function (e) {
-      var cur = moved[e.p.id] || {traces: [], data: []};
-      var traces = e.p.traces.concat(cur.traces), data = e.p.data.concat(cur.data);
-      var range = e.p.layout["yaxis.range"];
-      if (sameTicks(e.gd, e.p.layout)) {  // data (and range): plotly's redraw-free path
-        var frameOf = {data: data, traces: traces};
-        if (sameRange(e.gd, range)) {
-          window.Plotly.animate(e.gd, frameOf, ANIMATE);
-        } else {
-          frameOf.layout = {"yaxis.range": range};
-          quiet(e.gd, function () { return window.Plotly.animate(e.gd, frameOf, ANIMATE); });
-        }
-      } else {
-        quiet(e.gd, function () {
-          return window.Plotly.update(e.gd, columns(data), e.p.layout, traces);
-        });
-      }
+    var track = tracker(entry);
+    cancelWaiting();
+    track.add(window.Plotly.animate(main, {data: fast.main.data.concat(mine.data),
+                                           traces: fast.main.traces.concat(mine.traces)}, ANIMATE));
+    var stagger = window.trajvizWhatifStagger !== false;  // bench/whatif_page.py's A/B: false
+    panels.forEach(function (e, i) {
+      var run = function () { track.add(panelUpdate(e, moved)); };
+      if (i === 0 || !stagger) { run(); } else { waiting.push(run); }
     });
+    if (waiting.length) { waitingFrame = window.requestAnimationFrame(drain); }
+    track.close();
     return true;
   }
 
@@ -198,10 +246,11 @@
   }
 
   function apply(fast, frame) {
-    var start = window.performance.now();
-    if (!restyle(fast, frame)) { full(fast.shown); return; }
+    var entry = {start: window.performance.now()};
+    if (!restyle(fast, frame, entry)) { full(fast.shown); return; }
     restyled = true;
-    stats.whatif.push({start: start, end: window.performance.now()});
+    entry.end = window.performance.now();
+    stats.whatif.push(entry);
     if (stats.whatif.length > 400) { stats.whatif.shift(); }
     armSettle(fast.shown);
     // the playback data for the next frames, until the full draw brings its own (a Dash

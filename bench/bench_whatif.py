@@ -10,7 +10,8 @@ grad/update norms, no sharpness; target <= 200). Run: ``python bench/bench_whati
 ``--browser`` also times the page (``whatif_page.py``: headless chromium, the same small
 runs served by the app): from one lr slider change to the new picture (path, panels and
 summary redrawn), ``page_<run>_ms`` the steady-state median and the first change apart,
-with the stages of one change. Needs playwright and /usr/bin/chromium.
+with the stages of one change; ``page_<run>_all_panels_ms`` until every panel in view is
+redrawn too. ``--ab`` alternates with the panels restyled all at once (the old way). Needs playwright and /usr/bin/chromium.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def steady(run, ctx, lr0: float, diagnostics: str, repeats: int = 7) -> float:
     return statistics.median(times)
 
 
-def page_times(runs: dict, changes: int) -> None:
+def page_times(runs: dict, changes: int, ab: bool = False) -> None:
     """Each run in a runs folder of its own, timed in the page (whatif_page.py)."""
     import tempfile
 
@@ -63,18 +64,26 @@ def page_times(runs: dict, changes: int) -> None:
             folder = Path(tmp) / stem
             folder.mkdir()
             write_run(run, folder)
-            out = page_latency(folder, changes)
+            out = page_latency(folder, changes, ab)
             print(f"{stem:<10} page: first change {out['first']:.0f} ms; steady: path {out['path']:.0f} ms, "
-                  f"picture {out['steady']:.0f} ms; load average {os.getloadavg()}", flush=True)
-            for row in out["rows"]:
+                  f"picture {out['steady']:.0f} ms, all panels {out['all']:.0f} ms; load average "
+                  f"{os.getloadavg()}", flush=True)
+            if ab:
+                old = out["old"]
+                print(f"{stem:<10} same page, panels all at once (before): path {old['path']:.0f} ms, "
+                      f"picture {old['steady']:.0f} ms, all panels {old['all']:.0f} ms", flush=True)
+            for row in (out["rows"] + (out["old"]["rows"][1:] if ab else [])):
                 print(f"    {describe(row)}")
             print(f"page_{stem}_ms: {out['steady']:.0f}", flush=True)
+            print(f"page_{stem}_all_panels_ms: {out['all']:.0f}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--browser", action="store_true", help="also time the page (chromium)")
     parser.add_argument("--changes", type=int, default=7, help="slider changes per run (page)")
+    parser.add_argument("--ab", action="store_true",
+                        help="page: every other change with the panels restyled at once (before)")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     print(f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()}")
@@ -95,7 +104,7 @@ def main() -> None:
               f"full diagnostics {1e3 * full:.0f} ms, no diagnostics {1e3 * off:.0f} ms", flush=True)
         result[stem] = ends
     if args.browser:
-        page_times({s: runs[s] for s in ("linear2d", "quadratic", "sinusoid")}, args.changes)
+        page_times({s: runs[s] for s in ("linear2d", "quadratic", "sinusoid")}, args.changes, args.ab)
     print(f"whatif_linear2d_ms: {1e3 * result['linear2d']:.0f}")
 
 

@@ -8,7 +8,9 @@ panel's first series and the summary all changed) and until the page is quiet ag
 (the full draw once the slider rests, every request answered). Times are from the key
 press (performance.now() in the page) to the first animation frame that shows the
 change. The first change (it may still wait for the worker) is reported apart from
-the steady state (median of the rest). Per stage: the key press to the what-if
+the steady state (median of the rest). "All panels": until every metric panel in view
+is redrawn too (``assets/whatif.js`` restyles the plane and the first panel at once, the
+other panels one animation frame each after; its ``drawn`` stamp). Per stage: the key press to the what-if
 request (the sliders' JSON route, ``trajviz.app.whatif_route``; a Dash callback request
 on older versions), the server's time for it (the Flask app, measured around the
 request), its response end, and ``assets/whatif.js``'s restyle. Used by
@@ -50,13 +52,15 @@ WATCH = """(old) => new Promise(done => {
   const tick = () => {
     const now = performance.now(), s = sig();
     for (const k of Object.keys(old)) { if (s[k] !== old[k] && !(k in marks)) marks[k] = now - L.t0; }
-    if (Object.keys(old).every(k => k in marks) || now - L.t0 > 60000) {
+    const applied = ((window.trajvizStats || {}).whatif || []).filter(a => a.start >= L.t0);
+    const last = applied[applied.length - 1];
+    const waiting = last && last.drawn === undefined && now - L.t0 < 10000;  // the other panels
+    if ((Object.keys(old).every(k => k in marks) && !waiting) || now - L.t0 > 60000) {
       const reqs = performance.getEntriesByType('resource')
         .filter(e => e.name.includes('_dash-update') || e.name.includes('_trajviz/whatif'))
         .map(e => [e.startTime - L.t0, e.responseEnd - L.t0, e.encodedBodySize]);
-      const applied = ((window.trajvizStats || {}).whatif || []).filter(a => a.start >= L.t0)
-        .map(a => [a.start - L.t0, a.end - L.t0]);
-      done({marks, reqs, applied});
+      done({marks, reqs, applied: applied.map(a => [a.start - L.t0, a.end - L.t0,
+                                                    a.drawn === undefined ? null : a.drawn - L.t0])});
     } else { requestAnimationFrame(tick); }
   };
   tick(); })""".replace("SIGNATURE", SIGNATURE)
@@ -116,9 +120,12 @@ def _quiet(page, pending: list[int], settle_s: float, limit_s: float = 60.0) -> 
     page.evaluate(IDLE)
 
 
-def page_latency(runs: Path, changes: int = 7) -> dict:
-    """{"first": ms, "steady": ms (median), "path": ms (median, the plane only), "rows": [...]}
-    for the run in ``runs`` (see the module docstring)."""
+def page_latency(runs: Path, changes: int = 7, ab: bool = False) -> dict:
+    """{"first": ms, "steady": ms (median), "path": ms (median, the plane only), "all": ms
+    (median, every panel in view redrawn too), "rows": [...]} for the run in ``runs`` (see
+    the module docstring). ``ab``: every other change with the panels all restyled at once
+    (``window.trajvizWhatifStagger = false``, as before the stagger), reported as "old"
+    (the same keys) from the same page."""
     from playwright.sync_api import sync_playwright
 
     app, srv, log = _serve(runs)
@@ -140,21 +147,38 @@ def page_latency(runs: Path, changes: int = 7) -> dict:
                 time.sleep(0.1)
             _quiet(page, pending, 1.0)
             page.locator("#whatif-lr [role=slider]").first.focus()
-            for _ in range(changes + 1):
+            for i in range(changes * (2 if ab else 1) + 1):
+                stagger = not ab or i % 2 == 0
+                page.evaluate(f"() => {{ window.trajvizWhatifStagger = {str(stagger).lower()}; }}")
                 old = page.evaluate(SIGNATURE)
                 log.clear()
                 page.keyboard.press("ArrowLeft")
                 row = page.evaluate(WATCH, old)
                 _quiet(page, pending, 0.8)
                 row["server"] = [(out.split("...")[0].strip("."), s * 1e3) for out, s in log]
+                row["stagger"] = stagger
                 rows.append(row)
             browser.close()
     finally:
         srv.shutdown()
         state.whatif.shutdown()
-    picture = [max(r["marks"].values()) for r in rows]
-    return {"first": picture[0], "steady": statistics.median(picture[1:]),
-            "path": statistics.median(r["marks"]["path"] for r in rows[1:]), "rows": rows}
+    out = _summary(rows[1:], rows[0]) if not ab else _summary([r for r in rows[1:] if r["stagger"]], rows[0])
+    if ab:
+        out["old"] = _summary([r for r in rows[1:] if not r["stagger"]], rows[0])
+    return out
+
+
+def _all_panels(row: dict) -> float:
+    """ms to every panel in view redrawn (whatif.js's drawn stamp), else the picture's."""
+    drawn = [a[2] for a in row["applied"] if len(a) > 2 and a[2] is not None]
+    return max([*drawn, *row["marks"].values()])
+
+
+def _summary(rows: list[dict], first: dict) -> dict:
+    return {"first": max(first["marks"].values()),
+            "steady": statistics.median(max(r["marks"].values()) for r in rows),
+            "path": statistics.median(r["marks"]["path"] for r in rows),
+            "all": statistics.median(_all_panels(r) for r in rows), "rows": [first, *rows]}
 
 
 def describe(row: dict) -> str:
@@ -165,7 +189,8 @@ def describe(row: dict) -> str:
     applied = row["applied"][0] if row["applied"] else (float("nan"),) * 2
     return (f"request sent {req[0]:.0f}, server {server:.0f}, response end {req[1]:.0f} "
             f"({req[2] / 1024:.0f} kB), restyle {applied[0]:.0f}-{applied[1]:.0f}, path "
-            f"{row['marks'].get('path', float('nan')):.0f}, picture {max(row['marks'].values()):.0f}")
+            f"{row['marks'].get('path', float('nan')):.0f}, picture {max(row['marks'].values()):.0f}, "
+            f"all panels {_all_panels(row):.0f}" + ("" if row.get("stagger", True) else " (panels at once)"))
 
 
 __all__ = ["describe", "page_latency"]
