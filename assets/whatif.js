@@ -11,8 +11,12 @@
  *   answer(reply) puts the status and the summary in place (set_props) and restyles;
  *   apply(fast, frame) restyles each learner's path, start, end, tail and head on the
  *     plane and each panel's series, y range (only when it changed), threshold line,
- *     cursor and dots at the shown frame, in one redraw-free Plotly.animate per graph,
- *     then (after the paint) stores the new playback data for the next frames;
+ *     cursor and dots at the shown frame, one call per graph: new data alone is drawn
+ *     directly (assets/direct.js: only the changed traces recomputed and drawn, not the
+ *     whole figure's defaults), else by a redraw-free Plotly.animate (a new y range; or
+ *     Plotly.update, new ticks). The plane and the first panel (the loss) are drawn at
+ *     once, each other panel one animation frame later, so the plane's paths show first;
+ *     then it stores the new playback data for the next frames;
  *   once no new what-if has come for SETTLE_MS and no request is out, it names the
  *     variant in the whatif-shown Store: one full draw then redraws everything exactly
  *     (the colour range, the view box, the honesty line, notes, and the panels skipped),
@@ -20,8 +24,10 @@
  * A figure drawn for another selection (another key, number of steps, 3D) is not
  * restyled: the full draw comes at once. Panels of the hidden set, and panels scrolled
  * out of view, wait for the full draw (as playback skips them while it plays).
- * window.trajvizStats.whatif keeps each applied update's {start, end} (performance.now();
- * tests and bench/whatif_page.py read it); trajvizStats.whatifPosts counts the posts.
+ * window.trajvizStats.whatif keeps each applied update's {start, end, drawn} (performance.now();
+ * drawn: the frame after every panel's call settled; tests and bench/whatif_page.py read
+ * it); trajvizStats.whatifPosts counts the posts. The bench sets trajvizWhatifDirect and
+ * trajvizWhatifStagger false to time the way before them (plotly's pass, all at once).
  */
 (function () {
   "use strict";
@@ -139,6 +145,16 @@
     window.dash_clientside.set_props("whatif-shown", {data: shown});
   }
 
+  // New data for traces of ``gd``, the layout unchanged: drawn directly (assets/direct.js:
+  // only those traces recomputed and drawn), else by plotly's redraw-free animate.
+  function newData(gd, traces, data) {
+    var direct = (window.dash_clientside.trajviz_direct || {}).restyle;
+    if (direct && window.trajvizWhatifDirect !== false && direct(gd, traces, data)) {
+      return null;  // bench/whatif_page.py's A/B sets trajvizWhatifDirect false
+    }
+    return window.Plotly.animate(gd, {data: data, traces: traces}, ANIMATE);
+  }
+
   // One panel's update at frame ``moved`` (frameUpdates): its series, y range (only when it
   // changed), threshold line, cursor and dots, in one plotly call. Returns its promise.
   function panelUpdate(e, moved) {
@@ -148,7 +164,7 @@
     if (sameTicks(e.gd, e.p.layout)) {  // data (and range): plotly's redraw-free path
       var frameOf = {data: data, traces: traces};
       if (sameRange(e.gd, range)) {
-        return window.Plotly.animate(e.gd, frameOf, ANIMATE);
+        return newData(e.gd, traces, data);
       }
       frameOf.layout = {"yaxis.range": range};
       return quiet(e.gd, function () { return window.Plotly.animate(e.gd, frameOf, ANIMATE); });
@@ -171,7 +187,7 @@
 
   function drain() {
     waitingFrame = null;
-    waiting.splice(0, window.__tvPPF || PANELS_PER_FRAME).forEach(function (run) { run(); });
+    waiting.splice(0, PANELS_PER_FRAME).forEach(function (run) { run(); });
     if (waiting.length) { waitingFrame = window.requestAnimationFrame(drain); }
   }
 
@@ -216,8 +232,7 @@
     var mine = moved[fast.main.id] || {traces: [], data: []};
     var track = tracker(entry);
     cancelWaiting();
-    track.add(window.Plotly.animate(main, {data: fast.main.data.concat(mine.data),
-                                           traces: fast.main.traces.concat(mine.traces)}, ANIMATE));
+    track.add(newData(main, fast.main.traces.concat(mine.traces), fast.main.data.concat(mine.data)));
     var stagger = window.trajvizWhatifStagger !== false;  // bench/whatif_page.py's A/B: false
     panels.forEach(function (e, i) {
       var run = function () { track.add(panelUpdate(e, moved)); };

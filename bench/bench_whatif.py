@@ -11,7 +11,8 @@ grad/update norms, no sharpness; target <= 200). Run: ``python bench/bench_whati
 runs served by the app): from one lr slider change to the new picture (path, panels and
 summary redrawn), ``page_<run>_ms`` the steady-state median and the first change apart,
 with the stages of one change; ``page_<run>_all_panels_ms`` until every panel in view is
-redrawn too. ``--ab`` alternates with the panels restyled all at once (the old way). Needs playwright and /usr/bin/chromium.
+redrawn too. ``--ab`` alternates with changes drawn as before (every figure through
+plotly's own pass, the panels all at once), in the same page. Needs playwright and /usr/bin/chromium.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def page_times(runs: dict, changes: int, ab: bool = False) -> None:
                   f"{os.getloadavg()}", flush=True)
             if ab:
                 old = out["old"]
-                print(f"{stem:<10} same page, panels all at once (before): path {old['path']:.0f} ms, "
+                print(f"{stem:<10} same page, drawn as before: path {old['path']:.0f} ms, "
                       f"picture {old['steady']:.0f} ms, all panels {old['all']:.0f} ms", flush=True)
             for row in (out["rows"] + (out["old"]["rows"][1:] if ab else [])):
                 print(f"    {describe(row)}")
@@ -83,7 +84,7 @@ def main() -> None:
     parser.add_argument("--browser", action="store_true", help="also time the page (chromium)")
     parser.add_argument("--changes", type=int, default=7, help="slider changes per run (page)")
     parser.add_argument("--ab", action="store_true",
-                        help="page: every other change with the panels restyled at once (before)")
+                        help="page: every other change drawn as before (plotly's own pass, panels at once)")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     print(f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()}")

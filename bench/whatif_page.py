@@ -9,7 +9,7 @@ panel's first series and the summary all changed) and until the page is quiet ag
 press (performance.now() in the page) to the first animation frame that shows the
 change. The first change (it may still wait for the worker) is reported apart from
 the steady state (median of the rest). "All panels": until every metric panel in view
-is redrawn too (``assets/whatif.js`` restyles the plane and the first panel at once, the
+is redrawn too (``assets/whatif.js`` redraws the plane and the first panel at once, the
 other panels one animation frame each after; its ``drawn`` stamp). Per stage: the key press to the what-if
 request (the sliders' JSON route, ``trajviz.app.whatif_route``; a Dash callback request
 on older versions), the server's time for it (the Flask app, measured around the
@@ -123,9 +123,9 @@ def _quiet(page, pending: list[int], settle_s: float, limit_s: float = 60.0) -> 
 def page_latency(runs: Path, changes: int = 7, ab: bool = False) -> dict:
     """{"first": ms, "steady": ms (median), "path": ms (median, the plane only), "all": ms
     (median, every panel in view redrawn too), "rows": [...]} for the run in ``runs`` (see
-    the module docstring). ``ab``: every other change with the panels all restyled at once
-    (``window.trajvizWhatifStagger = false``, as before the stagger), reported as "old"
-    (the same keys) from the same page."""
+    the module docstring). ``ab``: every other change drawn as before (every figure by
+    plotly's own pass, the panels all at once: ``window.trajvizWhatifDirect`` and
+    ``trajvizWhatifStagger`` false), reported as "old" (the same keys) from the same page."""
     from playwright.sync_api import sync_playwright
 
     app, srv, log = _serve(runs)
@@ -148,8 +148,10 @@ def page_latency(runs: Path, changes: int = 7, ab: bool = False) -> dict:
             _quiet(page, pending, 1.0)
             page.locator("#whatif-lr [role=slider]").first.focus()
             for i in range(changes * (2 if ab else 1) + 1):
-                stagger = not ab or i % 2 == 0
-                page.evaluate(f"() => {{ window.trajvizWhatifStagger = {str(stagger).lower()}; }}")
+                stagger = not ab or i % 2 == 0  # False: as before (see page_latency)
+                flag = str(stagger).lower()
+                page.evaluate(f"() => {{ window.trajvizWhatifStagger = {flag}; "
+                              f"window.trajvizWhatifDirect = {flag}; }}")
                 old = page.evaluate(SIGNATURE)
                 log.clear()
                 page.keyboard.press("ArrowLeft")
@@ -190,7 +192,7 @@ def describe(row: dict) -> str:
     return (f"request sent {req[0]:.0f}, server {server:.0f}, response end {req[1]:.0f} "
             f"({req[2] / 1024:.0f} kB), restyle {applied[0]:.0f}-{applied[1]:.0f}, path "
             f"{row['marks'].get('path', float('nan')):.0f}, picture {max(row['marks'].values()):.0f}, "
-            f"all panels {_all_panels(row):.0f}" + ("" if row.get("stagger", True) else " (panels at once)"))
+            f"all panels {_all_panels(row):.0f}" + ("" if row.get("stagger", True) else " (as before)"))
 
 
 __all__ = ["describe", "page_latency"]

@@ -170,3 +170,75 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
                                    rtol=5.01e-5, atol=1e-12)
     np.testing.assert_allclose(compare["fast"][3], compare["full"][3], rtol=1e-9)
     assert errors == []
+
+
+# Keeps each reply the page draws (window.__replies) and stops the full draw that follows a
+# resting slider (set_props of the whatif-shown Store), so two ways of drawing the same
+# reply can be compared on the same figures.
+HOLD_JS = """() => { const ns = window.dash_clientside.trajviz_whatif, answer = ns.answer;
+    window.__replies = [];
+    ns.answer = function (reply, frame) { if (reply.fast) { window.__replies.push([reply, frame]); }
+                                          return answer.apply(this, arguments); };
+    const set = window.dash_clientside.set_props;
+    window.dash_clientside.set_props = function (id) {
+      return id === 'whatif-shown' ? undefined : set.apply(this, arguments); };
+    const direct = window.dash_clientside.trajviz_direct, restyle = direct.restyle;
+    window.__direct = 0;
+    direct.restyle = function () { const ok = restyle.apply(this, arguments);
+                                   window.__direct += ok ? 1 : 0; return ok; }; }"""
+# Draws reply i (window.__replies) directly or through plotly's own pass, waits until every
+# panel is drawn, and returns each graph in view as SVG (trace uids, random, left out) and
+# its traces' x/y as plotly holds them.
+DRAW_JS = """async ([i, direct]) => {
+    window.trajvizWhatifDirect = direct;
+    const [reply, frame] = window.__replies[i], stats = window.trajvizStats.whatif;
+    const n = stats.length;
+    window.dash_clientside.trajviz_whatif.answer(reply, frame, null);
+    while (stats.length === n || stats[stats.length - 1].drawn === undefined) {
+      await new Promise(r => requestAnimationFrame(r)); }
+    const out = {};
+    for (const id of ['surface-graph', ...reply.fast.panels.map(p => p.id)]) {
+      const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+      if (!gd || gd.offsetParent === null) { continue; }
+      out[id] = {svg: gd.querySelector('.main-svg').outerHTML.replace(/trace[0-9a-f]{6}/g, 'trace'),
+                 xy: JSON.stringify(gd._fullData.map(t => [Array.from(t.x || []), Array.from(t.y || [])])),
+                 calc: JSON.stringify(gd.calcdata.map(cd => cd.map(p => [p.x, p.y])))};
+    }
+    return out; }"""
+
+
+def test_the_direct_redraw_draws_what_plotlys_own_pass_draws(live):
+    """assets/direct.js (only the changed traces recomputed and drawn) leaves every graph as
+    plotly's Plotly.animate/update would: the same SVG, data and points, plane and panels."""
+    url, state = live
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_function(f"({PATHS_JS})() !== null && ({PATHS_JS})() !== '[]'", timeout=60_000)
+        for _ in range(450):  # bounded polling: the run's worker warms up
+            if state.whatif.pool._workers:
+                break
+            time.sleep(0.2)
+        page.evaluate(IDLE_JS)
+        page.evaluate(HOLD_JS)
+        page.locator("#whatif-lr [role=slider]").first.focus()
+        for count in (1, 2):  # two what-ifs, one after the other
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_function(f"() => window.__replies.length >= {count}", timeout=60_000)
+            page.evaluate(IDLE_JS)
+        plotly = page.evaluate(DRAW_JS, [0, False])
+        page.evaluate(DRAW_JS, [1, False])  # something else drawn in between
+        before = page.evaluate("() => window.__direct")
+        direct = page.evaluate(DRAW_JS, [0, True])
+        used = page.evaluate("() => window.__direct") - before
+        browser.close()
+    assert set(direct) == set(plotly) and "surface-graph" in direct and len(direct) >= 3
+    assert used >= 1 + 1  # the plane and at least one panel took the direct path
+    for gid in plotly:
+        assert direct[gid]["xy"] == plotly[gid]["xy"], gid
+        assert direct[gid]["calc"] == plotly[gid]["calc"], gid
+        assert direct[gid]["svg"] == plotly[gid]["svg"], gid
+    assert errors == []
