@@ -15,7 +15,7 @@
  *     directly (assets/direct.js: only the changed traces recomputed and drawn, not the
  *     whole figure's defaults), else by a redraw-free Plotly.animate (a new y range; or
  *     Plotly.update, new ticks). The plane and the first panel (the loss) are drawn at
- *     once, each other panel one animation frame later, so the plane's paths show first;
+ *     once, the other panels just after that paint, so the plane's paths show first;
  *     then it stores the new playback data for the next frames;
  *   once no new what-if has come for SETTLE_MS and no request is out, it names the
  *     variant in the whatif-shown Store: one full draw then redraws everything exactly
@@ -174,21 +174,27 @@
     });
   }
 
-  // Panel updates not yet handed to plotly: the plane (and the first panel) go at once, the
-  // other panels PANELS_PER_FRAME an animation frame after it, so the plane's new paths are
-  // painted first; a newer what-if or the full draw replaces what still waits here.
-  var PANELS_PER_FRAME = 1;
-  var waiting = [], waitingFrame = null;
+  // Panel updates not yet handed to plotly: the plane and the first panel are drawn at
+  // once, the other panels in one go just after the next paint (an animation frame, then
+  // a task), so the plane's new paths are on screen first; a newer what-if or the full draw
+  // replaces what still waits here.
+  var waiting = [], turn = 0;
 
   function cancelWaiting() {
     waiting = [];
-    if (waitingFrame !== null) { window.cancelAnimationFrame(waitingFrame); waitingFrame = null; }
+    turn += 1;
   }
 
-  function drain() {
-    waitingFrame = null;
-    waiting.splice(0, PANELS_PER_FRAME).forEach(function (run) { run(); });
-    if (waiting.length) { waitingFrame = window.requestAnimationFrame(drain); }
+  function afterPaint() {
+    var mine = turn;
+    window.requestAnimationFrame(function () {
+      window.setTimeout(function () {
+        if (mine !== turn) { return; }  // replaced meanwhile
+        var runs = waiting;
+        waiting = [];
+        runs.forEach(function (run) { run(); });
+      }, 0);
+    });
   }
 
   // Stamps entry.drawn (performance.now() at the animation frame after every plotly call of
@@ -238,7 +244,7 @@
       var run = function () { track.add(panelUpdate(e, moved)); };
       if (i === 0 || !stagger) { run(); } else { waiting.push(run); }
     });
-    if (waiting.length) { waitingFrame = window.requestAnimationFrame(drain); }
+    if (waiting.length) { afterPaint(); }
     track.close();
     return true;
   }

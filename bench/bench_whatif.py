@@ -67,12 +67,14 @@ def page_times(runs: dict, changes: int, ab: bool = False) -> None:
             write_run(run, folder)
             out = page_latency(folder, changes, ab)
             print(f"{stem:<10} page: first change {out['first']:.0f} ms; steady: path {out['path']:.0f} ms, "
-                  f"picture {out['steady']:.0f} ms, all panels {out['all']:.0f} ms; load average "
+                  f"picture {out['steady']:.0f} ms (painted {out['painted']:.0f} ms), all panels "
+                  f"{out['all']:.0f} ms; load average "
                   f"{os.getloadavg()}", flush=True)
             if ab:
                 old = out["old"]
                 print(f"{stem:<10} same page, drawn as before: path {old['path']:.0f} ms, "
-                      f"picture {old['steady']:.0f} ms, all panels {old['all']:.0f} ms", flush=True)
+                      f"picture {old['steady']:.0f} ms (painted {old['painted']:.0f} ms), all panels "
+                      f"{old['all']:.0f} ms", flush=True)
             for row in (out["rows"] + (out["old"]["rows"][1:] if ab else [])):
                 print(f"    {describe(row)}")
             print(f"page_{stem}_ms: {out['steady']:.0f}", flush=True)

@@ -7,7 +7,7 @@ waits until the new picture is drawn (the first learner's path on the plane, the
 panel's first series and the summary all changed) and until the page is quiet again
 (the full draw once the slider rests, every request answered). Times are from the key
 press (performance.now() in the page) to the first animation frame that shows the
-change. The first change (it may still wait for the worker) is reported apart from
+change ("painted": to a task just after that frame's paint). The first change (it may still wait for the worker) is reported apart from
 the steady state (median of the rest). "All panels": until every metric panel in view
 is redrawn too (``assets/whatif.js`` redraws the plane and the first panel at once, the
 other panels one animation frame each after; its ``drawn`` stamp). Per stage: the key press to the what-if
@@ -49,17 +49,23 @@ INSTRUMENT = """() => {
 # animation frame), with each part's time since the key press and the request timings.
 WATCH = """(old) => new Promise(done => {
   const L = window.__lat, marks = {}, sig = (SIGNATURE);
+  let painted = null;
   const tick = () => {
     const now = performance.now(), s = sig();
     for (const k of Object.keys(old)) { if (s[k] !== old[k] && !(k in marks)) marks[k] = now - L.t0; }
+    if (painted === null && Object.keys(old).every(k => k in marks)) {
+      painted = undefined;  // a task after this frame: its paint is done
+      setTimeout(() => { painted = performance.now() - L.t0; }, 0);
+    }
     const applied = ((window.trajvizStats || {}).whatif || []).filter(a => a.start >= L.t0);
     const last = applied[applied.length - 1];
-    const waiting = last && last.drawn === undefined && now - L.t0 < 10000;  // the other panels
+    const waiting = (last && last.drawn === undefined || painted === undefined) &&
+                    now - L.t0 < 10000;  // the other panels, the paint
     if ((Object.keys(old).every(k => k in marks) && !waiting) || now - L.t0 > 60000) {
       const reqs = performance.getEntriesByType('resource')
         .filter(e => e.name.includes('_dash-update') || e.name.includes('_trajviz/whatif'))
         .map(e => [e.startTime - L.t0, e.responseEnd - L.t0, e.encodedBodySize]);
-      done({marks, reqs, applied: applied.map(a => [a.start - L.t0, a.end - L.t0,
+      done({marks, reqs, painted, applied: applied.map(a => [a.start - L.t0, a.end - L.t0,
                                                     a.drawn === undefined ? null : a.drawn - L.t0])});
     } else { requestAnimationFrame(tick); }
   };
@@ -179,6 +185,7 @@ def _all_panels(row: dict) -> float:
 def _summary(rows: list[dict], first: dict) -> dict:
     return {"first": max(first["marks"].values()),
             "steady": statistics.median(max(r["marks"].values()) for r in rows),
+            "painted": statistics.median(r["painted"] or float("nan") for r in rows),
             "path": statistics.median(r["marks"]["path"] for r in rows),
             "all": statistics.median(_all_panels(r) for r in rows), "rows": [first, *rows]}
 
@@ -191,7 +198,8 @@ def describe(row: dict) -> str:
     applied = row["applied"][0] if row["applied"] else (float("nan"),) * 2
     return (f"request sent {req[0]:.0f}, server {server:.0f}, response end {req[1]:.0f} "
             f"({req[2] / 1024:.0f} kB), restyle {applied[0]:.0f}-{applied[1]:.0f}, path "
-            f"{row['marks'].get('path', float('nan')):.0f}, picture {max(row['marks'].values()):.0f}, "
+            f"{row['marks'].get('path', float('nan')):.0f}, picture {max(row['marks'].values()):.0f} "
+            f"(painted {row.get('painted') or float('nan'):.0f}), "
             f"all panels {_all_panels(row):.0f}" + ("" if row.get("stagger", True) else " (as before)"))
 
 
