@@ -212,13 +212,14 @@
         open += 1;
         if (promise && promise.then) { promise.then(settled, settled); } else { settled(); }
       },
+      hold: function () { open += 1; },  // a call to come: its run calls close
       close: settled
     };
   }
 
   // Restyle the figures drawn for fast.key at frame index ``frame``: the changed paths,
   // plus the heads, tails, cursors and dots of that frame (playback.js's frameUpdates),
-  // one redraw-free Plotly.animate per graph. False when a figure cannot take it.
+  // one call per graph (newData, panelUpdate). False when a figure cannot take it.
   function restyle(fast, frame, entry) {
     var main = graphDiv(fast.main.id);
     if (!drawn(main, fast) || !scatterOnly(main)) { return false; }
@@ -241,8 +242,12 @@
     track.add(newData(main, fast.main.traces.concat(mine.traces), fast.main.data.concat(mine.data)));
     var stagger = window.trajvizWhatifStagger !== false;  // bench/whatif_page.py's A/B: false
     panels.forEach(function (e, i) {
-      var run = function () { track.add(panelUpdate(e, moved)); };
-      if (i === 0 || !stagger) { run(); } else { waiting.push(run); }
+      if (i === 0 || !stagger) {
+        track.add(panelUpdate(e, moved));
+      } else {
+        track.hold();
+        waiting.push(function () { track.add(panelUpdate(e, moved)); track.close(); });
+      }
     });
     if (waiting.length) { afterPaint(); }
     track.close();
