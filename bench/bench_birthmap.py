@@ -1,33 +1,34 @@
-"""Birth map throughput: vectorised grid × tasks against a per-initialisation loop.
+"""Birth map throughput: the vectorised map against a per-initialisation loop.
 
 41×41 initialisations on a random plane through the sinusoid MLP 1-40-40-1's
 initialisation, × 8 held-out tasks × 32 inner steps. Inner optimiser: Adam,
 lr 0.01, full batch by default (the sinusoid demo's inner loop; issue 9 does
-not name one); ``--optimizer sgd`` for plain SGD (lr 0.01); report both. Both
-sides take the same path, printed as ``path:``: ``birthloop`` (the flat,
-in-place statistics loop of trajviz/birthloop.py, for fusable MLPs) or
-``inner_loop`` (``--plain``, or ``TRAJVIZ_BIRTHLOOP=0``). The vectorised side is ``compute_birth_map`` as the
-CLI runs it (chunks of grid points × tasks through the executor, statistics
-folded on the fly). The baseline runs the very same inner loop and statistics
-(``rollout_statistics``) one initialisation at a time (its 8 tasks together),
-on an evenly spaced subsample of the grid points, and its time is scaled to
-the whole grid (it is linear in the number of points). Both in this process,
-same thread count; the per-task statistics of the subsample are checked to
-agree with the vectorised map's before anything is timed.
+not name one); ``--optimizer sgd|momentum`` for the others (lr 0.01).
 
-Run (from bench/): ``python bench_birthmap.py [--optimizer adam|sgd] [--grid 41] [--sample 41]
-[--repeats 3] [--sweep] [--plain]``. Prints first-call and steady-state times, wall and
-this process's CPU time (the machine is shared: CPU time is the steadier of the two);
-the last line is ``ratio: X`` (per-initialisation loop wall time for the whole grid /
-vectorised wall time, medians).
+- The vectorised side is ``compute_birth_map`` as the CLI runs it: the grid in
+  chunks through the executor, in the native kernel (trajviz/birth_native.c,
+  every rollout whole in L1, the update applied straight from the gradient's
+  registers) where a C compiler exists, statistics folded on the fly.
+- The baseline is the engine's exact inner loop and statistics
+  (``rollout_statistics``: birthloop, the numbers a run records) one
+  initialisation at a time (its 8 tasks together), on an evenly spaced
+  subsample of the grid, its time scaled to the whole grid (it is linear in
+  the number of points).
 
-Measured (2 shared cores, load 10-14, CPU time per grid point, 128 points): with
-the birth loop, vectorised 7.7 ms (SGD) / 10.9 ms (Adam) against the loop's
-25.8 / 35.3 ms, ratio ~3.3; the plain inner_loop gave 10.4 / 16.9 against
-45.2 / 71.3 (~4.3). The ratio is bounded by the per-rollout work both sides
-share: the batched matmuls of the MLP step alone cost ~11 µs per rollout-step
-here (in a loop point ~3 ms of its ~26-35), so X ≥ 30 is out of reach on this
-machine whatever the vectorised side's elementwise work.
+Both run in this process with the same thread count: ``--threads N``, default
+torch's (all cores, as ``trajviz birthmap`` runs). The kernel splits whole
+rollouts over the threads; the loop's per-θ0 ops are too small for torch's
+threads to help. Before anything is timed, the subsample's means are checked
+against the map's (1e-2 relative: float32 rounding amplified along 32 Adam
+steps) and against a per-θ0 loop of the kernel itself (1e-5). Also printed:
+the map on the exact vectorised path, and the per-θ0 native loop
+(``ratio_same_kernel``: the gain of vectorising alone).
+
+Run (from bench/): ``python bench_birthmap.py [--optimizer adam|sgd|momentum] [--grid 41]
+[--sample 41] [--repeats 3] [--threads N] [--sweep] [--plain]``. Prints first-call and
+steady-state times, wall and this process's CPU time (the machine is shared: CPU time
+is the steadier of the two); the last line is ``ratio: X`` (per-initialisation loop
+wall time for the whole grid / vectorised wall time, medians).
 """
 from __future__ import annotations
 
@@ -69,14 +70,17 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=41)
     ap.add_argument("--sample", type=int, default=41, help="grid points the loop baseline runs")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for both sides (default: torch's, all cores)")
     ap.add_argument("--sweep", action="store_true", help="time chunk sizes first")
     ap.add_argument("--plain", action="store_true",
                     help="the plain inner_loop path on both sides (no native kernel)")
     ap.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "momentum"],
                     help="inner optimiser, lr 0.01 (default adam, as the sinusoid demo)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    args.threads = torch.get_num_threads()
     problem, tasks, spec, view = setup(args.optimizer)
     if args.plain:
         with birthloop.inner_loop_only(), mock.patch.object(native_birth, "plan", lambda *a: None):

@@ -7,8 +7,8 @@ numbers are the plain loop's to float32 rounding, not bit for bit (its sums
 run in another order, and it uses fused multiply-adds), so ``birthmap`` uses
 it for the map's grid only: learners' θ0 and kept points take the exact
 path, so their rows equal their recorded statistics bit for bit.
-Rollouts are split over ``torch.get_num_threads()`` threads (the C call
-releases the GIL). Where no C compiler exists, ``applies`` is False and the
+Rollouts are split over ``threads.kernel_threads()`` threads (the C call
+releases the GIL). Where no C compiler exists, ``plan`` is None and the
 map keeps ``birthloop``.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import Tensor
 from .fused import use_fused  # the MLP-under-MSE recogniser the exact fast loop uses
 from .inner import InnerSpec, all_batches, minibatch_indices
 from .mlp_plan import Linear, mlp_layers
-from .native import library, split
+from .native import chunk_points, library, split
 from .tasks import Problem, TaskSet
 
 OPTIMIZERS = {"sgd": 0, "momentum": 1, "adam": 2}
@@ -43,6 +43,18 @@ def plan(problem: Problem, tasks: TaskSet, spec: InnerSpec) -> tuple | None:
     if len(linears) > MAX_LAYERS or library("birth_native") is None:
         return None
     return linears, tuple(int(act == "relu") for *_, act in fused_plan)
+
+
+def grid_chunk(problem: Problem, tasks: TaskSet, spec: InnerSpec, total: int) -> int | None:
+    """Grid points per chunk where the kernel takes the map's grid, else None. Its memory per
+    point is a θ0 row and the results (activations live in L1), so chunks are sized as the
+    native surface's (θ0 rows in about ``native.CHUNK_BYTES``), but at least 8 of them, for
+    progress and for executors' workers. On the bench's map (1681 points of the sinusoid
+    MLP) that is 211 points, against 18 from ``birthmap.default_chunk`` (sized for the
+    exact path's [G·N, P] arrays): 6 % less time per map."""
+    if plan(problem, tasks, spec) is None:
+        return None
+    return max(1, min(chunk_points(problem.model.spec.size), -(-total // 8)))
 
 
 def statistics(native_plan: tuple, theta0: Tensor, tasks: TaskSet, spec: InnerSpec,
