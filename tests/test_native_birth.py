@@ -142,3 +142,17 @@ def test_the_map_takes_the_kernel_on_its_grid_and_the_exact_loop_for_learners(mo
         np.testing.assert_allclose(fast.mean[stat], exact.mean[stat], rtol=1e-4, atol=1e-7)
     for stat in fast.learner_tasks:  # learners: the exact loop on both
         np.testing.assert_array_equal(fast.learner_tasks[stat], exact.learner_tasks[stat])
+
+
+def test_grid_chunks_are_sized_by_theta0_rows_and_task_data():
+    problem, tasks = sinusoid(8)  # P = 1761; a task's support: 10 x and 10 y floats
+    full = InnerSpec(make_optimizer("adam", 0.01), 32, None)
+    # 2 MiB / (4 · (1761 + 8 · 20)) = 272 points, but at least 8 chunks
+    assert native_birth.grid_chunk(problem, tasks, full, 100_000) == 2 * 2**20 // (4 * (1761 + 160))
+    assert native_birth.grid_chunk(problem, tasks, full, 1681) == 211  # ⌈1681 / 8⌉
+    # minibatches of 5: every one of the 33 steps' batches is read, 5/10 of a support each
+    mini = InnerSpec(make_optimizer("adam", 0.01), 32, 5)
+    assert native_birth.grid_chunk(problem, tasks, mini, 100_000) == 2 * 2**20 // (4 * (1761 + 8 * 330))
+    tanh = nn.Sequential(nn.Linear(1, 4), nn.Tanh(), nn.Linear(4, 1))
+    model = from_module("tanh", tanh)
+    assert native_birth.grid_chunk(Problem(model, mse_loss(model)), tasks, full, 1681) is None

@@ -256,11 +256,11 @@ def compute_birth_map(problem: Problem, tasks: TaskSet, spec: InnerSpec, seed: i
     m = max(1, min(PREDICTOR_STEPS, spec.steps))
     ctx = BirthContext(problem, tasks, spec, seed, origin, basis, coords, points, eps, m, ref)
     per_chunk = chunk or default_chunk(P, len(tasks))
-    on_grid = grid_chunks(grid * grid, chunk or native_birth.grid_chunk(problem, tasks, spec, grid * grid)
-                          or per_chunk)
-    parts = executor.map(evaluate_chunk, ctx, on_grid + grid_chunks(len(names), per_chunk, "points"),
+    grid_part = grid_chunks(grid * grid, chunk or native_birth.grid_chunk(problem, tasks, spec, grid * grid)
+                            or per_chunk)
+    parts = executor.map(evaluate_chunk, ctx, grid_part + grid_chunks(len(names), per_chunk, "points"),
                          progress=progress)
-    n_grid = len(on_grid)
+    n_grid = len(grid_part)
     on_grid = _gather(parts[:n_grid])
     shaped = {k: v.reshape(grid, grid, len(tasks)) for k, v in on_grid.items()}
     mean, spread, specialisation, predicted = _summaries(shaped)
