@@ -15,10 +15,12 @@ not name one); ``--optimizer sgd|momentum`` for the others (lr 0.01).
   subsample of the grid, its time scaled to the whole grid (it is linear in
   the number of points).
 
-Both run in this process with the same thread count: ``--threads N``, default
-torch's (all cores, as ``trajviz birthmap`` runs). The kernel splits whole
-rollouts over the threads; the loop's per-θ0 ops are too small for torch's
-threads to help. Before anything is timed, the subsample's means are checked
+Both run in this process, each at its best thread count. The map takes ``--threads N``
+(default torch's: all cores, as ``trajviz birthmap`` runs), over which the kernel splits
+whole rollouts. The loop takes 1 thread: its per-θ0 ops are too small for torch's
+threads to help, and on a loaded machine their barriers made it 8-25x slower (31.5 ms
+per θ0 at 1 thread, 258-830 ms at 2, load 2.8; printed when N > 1). The map at 1
+thread is timed too (``ratio_1_thread``). Before anything is timed, the subsample's means are checked
 against the map's (1e-2 relative: float32 rounding amplified along 32 Adam
 steps) and against a per-θ0 loop of the kernel itself (1e-5). Also printed:
 the map on the exact vectorised path, and the per-θ0 native loop
@@ -107,8 +109,24 @@ def run(args, problem, tasks, spec, view) -> None:
             print(f"  chunk {chunk:>4} grid points: {time.perf_counter() - t:.2f} s wall, "
                   f"{time.process_time() - c:.2f} s CPU for 21x21")
 
+    n = args.threads
+
+    def at(threads: int, fn):
+        """fn, run with torch at ``threads`` threads."""
+        def call():
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                return fn()
+            finally:
+                torch.set_num_threads(before)
+        return call
+
+    def the_map():
+        return compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid)
+
     t = time.perf_counter()
-    bm = compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid)
+    bm = at(n, the_map)()
     first = time.perf_counter() - t
     # The baseline: the same inner loop and statistics, one θ0 at a time.
     pick = np.unique(np.linspace(0, total - 1, args.sample).round().astype(int))
@@ -117,13 +135,18 @@ def run(args, problem, tasks, spec, view) -> None:
     coords = np.stack([a.ravel(), b.ravel()], axis=1)[pick]
     thetas = torch.as_tensor(slc.origin + coords @ slc.basis, dtype=torch.float32)
 
-    def loop(native: bool = False):
+    def loop(native: bool = False, count: int | None = None):
         return [rollout_statistics(problem, thetas[i:i + 1], tasks, spec, 0, native=native)
-                for i in range(len(pick))]
+                for i in range(count or len(pick))]
 
     t = time.perf_counter()
-    per_point = loop()
+    per_point = at(1, loop)()
     loop_first = time.perf_counter() - t
+    if n > 1:  # why the loop runs single-threaded: torch's threads only add barriers here
+        few = 5
+        one, many = (min(_timed(at(k, lambda: loop(count=few))) for _ in range(2)) for k in (1, n))
+        print(f"the loop per θ0: {one / few * 1e3:.1f} ms at 1 thread, {many / few * 1e3:.1f} ms at {n} "
+              f"threads; the baseline takes its best, 1 thread")
 
     def worst_difference(points) -> tuple[float, bool]:
         worst = 0.0
@@ -141,10 +164,11 @@ def run(args, problem, tasks, spec, view) -> None:
     print(f"check against the exact loop: {len(pick)} points, statistics "
           f"{', '.join(BIRTH_STATISTICS)}: max relative difference of the means {worst:.2e}, "
           f"steps_to_eps identical: {steps_same}")
-    fns = {"vectorised": lambda: compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid),
-           "loop": loop}
+    fns = {"vectorised": at(n, the_map), "loop": at(1, loop)}
+    if n > 1:
+        fns["vectorised, 1 thread"] = at(1, the_map)
     if kernel:
-        same_kernel, _ = worst_difference(loop(native=True))
+        same_kernel, _ = worst_difference(at(1, lambda: loop(native=True))())
         print(f"check against a per-θ0 loop of the same native kernel: max relative difference "
               f"{same_kernel:.1e} (each rollout runs alone in the kernel; this is the means' "
               "rounding)")
@@ -153,8 +177,8 @@ def run(args, problem, tasks, spec, view) -> None:
         # float32 rounding, amplified along 32 adaptive steps (Adam divides by √v)
         if not worst < 1e-2:
             raise SystemExit("the native map and the exact loop disagree beyond rounding")
-        fns["native loop"] = lambda: loop(native=True)
-        fns["vectorised exact"] = lambda: exact_map(problem, tasks, spec, view, args.grid)
+        fns["native loop"] = at(1, lambda: loop(native=True))
+        fns["vectorised exact"] = at(1, lambda: exact_map(problem, tasks, spec, view, args.grid))
     elif not worst < 1e-4:
         raise SystemExit("the vectorised map and the loop disagree")
     cpu = {}
@@ -169,19 +193,29 @@ def run(args, problem, tasks, spec, view) -> None:
     cpu = {name: float(np.median(ts[1:])) for name, ts in cpu.items()}  # without the warm-up
     scale = total / len(pick)
     loop_total = times["loop"] * scale
+    print(f"threads: the map {n} (whole rollouts split over them); every loop 1")
     print(f"first call: vectorised {first:.2f} s; loop {loop_first:.2f} s for {len(pick)} points "
           f"(x{scale:.1f} = {loop_first * scale:.1f} s for the grid)")
     print(f"steady state (median of {args.repeats}): vectorised {times['vectorised']:.2f} s "
           f"({total * TASKS / times['vectorised']:.0f} rollouts/s); loop {times['loop']:.2f} s for "
           f"{len(pick)} points, scaled x{scale:.1f} to {loop_total:.1f} s for the grid")
+    one = times.get("vectorised, 1 thread", times["vectorised"])
+    if n > 1:
+        print(f"steady state: the map at 1 thread {one:.2f} s (ratio_1_thread: {loop_total / one:.1f})")
     if kernel:
-        print(f"steady state: the map on the exact path (birthloop, vectorised) "
-              f"{times['vectorised exact']:.2f} s; a per-θ0 loop of the native kernel scaled to "
-              f"the grid {times['native loop'] * scale:.2f} s (ratio_same_kernel: "
-              f"{times['native loop'] * scale / times['vectorised']:.1f})")
+        print(f"steady state, 1 thread: the map on the exact path (birthloop, vectorised) "
+              f"{times['vectorised exact']:.2f} s (the kernel's gain: {times['vectorised exact'] / one:.1f}x); "
+              f"a per-θ0 loop of the native kernel scaled to the grid {times['native loop'] * scale:.2f} s "
+              f"(ratio_same_kernel: {times['native loop'] * scale / one:.1f})")
     print(f"steady state, CPU time of this process: vectorised {cpu['vectorised']:.2f} s; loop "
           f"{cpu['loop'] * scale:.1f} s for the grid; cpu ratio: {cpu['loop'] * scale / cpu['vectorised']:.1f}")
     print(f"ratio: {loop_total / times['vectorised']:.1f}")
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def exact_map(problem, tasks, spec, view, grid):
