@@ -394,6 +394,7 @@ int trajviz_birth_rollouts(int n_layers, const int *dims, const int *relu_after,
         }
         memset(m, 0, sizeof(float) * total);
         memset(v, 0, sizeof(float) * total);
+        double beta1_power = 1.0, beta2_power = 1.0; /* β^(s+1) by products, not a pow() per step */
         for (int s = 0; s <= steps; s++) {
             const long at = ((long)r * n_batches + (n_batches > 1 ? s : 0)) * batch;
             const float *xs = x + at * d_in, *ys = y + at * n_out;
@@ -424,7 +425,9 @@ int trajviz_birth_rollouts(int n_layers, const int *dims, const int *relu_after,
                 break;
             /* backward, with the update of each block as soon as its gradient is stored */
             if (opt == ADAM) {
-                const double bc1 = 1.0 - pow(hyper[1], s + 1), bc2 = 1.0 - pow(hyper[2], s + 1);
+                beta1_power *= hyper[1];
+                beta2_power *= hyper[2];
+                const double bc1 = 1.0 - beta1_power, bc2 = 1.0 - beta2_power;
                 st.step_size = (float)(lr / bc1);
                 st.inv_root_bc2 = (float)(1.0 / sqrt(bc2));
             }
