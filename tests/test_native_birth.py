@@ -150,6 +150,7 @@ def test_grid_chunks_are_sized_by_theta0_rows_and_task_data():
     # 2 MiB / (4 · (1761 + 8 · 20)) = 272 points, but at least 8 chunks
     assert native_birth.grid_chunk(problem, tasks, full, 100_000) == 2 * 2**20 // (4 * (1761 + 160))
     assert native_birth.grid_chunk(problem, tasks, full, 1681) == 211  # ⌈1681 / 8⌉
+    assert native_birth.grid_chunk(problem, tasks, full, 1681, workers=16) == 27  # ⌈1681 / 64⌉
     # minibatches of 5: every one of the 33 steps' batches is read, 5/10 of a support each
     mini = InnerSpec(make_optimizer("adam", 0.01), 32, 5)
     assert native_birth.grid_chunk(problem, tasks, mini, 100_000) == 2 * 2**20 // (4 * (1761 + 8 * 330))

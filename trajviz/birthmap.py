@@ -229,9 +229,8 @@ def compute_birth_map(problem: Problem, tasks: TaskSet, spec: InnerSpec, seed: i
     """The birth map of ``view``'s slice over ``grid`` × ``grid`` points of its extent.
 
     tasks: the N tasks (already on the device and dtype to compute in);
-    thetas: {learner: θ0 [P]} for the table; ``chunk`` grid points per chunk
-    (default ``default_chunk``; ``native_birth.grid_chunk`` for a grid the kernel takes);
-    ``progress(done, total)`` per chunk.
+    thetas: {learner: θ0 [P]} for the table; ``chunk`` grid points per chunk (default
+    ``default_chunk``, ``native_birth.grid_chunk`` for a grid the kernel takes); ``progress``.
     """
     from .config import check_birthmap
 
@@ -256,8 +255,9 @@ def compute_birth_map(problem: Problem, tasks: TaskSet, spec: InnerSpec, seed: i
     m = max(1, min(PREDICTOR_STEPS, spec.steps))
     ctx = BirthContext(problem, tasks, spec, seed, origin, basis, coords, points, eps, m, ref)
     per_chunk = chunk or default_chunk(P, len(tasks))
-    grid_part = grid_chunks(grid * grid, chunk or native_birth.grid_chunk(problem, tasks, spec, grid * grid)
-                            or per_chunk)
+    workers = getattr(executor, "workers", 1)  # a Dask cluster's: 4 grid chunks each at least
+    grid_part = grid_chunks(grid * grid, chunk or native_birth.grid_chunk(
+        problem, tasks, spec, grid * grid, workers) or per_chunk)
     parts = executor.map(evaluate_chunk, ctx, grid_part + grid_chunks(len(names), per_chunk, "points"),
                          progress=progress)
     n_grid = len(grid_part)
