@@ -1,33 +1,36 @@
-"""Birth map throughput: vectorised grid × tasks against a per-initialisation loop.
+"""Birth map throughput: the vectorised map against a per-initialisation loop.
 
 41×41 initialisations on a random plane through the sinusoid MLP 1-40-40-1's
 initialisation, × 8 held-out tasks × 32 inner steps. Inner optimiser: Adam,
 lr 0.01, full batch by default (the sinusoid demo's inner loop; issue 9 does
-not name one); ``--optimizer sgd`` for plain SGD (lr 0.01); report both. Both
-sides take the same path, printed as ``path:``: ``birthloop`` (the flat,
-in-place statistics loop of trajviz/birthloop.py, for fusable MLPs) or
-``inner_loop`` (``--plain``, or ``TRAJVIZ_BIRTHLOOP=0``). The vectorised side is ``compute_birth_map`` as the
-CLI runs it (chunks of grid points × tasks through the executor, statistics
-folded on the fly). The baseline runs the very same inner loop and statistics
-(``rollout_statistics``) one initialisation at a time (its 8 tasks together),
-on an evenly spaced subsample of the grid points, and its time is scaled to
-the whole grid (it is linear in the number of points). Both in this process,
-same thread count; the per-task statistics of the subsample are checked to
-agree with the vectorised map's before anything is timed.
+not name one); ``--optimizer sgd|momentum`` for the others (lr 0.01).
 
-Run (from bench/): ``python bench_birthmap.py [--optimizer adam|sgd] [--grid 41] [--sample 41]
-[--repeats 3] [--sweep] [--plain]``. Prints first-call and steady-state times, wall and
-this process's CPU time (the machine is shared: CPU time is the steadier of the two);
-the last line is ``ratio: X`` (per-initialisation loop wall time for the whole grid /
-vectorised wall time, medians).
+- The vectorised side is ``compute_birth_map`` as the CLI runs it: the grid in
+  chunks through the executor, in the native kernel (trajviz/birth_native.c,
+  every rollout whole in L1, the update applied straight from the gradient's
+  registers) where a C compiler exists, statistics folded on the fly.
+- The baseline is the engine's exact inner loop and statistics
+  (``rollout_statistics``: birthloop, the numbers a run records) one
+  initialisation at a time (its 8 tasks together), on an evenly spaced
+  subsample of the grid, its time scaled to the whole grid (it is linear in
+  the number of points).
 
-Measured (2 shared cores, load 10-14, CPU time per grid point, 128 points): with
-the birth loop, vectorised 7.7 ms (SGD) / 10.9 ms (Adam) against the loop's
-25.8 / 35.3 ms, ratio ~3.3; the plain inner_loop gave 10.4 / 16.9 against
-45.2 / 71.3 (~4.3). The ratio is bounded by the per-rollout work both sides
-share: the batched matmuls of the MLP step alone cost ~11 µs per rollout-step
-here (in a loop point ~3 ms of its ~26-35), so X ≥ 30 is out of reach on this
-machine whatever the vectorised side's elementwise work.
+Both run in this process, each at its best thread count. The map takes ``--threads N``
+(default torch's: all cores, as ``trajviz birthmap`` runs), over which the kernel splits
+whole rollouts. The loop takes 1 thread: its per-θ0 ops are too small for torch's
+threads to help, and on a loaded machine their barriers made it 8-25x slower (31.5 ms
+per θ0 at 1 thread, 258-830 ms at 2, load 2.8; printed when N > 1). The map at 1
+thread is timed too (``ratio_1_thread``). Before anything is timed, the subsample's means are checked
+against the map's (1e-2 relative: float32 rounding amplified along 32 Adam
+steps) and against a per-θ0 loop of the kernel itself (1e-5). Also printed:
+the map on the exact vectorised path, and the per-θ0 native loop
+(``ratio_same_kernel``: the gain of vectorising alone).
+
+Run (from bench/): ``python bench_birthmap.py [--optimizer adam|sgd|momentum] [--grid 41]
+[--sample 41] [--repeats 3] [--threads N] [--sweep] [--plain]``. Prints first-call and
+steady-state times, wall and this process's CPU time (the machine is shared: CPU time
+is the steadier of the two); the last line is ``ratio: X`` (per-initialisation loop
+wall time for the whole grid / vectorised wall time, medians).
 """
 from __future__ import annotations
 
@@ -69,14 +72,17 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=41)
     ap.add_argument("--sample", type=int, default=41, help="grid points the loop baseline runs")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for both sides (default: torch's, all cores)")
     ap.add_argument("--sweep", action="store_true", help="time chunk sizes first")
     ap.add_argument("--plain", action="store_true",
                     help="the plain inner_loop path on both sides (no native kernel)")
     ap.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "momentum"],
                     help="inner optimiser, lr 0.01 (default adam, as the sinusoid demo)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    args.threads = torch.get_num_threads()
     problem, tasks, spec, view = setup(args.optimizer)
     if args.plain:
         with birthloop.inner_loop_only(), mock.patch.object(native_birth, "plan", lambda *a: None):
@@ -103,8 +109,24 @@ def run(args, problem, tasks, spec, view) -> None:
             print(f"  chunk {chunk:>4} grid points: {time.perf_counter() - t:.2f} s wall, "
                   f"{time.process_time() - c:.2f} s CPU for 21x21")
 
+    n = args.threads
+
+    def at(threads: int, fn):
+        """fn, run with torch at ``threads`` threads."""
+        def call():
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                return fn()
+            finally:
+                torch.set_num_threads(before)
+        return call
+
+    def the_map():
+        return compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid)
+
     t = time.perf_counter()
-    bm = compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid)
+    bm = at(n, the_map)()
     first = time.perf_counter() - t
     # The baseline: the same inner loop and statistics, one θ0 at a time.
     pick = np.unique(np.linspace(0, total - 1, args.sample).round().astype(int))
@@ -113,13 +135,18 @@ def run(args, problem, tasks, spec, view) -> None:
     coords = np.stack([a.ravel(), b.ravel()], axis=1)[pick]
     thetas = torch.as_tensor(slc.origin + coords @ slc.basis, dtype=torch.float32)
 
-    def loop(native: bool = False):
+    def loop(native: bool = False, count: int | None = None):
         return [rollout_statistics(problem, thetas[i:i + 1], tasks, spec, 0, native=native)
-                for i in range(len(pick))]
+                for i in range(count or len(pick))]
 
     t = time.perf_counter()
-    per_point = loop()
+    per_point = at(1, loop)()
     loop_first = time.perf_counter() - t
+    if n > 1:  # why the loop runs single-threaded: torch's threads only add barriers here
+        few = 5
+        one, many = (min(_timed(at(k, lambda: loop(count=few))) for _ in range(2)) for k in (1, n))
+        print(f"the loop per θ0: {one / few * 1e3:.1f} ms at 1 thread, {many / few * 1e3:.1f} ms at {n} "
+              f"threads; the baseline takes its best, 1 thread")
 
     def worst_difference(points) -> tuple[float, bool]:
         worst = 0.0
@@ -137,10 +164,11 @@ def run(args, problem, tasks, spec, view) -> None:
     print(f"check against the exact loop: {len(pick)} points, statistics "
           f"{', '.join(BIRTH_STATISTICS)}: max relative difference of the means {worst:.2e}, "
           f"steps_to_eps identical: {steps_same}")
-    fns = {"vectorised": lambda: compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid),
-           "loop": loop}
+    fns = {"vectorised": at(n, the_map), "loop": at(1, loop)}
+    if n > 1:
+        fns["vectorised, 1 thread"] = at(1, the_map)
     if kernel:
-        same_kernel, _ = worst_difference(loop(native=True))
+        same_kernel, _ = worst_difference(at(1, lambda: loop(native=True))())
         print(f"check against a per-θ0 loop of the same native kernel: max relative difference "
               f"{same_kernel:.1e} (each rollout runs alone in the kernel; this is the means' "
               "rounding)")
@@ -149,8 +177,8 @@ def run(args, problem, tasks, spec, view) -> None:
         # float32 rounding, amplified along 32 adaptive steps (Adam divides by √v)
         if not worst < 1e-2:
             raise SystemExit("the native map and the exact loop disagree beyond rounding")
-        fns["native loop"] = lambda: loop(native=True)
-        fns["vectorised exact"] = lambda: exact_map(problem, tasks, spec, view, args.grid)
+        fns["native loop"] = at(1, lambda: loop(native=True))
+        fns["vectorised exact"] = at(1, lambda: exact_map(problem, tasks, spec, view, args.grid))
     elif not worst < 1e-4:
         raise SystemExit("the vectorised map and the loop disagree")
     cpu = {}
@@ -165,19 +193,29 @@ def run(args, problem, tasks, spec, view) -> None:
     cpu = {name: float(np.median(ts[1:])) for name, ts in cpu.items()}  # without the warm-up
     scale = total / len(pick)
     loop_total = times["loop"] * scale
+    print(f"threads: the map {n} (whole rollouts split over them); every loop 1")
     print(f"first call: vectorised {first:.2f} s; loop {loop_first:.2f} s for {len(pick)} points "
           f"(x{scale:.1f} = {loop_first * scale:.1f} s for the grid)")
     print(f"steady state (median of {args.repeats}): vectorised {times['vectorised']:.2f} s "
           f"({total * TASKS / times['vectorised']:.0f} rollouts/s); loop {times['loop']:.2f} s for "
           f"{len(pick)} points, scaled x{scale:.1f} to {loop_total:.1f} s for the grid")
+    one = times.get("vectorised, 1 thread", times["vectorised"])
+    if n > 1:
+        print(f"steady state: the map at 1 thread {one:.2f} s (ratio_1_thread: {loop_total / one:.1f})")
     if kernel:
-        print(f"steady state: the map on the exact path (birthloop, vectorised) "
-              f"{times['vectorised exact']:.2f} s; a per-θ0 loop of the native kernel scaled to "
-              f"the grid {times['native loop'] * scale:.2f} s (ratio_same_kernel: "
-              f"{times['native loop'] * scale / times['vectorised']:.1f})")
+        print(f"steady state, 1 thread: the map on the exact path (birthloop, vectorised) "
+              f"{times['vectorised exact']:.2f} s (the kernel's gain: {times['vectorised exact'] / one:.1f}x); "
+              f"a per-θ0 loop of the native kernel scaled to the grid {times['native loop'] * scale:.2f} s "
+              f"(ratio_same_kernel: {times['native loop'] * scale / one:.1f})")
     print(f"steady state, CPU time of this process: vectorised {cpu['vectorised']:.2f} s; loop "
           f"{cpu['loop'] * scale:.1f} s for the grid; cpu ratio: {cpu['loop'] * scale / cpu['vectorised']:.1f}")
     print(f"ratio: {loop_total / times['vectorised']:.1f}")
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def exact_map(problem, tasks, spec, view, grid):

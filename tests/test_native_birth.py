@@ -74,19 +74,28 @@ def test_a_rollout_gets_the_same_numbers_alone_or_in_a_batch():
     assert torch.equal(f, f4) and torch.equal(d, d4)
 
 
-def test_odd_widths_bias_free_layers_and_several_outputs():
+@pytest.mark.parametrize("layers, optimizer", [
+    # odd widths, a bias-free first layer, a 2-wide output (narrow layout, in 16 padded)
+    ([nn.Linear(3, 13, bias=False), nn.ReLU(), nn.Linear(13, 9), nn.ReLU(), nn.Linear(9, 2)], "adam"),
+    # a narrow hidden layer with ReLU (8 → 4) between wide ones, a bias-free 3-wide output
+    ([nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3, bias=False)], "momentum"),
+    # narrow from the input on (8 → 2 → 1), no ReLU between
+    ([nn.Linear(8, 2), nn.Linear(2, 1)], "adam"),
+])
+def test_odd_widths_narrow_layers_bias_free_layers_and_several_outputs(layers, optimizer):
     torch.manual_seed(0)
-    module = nn.Sequential(nn.Linear(3, 13, bias=False), nn.ReLU(), nn.Linear(13, 9), nn.ReLU(),
-                           nn.Linear(9, 2))
-    model = from_module("odd", module)
+    model = from_module("odd", nn.Sequential(*layers))
     problem = Problem(model, mse_loss(model))
+    d_in, d_out = layers[0].in_features, layers[-1].out_features
     g = torch.Generator().manual_seed(2)
-    tasks = TaskSet({"x": torch.randn(3, 11, 3, generator=g), "y": torch.randn(3, 11, 2, generator=g)},
+    tasks = TaskSet({"x": torch.randn(3, 11, d_in, generator=g), "y": torch.randn(3, 11, d_out, generator=g)},
                     {}, torch.arange(3))
-    spec = InnerSpec(make_optimizer("adam", 0.01), 5, None)
+    spec = InnerSpec(make_optimizer(optimizer, 0.01, **({"nesterov": True} if optimizer == "momentum" else {})),
+                     5, None)
     (f, d), (f_n, d_n) = both(problem, near(problem, 2, 0.1), tasks, spec)
     np.testing.assert_allclose(f_n, f, rtol=1e-4)
     np.testing.assert_allclose(d_n, d, rtol=1e-3)
+    assert d_n.min() > 0  # every rollout moved: the comparison is not of zeros
 
 
 def test_one_linear_layer_by_hand():
@@ -133,3 +142,18 @@ def test_the_map_takes_the_kernel_on_its_grid_and_the_exact_loop_for_learners(mo
         np.testing.assert_allclose(fast.mean[stat], exact.mean[stat], rtol=1e-4, atol=1e-7)
     for stat in fast.learner_tasks:  # learners: the exact loop on both
         np.testing.assert_array_equal(fast.learner_tasks[stat], exact.learner_tasks[stat])
+
+
+def test_grid_chunks_are_sized_by_theta0_rows_and_task_data():
+    problem, tasks = sinusoid(8)  # P = 1761; a task's support: 10 x and 10 y floats
+    full = InnerSpec(make_optimizer("adam", 0.01), 32, None)
+    # 2 MiB / (4 · (1761 + 8 · 20)) = 272 points, but at least 8 chunks
+    assert native_birth.grid_chunk(problem, tasks, full, 100_000) == 2 * 2**20 // (4 * (1761 + 160))
+    assert native_birth.grid_chunk(problem, tasks, full, 1681) == 211  # ⌈1681 / 8⌉
+    assert native_birth.grid_chunk(problem, tasks, full, 1681, workers=16) == 27  # ⌈1681 / 64⌉
+    # minibatches of 5: every one of the 33 steps' batches is read, 5/10 of a support each
+    mini = InnerSpec(make_optimizer("adam", 0.01), 32, 5)
+    assert native_birth.grid_chunk(problem, tasks, mini, 100_000) == 2 * 2**20 // (4 * (1761 + 8 * 330))
+    tanh = nn.Sequential(nn.Linear(1, 4), nn.Tanh(), nn.Linear(4, 1))
+    model = from_module("tanh", tanh)
+    assert native_birth.grid_chunk(Problem(model, mse_loss(model)), tasks, full, 1681) is None

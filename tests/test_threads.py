@@ -60,3 +60,39 @@ def test_cli_rejects_a_bad_thread_count(capsys, tmp_path):
     assert main(["run", "--threads", "0", "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--threads must be a positive integer" in err
+
+
+def test_native_kernels_take_idle_cores_inside_the_policy_only(monkeypatch):
+    from trajviz import native
+
+    monkeypatch.setattr(threads, "idle_cores", lambda *a: 3)
+    parts = []
+
+    def record(lo, hi):
+        parts.append((lo, hi))
+
+    with threads.thread_scope(1, policy=True):  # the policy's count: idle cores for kernels
+        assert torch.get_num_threads() == 1 and threads.kernel_threads() == 3
+        native.split(10, record)
+    assert sorted(parts) == [(0, 3), (3, 6), (6, 10)]
+    parts.clear()
+    with threads.thread_scope(2):  # the user's count: kept, also for kernels
+        assert threads.kernel_threads() == 2
+        native.split(10, record)
+        with threads.thread_scope(1, policy=True):
+            assert threads.kernel_threads() == 3
+        assert threads.kernel_threads() == 2  # restored
+    assert sorted(parts) == [(0, 5), (5, 10)]
+    assert threads.kernel_threads() == torch.get_num_threads()  # outside any scope
+
+
+def test_run_experiment_marks_the_policy_scope(monkeypatch):
+    from trajviz import experiment
+
+    seen = []
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(experiment, "_run_experiment",
+                        lambda *a, **k: seen.append(threads._policy_scope))
+    experiment.run_experiment(ExperimentConfig())
+    experiment.run_experiment(ExperimentConfig(), threads=1)
+    assert seen == [True, False]

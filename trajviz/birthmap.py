@@ -3,12 +3,11 @@
 Every point θ(a, b) = origin + a·u + b·v of an A×B grid on a view's slice is
 run, as an initialisation, through the run's inner loop on the first N
 held-out tasks (the same tasks, inner optimiser and minibatches as the
-learners). The grid × tasks rollouts advance together in one vectorised
-``inner_loop`` per chunk (``pair_theta0_with_tasks``), with nothing recorded:
-the update lengths ‖Δθ_i‖ and the losses are folded in on the fly, so a chunk
-holds [G·N, P] at most and [A·B, P] is never built. Chunks go through the
-executor seam (``evaluate_chunk`` is a pure module-level function of a
-context holding the task data and a small chunk descriptor).
+learners). A chunk's grid × tasks rollouts run together with nothing recorded
+(‖Δθ_i‖ and f_i folded in on the fly): the grid's in the native kernel where it
+applies (``native_birth``), else in one vectorised ``inner_loop`` holding [G·N, P]
+at most. Chunks go through the executor seam (``evaluate_chunk``: a pure function
+of a shared context and a small chunk descriptor).
 
 Per grid point, over the N tasks, the mean and spread (std, ddof 0) of
 ``BIRTH_STATISTICS`` (definitions and code shared with ``metrics.path_metrics``,
@@ -230,8 +229,8 @@ def compute_birth_map(problem: Problem, tasks: TaskSet, spec: InnerSpec, seed: i
     """The birth map of ``view``'s slice over ``grid`` × ``grid`` points of its extent.
 
     tasks: the N tasks (already on the device and dtype to compute in);
-    thetas: {learner: θ0 [P]} for the table; ``chunk`` grid points per chunk
-    (default ``default_chunk``); ``progress(done, total)`` per chunk.
+    thetas: {learner: θ0 [P]} for the table; ``chunk`` grid points per chunk (default
+    ``default_chunk``, ``native_birth.grid_chunk`` for a grid the kernel takes); ``progress``.
     """
     from .config import check_birthmap
 
@@ -256,9 +255,12 @@ def compute_birth_map(problem: Problem, tasks: TaskSet, spec: InnerSpec, seed: i
     m = max(1, min(PREDICTOR_STEPS, spec.steps))
     ctx = BirthContext(problem, tasks, spec, seed, origin, basis, coords, points, eps, m, ref)
     per_chunk = chunk or default_chunk(P, len(tasks))
-    chunks = grid_chunks(grid * grid, per_chunk) + grid_chunks(len(names), per_chunk, "points")
-    parts = executor.map(evaluate_chunk, ctx, chunks, progress=progress)
-    n_grid = len(grid_chunks(grid * grid, per_chunk))
+    workers = getattr(executor, "workers", 1)  # a Dask cluster's: 4 grid chunks each at least
+    grid_part = grid_chunks(grid * grid, chunk or native_birth.grid_chunk(
+        problem, tasks, spec, grid * grid, workers) or per_chunk)
+    parts = executor.map(evaluate_chunk, ctx, grid_part + grid_chunks(len(names), per_chunk, "points"),
+                         progress=progress)
+    n_grid = len(grid_part)
     on_grid = _gather(parts[:n_grid])
     shaped = {k: v.reshape(grid, grid, len(tasks)) for k, v in on_grid.items()}
     mean, spread, specialisation, predicted = _summaries(shaped)

@@ -284,7 +284,8 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     string (``local-dask:2``, ``tcp://HOST:PORT``: started or reached before any work,
     closed at the end) or None (in-process).
     """
-    with thread_scope(config_threads(config, threads)), using(executor) as ex:
+    chosen = config_threads(config, threads)
+    with thread_scope(chosen, policy=threads is None), using(executor) as ex:
         return _run_experiment(config, progress=progress, run_id=run_id, inits=inits, executor=ex)
 
 

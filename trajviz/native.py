@@ -14,7 +14,7 @@ A kernel is built once per machine with the C compiler on PATH (``$CC``, cc, gcc
 clang; ``-O3 -march=native``) into ``compiled.cache_dir()``'s sibling
 ``native/``, keyed by a hash of the source, compiler, flags and CPU, written
 atomically, and loaded with ``ctypes`` (the call releases the GIL, so points
-are split over ``torch.get_num_threads()`` threads). Where no compiler is
+are split over ``threads.kernel_threads()`` threads). Where no compiler is
 present or the build fails, ``library()`` is None, one line says so on
 stderr, and callers keep their torch path (here ``PlaneMLP``: same numbers to float32 rounding
 (the sums run in another order; residuals are summed in float64 here)).
@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from .compiled import cache_dir, notice
 from .mlp_plan import Linear, fused_applies
 from .tasks.base import Batch
+from .threads import kernel_threads
 
 STRIP = 16  # must match plane_native.c
 # Grid points per chunk on the native path: their per-point weights [G, P] in about this
@@ -119,9 +120,10 @@ def library(name: str = "plane_native") -> ctypes.CDLL | None:
 
 
 def split(count: int, run) -> None:
-    """``run(lo, hi)`` over ``count`` items in contiguous parts, one per torch thread (each
-    part in its own Python thread: a kernel call releases the GIL)."""
-    n_threads = max(1, min(torch.get_num_threads(), count))
+    """``run(lo, hi)`` over ``count`` items in contiguous parts, one per thread of
+    ``threads.kernel_threads()`` (each part in its own Python thread: a kernel call releases
+    the GIL)."""
+    n_threads = max(1, min(kernel_threads(), count))
     bounds = [count * i // n_threads for i in range(n_threads + 1)]
     if n_threads == 1:
         run(0, count)

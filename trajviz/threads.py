@@ -20,6 +20,12 @@ Measured on a 2-core machine (bench/bench_inner.py, bench/bench_demo.py, issue 1
 overrides the policy; ``OMP_NUM_THREADS`` set in the environment is taken
 as the user's choice too. The policy only sets torch's intra-op threads for
 the duration of the work (``thread_scope``) and restores them after.
+
+The native kernels (``native.split``) take ``kernel_threads()``: inside the
+policy's scope, the idle cores, because their threads each run whole
+rollouts or grid points with no per-op barrier, so an idle core pays even
+for a small model; else torch's thread count (the user's choice, or torch's
+default outside a run, as in ``trajviz birthmap``).
 Independent learners are not run in parallel processes: on two shared
 cores that was not measured to pay (each learner's process already has a
 core's worth of work, and a loaded machine has no spare core to give).
@@ -82,15 +88,28 @@ def threads_for(param_count: int, rollouts: int, requested: int | None = None,
     return choose_threads(param_count * max(1, rollouts))
 
 
+_policy_scope = False  # inside a thread_scope whose count the policy chose, not the user
+
+
 @contextlib.contextmanager
-def thread_scope(threads: int | None) -> Iterator[None]:
-    """torch uses ``threads`` intra-op threads inside the block (None: unchanged)."""
+def thread_scope(threads: int | None, *, policy: bool = False) -> Iterator[None]:
+    """torch uses ``threads`` intra-op threads inside the block (None: unchanged);
+    ``policy``: the count is the policy's, not the user's (see ``kernel_threads``)."""
+    global _policy_scope
     if threads is None:
         yield
         return
-    saved = torch.get_num_threads()
+    saved, saved_policy = torch.get_num_threads(), _policy_scope
     torch.set_num_threads(check_threads(threads))
+    _policy_scope = policy
     try:
         yield
     finally:
         torch.set_num_threads(saved)
+        _policy_scope = saved_policy
+
+
+def kernel_threads() -> int:
+    """Threads for a native kernel's work: the idle cores inside the policy's scope, else
+    torch's thread count (the user's choice or torch's default)."""
+    return idle_cores() if _policy_scope else torch.get_num_threads()

@@ -1,20 +1,17 @@
 """Click-to-launch and birth-map jobs for the app, run in worker processes (no torch here).
 
-``LaunchBoard`` keeps one warm ``trajviz.launch_worker`` process for the run
-on screen (started when the run is picked, so the first click does not pay
-for importing torch and loading the run), sends it one launch at a time, and
-holds each run's latest launch (numpy, without the [.., P] arrays) so the
-inner-loop view draws it as one more learner (``over``). ``keep`` asks the
-worker to store the launch in the run (``launch.keep``, atomic). Birth-map
-jobs run in their own short-lived worker process (``BirthJobs``).
+``LaunchBoard`` keeps one warm ``trajviz.worker`` process (``--warm launch``) for
+the run on screen, in a ``WorkerPool`` of its own (started when the run is
+picked, so the first click does not pay for importing torch and loading the
+run), sends it one launch at a time, and holds each run's latest launch (numpy,
+without the [.., P] arrays) so the inner-loop view draws it as one more learner
+(``over``). ``keep`` asks the worker to store the launch in the run
+(``launch.keep``, atomic). Birth-map jobs run in their own short-lived process,
+``python -m trajviz.birthjob`` (``BirthJobs``).
 """
 from __future__ import annotations
 
-import json
-import os
-import queue
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from ..jsonfloats import restore_nonfinite
 from ..run import Launch, LearnerRecord, Run, ViewPaths, with_learner
 from .jobs import job_status, scratch, spawn, stop
-from .worker_client import close_process
+from .worker_client import WorkerPool
 
-READY_SECONDS = 120.0  # loading a run and importing torch on a busy 2-core machine
-LAUNCH_SECONDS = 120.0
 CLICK_PREFIX = "click"
 
 
@@ -48,79 +44,19 @@ def decode_launch(data: dict[str, Any]) -> Launch:
     return Launch(record, views, float(data["seconds"]))
 
 
-class LaunchWorker:
-    """One ``python -m trajviz.launch_worker RUN_PATH`` process and its reply queue."""
-
-    def __init__(self, run_path: Path):
-        self.run_path = Path(run_path)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "trajviz.launch_worker", str(self.run_path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._errors: list[str] = []
-        self.ready = False
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_errors, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            try:
-                self._replies.put(json.loads(line))
-            except ValueError:
-                continue
-        self._replies.put(None)
-
-    def _read_errors(self) -> None:
-        for line in self.process.stderr:
-            if line.strip():
-                self._errors = [*self._errors[-20:], line.strip()]
-
-    def _next(self, timeout: float) -> dict[str, Any]:
-        try:
-            reply = self._replies.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError(f"the launch worker did not answer within {timeout:.0f} s") from None
-        if reply is None:
-            last = self._errors[-1] if self._errors else "no message"
-            raise RuntimeError(f"the launch worker stopped: {last}")
-        return reply
-
-    def wait_ready(self, timeout: float = READY_SECONDS) -> None:
-        if not self.ready:
-            self._next(timeout)
-            self.ready = True
-
-    def ask(self, request: dict[str, Any], timeout: float = LAUNCH_SECONDS) -> dict[str, Any]:
-        self.wait_ready()
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return self._next(timeout)
-
-    def close(self) -> None:
-        close_process(self.process)
-
-
 class LaunchBoard:
     """The app's launches: one warm worker (for the run on screen), one launch at a time,
     and the latest launch of each run, drawn beside its learners until replaced or kept."""
 
     def __init__(self):
-        self._worker: LaunchWorker | None = None
-        self._worker_lock = threading.Lock()
+        self._pool = WorkerPool(1, warm="launch", follow=False)
         self._busy = threading.Lock()
         self._latest: dict[str, Launch] = {}
         self._count = 0
 
-    def warm(self, run_path: Path) -> LaunchWorker:
-        """The worker for ``run_path``, started (and any other run's stopped) if needed."""
-        with self._worker_lock:
-            w = self._worker
-            if w is None or w.run_path != Path(run_path) or w.process.poll() is not None:
-                if w is not None:
-                    w.close()
-                w = self._worker = LaunchWorker(Path(run_path))
-            return w
+    def warm(self, run_path: Path) -> None:
+        """Start the worker for ``run_path`` in the background (any other run's is stopped)."""
+        self._pool.prewarm(str(run_path), Path(run_path))
 
     def busy(self) -> bool:
         return self._busy.locked()
@@ -132,15 +68,12 @@ class LaunchBoard:
         try:
             self._count += 1
             name = f"{CLICK_PREFIX}-{self._count}"
-            reply = self.warm(run_path).ask({"op": "launch", "view": view, "a": a, "b": b,
-                                             "name": name})
-            if not reply.get("ok"):
-                raise ValueError(reply.get("error", "the launch failed"))
+            reply, _ = self._pool.get(str(run_path), Path(run_path)).call(
+                "launch", view=view, a=a, b=b, name=name)
+            restore_nonfinite(reply["launch"], reply.get("nonfinite", []))  # in place
             result = decode_launch(reply["launch"])
             self._latest[run_id] = result
             return result
-        except (TimeoutError, RuntimeError, OSError) as exc:
-            raise ValueError(str(exc)) from None
         finally:
             self._busy.release()
 
@@ -155,14 +88,10 @@ class LaunchBoard:
         if not self._busy.acquire(blocking=False):
             raise ValueError("a launch is running; keep the point when it has finished")
         try:
-            reply = self.warm(run_path).ask({"op": "keep", "name": result.record.name,
-                                             "as": new_name})
-        except (TimeoutError, RuntimeError, OSError) as exc:
-            raise ValueError(str(exc)) from None
+            reply, _ = self._pool.get(str(run_path), Path(run_path)).call(
+                "keep_launch", name=result.record.name, **{"as": new_name})
         finally:
             self._busy.release()
-        if not reply.get("ok"):
-            raise ValueError(reply.get("error", "keeping the point failed"))
         self._latest.pop(run_id, None)
         return reply["name"]
 
@@ -174,10 +103,7 @@ class LaunchBoard:
         return with_learner(run, result), [*learners, result.record.name]
 
     def shutdown(self) -> None:
-        with self._worker_lock:
-            if self._worker is not None:
-                self._worker.close()
-                self._worker = None
+        self._pool.shutdown()
 
 
 @dataclass
@@ -206,8 +132,8 @@ class BirthJobs:
             raise ValueError(f"a birth map is already being computed (run {busy.run_id}); "
                              "wait for it to finish")
         job_id, folder = scratch("birth")
-        process = spawn(folder, ["trajviz.launch_worker", "--birthmap", str(run_path), view,
-                                 str(grid), str(tasks), str(folder / "progress.json")])
+        process = spawn(folder, ["trajviz.birthjob", str(run_path), view, str(grid), str(tasks),
+                                 str(folder / "progress.json")])
         with self._lock:
             self._jobs[job_id] = BirthJob(run_id, view, folder, process)
         return job_id
@@ -229,4 +155,4 @@ class BirthJobs:
             stop(job.process, job.folder)
 
 
-__all__ = ["BirthJobs", "LaunchBoard", "LaunchWorker", "decode_launch"]
+__all__ = ["BirthJobs", "LaunchBoard", "decode_launch"]

@@ -2,7 +2,9 @@
 
 ``WorkerClient(run_path)`` starts ``python -m trajviz.worker RUN_PATH`` once and
 sends it requests (``call``), one at a time; ``WorkerPool`` keeps one warm
-worker per run (the least recently used is stopped beyond ``size``).
+worker per run (the least recently used is stopped beyond ``size``): the
+what-if's pool (``whatif.py``) and the launches' (``launches.py``), apart, so a
+launch never waits behind a slider's recomputation.
 ``LatestWins`` runs one computation at a time and lets a newer request replace
 a pending one: a request overtaken while it waited returns ``SUPERSEDED`` at
 once, so the page never works through a queue that lags behind a slider.
@@ -34,14 +36,15 @@ class WorkerError(ValueError):
 
 
 class WorkerClient:
-    """One worker process for one run; ``call`` is serialised by a lock."""
+    """One worker process for one run; ``call`` is serialised by a lock. ``warm``: the
+    work it is for, what-if or launch (``trajviz.worker``'s ``--warm``)."""
 
-    def __init__(self, run_path: Path, timeout: float = 120.0):
+    def __init__(self, run_path: Path, warm: str = "whatif"):
         self.run_path = Path(run_path)
         self._lock = threading.Lock()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "trajviz.worker", str(self.run_path)],
+            [sys.executable, "-m", "trajviz.worker", str(self.run_path), "--warm", warm],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         ready = _read_frame(self.process.stdout)
         if ready is None or not ready[0].get("ok"):
@@ -82,23 +85,26 @@ def close_process(process: subprocess.Popen) -> None:
 
 
 class WorkerPool:
-    """Warm workers by run id (at most ``size``), restarted when the run folder changes."""
+    """Warm workers by run id (at most ``size``) for ``warm`` work (see ``WorkerClient``),
+    restarted when the run folder changes if ``follow`` (a what-if draws the run as it is
+    now; a launch needs only its slices and tasks, which a kept point does not change)."""
 
-    def __init__(self, size: int = 2):
-        self.size = size
+    def __init__(self, size: int = 2, warm: str = "whatif", follow: bool = True):
+        self.size, self.warm, self.follow = size, warm, follow
         self._workers: OrderedDict[str, tuple[float, WorkerClient]] = OrderedDict()
         self._lock = threading.Lock()
         self._starting = threading.Lock()
 
     def get(self, run_id: str, path: Path) -> WorkerClient:
-        stamp = path.stat().st_ino if path.exists() else -1  # replace_run swaps the folder
+        # replace_run swaps the folder, so its inode tells a rewritten run
+        stamp = path.stat().st_ino if self.follow and path.exists() else -1
         with self._starting:  # one start at a time: two requests never start two workers
             with self._lock:
                 found = self._workers.get(run_id)
                 if found and found[0] == stamp and found[1].process.poll() is None:
                     self._workers.move_to_end(run_id)
                     return found[1]
-            worker = WorkerClient(path)
+            worker = WorkerClient(path, self.warm)
             self._put(run_id, stamp, worker)
         return worker
 

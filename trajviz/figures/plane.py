@@ -212,7 +212,7 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
             "zaxis": {"title": {"text": unit}, "range": list(zr), "nticks": 4},
             "aspectmode": "manual", "aspectratio": {"x": 1, "y": (y1 - y0) / (x1 - x0), "z": 0.6},
             # far enough that a narrow card (1024 px screens) keeps the box's corners
-            "camera": {"eye": {"x": 1.3, "y": -1.4, "z": 0.95}},
+            "camera": {"eye": {"x": 1.4, "y": -1.5, "z": 1.0}},
         }, margin={"l": 0, "r": 0, "t": 56, "b": 40})
     elif paper:
         plane_axes(fig, box, sel.axis_titles, grid=False)
