@@ -187,8 +187,8 @@ HOLD_JS = """() => { const ns = window.dash_clientside.trajviz_whatif, answer = 
     direct.restyle = function () { const ok = restyle.apply(this, arguments);
                                    window.__direct += ok ? 1 : 0; return ok; }; }"""
 # Draws reply i (window.__replies) directly or through plotly's own pass, waits until every
-# panel is drawn, and returns each graph in view as SVG (trace uids, random, left out) and
-# its traces' x/y as plotly holds them.
+# panel is drawn, and returns each graph in view as SVG (trace uids, random, left out), its
+# traces' x/y and its points (x, y, customdata: what hover shows) as plotly holds them.
 DRAW_JS = """async ([i, direct]) => {
     window.trajvizWhatifDirect = direct;
     const [reply, frame] = window.__replies[i], stats = window.trajvizStats.whatif;
@@ -202,7 +202,7 @@ DRAW_JS = """async ([i, direct]) => {
       if (!gd || gd.offsetParent === null) { continue; }
       out[id] = {svg: gd.querySelector('.main-svg').outerHTML.replace(/trace[0-9a-f]{6}/g, 'trace'),
                  xy: JSON.stringify(gd._fullData.map(t => [Array.from(t.x || []), Array.from(t.y || [])])),
-                 calc: JSON.stringify(gd.calcdata.map(cd => cd.map(p => [p.x, p.y])))};
+                 calc: JSON.stringify(gd.calcdata.map(cd => cd.map(p => [p.x, p.y, p.data])))};
     }
     return out; }"""
 
