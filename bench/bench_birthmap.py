@@ -15,12 +15,13 @@ not name one); ``--optimizer sgd|momentum`` for the others (lr 0.01).
   subsample of the grid, its time scaled to the whole grid (it is linear in
   the number of points).
 
-Both run in this process, each at its best thread count. The map takes ``--threads N``
-(default torch's: all cores, as ``trajviz birthmap`` runs), over which the kernel splits
-whole rollouts. The loop takes 1 thread: its per-θ0 ops are too small for torch's
-threads to help, and on a loaded machine their barriers made it 8-25x slower (31.5 ms
-per θ0 at 1 thread, 258-830 ms at 2, load 2.8; printed when N > 1). The map at 1
-thread is timed too (``ratio_1_thread``). Before anything is timed, the subsample's means are checked
+Both run in this process, each at its best thread count. The map runs as ``trajviz
+birthmap`` runs it (``birthmap.birth_map``): under the thread policy, torch at 1 thread
+for this small model and the kernel's rollouts split over the idle cores (cores − the
+1-minute load, at least 1), or at ``--threads N`` for both. The loop takes 1 thread: its
+per-θ0 ops are too small for torch's threads to help, and on a loaded machine their
+barriers made it 8-25x slower (31.5 ms per θ0 at 1 thread, 258-830 ms at 2, load 2.8;
+printed each time). The map at 1 thread is timed too (``ratio_1_thread``). Before anything is timed, the subsample's means are checked
 against the map's (1e-2 relative: float32 rounding amplified along 32 Adam
 steps) and against a per-θ0 loop of the kernel itself (1e-5). Also printed:
 the map on the exact vectorised path, and the per-θ0 native loop
@@ -35,6 +36,7 @@ wall time for the whole grid / vectorised wall time, medians).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from unittest import mock
 
@@ -48,6 +50,7 @@ from trajviz.inner import InnerSpec
 from trajviz.optim import make_optimizer
 from trajviz.run import Slice, Surface, View
 from trajviz.tasks import make_family
+from trajviz.threads import kernel_threads, thread_scope
 
 STEPS, TASKS = 32, 8
 
@@ -73,16 +76,15 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=41, help="grid points the loop baseline runs")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads for both sides (default: torch's, all cores)")
+                    help="threads for the map, torch and kernel (default: the policy, as "
+                         "`trajviz birthmap`: torch 1, the kernel the idle cores)")
     ap.add_argument("--sweep", action="store_true", help="time chunk sizes first")
     ap.add_argument("--plain", action="store_true",
                     help="the plain inner_loop path on both sides (no native kernel)")
     ap.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "momentum"],
                     help="inner optimiser, lr 0.01 (default adam, as the sinusoid demo)")
     args = ap.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    args.threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the loops' (see the docstring); the map sets its own
     problem, tasks, spec, view = setup(args.optimizer)
     if args.plain:
         with birthloop.inner_loop_only(), mock.patch.object(native_birth, "plan", lambda *a: None):
@@ -93,8 +95,11 @@ def main() -> None:
 
 def run(args, problem, tasks, spec, view) -> None:
     P, total = problem.model.spec.size, args.grid ** 2
+    with thread_scope(args.threads or 1, policy=args.threads is None):
+        map_threads = ("the policy's: torch 1, the kernel " if args.threads is None else "") + \
+            f"{kernel_threads()}"
     print(f"sinusoid MLP 1-40-40-1 (P = {P}), {args.grid}x{args.grid} θ0s x {TASKS} tasks x {STEPS} "
-          f"steps of {args.optimizer}, {args.threads} thread(s)")
+          f"steps of {args.optimizer}; threads: the map {map_threads}, every loop 1")
     fast = birthloop.fast_plan(problem, tasks, spec) is not None
     kernel = native_birth.plan(problem, tasks, spec) is not None and not args.plain
     print("path of the map's grid: " + ("native (whole rollouts in L1, trajviz/birth_native.c)" if kernel
@@ -109,21 +114,17 @@ def run(args, problem, tasks, spec, view) -> None:
             print(f"  chunk {chunk:>4} grid points: {time.perf_counter() - t:.2f} s wall, "
                   f"{time.process_time() - c:.2f} s CPU for 21x21")
 
-    n = args.threads
-
-    def at(threads: int, fn):
-        """fn, run with torch at ``threads`` threads."""
+    def at(threads: int | None, fn):
+        """fn at ``threads`` threads (torch and kernel), or None: under the thread policy."""
         def call():
-            before = torch.get_num_threads()
-            torch.set_num_threads(threads)
-            try:
+            with thread_scope(threads or 1, policy=threads is None):
                 return fn()
-            finally:
-                torch.set_num_threads(before)
         return call
 
     def the_map():
         return compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid)
+
+    n = args.threads  # None: the policy
 
     t = time.perf_counter()
     bm = at(n, the_map)()
@@ -142,11 +143,10 @@ def run(args, problem, tasks, spec, view) -> None:
     t = time.perf_counter()
     per_point = at(1, loop)()
     loop_first = time.perf_counter() - t
-    if n > 1:  # why the loop runs single-threaded: torch's threads only add barriers here
-        few = 5
-        one, many = (min(_timed(at(k, lambda: loop(count=few))) for _ in range(2)) for k in (1, n))
-        print(f"the loop per θ0: {one / few * 1e3:.1f} ms at 1 thread, {many / few * 1e3:.1f} ms at {n} "
-              f"threads; the baseline takes its best, 1 thread")
+    few, cores = 5, os.cpu_count() or 1  # why the loop runs single-threaded:
+    one, many = (min(_timed(at(k, lambda: loop(count=few))) for _ in range(2)) for k in (1, cores))
+    print(f"the loop per θ0: {one / few * 1e3:.1f} ms at 1 thread, {many / few * 1e3:.1f} ms at "
+          f"{cores} threads; the baseline takes its best, 1 thread")
 
     def worst_difference(points) -> tuple[float, bool]:
         worst = 0.0
@@ -165,7 +165,7 @@ def run(args, problem, tasks, spec, view) -> None:
           f"{', '.join(BIRTH_STATISTICS)}: max relative difference of the means {worst:.2e}, "
           f"steps_to_eps identical: {steps_same}")
     fns = {"vectorised": at(n, the_map), "loop": at(1, loop)}
-    if n > 1:
+    if n != 1:
         fns["vectorised, 1 thread"] = at(1, the_map)
     if kernel:
         same_kernel, _ = worst_difference(at(1, lambda: loop(native=True))())
@@ -193,14 +193,13 @@ def run(args, problem, tasks, spec, view) -> None:
     cpu = {name: float(np.median(ts[1:])) for name, ts in cpu.items()}  # without the warm-up
     scale = total / len(pick)
     loop_total = times["loop"] * scale
-    print(f"threads: the map {n} (whole rollouts split over them); every loop 1")
     print(f"first call: vectorised {first:.2f} s; loop {loop_first:.2f} s for {len(pick)} points "
           f"(x{scale:.1f} = {loop_first * scale:.1f} s for the grid)")
     print(f"steady state (median of {args.repeats}): vectorised {times['vectorised']:.2f} s "
           f"({total * TASKS / times['vectorised']:.0f} rollouts/s); loop {times['loop']:.2f} s for "
           f"{len(pick)} points, scaled x{scale:.1f} to {loop_total:.1f} s for the grid")
     one = times.get("vectorised, 1 thread", times["vectorised"])
-    if n > 1:
+    if n != 1:
         print(f"steady state: the map at 1 thread {one:.2f} s (ratio_1_thread: {loop_total / one:.1f})")
     if kernel:
         print(f"steady state, 1 thread: the map on the exact path (birthloop, vectorised) "

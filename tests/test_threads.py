@@ -1,6 +1,8 @@
 """The thread policy: hand-computed choices, the override, and the CLI flag."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -71,18 +73,30 @@ def test_native_kernels_take_idle_cores_inside_the_policy_only(monkeypatch):
     def record(lo, hi):
         parts.append((lo, hi))
 
+    seen = set()
+
+    def record_thread(lo, hi):
+        record(lo, hi)
+        seen.add(threading.get_ident())
+
     with threads.thread_scope(1, policy=True):  # the policy's count: idle cores for kernels
         assert torch.get_num_threads() == 1 and threads.kernel_threads() == 3
-        native.split(10, record)
-    assert sorted(parts) == [(0, 3), (3, 6), (6, 10)]
+        native.split(30, record_thread)
+    # 4 parts per thread (12), contiguous and covering every item once
+    assert sorted(parts) == [(30 * i // 12, 30 * (i + 1) // 12) for i in range(12)]
+    assert 1 <= len(seen) <= 3
     parts.clear()
     with threads.thread_scope(2):  # the user's count: kept, also for kernels
         assert threads.kernel_threads() == 2
-        native.split(10, record)
+        native.split(5, record)
         with threads.thread_scope(1, policy=True):
             assert threads.kernel_threads() == 3
         assert threads.kernel_threads() == 2  # restored
-    assert sorted(parts) == [(0, 5), (5, 10)]
+    assert sorted(parts) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]  # at most one item a part
+    parts.clear()
+    with threads.thread_scope(1):
+        native.split(7, record)
+    assert parts == [(0, 7)]  # one thread: one call
     assert threads.kernel_threads() == torch.get_num_threads()  # outside any scope
 
 

@@ -61,11 +61,10 @@ from .tasks import Problem, TaskSet
 PREDICTOR_STEPS = 3
 DEFAULT_QUANTILE = 0.25
 DEFAULT_EPS = 0.05
-# Parameters × rollouts of one chunk's [G·N, P] arrays (1 MiB in float32, one L2; the
-# birth loop keeps about 7 of them, in L3). Measured with the birth loop (birthloop.py)
-# on the sinusoid MLP 1-40-40-1, 8 tasks, 32 Adam steps, CPU time per grid point on a
-# shared 2-core machine (load 9-14): 10.9 ms at 16 points per chunk, 11.2 at 32, 11.8 at
-# 64, 12.6 at 128 (the old default, 148, held 8 MiB arrays); 1 point: 35 ms. This picks 18.
+# Parameters × rollouts of one chunk's [G·N, P] arrays (1 MiB in float32, one L2; the birth
+# loop keeps about 7 of them, in L3). Birth loop, sinusoid MLP, 8 tasks, 32 Adam steps, CPU
+# time per grid point, 2 shared cores (load 9-14): 10.9 ms at 16 points per chunk, 11.2 at 32,
+# 11.8 at 64, 12.6 at 128 (the old default, 148, held 8 MiB arrays); 1 point: 35 ms. Picks 18.
 CHUNK_ENTRIES = BIRTH_CHUNK_ENTRIES  # 1 << 18, kept in budget.py (torch-free) for the estimate
 RULE = ("lowest mean {statistic} among the grid points whose specialisation (CV of per-task AUC) "
         "is at or below its {quantile:g}-quantile over the grid")
@@ -289,10 +288,8 @@ def _learner_table(slc, names: list[str], thetas: np.ndarray, per_task: dict[str
                    birth: np.ndarray, statistic: str, birth_value: float):
     """({column: [L]}, {stat: [L, N]}) for the learners' θ0s (see ``BirthMap``)."""
     mean, _, specialisation, predicted = _summaries(per_task)
-    if names:
-        coords, residual = project(slc, thetas.astype(np.float64))
-    else:
-        coords, residual = np.zeros((0, 2)), np.zeros(0)
+    coords, residual = (project(slc, thetas.astype(np.float64)) if names
+                        else (np.zeros((0, 2)), np.zeros(0)))
     plane_gap = np.linalg.norm(coords - birth, axis=-1)
     table = {"a": coords[:, 0], "b": coords[:, 1], "residual": residual,
              "value": mean[statistic], "specialisation": specialisation, "predicted": predicted,
@@ -323,10 +320,11 @@ def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int =
 
     Uses the run's config to rebuild the problem, held-out tasks and inner
     loop, and the first ``tasks`` held-out tasks (all of them if the run has
-    fewer). Store it with ``add_birth_map``.
+    fewer), with the run's thread policy. Store it with ``add_birth_map``.
     """
     from .config import BirthmapConfig, from_dict
-    from .experiment import heldout_setup
+    from .experiment import config_threads, heldout_setup
+    from .threads import thread_scope
 
     view = view or next(iter(run.views))
     if view not in run.views:
@@ -336,7 +334,8 @@ def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int =
     config = from_dict(run.config)
     setup = heldout_setup(config)
     settings = BirthmapConfig(True, grid, tasks, statistic, quantile)
-    with using(executor) as ex:  # an Executor, or a scheduler string
+    # an Executor or a scheduler string; threads as the run's policy chooses (threads.py)
+    with using(executor) as ex, thread_scope(config_threads(config), policy=True):
         return birth_map_on(setup.problem, setup.tasks, setup.spec, setup.seed, run.views[view],
                             run.learners, settings, chunk=chunk, executor=ex, progress=progress,
                             ref=ProblemRef.of(config.family, config.family_options))

@@ -52,6 +52,7 @@ STRIP = 16  # must match plane_native.c
 # 64: 14, 256: 7.8, 512: 7.6, 2601: 9.8 (2 MiB is ~300 points here).
 CHUNK_BYTES = 2 * 2**20
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fPIC", "-shared")
+PARTS_PER_THREAD = 4  # see split
 _ENV_OFF = "TRAJVIZ_NO_NATIVE"  # set to 1 to keep the eager path (for comparisons)
 
 
@@ -120,14 +121,17 @@ def library(name: str = "plane_native") -> ctypes.CDLL | None:
 
 
 def split(count: int, run) -> None:
-    """``run(lo, hi)`` over ``count`` items in contiguous parts, one per thread of
-    ``threads.kernel_threads()`` (each part in its own Python thread: a kernel call releases
-    the GIL)."""
+    """``run(lo, hi)`` over ``count`` items in contiguous parts, on ``threads.kernel_threads()``
+    threads (a kernel call releases the GIL). ``PARTS_PER_THREAD`` parts per thread, taken
+    as threads come free, so that a thread on a core busy with other work takes fewer
+    parts instead of holding the others up. Each item's numbers do not depend on the
+    split."""
     n_threads = max(1, min(kernel_threads(), count))
-    bounds = [count * i // n_threads for i in range(n_threads + 1)]
     if n_threads == 1:
         run(0, count)
         return
+    parts = min(count, PARTS_PER_THREAD * n_threads)
+    bounds = [count * i // parts for i in range(parts + 1)]
     with ThreadPoolExecutor(n_threads) as pool:
         list(pool.map(run, bounds[:-1], bounds[1:]))
 
