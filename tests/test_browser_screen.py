@@ -12,7 +12,6 @@ from test_browser import Page, _serve
 from trajviz.export import export_current
 
 pytestmark = pytest.mark.browser
-FAST_MS = 150  # the "fast" speed's step interval (app/components.SPEEDS)
 
 
 @pytest.fixture(scope="module")
@@ -107,24 +106,47 @@ def test_switching_runs_puts_the_meta_view_at_its_last_step(tv_browser, screen_s
     p.close()
 
 
-def test_fast_playback_keeps_its_step_rate(tv_browser, screen_server):
-    """The step timer, measured in the page (performance.now of each new frame)."""
+def test_playback_keeps_time_by_the_clock(tv_browser, screen_server):
+    """The player's step follows the clock (assets/playback.js: frame = start + elapsed /
+    interval), so ticks delivered late skip frames instead of playing slower. Checked with
+    the page's own transport function on a stubbed clock (no timing of this machine), then
+    end to end: "fast" playback of the 40-step run plays through and stops at its end."""
     p = open_page(tv_browser, screen_server, 1366, 768)
+    frames = p.js("""() => {
+        const ns = window.dash_clientside, transport = ns.trajviz.transport;
+        const saved = ns.callback_context, realNow = performance.now;
+        let now = 1000;
+        performance.now = () => now;
+        const data = {frames: 41, label: "clock-test"};
+        const out = [];
+        const call = (prop, frame, disabled) => {
+            window.dash_clientside.callback_context = {triggered: [{prop_id: prop}]};
+            const r = transport(0, 0, 0, 0, 0, data, frame, disabled, 150);
+            return [r[0] === ns.no_update ? null : r[0], r[2] === ns.no_update ? null : r[2]];
+        };
+        try {
+            out.push(call("inner-play.n_clicks", 0, true));           // play from step 0
+            for (const [t, f] of [[150, 0], [1000, 1], [1010, 6], [1200, 6], [9000, 8]]) {
+                now = 1000 + t;
+                out.push(call("inner-interval.n_intervals", f, false));
+            }
+        } finally {
+            performance.now = realNow;
+            window.dash_clientside.callback_context = saved;
+        }
+        return out; }""")
+    # [frame, interval disabled]: play; on time; late (skips 2-5); same frame (no update);
+    # 1200 ms: step 8; past the end: the last step, and the player stops
+    assert frames == [[0, False], [1, None], [6, None], [None, None], [8, None], [40, True]]
+
     page = p.page
     page.locator("#inner-speed label", has_text="fast").click()
-    page.wait_for_timeout(300)
     page.click("#inner-play")
-    page.wait_for_timeout(5500)
-    times = p.js("""() => window.trajvizStats.steps['inner step'].map(s => [s.k, s.t])""")
-    print("label", page.inner_text("#inner-label"), len(times))
-    run = [(k, t) for k, t in times if 1 <= k < 40]
-    (k0, t0), (k1, t1) = run[0], run[-1]
-    per_step = (t1 - t0) / (k1 - k0)
-    print(f"fast playback: {per_step:.1f} ms per step over steps {k0}..{k1} "
-          f"({1000 / per_step:.2f} steps/s, intended {1000 / FAST_MS:.2f}); "
-          f"{len(run)} distinct frames drawn")
-    assert k1 - k0 >= 20
-    assert abs(per_step - FAST_MS) <= 0.15 * FAST_MS
+    page.wait_for_selector("#inner-play:has-text('Play')", timeout=60_000)  # stopped at the end
+    steps = p.js("""() => window.trajvizStats.steps['inner step'].map(s => s.k)""")
+    played = steps[steps.index(0) if 0 in steps else 0:]
+    assert played[-1] == 40 and played == sorted(played)  # forwards to the end, no step back
+    assert page.inner_text("#inner-label").startswith("inner step 40")
     assert p.errors == []
     p.close()
 
