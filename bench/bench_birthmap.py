@@ -17,11 +17,12 @@ not name one); ``--optimizer sgd|momentum`` for the others (lr 0.01).
 
 Both run in this process, each at its best thread count. The map runs as ``trajviz
 birthmap`` runs it (``birthmap.birth_map``): under the thread policy, torch at 1 thread
-for this small model and the kernel's rollouts split over the idle cores (cores − the
-1-minute load, at least 1), or at ``--threads N`` for both. The loop takes 1 thread: its
-per-θ0 ops are too small for torch's threads to help, and on a loaded machine their
-barriers made it 8-25x slower (31.5 ms per θ0 at 1 thread, 258-830 ms at 2, load 2.8;
-printed each time). The map at 1 thread is timed too (``ratio_1_thread``). Before anything is timed, the subsample's means are checked
+for this small model and the kernel's rollouts split over the idle cores
+(``threads.kernel_threads``), or at ``--threads N`` for both. The loop takes the faster
+of 1 thread and all cores, probed on 5 points first (printed): on an idle 2-core machine
+2 threads were a little faster (20.8 against 25.1 ms per θ0), with other work running
+their barriers made it 8-25x slower (258-830 against 31.5 ms, load 2.8). The map at 1
+thread is timed too (``ratio_1_thread``). Before anything is timed, the subsample's means are checked
 against the map's (1e-2 relative: float32 rounding amplified along 32 Adam
 steps) and against a per-θ0 loop of the kernel itself (1e-5). Also printed:
 the map on the exact vectorised path, and the per-θ0 native loop
@@ -99,7 +100,7 @@ def run(args, problem, tasks, spec, view) -> None:
         map_threads = ("the policy's: torch 1, the kernel " if args.threads is None else "") + \
             f"{kernel_threads()}"
     print(f"sinusoid MLP 1-40-40-1 (P = {P}), {args.grid}x{args.grid} θ0s x {TASKS} tasks x {STEPS} "
-          f"steps of {args.optimizer}; threads: the map {map_threads}, every loop 1")
+          f"steps of {args.optimizer}; threads: the map {map_threads} (at the start)")
     fast = birthloop.fast_plan(problem, tasks, spec) is not None
     kernel = native_birth.plan(problem, tasks, spec) is not None and not args.plain
     print("path of the map's grid: " + ("native (whole rollouts in L1, trajviz/birth_native.c)" if kernel
@@ -143,10 +144,13 @@ def run(args, problem, tasks, spec, view) -> None:
     t = time.perf_counter()
     per_point = at(1, loop)()
     loop_first = time.perf_counter() - t
-    few, cores = 5, os.cpu_count() or 1  # why the loop runs single-threaded:
-    one, many = (min(_timed(at(k, lambda: loop(count=few))) for _ in range(2)) for k in (1, cores))
-    print(f"the loop per θ0: {one / few * 1e3:.1f} ms at 1 thread, {many / few * 1e3:.1f} ms at "
-          f"{cores} threads; the baseline takes its best, 1 thread")
+    # the loop's best thread count here and now: 1 or all cores, on 5 points, best of 2 each
+    few, cores = 5, os.cpu_count() or 1
+    probe = {k: min(_timed(at(k, lambda: loop(count=few))) for _ in range(2)) for k in {1, cores}}
+    loop_threads = min(probe, key=probe.get)
+    print("the loop per θ0: " + ", ".join(f"{v / few * 1e3:.1f} ms at {k} thread(s)"
+                                          for k, v in sorted(probe.items()))
+          + f"; the baseline takes its best, {loop_threads}")
 
     def worst_difference(points) -> tuple[float, bool]:
         worst = 0.0
@@ -164,7 +168,7 @@ def run(args, problem, tasks, spec, view) -> None:
     print(f"check against the exact loop: {len(pick)} points, statistics "
           f"{', '.join(BIRTH_STATISTICS)}: max relative difference of the means {worst:.2e}, "
           f"steps_to_eps identical: {steps_same}")
-    fns = {"vectorised": at(n, the_map), "loop": at(1, loop)}
+    fns = {"vectorised": at(n, the_map), "loop": at(loop_threads, loop)}
     if n != 1:
         fns["vectorised, 1 thread"] = at(1, the_map)
     if kernel:

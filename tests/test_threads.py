@@ -64,10 +64,18 @@ def test_cli_rejects_a_bad_thread_count(capsys, tmp_path):
     assert err.count("\n") == 1 and "--threads must be a positive integer" in err
 
 
+def test_kernel_threads_count_idle_cores_net_of_the_run_itself(monkeypatch):
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+    with threads.thread_scope(1, policy=True):
+        for load, idle in ((0.0, 4), (1.0, 4), (1.2, 3), (2.9, 2), (9.0, 1)):
+            monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, load, load))
+            assert threads.kernel_threads() == idle, load  # 4 − (load − 1), in [1, 4]
+
+
 def test_native_kernels_take_idle_cores_inside_the_policy_only(monkeypatch):
     from trajviz import native
 
-    monkeypatch.setattr(threads, "idle_cores", lambda *a: 3)
+    monkeypatch.setattr(threads, "idle_cores", lambda *a, **k: 3)
     parts = []
 
     def record(lo, hi):

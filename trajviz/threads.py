@@ -22,7 +22,7 @@ as the user's choice too. The policy only sets torch's intra-op threads for
 the duration of the work (``thread_scope``) and restores them after.
 
 The native kernels (``native.split``) take ``kernel_threads()``: inside the
-policy's scope, the idle cores, because their threads each run whole
+policy's scope, the idle cores (net of the run's own thread), because their threads each run whole
 rollouts or grid points with no per-op barrier, so an idle core pays even
 for a small model; else torch's thread count (the user's choice, or torch's
 default outside a run, as in ``trajviz birthmap``).
@@ -111,5 +111,13 @@ def thread_scope(threads: int | None, *, policy: bool = False) -> Iterator[None]
 
 def kernel_threads() -> int:
     """Threads for a native kernel's work: the idle cores inside the policy's scope, else
-    torch's thread count (the user's choice or torch's default)."""
-    return idle_cores() if _policy_scope else torch.get_num_threads()
+    torch's thread count (the user's choice or torch's default). Idle here is net of this
+    process's own thread: a run that has kept one core busy for a minute adds about 1 to
+    the load average itself, and that core is the kernel's to use."""
+    if not _policy_scope:
+        return torch.get_num_threads()
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        load = 0.0
+    return idle_cores(load=max(0.0, load - 1.0))
