@@ -4,11 +4,16 @@ are one line and the worker keeps serving."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import threading
 
 import numpy as np
+import pytest
 from birth_fixtures import make_birth_run
 
 from trajviz.app.launches import decode_launch
+from trajviz.app.worker_client import WorkerClient, WorkerError
 from trajviz.jsonfloats import restore_nonfinite
 from trajviz.launch import launch, launch_context, point_on_view
 from trajviz.store import load_run
@@ -59,3 +64,14 @@ def test_worker_and_birth_job_usage_errors_exit_2(capsys):
     assert "usage: python -m trajviz.worker RUN_PATH [--warm whatif|launch]" in capsys.readouterr().err
     assert birthjob.main(["run", "pca"]) == 2
     assert "usage: python -m trajviz.birthjob RUN_PATH VIEW GRID TASKS" in capsys.readouterr().err
+
+
+def test_a_worker_that_does_not_answer_is_stopped_with_one_line(tmp_path):
+    client = WorkerClient.__new__(WorkerClient)  # a "worker" that reads and never answers
+    client.run_path, client.timeout, client._lock = tmp_path / "run", 0.5, threading.Lock()
+    client.process = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.stdin.readline(); time.sleep(60)"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    with pytest.raises(WorkerError, match=r"did not answer within 0 s and was stopped; try again$"):
+        client.call("ping")
+    assert client.process.wait(timeout=10) != 0  # killed, so a pool starts a fresh one

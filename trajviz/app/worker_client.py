@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -20,6 +21,20 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# Seconds a worker may take to start (import torch, load the run) or to answer one request
+# before it is stopped: far above a busy 2-core machine's 20 s start and a sinusoid what-if
+# with full diagnostics (5 s), so only a hung worker meets it.
+TIMEOUT_S = 120.0
+
+
+def _wait_readable(stream, timeout: float) -> bool:
+    """Whether ``stream``'s pipe has data within ``timeout`` s (True where it cannot be
+    watched: a frame is only read after a request, so nothing waits in its buffer)."""
+    try:
+        return bool(select.select([stream], [], [], timeout)[0])
+    except (OSError, ValueError, TypeError):
+        return True
 
 
 def _read_frame(stream) -> tuple[dict, bytes] | None:
@@ -39,14 +54,15 @@ class WorkerClient:
     """One worker process for one run; ``call`` is serialised by a lock. ``warm``: the
     work it is for, what-if or launch (``trajviz.worker``'s ``--warm``)."""
 
-    def __init__(self, run_path: Path, warm: str = "whatif"):
-        self.run_path = Path(run_path)
+    def __init__(self, run_path: Path, warm: str = "whatif", timeout: float = TIMEOUT_S):
+        self.run_path, self.timeout = Path(run_path), timeout
         self._lock = threading.Lock()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "trajviz.worker", str(self.run_path), "--warm", warm],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-        ready = _read_frame(self.process.stdout)
+        ready = _read_frame(self.process.stdout) if _wait_readable(self.process.stdout, timeout) \
+            else None
         if ready is None or not ready[0].get("ok"):
             self.close()
             reason = "it exited" if ready is None else ready[0].get("error", "")
@@ -61,7 +77,13 @@ class WorkerClient:
             try:
                 self.process.stdin.write(line.encode() + b"\n" + payload)
                 self.process.stdin.flush()
+                if not _wait_readable(self.process.stdout, self.timeout):
+                    self.process.kill()  # hung: the next request starts a fresh worker
+                    raise WorkerError(f"the worker for {self.run_path.name} did not answer within "
+                                      f"{self.timeout:.0f} s and was stopped; try again")
                 reply = _read_frame(self.process.stdout)
+            except WorkerError:
+                raise
             except (OSError, ValueError) as exc:
                 raise WorkerError(f"the worker for {self.run_path.name} failed: {exc}") from None
         if reply is None:
