@@ -17,9 +17,10 @@ recomputations (a click-to-launch, say) can be added as one more entry:
 - ``keep``: {"changes": {...}, "name": str} -> {"path": str}: the variant is stored in
   the run atomically (``rerun.keep_variant``)
 - ``launch``: {"view": V, "a": A, "b": B, "name": N} -> {"launch": ``light_launch``,
-  "nonfinite": its NaN/inf (``jsonfloats.strict_json``), "seconds": s}: the held-out inner loops from θ0 = origin + a·u + b·v of view V
-  (``launch.launch``), without the [.., P] arrays (what the app draws). The full launch
-  stays here, the latest only, so it can be kept.
+  "nonfinite": its NaN/inf (``jsonfloats.strict_json``), "seconds": s}: the held-out
+  inner loops from θ0 = origin + a·u + b·v of view V (``launch.launch``), without the
+  [.., P] arrays (what the app draws). The full launch stays here, the latest only, so
+  it can be kept.
 - ``keep_launch``: {"name": N, "as": M} -> {"name": M}: that launch stored in the run as
   the fixed initialisation M (``launch.keep``, atomic).
 
