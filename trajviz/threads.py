@@ -22,10 +22,10 @@ as the user's choice too. The policy only sets torch's intra-op threads for
 the duration of the work (``thread_scope``) and restores them after.
 
 The native kernels (``native.split``) take ``kernel_threads()``: inside the
-policy's scope, the idle cores (net of the run's own thread), because their threads each run whole
-rollouts or grid points with no per-op barrier, so an idle core pays even
-for a small model; else torch's thread count (the user's choice, or torch's
-default outside a run, as in ``trajviz birthmap``).
+policy's scope (``run_experiment``, ``birthmap.birth_map``), the idle cores net
+of the run's own thread, because their threads each run whole rollouts or
+grid points with no per-op barrier, so an idle core pays even for a small
+model; else torch's thread count (the user's choice, or torch's default).
 Independent learners are not run in parallel processes: on two shared
 cores that was not measured to pay (each learner's process already has a
 core's worth of work, and a loaded machine has no spare core to give).
