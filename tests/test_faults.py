@@ -132,7 +132,8 @@ def test_stale_temp_folders_are_swept_only_when_their_owner_is_gone(tmp_path):
     young = runs / ".tmp-r5-deadbeef"                      # old format, just written
     for p in (mine, dead, reused, old, young):
         p.mkdir()
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    hour_ago = old.stat().st_mtime - 7200
+    os.utime(old, (hour_ago, hour_ago))
     (runs / ".tmp-link").symlink_to(tmp_path)
     assert sorted(sweep_stale(runs)) == [dead.name, reused.name, old.name]
     assert _visible(runs) == sorted([".tmp-link", mine.name, young.name])
@@ -152,7 +153,8 @@ def test_a_run_moved_aside_by_a_killed_replace_is_removed_or_restored(tmp_path):
     (runs / "lost-aside").rename(runs / ".old-lost-p999999999-s5-0123abcd")  # only copy
     (runs / "busy-aside").rename(runs / f".old-busy-{owner_tag()}-0123abcd")  # writer alive
     (runs / "legacy-aside").rename(runs / ".old-legacy-0123abcd")  # no owner, an hour old
-    os.utime(runs / ".old-legacy-0123abcd", (time.time() - 7200, time.time() - 7200))
+    legacy = runs / ".old-legacy-0123abcd"
+    os.utime(legacy, (legacy.stat().st_mtime - 7200,) * 2)
     settled = sweep_stale(runs)
     assert sorted(settled) == [".old-kept-p999999999-s5-0123abcd", ".old-legacy-0123abcd",
                                ".old-lost-p999999999-s5-0123abcd"]
@@ -192,11 +194,14 @@ def test_app_jobs_stopped_by_each_signal_leave_no_run_and_no_debris(tmp_path):
     """Three workers meta-training at once, stopped by SIGINT, SIGTERM and SIGKILL."""
     runs = tmp_path / "runs"
     workers = {s: _worker(tmp_path, runs, s) for s in ("SIGINT", "SIGTERM", "SIGKILL")}
-    deadline = time.time() + 240
     for folder, proc in workers.values():
-        while "meta-training" not in _stage(folder).get("stage", ""):
-            assert proc.poll() is None and time.time() < deadline
+        for _ in range(1200):  # bounded polling (about four minutes), not a timing
+            if "meta-training" in _stage(folder).get("stage", ""):
+                break
+            assert proc.poll() is None
             time.sleep(0.2)
+        else:
+            raise AssertionError(f"{folder.name} never reached meta-training")
     for sig, (_, proc) in workers.items():
         proc.send_signal(getattr(signal, sig))
     for sig, (folder, proc) in workers.items():
@@ -227,10 +232,12 @@ def test_a_worker_dies_with_its_server(tmp_path):
     worker = int(server.stdout.readline())
     server.kill()
     server.wait()
-    deadline = time.time() + 120
-    while _alive(worker):
-        assert time.time() < deadline, "the worker outlived its server"
+    for _ in range(600):  # bounded polling (about two minutes), not a timing
+        if not _alive(worker):
+            break
         time.sleep(0.2)
+    else:
+        raise AssertionError("the worker outlived its server")
     assert list_runs(runs) == []
 
 

@@ -62,7 +62,7 @@ def grid_chunk(problem: Problem, tasks: TaskSet, spec: InnerSpec, total: int,
     if plan(problem, tasks, spec) is None:
         return None
     per_task = sum(v[0].numel() for v in tasks.support.values())
-    if minibatch_indices(tasks, spec, 0) is not None:
+    if spec.batch_size is not None and tasks.minibatchable:  # as minibatch_indices decides
         pool = next(iter(tasks.support.values())).shape[1]
         per_task = per_task * spec.batch_size * (spec.steps + 1) // pool
     per_point = 4 * (problem.model.spec.size + len(tasks) * per_task)

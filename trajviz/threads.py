@@ -52,14 +52,18 @@ def check_threads(threads: object) -> int:
     return threads
 
 
+def load_average() -> float:
+    """The 1-minute load average (0 where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return 0.0
+
+
 def idle_cores(cpus: int | None = None, load: float | None = None) -> int:
     """Cores not busy with other work: cpus − 1-minute load average, at least 1."""
     cpus = cpus or os.cpu_count() or 1
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (OSError, AttributeError):
-            load = 0.0
+    load = load_average() if load is None else load
     return max(1, min(cpus, int(cpus - load)))
 
 
@@ -116,8 +120,4 @@ def kernel_threads() -> int:
     the load average itself, and that core is the kernel's to use."""
     if not _policy_scope:
         return torch.get_num_threads()
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        load = 0.0
-    return idle_cores(load=max(0.0, load - 1.0))
+    return idle_cores(load=max(0.0, load_average() - 1.0))
