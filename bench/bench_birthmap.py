@@ -45,13 +45,13 @@ import numpy as np
 import torch
 from timing import median_times  # bench/timing.py (scripts run from bench/)
 
-from trajviz import birthloop, native_birth
-from trajviz.birthmap import BIRTH_STATISTICS, compute_birth_map, rollout_statistics
-from trajviz.inner import InnerSpec
-from trajviz.optim import make_optimizer
-from trajviz.run import Slice, Surface, View
-from trajviz.tasks import make_family
-from trajviz.threads import kernel_threads, thread_scope
+from trajviz.kernels import birthloop, native_birth
+from trajviz.pipeline.birthmap import BIRTH_STATISTICS, compute_birth_map, rollout_statistics
+from trajviz.engine.inner import InnerSpec
+from trajviz.problem.optim import make_optimizer
+from trajviz.data.run import Slice, Surface, View
+from trajviz.problem.tasks import make_family
+from trajviz.kernels.threads import kernel_threads, thread_scope
 
 STEPS, TASKS = 32, 8
 

@@ -1,6 +1,6 @@
 """The README's first command, timed: create the two demo runs end to end.
 
-Creates demos/sinusoid.toml and demos/linear2d.toml (config → meta-training
+Creates trajviz/demos/sinusoid.toml and linear2d.toml (config → meta-training
 of six learners → held-out paths → slices → surfaces → run written to a
 temporary runs folder), each measurement in a fresh child process with
 ``OMP_NUM_THREADS`` unset, as a new user would run it:
@@ -11,7 +11,7 @@ temporary runs folder), each measurement in a fresh child process with
    own run beside it (busy Python loops, one per core of a 2-core machine);
 3. ``old``: the code before issue 10, as far as it can be run from here:
    torch's default thread count (one per core) and the plain (unfused)
-   steps (``trajviz.fused.plain_only``), on the machine as it is.
+   steps (``trajviz.kernels.fused.plain_only``), on the machine as it is.
 
 Run: ``python bench/bench_demo.py [--skip-old]``. Prints the machine
 (CPUs, load average before each measurement) and every time; the last lines
@@ -37,15 +37,15 @@ def child(mode: str) -> None:
     """Create both demo runs in this process and print the seconds it took."""
     import torch
 
-    from trajviz import fused
-    from trajviz.config import load_toml
-    from trajviz.experiment import config_threads, run_experiment
+    from trajviz.kernels import fused
+    from trajviz.spec.config import load_toml
+    from trajviz.pipeline.experiment import config_threads, run_experiment
     from trajviz.store import new_run_id, write_run
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as runs:
         for name in DEMOS:
-            config = load_toml(ROOT / "demos" / name)
+            config = load_toml(ROOT / "trajviz" / "demos" / name)
             if mode == "old":
                 threads = os.cpu_count() or 1
                 with fused.plain_only():

@@ -40,11 +40,11 @@ import torch
 from timing import median_times  # bench/timing.py (scripts run from bench/)
 from torch import nn
 
-from trajviz import fused, fused_leap
-from trajviz.inner import InnerSpec, minibatch_indices
-from trajviz.learners import Leap
-from trajviz.optim import sgd
-from trajviz.tasks import Sinusoid
+from trajviz.kernels import fused, fused_leap
+from trajviz.engine.inner import InnerSpec, minibatch_indices
+from trajviz.engine.learners import Leap
+from trajviz.problem.optim import sgd
+from trajviz.problem.tasks import Sinusoid
 
 META_BATCH = 16
 STEPS = 32

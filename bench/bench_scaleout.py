@@ -47,10 +47,10 @@ import time
 import numpy as np
 import torch
 
-from trajviz.context import ProblemRef
-from trajviz.models import flatten
-from trajviz.run import Slice, Surface, View
-from trajviz.tasks import make_family
+from trajviz.engine.context import ProblemRef
+from trajviz.problem.models import flatten
+from trajviz.data.run import Slice, Surface, View
+from trajviz.problem.tasks import make_family
 
 
 def _cpu(pids: list[int]) -> list[float]:
@@ -61,11 +61,11 @@ def _cpu(pids: list[int]) -> list[float]:
 
 def make_job(kind: str):
     """(description, chunk size, job(n, executor) -> an array to compare)."""
-    from trajviz.birthmap import compute_birth_map, default_chunk
-    from trajviz.executor import IN_PROCESS
-    from trajviz.inner import InnerSpec
-    from trajviz.optim import make_optimizer
-    from trajviz.surface import choose_chunk, evaluate_surface
+    from trajviz.pipeline.birthmap import compute_birth_map, default_chunk
+    from trajviz.engine.executors.base import IN_PROCESS
+    from trajviz.engine.inner import InnerSpec
+    from trajviz.problem.optim import make_optimizer
+    from trajviz.engine.surface import choose_chunk, evaluate_surface
 
     options = {"hidden": (40, 40)} if kind == "birthmap" else {"hidden": (40, 40), "shots": 100}
     ref = ProblemRef.of("sinusoid", options)
@@ -93,7 +93,7 @@ def make_job(kind: str):
 
 
 def main() -> None:
-    from trajviz.executor_dask import MALLOC_ENV
+    from trajviz.engine.executors.dask_cluster import MALLOC_ENV
 
     if any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()):
         # the baseline gets the malloc settings the workers get, so that the ratio is the
@@ -108,7 +108,7 @@ def main() -> None:
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     torch.set_num_threads(1)
 
-    from trajviz.executor_dask import DaskExecutor
+    from trajviz.engine.executors.dask_cluster import DaskExecutor
 
     what, chunk, job = make_job(args.job)
     print(f"job: {what}, {chunk} grid points per chunk")

@@ -24,11 +24,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import median_times  # noqa: E402
 
-from trajviz.hessian import point_sharpness, top_eigenvalues  # noqa: E402
-from trajviz.inner import InnerSpec, inner_loop  # noqa: E402
-from trajviz.models import unflatten  # noqa: E402
-from trajviz.optim import adam  # noqa: E402
-from trajviz.tasks import make_family  # noqa: E402
+from trajviz.engine.curvature import point_sharpness, top_eigenvalues  # noqa: E402
+from trajviz.engine.inner import InnerSpec, inner_loop  # noqa: E402
+from trajviz.problem.models import unflatten  # noqa: E402
+from trajviz.problem.optim import adam  # noqa: E402
+from trajviz.problem.tasks import make_family  # noqa: E402
 
 
 def main() -> None:

@@ -5,8 +5,8 @@ sinusoid MLP 1-40-40-1, one task, N = 10 and N = 1000 evaluation points (the
 task's full support set), evaluated three ways in this process, with the
 same thread count:
 
-(a) ``trajviz.surface.evaluate_surface`` (chunked, vectorised; "auto" takes
-    the native kernel, ``trajviz.native``, where a C compiler exists, else the
+(a) ``trajviz.engine.surface.evaluate_surface`` (chunked, vectorised; "auto" takes
+    the native kernel, ``trajviz.kernels.native``, where a C compiler exists, else the
     eager fused MLP path; chunk chosen by ``native.chunk_points`` or
     ``choose_chunk``). The eager fused path is timed beside it, and the
     kernel's build (into an empty cache) is timed apart as its first-call cost;
@@ -58,13 +58,13 @@ import torch
 import torch.nn.functional as F
 from timing import median_times  # bench/timing.py (scripts run from bench/)
 
-from trajviz.compiled import cache_dir, compiler_available, surface_method
-from trajviz.mlp_plan import fused_applies, mlp_layers
-from trajviz.models import flatten
-from trajviz.native import chunk_points, native_applies
-from trajviz.slices import Slice
-from trajviz.surface import choose_chunk, evaluate_surface
-from trajviz.tasks import Sinusoid
+from trajviz.kernels.compiled import cache_dir, compiler_available, surface_method
+from trajviz.kernels.mlp_plan import fused_applies, mlp_layers
+from trajviz.problem.models import flatten
+from trajviz.kernels.native import chunk_points, native_applies
+from trajviz.engine.slices import Slice
+from trajviz.engine.surface import choose_chunk, evaluate_surface
+from trajviz.problem.tasks import Sinusoid
 
 RES = 51
 HIDDEN = (40, 40)
@@ -181,7 +181,7 @@ def hidden_gemm_floor(n: int, chunk: int):
 
 def native_build_seconds() -> float | None:
     """The native kernel's build into an empty cache (its first-call cost), or None."""
-    from trajviz import native
+    from trajviz.kernels import native
 
     before = os.environ.get("TRAJVIZ_CACHE")
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,4 @@
-"""What-if recomputation time (trajviz.rerun.whatif) for small runs of the demo configs.
+"""What-if recomputation time (trajviz.pipeline.whatif.whatif) for small runs of the demo configs.
 
 Each run is the demo config with 3 meta-steps (the what-if cost does not depend on
 meta-training). Printed per run: the first call (builds the context: problem, tasks,
@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from trajviz.config import from_dict, load_toml, to_dict  # noqa: E402
-from trajviz.experiment import run_experiment  # noqa: E402
-from trajviz.rerun import whatif, whatif_context  # noqa: E402
+from trajviz.spec.config import from_dict, load_toml, to_dict  # noqa: E402
+from trajviz.pipeline.experiment import run_experiment  # noqa: E402
+from trajviz.pipeline.whatif import whatif, whatif_context  # noqa: E402
 
-DEMOS = Path(__file__).resolve().parents[1] / "demos"
+DEMOS = Path(__file__).resolve().parents[1] / "trajviz" / "demos"
 
 
 def small_run(stem: str, resolution: int | None = 21):

@@ -42,14 +42,14 @@ def _digest(obj) -> str:
 
 def _html_page(figs, title, notes):
     try:
-        from trajviz.export import html_page
+        from trajviz.figures.export import html_page
     except ImportError:
         from trajviz.figures import html_page
     return html_page(figs, title, notes)
 
 
 def fingerprint_run(run, tag: str, out: dict[str, str]) -> None:
-    from trajviz import export as E
+    from trajviz.figures import export as E
     from trajviz import figures as F
 
     def put(name, obj):

@@ -148,7 +148,7 @@ def main() -> int:
         write_run_dir(runs, make_run(run_id="soak", n_params=3))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "trajviz.cli", "serve", str(runs),
+    server = subprocess.Popen([sys.executable, "-m", "trajviz.cli.main", "serve", str(runs),
                                "--port", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -7,7 +7,7 @@ Leap's switches (Flennerhag et al., 2019, appendix C): ``norm`` (path length, or
 energy when off), ``loss`` (the loss as a coordinate of the manifold) and
 ``stabilizer`` (a rising loss counted as falling; it only acts with the loss).
 The six meaningful combinations are ``leap`` and the predefined variants
-(``trajviz.variants.PREDEFINED``); ``leap-energy-noloss`` is Reptile exactly.
+(``trajviz.spec.learner_variants.PREDEFINED``); ``leap-energy-noloss`` is Reptile exactly.
 
 For each family and seed all six are meta-trained from the same random θ0 on
 the same tasks (one run config, six learners), evaluated every few meta-steps on
@@ -29,10 +29,10 @@ import time
 import numpy as np
 import torch
 
-from trajviz.config import from_dict
-from trajviz.experiment import train_and_record
-from trajviz.metrics import summarise
-from trajviz.variants import PREDEFINED
+from trajviz.spec.config import from_dict
+from trajviz.pipeline.experiment import train_and_record
+from trajviz.engine.metrics import summarise
+from trajviz.spec.learner_variants import PREDEFINED
 
 VARIANTS = ("leap", *PREDEFINED)
 SWITCHES = {"leap": "length  loss  stab", "leap-nostab": "length  loss  -   ",

@@ -19,9 +19,9 @@ import time
 import numpy as np
 import torch
 
-from trajviz.config import from_dict
-from trajviz.experiment import train_and_record
-from trajviz.metrics import summarise
+from trajviz.spec.config import from_dict
+from trajviz.pipeline.experiment import train_and_record
+from trajviz.engine.metrics import summarise
 
 COLUMNS = ("length", "oscillation", "monotonicity", "final_loss", "auc")
 

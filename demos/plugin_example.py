@@ -3,16 +3,16 @@
 Use it from the command line or a config as ``--family demos.plugin_example:make_family``
 (run from the repository root so that ``demos`` is importable), or in Python:
 
-    >>> from trajviz.tasks import make_family
+    >>> from trajviz.problem.tasks import make_family
     >>> family = make_family("demos.plugin_example:make_family", {"shots": 20})
 
 The protocol (see ``trajviz/tasks/plugin.py``): a callable taking the family's options as
 keyword arguments and returning an object with
 
 * ``name: str``,
-* ``problem() -> trajviz.tasks.Problem``: a ``Model`` (a template ``nn.Module`` wrapped
-  with ``trajviz.models.from_module``) and a pure, vmappable ``loss(params, batch)``;
-* ``sample(seed, n_tasks, split) -> trajviz.tasks.TaskSet``: deterministic in ``seed``,
+* ``problem() -> trajviz.problem.tasks.Problem``: a ``Model`` (a template ``nn.Module`` wrapped
+  with ``trajviz.problem.models.from_module``) and a pure, vmappable ``loss(params, batch)``;
+* ``sample(seed, n_tasks, split) -> trajviz.problem.tasks.TaskSet``: deterministic in ``seed``,
   with ``split`` "train" or "heldout" drawing independent tasks.
 
 Each task is y = c₀ + c₁x + c₂x² + c₃x³ with coefficients c ~ N(0, coef_scale²·I), observed
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trajviz.models import Params, from_module
-from trajviz.tasks import SPLITS, Batch, Problem, TaskSet
+from trajviz.problem.models import Params, from_module
+from trajviz.problem.tasks import SPLITS, Batch, Problem, TaskSet
 
 
 class Cubic(nn.Module):
@@ -107,9 +107,9 @@ def make_family(shots: int = 10, query_shots: int = 40, coef_scale: float = 1.0,
 if __name__ == "__main__":
     # A short demonstration: meta-train Leap on the cubic family and compare the mean
     # held-out loss after 5 inner steps from the random and the meta-learned initialisation.
-    from trajviz.inner import InnerSpec, inner_loop
-    from trajviz.learners import Leap, OuterSpec, meta_train
-    from trajviz.optim import sgd
+    from trajviz.engine.inner import InnerSpec, inner_loop
+    from trajviz.engine.learners import Leap, OuterSpec, meta_train
+    from trajviz.problem.optim import sgd
 
     family = make_family(shots=20)
     problem = family.problem()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trajviz.run import Slice, Surface, LearnerRecord, Run, View
+from trajviz.data.run import Slice, Surface, LearnerRecord, Run, View
 
 LEARNERS = ("leap", "reptile", "random")
 # Where each learner's meta-trained θ0 ends up, as a fraction of the way from
@@ -60,7 +60,7 @@ def descend(a, c, theta0, steps: int, lr: float, momentum: float = 0.5):
 
 
 def running(params: np.ndarray, losses: np.ndarray) -> dict[str, np.ndarray]:
-    """The running metrics of trajviz.metrics.running_metrics, in numpy."""
+    """The running metrics of trajviz.engine.metrics.running_metrics, in numpy."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return _running(params, losses)
 
@@ -84,7 +84,7 @@ def _running(params: np.ndarray, losses: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def path_metrics(params: np.ndarray, losses: np.ndarray) -> dict[str, np.ndarray]:
-    """The summary metrics the app shows, as trajviz.metrics.path_metrics defines them."""
+    """The summary metrics the app shows, as trajviz.engine.metrics.path_metrics defines them."""
     run = running(params, losses)
     k = losses.shape[-1] - 1
     cos = run["cosine"][..., 2:]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trajviz.birthmap import add_birth_map, birth_map
-from trajviz.config import from_dict
-from trajviz.experiment import run_experiment
+from trajviz.pipeline.birthmap import add_birth_map, birth_map
+from trajviz.spec.config import from_dict
+from trajviz.pipeline.experiment import run_experiment
 from trajviz.store import load_run, write_run
 
 CONFIG = {"family": "linear2d", "learners": ["leap", "random"],

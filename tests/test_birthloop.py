@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from trajviz import birthloop
-from trajviz.birthmap import rollout_statistics
-from trajviz.inner import InnerSpec
-from trajviz.optim import make_optimizer
-from trajviz.tasks import make_family
+from trajviz.kernels import birthloop
+from trajviz.pipeline.birthmap import rollout_statistics
+from trajviz.engine.inner import InnerSpec
+from trajviz.problem.optim import make_optimizer
+from trajviz.problem.tasks import make_family
 
 
 def sinusoid(n_tasks=3):

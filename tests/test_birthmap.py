@@ -9,12 +9,12 @@ import torch
 from birth_fixtures import RECORDED, tiny  # tests/ is on the path
 
 import trajviz
-from trajviz.birthmap import add_birth_map, birth_map, birth_point, predicted_auc
-from trajviz.cli import main
-from trajviz.config import from_dict
-from trajviz.experiment import run_experiment
-from trajviz.launch import keep, launch, launch_context, point_on_view
-from trajviz.run import BIRTH_STATISTICS
+from trajviz.pipeline.birthmap import add_birth_map, birth_map, birth_point, predicted_auc
+from trajviz.cli.main import main
+from trajviz.spec.config import from_dict
+from trajviz.pipeline.experiment import run_experiment
+from trajviz.pipeline.launch import keep, launch, launch_context, point_on_view
+from trajviz.data.run import BIRTH_STATISTICS
 from trajviz.store import load_run, write_run
 
 
@@ -249,7 +249,7 @@ def test_birthmap_cli_writes_into_the_run_and_config_key(tmp_path, capsys):
 def test_replace_run_failure_leaves_the_old_run_whole(tmp_path):
     from dataclasses import replace
 
-    from trajviz.rewrite import replace_run
+    from trajviz.store.rewrite import replace_run
 
     path = write_run(run_experiment(tiny(), run_id="whole"), tmp_path)
     run = load_run(path)

@@ -9,12 +9,18 @@ import pytest
 from birth_fixtures import make_birth_run
 
 from trajviz.app import create_app
-from trajviz.app.birth import (birth_panel, click_launch, keep_launch, parse_click,
-                               poll_birth, start_birth)
+from trajviz.app.birth import (
+    birth_panel,
+    click_launch,
+    keep_launch,
+    parse_click,
+    poll_birth,
+    start_birth,
+)
 from trajviz.app.callbacks import draw
-from trajviz.birthview import BIRTH_CHOICES, select_birth
+from trajviz.viewmodel.birthview import BIRTH_CHOICES, select_birth
 from trajviz.figures.birthmap import birth_figure
-from trajviz.selection import summary_rows
+from trajviz.viewmodel.selection import summary_rows
 from trajviz.store import load_run
 
 

@@ -28,8 +28,8 @@ if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
 @pytest.fixture(scope="session")
 def blown_up_runs(tmp_path_factory):
     """A runs folder holding one small linear2d run with inner.lr = 3 (a few seconds)."""
-    from trajviz.config import from_dict
-    from trajviz.experiment import run_experiment
+    from trajviz.spec.config import from_dict
+    from trajviz.pipeline.experiment import run_experiment
     from trajviz.store import write_run
 
     config = from_dict({

@@ -12,7 +12,7 @@ from app_fixtures import make_run, write_run_dir
 from test_browser import _serve
 from test_browser_screen import open_page
 
-from trajviz.selection import select
+from trajviz.viewmodel.selection import select
 
 pytestmark = pytest.mark.browser
 

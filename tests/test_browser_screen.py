@@ -9,7 +9,7 @@ import pytest
 from app_fixtures import make_run, write_run_dir
 from test_browser import Page, _serve
 
-from trajviz.export import export_current
+from trajviz.figures.export import export_current
 
 pytestmark = pytest.mark.browser
 

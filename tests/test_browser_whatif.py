@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from test_browser import ARGS, CHROMIUM, sync_api  # noqa: F401 - skips without playwright/chromium
 
-from trajviz.config import from_dict
-from trajviz.experiment import run_experiment
+from trajviz.spec.config import from_dict
+from trajviz.pipeline.experiment import run_experiment
 from trajviz.app.whatif_route import ROUTE
 from trajviz.store import write_run
 

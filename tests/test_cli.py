@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trajviz.cli import main
+from trajviz.cli.main import main
 
 TINY = ["--meta-steps", "2", "--set", "outer.meta_batch=2", "--set", "heldout_tasks=2",
         "--steps", "2", "--set", "slices.resolution=5", "--set", "outer.eval_tasks=2",
@@ -142,7 +142,7 @@ def test_help_lists_every_run_option(capsys):
 
 
 def test_an_internal_error_is_one_line_or_with_trajviz_debug_its_traceback(monkeypatch, capsys):
-    from trajviz import cli
+    from trajviz.cli import main as cli
 
     def broken(args):
         raise RuntimeError("an internal bug\nover two lines")

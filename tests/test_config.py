@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from trajviz import budget
-from trajviz.cli import build_parser, config_from_args, main
-from trajviz.config import (
+from trajviz.spec import budget
+from trajviz.cli.main import build_parser, config_from_args, main
+from trajviz.spec.config import (
     BOUNDS,
     _get,
     FAMILY_OPTIONS,
@@ -201,14 +201,14 @@ def test_force_sets_allow_large_and_lets_a_large_run_through():
 
 
 def test_config_module_imports_without_torch():
-    code = ("import sys, trajviz.config, trajviz.budget; "
-            "trajviz.config.demo_configs(); trajviz.config.from_dict({'family': 'digits'}); "
+    code = ("import sys, trajviz.spec.config, trajviz.spec.budget; "
+            "trajviz.spec.config.demo_configs(); trajviz.spec.config.from_dict({'family': 'digits'}); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def test_family_option_table_matches_the_family_dataclasses():
-    from trajviz.tasks import FAMILIES
+    from trajviz.problem.tasks import FAMILIES
     for name, cls in FAMILIES.items():
         fields = {f.name: f.default for f in dataclasses.fields(cls)}
         assert set(FAMILY_OPTIONS[name]) == set(fields), name
@@ -216,7 +216,7 @@ def test_family_option_table_matches_the_family_dataclasses():
 
 
 def test_learner_option_table_matches_the_learner_dataclasses():
-    from trajviz.learners import LEARNERS
+    from trajviz.engine.learners import LEARNERS
     for name, cls in LEARNERS.items():
         fields = {f.name: f.default for f in dataclasses.fields(cls)}
         assert set(LEARNER_OPTIONS.get(name, ())) == set(fields), name
@@ -238,7 +238,7 @@ def test_family_options_are_resolved_to_their_types():
 ])
 def test_budget_sizes_match_the_built_family(family, options):
     """The torch-free sizes the budget uses are those of the real model and tasks."""
-    from trajviz.tasks import make_family
+    from trajviz.problem.tasks import make_family
     sizes = budget.family_sizes(family, family_options(family, options))
     built = make_family(family, options)
     one = built.sample(0, 1)

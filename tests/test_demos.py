@@ -1,11 +1,11 @@
-"""The shipped configs parse, and `trajviz demo` reads its runs from demos/*.toml."""
+"""The shipped configs parse, and `trajviz demo` reads its runs from trajviz/demos/*.toml."""
 from pathlib import Path
 
 import pytest
 
-from trajviz.config import DEMO_FILES, demo_configs, load_toml
+from trajviz.spec.config import DEMO_FILES, demo_configs, load_toml
 
-DEMOS = Path(__file__).resolve().parents[1] / "demos"
+DEMOS = Path(__file__).resolve().parents[1] / "trajviz" / "demos"
 
 
 @pytest.mark.parametrize("path", sorted(DEMOS.glob("*.toml")), ids=lambda p: p.name)
@@ -27,7 +27,5 @@ def test_demo_runs_are_the_sinusoid_and_linear2d_files():
 
 def test_pyproject_ships_the_demo_configs_as_package_data():
     import tomllib
-    project = tomllib.loads((DEMOS.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert project["package-dir"]["trajviz.demos"] == "demos"
-    assert "trajviz.demos" in project["packages"]
-    assert project["package-data"]["trajviz.demos"] == ["*.toml"]
+    project = tomllib.loads((DEMOS.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert project["package-data"]["trajviz"] == ["demos/*.toml"]

@@ -10,11 +10,11 @@ import pytest
 from app_fixtures import make_run, write_run_dir
 
 from trajviz import figures as F
-from trajviz import selection as S
+from trajviz.viewmodel import selection as S
 from trajviz.app import callbacks as cb
-from trajviz.diagnosis import NOT_RECORDED, crossing_marks, divergence_note, threshold_of
-from trajviz.summary import best_learners, coverage, not_eligible
-from trajviz.ticks import log_ticks, tick_text
+from trajviz.viewmodel.diagnosis import NOT_RECORDED, crossing_marks, divergence_note, threshold_of
+from trajviz.viewmodel.summary import best_learners, coverage, not_eligible
+from trajviz.viewmodel.ticks import log_ticks, tick_text
 
 T, K = 4, 10
 THRESHOLD = 2 / 0.5  # sgd, lr 0.5

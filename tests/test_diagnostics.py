@@ -5,16 +5,26 @@ import numpy as np
 import pytest
 import torch
 
-from trajviz.diagnostics import DiagnosticsSpec, adam_scale, path_diagnostics, sharpness_steps
-from trajviz.hessian import hvp_fn, mean_loss_eigenvectors, point_sharpness, top_eigenvalues
-from trajviz.inner import InnerSpec, all_batches, inner_loop, minibatch_indices
-from trajviz.metrics import path_metrics
-from trajviz.models import flatten, unflatten
-from trajviz.optim import adam, momentum, sgd
-from trajviz.slices import hessian_slice
-from trajviz.stability import crossings, divergence_report, good_prefix, stability_threshold
-from trajviz.tasks import TaskSet, make_family
-from trajviz.tasks.quadratic import Quadratic
+from trajviz.engine.diagnostics import (
+    DiagnosticsSpec,
+    adam_scale,
+    path_diagnostics,
+    sharpness_steps,
+)
+from trajviz.engine.curvature import (
+    hvp_fn,
+    mean_loss_eigenvectors,
+    point_sharpness,
+    top_eigenvalues,
+)
+from trajviz.engine.inner import InnerSpec, all_batches, inner_loop, minibatch_indices
+from trajviz.engine.metrics import path_metrics
+from trajviz.problem.models import flatten, unflatten
+from trajviz.problem.optim import adam, momentum, sgd
+from trajviz.engine.slices import hessian_slice
+from trajviz.data.stability import crossings, divergence_report, good_prefix, stability_threshold
+from trajviz.problem.tasks import TaskSet, make_family
+from trajviz.problem.tasks.quadratic import Quadratic
 
 F64 = torch.float64
 

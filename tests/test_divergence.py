@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trajviz.config import from_dict
-from trajviz.experiment import run_experiment
-from trajviz.run import SCHEMA_VERSION
-from trajviz.stability import crossings, good_prefix
+from trajviz.spec.config import from_dict
+from trajviz.pipeline.experiment import run_experiment
+from trajviz.data.run import SCHEMA_VERSION
+from trajviz.data.stability import crossings, good_prefix
 from trajviz.store import load_run, write_run
 
 LEARNERS = ["leap", "reptile", "random"]

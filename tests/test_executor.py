@@ -10,13 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from trajviz import mlp_plan, surface
-from trajviz.context import ChunkContext, ProblemRef, ship
-from trajviz.executor import IN_PROCESS, Scheduler, make_executor, parse_scheduler, using
-from trajviz.models import flatten
-from trajviz.slices import Slice
-from trajviz.surface import GridChunk, evaluate_surface
-from trajviz.tasks import TaskSet, make_family
+from trajviz.kernels import mlp_plan
+from trajviz.engine import surface
+from trajviz.engine.context import ChunkContext, ProblemRef, ship
+from trajviz.engine.executors.base import (
+    IN_PROCESS,
+    Scheduler,
+    make_executor,
+    parse_scheduler,
+    using,
+)
+from trajviz.problem.models import flatten
+from trajviz.engine.slices import Slice
+from trajviz.engine.surface import GridChunk, evaluate_surface
+from trajviz.problem.tasks import TaskSet, make_family
 
 
 @pytest.mark.parametrize(("text", "want"), [
@@ -153,9 +160,9 @@ def test_a_shipped_surface_is_bitwise_the_in_process_one(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_shipped_sharpness_diagnostics_are_bitwise_the_in_process_ones(dtype):
-    from trajviz.diagnostics import DiagnosticsSpec, path_diagnostics
-    from trajviz.inner import InnerSpec, inner_loop
-    from trajviz.optim import make_optimizer
+    from trajviz.engine.diagnostics import DiagnosticsSpec, path_diagnostics
+    from trajviz.engine.inner import InnerSpec, inner_loop
+    from trajviz.problem.optim import make_optimizer
 
     options = {"hidden": (8, 8), "shots": 5}
     ref = ProblemRef.of("sinusoid", options)

@@ -13,16 +13,16 @@ distributed = pytest.importorskip(
     "distributed", reason="dask.distributed is not installed (pip install 'trajviz[dask]')")
 
 from dask_faults import DyingFirst  # noqa: E402  (tests/, importable by the workers too)
-from trajviz import context as ctx_module  # noqa: E402
-from trajviz import executor_dask  # noqa: E402
-from trajviz.cli import main  # noqa: E402
-from trajviz.context import ProblemRef  # noqa: E402
-from trajviz.executor_dask import DaskExecutor  # noqa: E402
-from trajviz.experiment import run_experiment  # noqa: E402
-from trajviz.models import flatten  # noqa: E402
-from trajviz.slices import Slice  # noqa: E402
-from trajviz.surface import evaluate_surface  # noqa: E402
-from trajviz.tasks import make_family  # noqa: E402
+from trajviz.engine import context as ctx_module  # noqa: E402
+from trajviz.engine.executors import dask_cluster as executor_dask  # noqa: E402
+from trajviz.cli.main import main  # noqa: E402
+from trajviz.engine.context import ProblemRef  # noqa: E402
+from trajviz.engine.executors.dask_cluster import DaskExecutor  # noqa: E402
+from trajviz.pipeline.experiment import run_experiment  # noqa: E402
+from trajviz.problem.models import flatten  # noqa: E402
+from trajviz.engine.slices import Slice  # noqa: E402
+from trajviz.engine.surface import evaluate_surface  # noqa: E402
+from trajviz.problem.tasks import make_family  # noqa: E402
 
 OPTIONS = {"hidden": (16, 16), "shots": 9}
 REF = ProblemRef.of("sinusoid", OPTIONS)
@@ -77,7 +77,7 @@ def test_two_workers_give_the_in_process_surface(cluster, job, dtype):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_run_experiment_surfaces_birth_maps_and_sharpness_on_the_cluster_equal_in_process(cluster, dtype):
-    from trajviz.config import from_dict
+    from trajviz.spec.config import from_dict
     config = from_dict({"family": "linear2d", "learners": ["random"], "dtype": dtype,
                         "inner": {"steps": 3, "lr": 0.1}, "heldout_tasks": 2,
                         "outer": {"meta_steps": 1, "meta_batch": 2, "eval_every": 1, "eval_tasks": 2},

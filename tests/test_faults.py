@@ -30,15 +30,15 @@ DRIVER = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from app_fixtures import make_run
     import trajviz.store.write as W
-    from trajviz import cli
+    from trajviz.cli import main as cli
 
     moment = sys.argv[1]
     def fake_experiment(config, progress=None, run_id=None, **kw):
         if moment == "training":
             print("AT training", flush=True); time.sleep(60)
         return make_run(run_id=run_id, learners=("leap",), n_tasks=2, steps=4)
-    # stands in for trajviz.experiment (which would import torch: seconds per process)
-    sys.modules["trajviz.experiment"] = types.SimpleNamespace(run_experiment=fake_experiment)
+    # stands in for trajviz.pipeline.experiment (which would import torch: seconds per process)
+    sys.modules["trajviz.pipeline.experiment"] = types.SimpleNamespace(run_experiment=fake_experiment)
     real_npz, real_fsync = W._write_npz, W._fsync_dir
     def slow_npz(path, arrays):
         real_npz(path, arrays)
@@ -171,7 +171,7 @@ TINY = dict(family="linear2d", learners=["leap"], steps=5, meta_steps=100_000, s
 
 def _worker(tmp_path: Path, runs: Path, tag: str, parent_env: bool = True):
     from trajviz.app.jobs import job_config
-    from trajviz.config import to_dict
+    from trajviz.spec.config import to_dict
 
     folder = tmp_path / f"job-{tag}"
     folder.mkdir()

@@ -13,7 +13,7 @@ import pytest
 from app_fixtures import LEARNERS
 
 from trajviz import figures as F
-from trajviz import selection as S
+from trajviz.viewmodel import selection as S
 from trajviz.figures.panels import metrics_keys
 from trajviz.figures.plane import zoom_box
 from trajviz.figures.playback import metrics_cursor_indices

@@ -6,15 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from trajviz import compiled, fused, fused_leap
-from trajviz.inner import InnerSpec, inner_loop, losses_and_grads
-from trajviz.learners import MAML, Leap, Reptile
-from trajviz.models import flatten, from_module, mlp
-from trajviz.optim import adam, sgd
-from trajviz.run import Slice
-from trajviz.surface import evaluate_surface
-from trajviz.tasks import Problem, Sinusoid
-from trajviz.tasks.base import cross_entropy_loss, mse_loss
+from trajviz.kernels import compiled, fused, fused_leap
+from trajviz.engine.inner import InnerSpec, inner_loop, losses_and_grads
+from trajviz.engine.learners import MAML, Leap, Reptile
+from trajviz.problem.models import flatten, from_module, mlp
+from trajviz.problem.optim import adam, sgd
+from trajviz.data.run import Slice
+from trajviz.engine.surface import evaluate_surface
+from trajviz.problem.tasks import Problem, Sinusoid
+from trajviz.problem.tasks.base import cross_entropy_loss, mse_loss
 
 torch.set_num_threads(1)
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from app_fixtures import make_run, write_run_dir
 
-from trajviz import cli
+from trajviz.cli import main as cli
 from trajviz.app import callbacks as cb
 from trajviz.app import create_app, inputs
-from trajviz.export import export_run, file_stem
+from trajviz.figures.export import export_run, file_stem
 from trajviz.store import RunError, check_run, list_runs, load_run, safe
 
 
@@ -81,7 +81,7 @@ CLI_BAD = [
     ("plugin-factory-raises", ["run", "--family", "tvh_factory:make"],
      "make() raised KeyError"),
     ("plugin-problem-returns-none", ["run", "--family", "tvh_none:make"],
-     "problem() returned NoneType, expected a trajviz.tasks.Problem"),
+     "problem() returned NoneType, expected a trajviz.problem.tasks.Problem"),
     ("plugin-problem-raises", ["run", "--family", "tvh_problem_raises:make"],
      "problem() raised ZeroDivisionError"),
     ("plugin-no-colon", ["run", "--family", "tvh_none"], "unknown family"),
@@ -381,7 +381,7 @@ def test_input_parsers_accept_what_the_page_sends():
 
 
 def test_static_exports_wait_for_the_one_renderer_then_are_refused(good, monkeypatch):
-    from trajviz import export
+    from trajviz.figures import export
     monkeypatch.setattr(export, "KALEIDO_WAIT_S", 0.05)
     run = load_run(good, heavy=False)
     assert export._KALEIDO.acquire(timeout=5)  # another export is rendering

@@ -7,16 +7,16 @@ import pytest
 import torch
 from torch.func import grad
 
-from trajviz.inner import (
+from trajviz.engine.inner import (
     InnerSpec,
     all_batches,
     inner_loop,
     minibatch_indices,
     pair_theta0_with_tasks,
 )
-from trajviz.models import flatten, unflatten
-from trajviz.optim import adam, momentum, sgd
-from trajviz.tasks import Linear2D, Quadratic, Sinusoid, TaskSet
+from trajviz.problem.models import flatten, unflatten
+from trajviz.problem.optim import adam, momentum, sgd
+from trajviz.problem.tasks import Linear2D, Quadratic, Sinusoid, TaskSet
 
 F64 = torch.float64
 

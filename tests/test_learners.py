@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from trajviz.inner import InnerSpec, inner_loop, minibatch_indices, query_losses
-from trajviz.learners import (
+from trajviz.engine.inner import InnerSpec, inner_loop, minibatch_indices, query_losses
+from trajviz.engine.learners import (
     FOMAML,
     LEARNERS,
     MAML,
@@ -29,10 +29,10 @@ from trajviz.learners import (
     meta_train,
     step_seed,
 )
-from trajviz.models import flatten, mlp, unflatten
-from trajviz.optim import adam, momentum, sgd
-from trajviz.tasks import Linear2D, Problem, Quadratic, Sinusoid, TaskSet
-from trajviz.tasks.base import mse_loss
+from trajviz.problem.models import flatten, mlp, unflatten
+from trajviz.problem.optim import adam, momentum, sgd
+from trajviz.problem.tasks import Linear2D, Problem, Quadratic, Sinusoid, TaskSet
+from trajviz.problem.tasks.base import mse_loss
 
 F64 = torch.float64
 COMBOS = list(itertools.product([True, False], repeat=3))  # (norm, loss, stabilizer)
@@ -525,7 +525,7 @@ def test_outer_loop_skips_a_non_finite_meta_gradient():
         name, trains = "broken", True
 
         def meta_gradient(self, problem, theta0, tasks, inner, seed):
-            from trajviz.learners import MetaGradient
+            from trajviz.engine.learners import MetaGradient
             return MetaGradient({k: torch.full_like(v, float("nan")) for k, v in theta0.items()})
 
     trace = meta_train(Broken(), problem, family, InnerSpec(sgd(0.1), 2),

@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from trajviz import native
-from trajviz.mlp_plan import mlp_layers, prepare_plane
-from trajviz.models import flatten, from_module
-from trajviz.run import Slice
-from trajviz.surface import evaluate_surface
-from trajviz.tasks import Problem, Sinusoid
-from trajviz.tasks.base import mse_loss
+from trajviz.kernels import native
+from trajviz.kernels.mlp_plan import mlp_layers, prepare_plane
+from trajviz.problem.models import flatten, from_module
+from trajviz.data.run import Slice
+from trajviz.engine.surface import evaluate_surface
+from trajviz.problem.tasks import Problem, Sinusoid
+from trajviz.problem.tasks.base import mse_loss
 
 pytestmark = pytest.mark.skipif(native.c_compiler() is None, reason="no C compiler")
 

@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from trajviz import birthloop, native, native_birth
-from trajviz.birthmap import compute_birth_map
-from trajviz.inner import InnerSpec, pair_theta0_with_tasks
-from trajviz.models import from_module, unflatten
-from trajviz.optim import make_optimizer
-from trajviz.run import Slice, View
-from trajviz.tasks import Problem, TaskSet, make_family
-from trajviz.tasks.base import mse_loss
+from trajviz.kernels import birthloop, native, native_birth
+from trajviz.pipeline.birthmap import compute_birth_map
+from trajviz.engine.inner import InnerSpec, pair_theta0_with_tasks
+from trajviz.problem.models import from_module, unflatten
+from trajviz.problem.optim import make_optimizer
+from trajviz.data.run import Slice, View
+from trajviz.problem.tasks import Problem, TaskSet, make_family
+from trajviz.problem.tasks.base import mse_loss
 
 pytestmark = pytest.mark.skipif(native.c_compiler() is None, reason="no C compiler")
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.func import functional_call, grad
 
-from trajviz import models
-from trajviz.optim import adam, make_optimizer, momentum, sgd
+from trajviz.problem import models
+from trajviz.problem.optim import adam, make_optimizer, momentum, sgd
 
 STEPS = 50
 

@@ -6,11 +6,11 @@ import textwrap
 import pytest
 import torch
 
-from trajviz.inner import InnerSpec
-from trajviz.learners import Leap, OuterSpec, meta_train, step_seed
-from trajviz.models import flatten
-from trajviz.optim import sgd
-from trajviz.tasks import TaskFamily, family_options, load_plugin, make_family
+from trajviz.engine.inner import InnerSpec
+from trajviz.engine.learners import Leap, OuterSpec, meta_train, step_seed
+from trajviz.problem.models import flatten
+from trajviz.problem.optim import sgd
+from trajviz.problem.tasks import TaskFamily, family_options, load_plugin, make_family
 
 SPEC = "demos.plugin_example:make_family"
 

@@ -10,7 +10,7 @@ import pytest
 from app_fixtures import make_run
 
 import trajviz
-from trajviz.export import export_current, export_run, figure_bytes, png_dpi
+from trajviz.figures.export import export_current, export_run, figure_bytes, png_dpi
 from trajviz.figures.presets import FONT_PX, PRESETS
 
 

@@ -1,4 +1,4 @@
-"""The view-model (trajviz.selection, honesty, summary): values, no plotly."""
+"""The view-model (trajviz.viewmodel.selection, honesty, summary): values, no plotly."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from app_fixtures import LEARNERS, make_run
 
-from trajviz import selection as S
-from trajviz.palette import EXTRA_COLOURS, PALETTE, learner_colour
+from trajviz.viewmodel import selection as S
+from trajviz.viewmodel.palette import EXTRA_COLOURS, PALETTE, learner_colour
 
 
 def tiny(coords, residual, loss, plane, explained=(np.nan,), kind="random") -> S.Selection:

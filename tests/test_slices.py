@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from trajviz.slices import (
+from trajviz.engine.slices import (
     Slice,
     exact_slice,
     filter_normalised_directions,

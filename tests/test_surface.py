@@ -6,12 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from trajviz import mlp_plan, surface
-from trajviz.inner import InnerSpec, inner_loop
-from trajviz.models import flatten, from_module, unflatten
-from trajviz.optim import sgd
-from trajviz.slices import Slice
-from trajviz.surface import (
+from trajviz.kernels import mlp_plan
+from trajviz.engine import surface
+from trajviz.engine.inner import InnerSpec, inner_loop
+from trajviz.problem.models import flatten, from_module, unflatten
+from trajviz.problem.optim import sgd
+from trajviz.engine.slices import Slice
+from trajviz.engine.surface import (
     MAX_POINTS,
     Surface,
     check_resolution,
@@ -20,8 +21,8 @@ from trajviz.surface import (
     evaluate_surface,
     plane_losses,
 )
-from trajviz.tasks import Linear2D, Problem, Quadratic, Sinusoid
-from trajviz.tasks.base import mse_loss
+from trajviz.problem.tasks import Linear2D, Problem, Quadratic, Sinusoid
+from trajviz.problem.tasks.base import mse_loss
 
 
 def random_slice(problem: Problem, seed: int = 0, extent=(-1.0, 1.5, -2.0, 0.5)) -> Slice:
@@ -121,7 +122,7 @@ def test_fused_and_vmap_paths_agree_on_mlps(monkeypatch, rows):
         family = Sinusoid(shots=9, hidden=hidden)
         problem = family.problem()
         if act != "relu":  # the same family, another activation
-            from trajviz import models
+            from trajviz.problem import models
             model = models.mlp((1, *hidden, 1), activation=act)
             problem = Problem(model, mse_loss(model))
         tasks = family.sample(seed=0, n_tasks=2)
@@ -199,8 +200,8 @@ def test_generic_models_quadratic_bowls():
 
 
 def test_convnet_takes_the_vmap_path():
-    from trajviz import models
-    from trajviz.tasks.base import cross_entropy_loss
+    from trajviz.problem import models
+    from trajviz.problem.tasks.base import cross_entropy_loss
     model = models.convnet(3, channels=4, image_size=8)
     problem = Problem(model, cross_entropy_loss(model))
     gen = torch.Generator().manual_seed(0)
@@ -303,7 +304,7 @@ def test_bad_resolution_is_refused(sinusoid, resolution, match):
                                          (501, False)])
 def test_surface_accepts_exactly_the_resolutions_the_config_accepts(n, accepted):
     """One bound, inclusive at both ends, in the config layer and the surface alike."""
-    from trajviz.config import from_dict
+    from trajviz.spec.config import from_dict
     for check in (lambda: check_resolution((n, n)),
                   lambda: from_dict({"slices": {"resolution": n}})):
         if accepted:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from trajviz.tasks import (
+from trajviz.problem.tasks import (
     ARC4,
     SPLITS,
     Digits,
@@ -18,7 +18,7 @@ from trajviz.tasks import (
     family_options,
     make_family,
 )
-from trajviz.tasks.digits import _digits
+from trajviz.problem.tasks.digits import _digits
 
 FAMILIES = {
     "sinusoid": Sinusoid(shots=7, query_shots=5),

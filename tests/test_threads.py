@@ -6,10 +6,10 @@ import threading
 import pytest
 import torch
 
-from trajviz import threads
-from trajviz.cli import main
-from trajviz.config import ExperimentConfig, from_dict, to_dict
-from trajviz.experiment import config_threads
+from trajviz.kernels import threads
+from trajviz.cli.main import main
+from trajviz.spec.config import ExperimentConfig, from_dict, to_dict
+from trajviz.pipeline.experiment import config_threads
 
 
 def test_small_work_runs_single_threaded_whatever_the_machine():
@@ -73,7 +73,7 @@ def test_kernel_threads_count_idle_cores_net_of_the_run_itself(monkeypatch):
 
 
 def test_native_kernels_take_idle_cores_inside_the_policy_only(monkeypatch):
-    from trajviz import native
+    from trajviz.kernels import native
 
     monkeypatch.setattr(threads, "idle_cores", lambda *a, **k: 3)
     parts = []
@@ -109,7 +109,7 @@ def test_native_kernels_take_idle_cores_inside_the_policy_only(monkeypatch):
 
 
 def test_run_experiment_marks_the_policy_scope(monkeypatch):
-    from trajviz import experiment
+    from trajviz.pipeline import experiment
 
     seen = []
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

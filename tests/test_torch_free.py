@@ -14,13 +14,13 @@ import trajviz.figures
 FIGURE_MODULES = sorted(f"trajviz.figures.{p.stem}" for p in
                         Path(trajviz.figures.__file__).parent.glob("*.py")
                         if p.stem != "__init__")
-MODULES = ["trajviz.run", "trajviz.names", "trajviz.store", "trajviz.selection",
-           "trajviz.honesty", "trajviz.axes", "trajviz.summary", "trajviz.palette",
-           "trajviz.figures", *FIGURE_MODULES, "trajviz.export", "trajviz.app",
+MODULES = ["trajviz.data.run", "trajviz.spec.names", "trajviz.store", "trajviz.viewmodel.selection",
+           "trajviz.viewmodel.honesty", "trajviz.viewmodel.axes", "trajviz.viewmodel.summary", "trajviz.viewmodel.palette",
+           "trajviz.figures", *FIGURE_MODULES, "trajviz.figures.export", "trajviz.app",
            "trajviz.app.callbacks", "trajviz.app.components", "trajviz.app.layout",
            "trajviz.app.state", "trajviz.app.jobs", "trajviz.app.whatif",
-           "trajviz.app.worker_client", "trajviz.variantstore",
-           "trajviz.birthview", "trajviz.app.birth", "trajviz.app.launches"]
+           "trajviz.app.worker_client", "trajviz.store.inner_variants",
+           "trajviz.viewmodel.birthview", "trajviz.app.birth", "trajviz.app.launches"]
 
 SCRIPT = """
 import importlib, json, sys, tempfile
@@ -51,7 +51,7 @@ def test_the_data_side_never_imports_torch():
 
 
 def test_the_view_model_never_imports_plotly():
-    code = ("import json, sys; import trajviz.selection, trajviz.summary; "
+    code = ("import json, sys; import trajviz.viewmodel.selection, trajviz.viewmodel.summary; "
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('plotly', 'dash', 'torch'))))")
     root = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""What if: rerun the held-out inner loops with other inner settings (trajviz.rerun),
+"""What if: rerun the held-out inner loops with other inner settings (trajviz.pipeline.whatif),
 keep the variant in the run, the CLI."""
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import torch
 from birth_fixtures import RECORDED, tiny  # tests/ is on the path
 
 import trajviz
-from trajviz.cli import main
-from trajviz.config import from_dict
-from trajviz.experiment import heldout_setup, inner_spec, run_experiment
-from trajviz.inner import inner_loop
-from trajviz.models import unflatten
-from trajviz.rerun import keep_variant, whatif, whatif_context
-from trajviz.run import apply_inner_variant
-from trajviz.selection import select, summary_rows
+from trajviz.cli.main import main
+from trajviz.spec.config import from_dict
+from trajviz.pipeline.experiment import heldout_setup, inner_spec, run_experiment
+from trajviz.engine.inner import inner_loop
+from trajviz.problem.models import unflatten
+from trajviz.pipeline.whatif import keep_variant, whatif, whatif_context
+from trajviz.data.run import apply_inner_variant
+from trajviz.viewmodel.selection import select, summary_rows
 from trajviz.store import load_run, write_run
-from trajviz.variantstore import variant_from_bytes, variant_to_bytes
+from trajviz.store.inner_variants import variant_from_bytes, variant_to_bytes
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from trajviz.app.state import AppState
 from trajviz.app.whatif import WhatIfService, changes_of, recompute, shown_run
 from trajviz.app.whatif_fast import fast_update
 from trajviz.app.worker_client import SUPERSEDED, LatestWins
-from trajviz.config import from_dict
-from trajviz.experiment import run_experiment
-from trajviz.rerun import whatif
-from trajviz.selection import select
+from trajviz.spec.config import from_dict
+from trajviz.pipeline.experiment import run_experiment
+from trajviz.pipeline.whatif import whatif
+from trajviz.viewmodel.selection import select
 from trajviz.store import load_run, write_run
 
 

@@ -14,10 +14,10 @@ from birth_fixtures import make_birth_run
 
 from trajviz.app.launches import decode_launch
 from trajviz.app.worker_client import WorkerClient, WorkerError
-from trajviz.jsonfloats import restore_nonfinite
-from trajviz.launch import launch, launch_context, point_on_view
+from trajviz.data.jsonfloats import restore_nonfinite
+from trajviz.pipeline.launch import launch, launch_context, point_on_view
 from trajviz.store import load_run
-from trajviz.worker import main, read_frame, serve, write_frame
+from trajviz.cli.worker import main, read_frame, serve, write_frame
 
 
 def test_the_worker_launches_keeps_and_refuses_in_one_line(tmp_path):
@@ -58,12 +58,12 @@ def test_the_worker_launches_keeps_and_refuses_in_one_line(tmp_path):
 
 
 def test_worker_and_birth_job_usage_errors_exit_2(capsys):
-    from trajviz import birthjob
+    from trajviz.cli import birthjob
 
     assert main([]) == 2 and main(["run", "--warm", "everything"]) == 2
-    assert "usage: python -m trajviz.worker RUN_PATH [--warm whatif|launch]" in capsys.readouterr().err
+    assert "usage: python -m trajviz.cli.worker RUN_PATH [--warm whatif|launch]" in capsys.readouterr().err
     assert birthjob.main(["run", "pca"]) == 2
-    assert "usage: python -m trajviz.birthjob RUN_PATH VIEW GRID TASKS" in capsys.readouterr().err
+    assert "usage: python -m trajviz.cli.birthjob RUN_PATH VIEW GRID TASKS" in capsys.readouterr().err
 
 
 def test_a_worker_that_does_not_answer_is_stopped_with_one_line(tmp_path):

@@ -16,49 +16,49 @@ loop from one θ0 on one task, a *job* background work, θ0 is ``theta0``.
 ``trajviz.launch_at(run, theta0)`` runs the held-out inner loops from any θ0
 as the run's learners were run (a ``Launch``).
 ``trajviz.whatif(run, {"lr": 0.02})`` reruns every learner's held-out paths
-under other inner settings (an ``InnerVariant``; ``trajviz.rerun``).
+under other inner settings (an ``InnerVariant``; ``trajviz.pipeline.whatif``).
 """
 __version__ = "0.1.0"
 
-from . import config  # noqa: E402 - torch-free: configs are built and checked without the compute
+from trajviz.spec import config  # noqa: E402 - torch-free: configs are built and checked without the compute
 __all__ = ["config", "figure", "load_run", "run_experiment", "save_figure"]
 
 
 def run_experiment(config, **kwargs):
-    """``trajviz.experiment.run_experiment`` (imported lazily: torch is heavy)."""
-    from .experiment import run_experiment as _run
+    """``trajviz.pipeline.experiment.run_experiment`` (imported lazily: torch is heavy)."""
+    from trajviz.pipeline.experiment import run_experiment as _run
     return _run(config, **kwargs)
 
 
 def load_run(path, **kwargs):
     """``trajviz.store.load_run``."""
-    from .store import load_run as _load
+    from trajviz.store import load_run as _load
     return _load(path, **kwargs)
 
 
 def figure(run, what="surface", **kwargs):
-    """``trajviz.api.figure``: the page's figures (and paper presets) from Python."""
-    from .api import figure as _figure
+    """``trajviz.figures.api.figure``: the page's figures (and paper presets) from Python."""
+    from trajviz.figures.api import figure as _figure
     return _figure(run, what, **kwargs)
 
 
 def save_figure(fig, path, dpi=300):
-    """``trajviz.api.save``: PNG (with its DPI), SVG, PDF or standalone HTML."""
-    from .api import save as _save
+    """``trajviz.figures.api.save``: PNG (with its DPI), SVG, PDF or standalone HTML."""
+    from trajviz.figures.api import save as _save
     return _save(fig, path, dpi)
 
 
 def birth_map(run, view=None, **kwargs):
-    """``trajviz.birthmap.birth_map``: the birth map of a run (loaded with heavy=True) on a view."""
-    from .birthmap import birth_map as _birth_map
+    """``trajviz.pipeline.birthmap.birth_map``: the birth map of a run (loaded with heavy=True) on a view."""
+    from trajviz.pipeline.birthmap import birth_map as _birth_map
     return _birth_map(run, view, **kwargs)
 
 
 def launch_at(run, theta0=None, *, view=None, point=None, name="launch"):
     """Held-out inner loops from ``theta0`` [P], or from ``point`` (a, b) on ``view``'s slice,
-    run exactly as the run's learners were (``trajviz.launch``); returns a ``Launch``."""
-    from .launch import launch as _launch
-    from .launch import launch_context, point_on_view
+    run exactly as the run's learners were (``trajviz.pipeline.launch``); returns a ``Launch``."""
+    from trajviz.pipeline.launch import launch as _launch
+    from trajviz.pipeline.launch import launch_context, point_on_view
     ctx = launch_context(run)
     if theta0 is None:
         if point is None:
@@ -68,7 +68,7 @@ def launch_at(run, theta0=None, *, view=None, point=None, name="launch"):
 
 
 def whatif(run, inner_changes, learners=None, tasks=None, **kwargs):
-    """``trajviz.rerun.whatif``: every learner's held-out rollouts of ``run`` (loaded with
+    """``trajviz.pipeline.whatif.whatif``: every learner's held-out rollouts of ``run`` (loaded with
     heavy=True) rerun with ``inner_changes`` such as {"lr": 0.02}; an ``InnerVariant``."""
-    from .rerun import whatif as _whatif
+    from trajviz.pipeline.whatif import whatif as _whatif
     return _whatif(run, inner_changes, learners, tasks, **kwargs)

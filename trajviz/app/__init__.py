@@ -1,11 +1,11 @@
 """The Dash app: ``create_app(runs_dir)`` builds it, ``serve(runs_dir)`` runs it.
 
 Layout in ``layout.py`` (built from the reusable pieces in ``components.py``),
-thin callbacks in ``callbacks.py`` (parse, call ``trajviz.selection`` and a
+thin callbacks in ``callbacks.py`` (parse, call ``trajviz.viewmodel.selection`` and a
 builder, return), the locked run cache in ``state.py``, ids in ``ids.py``,
 background runs in ``jobs.py``; CSS and the clientside playback live in the
 repository's ``assets/`` folder. Nothing here imports torch: names come from
-``trajviz.names``.
+``trajviz.spec.names``.
 """
 from __future__ import annotations
 
@@ -15,27 +15,18 @@ from pathlib import Path
 from dash import Dash
 
 
-def _assets_folder() -> Path:
-    """The CSS and clientside JS: the repository's assets/ (editable installs and
-    checkouts), shipped as ``trajviz.assets`` in a wheel (pyproject.toml)."""
-    checkout = Path(__file__).resolve().parents[2] / "assets"
-    if (checkout / "playback.js").is_file():
-        return checkout
-    return Path(__file__).resolve().parents[1] / "assets"
-
-
-ASSETS = _assets_folder()
+ASSETS = Path(__file__).resolve().parent / "assets"  # the CSS and clientside JS (package data)
 
 
 def create_app(runs_dir: str | Path, token: str | None = None) -> Dash:
     """A Dash app showing the runs in ``runs_dir`` (read when the page loads, not here).
     With ``token``, every request must carry it (``guard.install``)."""
-    from ..names import FAMILY_NAMES, LEARNER_NAMES
-    from .callbacks import register
-    from .guard import install
-    from .layout import build_layout
-    from .state import AppState
-    from .whatif import register_whatif
+    from trajviz.spec.names import FAMILY_NAMES, LEARNER_NAMES
+    from trajviz.app.callbacks import register
+    from trajviz.app.guard import install
+    from trajviz.app.layout import build_layout
+    from trajviz.app.state import AppState
+    from trajviz.app.whatif import register_whatif
 
     if not (ASSETS / "playback.js").is_file():
         raise ValueError(f"trajviz's browser assets are missing from {ASSETS}; "
@@ -61,8 +52,8 @@ def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050, token: bool
     import signal
     import sys
 
-    from ..store import sweep_stale
-    from .guard import is_loopback, new_token
+    from trajviz.store import sweep_stale
+    from trajviz.app.guard import is_loopback, new_token
 
     secret = None
     query = ""

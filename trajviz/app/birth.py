@@ -2,7 +2,7 @@
 
 Launches and birth-map jobs run in worker processes (``launches.py``); this
 module only parses the page's values, asks them, and draws from
-``trajviz.birthview`` with ``figures.birthmap``. ``register_birth(app, state)``
+``trajviz.viewmodel.birthview`` with ``figures.birthmap``. ``register_birth(app, state)``
 wires it; the inner-loop ``draw`` adds the latest launch through
 ``state.launches.over``.
 """
@@ -14,13 +14,13 @@ from typing import Any
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from ..birthview import BIRTH_CHOICES, select_birth
-from ..figures.birthmap import birth_figure
-from ..palette import learner_colour
-from ..selection import fmt
-from ..store import RunError
-from . import ids
-from .components import GRAPH_CONFIG, BLANK, empty_figure, explain, field
+from trajviz.viewmodel.birthview import BIRTH_CHOICES, select_birth
+from trajviz.figures.birthmap import birth_figure
+from trajviz.viewmodel.palette import learner_colour
+from trajviz.viewmodel.selection import fmt
+from trajviz.store import RunError
+from trajviz.app import ids
+from trajviz.app.components import GRAPH_CONFIG, BLANK, empty_figure, explain, field
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}
@@ -162,7 +162,7 @@ def keep_launch(state, run_id: str | None, name: str | None, version: dict | Non
     result = state.launches.latest(run_id)
     wanted = (name or "").strip() or (result.record.name if result else "")
     try:
-        run = state.cache.get(run_id)  # the worker checks the name (trajviz.inits)
+        run = state.cache.get(run_id)  # the worker checks the name (trajviz.problem.inits)
         if wanted in run.learners:
             raise ValueError(f"the run already has a learner named {wanted!r}; choose another name")
         kept = state.launches.keep(run_id, state.cache.path_of(run_id), wanted)

@@ -15,21 +15,43 @@ from typing import Any
 
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
-from ..export import export_current
-from ..figures import (frame_data, meta_curves_figure, meta_figure, meta_frame_data,
-                       panel_figure, surface_figure)
-from ..names import LEARNER_NAMES as LEARNERS
-from ..selection import (PANEL_KEYS, PANELS, select, select_meta, slice_name, summary_rows,
-                         task_label)
-from ..store import RunError, list_runs
-from . import ids, inputs
-from .birth import register_birth
-from .components import (empty_figure, honesty_card, learner_option, message, run_info,
-                         panel_style, run_label, summary_hint, summary_table)
-from .jobs import job_config
-from .state import AppState, RunCache
-from .whatif import shown_run
-from .whatif_fast import pick
+from trajviz.figures.export import export_current
+from trajviz.figures import (
+    frame_data,
+    meta_curves_figure,
+    meta_figure,
+    meta_frame_data,
+    panel_figure,
+    surface_figure,
+)
+from trajviz.spec.names import LEARNER_NAMES as LEARNERS
+from trajviz.viewmodel.selection import (
+    PANEL_KEYS,
+    PANELS,
+    select,
+    select_meta,
+    slice_name,
+    summary_rows,
+    task_label,
+)
+from trajviz.store import RunError, list_runs
+from trajviz.app import ids, inputs
+from trajviz.app.birth import register_birth
+from trajviz.app.components import (
+    empty_figure,
+    honesty_card,
+    learner_option,
+    message,
+    run_info,
+    panel_style,
+    run_label,
+    summary_hint,
+    summary_table,
+)
+from trajviz.app.jobs import job_config
+from trajviz.app.state import AppState, RunCache
+from trajviz.app.whatif import shown_run
+from trajviz.app.whatif_fast import pick
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}

@@ -1,7 +1,7 @@
 """Reusable pieces of the page (Dash components, no callbacks): messages, the summary
 table, the honesty card, the player bar, explanations, learner options, blank figures.
 
-Builders take view-model values (``trajviz.selection``) and return components;
+Builders take view-model values (``trajviz.viewmodel.selection``) and return components;
 the callbacks wire them, the layout places them.
 """
 from __future__ import annotations
@@ -10,13 +10,20 @@ from typing import Any
 
 from dash import dcc, html
 
-from ..palette import learner_colour
-from ..run import Run
-from ..selection import (PANEL_GROUPS, SUMMARY_COLUMNS, PanelSpec, Selection, best_learners,
-                         fmt, honesty_items)
-from ..summary import coverage, not_eligible
-from . import ids
-from .texts import EXPLAIN
+from trajviz.viewmodel.palette import learner_colour
+from trajviz.data.run import Run
+from trajviz.viewmodel.selection import (
+    PANEL_GROUPS,
+    SUMMARY_COLUMNS,
+    PanelSpec,
+    Selection,
+    best_learners,
+    fmt,
+    honesty_items,
+)
+from trajviz.viewmodel.summary import coverage, not_eligible
+from trajviz.app import ids
+from trajviz.app.texts import EXPLAIN
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],

@@ -13,7 +13,7 @@ import logging
 import secrets
 import socket
 
-from .inputs import MAX_REQUEST_BYTES
+from trajviz.app.inputs import MAX_REQUEST_BYTES
 
 COOKIE = "trajviz_token"
 _log = logging.getLogger("trajviz.app")

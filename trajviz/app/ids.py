@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..selection import PANEL_KEYS
+from trajviz.viewmodel.selection import PANEL_KEYS
 
 URL = "url"
 DOWNLOAD = "download"

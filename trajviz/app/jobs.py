@@ -26,12 +26,12 @@ def job_config(family: str, learners: list[str], steps: int, meta_steps: int, se
                name: str = ""):
     """A small, quick ExperimentConfig from the browser form; ValueError (one line) if bad.
 
-    Starts from the family's demo config where ``trajviz.config.demo_configs`` has
+    Starts from the family's demo config where ``trajviz.spec.config.demo_configs`` has
     one, else from small defaults (8 tasks per meta-step, 6 held-out tasks, a 41×41
     PCA slice, plus the exact slice for 2-parameter models). Every value is checked,
-    and bounded, by ``trajviz.config``."""
-    from .. import budget
-    from ..config import ExperimentConfig, demo_configs, from_dict, to_dict
+    and bounded, by ``trajviz.spec.config``."""
+    from trajviz.spec import budget
+    from trajviz.spec.config import ExperimentConfig, demo_configs, from_dict, to_dict
 
     base = next((c for c in demo_configs().values() if c.family == family), None)
     if base is None:
@@ -109,7 +109,7 @@ class JobManager:
         return job_id
 
     def _launch(self, config) -> str:
-        from ..config import to_dict
+        from trajviz.spec.config import to_dict
 
         job_id, folder = scratch("job")
         (folder / "config.json").write_text(json.dumps(to_dict(config)), encoding="utf-8")
@@ -253,10 +253,10 @@ def work(config_path: Path, runs_dir: Path, progress_path: Path) -> int:
     reporter = _Reporter(progress_path, [], [])
     reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
     try:
-        from ..config import from_dict
-        from ..executor import SCHEDULER_ENV
-        from ..experiment import run_experiment
-        from ..store import new_run_id, write_run
+        from trajviz.spec.config import from_dict
+        from trajviz.engine.executors.base import SCHEDULER_ENV
+        from trajviz.pipeline.experiment import run_experiment
+        from trajviz.store import new_run_id, write_run
 
         config = from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
         reporter = _Reporter(progress_path, list(config.learners), list(config.slices.kinds))

@@ -1,13 +1,13 @@
 """Click-to-launch and birth-map jobs for the app, run in worker processes (no torch here).
 
-``LaunchBoard`` keeps one warm ``trajviz.worker`` process (``--warm launch``) for
+``LaunchBoard`` keeps one warm ``trajviz.cli.worker`` process (``--warm launch``) for
 the run on screen, in a ``WorkerPool`` of its own (started when the run is
 picked, so the first click does not pay for importing torch and loading the
 run), sends it one launch at a time, and holds each run's latest launch (numpy,
 without the [.., P] arrays) so the inner-loop view draws it as one more learner
 (``over``). ``keep`` asks the worker to store the launch in the run
 (``launch.keep``, atomic). Birth-map jobs run in their own short-lived process,
-``python -m trajviz.birthjob`` (``BirthJobs``).
+``python -m trajviz.cli.birthjob`` (``BirthJobs``).
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ..jsonfloats import restore_nonfinite
-from ..run import Launch, LearnerRecord, Run, ViewPaths, with_learner
-from .jobs import job_status, scratch, spawn, stop
-from .worker_client import WorkerPool
+from trajviz.data.jsonfloats import restore_nonfinite
+from trajviz.data.run import Launch, LearnerRecord, Run, ViewPaths, with_learner
+from trajviz.app.jobs import job_status, scratch, spawn, stop
+from trajviz.app.worker_client import WorkerPool
 
 CLICK_PREFIX = "click"
 
@@ -132,7 +132,7 @@ class BirthJobs:
             raise ValueError(f"a birth map is already being computed (run {busy.run_id}); "
                              "wait for it to finish")
         job_id, folder = scratch("birth")
-        process = spawn(folder, ["trajviz.birthjob", str(run_path), view, str(grid), str(tasks),
+        process = spawn(folder, ["trajviz.cli.birthjob", str(run_path), view, str(grid), str(tasks),
                                  str(folder / "progress.json")])
         with self._lock:
             self._jobs[job_id] = BirthJob(run_id, view, folder, process)

@@ -8,13 +8,22 @@ from collections.abc import Sequence
 
 from dash import dcc, html
 
-from ..selection import PANEL_GROUPS, PANELS, PanelSpec
-from . import ids
-from .birth import birth_card, launch_bar
-from .components import (BLANK, GRAPH_CONFIG, MAIN_GRAPH_CONFIG, SMALL_GRAPH_CONFIG, explain,
-                         field, learner_option, panel_style, player_bar)
-from .texts import EXPLAIN, HOW_TO_READ, TAGLINE
-from .whatif import whatif_box
+from trajviz.viewmodel.selection import PANEL_GROUPS, PANELS, PanelSpec
+from trajviz.app import ids
+from trajviz.app.birth import birth_card, launch_bar
+from trajviz.app.components import (
+    BLANK,
+    GRAPH_CONFIG,
+    MAIN_GRAPH_CONFIG,
+    SMALL_GRAPH_CONFIG,
+    explain,
+    field,
+    learner_option,
+    panel_style,
+    player_bar,
+)
+from trajviz.app.texts import EXPLAIN, HOW_TO_READ, TAGLINE
+from trajviz.app.whatif import whatif_box
 
 
 def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..run import Run
-from ..store import RunError, load_run
-from .jobs import JobManager
-from .launches import BirthJobs, LaunchBoard
+from trajviz.data.run import Run
+from trajviz.store import RunError, load_run
+from trajviz.app.jobs import JobManager
+from trajviz.app.launches import BirthJobs, LaunchBoard
 
 
 class RunCache:

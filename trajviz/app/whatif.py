@@ -25,12 +25,12 @@ from typing import Any
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from ..run import InnerVariant, Run, apply_inner_variant
-from ..store import RunError
-from ..summary import summary_rows
-from . import ids
-from .components import field, summary_table
-from .worker_client import SUPERSEDED, LatestWins, WorkerError, WorkerPool
+from trajviz.data.run import InnerVariant, Run, apply_inner_variant
+from trajviz.store import RunError
+from trajviz.viewmodel.summary import summary_rows
+from trajviz.app import ids
+from trajviz.app.components import field, summary_table
+from trajviz.app.worker_client import SUPERSEDED, LatestWins, WorkerError, WorkerPool
 
 OWN = "__own__"
 SURFACE_NOTE = ("The surface is reused: it is the loss over the slice and does not depend on "
@@ -110,7 +110,7 @@ def shown_run(state, run_id: str, shown: dict | None) -> Run:
 
 
 def changes_of(optimizer: str, log_lr: Any, beta: Any, steps: Any) -> dict[str, Any]:
-    """The inner changes the controls ask for (checked again by trajviz.config in the worker)."""
+    """The inner changes the controls ask for (checked again by trajviz.spec.config in the worker)."""
     try:
         lr, k, b = 10.0 ** float(log_lr), int(steps), float(beta)
     except (TypeError, ValueError, OverflowError):
@@ -128,7 +128,7 @@ def recompute(state, run_id: str, changes: dict[str, Any]) -> dict[str, Any] | N
     """Ask the run's worker for the what-if; None when a newer request replaced this one.
 
     Returns {"shown", "status", "run"} (run: the variant applied, for the summary)."""
-    from ..variantstore import variant_from_bytes
+    from trajviz.store.inner_variants import variant_from_bytes
 
     service: WhatIfService = state.whatif
     base = state.cache.get(run_id)
@@ -249,7 +249,7 @@ def register_whatif(app, state) -> None:
         State(ids.SLICE, "value"), State(ids.TASK, "value"), State(ids.LEARNERS, "value"),
         State(ids.MODE, "value"), State(ids.INNER.frame, "data"), State(ids.WHATIF_SHOWN, "data"),
         prevent_initial_call=True)
-    from .whatif_route import register_route
+    from trajviz.app.whatif_route import register_route
     register_route(app, state)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..figures.restyle import restyle_data
-from ..run import Run
-from ..selection import Selection, select
-from . import ids, inputs
+from trajviz.figures.restyle import restyle_data
+from trajviz.data.run import Run
+from trajviz.viewmodel.selection import Selection, select
+from trajviz.app import ids, inputs
 
 
 def pick(state, run_id: str, run: Run, view: Any, task: Any,

@@ -23,11 +23,11 @@ import re
 from html import escape
 from typing import Any
 
-from ..store import RunError
-from . import inputs
-from .whatif import answer, changes_of, summary_children
-from .whatif_fast import fast_update
-from .worker_client import WorkerError
+from trajviz.store import RunError
+from trajviz.app import inputs
+from trajviz.app.whatif import answer, changes_of, summary_children
+from trajviz.app.whatif_fast import fast_update
+from trajviz.app.worker_client import WorkerError
 
 ROUTE = "/_trajviz/whatif"
 FIELDS = "run, lr, beta, opt, steps, view, task, learners, mode, frame"

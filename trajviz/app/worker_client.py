@@ -1,6 +1,6 @@
-"""The app's side of a warm worker (``trajviz.worker``), torch-free.
+"""The app's side of a warm worker (``trajviz.cli.worker``), torch-free.
 
-``WorkerClient(run_path)`` starts ``python -m trajviz.worker RUN_PATH`` once and
+``WorkerClient(run_path)`` starts ``python -m trajviz.cli.worker RUN_PATH`` once and
 sends it requests (``call``), one at a time; ``WorkerPool`` keeps one warm
 worker per run (the least recently used is stopped beyond ``size``): the
 what-if's pool (``whatif.py``) and the launches' (``launches.py``), apart, so a
@@ -52,14 +52,14 @@ class WorkerError(ValueError):
 
 class WorkerClient:
     """One worker process for one run; ``call`` is serialised by a lock. ``warm``: the
-    work it is for, what-if or launch (``trajviz.worker``'s ``--warm``)."""
+    work it is for, what-if or launch (``trajviz.cli.worker``'s ``--warm``)."""
 
     def __init__(self, run_path: Path, warm: str = "whatif", timeout: float = TIMEOUT_S):
         self.run_path, self.timeout = Path(run_path), timeout
         self._lock = threading.Lock()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "trajviz.worker", str(self.run_path), "--warm", warm],
+            [sys.executable, "-m", "trajviz.cli.worker", str(self.run_path), "--warm", warm],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         ready = _read_frame(self.process.stdout) if _wait_readable(self.process.stdout, timeout) \
             else None

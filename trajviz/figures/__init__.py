@@ -1,7 +1,7 @@
 """Pure plotly figure builders, shared by the Dash app and every export.
 
-Data in, ``go.Figure`` out: no Dash, no disk (file output is ``trajviz.export``).
-Every builder draws from the view-model in ``trajviz.selection`` (``Selection``,
+Data in, ``go.Figure`` out: no Dash, no disk (file output is ``trajviz.figures.export``).
+Every builder draws from the view-model in ``trajviz.viewmodel.selection`` (``Selection``,
 ``MetaSelection``), so the app and the paper figures show the same numbers in
 the same colours. Modules, by what they draw:
 
@@ -18,17 +18,41 @@ every projected view states its explained variance and off-plane residual.
 """
 from __future__ import annotations
 
-from ..selection import (META_CURVES, PANEL_KEYS, PANELS, SUMMARY_COLUMNS, MetaSelection,
-                         PanelSpec, Selection, best_learners, fmt, honesty, honesty_line,
-                         panel_axis, select, select_meta, slice_name, summary_rows, task_label)
-from .animation import animated_meta_figure, animated_metrics_figure, animated_surface_figure
-from .meta import meta_curves_figure, meta_figure
-from .panels import metrics_figure, panel_figure
-from .paper import paper_meta_figure, paper_metrics_figure, paper_surface_figure, \
-    summary_table_figure
-from .plane import surface_figure, surface_trace
-from .playback import GROUP, TAIL, frame_data, group_index, meta_frame_data
-from .style import PALETTE, PAPER_FONT, PAPER_WIDTH, learner_colour
+from trajviz.viewmodel.selection import (
+    META_CURVES,
+    PANEL_KEYS,
+    PANELS,
+    SUMMARY_COLUMNS,
+    MetaSelection,
+    PanelSpec,
+    Selection,
+    best_learners,
+    fmt,
+    honesty,
+    honesty_line,
+    panel_axis,
+    select,
+    select_meta,
+    slice_name,
+    summary_rows,
+    task_label,
+)
+from trajviz.figures.animation import (
+    animated_meta_figure,
+    animated_metrics_figure,
+    animated_surface_figure,
+)
+from trajviz.figures.meta import meta_curves_figure, meta_figure
+from trajviz.figures.panels import metrics_figure, panel_figure
+from trajviz.figures.paper import (
+    paper_meta_figure,
+    paper_metrics_figure,
+    paper_surface_figure,
+    summary_table_figure,
+)
+from trajviz.figures.plane import surface_figure, surface_trace
+from trajviz.figures.playback import GROUP, TAIL, frame_data, group_index, meta_frame_data
+from trajviz.figures.style import PALETTE, PAPER_FONT, PAPER_WIDTH, learner_colour
 
 __all__ = [
     "GROUP", "META_CURVES", "PALETTE", "PANELS", "PANEL_KEYS", "PAPER_FONT", "PAPER_WIDTH",

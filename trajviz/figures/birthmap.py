@@ -2,17 +2,17 @@
 
 Trace order: 0 the map (``heatmap``, with its colour bar), 1 the birth point
 (a star), then one marker per learner's θ0 (in run order, ``marks``).
-Drawn from ``trajviz.birthview.BirthSelection``; pure.
+Drawn from ``trajviz.viewmodel.birthview.BirthSelection``; pure.
 """
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
-from ..birthview import BirthSelection
-from ..selection import slice_name
-from .plane import plane_axes
-from .style import base_layout, clean, learner_colour
+from trajviz.viewmodel.birthview import BirthSelection
+from trajviz.viewmodel.selection import slice_name
+from trajviz.figures.plane import plane_axes
+from trajviz.figures.style import base_layout, clean, learner_colour
 
 #: Low (fast, unspecialised) is light, high is dark; the birth star stays visible on both.
 BIRTH_SCALE = "YlGnBu"

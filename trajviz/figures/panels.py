@@ -15,14 +15,23 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..axes import panel_axis
-from ..honesty import honesty_notes
-from ..diagnosis import NOT_RECORDED
-from ..selection import PANELS, Selection, panel_spec
-from ..ticks import log_axis
-from .restyle import threshold_line
-from .style import (APP_FONT, CURSOR_COLOUR, GRID_COLOUR, PAPER_FONT, base_layout, clean,
-                    learner_colour, step_dtick, wrap)
+from trajviz.viewmodel.axes import panel_axis
+from trajviz.viewmodel.honesty import honesty_notes
+from trajviz.viewmodel.diagnosis import NOT_RECORDED
+from trajviz.viewmodel.selection import PANELS, Selection, panel_spec
+from trajviz.viewmodel.ticks import log_axis
+from trajviz.figures.restyle import threshold_line
+from trajviz.figures.style import (
+    APP_FONT,
+    CURSOR_COLOUR,
+    GRID_COLOUR,
+    PAPER_FONT,
+    base_layout,
+    clean,
+    learner_colour,
+    step_dtick,
+    wrap,
+)
 
 METRICS_COLS = 3
 NOTES_TITLE = "What the slice hides"

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from ..honesty import honesty_line
-from ..selection import Selection, slice_name, value_range
-from .playback import tail_of
-from .raster import contour_segments, image_uri, in_box, robust_range
-from .style import SURFACE_SCALE, base_layout, clean, learner_colour
+from trajviz.viewmodel.honesty import honesty_line
+from trajviz.viewmodel.selection import Selection, slice_name, value_range
+from trajviz.figures.playback import tail_of
+from trajviz.figures.raster import contour_segments, image_uri, in_box, robust_range
+from trajviz.figures.style import SURFACE_SCALE, base_layout, clean, learner_colour
 
 #: Contour lines drawn on the screen surface, evenly over its fitted colour range.
 SCREEN_LEVELS = 14

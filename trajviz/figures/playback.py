@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..selection import META_CURVES, PANELS, MetaSelection, Selection, panel_spec
-from ..axes import meta_curve_ranges, panel_axis
+from trajviz.viewmodel.selection import META_CURVES, PANELS, MetaSelection, Selection, panel_spec
+from trajviz.viewmodel.axes import meta_curve_ranges, panel_axis
 
 GROUP = ("path", "start", "end", "tail", "head")
 TAIL = 3

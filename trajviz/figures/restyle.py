@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ..axes import panel_axis
-from ..selection import Selection, panel_spec
-from ..ticks import log_axis
-from .playback import frame_data, group_index, json_list, panel_cursor_index
+from trajviz.viewmodel.axes import panel_axis
+from trajviz.viewmodel.selection import Selection, panel_spec
+from trajviz.viewmodel.ticks import log_axis
+from trajviz.figures.playback import frame_data, group_index, json_list, panel_cursor_index
 
 
 def _points(xy: np.ndarray) -> dict[str, list]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..palette import EXTRA_COLOURS, PALETTE, learner_colour  # noqa: F401 - re-exported
+from trajviz.viewmodel.palette import EXTRA_COLOURS, PALETTE, learner_colour  # noqa: F401 - re-exported
 
 #: The surface: light for low loss, slate for high, so coloured paths stay readable.
 SURFACE_SCALE = [[0.0, "#FBFCFE"], [0.3, "#E3EAF2"], [0.65, "#B9C6D6"], [1.0, "#7F91A8"]]

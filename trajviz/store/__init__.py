@@ -37,7 +37,7 @@ Schema versions: 2 adds each learner's ``diagnostics`` arrays and the strict
 JSON above; a version-1 run still loads, with empty ``diagnostics``.
 
 Kept what-if inner settings (``Run.inner_variants``) are the optional
-``"inner_variants"`` list (``trajviz.variantstore``); a run without it loads with none.
+``"inner_variants"`` list (``trajviz.store.inner_variants``); a run without it loads with none.
 
 Writing is atomic: everything goes into ``<runs_dir>/.tmp-<run_id>-p<pid>-s<start>-<hex>/``
 (dot-names are never listed), each file is fsynced, and the folder is renamed
@@ -52,11 +52,11 @@ from __future__ import annotations
 
 import numpy as np  # noqa: F401 (tests patch ``store.np.savez``)
 
-from .listing import list_runs
-from .read import check_run, load_run
-from .schema import HEAVY_FILE, LIGHT_FILE, RUN_FILE, RunEntry, RunError, new_run_id
-from .sweep import sweep_stale
-from .write import _check_run_id, _fsync_dir, _serialise, _write_tmp, write_run  # noqa: F401
+from trajviz.store.listing import list_runs
+from trajviz.store.read import check_run, load_run
+from trajviz.store.schema import HEAVY_FILE, LIGHT_FILE, RUN_FILE, RunEntry, RunError, new_run_id
+from trajviz.store.sweep import sweep_stale
+from trajviz.store.write import _check_run_id, _fsync_dir, _serialise, _write_tmp, write_run  # noqa: F401
 
 __all__ = [
     "HEAVY_FILE",

@@ -6,11 +6,22 @@ from typing import Any
 
 import numpy as np
 
-from ..variantstore import check_variant_entry
-from .safe import MAX_ARRAY_BYTES, array_bytes
-from .schema import (_BIRTH_ARRAYS, _BIRTH_DICTS, _FILES,
-                     _LEARNER_ARRAYS, _LEARNER_DICTS, _NUMERIC_KINDS, _OPTIONAL_DICTS,
-                     _SLICE_ARRAYS, _SURFACE_ARRAYS, _VIEW_DICTS, RUN_FILE, RunError)
+from trajviz.store.inner_variants import check_variant_entry
+from trajviz.store.safe import MAX_ARRAY_BYTES, array_bytes
+from trajviz.store.schema import (
+    _BIRTH_ARRAYS,
+    _BIRTH_DICTS,
+    _FILES,
+    _LEARNER_ARRAYS,
+    _LEARNER_DICTS,
+    _NUMERIC_KINDS,
+    _OPTIONAL_DICTS,
+    _SLICE_ARRAYS,
+    _SURFACE_ARRAYS,
+    _VIEW_DICTS,
+    RUN_FILE,
+    RunError,
+)
 
 def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The ``arrays`` table after checking each entry, and that every key the

@@ -8,17 +8,41 @@ from typing import Any
 
 import numpy as np
 
-from ..jsonfloats import restore_nonfinite
-from ..variantstore import decode_variants
-from ..run import (READABLE_VERSIONS, SCHEMA_VERSION, BirthMap, LearnerRecord, Run, Slice,
-                   Surface, View)
-from .index import _check_index, _expected, _learner_pairs, _mismatch, _named
-from .safe import (MAX_NPZ_BYTES, MAX_RUN_JSON_BYTES, array_bytes, check_folder, open_regular,
-                   read_capped)
-from .schema import (_BIRTH_ARRAYS, _BIRTH_DICTS, _FILES,
-                     _LEARNER_ARRAYS, _LEARNER_DICTS, _RENAMED_LEARNER_ARRAYS,
-                     _SLICE_ARRAYS, _SURFACE_ARRAYS, _TASK_ID_KINDS, _VIEW_DICTS, RUN_FILE,
-                     RunError)
+from trajviz.data.jsonfloats import restore_nonfinite
+from trajviz.store.inner_variants import decode_variants
+from trajviz.data.run import (
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    BirthMap,
+    LearnerRecord,
+    Run,
+    Slice,
+    Surface,
+    View,
+)
+from trajviz.store.index import _check_index, _expected, _learner_pairs, _mismatch, _named
+from trajviz.store.safe import (
+    MAX_NPZ_BYTES,
+    MAX_RUN_JSON_BYTES,
+    array_bytes,
+    check_folder,
+    open_regular,
+    read_capped,
+)
+from trajviz.store.schema import (
+    _BIRTH_ARRAYS,
+    _BIRTH_DICTS,
+    _FILES,
+    _LEARNER_ARRAYS,
+    _LEARNER_DICTS,
+    _RENAMED_LEARNER_ARRAYS,
+    _SLICE_ARRAYS,
+    _SURFACE_ARRAYS,
+    _TASK_ID_KINDS,
+    _VIEW_DICTS,
+    RUN_FILE,
+    RunError,
+)
 
 def load_run(path: str | Path, *, heavy: bool = True) -> Run:
     """Read and validate the run folder ``path``; any problem raises RunError (one line).

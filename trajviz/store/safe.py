@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from .schema import RunError
+from trajviz.store.schema import RunError
 
 MAX_RUN_JSON_BYTES = 64 * 2**20       # run.json: config, info, task ids and the index
 MAX_NPZ_BYTES = 16 * 2**30            # one npz file (light or heavy)

@@ -10,13 +10,24 @@ from typing import Any
 
 import numpy as np
 
-from ..jsonfloats import strict_json
-from ..variantstore import encode_variants
-from ..run import SCHEMA_VERSION, BirthMap, LearnerRecord, Run, View
-from .sweep import TMP_PREFIX, owner_tag, sweep_stale
-from .schema import (_BIRTH_ARRAYS, _BIRTH_DICTS, _FILES,
-                     _LEARNER_ARRAYS, _LEARNER_DICTS, _NUMERIC_KINDS, _SLICE_ARRAYS,
-                     _SURFACE_ARRAYS, _TASK_ID_KINDS, _VIEW_DICTS, RUN_FILE, _check_run_id)
+from trajviz.data.jsonfloats import strict_json
+from trajviz.store.inner_variants import encode_variants
+from trajviz.data.run import SCHEMA_VERSION, BirthMap, LearnerRecord, Run, View
+from trajviz.store.sweep import TMP_PREFIX, owner_tag, sweep_stale
+from trajviz.store.schema import (
+    _BIRTH_ARRAYS,
+    _BIRTH_DICTS,
+    _FILES,
+    _LEARNER_ARRAYS,
+    _LEARNER_DICTS,
+    _NUMERIC_KINDS,
+    _SLICE_ARRAYS,
+    _SURFACE_ARRAYS,
+    _TASK_ID_KINDS,
+    _VIEW_DICTS,
+    RUN_FILE,
+    _check_run_id,
+)
 
 def write_run(run: Run, runs_dir: str | Path) -> Path:
     """Write ``run`` to ``<runs_dir>/<run.run_id>/`` atomically and return that path.

@@ -1,0 +1,55 @@
+"""A birth-map job in its own process: ``python -m trajviz.cli.birthjob RUN VIEW GRID TASKS PROGRESS``.
+
+Computes the birth map of view VIEW (``birthmap.birth_map``), writes progress as
+JSON ({state, fraction, stage, message}) atomically to PROGRESS, and stores the
+map in the run (``birthmap.add_birth_map``, atomic). Started and polled by the
+app's ``BirthJobs`` (``trajviz/app/launches.py``); a failure is one line in
+PROGRESS, state "failed".
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _write(progress: Path, **status: Any) -> None:
+    tmp = progress.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status), encoding="utf-8")
+    os.replace(tmp, progress)
+
+
+def birth_job(path: Path, view: str, grid: int, tasks: int, progress: Path) -> int:
+    """Compute and store the birth map of ``view``, reporting progress to ``progress``."""
+    _write(progress, state="running", fraction=0.0, stage="starting", message="")
+    try:
+        from trajviz.pipeline.birthmap import add_birth_map, birth_map
+        from trajviz.store import load_run
+
+        def report(done: int, total: int) -> None:
+            _write(progress, state="running", fraction=round(0.97 * done / max(total, 1), 4),
+                   stage=f"training from grid points: chunk {done}/{total}", message="")
+
+        bm = birth_map(load_run(path), view, grid=grid, tasks=tasks, progress=report)
+        _write(progress, state="running", fraction=0.98, stage="writing the run", message="")
+        add_birth_map(path, bm)
+    except Exception as exc:  # noqa: BLE001 - reported to the page in one line
+        _write(progress, state="failed", fraction=0.0, stage="",
+               message=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:400])
+        return 1
+    _write(progress, state="done", fraction=1.0, stage="done", message="")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 5:
+        print("usage: python -m trajviz.cli.birthjob RUN_PATH VIEW GRID TASKS PROGRESS.json",
+              file=sys.stderr)
+        return 2
+    return birth_job(Path(argv[0]), argv[1], int(argv[2]), int(argv[3]), Path(argv[4]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

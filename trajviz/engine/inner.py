@@ -1,0 +1,304 @@
+"""The inner loop: adapt parameters to tasks, vectorised over rollouts, recording paths.
+
+A *rollout* is one inner loop from one θ0 on one task. ``inner_loop`` advances ``R``
+rollouts at once: the forward pass is ``vmap``-ed over rollouts and one ``autograd.grad``
+of the summed losses gives every rollout's own gradient (the rollouts are
+independent, so ∂(Σ_r f_r)/∂θ_r = ∇f_r). On CPU this costs about two thirds
+of ``vmap(grad(f))`` for small models (16 rollouts of a 1-40-40-1 MLP), and the
+same code differentiates through the loop for MAML (``differentiable=True``).
+(Its weight gradients of vmapped linear layers come back transposed in
+memory, which makes elementwise work on very wide layers slower; see the
+notes in bench/bench_inner.py.)
+
+Step i evaluates f_i(θ_i) and ∇f_i(θ_i) on batch i, then moves to
+θ_{i+1} = θ_i + update. After K updates it also evaluates f_K(θ_K) on batch K,
+so K steps give K+1 points and K segments: none is dropped.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import vmap
+
+from trajviz.kernels import fused
+from trajviz.problem.models import Params, batch_shape, flatten
+from trajviz.problem.optim import InnerOptimizer
+from trajviz.problem.tasks import Batch, Problem, TaskSet
+
+
+@dataclass(frozen=True)
+class InnerSpec:
+    """How every learner adapts to a task (the same for all, by construction).
+
+    ``batch_size=None`` is full-batch; otherwise step i uses its own minibatch,
+    drawn without replacement from each task's support set (fresh points per
+    step while the pool lasts). Checked by ``trajviz.spec.config`` (``BOUNDS``).
+
+    A rollout *diverges* at its first step whose loss or parameters are not
+    finite, or whose loss exceeds ``divergence_factor`` times its starting
+    loss in magnitude (|f_i| > factor·|f_0|; default 1e6); see ``first_divergence``.
+    """
+
+    optimizer: InnerOptimizer
+    steps: int
+    batch_size: int | None = None
+    divergence_factor: float = 1e6
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """``R`` recorded rollouts (each one inner loop from one θ0 on one task), stacked.
+
+    params: [R, K+1, P]  θ_0..θ_K, flattened in ``ParamSpec`` order.
+    losses: [R, K+1]     f_i(θ_i) on the batch used at step i (batch K for θ_K).
+    grads: [R, K+1, P]   ∇f_i(θ_i) on that same batch.
+    query_losses: [R, K+1]  loss on the task's query set at θ_i.
+    task_ids: [R]        id of each rollout's task.
+    diverged_at: [R]     first step at which the rollout diverged (``InnerSpec``), or −1.
+    learner: name of the learner whose θ0 started the rollouts.
+    """
+
+    params: Tensor
+    losses: Tensor
+    grads: Tensor
+    query_losses: Tensor
+    task_ids: Tensor
+    diverged_at: Tensor
+    learner: str = ""
+
+    @property
+    def steps(self) -> int:
+        return self.params.shape[-2] - 1
+
+
+class Point(NamedTuple):
+    """One point of ``R`` rollouts: params {name: [R, ...]}, loss [R], grad {name: [R, ...]}."""
+
+    params: Params
+    loss: Tensor
+    grad: Params
+
+
+SegmentFn = Callable[[Any, Point, Point], Any]
+
+
+@dataclass(frozen=True)
+class InnerResult:
+    """What ``inner_loop`` returns.
+
+    final: {name: [R, ...]} θ_K; final_loss: [R] f_K(θ_K); diverged_at: [R];
+    trajectory: the recorded path when ``record=True``; accumulated: the
+    value folded by ``on_segment`` over the K segments.
+    """
+
+    final: Params
+    final_loss: Tensor
+    diverged_at: Tensor
+    trajectory: Trajectory | None
+    accumulated: Any
+
+
+def broadcast_theta0(theta0: Params, problem: Problem, rollouts: int) -> Params:
+    """Give θ0 a leading rollout axis [R, ...]: a shared θ0 is expanded (no copy)."""
+    lead = batch_shape(theta0, problem.model.spec)
+    if lead == ():
+        return {k: v.expand(rollouts, *v.shape) for k, v in theta0.items()}
+    if lead != (rollouts,):
+        raise ValueError(f"theta0 has batch shape {lead}, expected () or ({rollouts},)")
+    return theta0
+
+
+def pair_theta0_with_tasks(theta0: Params, tasks: TaskSet, problem: Problem) -> tuple[Params, TaskSet]:
+    """Every one of ``I`` θ0s {name: [I, ...]} on every one of ``T`` tasks.
+
+    Returns params [I·T, ...] and a TaskSet of I·T rollouts, θ0-major (rollout
+    ``i·T + t`` is θ0 i on task t), for one vectorised ``inner_loop``.
+    """
+    (n_theta0,) = batch_shape(theta0, problem.model.spec)
+    n_tasks = len(tasks)
+    params = {k: v.repeat_interleave(n_tasks, dim=0) for k, v in theta0.items()}
+    return params, tasks.select(torch.arange(n_tasks).repeat(n_theta0))
+
+
+def minibatch_indices(tasks: TaskSet, spec: InnerSpec, seed: int) -> np.ndarray | None:
+    """[R, K+1, B] support indices per rollout and step, or None for full-batch.
+
+    Each rollout walks a random permutation of its support pool, so batches are
+    disjoint until the pool is used up, then it reshuffles. The order depends
+    only on ``seed`` and the rollout's task id, so a task sees the same batches
+    whether it runs alone, in a meta-batch, or once per θ0
+    (``pair_theta0_with_tasks``): θ0s are compared on equal terms.
+    """
+    if spec.batch_size is None or not tasks.minibatchable:
+        return None
+    pool = next(iter(tasks.support.values())).shape[1]
+    if spec.batch_size > pool:
+        raise ValueError(f"batch_size {spec.batch_size} exceeds the {pool} support points per task")
+    need = (spec.steps + 1) * spec.batch_size
+    rounds = -(-need // pool)
+    orders: dict[int, np.ndarray] = {}
+    for task_id in tasks.ids.tolist():
+        if task_id not in orders:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 0xBA7C, task_id]))
+            orders[task_id] = np.concatenate([rng.permutation(pool) for _ in range(rounds)])[:need]
+    perms = np.stack([orders[task_id] for task_id in tasks.ids.tolist()])
+    return perms.reshape(len(tasks), spec.steps + 1, spec.batch_size)
+
+
+def all_batches(tasks: TaskSet, indices: np.ndarray | None) -> Batch | None:
+    """Every rollout's batch at every step, gathered at once: {key: [R, K+1, B, ...]}."""
+    if indices is None:
+        return None
+    idx = torch.from_numpy(indices).to(tasks.ids.device)
+    rows = torch.arange(idx.shape[0], device=idx.device)[:, None, None]
+    return {k: v[rows, idx] for k, v in tasks.support.items()}
+
+
+def losses_and_grads(problem: Problem, params: Params, batch: Batch,
+                     differentiable: bool = False) -> tuple[Tensor, Params]:
+    """f_r(θ_r) [R] and ∇f_r(θ_r) {name: [R, ...]} for every rollout at once.
+
+    With ``differentiable`` the gradients keep their graph (second order).
+    """
+    plan = fused.use_fused(problem, batch)  # speed hook: hand-fused MLP step (trajviz/fused.py)
+    if plan is not None:
+        return fused.mlp_losses_and_grads(plan, params, batch, differentiable)
+    with torch.enable_grad():
+        leaves = params if differentiable else {k: v.detach().requires_grad_(True)
+                                                for k, v in params.items()}
+        losses = vmap(problem.loss)(leaves, batch)
+        grads = torch.autograd.grad(losses.sum(), list(leaves.values()),
+                                    create_graph=differentiable, allow_unused=True)
+    grads = {k: torch.zeros_like(v) if g is None else g for (k, v), g in zip(leaves.items(), grads)}
+    if not differentiable:
+        losses = losses.detach()
+    return losses, grads
+
+
+def query_losses(problem: Problem, params: Params, tasks: TaskSet) -> Tensor:
+    """Loss of every rollout on its task's query set: [R]."""
+    with torch.no_grad():
+        return vmap(problem.loss)(params, tasks.query)
+
+
+CACHE_BYTES = 1 << 20  # per parameter-sized array of a chunk: about half an L2 cache
+
+
+def rollouts_per_chunk(param_count: int, itemsize: int, rollouts: int,
+                       budget: int = CACHE_BYTES) -> int:
+    """How many rollouts to advance at once so one [rollouts, P] array stays in cache.
+
+    Small models take every rollout at once (per-op overhead dominates); wide
+    ones are split, because streaming several [R, P] arrays through memory
+    each step was measured slower than a few cache-sized chunks.
+    """
+    return max(1, min(rollouts, budget // max(1, param_count * itemsize)))
+
+
+def inner_loop(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec, *,
+               seed: int = 0, record: bool = False, on_segment: SegmentFn | None = None,
+               initial: Any = None, differentiable: bool = False, learner: str = "",
+               chunk: int | None = None) -> InnerResult:
+    """Run ``spec.steps`` optimiser steps from ``theta0`` on every task: R rollouts.
+
+    theta0: {name: [*shape]} shared by all rollouts, or {name: [R, *shape]}.
+    tasks: R tasks (use ``pair_theta0_with_tasks`` for θ0s × tasks).
+    on_segment(acc, prev, curr) -> acc is folded over the K segments, starting
+    from ``initial``: learners accumulate their meta-gradient here without
+    storing the path; a chunked loop needs ``initial`` and ``acc`` to be None
+    or {name: [R, ...]} per rollout (each chunk starts from its own rows).
+    ``record`` keeps the full path (for pictures only).
+    ``differentiable`` keeps the graph through every step (MAML).
+    ``chunk`` rollouts advance together (default ``rollouts_per_chunk``); the
+    result does not depend on it, since rollouts are independent.
+    """
+    rollouts = len(tasks)
+    first = next(iter(theta0.values()))
+    if chunk is None:
+        chunk = rollouts if differentiable else rollouts_per_chunk(
+            problem.model.spec.size, first.element_size(), rollouts)
+    if chunk < rollouts:
+        shared = batch_shape(theta0, problem.model.spec) == ()
+        parts = []
+        for start in range(0, rollouts, chunk):
+            rows = slice(start, min(start + chunk, rollouts))
+            part0 = theta0 if shared else {k: v[rows] for k, v in theta0.items()}
+            part_initial = None if initial is None else {k: v[rows] for k, v in initial.items()}
+            parts.append(inner_loop(problem, part0, tasks.select(list(range(rows.start, rows.stop))),
+                                    spec, seed=seed, record=record, on_segment=on_segment,
+                                    initial=part_initial, differentiable=differentiable,
+                                    learner=learner, chunk=rows.stop - rows.start))
+        return _concat_results(parts)
+    params = broadcast_theta0(theta0, problem, rollouts)
+    if not differentiable:
+        params = {k: v.detach() for k, v in params.items()}
+    spec_p = problem.model.spec
+    batches = all_batches(tasks, minibatch_indices(tasks, spec, seed))
+    opt_state = None  # initialised at step 0, once θ has its final memory layout
+    optimizer = fused.step_optimizer(spec.optimizer, problem, rollouts)  # speed hook (fused.py)
+    acc = initial
+    step_losses, rec_params, rec_grads, rec_query, params_ok = [], [], [], [], []
+    prev: Point | None = None
+    for step in range(spec.steps + 1):
+        batch = tasks.support if batches is None else {k: v[:, step] for k, v in batches.items()}
+        loss, grad = losses_and_grads(problem, params, batch, differentiable)
+        step_losses.append(loss.detach())
+        params_ok.append(torch.stack([torch.isfinite(v.detach()).flatten(1).all(1) for v in params.values()]).all(0))
+        curr = Point(params, loss, grad)
+        if record:
+            rec_params.append(flatten({k: v.detach() for k, v in params.items()}, spec_p))
+            rec_grads.append(flatten({k: v.detach() for k, v in grad.items()}, spec_p))
+            rec_query.append(query_losses(problem, params, tasks))
+        if prev is not None and on_segment is not None:
+            acc = on_segment(acc, prev, curr)
+        prev = curr
+        if step == 0:
+            if not differentiable:
+                # Give θ the memory layout of its gradient (vmapped Linear weights come back
+                # transposed): every later elementwise op then walks both contiguously.
+                params = {k: torch.empty_like(grad[k]).copy_(v) for k, v in params.items()}
+            opt_state = optimizer.init(params)
+        if step < spec.steps:
+            updates, opt_state = optimizer.update(grad, opt_state, params)
+            params = {k: params[k] + updates[k] for k in params}
+    losses = torch.stack(step_losses, dim=1)  # [R, K+1]
+    diverged_at = first_divergence(losses, torch.stack(params_ok, dim=1), spec.divergence_factor)
+    trajectory = None
+    if record:
+        trajectory = Trajectory(
+            params=torch.stack(rec_params, dim=1), losses=losses,
+            grads=torch.stack(rec_grads, dim=1), query_losses=torch.stack(rec_query, dim=1),
+            task_ids=tasks.ids, diverged_at=diverged_at, learner=learner)
+    return InnerResult(params, prev.loss, diverged_at, trajectory, acc)
+
+
+def first_divergence(losses: Tensor, params_ok: Tensor, factor: float) -> Tensor:
+    """[R] first step i whose loss f_i or θ_i is not finite or |f_i| > factor·|f_0|, else −1.
+
+    losses: [R, K+1]; params_ok: [R, K+1] bool, θ_i finite. A run starting at
+    f_0 = 0 diverges at the first step with |f_i| > factor·(smallest normal float).
+    """
+    f0 = losses[:, :1].abs().clamp_min(torch.finfo(losses.dtype).tiny)
+    bad = ~torch.isfinite(losses) | ~params_ok | (losses.abs() > factor * f0)
+    return torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1)
+
+
+def _concat_results(parts: list[InnerResult]) -> InnerResult:
+    """Join the results of consecutive rollout chunks along the rollout axis."""
+    def cat_dicts(dicts):
+        return None if dicts[0] is None else {k: torch.cat([d[k] for d in dicts]) for k in dicts[0]}
+
+    trajectory = None
+    if parts[0].trajectory is not None:
+        ts = [p.trajectory for p in parts]
+        trajectory = Trajectory(*(torch.cat([getattr(t, f) for t in ts]) for f in
+                                  ("params", "losses", "grads", "query_losses", "task_ids", "diverged_at")),
+                                learner=ts[0].learner)
+    return InnerResult(cat_dicts([p.final for p in parts]), torch.cat([p.final_loss for p in parts]),
+                       torch.cat([p.diverged_at for p in parts]), trajectory,
+                       cat_dicts([p.accumulated for p in parts]))

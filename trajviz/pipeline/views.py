@@ -1,0 +1,130 @@
+"""Views of a run: fit each slice to the recorded paths, project them, evaluate the surface.
+
+``build_view`` turns the learners' records into a ``View``: the slice of the
+configured kind fitted to every held-out path point before divergence, the
+projected paths with their residuals and the plane's losses, and the surface.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from trajviz.spec.config import ExperimentConfig
+from trajviz.engine.context import ProblemRef
+from trajviz.engine.executors.base import Executor
+from trajviz.engine.curvature import mean_loss_eigenvectors
+from trajviz.data.run import LearnerRecord, View, ViewPaths
+from trajviz.engine.slices import (
+    Slice,
+    exact_slice,
+    hessian_slice,
+    pca_slice,
+    project,
+    random_slice,
+    three_point_slice,
+    with_extent,
+)
+from trajviz.data.stability import good_prefix
+from trajviz.engine.surface import evaluate_surface, plane_losses
+from trajviz.problem.tasks import Problem, TaskSet
+
+Progress = Callable[[str, int, int], None]
+
+
+def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarray | None, str]:
+    """The configured origin [P] (None: the mean of the points) and how to say it."""
+    if name == "mean":
+        return None, "the mean of all path points"
+    if name.startswith("final:"):
+        learner = name.removeprefix("final:")
+        finals = records[learner].params[records[learner].diverged_at < 0, -1]
+        if not len(finals):
+            raise ValueError(f"slices.origin {name!r}: every held-out path of {learner} diverged")
+        return finals.mean(axis=0), f"{learner}'s mean final point"
+    return records[name].theta0, f"{name}'s θ0"
+
+
+def good_path_points(records: dict[str, LearnerRecord]) -> np.ndarray:
+    """[N, P] every learner's held-out path points before divergence (finite)."""
+    points = np.concatenate([r.params[good_prefix(r.diverged_at, r.params.shape[1] - 1)]
+                             for r in records.values()])
+    return points[np.isfinite(points).all(axis=1)]
+
+
+def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
+                records: dict[str, LearnerRecord], heldout: TaskSet | None = None) -> Slice:
+    """The slice of ``kind``, fitted to every learner's held-out paths before divergence.
+
+    The ``hessian`` kind needs ``heldout`` (its mean loss's Hessian is taken at
+    the origin; origin "mean" means the first learner's θ0 here).
+    """
+    points = good_path_points(records)
+    origin_name = config.slices.origin
+    if kind == "hessian" and origin_name == "mean":
+        origin_name = next(iter(records))
+    origin, origin_label = slice_origin(origin_name, records)
+    if kind == "pca":
+        if len(points) < 3:
+            raise ValueError("pca slice needs at least 3 finite path points; every held-out path diverged")
+        return pca_slice(points, origin=origin, label=f"PCA of all held-out paths, origin at {origin_label}")
+    if kind == "exact":
+        return exact_slice(problem.model.spec.size, label="the parameter plane itself (nothing projected)")
+    if kind == "three_point":
+        a, b, c = (records[n].theta0 for n in config.slices.three_point)
+        names = ", ".join(config.slices.three_point)
+        return three_point_slice(a, b, c, label=f"plane through the θ0 of {names}")
+    if kind == "random":
+        centre = points.mean(axis=0) if origin is None else origin
+        return random_slice(list(problem.model.spec.shapes), centre, config.seed,
+                            label=f"filter-normalised random directions, origin at {origin_label}")
+    if kind == "hessian":
+        if heldout is None:
+            raise ValueError("the hessian slice needs the held-out tasks")
+        theta = torch.as_tensor(origin, dtype=heldout.support[next(iter(heldout.support))].dtype)
+        values, vectors = mean_loss_eigenvectors(problem, theta.to(heldout.ids.device), heldout,
+                                                 seed=config.seed)
+        lam = ", ".join(f"{v:.3g}" for v in values.tolist())
+        return hessian_slice(origin, vectors.cpu().numpy(), points,
+                             label=f"top-2 Hessian eigenvectors of the held-out mean loss "
+                                   f"(λ = {lam}) at {origin_label}")
+    raise ValueError(f"unknown slice kind {kind!r}")
+
+
+def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: TaskSet,
+               records: dict[str, LearnerRecord], progress: Progress | None,
+               executor: Executor | None = None) -> View:
+    slc = build_slice(kind, config, problem, records, heldout)
+    dtype = getattr(torch, config.dtype)
+    paths = {n: record_paths(problem, slc, heldout, r, config.device, dtype) for n, r in records.items()}
+    every = np.concatenate([p.coords.reshape(-1, 2) for p in paths.values()]
+                           + [p.meta_coords.reshape(-1, 2) for p in paths.values()])
+    slc = with_extent(slc, every, margin=config.slices.margin)
+    res = config.slices.resolution
+    report = None if progress is None else (lambda done, total: progress(f"surface:{kind}", done, total))
+    surface = evaluate_surface(problem, slc, heldout, (res, res), device=config.device, dtype=dtype,
+                               progress=report, executor=executor,
+                               ref=ProblemRef.of(config.family, config.family_options))
+    return View(name=kind, slice=slc, surface=surface,
+                **{f: {n: getattr(p, f) for n, p in paths.items()} for f in
+                   ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")})
+
+
+def record_paths(problem: Problem, slc: Slice, heldout: TaskSet, record: LearnerRecord,
+                 device: str, dtype: torch.dtype) -> ViewPaths:
+    """One learner's held-out and meta paths projected on ``slc``, with the plane's losses;
+    points from a rollout's first non-finite step on are NaN."""
+    coords, residual = project(slc, record.params)
+    bad = ~good_prefix(record.diverged_at, record.params.shape[1] - 1)
+    coords[bad], residual[bad] = np.nan, np.nan
+    meta_coords, meta_residual = project(slc, record.meta_path)
+    plane = plane_losses(problem, slc, coords, heldout, device=device, dtype=dtype)
+    return ViewPaths(coords, residual, plane, meta_coords, meta_residual)
+
+
+def check_slices(config: ExperimentConfig, problem: Problem) -> None:
+    P = problem.model.spec.size
+    if "exact" in config.slices.kinds and P != 2:
+        raise ValueError(f"the exact slice needs a 2-parameter model; {problem.model.name} has {P} "
+                         "(use family linear2d or quadratic with dim=2, or slices.kinds = ['pca'])")

@@ -1,0 +1,207 @@
+"""What if: rerun a run's held-out inner loops under other inner settings.
+
+``whatif(run, {"lr": 0.02})`` takes every learner's θ0 (meta-learned, fixed,
+clicked or a user's own: all are learners of the run), stacks them, pairs each
+with every held-out task (``pair_theta0_with_tasks``) and runs ONE vectorised
+``inner_loop`` over learners × tasks with the changed optimiser, lr, momentum
+β or steps K. The tasks and minibatches are the run's own (minibatches depend
+only on the seed and the task, and a longer loop extends the same batch
+order), so with the run's own settings it gives back the stored paths. The
+new paths are projected on the run's existing slices: the surface does not
+depend on the inner optimiser, so it is reused, not recomputed.
+
+    variant = whatif(load_run(path, heavy=True), {"lr": 0.02}, name="lr-0.02")
+    keep_variant(path, variant)          # atomic: run.inner_variants["lr-0.02"]
+    shown = apply_inner_variant(run, variant)   # draw it like any run (trajviz.data.run)
+
+A ``WhatIfContext`` (``whatif_context(run)``) holds what is rebuilt from the
+run once (problem, tasks, slices, stacked θ0s); a warm worker keeps one per run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trajviz.spec.config import InnerConfig, from_dict, to_dict
+from trajviz.spec.config import replace as config_replace
+from trajviz.engine.diagnostics import LEVELS, DiagnosticsSpec, path_diagnostics
+from trajviz.pipeline.experiment import (
+    _numpy,
+    clean_path,
+    diagnostics_info,
+    inner_spec,
+    summary,
+    summary_counts,
+)
+from trajviz.engine.inner import Trajectory, inner_loop, pair_theta0_with_tasks
+from trajviz.pipeline.launch import LaunchContext, launch_context
+from trajviz.engine.metrics import path_metrics, running_metrics
+from trajviz.problem.models import unflatten
+from trajviz.data.run import InnerVariant, Run, ViewPaths, apply_inner_variant, with_inner_variant
+from trajviz.engine.slices import project
+from trajviz.data.stability import divergence_report, good_prefix
+from trajviz.engine.surface import plane_losses
+
+# The inner settings a what-if may change. batch_size is not one: a new batch size
+# would mean new minibatches, and a what-if keeps the run's own.
+CHANGEABLE = ("optimizer", "lr", "steps", "momentum", "nesterov", "beta1", "beta2", "eps",
+              "divergence_factor")
+
+# DiagnosticsSpec changes per ``diagnostics`` choice: budget 1 subsamples sharpness to steps 0
+# and K; "norms" has grad and update norms only (sharpness, the HVP part, is NaN).
+
+
+@dataclass(frozen=True)
+class WhatIfContext:
+    """What every what-if of one run shares: launch (problem, held-out tasks, slices),
+    base (the run's InnerConfig), theta0 {learner: [P] tensor}."""
+
+    launch: LaunchContext
+    base: Any
+    theta0: dict[str, torch.Tensor]
+
+
+def whatif_context(run: Run) -> WhatIfContext:
+    """Rebuild once what ``whatif`` needs from ``run`` (loaded with heavy=True)."""
+    ctx = launch_context(run)
+    s = ctx.setup
+    theta0 = {n: torch.as_tensor(np.asarray(r.theta0)).to(device=s.device, dtype=s.dtype)
+              for n, r in run.learners.items()}
+    return WhatIfContext(ctx, from_dict(run.config), theta0)
+
+
+def inner_settings(base, changes: dict[str, Any]) -> InnerConfig:
+    """``base``'s (an ExperimentConfig) inner config with ``changes`` ({"lr": 0.02} or
+    {"inner.lr": 0.02}), validated by ``trajviz.spec.config`` (one-line ValueError)."""
+    if not isinstance(changes, dict):
+        raise ValueError(f"inner changes must be a dict like {{'lr': 0.02}}, got {type(changes).__name__}")
+    dotted = {}
+    for key, value in changes.items():
+        field = str(key).removeprefix("inner.")
+        if field not in CHANGEABLE:
+            raise ValueError(f"a what-if cannot change {key!r}; accepted: "
+                             f"{', '.join('inner.' + f for f in CHANGEABLE)}")
+        dotted[f"inner.{field}"] = value
+    return config_replace(base, **dotted).inner
+
+
+def whatif(run: Run, inner_changes: dict[str, Any], learners: list[str] | None = None,
+           tasks: list[int] | None = None, *, name: str = "whatif", diagnostics: str = "full",
+           context: WhatIfContext | None = None) -> InnerVariant:
+    """The held-out rollouts of ``learners`` (default: all of the run's) on ``tasks``
+    (default: all held-out tasks, by index) rerun with ``inner_changes``.
+
+    One ``inner_loop`` over L learners × T tasks. ``diagnostics``: "full" (the run's own:
+    grad/update norms every step, sharpness by HVP power iteration at every step the
+    run's budget allows), "ends" (norms every step, sharpness at steps 0 and K only),
+    "norms" (grad/update norms only, sharpness NaN: the live page's choice, since the
+    HVPs are most of the cost) or "none" (no diagnostics).
+    ``run`` must be loaded with heavy=True (slices); pass ``context`` to reuse one.
+    """
+    started = time.perf_counter()
+    ctx = context or whatif_context(run)
+    s = ctx.launch.setup
+    inner = inner_settings(ctx.base, inner_changes)
+    if diagnostics not in LEVELS:
+        raise ValueError(f"diagnostics must be one of {list(LEVELS)}, got {diagnostics!r}")
+    names = list(run.learners) if learners is None else list(learners)
+    unknown = [n for n in names if n not in ctx.theta0]
+    if unknown or not names:
+        raise ValueError(f"unknown learner(s) {unknown or names}; this run has {list(ctx.theta0)}")
+    index = list(range(len(s.tasks))) if tasks is None else [int(t) for t in tasks]
+    if not index or any(not 0 <= t < len(s.tasks) for t in index):
+        raise ValueError(f"tasks must be indices in 0..{len(s.tasks) - 1}, got {tasks}")
+    spec = inner_spec(inner)
+    task_set = s.tasks if tasks is None else s.tasks.select(index)
+    theta0 = unflatten(torch.stack([ctx.theta0[n] for n in names]), s.problem.model.spec)
+    params0, paired = pair_theta0_with_tasks(theta0, task_set, s.problem)
+    with torch.no_grad():
+        traj = inner_loop(s.problem, params0, paired, spec, seed=s.seed, record=True).trajectory
+    dspec = DiagnosticsSpec(seed=ctx.base.seed, **LEVELS[diagnostics] or {})
+    diag = None if diagnostics == "none" else path_diagnostics(s.problem, traj, paired, spec, s.seed, dspec)
+    records = _records(run, names, traj, len(index), diag)
+    views = {key: _view_paths(s, slc, paired, records, names, run.views[key])
+             for key, slc in ctx.launch.slices.items()}
+    info = {"summary": summary(records), "summary_counts": summary_counts(records),
+            "divergence": divergence_report({n: r.diverged_at for n, r in records.items()},
+                                            np.asarray(run.task_ids)[index], inner.divergence_factor),
+            "changes": {str(k).removeprefix("inner."): v for k, v in inner_changes.items()}}
+    if diag is not None:
+        info["diagnostics"] = diagnostics_info(spec, diag, dspec.iters)
+    info["seconds"] = time.perf_counter() - started
+    return InnerVariant(name=name, inner=to_dict(inner), task_index=np.asarray(index, dtype=np.int64),
+                        learners=records, views=views, info=info)
+
+
+def _records(run: Run, names: list[str], traj: Trajectory, n_tasks: int, diag) -> dict:
+    """Per learner, its base record with the rollout fields of its rows of ``traj``."""
+    from dataclasses import replace
+
+    params, losses = clean_path(traj)
+    metrics = {k: _numpy(v) for k, v in path_metrics(params, losses).items()}
+    running = {k: _numpy(v) for k, v in running_metrics(params, losses).items()}
+    arrays = {"params": _numpy(traj.params), "losses": _numpy(traj.losses),
+              "grads": _numpy(traj.grads), "query_losses": _numpy(traj.query_losses),
+              "diverged_at": _numpy(traj.diverged_at)}
+    out = {}
+    for i, n in enumerate(names):
+        rows = slice(i * n_tasks, (i + 1) * n_tasks)
+        out[n] = replace(run.learners[n], **{k: v[rows] for k, v in arrays.items()},
+                         metrics={k: v[rows] for k, v in metrics.items()},
+                         running={k: v[rows] for k, v in running.items()},
+                         diagnostics={} if diag is None else {k: v[rows] for k, v in diag.values.items()})
+    return out
+
+
+def _view_paths(s, slc, paired, records: dict, names: list[str], view) -> dict[str, ViewPaths]:
+    """Every learner's new paths on one slice; the plane's losses in one call for all rows."""
+    params = np.concatenate([records[n].params for n in names])
+    diverged = np.concatenate([records[n].diverged_at for n in names])
+    coords, residual = project(slc, params)
+    bad = ~good_prefix(diverged, params.shape[1] - 1)
+    coords[bad], residual[bad] = np.nan, np.nan
+    plane = plane_losses(s.problem, slc, coords, paired, device=s.device, dtype=s.dtype)
+    n_tasks = len(params) // len(names)
+    out = {}
+    for i, n in enumerate(names):
+        rows = slice(i * n_tasks, (i + 1) * n_tasks)
+        out[n] = ViewPaths(coords[rows], residual[rows], plane[rows], view.meta_coords[n],
+                           view.meta_residual[n])
+    return out
+
+
+def keep_variant(path: str | Path, variant: InnerVariant) -> Path:
+    """Store ``variant`` in the run at ``path`` under its name (atomic rewrite)."""
+    from trajviz.store.rewrite import replace_run
+    from trajviz.store import load_run
+
+    path = Path(path)
+    check_variant_name(variant.name)
+    if len(variant.task_index) != len(load_run(path, heavy=False).task_ids):
+        raise ValueError("only a variant over every held-out task can be kept")
+    return replace_run(with_inner_variant(load_run(path), variant), path.parent)
+
+
+def check_variant_name(name: Any) -> str:
+    """A variant name: 1-60 characters of letters, digits, space, '.', '_', '=', '-'."""
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 ._=-]{0,59}", name):
+        raise ValueError(f"variant name {name!r} is not accepted; use 1-60 characters of letters, "
+                         "digits, space, '.', '_', '=', '-', starting with a letter or digit")
+    return name
+
+
+def variant_name(changes: dict[str, Any]) -> str:
+    """A default name from the changes, e.g. ``lr=0.02 steps=8``."""
+    return " ".join(f"{str(k).removeprefix('inner.')}={v:g}" if isinstance(v, float)
+                    else f"{str(k).removeprefix('inner.')}={v}" for k, v in changes.items()) or "base"
+
+
+__all__ = ["CHANGEABLE", "WhatIfContext", "apply_inner_variant", "check_variant_name",
+           "inner_settings", "keep_variant", "variant_name", "whatif", "whatif_context"]

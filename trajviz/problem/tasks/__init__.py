@@ -1,0 +1,56 @@
+"""Task families, one file each, and the registry that names them."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from trajviz.problem.tasks.base import SPLITS, Batch, Problem, TaskFamily, TaskSet
+from trajviz.problem.tasks.digits import Digits
+from trajviz.problem.tasks.linear2d import ARC4, Linear2D
+from trajviz.problem.tasks.plugin import load_plugin
+from trajviz.problem.tasks.quadratic import Quadratic
+from trajviz.problem.tasks.sinusoid import Sinusoid
+
+FAMILIES: dict[str, type] = {
+    cls.name: cls for cls in (Sinusoid, Linear2D, Quadratic, Digits)
+}
+
+
+def make_family(name: str, options: dict[str, Any] | None = None) -> TaskFamily:
+    """A family by registry name (``sinusoid``) or plugin (``pkg.mod:function``).
+
+    ``options`` are fields of the family's dataclass (lists become tuples),
+    checked and bounded by ``trajviz.spec.config`` before they get here.
+    """
+    options = dict(options or {})
+    if ":" in name:
+        return load_plugin(name, options)
+    if name not in FAMILIES:
+        raise ValueError(f"unknown task family {name!r}; accepted: {sorted(FAMILIES)} "
+                         "or a plugin 'package.module:function'")
+    return FAMILIES[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+
+
+def family_options(family: TaskFamily) -> dict[str, Any]:
+    """The resolved options of a family, as plain data for the run record."""
+    if dataclasses.is_dataclass(family):
+        return {f.name: getattr(family, f.name) for f in dataclasses.fields(family)}
+    return {}
+
+
+__all__ = [
+    "ARC4",
+    "FAMILIES",
+    "SPLITS",
+    "Batch",
+    "Digits",
+    "Linear2D",
+    "Problem",
+    "Quadratic",
+    "Sinusoid",
+    "TaskFamily",
+    "TaskSet",
+    "family_options",
+    "load_plugin",
+    "make_family",
+]
