@@ -18,7 +18,7 @@ as the run's learners were run (a ``Launch``).
 ``trajviz.whatif(run, {"lr": 0.02})`` reruns every learner's held-out paths
 under other inner settings (an ``InnerVariant``; ``trajviz.pipeline.whatif``).
 """
-__version__ = "0.1.0"
+from trajviz.spec.version import VERSION as __version__
 
 from trajviz.spec import config  # noqa: E402 - torch-free: configs are built and checked without the compute
 __all__ = ["config", "figure", "load_run", "run_experiment", "save_figure"]

@@ -27,6 +27,7 @@ def create_app(runs_dir: str | Path, token: str | None = None) -> Dash:
     from trajviz.app.layout import build_layout
     from trajviz.app.state import AppState
     from trajviz.app.whatif import register_whatif
+    from trajviz.app.whatif_route import register_route
 
     if not (ASSETS / "playback.js").is_file():
         raise ValueError(f"trajviz's browser assets are missing from {ASSETS}; "
@@ -37,6 +38,7 @@ def create_app(runs_dir: str | Path, token: str | None = None) -> Dash:
     app.layout = build_layout(sorted(FAMILY_NAMES), list(LEARNER_NAMES))
     register(app, state)
     register_whatif(app, state)
+    register_route(app, state)  # the sliders' fast JSON route (assets/whatif.js)
     install(app, token)
     app.trajviz_state = state  # for tests and shutdown
     return app

@@ -249,8 +249,6 @@ def register_whatif(app, state) -> None:
         State(ids.SLICE, "value"), State(ids.TASK, "value"), State(ids.LEARNERS, "value"),
         State(ids.MODE, "value"), State(ids.INNER.frame, "data"), State(ids.WHATIF_SHOWN, "data"),
         prevent_initial_call=True)
-    from trajviz.app.whatif_route import register_route
-    register_route(app, state)
 
 
 __all__ = ["WhatIfService", "answer", "changes_of", "recompute", "register_whatif", "shown_run", "whatif_box"]

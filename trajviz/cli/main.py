@@ -10,21 +10,13 @@ import os
 import signal
 import socket
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trajviz.cli.args import UsageError, _Parser, parse_value  # noqa: F401 - UsageError is part of the CLI's API
+
 DEFAULT_RUNS = Path("runs")
-
-
-class UsageError(ValueError):
-    """A bad command line: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message
-        raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,14 +108,6 @@ def _add_scheduler_arg(p: argparse.ArgumentParser) -> None:
                         "Dask scheduler); see README")
 
 
-def parse_value(text: str) -> Any:
-    """A TOML value (``0.05``, ``true``, ``"adam"``, ``["pca"]``); bare words are strings."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def config_from_args(args: argparse.Namespace):
     from trajviz.spec.config import ExperimentConfig, from_dict, load_toml, to_dict
 
@@ -178,7 +162,7 @@ def progress_bars(quiet: bool):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from trajviz.engine.executors.base import make_executor
+    from trajviz.engine.executors import make_executor
     from trajviz.problem.inits import resolve_inits
 
     config = config_from_args(args)
@@ -202,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_birthmap(args: argparse.Namespace) -> int:
     from trajviz.pipeline.birthmap import add_birth_map, birth_map, format_birth_map
     from trajviz.spec.config import check_birthmap
-    from trajviz.engine.executors.base import make_executor
+    from trajviz.engine.executors import make_executor
     from trajviz.store import load_run
 
     check_birthmap(args.grid, args.tasks, args.statistic, args.quantile, "--")
@@ -266,7 +250,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from trajviz.app import serve
-    from trajviz.engine.executors.base import SCHEDULER_ENV, parse_scheduler
+    from trajviz.engine.executors import SCHEDULER_ENV, parse_scheduler
 
     check_runs_dir(args.runs, flag="")
     check_listen(args.host, args.port)

@@ -17,7 +17,7 @@ def add_whatif_parser(sub) -> None:
 
 
 def cmd_whatif(args: argparse.Namespace) -> int:
-    from trajviz.cli.main import UsageError, parse_value
+    from trajviz.cli.args import UsageError, parse_value
     from trajviz.pipeline.whatif import check_variant_name, keep_variant, variant_name, whatif
     from trajviz.store import load_run
 
