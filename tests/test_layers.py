@@ -149,3 +149,20 @@ def test_no_module_imports_itself_back():
         if name not in state:
             visit(name, [])
     assert cycles == []
+
+
+def test_the_architecture_doc_places_every_module():
+    """docs/architecture.md's module map names every module, under its layer."""
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    start = text.index("## Module map")
+    section = text[start:text.index("\n## ", start + 1)]
+    missing = []
+    for layer in LAYERS:
+        block = section[section.index(f"      {layer}/\n"):]
+        nxt = [block.find(f"      {other}/\n") for other in LAYERS if other != layer]
+        block = block[:min([i for i in nxt if i > 0], default=len(block))]
+        for path in sorted((PACKAGE / layer).rglob("*.py")):
+            rel = path.relative_to(PACKAGE / layer).as_posix()
+            if not re.search(rf"^\s+{re.escape(rel)}\s", block, flags=re.M):
+                missing.append(f"{layer}/{rel}")
+    assert missing == []

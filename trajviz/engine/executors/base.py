@@ -1,4 +1,4 @@
-"""Chunks -> results: the one seam through which heavy grid work is evaluated.
+"""The executor protocol and the in-process executor (the default): chunks in, results out.
 
 Work is a list of small, picklable chunk descriptors (index ranges plus the
 few small things needed to rebuild the chunk: origin, basis, a config) and a
