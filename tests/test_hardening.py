@@ -75,14 +75,14 @@ def busy_port():
 
 
 CLI_BAD = [
-    ("plugin-raises-at-import", ["run", "--family", "tvh_raises:make"],
+    ("plugin-raises-at-import", ["run", "--family", "tvh_raises:make", "--trust-plugin", "tvh_raises:make"],
      "failed to import: RuntimeError: boom at import"),
-    ("plugin-syntax-error", ["run", "--family", "tvh_syntax:make"], "SyntaxError"),
-    ("plugin-factory-raises", ["run", "--family", "tvh_factory:make"],
+    ("plugin-syntax-error", ["run", "--family", "tvh_syntax:make", "--trust-plugin", "tvh_syntax:make"], "SyntaxError"),
+    ("plugin-factory-raises", ["run", "--family", "tvh_factory:make", "--trust-plugin", "tvh_factory:make"],
      "make() raised KeyError"),
-    ("plugin-problem-returns-none", ["run", "--family", "tvh_none:make"],
+    ("plugin-problem-returns-none", ["run", "--family", "tvh_none:make", "--trust-plugin", "tvh_none:make"],
      "problem() returned NoneType, expected a trajviz.problem.tasks.Problem"),
-    ("plugin-problem-raises", ["run", "--family", "tvh_problem_raises:make"],
+    ("plugin-problem-raises", ["run", "--family", "tvh_problem_raises:make", "--trust-plugin", "tvh_problem_raises:make"],
      "problem() raised ZeroDivisionError"),
     ("plugin-no-colon", ["run", "--family", "tvh_none"], "unknown family"),
     ("list-on-a-file", ["list", "{file}"], "is a file"),
