@@ -219,3 +219,43 @@ def test_load_toml_takes_the_keyword_not_the_file(site, tmp_path):
         load_toml(tmp_path / "c.toml")
     assert load_toml(tmp_path / "c.toml", trust_plugins=["tvt_kw:make"]).family == "tvt_kw:make"
     assert "tvt_kw" not in sys.modules  # trusted, but only a run imports it
+
+
+@pytest.mark.parametrize("command", [["birthmap", "{run}", "--quiet"],
+                                     ["whatif", "{run}", "--set", "inner.lr=0.02"]])
+def test_a_stored_run_cannot_name_undeclared_code(command, tmp_path, capsys):
+    """run.json is data too: a run whose config names os:system is refused when rebuilt."""
+    import dataclasses
+    import json
+
+    from app_fixtures import make_run, write_run_dir
+
+    marker = tmp_path / "MARKER"
+    run = make_run(run_id="hostile", learners=("leap",), n_tasks=2, steps=3)
+    config = {**run.config, "family": "os:system", "family_options": {"command": f"touch {marker}"}}
+    path = write_run_dir(tmp_path / "runs", dataclasses.replace(run, config=config))
+    assert json.loads((path / "run.json").read_text())["config"]["family"] == "os:system"
+    before = _files(tmp_path)
+    assert cli.main([a.replace("{run}", str(path)) for a in command]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'os:system' is not a declared plugin" in err, err
+    assert _files(tmp_path) == before and not marker.exists()
+
+
+def test_a_worker_rebuilds_only_what_this_process_checked(site, tmp_path):
+    """A Dask worker rebuilds the problem from a ProblemRef this process made: the ref is
+    made only for a declared or trusted family, and carries that it was checked."""
+    import pickle
+
+    from trajviz.engine.context import ProblemRef
+
+    _module(site, "tvt_ref")
+    with pytest.raises(ValueError, match="'os:system' is not a declared plugin"):
+        ProblemRef.of("os:system", {"command": "id"})
+    plugins.trust("tvt_ref:make")
+    ref = ProblemRef.of("tvt_ref:make", {"marker": str(tmp_path / "m")})
+    assert ref.trusted and ref.family == "tvt_ref:make"
+    assert not ProblemRef.of("sinusoid").trusted
+    plugins._TRUSTED.clear()  # as in a fresh worker process
+    assert pickle.loads(pickle.dumps(ref)).problem().model.spec.size == 2
+    assert (tmp_path / "m").exists()
