@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="meta-train learners, record held-out paths, save a run")
     run.add_argument("--config", type=Path, help="TOML config file (see demos/*.toml)")
-    run.add_argument("--family", help="task family: sinusoid, linear2d, quadratic, digits or pkg.mod:function")
+    run.add_argument("--family", help="task family: sinusoid, linear2d, quadratic, digits or a "
+                     "declared plugin (an entry point's name or pkg.mod:function; docs/plugins.md)")
     run.add_argument("--learners", help="comma-separated: leap,reptile,fomaml,maml,multitask,random, "
                      "Leap's variants leap-nostab,leap-noloss,leap-energy,leap-energy-nostab,"
                      "leap-energy-noloss, or names defined in the config's [[variants]]")
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(same as allow_large = true)")
     _add_scheduler_arg(run)
     _add_threads_arg(run)
+    add_trust_arg(run)
 
     birth = sub.add_parser("birthmap", help="map convergence speed over a slice's θ0s, store it in the run")
     birth.add_argument("run", type=Path, help="a run directory")
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "within this quantile (default 0.25)")
     birth.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_scheduler_arg(birth)
+    add_trust_arg(birth)
 
     add_whatif_parser(sub)
 
@@ -85,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--preset", choices=["column", "page"],
                         help="one figure per view at a paper width: column 3.3 in, page 6.9 in")
     return parser
+
+
+def add_trust_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-plugin", action="append", default=[], metavar="MODULE:FUNCTION",
+                   help="run this undeclared family plugin of your own (repeatable); a config "
+                        "file can name declared plugins only (docs/plugins.md)")
 
 
 def _add_threads_arg(p: argparse.ArgumentParser) -> None:
@@ -328,6 +337,7 @@ def _interrupted() -> str:
 
 
 from trajviz.cli.whatif import add_whatif_parser, cmd_whatif  # noqa: E402 - trajviz whatif
+from trajviz.spec.plugins import trust  # noqa: E402 - torch-free
 
 COMMANDS = {"whatif": cmd_whatif, "run": cmd_run, "birthmap": cmd_birthmap, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
 
@@ -343,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = None
     try:
         args = build_parser().parse_args(argv)
+        trust(*getattr(args, "trust_plugin", ()))  # before any config is read
         return COMMANDS[args.command](args)
     except (ValueError, OSError) as exc:  # UsageError, config and run errors, unreadable files
         print(f"trajviz: error: {' '.join(str(exc).split())}", file=sys.stderr)
