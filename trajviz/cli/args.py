@@ -22,3 +22,9 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def add_trust_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-plugin", action="append", default=[], metavar="MODULE:FUNCTION",
+                   help="run this undeclared family plugin of your own (repeatable); a config "
+                        "file can name declared plugins only (docs/plugins.md)")

@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trajviz.cli.args import UsageError, _Parser, parse_value  # noqa: F401 - UsageError is part of the CLI's API
+from trajviz.cli.args import (  # noqa: F401 - UsageError is part of the CLI's API
+    UsageError,
+    _Parser,
+    add_trust_arg,
+    parse_value,
+)
 
 DEFAULT_RUNS = Path("runs")
 
@@ -88,12 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--preset", choices=["column", "page"],
                         help="one figure per view at a paper width: column 3.3 in, page 6.9 in")
     return parser
-
-
-def add_trust_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--trust-plugin", action="append", default=[], metavar="MODULE:FUNCTION",
-                   help="run this undeclared family plugin of your own (repeatable); a config "
-                        "file can name declared plugins only (docs/plugins.md)")
 
 
 def _add_threads_arg(p: argparse.ArgumentParser) -> None:
