@@ -37,6 +37,7 @@ from trajviz.viewmodel.selection import (
 from trajviz.store import RunError, list_runs
 from trajviz.app import ids, inputs
 from trajviz.app.birth import register_birth
+from trajviz.app.demo import demo_training
 from trajviz.app.components import (
     empty_figure,
     honesty_card,
@@ -98,6 +99,13 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     except ValueError as exc:
         out.update(message=message("No such run", str(exc)), message_style=SHOW,
                    workspace_style=HIDE)
+        return out
+    if run_id is None and demo_training(state):
+        out.update(message=message(
+            "The demo runs are being made",
+            "Each appears in the run picker as soon as it is ready (the line under the picker "
+            "says how far); the first takes a few seconds, the second about a minute.",
+            kind="info"), message_style=SHOW, workspace_style=HIDE)
         return out
     if run_id is None:
         out.update(message=message(
@@ -272,10 +280,13 @@ def register(app, state: AppState) -> None:
 
     @app.callback(Output(ids.RUN, "options"), Output(ids.RUN, "value"),
                   Input(ids.URL, "pathname"), Input(ids.RUNS_REFRESH, "n_clicks"),
-                  Input(ids.RUNS_VERSION, "data"), State(ids.RUN, "value"))
-    def _runs(_path, _clicks, version, current):
+                  Input(ids.RUNS_VERSION, "data"), State(ids.RUN, "value"),
+                  State(ids.URL, "search"))
+    def _runs(_path, _clicks, version, current, search):
         version = version if isinstance(version, dict) else {}
         select = version.get("select") if ctx.triggered_id == ids.RUNS_VERSION else None
+        if current is None and select is None:  # the page's first look: ?run=<id> picks one
+            select = inputs.query_run(search)
         return run_options(state, current, select)
 
     @app.callback(Output(ids.TASK, "options"), Output(ids.TASK, "value"),

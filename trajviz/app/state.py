@@ -79,6 +79,7 @@ class AppState:
     whatif: Any = None  # the what-if service (app/whatif.py), set by register_whatif
     launches: LaunchBoard = field(default_factory=LaunchBoard)  # click-to-launch worker
     births: BirthJobs = field(default_factory=BirthJobs)  # birth-map jobs
+    demo: str | None = None  # the job training the demo runs behind the page (trajviz demo)
 
     @classmethod
     def for_dir(cls, runs_dir: Path) -> AppState:

@@ -5,13 +5,14 @@ import functools
 import math
 
 import numpy as np
-from scipy import stats
 
 
 @functools.lru_cache(maxsize=256)
 def t_quantile(q: float, df: int) -> float:
     """Student-t quantile ``q`` with ``df`` degrees of freedom (cached: scipy's ppf costs
     about 0.1 ms a call, and a summary asks for the same few hundreds of times)."""
+    from scipy import stats  # here, not at import: scipy.stats costs seconds, and the page
+    # (trajviz demo) should answer before the first run is there to summarise
     return float(stats.t.ppf(q, df=df))
 
 
