@@ -19,12 +19,12 @@ ASSETS = Path(__file__).resolve().parent / "assets"  # the CSS and clientside JS
 
 
 def create_app(runs_dir: str | Path, token: str | None = None, *, prefix: str = "/",
-               demo: tuple = ()) -> Dash:
+               demo=None) -> Dash:
     """A Dash app showing the runs in ``runs_dir`` (read when the page loads, not here).
     With ``token``, every request must carry it (``guard.install``). ``prefix``: the path
     the browser reaches it under (``trajviz.show`` mounts apps at ``/<token>/``; the app's
-    own routes stay at ``/``). ``demo``: ExperimentConfigs to train behind the page, in
-    order, as one background job (``trajviz demo``; ``app/demo.py`` shows its progress)."""
+    own routes stay at ``/``). ``demo``: a ``demo.DemoJob``, the runs to make behind the
+    page as one background job (``trajviz demo``; its progress is shown in the page)."""
     from trajviz.spec.names import LEARNER_NAMES
     from trajviz.spec.plugins import offered_families
     from trajviz.app.callbacks import register
@@ -47,20 +47,20 @@ def create_app(runs_dir: str | Path, token: str | None = None, *, prefix: str = 
     register_route(app, state)  # the sliders' fast JSON route (assets/whatif.js)
     register_demo(app, state)
     install(app, token)
-    if demo:
-        state.demo = state.jobs.start(list(demo))
+    if demo is not None and demo.configs:
+        state.demo = demo.start(state.jobs)
     app.trajviz_state = state  # for tests and shutdown
     return app
 
 
 def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050, token: bool = True,
-          demo: tuple = ()) -> None:
+          demo=None) -> None:
     """Serve the app on ``host:port`` until interrupted (127.0.0.1: this machine only).
 
     A non-loopback ``host`` prints a warning and, unless ``token`` is False, requires a
     generated access token (printed in the URL, like Jupyter's). SIGTERM stops the
     server like Ctrl-C, so running jobs are stopped; stale temporary run folders are
-    swept first. ``demo``: configs trained behind the page (``create_app``)."""
+    swept first. ``demo``: runs made behind the page (a ``demo.DemoJob``)."""
     import signal
     import sys
 

@@ -8,6 +8,7 @@ The page answers at once: ``create_app(..., demo=configs)`` starts one backgroun
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from dash import Input, Output, State, dcc, html, no_update
@@ -15,6 +16,19 @@ from dash import Input, Output, State, dcc, html, no_update
 from trajviz.app import ids
 
 HIDE = {"display": "none"}
+
+
+@dataclass(frozen=True)
+class DemoJob:
+    """The demo runs to make behind the page: ``configs`` (ExperimentConfigs) in order,
+    the quickest first so the picker has a run soonest, on ``threads`` torch threads."""
+
+    configs: tuple
+    threads: int | None = None
+
+    def start(self, jobs) -> str:
+        """Start it as one background job of ``jobs`` (a ``JobManager``); the job id."""
+        return jobs.start(list(self.configs), threads=self.threads)
 
 
 def demo_line() -> html.Div:
@@ -51,8 +65,8 @@ def demo_status(state, seen: Any) -> dict[str, Any]:
            "poll_disabled": status["state"] != "running"}
     if status["state"] == "running":
         ready = f"; {len(runs)} ready in the picker" if runs else ""
-        text = (f"Training the demo runs behind this page (first start only): "
-                f"{index + 1} of {total}, {status.get('name') or 'demo'}: "
+        which = f"{index + 1} of {total}, {status['name']}: " if status.get("name") else ""
+        text = (f"Training the demo runs behind this page (first start only): {which}"
                 f"{status.get('stage') or 'starting'} · {status['elapsed']:.0f} s{ready}")
         return {**out, "text": text, "fraction": (index + float(status["fraction"])) / total}
     if status["state"] == "done":
@@ -83,4 +97,4 @@ def register_demo(app, state) -> None:
                 {"n": n + 1, "select": None} if o["announce"] else no_update)
 
 
-__all__ = ["demo_line", "demo_status", "demo_training", "register_demo"]
+__all__ = ["DemoJob", "demo_line", "demo_status", "demo_training", "register_demo"]

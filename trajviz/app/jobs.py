@@ -73,6 +73,8 @@ class Job:
         return self.folder / "progress.json"
 
 
+THREADS_ENV = "TRAJVIZ_JOB_THREADS"  # a job's torch threads (empty: the thread policy's)
+
 # One heavy job at a time in this server process, across every app it serves: the slot
 # is taken without waiting, so of concurrent "New run" requests exactly one starts a job
 # and the others are refused with a message.
@@ -97,29 +99,36 @@ class JobManager:
                     return job.job_id
         return None
 
-    def start(self, config) -> str:
+    def start(self, config, threads: int | None = None) -> str:
         """Launch a worker for ``config`` (an ExperimentConfig, or a list of them made one
-        after another by the same worker, as ``trajviz demo`` does); returns the job id."""
+        after another by the same worker, as ``trajviz demo`` does) on ``threads`` torch
+        threads (None: the thread policy's); returns the job id."""
         if not _SLOT.acquire(blocking=False):
             raise ValueError("another run is being started right now; wait for it to finish")
         try:
             _LIVE[:] = [p for p in _LIVE if p.poll() is None]
             if _LIVE or self.running():
                 raise ValueError("a run is already being made; wait for it to finish")
-            job_id = self._launch(config)
+            job_id = self._launch(config, threads)
         finally:
             _SLOT.release()
         return job_id
 
-    def _launch(self, config) -> str:
+    def _launch(self, config, threads: int | None = None) -> str:
         from trajviz.spec.config import to_dict
 
         job_id, folder = scratch("job")
         plain = [to_dict(c) for c in config] if isinstance(config, list) else to_dict(config)
         write_json(folder / "config.json", plain)
+        if isinstance(config, list) and config:  # the page can say at once what comes first
+            write_json(folder / "progress.json", {
+                "state": "running", "fraction": 0.0, "stage": "starting", "message": "",
+                "run_id": "", "index": 0, "total": len(config), "name": config[0].name,
+                "runs": []})
         process = spawn(folder, ["trajviz.app.jobs", str(folder / "config.json"), str(self.runs_dir),
                                  str(folder / "progress.json")],
-                        {"TRAJVIZ_PARENT_PID": str(os.getpid())})
+                        {"TRAJVIZ_PARENT_PID": str(os.getpid()),
+                         THREADS_ENV: "" if threads is None else str(threads)})
         _LIVE.append(process)
         with self._lock:
             self._jobs[job_id] = Job(job_id, folder, process)
@@ -257,17 +266,18 @@ def work(config_path: Path, runs_dir: Path, progress_path: Path) -> int:
     if parent.isdigit():
         _watch_parent(int(parent))
     reporter = _Reporter(progress_path, [], [])
-    reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
+    if not progress_path.exists():  # a list's job has said which run comes first (_launch)
+        reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
     written: list[str] = []
     run = None
     try:
-        from trajviz.spec.config import from_dict
-        from trajviz.engine.executors import SCHEDULER_ENV
-        from trajviz.pipeline.experiment import run_experiment
-        from trajviz.store import new_run_id, write_run
-
         data = json.loads(Path(config_path).read_text(encoding="utf-8"))
         several = isinstance(data, list)
+        from trajviz.engine.executors import SCHEDULER_ENV
+        from trajviz.pipeline.experiment import run_experiment
+        from trajviz.spec.config import from_dict
+        from trajviz.store import new_run_id, write_run
+
         configs = [from_dict(d) for d in (data if several else [data])]
         for index, config in enumerate(configs):
             place = {"index": index, "total": len(configs), "name": config.name,
@@ -277,7 +287,8 @@ def work(config_path: Path, runs_dir: Path, progress_path: Path) -> int:
             reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
             run = None
             run = run_experiment(config, progress=reporter, run_id=new_run_id(config.family),
-                                 executor=os.environ.get(SCHEDULER_ENV) or None)  # serve --scheduler
+                                 executor=os.environ.get(SCHEDULER_ENV) or None,  # --scheduler
+                                 threads=int(os.environ.get(THREADS_ENV) or 0) or None)
             reporter.write(state="running", fraction=0.99, stage="writing the run", message="",
                            run_id="")
             written.append(write_run(run, runs_dir).name)

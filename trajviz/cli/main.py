@@ -256,7 +256,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, demo=None) -> int:
     from trajviz.app import serve
     from trajviz.engine.executors import SCHEDULER_ENV, parse_scheduler
 
@@ -265,24 +265,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.scheduler:  # the app's background jobs read it (they inherit the environment)
         parse_scheduler(args.scheduler)
         os.environ[SCHEDULER_ENV] = args.scheduler
-    serve(args.runs, host=args.host, port=args.port, token=not args.no_token)
+    serve(args.runs, host=args.host, port=args.port, token=not args.no_token, demo=demo)
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def missing_demos(runs_dir: Path) -> list:
+    """The demo configs with no readable run of their name in ``runs_dir``, the quickest
+    first (by ``spec.budget``'s estimate), so the page has a run to show soonest."""
+    from trajviz.spec import budget
     from trajviz.spec.config import demo_configs
     from trajviz.store import list_runs
 
-    check_listen(args.host, args.port)  # before minutes of creating runs
+    have = {e.name for e in list_runs(runs_dir) if e.ok}
+    missing = [c for name, c in demo_configs().items() if name not in have]
+    return sorted(missing, key=lambda c: budget.estimate(
+        c, budget.family_sizes(c.family, c.family_options)).seconds)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve at once; the demo runs not made yet are made behind the page, quickest first,
+    and fill its run picker as each is written (a second start reuses them)."""
+    from trajviz.app.demo import DemoJob
+
+    check_listen(args.host, args.port)
     check_runs_dir(args.runs, flag="--runs")
     threads = _threads(args)
-    have = {e.name for e in list_runs(args.runs) if e.ok}
-    for name, config in demo_configs().items():
-        if name not in have:
-            print(f"creating demo run {name!r} (first time only) ...", file=sys.stderr)
-            create_run(config, args.runs, threads=threads)
+    missing = missing_demos(args.runs)
+    if missing:
+        print(f"trajviz: making the demo runs {', '.join(c.name for c in missing)} behind the "
+              "page (first start only); the page shows how far", file=sys.stderr)
     return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port,
-                                        scheduler=args.scheduler, no_token=args.no_token))
+                                        scheduler=args.scheduler, no_token=args.no_token),
+                     demo=DemoJob(tuple(missing), threads))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from trajviz.viewmodel.palette import learner_colour
 from trajviz.data.run import Run
