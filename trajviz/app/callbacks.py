@@ -103,8 +103,8 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     if run_id is None and demo_training(state):
         out.update(message=message(
             "The demo runs are being made",
-            "Each appears in the run picker as soon as it is ready (the line under the picker "
-            "says how far); the first takes a few seconds, the second about a minute.",
+            "Each appears in the run picker as soon as it is written, the quickest first "
+            "(the line under the picker says how far).",
             kind="info"), message_style=SHOW, workspace_style=HIDE)
         return out
     if run_id is None:

@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_threads_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch threads (default: 1 for small models; "
-                   "see trajviz/threads.py)")
+                   "see trajviz/kernels/threads.py)")
 
 
 def _add_server_args(p: argparse.ArgumentParser) -> None:
