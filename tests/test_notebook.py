@@ -65,3 +65,48 @@ def test_example_notebook_runs_and_shows_the_app_inline(tmp_path, monkeypatch):
         assert refused.value.code == 403
     assert _refused(port), "the kernel's server outlived the kernel"
     assert not Path(saved.group(2)).exists(), "the temporary runs folder outlived the kernel"
+
+
+@pytest.mark.browser
+def test_the_shown_page_works_inside_a_cross_site_iframe(tmp_path):
+    """As in VS Code or a JupyterLab on localhost: the frame is a third party, whose cookies a
+    browser drops; the token in the path still carries every request, the what-if route's too."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+
+    from app_fixtures import make_run
+
+    import trajviz
+
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("no chromium at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shown = trajviz.show(make_run(n_params=3))
+    token = urlsplit(shown.url).path.strip("/")
+    (tmp_path / "nb.html").write_text(shown._repr_html_())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    notebook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=notebook.serve_forever, daemon=True).start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium") or chromium,
+                                        args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://localhost:{notebook.server_port}/nb.html")  # another site
+            frame = page.frame_locator("iframe")
+            frame.locator("#surface-graph .scatterlayer .trace").first.wait_for(timeout=120_000)
+            with page.expect_response(lambda r: r.url.endswith("/_trajviz/whatif"),
+                                      timeout=120_000) as answer:
+                frame.locator("#whatif-lr [role=slider]").first.focus()
+                page.keyboard.press("ArrowLeft")
+            assert answer.value.status == 200
+            assert urlsplit(answer.value.url).path == f"/{token}/_trajviz/whatif"
+            browser.close()
+        assert errors == []
+    finally:
+        notebook.shutdown()
