@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(same as allow_large = true)")
     _add_scheduler_arg(run)
     _add_threads_arg(run)
+    _add_kernels_arg(run)
 
     birth = sub.add_parser("birthmap", help="map convergence speed over a slice's θ0s, store it in the run")
     birth.add_argument("run", type=Path, help="a run directory")
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "within this quantile (default 0.25)")
     birth.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_scheduler_arg(birth)
+    _add_kernels_arg(birth)
 
     add_whatif_parser(sub)
 
@@ -98,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_threads_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch threads (default: 1 for small models; "
                    "see trajviz/threads.py)")
+
+
+def _add_kernels_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernels", choices=["plain", "torch", "native", "auto"],
+                   help="which kernels compute: auto (default, the fastest measured here), plain "
+                        "(autograd), torch, native (C); also $TRAJVIZ_KERNELS (docs/kernels.md)")
+
+
+def _kernels(args: argparse.Namespace) -> str:
+    """The kernels request: --kernels, else $TRAJVIZ_KERNELS (checked), else auto."""
+    from trajviz.kernels import check_kernels, requested
+
+    try:
+        return check_kernels(args.kernels) if getattr(args, "kernels", None) else requested()
+    except ValueError as exc:
+        raise UsageError(f"TRAJVIZ_KERNELS: {exc}") from None
 
 
 def _add_server_args(p: argparse.ArgumentParser) -> None:
@@ -161,8 +179,13 @@ def check_runs_dir(path: Path, flag: str = "--out") -> None:
                          + (f" with {flag}" if flag else ""))
 
 
-def progress_bars(quiet: bool):
-    """A progress(stage, done, total) callback drawing one tqdm bar per stage."""
+# a progress stage's prefix -> the kernel op whose backend its bar names
+_STAGE_OPS = {"meta": "step", "record": "step", "surface": "plane", "birthmap": "birth"}
+
+
+def progress_bars(quiet: bool, ran: dict | None = None):
+    """A progress(stage, done, total) callback drawing one tqdm bar per stage; ``ran``
+    (``kernels.recording()``'s): each bar names the backend its op runs on."""
     if quiet:
         return None, lambda: None
     from tqdm import tqdm
@@ -172,6 +195,9 @@ def progress_bars(quiet: bool):
         bar = bars.get(stage)
         if bar is None:
             bar = bars[stage] = tqdm(total=total, desc=stage, leave=False, file=sys.stderr)
+        names = (ran or {}).get(_STAGE_OPS.get(stage.split(":")[0], ""))
+        if names:
+            bar.set_postfix_str(f"kernels: {'+'.join(sorted(names))}", refresh=False)
         bar.update(done - bar.n)
 
     return progress, lambda: [b.close() for b in bars.values()]
@@ -192,7 +218,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--init names {name.strip()!r} twice")
         inits[name.strip()] = Path(file.strip())
     inits = resolve_inits(config, inits)  # a bad file fails now, before any training
-    with make_executor(args.scheduler) as executor:  # an unreachable cluster fails here, first
+    from trajviz.kernels import kernels
+
+    request = _kernels(args)
+    with make_executor(args.scheduler) as executor, kernels(request):  # a bad cluster fails first
         path = create_run(config, args.out, quiet=args.quiet, inits=inits, threads=_threads(args),
                           executor=executor)
     print(path)
@@ -204,13 +233,17 @@ def cmd_birthmap(args: argparse.Namespace) -> int:
     from trajviz.spec.config import check_birthmap
     from trajviz.engine.executors.base import make_executor
     from trajviz.store import load_run
+    from trajviz.kernels import kernels, recording
 
     check_birthmap(args.grid, args.tasks, args.statistic, args.quantile, "--")
+    request = _kernels(args)
     run = load_run(args.run)
-    progress, close = progress_bars(args.quiet)
+    ran: dict = {}
+    progress, close = progress_bars(args.quiet, ran)
     report = None if progress is None else (lambda done, total: progress("birthmap", done, total))
     try:
-        with make_executor(args.scheduler) as executor:
+        with make_executor(args.scheduler) as executor, kernels(request), recording() as inside:
+            ran.update(birth=inside.setdefault("birth", set()))  # the bar reads the live set
             bm = birth_map(run, args.slice_name, grid=args.grid, tasks=args.tasks,
                            statistic=args.statistic, quantile=args.quantile, progress=report,
                            executor=executor)
@@ -237,14 +270,20 @@ def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None =
     from trajviz.pipeline.experiment import run_experiment
     from trajviz.store import new_run_id, sweep_stale, write_run
 
+    from trajviz.kernels import recording
+
     sweep_stale(runs_dir)
-    progress, close = progress_bars(quiet)
     run_id = new_run_id(config.family)
-    try:
-        run = run_experiment(config, progress=progress, run_id=run_id, inits=inits,
-                             threads=threads, executor=executor)
-    finally:
-        close()
+    with recording() as ran:
+        progress, close = progress_bars(quiet, ran)
+        try:
+            run = run_experiment(config, progress=progress, run_id=run_id, inits=inits,
+                                 threads=threads, executor=executor)
+        finally:
+            close()
+    if not quiet:
+        print("kernels: " + ", ".join(f"{op} {name}" for op, name in run.info["kernels"].items()),
+              file=sys.stderr)
     _WRITING.append(Path(runs_dir) / run_id)
     return write_run(run, runs_dir)
 
