@@ -11,7 +11,7 @@ temporary runs folder), each measurement in a fresh child process with
    own run beside it (busy Python loops, one per core of a 2-core machine);
 3. ``old``: the code before issue 10, as far as it can be run from here:
    torch's default thread count (one per core) and the plain (unfused)
-   steps (``trajviz.kernels.fused.plain_only``), on the machine as it is.
+   steps (``trajviz.kernels.kernels("plain")``), on the machine as it is.
 
 Run: ``python bench/bench_demo.py [--skip-old]``. Prints the machine
 (CPUs, load average before each measurement) and every time; the last lines
@@ -37,7 +37,7 @@ def child(mode: str) -> None:
     """Create both demo runs in this process and print the seconds it took."""
     import torch
 
-    from trajviz.kernels import fused
+    from trajviz.kernels import kernels
     from trajviz.spec.config import load_toml
     from trajviz.pipeline.experiment import config_threads, run_experiment
     from trajviz.store import new_run_id, write_run
@@ -48,7 +48,7 @@ def child(mode: str) -> None:
             config = load_toml(ROOT / "trajviz" / "demos" / name)
             if mode == "old":
                 threads = os.cpu_count() or 1
-                with fused.plain_only():
+                with kernels("plain"):
                     run = run_experiment(config, run_id=new_run_id(config.family), threads=threads)
             else:
                 threads = config_threads(config)

@@ -103,19 +103,8 @@ def _add_threads_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_kernels_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kernels", choices=["plain", "torch", "native", "auto"],
-                   help="which kernels compute: auto (default, the fastest measured here), plain "
-                        "(autograd), torch, native (C); also $TRAJVIZ_KERNELS (docs/kernels.md)")
-
-
-def _kernels(args: argparse.Namespace) -> str:
-    """The kernels request: --kernels, else $TRAJVIZ_KERNELS (checked), else auto."""
-    from trajviz.kernels import check_kernels, requested
-
-    try:
-        return check_kernels(args.kernels) if getattr(args, "kernels", None) else requested()
-    except ValueError as exc:
-        raise UsageError(f"TRAJVIZ_KERNELS: {exc}") from None
+    p.add_argument("--kernels", choices=["plain", "torch", "native", "auto"], help="who computes: auto "
+                   "(default: the fastest here), plain, torch, native; or $TRAJVIZ_KERNELS")
 
 
 def _add_server_args(p: argparse.ArgumentParser) -> None:
@@ -179,13 +168,11 @@ def check_runs_dir(path: Path, flag: str = "--out") -> None:
                          + (f" with {flag}" if flag else ""))
 
 
-# a progress stage's prefix -> the kernel op whose backend its bar names
-_STAGE_OPS = {"meta": "step", "record": "step", "surface": "plane", "birthmap": "birth"}
+_STAGE_OPS = {"meta": "step", "record": "step", "surface": "plane", "birthmap": "birth"}  # bar -> op
 
 
 def progress_bars(quiet: bool, ran: dict | None = None):
-    """A progress(stage, done, total) callback drawing one tqdm bar per stage; ``ran``
-    (``kernels.recording()``'s): each bar names the backend its op runs on."""
+    """progress(stage, done, total): a tqdm bar per stage, naming its op's backends in ``ran``."""
     if quiet:
         return None, lambda: None
     from tqdm import tqdm
@@ -195,8 +182,7 @@ def progress_bars(quiet: bool, ran: dict | None = None):
         bar = bars.get(stage)
         if bar is None:
             bar = bars[stage] = tqdm(total=total, desc=stage, leave=False, file=sys.stderr)
-        names = (ran or {}).get(_STAGE_OPS.get(stage.split(":")[0], ""))
-        if names:
+        if names := (ran or {}).get(_STAGE_OPS.get(stage.split(":")[0], "")):
             bar.set_postfix_str(f"kernels: {'+'.join(sorted(names))}", refresh=False)
         bar.update(done - bar.n)
 
@@ -205,6 +191,7 @@ def progress_bars(quiet: bool, ran: dict | None = None):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from trajviz.engine.executors.base import make_executor
+    from trajviz.kernels import kernels, requested
     from trajviz.problem.inits import resolve_inits
 
     config = config_from_args(args)
@@ -218,9 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--init names {name.strip()!r} twice")
         inits[name.strip()] = Path(file.strip())
     inits = resolve_inits(config, inits)  # a bad file fails now, before any training
-    from trajviz.kernels import kernels
-
-    request = _kernels(args)
+    request = args.kernels or requested()  # a bad $TRAJVIZ_KERNELS fails here, in one line
     with make_executor(args.scheduler) as executor, kernels(request):  # a bad cluster fails first
         path = create_run(config, args.out, quiet=args.quiet, inits=inits, threads=_threads(args),
                           executor=executor)
@@ -233,22 +218,19 @@ def cmd_birthmap(args: argparse.Namespace) -> int:
     from trajviz.spec.config import check_birthmap
     from trajviz.engine.executors.base import make_executor
     from trajviz.store import load_run
-    from trajviz.kernels import kernels, recording
+    from trajviz.kernels import kernels, recording, requested
 
     check_birthmap(args.grid, args.tasks, args.statistic, args.quantile, "--")
-    request = _kernels(args)
+    request = args.kernels or requested()
     run = load_run(args.run)
-    ran: dict = {}
-    progress, close = progress_bars(args.quiet, ran)
-    report = None if progress is None else (lambda done, total: progress("birthmap", done, total))
-    try:
-        with make_executor(args.scheduler) as executor, kernels(request), recording() as inside:
-            ran.update(birth=inside.setdefault("birth", set()))  # the bar reads the live set
+    with make_executor(args.scheduler) as executor, kernels(request), recording() as ran:
+        progress, close = progress_bars(args.quiet, ran)
+        try:
             bm = birth_map(run, args.slice_name, grid=args.grid, tasks=args.tasks,
-                           statistic=args.statistic, quantile=args.quantile, progress=report,
-                           executor=executor)
-    finally:
-        close()
+                           statistic=args.statistic, quantile=args.quantile, executor=executor,
+                           progress=progress and (lambda done, total: progress("birthmap", done, total)))
+        finally:
+            close()
     print(format_birth_map(bm))
     print(add_birth_map(args.run, bm))
     return 0
@@ -269,7 +251,6 @@ def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None =
                threads: int | None = None, executor=None) -> Path:
     from trajviz.pipeline.experiment import run_experiment
     from trajviz.store import new_run_id, sweep_stale, write_run
-
     from trajviz.kernels import recording
 
     sweep_stale(runs_dir)
@@ -282,8 +263,7 @@ def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None =
         finally:
             close()
     if not quiet:
-        print("kernels: " + ", ".join(f"{op} {name}" for op, name in run.info["kernels"].items()),
-              file=sys.stderr)
+        print(f"kernels: {run.info['kernels']}", file=sys.stderr)
     _WRITING.append(Path(runs_dir) / run_id)
     return write_run(run, runs_dir)
 

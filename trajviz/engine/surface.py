@@ -49,13 +49,13 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
-from trajviz.kernels import choose_plane, requested
+from trajviz.kernels import choose_plane, prepared_plane, requested
+from trajviz.kernels.mlp_plan import peak_activation
 from trajviz.spec.config import BOUNDS, MAX_GRID_POINTS
 from trajviz.engine.context import ChunkContext, ProblemRef
 from trajviz.engine.executors.base import IN_PROCESS, Executor
-from trajviz.kernels.mlp_plan import mlp_layers, torch_plane
 from trajviz.problem.models import unflatten
-from trajviz.kernels.native import NativePlane, chunk_points
+from trajviz.kernels.native import chunk_points
 from trajviz.data.run import Slice, Surface
 from trajviz.problem.tasks.base import Batch, Problem, TaskSet
 
@@ -198,6 +198,8 @@ def choose_chunk(problem: Problem, tasks: TaskSet, P: int, budget_bytes: int | N
     except TypeError:  # a problem without a hash: measure every time
         key, act = None, None
     if act is None:
+        act = peak_activation(problem, one_task)  # an MLP's, from its plan (no tracing)
+    if act is None:
         params = unflatten(torch.zeros(P, device=device, dtype=dtype), problem.model.spec)
         act = _peak_activation_numel(problem, params, one_task)
         if key is not None:
@@ -243,15 +245,6 @@ def _chosen(problem: Problem, batch: Batch, dtype: torch.dtype, points: int, met
     return choice.name
 
 
-def _prepared(name: str, problem: Problem, origin: Tensor, basis: Tensor, batch: Batch):
-    """The native or torch backend's plane prepared for ``batch``, or None (plain)."""
-    if name == "native":
-        return NativePlane.build(mlp_layers(problem), origin, basis, batch)
-    if name == "torch":
-        return torch_plane(mlp_layers(problem), origin, basis, batch)
-    return None
-
-
 def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tensor, batch: Batch,
                    *, method: str = "auto", backend: str | None = None) -> Tensor:
     """Losses [G, T] of T tasks at G points of a plane, vectorised (pure).
@@ -266,7 +259,7 @@ def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tens
     if backend is None:
         backend = _chosen(problem, batch, origin.dtype, coords.shape[0], method)
     with torch.no_grad():
-        plane = _prepared(backend, problem, origin, basis, batch)
+        plane = prepared_plane(backend, problem, origin, basis, batch)
         if plane is not None:
             return plane.losses(coords)
         params = unflatten(torch.addmm(origin, coords, basis), problem.model.spec)
@@ -311,7 +304,7 @@ def _plane_plan(context: ChunkContext):
     if context not in _PLANS:
         t = context.tensors
         with torch.no_grad():
-            _PLANS[context] = _prepared(context.options["backend"], context.problem, t["origin"],
+            _PLANS[context] = prepared_plane(context.options["backend"], context.problem, t["origin"],
                                         t["basis"], context.batch())
     return _PLANS[context]
 

@@ -12,8 +12,8 @@ import torch
 from trajviz.kernels import calibrate
 from trajviz.kernels.dispatch import Choice, choose, requested
 from trajviz.kernels.fused import step_declines
-from trajviz.kernels.mlp_plan import mlp_layers, plane_declines
-from trajviz.kernels.native import plane_native_declines
+from trajviz.kernels.mlp_plan import mlp_layers, plane_declines, torch_plane
+from trajviz.kernels.native import NativePlane, plane_native_declines
 from trajviz.kernels.native_birth import birth_declines
 from trajviz.problem.batches import InnerSpec
 from trajviz.problem.tasks.base import Batch, Problem, TaskSet
@@ -57,6 +57,17 @@ def choose_plane(problem: Problem, batch: Batch, dtype: torch.dtype, points: int
         if len(eligible) > 1:
             order = calibrate.plane_order(problem, layers, batch, points, eligible, chunks) + ("plain",)
     return choose("plane", declines, request=request, order=order)
+
+
+def prepared_plane(name: str, problem: Problem, origin: torch.Tensor, basis: torch.Tensor,
+                   batch: Batch):
+    """Backend ``name``'s plane (origin [P], basis [2, P]) prepared for ``batch``, with
+    ``losses(coords [G, 2]) -> [G, T]``; None for plain (the engine's vmap)."""
+    if name == "native":
+        return NativePlane.build(mlp_layers(problem), origin, basis, batch)
+    if name == "torch":
+        return torch_plane(mlp_layers(problem), origin, basis, batch)
+    return None
 
 
 def choose_birth(problem: Problem, tasks: TaskSet, spec: InnerSpec, *,

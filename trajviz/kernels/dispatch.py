@@ -66,7 +66,9 @@ def requested() -> str:
     name = _REQUEST.get()
     if name is None:
         env = os.environ.get(ENV, "").strip()
-        name = check_kernels(env) if env else "auto"
+        if env and env not in CHOICES:
+            raise ValueError(f"{ENV}={env!r} is not a kernels request; accepted: {' | '.join(CHOICES)}")
+        name = env or "auto"
     return name
 
 
@@ -94,13 +96,19 @@ def recording() -> Iterator[dict[str, set[str]]]:
         _RAN.reset(token)
 
 
+def recorded() -> dict[str, set[str]]:
+    """The innermost ``recording()``'s {op: {backend names}} so far ({} outside any)."""
+    stack = _RAN.get()
+    return stack[-1] if stack else {}
+
+
 def note(op: str, name: str) -> None:
     """Record that backend ``name`` ran ``op`` (in every enclosing ``recording``)."""
     for ran in _RAN.get():
         ran.setdefault(op, set()).add(name)
 
 
-def summary(ran: dict[str, set[str]]) -> dict[str, str]:
+def ran_names(ran: dict[str, set[str]]) -> dict[str, str]:
     """{op: "native" or "native+torch"}: the JSON form for ``run.info["kernels"]``."""
     return {op: "+".join(sorted(names)) for op, names in sorted(ran.items())}
 
@@ -140,8 +148,8 @@ def choose(op: str, declines: Declines, *, request: str | None = None,
         reason = None if name == "plain" else declines(name)
         if reason is None:
             if request != "auto" and declined:
-                first, why = declined[0]
-                notice(f"kernels={request}: {first} declines {op} ({why}); running {name}")
+                why = "; ".join(f"{n} declines {op}: {r}" for n, r in declined)
+                notice(f"kernels={request}: {why}; running {name}")
             note(op, name)
             return Choice(op, name, request, tuple(declined))
         declined.append((name, reason))

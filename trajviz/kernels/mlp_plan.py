@@ -285,3 +285,17 @@ def torch_plane(layers: tuple, origin: Tensor, basis: Tensor, batch: Batch):
     if feature_major(batch):
         return prepare_plane(layers, origin, basis, batch)
     return SampleMajorPlane(layers, origin, basis, batch)
+
+
+def peak_activation(problem: Problem, one_task: Batch) -> int | None:
+    """Entries of the largest tensor one loss evaluation of an MLP allocates on one task's
+    batch {x: [N, in], y: [N, out]}: N × the widest layer output (what watching an
+    evaluation measures, without tracing one), or None for any other model."""
+    try:
+        layers = mlp_layers(problem)
+    except TypeError:  # an unhashable problem
+        return None
+    x = one_task.get("x")
+    if layers is None or x is None or x.dim() != 2:
+        return None
+    return x.shape[0] * max(layer.out_features for layer in layers if isinstance(layer, Linear))
