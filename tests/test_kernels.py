@@ -20,11 +20,9 @@ from torch import nn
 from trajviz.data.run import Slice
 from trajviz.engine.inner import InnerSpec, inner_loop
 from trajviz.engine.surface import evaluate_surface
-from trajviz.kernels import cache, kernels, recording
-from trajviz.kernels import native
+from trajviz.kernels import cache, choose_birth, kernels, recording
 from trajviz.kernels.tables import ACTIVATIONS, OPTIMIZERS
 from trajviz.pipeline.birthmap import rollout_statistics
-from trajviz.kernels import choose_birth
 from trajviz.problem.models import from_module
 from trajviz.problem.optim import make_optimizer
 from trajviz.problem.tasks import Problem, TaskSet

@@ -9,15 +9,25 @@ import threading
 import numpy as np
 import pytest
 import torch
+from test_kernels import HAVE_CC, assert_close, mlp_problem, task_set
 from torch import nn
 
-from test_kernels import HAVE_CC, assert_close, mlp_problem, task_set
 from trajviz.data.run import Slice, View
 from trajviz.engine.inner import InnerSpec, inner_loop
 from trajviz.engine.learners import MAML, Leap, Reptile
 from trajviz.engine.surface import evaluate_chunk, evaluate_surface
-from trajviz.kernels import (cache, calibrate, choose_birth, choose_plane, choose_step, kernels,
-                             native, native_birth, recording, requested)
+from trajviz.kernels import (
+    cache,
+    calibrate,
+    choose_birth,
+    choose_plane,
+    choose_step,
+    kernels,
+    native,
+    native_birth,
+    recording,
+    requested,
+)
 from trajviz.kernels.mlp_plan import mlp_layers
 from trajviz.pipeline.birthmap import compute_birth_map, rollout_statistics
 from trajviz.problem.models import flatten, from_module
@@ -416,7 +426,7 @@ def test_ctypes_structs_mirror_the_c_structs():
     from pathlib import Path
     for struct, c_file in ((native.PlaneArgs, "plane_native.c"), (native.BirthArgs, "birth_native.c")):
         source = (Path(native.__file__).with_name(c_file)).read_text()
-        body = re.search(r"typedef struct \{([^{}]*)\} " + struct.__name__, source, re.S).group(1)
+        body = re.search(r"typedef struct \{([^{}]*)\} " + struct.__name__, source, re.DOTALL).group(1)
         names = re.findall(r"\*?\s*(?:const\s+)?\*?(\w+)\s*(?=[,;])", body)
         assert [n for n, _ in struct._fields_] == names
         assert ctypes.sizeof(struct) % 8 == 0

@@ -25,8 +25,8 @@ from torch import Tensor
 from torch.func import vmap
 
 from trajviz.kernels import choose_step, fused
+from trajviz.problem.batches import InnerSpec, all_batches, minibatch_indices
 from trajviz.problem.models import Params, batch_shape, flatten
-from trajviz.problem.batches import InnerSpec, all_batches, minibatch_indices  # noqa: F401 (re-exported)
 from trajviz.problem.tasks import Batch, Problem, TaskSet
 
 

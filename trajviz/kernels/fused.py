@@ -23,12 +23,12 @@ optimisers of ``tables.OPTIMIZERS`` (elementwise, so the same numbers).
 """
 from __future__ import annotations
 
-from torch import Tensor, nn
 import torch
+from torch import Tensor, nn
 
 from trajviz.kernels.mlp_plan import Linear, mlp_layers
 from trajviz.kernels.tables import ACTIVATIONS, OPTIMIZERS, activation_of
-from trajviz.problem.models import ParamSpec, Params, flatten, unflatten
+from trajviz.problem.models import Params, ParamSpec, flatten, unflatten
 from trajviz.problem.optim import InnerOptimizer, State
 from trajviz.problem.tasks.base import Batch, Problem
 

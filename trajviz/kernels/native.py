@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from trajviz.kernels.cache import c_compiler, native_dir, notice
 from trajviz.kernels.mlp_plan import Linear, plane_declines

@@ -21,8 +21,7 @@ from torch import Tensor
 
 from trajviz.kernels.fused import step_declines
 from trajviz.kernels.mlp_plan import Linear, mlp_layers
-from trajviz.kernels.native import (CHUNK_BYTES, BirthArgs, check_status, ints, library, split,
-                                    typed)
+from trajviz.kernels.native import CHUNK_BYTES, BirthArgs, check_status, ints, library, split, typed
 from trajviz.kernels.tables import OPTIMIZERS, activation_of, native_activation, native_optimizer
 from trajviz.problem.batches import InnerSpec, all_batches, minibatch_indices
 from trajviz.problem.tasks import Problem, TaskSet
