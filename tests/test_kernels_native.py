@@ -356,7 +356,7 @@ def test_the_build_and_the_timings_are_cached_together(own_cache, monkeypatch):
     assert ran["plane"] <= {"native", "torch"}
     built = list(own_cache.glob("native/plane_native-*.so"))
     key = built[0].name.split("-")[1].removesuffix(".so")
-    assert (own_cache / "native" / f"plane-timings-{key}.json").exists()
+    assert (own_cache / "native" / f"plane-timings-v{calibrate.FORMAT}-{key}.json").exists()
     native.library.cache_clear()
     calibrate.forget()
 
