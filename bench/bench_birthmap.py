@@ -10,7 +10,7 @@ not name one); ``--optimizer sgd|momentum`` for the others (lr 0.01).
   every rollout whole in L1, the update applied straight from the gradient's
   registers) where a C compiler exists, statistics folded on the fly.
 - The baseline is the engine's exact inner loop and statistics
-  (``rollout_statistics``: birthloop, the numbers a run records) one
+  (``rollout_statistics`` on the inner loop with the torch step: the numbers a run records) one
   initialisation at a time (its 8 tasks together), on an evenly spaced
   subsample of the grid, its time scaled to the whole grid (it is linear in
   the number of points).
@@ -29,7 +29,7 @@ the map on the exact vectorised path, and the per-θ0 native loop
 (``ratio_same_kernel``: the gain of vectorising alone).
 
 Run (from bench/): ``python bench_birthmap.py [--optimizer adam|sgd|momentum] [--grid 41]
-[--sample 41] [--repeats 3] [--threads N] [--sweep] [--plain]``. Prints first-call and
+[--sample 41] [--repeats 3] [--threads N] [--sweep] [--kernels plain|torch|native|auto]``. Prints first-call and
 steady-state times, wall and this process's CPU time (the machine is shared: CPU time
 is the steadier of the two); the last line is ``ratio: X`` (per-initialisation loop
 wall time for the whole grid / vectorised wall time, medians).
@@ -39,13 +39,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from unittest import mock
 
 import numpy as np
 import torch
 from timing import median_times  # bench/timing.py (scripts run from bench/)
 
-from trajviz.kernels import birthloop, native_birth
+from trajviz.kernels import choose_birth, kernels, recording
 from trajviz.pipeline.birthmap import BIRTH_STATISTICS, compute_birth_map, rollout_statistics
 from trajviz.engine.inner import InnerSpec
 from trajviz.problem.optim import make_optimizer
@@ -80,17 +79,14 @@ def main() -> None:
                     help="threads for the map, torch and kernel (default: the policy, as "
                          "`trajviz birthmap`: torch 1, the kernel the idle cores)")
     ap.add_argument("--sweep", action="store_true", help="time chunk sizes first")
-    ap.add_argument("--plain", action="store_true",
-                    help="the plain inner_loop path on both sides (no native kernel)")
+    ap.add_argument("--kernels", default="auto", choices=["auto", "plain", "torch", "native"],
+                    help="the kernels request for both sides (default auto)")
     ap.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "momentum"],
                     help="inner optimiser, lr 0.01 (default adam, as the sinusoid demo)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # the loops' (see the docstring); the map sets its own
     problem, tasks, spec, view = setup(args.optimizer)
-    if args.plain:
-        with birthloop.inner_loop_only(), mock.patch.object(native_birth, "plan", lambda *a: None):
-            run(args, problem, tasks, spec, view)
-    else:
+    with kernels(args.kernels):
         run(args, problem, tasks, spec, view)
 
 
@@ -101,13 +97,12 @@ def run(args, problem, tasks, spec, view) -> None:
             f"{kernel_threads()}"
     print(f"sinusoid MLP 1-40-40-1 (P = {P}), {args.grid}x{args.grid} θ0s x {TASKS} tasks x {STEPS} "
           f"steps of {args.optimizer}; threads: the map {map_threads} (at the start)")
-    fast = birthloop.fast_plan(problem, tasks, spec) is not None
-    kernel = native_birth.plan(problem, tasks, spec) is not None and not args.plain
-    print("path of the map's grid: " + ("native (whole rollouts in L1, trajviz/birth_native.c)" if kernel
-                                        else "birthloop" if fast else "inner_loop"))
-    print("path of the loop baseline: " + (
-        "birthloop (flat in-place fused MLP statistics loop: the numbers the engine records)" if fast
-        else "inner_loop (plain vectorised inner loop, fused step where it applies)"))
+    grid_backend = choose_birth(problem, tasks, spec).name
+    kernel = grid_backend == "native"
+    with recording() as ran:
+        rollout_statistics(problem, torch.zeros(1, P), tasks, InnerSpec(spec.optimizer, 1), 0)
+    print(f"backend of the map's grid: {grid_backend} (kernels {args.kernels}); "
+          f"of the loop baseline: inner loop, step on {'+'.join(sorted(ran['step']))}")
     if args.sweep:
         for chunk in (8, 16, 32, 48, 64, 128, 256):
             t, c = time.perf_counter(), time.process_time()
@@ -138,7 +133,8 @@ def run(args, problem, tasks, spec, view) -> None:
     thetas = torch.as_tensor(slc.origin + coords @ slc.basis, dtype=torch.float32)
 
     def loop(native: bool = False, count: int | None = None):
-        return [rollout_statistics(problem, thetas[i:i + 1], tasks, spec, 0, native=native)
+        backend = "native" if native else "plain"
+        return [rollout_statistics(problem, thetas[i:i + 1], tasks, spec, 0, backend=backend)
                 for i in range(count or len(pick))]
 
     t = time.perf_counter()
@@ -206,7 +202,7 @@ def run(args, problem, tasks, spec, view) -> None:
     if n != 1:
         print(f"steady state: the map at 1 thread {one:.2f} s (ratio_1_thread: {loop_total / one:.1f})")
     if kernel:
-        print(f"steady state, 1 thread: the map on the exact path (birthloop, vectorised) "
+        print(f"steady state, 1 thread: the map on the exact path (inner loop, torch step) "
               f"{times['vectorised exact']:.2f} s (the kernel's gain: {times['vectorised exact'] / one:.1f}x); "
               f"a per-θ0 loop of the native kernel scaled to the grid {times['native loop'] * scale:.2f} s "
               f"(ratio_same_kernel: {times['native loop'] * scale / one:.1f})")
@@ -222,8 +218,8 @@ def _timed(fn) -> float:
 
 
 def exact_map(problem, tasks, spec, view, grid):
-    """The map with the native kernel switched off: birthloop on the grid too."""
-    with mock.patch.object(native_birth, "plan", lambda *a: None):
+    """The map without the native kernel: the inner loop (torch step) on the grid too."""
+    with kernels("torch"):
         return compute_birth_map(problem, tasks, spec, 0, view, {}, grid=grid)
 
 

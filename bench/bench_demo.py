@@ -18,7 +18,7 @@ temporary runs folder), each measurement in a fresh child process with
    own run beside it (busy Python loops, one per core of a 2-core machine);
 3. ``old``: the code before issue 10, as far as it can be run from here:
    torch's default thread count (one per core) and the plain (unfused)
-   steps (``trajviz.kernels.fused.plain_only``), on the machine as it is.
+   steps (``trajviz.kernels.kernels("plain")``), on the machine as it is.
 
 Run: ``python bench/bench_demo.py [--skip-old] [--serve-only]``. Prints the machine
 (CPUs, load average before each measurement) and every time; ``serve_first_200_s``,
@@ -50,7 +50,7 @@ def child(mode: str) -> None:
     """Create both demo runs in this process and print the seconds it took."""
     import torch
 
-    from trajviz.kernels import fused
+    from trajviz.kernels import kernels
     from trajviz.spec.config import load_toml
     from trajviz.pipeline.experiment import run_experiment
     from trajviz.pipeline.heldout import config_threads
@@ -62,7 +62,7 @@ def child(mode: str) -> None:
             config = load_toml(ROOT / "trajviz" / "demos" / name)
             if mode == "old":
                 threads = os.cpu_count() or 1
-                with fused.plain_only():
+                with kernels("plain"):
                     run = run_experiment(config, run_id=new_run_id(config.family), threads=threads)
             else:
                 threads = config_threads(config)

@@ -5,11 +5,14 @@ sinusoid MLP 1-40-40-1, one task, N = 10 and N = 1000 evaluation points (the
 task's full support set), evaluated three ways in this process, with the
 same thread count:
 
-(a) ``trajviz.engine.surface.evaluate_surface`` (chunked, vectorised; "auto" takes
-    the native kernel, ``trajviz.kernels.native``, where a C compiler exists, else the
-    eager fused MLP path; chunk chosen by ``native.chunk_points`` or
-    ``choose_chunk``). The eager fused path is timed beside it, and the
-    kernel's build (into an empty cache) is timed apart as its first-call cost;
+(a) ``trajviz.engine.surface.evaluate_surface`` (chunked, vectorised) on the kernels
+    ``--kernels`` asks for (default auto: the eligible backend timed fastest here,
+    ``trajviz.kernels.calibrate``; chunk chosen by ``native.chunk_points`` or
+    ``choose_chunk``). Every eligible fast backend (native where a C compiler
+    exists, torch) is timed beside it, which shows whether auto took the fastest;
+    the backend that ran is printed at each N, the first call (with auto's timing
+    of the backends) apart from the steady state, and the C kernel's build (into
+    an empty cache) apart as its one-off cost;
 (b) ``loss_landscapes.random_plane`` (PyPI ``loss-landscapes``), which walks
     the plane point by point, moving an ``nn.Module``'s parameters in place and
     calling a ``Loss`` metric at each point. Its directions are set to the
@@ -35,10 +38,8 @@ GFLOP/s at N = 1000 ÷ the GFLOP/s of a float32 ``torch.mm`` of two
 
 Run: ``python bench/bench_surface.py [--repeats 7] [--threads N] [--sweep]``.
 ``--sweep`` also prints trajviz's time for a range of chunk sizes (the data
-behind ``surface.CPU_CHUNK_BYTES``). ``--method`` picks trajviz's evaluator
-behind the ratio lines (default ``auto``, what a user gets); the fused MLP
-evaluator through ``torch.compile`` is timed beside it, interleaved, with
-its first call (compile included) printed apart. The last four lines are ``ratio_10: X``,
+behind ``surface.CPU_CHUNK_BYTES``). ``--kernels`` picks trajviz's backend
+behind the ratio lines (default ``auto``, what a user gets). The last four lines are ``ratio_10: X``,
 ``ratio_1000: Y``, ``gemm_fraction_1000: Z`` and ``floor_fraction_1000: F``
 (the hidden-layer bmm floor's time / trajviz's time, timed interleaved).
 """
@@ -58,10 +59,10 @@ import torch
 import torch.nn.functional as F
 from timing import median_times  # bench/timing.py (scripts run from bench/)
 
-from trajviz.kernels.compiled import cache_dir, compiler_available, surface_method
-from trajviz.kernels.mlp_plan import fused_applies, mlp_layers
+from trajviz.kernels import calibrate, kernels, recording
+from trajviz.kernels.cache import native_dir
+from trajviz.kernels.native import chunk_points
 from trajviz.problem.models import flatten
-from trajviz.kernels.native import chunk_points, native_applies
 from trajviz.engine.slices import Slice
 from trajviz.engine.surface import choose_chunk, evaluate_surface
 from trajviz.problem.tasks import Sinusoid
@@ -97,19 +98,11 @@ class Setup:
         self.x, self.y = self.tasks.support["x"][0], self.tasks.support["y"][0]
         self.module = self.problem.model.module
 
-    def trajviz(self, chunk: int | None = None, method: str = "auto") -> np.ndarray:
-        """(a): [B, A] losses."""
-        surface = evaluate_surface(self.problem, self.slice, self.tasks, (RES, RES), chunk=chunk,
-                                   method=method)
+    def trajviz(self, chunk: int | None = None, kernels_: str = "auto") -> np.ndarray:
+        """(a): [B, A] losses, on the kernels ``kernels_`` asks for."""
+        with kernels(kernels_):
+            surface = evaluate_surface(self.problem, self.slice, self.tasks, (RES, RES), chunk=chunk)
         return surface.loss[0]
-
-    def auto_path(self) -> str:
-        """The evaluator "auto" takes here: native, compiled, fused (eager) or vmap."""
-        if native_applies(mlp_layers(self.problem), self.tasks.support):
-            return "native"
-        method = surface_method("auto", self.problem, self.tasks.support, RES * RES)
-        return method if method != "auto" else ("fused" if fused_applies(
-            mlp_layers(self.problem), self.tasks.support) else "vmap")
 
     def loop(self) -> np.ndarray:
         """(c): one point at a time through an nn.Module."""
@@ -223,9 +216,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--sweep", action="store_true", help="also time a range of chunk sizes")
-    parser.add_argument("--method", default="auto", choices=["auto", "fused", "compiled", "vmap"],
-                        help="trajviz evaluator behind the ratio lines (default auto; the compiled "
-                        "one is timed beside it where a C++ compiler exists)")
+    parser.add_argument("--kernels", default="auto", choices=["auto", "plain", "torch", "native"],
+                        help="trajviz's kernels behind the ratio lines (default auto, what a user "
+                        "gets); every eligible fast backend is timed beside it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
@@ -240,37 +233,29 @@ def main() -> None:
     a = torch.randn(GEMM, GEMM)
     b = torch.randn(GEMM, GEMM)
     ratios, gemm_fraction, floor_fraction = {}, math.nan, math.nan
-    method = args.method
-    if method == "compiled" and not compiler_available():
-        print("compiled: SKIPPED (no C++ compiler on PATH); timing the eager fused path")
-        method = "fused"
-    print(f"trajviz path timed: {method} (on-disk compile cache: {cache_dir()})")
     build = native_build_seconds()
-    print("native kernel: " + ("SKIPPED (no C compiler; 'auto' is the eager fused path)"
+    print(f"trajviz kernels timed: {args.kernels} (kernel and timing cache: {native_dir()})")
+    print("native kernel: " + ("SKIPPED (no C compiler; the torch backend runs, slower)"
                                if build is None else f"first build {build:.2f} s (then cached)"))
     for n in (10, 1000):
         s = Setup(n)
+        calibrate.forget(disk=True)  # the first call below times the backends afresh
         t0 = time.perf_counter()
-        ours = s.trajviz(method=method)
+        with recording() as ran:
+            ours = s.trajviz(kernels_=args.kernels)
         first = time.perf_counter() - t0
+        backend = "+".join(sorted(ran["plane"]))
         plain = s.loop()
         diff = float(np.max(np.abs(ours - plain) / np.maximum(np.abs(plain), 1e-12)))
         print(f"N={n}: max relative |trajviz - per-point loop| over {RES * RES} points "
-              f"= {diff:.2e}; first call ({method}{', compile included' if method == 'compiled' else ''}) "
-              f"{first:.2f} s; "
-              f"'auto' takes {s.auto_path()} here")
+              f"= {diff:.2e}; backend that ran: {backend}; first call {first * 1e3:.1f} ms "
+              f"(with {args.kernels}'s timing of the backends, the build apart above)")
         if not diff <= 1e-5:
             raise SystemExit(f"trajviz and the per-point loop disagree at N={n}: {diff}")
-        fns = {"trajviz": lambda s=s: s.trajviz(method=method), "per-point loop": s.loop}
-        if s.auto_path() == "native" and method == "auto":
-            fns["trajviz eager fused"] = lambda s=s: s.trajviz(method="fused")
-        if method != "compiled" and compiler_available():
-            warm = cache_dir().is_dir() and any(cache_dir().iterdir())
-            t0 = time.perf_counter()
-            s.trajviz(method="compiled")
-            print(f"N={n}: compiled evaluator's first call (compile included; on-disk cache "
-                  f"{'non-empty' if warm else 'empty'} before) {time.perf_counter() - t0:.2f} s")
-            fns["trajviz compiled"] = lambda s=s: s.trajviz(method="compiled")
+        fns = {"trajviz": lambda s=s: s.trajviz(kernels_=args.kernels), "per-point loop": s.loop}
+        eligible = ["native", "torch"] if build is not None else ["torch"]
+        for name in eligible:
+            fns[f"backend {name}"] = lambda s=s, name=name: s.trajviz(kernels_=name)
         if peer_ll:
             rel, count = check_peer(ours, s.loss_landscapes())
             print(f"N={n}: max relative |loss_landscapes - trajviz| over its {count} grid points "
@@ -279,8 +264,7 @@ def main() -> None:
                 raise SystemExit(f"loss_landscapes and trajviz disagree at N={n}: {rel}")
             fns["loss_landscapes.random_plane"] = s.loss_landscapes
         chunk = choose_chunk(s.problem, s.tasks, s.problem.model.spec.size)
-        ours_chunk = chunk_points(s.problem.model.spec.size) if (
-            method == "auto" and s.auto_path() == "native") else chunk
+        ours_chunk = chunk_points(s.problem.model.spec.size) if backend == "native" else chunk
         if n == 1000:
             fns["torch.mm 1024x1024"] = lambda: torch.mm(a, b)
             fns["floor"] = hidden_gemm_floor(n, chunk)
@@ -288,14 +272,13 @@ def main() -> None:
         t_ours = med.pop("trajviz")
         t_gemm = med.pop("torch.mm 1024x1024", None)
         t_floor = med.pop("floor", None)
-        t_comp = med.pop("trajviz compiled", None)
-        t_eager = med.pop("trajviz eager fused", None)
-        if t_eager is not None:
-            print(f"N={n}: trajviz native {t_ours * 1e3:.2f} ms, eager fused {t_eager * 1e3:.2f} ms "
-                  f"(native is {t_eager / t_ours:.2f}x as fast)")
-        if t_comp is not None:
-            print(f"N={n}: trajviz {method} {t_ours * 1e3:.2f} ms, compiled {t_comp * 1e3:.2f} ms "
-                  f"(compiled is {t_ours / t_comp:.2f}x as fast)")
+        backends = {name: med.pop(f"backend {name}") for name in eligible}
+        fastest = min(backends, key=backends.get)
+        print(f"N={n}: steady state: {args.kernels} ({backend}) {t_ours * 1e3:.2f} ms; "
+              + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in backends.items())
+              + f"; fastest eligible: {fastest}"
+              + ("" if args.kernels != "auto" or backend == fastest else
+                 f"  (auto took {backend}: {backends[fastest] / backends[backend]:.2f}x as fast)"))
         peer = min(med, key=med.get)
         ratios[n] = med[peer] / t_ours
         gflops = forward_flops(n) * RES * RES / t_ours / 1e9
@@ -310,9 +293,8 @@ def main() -> None:
                   f"{peer} / floor = {med[peer] / t_floor:.2f}, the most any evaluator built on "
                   "that GEMM could reach")
             floor_fraction = t_floor / t_ours
-            print(f"N={n}: floor / trajviz = {floor_fraction:.3f}"
-                  + ("" if t_comp is None else f" (compiled: {t_floor / t_comp:.3f})")
-                  + ("" if t_eager is None else f" (eager fused: {t_floor / t_eager:.3f})"))
+            print(f"N={n}: floor / trajviz = {floor_fraction:.3f} ("
+                  + ", ".join(f"{k}: {t_floor / v:.3f}" for k, v in backends.items()) + ")")
         if t_gemm is not None:
             gemm_gflops = 2 * GEMM ** 3 / t_gemm / 1e9
             gemm_fraction = gflops / gemm_gflops

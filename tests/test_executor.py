@@ -190,7 +190,7 @@ def test_grid_chunk_points_follow_the_row_major_grid():
                "alpha": torch.tensor([0.0, 1.0, 2.0]).double(), "beta": torch.tensor([5.0, 7.0]).double(),
                "batch.x": torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).double(),
                "batch.y": torch.zeros(1, 2, 1, dtype=torch.float64)}
-    context = ChunkContext(problem, tensors, ref, {"method": "vmap"})
+    context = ChunkContext(problem, tensors, ref, {"backend": "plain"})
     got = surface.surface_chunk(context, GridChunk(2, 5))  # points (2, 5), (0, 7), (1, 7)
     # linear2d: y = x·w, so with x = I and y = 0 the loss is the mean of w²
     want = np.array([[(4 + 25) / 2], [(0 + 49) / 2], [(1 + 49) / 2]])

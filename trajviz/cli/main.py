@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scheduler_arg(run)
     _add_threads_arg(run)
     add_trust_arg(run)
+    _add_kernels_arg(run)
 
     birth = sub.add_parser("birthmap", help="map convergence speed over a slice's θ0s, store it in the run")
     birth.add_argument("run", type=Path, help="a run directory")
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     birth.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_scheduler_arg(birth)
     add_trust_arg(birth)
+    _add_kernels_arg(birth)
 
     add_whatif_parser(sub)
 
@@ -98,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_threads_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch threads (default: 1 for small models; "
                    "see trajviz/kernels/threads.py)")
+
+
+def _add_kernels_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernels", choices=["plain", "torch", "native", "auto"], help="who computes: auto "
+                   "(default: the fastest here), plain, torch, native; or $TRAJVIZ_KERNELS")
 
 
 def _add_server_args(p: argparse.ArgumentParser) -> None:
@@ -153,8 +160,11 @@ def check_runs_dir(path: Path, flag: str = "--out") -> None:
                          + (f" with {flag}" if flag else ""))
 
 
-def progress_bars(quiet: bool):
-    """A progress(stage, done, total) callback drawing one tqdm bar per stage."""
+_STAGE_OPS = {"meta": "step", "record": "step", "surface": "plane", "birthmap": "birth"}  # bar -> op
+
+
+def progress_bars(quiet: bool, ran: dict | None = None):
+    """progress(stage, done, total): a tqdm bar per stage, naming its op's backends in ``ran``."""
     if quiet:
         return None, lambda: None
     from tqdm import tqdm
@@ -164,6 +174,8 @@ def progress_bars(quiet: bool):
         bar = bars.get(stage)
         if bar is None:
             bar = bars[stage] = tqdm(total=total, desc=stage, leave=False, file=sys.stderr)
+        if names := (ran or {}).get(_STAGE_OPS.get(stage.split(":")[0], "")):
+            bar.set_postfix_str(f"kernels: {'+'.join(sorted(names))}", refresh=False)
         bar.update(done - bar.n)
 
     return progress, lambda: [b.close() for b in bars.values()]
@@ -171,6 +183,7 @@ def progress_bars(quiet: bool):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from trajviz.engine.executors import make_executor
+    from trajviz.kernels import kernels, requested
     from trajviz.problem.inits import resolve_inits
 
     config = config_from_args(args)
@@ -184,7 +197,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--init names {name.strip()!r} twice")
         inits[name.strip()] = Path(file.strip())
     inits = resolve_inits(config, inits)  # a bad file fails now, before any training
-    with make_executor(args.scheduler) as executor:  # an unreachable cluster fails here, first
+    request = args.kernels or requested()  # a bad $TRAJVIZ_KERNELS fails here, in one line
+    with make_executor(args.scheduler) as executor, kernels(request):  # a bad cluster fails first
         path = create_run(config, args.out, quiet=args.quiet, inits=inits, threads=_threads(args),
                           executor=executor)
     print(path)
@@ -196,18 +210,19 @@ def cmd_birthmap(args: argparse.Namespace) -> int:
     from trajviz.spec.config import check_birthmap
     from trajviz.engine.executors import make_executor
     from trajviz.store import load_run
+    from trajviz.kernels import kernels, recording, requested
 
     check_birthmap(args.grid, args.tasks, args.statistic, args.quantile, "--")
+    request = args.kernels or requested()
     run = load_run(args.run)
-    progress, close = progress_bars(args.quiet)
-    report = None if progress is None else (lambda done, total: progress("birthmap", done, total))
-    try:
-        with make_executor(args.scheduler) as executor:
+    with make_executor(args.scheduler) as executor, kernels(request), recording() as ran:
+        progress, close = progress_bars(args.quiet, ran)
+        try:
             bm = birth_map(run, args.slice_name, grid=args.grid, tasks=args.tasks,
-                           statistic=args.statistic, quantile=args.quantile, progress=report,
-                           executor=executor)
-    finally:
-        close()
+                           statistic=args.statistic, quantile=args.quantile, executor=executor,
+                           progress=progress and (lambda done, total: progress("birthmap", done, total)))
+        finally:
+            close()
     print(format_birth_map(bm))
     print(add_birth_map(args.run, bm))
     return 0
@@ -228,15 +243,19 @@ def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None =
                threads: int | None = None, executor=None) -> Path:
     from trajviz.pipeline.experiment import run_experiment
     from trajviz.store import new_run_id, sweep_stale, write_run
+    from trajviz.kernels import recording
 
     sweep_stale(runs_dir)
-    progress, close = progress_bars(quiet)
     run_id = new_run_id(config.family)
-    try:
-        run = run_experiment(config, progress=progress, run_id=run_id, inits=inits,
-                             threads=threads, executor=executor)
-    finally:
-        close()
+    with recording() as ran:
+        progress, close = progress_bars(quiet, ran)
+        try:
+            run = run_experiment(config, progress=progress, run_id=run_id, inits=inits,
+                                 threads=threads, executor=executor)
+        finally:
+            close()
+    if not quiet:
+        print(f"kernels: {run.info['kernels']}", file=sys.stderr)
     _WRITING.append(Path(runs_dir) / run_id)
     return write_run(run, runs_dir)
 

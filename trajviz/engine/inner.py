@@ -20,34 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.func import vmap
 
-from trajviz.kernels import fused
+from trajviz.kernels import choose_step, fused
+from trajviz.problem.batches import InnerSpec, all_batches, minibatch_indices
 from trajviz.problem.models import Params, batch_shape, flatten
-from trajviz.problem.optim import InnerOptimizer
 from trajviz.problem.tasks import Batch, Problem, TaskSet
-
-
-@dataclass(frozen=True)
-class InnerSpec:
-    """How every learner adapts to a task (the same for all, by construction).
-
-    ``batch_size=None`` is full-batch; otherwise step i uses its own minibatch,
-    drawn without replacement from each task's support set (fresh points per
-    step while the pool lasts). Checked by ``trajviz.spec.config`` (``BOUNDS``).
-
-    A rollout *diverges* at its first step whose loss or parameters are not
-    finite, or whose loss exceeds ``divergence_factor`` times its starting
-    loss in magnitude (|f_i| > factor·|f_0|; default 1e6); see ``first_divergence``.
-    """
-
-    optimizer: InnerOptimizer
-    steps: int
-    batch_size: int | None = None
-    divergence_factor: float = 1e6
 
 
 @dataclass(frozen=True)
@@ -125,49 +105,19 @@ def pair_theta0_with_tasks(theta0: Params, tasks: TaskSet, problem: Problem) -> 
     return params, tasks.select(torch.arange(n_tasks).repeat(n_theta0))
 
 
-def minibatch_indices(tasks: TaskSet, spec: InnerSpec, seed: int) -> np.ndarray | None:
-    """[R, K+1, B] support indices per rollout and step, or None for full-batch.
-
-    Each rollout walks a random permutation of its support pool, so batches are
-    disjoint until the pool is used up, then it reshuffles. The order depends
-    only on ``seed`` and the rollout's task id, so a task sees the same batches
-    whether it runs alone, in a meta-batch, or once per θ0
-    (``pair_theta0_with_tasks``): θ0s are compared on equal terms.
-    """
-    if spec.batch_size is None or not tasks.minibatchable:
-        return None
-    pool = next(iter(tasks.support.values())).shape[1]
-    if spec.batch_size > pool:
-        raise ValueError(f"batch_size {spec.batch_size} exceeds the {pool} support points per task")
-    need = (spec.steps + 1) * spec.batch_size
-    rounds = -(-need // pool)
-    orders: dict[int, np.ndarray] = {}
-    for task_id in tasks.ids.tolist():
-        if task_id not in orders:
-            rng = np.random.default_rng(np.random.SeedSequence([seed, 0xBA7C, task_id]))
-            orders[task_id] = np.concatenate([rng.permutation(pool) for _ in range(rounds)])[:need]
-    perms = np.stack([orders[task_id] for task_id in tasks.ids.tolist()])
-    return perms.reshape(len(tasks), spec.steps + 1, spec.batch_size)
-
-
-def all_batches(tasks: TaskSet, indices: np.ndarray | None) -> Batch | None:
-    """Every rollout's batch at every step, gathered at once: {key: [R, K+1, B, ...]}."""
-    if indices is None:
-        return None
-    idx = torch.from_numpy(indices).to(tasks.ids.device)
-    rows = torch.arange(idx.shape[0], device=idx.device)[:, None, None]
-    return {k: v[rows, idx] for k, v in tasks.support.items()}
-
-
 def losses_and_grads(problem: Problem, params: Params, batch: Batch,
-                     differentiable: bool = False) -> tuple[Tensor, Params]:
+                     differentiable: bool = False, *, backend: str | None = None,
+                     optimizer: str = "sgd") -> tuple[Tensor, Params]:
     """f_r(θ_r) [R] and ∇f_r(θ_r) {name: [R, ...]} for every rollout at once.
 
     With ``differentiable`` the gradients keep their graph (second order).
+    ``backend``: "plain" (autograd, below) or "torch" (``kernels.fused``), as
+    ``kernels.choose_step`` chose for the loop (default: chosen here, for ``optimizer``).
     """
-    plan = fused.use_fused(problem, batch)  # speed hook: hand-fused MLP step (trajviz/fused.py)
-    if plan is not None:
-        return fused.mlp_losses_and_grads(plan, params, batch, differentiable)
+    if backend is None:
+        backend = choose_step(problem, batch, optimizer).name
+    if backend == "torch":
+        return fused.mlp_losses_and_grads(fused.mlp_plan(problem), params, batch, differentiable)
     with torch.enable_grad():
         leaves = params if differentiable else {k: v.detach().requires_grad_(True)
                                                 for k, v in params.items()}
@@ -240,13 +190,15 @@ def inner_loop(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec
     spec_p = problem.model.spec
     batches = all_batches(tasks, minibatch_indices(tasks, spec, seed))
     opt_state = None  # initialised at step 0, once θ has its final memory layout
-    optimizer = fused.step_optimizer(spec.optimizer, problem, rollouts)  # speed hook (fused.py)
+    backend = choose_step(problem, tasks.support, spec.optimizer.name).name  # the kernels' dispatch
+    optimizer = fused.step_optimizer(spec.optimizer, problem, rollouts) if backend == "torch" \
+        else spec.optimizer
     acc = initial
     step_losses, rec_params, rec_grads, rec_query, params_ok = [], [], [], [], []
     prev: Point | None = None
     for step in range(spec.steps + 1):
         batch = tasks.support if batches is None else {k: v[:, step] for k, v in batches.items()}
-        loss, grad = losses_and_grads(problem, params, batch, differentiable)
+        loss, grad = losses_and_grads(problem, params, batch, differentiable, backend=backend)
         step_losses.append(loss.detach())
         params_ok.append(torch.stack([torch.isfinite(v.detach()).flatten(1).all(1) for v in params.values()]).all(0))
         curr = Point(params, loss, grad)

@@ -8,11 +8,12 @@ plane and the data, so an executor (in-process today, Dask later) can hand
 chunks out with nothing large attached. A [A·B, P] tensor of the whole grid's
 parameters is never built: a chunk holds [G, P] at most.
 
-Two evaluators, one contract (tests check that they agree):
+Three backends, one contract (tests/test_kernels.py holds each to the plain one),
+chosen by the kernels' one dispatch (``trajviz.kernels.choose_plane``):
 
-- ``"vmap"``, for any model: ``vmap`` over grid points of ``vmap`` over tasks
-  of ``problem.loss``.
-- ``"fused"``, for a multilayer perceptron (``nn.Linear`` layers and
+- ``plain`` (``method="vmap"``), for any model: ``vmap`` over grid points of
+  ``vmap`` over tasks of ``problem.loss``.
+- ``torch`` (``method="fused"``), for a multilayer perceptron (``nn.Linear`` layers and
   elementwise activations in an ``nn.Sequential``, or one ``nn.Linear``) with
   the loss ``tasks.base.mse_loss`` of that model: the same maths as batched
   matmuls. The first layer is linear in (a, b),
@@ -23,10 +24,14 @@ Two evaluators, one contract (tests check that they agree):
   tasks and samples share a grid point's weights. On the sinusoid MLP
   1-40-40-1 it was measured 2-3x faster than the vmap path, and at N = 1000
   at about half the speed of a large float32 GEMM (bench/bench_surface.py).
-  "auto" takes it wherever it applies, through the native kernel
-  (``trajviz.kernels.native``: all layers on L1-sized strips of samples, bias and
-  ReLU inside the GEMM, faster than the hidden layer's bmm alone) where a C
-  compiler exists and the activations are ReLU, else ``PlaneMLP``.
+- ``native``: the C kernel (``trajviz.kernels.native``: all layers on
+  L1-sized strips of samples, bias and ReLU inside the GEMM) where a C
+  compiler exists and the activations have a C form.
+
+"auto" takes the eligible backend timed fastest on this machine for this
+shape class (``trajviz.kernels.calibrate``); an explicit request (``method``
+or the ``kernels`` context) is tried first. The backend is chosen once per
+surface, in the caller's thread, and travels to the chunks by name.
 
 Chunks are sized to cache (``choose_chunk``): a single vmap over a whole 51×51 grid
 was measured slower than a per-point loop (the activations no longer fit in cache).
@@ -44,20 +49,13 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
-from trajviz.kernels.compiled import compiled_mlp_mse, surface_method
+from trajviz.kernels import choose_plane, prepared_plane, requested
+from trajviz.kernels.mlp_plan import peak_activation
 from trajviz.spec.config import BOUNDS, MAX_GRID_POINTS
 from trajviz.engine.context import ChunkContext, ProblemRef
 from trajviz.engine.executors import IN_PROCESS, Executor
-from trajviz.kernels.mlp_plan import (
-    PlaneMLP,
-    feature_major,
-    fused_applies,
-    fused_mlp_mse,
-    mlp_layers,
-    prepare_plane,
-)
 from trajviz.problem.models import unflatten
-from trajviz.kernels.native import NativePlane, chunk_points, native_applies
+from trajviz.kernels.native import chunk_points
 from trajviz.data.run import Slice, Surface
 from trajviz.problem.tasks.base import Batch, Problem, TaskSet
 
@@ -76,7 +74,9 @@ CPU_CHUNK_BYTES = 4 * 2**20
 GPU_FREE_FRACTION = 8
 # Tensors of an activation's size alive at once in a forward pass: a layer's input and output.
 LIVE_ACTIVATIONS = 2
-METHODS = ("auto", "vmap", "fused", "compiled")  # "compiled": see trajviz/compiled.py
+# method -> the kernels request it stands for ("auto": the context's, ``kernels.requested()``)
+METHODS = {"auto": None, "vmap": "plain", "fused": "torch", "plain": "plain", "torch": "torch",
+           "native": "native"}
 
 Progress = Callable[[int, int], None]
 
@@ -198,6 +198,8 @@ def choose_chunk(problem: Problem, tasks: TaskSet, P: int, budget_bytes: int | N
     except TypeError:  # a problem without a hash: measure every time
         key, act = None, None
     if act is None:
+        act = peak_activation(problem, one_task)  # an MLP's, from its plan (no tracing)
+    if act is None:
         params = unflatten(torch.zeros(P, device=device, dtype=dtype), problem.model.spec)
         act = _peak_activation_numel(problem, params, one_task)
         if key is not None:
@@ -226,33 +228,40 @@ def _data_dtype(tasks: TaskSet) -> torch.dtype:
 
 # ---------------------------------------------------------------- evaluators
 
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; accepted: {list(METHODS)}")
+    return METHODS[method] or requested()
+
+
+def _chosen(problem: Problem, batch: Batch, dtype: torch.dtype, points: int, method: str,
+            chunks: dict[str, int] | None = None) -> str:
+    """The backend (native | torch | plain) for these plane losses; "fused" insists on one."""
+    choice = choose_plane(problem, batch, dtype, points, request=_check_method(method), chunks=chunks)
+    if method == "fused" and choice.name == "plain":
+        raise ValueError(f"method 'fused' needs an nn.Sequential of nn.Linear and table activations "
+                         f"with tasks.base.mse_loss and x: [T, N, in], y: [T, N, out] "
+                         f"({choice.declined[-1][1]}); use 'auto' or 'vmap' here")
+    return choice.name
+
+
 def evaluate_chunk(problem: Problem, origin: Tensor, basis: Tensor, coords: Tensor, batch: Batch,
-                   *, method: str = "auto") -> Tensor:
+                   *, method: str = "auto", backend: str | None = None) -> Tensor:
     """Losses [G, T] of T tasks at G points of a plane, vectorised (pure).
 
     origin: [P]; basis: [2, P]; coords: [G, 2] plane coordinates (a, b), the
     point being origin + a·basis[0] + b·basis[1]; batch: {key: [T, ...]} the
-    tasks' data. ``method``: "auto" (fused where it applies, else vmap),
-    "vmap", "fused" (an MLP with ``mse_loss``; ValueError otherwise) or
-    "compiled" (the fused evaluator through ``torch.compile``; eager fused,
-    with a one-line notice, where compiling is impossible).
+    tasks' data. ``method``: "auto" (the kernels' dispatch), "vmap" (plain),
+    "fused" (the torch backend: an MLP with ``mse_loss``; ValueError
+    otherwise), or a backend's name; ``backend``: one already chosen.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; accepted: {list(METHODS)}")
     coords = coords.to(device=origin.device, dtype=origin.dtype)
+    if backend is None:
+        backend = _chosen(problem, batch, origin.dtype, coords.shape[0], method)
     with torch.no_grad():
-        if method != "vmap":
-            layers = mlp_layers(problem)
-            if fused_applies(layers, batch):
-                if method == "compiled":  # speed hook: compiled chunk evaluator (compiled.py)
-                    fn = compiled_mlp_mse(layers)
-                    if fn is not None:
-                        return fn(origin, basis, coords, batch)
-                return fused_mlp_mse(layers, origin, basis, coords, batch)
-            if method in ("fused", "compiled"):
-                raise ValueError(f"method {method!r} needs an nn.Sequential of nn.Linear and "
-                                 "elementwise activations with tasks.base.mse_loss and "
-                                 "x: [T, N, in], y: [T, N, out]; use 'auto' or 'vmap' here")
+        plane = prepared_plane(backend, problem, origin, basis, batch)
+        if plane is not None:
+            return plane.losses(coords)
         params = unflatten(torch.addmm(origin, coords, basis), problem.model.spec)
         over_tasks = vmap(problem.loss, in_dims=(None, 0))
         return vmap(over_tasks, in_dims=(0, None))(params, batch)
@@ -271,41 +280,32 @@ def surface_chunk(context: ChunkContext, chunk: GridChunk) -> np.ndarray:
 
     ``context.tensors``: origin [P], basis [2, P], alpha [A], beta [B] and the
     tasks' support data under ``batch.<key>`` ([T, ...]); ``context.options``:
-    ``method`` and ``chunk`` (the size "compiled" pads to). Point i is
+    ``backend`` (native | torch | plain, chosen by ``evaluate_surface``). Point i is
     (alpha[i mod A], beta[i div A]).
     """
     t = context.tensors
     index = torch.arange(chunk.start, chunk.stop, device=t["alpha"].device)
     n_a = t["alpha"].shape[0]
     coords = torch.stack([t["alpha"][index % n_a], t["beta"][index // n_a]], dim=-1)  # [G, 2]
-    method, g = context.options["method"], coords.shape[0]
-    plan = _plane_plan(context) if method in ("auto", "fused") else None
-    if plan is not None:
-        with torch.no_grad():
+    plan = _plane_plan(context)
+    with torch.no_grad():
+        if plan is not None:
             return plan.losses(coords).cpu().numpy()
-    if method == "compiled":  # every chunk the same shape: one compiled graph, no recompiles
-        coords = torch.cat([coords, coords[-1:].expand(context.options["chunk"] - g, 2)])
-    losses = evaluate_chunk(context.problem, t["origin"], t["basis"], coords, context.batch(),
-                            method=method)[:g]
-    return losses.cpu().numpy()
+        return evaluate_chunk(context.problem, t["origin"], t["basis"], coords, context.batch(),
+                              backend="plain").cpu().numpy()
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _plane_plan(context: ChunkContext) -> NativePlane | PlaneMLP | None:
-    """The context's prepared plane (built at its first chunk, kept while the context lives):
-    native for "auto" where it applies, else ``PlaneMLP`` where the fused feature-major
-    evaluator applies, else None."""
+def _plane_plan(context: ChunkContext):
+    """The context's prepared plane for its backend (built at its first chunk, kept while the
+    context lives), or None for plain."""
     if context not in _PLANS:
-        t, batch = context.tensors, context.batch()
-        layers, plan = mlp_layers(context.problem), None
+        t = context.tensors
         with torch.no_grad():
-            if context.options["method"] == "auto":
-                plan = NativePlane.build(layers, t["origin"], t["basis"], batch)
-            if plan is None and fused_applies(layers, batch) and feature_major(batch):
-                plan = prepare_plane(layers, t["origin"], t["basis"], batch)
-        _PLANS[context] = plan
+            _PLANS[context] = prepared_plane(context.options["backend"], context.problem, t["origin"],
+                                        t["basis"], context.batch())
     return _PLANS[context]
 
 
@@ -319,7 +319,8 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     alpha = linspace(a_min, a_max, A), beta = linspace(b_min, b_max, B) from
     ``slc.extent``; ``resolution`` = (A, B), each 2..1000, at most 250,000
     points. ``chunk`` grid points are evaluated at once (default
-    ``choose_chunk``); ``progress(done, total)`` is called after each chunk
+    ``choose_chunk``, or ``native.chunk_points`` for the native backend); ``method``:
+    as ``evaluate_chunk``'s, the backend chosen once here; ``progress(done, total)`` is called after each chunk
     with grid points done and in all. alpha and beta hold the coordinates as
     evaluated (in ``dtype``). The chunks go through ``executor`` (default
     in-process; see ``trajviz.engine.executors.base``); ``ref``, the problem's family and
@@ -327,27 +328,26 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
     """
     n_a, n_b = check_resolution(resolution)
     a_min, a_max, b_min, b_max = _check_extent(slc.extent)
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; accepted: {list(METHODS)}")
+    _check_method(method)
     if len(tasks) == 0:
         raise ValueError("evaluate_surface needs at least one task")
     size = problem.model.spec.size
     origin, basis = _plane(slc, size, device, dtype)
     on_device = tasks.to(device, dtype)
     total = n_a * n_b
-    if chunk is None:
-        native = method == "auto" and native_applies(mlp_layers(problem), on_device.support)
-        chunk = chunk_points(size) if native else choose_chunk(problem, on_device, size)
-    elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk <= 0:
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer))
+                              or chunk <= 0):
         raise ValueError(f"chunk must be a positive integer (grid points at once), got {chunk!r}")
-    chunk = min(int(chunk), total)
-    method = surface_method(method, problem, on_device.support, total)  # speed hook (compiled.py)
+    chunks = {"native": chunk_points(size), "torch": choose_chunk(problem, on_device, size)} \
+        if chunk is None else {"native": int(chunk), "torch": int(chunk)}
+    backend = _chosen(problem, on_device.support, dtype, total, method, chunks)  # the one dispatch
+    chunk = min(chunks.get(backend) or choose_chunk(problem, on_device, size), total)
     alpha = torch.linspace(a_min, a_max, n_a, dtype=torch.float64).to(device=device, dtype=dtype)
     beta = torch.linspace(b_min, b_max, n_b, dtype=torch.float64).to(device=device, dtype=dtype)
     # the grid travels as its two axes and index ranges: never [A·B, P], nor even [A·B, 2]
     context = ChunkContext(problem, {"origin": origin, "basis": basis, "alpha": alpha, "beta": beta,
                                      **{f"batch.{k}": v for k, v in on_device.support.items()}},
-                           ref, {"method": method, "chunk": chunk})
+                           ref, {"backend": backend, "chunk": chunk})
     chunks = [GridChunk(start, min(start + chunk, total)) for start in range(0, total, chunk)]
     report = None if progress is None else (
         lambda done, _: progress(min(done * chunk, total), total))

@@ -1,6 +1,6 @@
 /* The birth map's native inner loop: whole rollouts of a ReLU MLP under MSE, one at a time in L1.
  *
- * Built and loaded by trajviz/native.py, called by trajviz/native_birth.py. A
+ * Built and loaded by trajviz/kernels/native.py, called by trajviz/kernels/native_birth.py. A
  * rollout's parameters, optimiser state and activations (a few tens of kB for
  * the sinusoid MLP 1-40-40-1) stay in L1 for all its K steps; the eager loop
  * streams [R, P] arrays through memory for every elementwise op and runs each
@@ -22,7 +22,7 @@
  *
  * Per step i = 0..K: f_i = mean over the batch and outputs of (net(x_i) - y_i)^2
  * (losses[r, i]); for i < K the gradient, the optimiser's update u exactly as
- * trajviz/optim.py defines it (sgd: -lr g; momentum: buf = beta buf + g,
+ * trajviz/problem/optim.py defines it (sgd: -lr g; momentum: buf = beta buf + g,
  * u = -lr buf or -lr (g + beta buf) with nesterov; adam: m, v, bias corrections,
  * u = -(lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)), θ' = θ + u, and
  * lengths[r, i] = ||θ' - θ||.
@@ -347,13 +347,43 @@ long trajviz_birth_scratch(int n_layers, const int *dims, int batch)
     return 3 * params + acts + 2 * batch * widest + widest * widest + widest;
 }
 
-int trajviz_birth_rollouts(int n_layers, const int *dims, const int *relu_after, const long *w_off,
-                           const long *b_off, long n_params, const float *theta0, int repeat, int r0,
-                           int rollouts,
-                           const float *x, const float *y, int n_batches, int batch, int steps,
-                           int opt, const double *hyper, int nesterov, float *scratch,
-                           float *losses, float *lengths)
+/* The arguments, one struct (trajviz/kernels/native.py's BirthArgs, checked there). Rollouts
+ * first .. first + count - 1 of x, y, losses and lengths, which are passed whole. act[l]:
+ * 0 identity, 1 ReLU (trajviz/kernels/tables.py); opt: 0 sgd, 1 momentum, 2 adam. */
+typedef struct {
+    int n_layers;
+    const int *dims, *act;
+    const long *w_off, *b_off;
+    long n_params;
+    const float *theta0;
+    int repeat;
+    long first, count;
+    const float *x, *y;
+    int n_batches, batch, steps, opt, nesterov;
+    const double *hyper;
+    float *scratch, *losses, *lengths;
+} BirthArgs;
+
+/* Returns 0, or -1 (nothing computed) for an optimiser or activation code it does not know or
+ * more than 16 layers: never another optimiser's numbers. */
+int trajviz_birth_rollouts(const BirthArgs *args)
 {
+    const int n_layers = args->n_layers, *dims = args->dims, *relu_after = args->act;
+    const long *w_off = args->w_off, *b_off = args->b_off, n_params = args->n_params;
+    const int repeat = args->repeat, n_batches = args->n_batches, batch = args->batch;
+    const int steps = args->steps, opt = args->opt, nesterov = args->nesterov;
+    const double *hyper = args->hyper;
+    const long r0 = args->first, rollouts = args->count;
+    const float *theta0 = args->theta0;
+    if (n_layers < 1 || n_layers > 16 || (opt != SGD && opt != MOMENTUM && opt != ADAM))
+        return -1;
+    for (int l = 0; l < n_layers; l++)
+        if (relu_after[l] != 0 && relu_after[l] != 1)
+            return -1;
+    const float *x = args->x + r0 * n_batches * batch * dims[0];
+    const float *y = args->y + r0 * n_batches * batch * dims[n_layers];
+    float *scratch = args->scratch;
+    float *losses = args->losses + r0 * (steps + 1), *lengths = args->lengths + r0 * steps;
     int inp[16], outp[16], widest = dims[0];
     long off[17], total = 0; /* layer l's weight at off[l], its bias at off[l + 1] - outp[l] */
     for (int l = 0; l < n_layers; l++) {
@@ -379,7 +409,7 @@ int trajviz_birth_rollouts(int n_layers, const int *dims, const int *relu_after,
                opt == ADAM ? (float)hyper[1] : 0.0f, opt == ADAM ? (float)hyper[2] : 0.0f,
                opt == ADAM ? (float)hyper[3] : 0.0f, 0.0f, 0.0f, theta, m, v, splat(0.0f)};
 
-    for (int r = 0; r < rollouts; r++) {
+    for (long r = 0; r < rollouts; r++) {
         const float *t0 = theta0 + (long)((r0 + r) / repeat) * n_params;
         memset(theta, 0, sizeof(float) * total);
         for (int l = 0; l < n_layers; l++) {
@@ -396,7 +426,7 @@ int trajviz_birth_rollouts(int n_layers, const int *dims, const int *relu_after,
         memset(v, 0, sizeof(float) * total);
         double beta1_power = 1.0, beta2_power = 1.0; /* β^(s+1) by products, not a pow() per step */
         for (int s = 0; s <= steps; s++) {
-            const long at = ((long)r * n_batches + (n_batches > 1 ? s : 0)) * batch;
+            const long at = (r * n_batches + (n_batches > 1 ? s : 0)) * batch;
             const float *xs = x + at * d_in, *ys = y + at * n_out;
             /* forward */
             for (int l = 0; l < n_layers; l++) {
@@ -420,7 +450,7 @@ int trajviz_birth_rollouts(int n_layers, const int *dims, const int *relu_after,
                     delta[b * po + o] = 2.0f * d * inv;
                 }
             }
-            losses[(long)r * (steps + 1) + s] = sse * inv;
+            losses[r * (steps + 1) + s] = sse * inv;
             if (s == steps)
                 break;
             /* backward, with the update of each block as soon as its gradient is stored */
@@ -448,8 +478,9 @@ int trajviz_birth_rollouts(int n_layers, const int *dims, const int *relu_after,
                     }
                     if (relu_after[l - 1]) {
                         for (int k = 0; k < batch * n_i; k += 8) {
-                            v8 live = load(a + k) > splat(0.0f);
-                            store(delta_prev + k, (v8)((i8)load(delta_prev + k) & (i8)live));
+                            /* autograd's threshold_backward: 0 where the output <= 0 (NaN passes) */
+                            i8 dead = load(a + k) <= splat(0.0f);
+                            store(delta_prev + k, (v8)((i8)load(delta_prev + k) & ~dead));
                         }
                     }
                 }
@@ -466,7 +497,7 @@ int trajviz_birth_rollouts(int n_layers, const int *dims, const int *relu_after,
             double len2 = 0.0;
             for (int q = 0; q < 8; q++)
                 len2 += st.sq[q];
-            lengths[(long)r * steps + s] = (float)sqrt(len2);
+            lengths[r * steps + s] = (float)sqrt(len2);
         }
     }
     return 0;

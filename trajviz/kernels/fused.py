@@ -1,42 +1,39 @@
-"""Fused inner steps: an MLP's MSE loss and gradient for R rollouts as batched matmuls.
+"""The torch backend's inner step: an MLP's MSE loss and gradient for R rollouts as batched matmuls.
 
 The plain path (``inner.losses_and_grads``) vmaps ``problem.loss`` over
 rollouts and asks autograd for ∇: dozens of small ops per layer, each paying
 Python, vmap and dispatcher overhead, which is what a 1-40-40-1 MLP's step
 costs (the FLOPs are tiny). For a multilayer perceptron whose loss is
-``tasks.base.mse_loss`` of its own model (the plan ``mlp_plan.mlp_layers``
-already recognises) this module writes the forward and the backward pass by
-hand, one ``baddbmm``/``bmm`` per layer and direction:
+``tasks.base.mse_loss`` of its own model (the one plan, ``mlp_plan.mlp_layers``)
+this module writes the forward and the backward pass by hand, one
+``baddbmm``/``bmm`` per layer and direction:
 
     forward   z_l = h_{l−1}·W_lᵀ + b_l        h_l = σ(z_l)          h: [R, B, width]
     loss      f = mean((h_L − y)²)                                    [R]
     backward  δ_L = 2(h_L − y)/(B·out)        ∇W_l = δ_lᵀ·h_{l−1}   ∇b_l = Σ_B δ_l
-              δ_{l−1} = (δ_l·W_l) ⊙ σ'(z_{l−1})
+              δ_{l−1} = σ'(δ_l·W_l)   (the table's ``backward``, autograd's own rule)
 
 The same numbers as the plain path (float32, tests: 1e-5), with about a
 third of the ops, and the ops are ordinary differentiable torch ops, so
-MAML's differentiable unroll (``create_graph``) goes through them too.
-Activations other than ReLU and tanh, and any other model or loss, take the
-plain path (``mlp_plan`` returns None).
-
-Whether it is used is decided per call by ``use_fused`` from sizes alone
-(see its docstring); ``TRAJVIZ_FUSED=0`` turns it off everywhere (for A/B
-timing), and the result does not depend on the choice beyond float rounding.
+MAML's differentiable unroll (``create_graph``) goes through them too. The
+optimiser runs on one flat [R, P] vector (``flat_optimizer``) for the
+optimisers of ``tables.OPTIMIZERS`` (elementwise, so the same numbers).
+``step_declines`` says why a problem, batch or optimiser is not taken
+(an activation without a ``backward`` in the table, another model or loss).
 """
 from __future__ import annotations
-
-import contextlib
-import os
 
 import torch
 from torch import Tensor, nn
 
-from trajviz.problem.models import ParamSpec, Params, flatten, unflatten
+from trajviz.kernels.mlp_plan import Linear, mlp_layers
+from trajviz.kernels.tables import ACTIVATIONS, OPTIMIZERS, activation_of
+from trajviz.problem.models import Params, ParamSpec, flatten, unflatten
 from trajviz.problem.optim import InnerOptimizer, State
 from trajviz.problem.tasks.base import Batch, Problem
 
-# Fused wins where per-op overhead and memory passes dominate; measured up to width
-# 256 (66k parameters). Above this size (not measured) the plain path is kept.
+# The torch step was measured up to width 256 (66k parameters). Above this size (not
+# measured) it declines and the plain path runs.
 FUSED_MAX_PARAMS = 1 << 22
 # The optimiser runs on one flat [R, P] vector (``flat_optimizer``) up to this many
 # entries: one op per step instead of one per parameter tensor (Adam: ~18 ops x 6
@@ -45,39 +42,17 @@ FUSED_MAX_PARAMS = 1 << 22
 FLAT_MAX_ELEMENTS = 1 << 20
 
 
-_forced_plain = False
-
-
-def _env_enabled() -> bool:
-    return not _forced_plain and os.environ.get("TRAJVIZ_FUSED", "1") != "0"
-
-
-@contextlib.contextmanager
-def plain_only():
-    """Within this block every caller takes the plain path (benches and tests compare the two)."""
-    global _forced_plain
-    saved, _forced_plain = _forced_plain, True
-    try:
-        yield
-    finally:
-        _forced_plain = saved
-
-
-def path_name(problem: Problem, batch: Batch) -> str:
-    """"fused" or "plain": which path ``losses_and_grads`` takes for this problem and batch."""
-    return "fused" if use_fused(problem, batch) is not None else "plain"
-
-
 def mlp_plan(problem: Problem) -> tuple | None:
-    """The MLP's layers as (weight name, bias name or None, activation or None), or None.
+    """The MLP's layers as (weight name, bias name or None, activation name or None), or None.
 
-    Accepts what ``surface`` fuses (nn.Linear in an nn.Sequential, MSE of
-    its own model) restricted to ReLU and tanh activations, whose
-    derivatives are written here.
+    The layers of ``mlp_plan.mlp_layers`` whose activations have a hand-written
+    ``backward`` in ``tables.ACTIVATIONS``, one at most after each linear layer
+    but the last.
     """
-    from trajviz.kernels.mlp_plan import Linear, mlp_layers  # the one recogniser of fusable MLPs
-
-    layers = mlp_layers(problem)
+    try:
+        layers = mlp_layers(problem)
+    except TypeError:  # an unhashable problem
+        return None
     if layers is None:
         return None
     module = problem.model.module
@@ -87,44 +62,31 @@ def mlp_plan(problem: Problem) -> tuple | None:
         if isinstance(layer, Linear):
             prefix = f"{name}." if name else ""
             plan.append([prefix + "weight", prefix + "bias" if layer.bias else None, None])
-        elif type(layer) in (nn.ReLU, nn.Tanh) and plan and plan[-1][2] is None:
-            plan[-1][2] = "relu" if type(layer) is nn.ReLU else "tanh"
-        else:
+            continue
+        entry = activation_of(layer)
+        if entry.backward is None or not plan or plan[-1][2] is not None:
             return None
+        plan[-1][2] = entry.name
     if plan[-1][2] is not None:
         return None  # an activation after the last layer: not written here
     return tuple(tuple(p) for p in plan)
 
 
-def applies(problem: Problem, batch: Batch) -> tuple | None:
-    """The plan when ``batch`` is {x: [R, B, in], y: [R, B, out]} for an MLP we fuse."""
-    if not _env_enabled() or set(batch) != {"x", "y"}:
-        return None
-    try:
-        plan = mlp_plan(problem)
-    except TypeError:  # an unhashable problem
-        return None
+def step_declines(problem: Problem, batch: Batch, optimizer: str) -> str | None:
+    """Why the torch backend does not take this inner step, or None (it does)."""
+    if optimizer not in OPTIMIZERS:
+        return f"inner optimizer {optimizer!r} is not in the kernels' table ({', '.join(OPTIMIZERS)})"
+    if mlp_plan(problem) is None:
+        with_backward = ", ".join(n for n, a in ACTIVATIONS.items() if a.backward is not None)
+        return f"not an MLP under its own mse_loss with activations {with_backward}"
+    if set(batch) != {"x", "y"}:
+        return f"the batch holds {sorted(batch)}, not x and y"
     x, y = batch["x"], batch["y"]
-    if plan is None or x.dim() != 3 or y.dim() != 3 or not x.is_floating_point() or y.dtype != x.dtype:
-        return None
-    return plan
-
-
-def use_fused(problem: Problem, batch: Batch) -> tuple | None:
-    """The plan if the fused step should be taken for this problem and batch, else None.
-
-    Chosen from sizes: for fusable MLPs up to ``FUSED_MAX_PARAMS`` parameters.
-    Measured on 2 shared cores, 1 thread: Leap-SGD meta-gradient 2.7-3.0x
-    (width 40) and 3.2-3.9x (width 256) the plain vectorised one
-    (bench/bench_inner.py, with ``fused_leap``); the sinusoid demo's
-    meta-gradients with Adam, 8 tasks, K = 32: Leap 1.75x, MAML 1.9x (with
-    ``flat_optimizer``). Larger models were not measured, so the plain path
-    is kept above the cap.
-    """
-    plan = applies(problem, batch)
-    if plan is None or problem.model.spec.size > FUSED_MAX_PARAMS:
-        return None
-    return plan
+    if x.dim() != 3 or y.dim() != 3 or not x.is_floating_point() or y.dtype != x.dtype:
+        return f"x {tuple(x.shape)}, y {tuple(y.shape)} are not [R, B, in], [R, B, out] of one dtype"
+    if problem.model.spec.size > FUSED_MAX_PARAMS:
+        return f"{problem.model.spec.size} parameters, above the measured {FUSED_MAX_PARAMS}"
+    return None
 
 
 def mlp_losses_and_grads(plan: tuple, params: Params, batch: Batch,
@@ -155,8 +117,7 @@ def mlp_losses_and_factors(plan: tuple, params: Params, batch: Batch) -> tuple[T
     """f_r(θ_r) [R] and, per layer l, (δ_l [R, B, out], h_{l−1} [R, B, in]).
 
     Layer l's weight gradient is δ_lᵀ·h_{l−1} [R, out, in] and its bias
-    gradient Σ_B δ_l: a rank-B outer product, which callers may apply
-    without forming it (``fused_leap``).
+    gradient Σ_B δ_l (``grads_from_factors``).
     """
     x, y = batch["x"], batch["y"]
     h = x
@@ -169,7 +130,7 @@ def mlp_losses_and_factors(plan: tuple, params: Params, batch: Batch) -> tuple[T
         else:
             z = torch.baddbmm(params[b_name].unsqueeze(1), h, w.transpose(1, 2))
         pre.append(z)
-        h = z if act is None else (torch.relu(z) if act == "relu" else torch.tanh(z))
+        h = z if act is None else ACTIVATIONS[act].forward(z)
     residual = h - y
     n = residual.shape[1] * residual.shape[2]
     losses = residual.square().sum(dim=(1, 2)) / n
@@ -180,10 +141,8 @@ def mlp_losses_and_factors(plan: tuple, params: Params, batch: Batch) -> tuple[T
         if i > 0:
             delta = torch.bmm(delta, params[plan[i][0]])
             act = plan[i - 1][2]
-            if act == "relu":  # as autograd's threshold_backward: 0 where z ≤ 0
-                delta = delta.masked_fill(pre[i - 1] <= 0, 0.0)
-            elif act == "tanh":
-                delta = delta * (1 - inputs[i].square())
+            if act is not None:  # h_{i−1} = σ(z_{i−1}) is layer i's input
+                delta = ACTIVATIONS[act].backward(delta, pre[i - 1], inputs[i])
     return losses, factors
 
 
@@ -207,6 +166,6 @@ def flat_optimizer(opt: InnerOptimizer, spec: ParamSpec) -> InnerOptimizer:
 def step_optimizer(opt: InnerOptimizer, problem: Problem, rollouts: int) -> InnerOptimizer:
     """The optimiser an inner loop of ``rollouts`` rollouts uses: flat for small models."""
     spec = problem.model.spec
-    if not _env_enabled() or len(spec.names) < 2 or spec.size * rollouts > FLAT_MAX_ELEMENTS:
+    if len(spec.names) < 2 or spec.size * rollouts > FLAT_MAX_ELEMENTS:
         return opt
     return flat_optimizer(opt, spec)

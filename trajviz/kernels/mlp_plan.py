@@ -1,12 +1,14 @@
-"""The fusable-MLP recogniser and the fused surface evaluator (batched matmuls).
+"""The one MLP plan every backend reads, and the torch backend's plane losses.
 
 ``mlp_plan`` recognises a multilayer perceptron (``nn.Linear`` layers and
-elementwise activations in an ``nn.Sequential``, or one ``nn.Linear``) whose
-loss is ``tasks.base.mse_loss`` of its own model, and lays its layers out as
-offsets into the flattened parameter vector. ``fused_mlp_mse`` evaluates such
-a model at G points of a plane for T tasks as batched matmuls (see
-``trajviz.engine.surface``); ``trajviz.kernels.fused`` (inner steps) and ``trajviz.kernels.compiled``
-reuse the same plan.
+the activations of ``tables.ACTIVATIONS`` in an ``nn.Sequential``, or one
+``nn.Linear``) whose loss is ``tasks.base.mse_loss`` of its own model, and
+lays its layers out as offsets into the flattened parameter vector. Every
+backend reads this plan: ``fused`` (inner steps), ``native`` and
+``native_birth`` (the C kernels), and this module's ``fused_mlp_mse`` /
+``PlaneMLP``, which evaluate such a model at G points of a plane for T tasks
+as batched matmuls (the torch backend of ``trajviz.engine.surface``).
+``plane_declines`` says why a problem and batch are not such a case.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from trajviz.kernels.tables import activation_of
 from trajviz.problem.tasks.base import Batch, Problem, mse_loss
 
 # The fused MLP path lays activations out feature-major from this many rows
@@ -24,8 +27,6 @@ from trajviz.problem.tasks.base import Batch, Problem, mse_loss
 FEATURE_MAJOR_ROWS = 32
 
 _MSE_CODE = mse_loss(None).__code__  # the code shared by every mse_loss(model) closure
-_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU,
-                nn.Softplus, nn.Identity)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def mlp_plan(problem: Problem) -> tuple[Linear | nn.Module, ...] | None:
             layers.append(Linear(where[prefix + "weight"],
                                   where[prefix + "bias"] if child.bias is not None else None,
                                   child.in_features, child.out_features))
-        elif type(child) in _ELEMENTWISE:
+        elif activation_of(child) is not None:
             layers.append(child)
         else:
             return None
@@ -242,11 +243,59 @@ def prepare_plane(layers: tuple, origin: Tensor, basis: Tensor, batch: Batch) ->
     return PlaneMLP(tuple(steps), y.permute(2, 0, 1)[None])
 
 
-def fused_applies(layers: tuple | None, batch: Batch) -> bool:
-    if layers is None or set(batch) != {"x", "y"}:
-        return False
+def plane_declines(layers: tuple | None, batch: Batch) -> str | None:
+    """Why the torch backend cannot evaluate this model's plane losses on ``batch``, or None:
+    it takes an MLP under its own MSE (``mlp_plan``) and {x: [T, N, in], y: [T, N, out]}."""
+    if layers is None:
+        return "not an nn.Linear/activation MLP under its own mse_loss"
+    if set(batch) != {"x", "y"}:
+        return f"the batch holds {sorted(batch)}, not x and y"
     x, y = batch["x"], batch["y"]
     last = next(layer for layer in reversed(layers) if isinstance(layer, Linear))
-    return (x.dim() == 3 and y.dim() == 3 and x.is_floating_point() and y.dtype == x.dtype
+    if not (x.dim() == 3 and y.dim() == 3 and x.is_floating_point() and y.dtype == x.dtype
             and x.shape[-1] == layers[0].in_features
-            and tuple(y.shape) == (x.shape[0], x.shape[1], last.out_features))
+            and tuple(y.shape) == (x.shape[0], x.shape[1], last.out_features)):
+        return f"x {tuple(x.shape)} {x.dtype}, y {tuple(y.shape)} {y.dtype} are not " \
+               "[T, N, in], [T, N, out] of one floating dtype"
+    return None
+
+
+def fused_applies(layers: tuple | None, batch: Batch) -> bool:
+    """Whether the torch backend evaluates these plane losses (``plane_declines`` is None)."""
+    return plane_declines(layers, batch) is None
+
+
+@dataclass(frozen=True, eq=False)
+class SampleMajorPlane:
+    """``fused_mlp_mse`` on one plane and batch, with ``PlaneMLP``'s ``losses(coords)``."""
+
+    layers: tuple
+    origin: Tensor
+    basis: Tensor
+    batch: dict
+
+    def losses(self, coords: Tensor) -> Tensor:
+        """[G, T] MSE losses at coords [G, 2]."""
+        return fused_mlp_mse(self.layers, self.origin, self.basis, coords, self.batch)
+
+
+def torch_plane(layers: tuple, origin: Tensor, basis: Tensor, batch: Batch):
+    """The torch backend's prepared plane: ``PlaneMLP`` (feature-major) from
+    ``FEATURE_MAJOR_ROWS`` rows up, else ``SampleMajorPlane``."""
+    if feature_major(batch):
+        return prepare_plane(layers, origin, basis, batch)
+    return SampleMajorPlane(layers, origin, basis, batch)
+
+
+def peak_activation(problem: Problem, one_task: Batch) -> int | None:
+    """Entries of the largest tensor one loss evaluation of an MLP allocates on one task's
+    batch {x: [N, in], y: [N, out]}: N × the widest layer output (what watching an
+    evaluation measures, without tracing one), or None for any other model."""
+    try:
+        layers = mlp_layers(problem)
+    except TypeError:  # an unhashable problem
+        return None
+    x = one_task.get("x")
+    if layers is None or x is None or x.dim() != 2:
+        return None
+    return x.shape[0] * max(layer.out_features for layer in layers if isinstance(layer, Linear))

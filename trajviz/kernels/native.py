@@ -1,26 +1,28 @@
-"""Native kernels in plain C (built here, loaded with ctypes), and the surface's native evaluator.
+"""The C kernels (built here at first use, loaded with ctypes) and the surface's native backend.
 
-``library(name)`` builds and loads ``trajviz/<name>.c``: ``plane_native``
+``library(name)`` builds and loads ``trajviz/kernels/<name>.c``: ``plane_native``
 (below) and ``birth_native`` (the birth map's grid rollouts, ``native_birth``).
 
-``plane_native.c`` runs a whole ReLU MLP on a strip of 16 samples at a time,
-activations in L1, bias and ReLU in the epilogue of register-blocked GEMMs,
-the last layer straight into the squared residual (see the file). On the
-sinusoid MLP 1-40-40-1 at N = 1000 that ran in 0.84× the time of the hidden
-layer's bmm alone, 3.2× faster than the eager ``mlp_plan.PlaneMLP``
-(bench_surface.py, load 8.7).
+``plane_native.c`` runs a whole MLP (ReLU or identity activations, the table's
+``native`` codes) on a strip of 16 samples at a time, activations in L1, bias
+and ReLU in the epilogue of register-blocked GEMMs, the last layer straight
+into the squared residual (see the file). On the sinusoid MLP 1-40-40-1 at
+N = 1000 that ran in 0.84x the time of the hidden layer's bmm alone, 3.2x
+faster than the eager ``mlp_plan.PlaneMLP`` (bench_surface.py, load 8.7).
 
-A kernel is built once per machine with the C compiler on PATH (``$CC``, cc, gcc or
-clang; ``-O3 -march=native``) into ``compiled.cache_dir()``'s sibling
-``native/``, keyed by a hash of the source, compiler, flags and CPU, written
-atomically, and loaded with ``ctypes`` (the call releases the GIL, so points
-are split over ``threads.kernel_threads()`` threads). Where no compiler is
-present or the build fails, ``library()`` is None, one line says so on
-stderr, and callers keep their torch path (here ``PlaneMLP``: same numbers to float32 rounding
-(the sums run in another order; residuals are summed in float64 here)).
-
-Applies to float32 MLPs whose activations are all ``nn.ReLU`` or
-``nn.Identity`` (``NativePlane.build`` returns None otherwise).
+A kernel is built once per machine with the C compiler on PATH (``$CC``, cc,
+gcc or clang; ``-O3 -march=native``) into ``cache.native_dir()``, keyed by a
+hash of the source, compiler, flags and CPU, written atomically. Every call
+goes through one ``ctypes.Structure`` of typed fields (``PlaneArgs``,
+``BirthArgs``, mirrors of the C structs) whose tensors are checked first
+(``typed``: dtype, device, contiguity, shape; one line naming the argument),
+and a rollout or point range is passed as (first, count): no pointer
+arithmetic happens in Python. A kernel returns nonzero for a code it does
+not know (an activation, an optimiser) and that raises: it never runs
+something else. The call releases the GIL, so points are split over
+``threads.kernel_threads()`` threads. Where no compiler is present or the
+build fails, ``library()`` is None, one line says so on stderr, and the
+dispatcher takes the torch backend (same numbers to float32 rounding, slower).
 """
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ import functools
 import hashlib
 import os
 import platform
-import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -37,12 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from trajviz.kernels.compiled import cache_dir, notice
-from trajviz.kernels.mlp_plan import Linear, fused_applies
-from trajviz.problem.tasks.base import Batch
+from trajviz.kernels.cache import c_compiler, native_dir, notice
+from trajviz.kernels.mlp_plan import Linear, plane_declines
+from trajviz.kernels.tables import activation_of, native_activation
 from trajviz.kernels.threads import kernel_threads
+from trajviz.problem.tasks.base import Batch
 
 STRIP = 16  # must match plane_native.c
 # Grid points per chunk on the native path: their per-point weights [G, P] in about this
@@ -53,13 +55,65 @@ STRIP = 16  # must match plane_native.c
 CHUNK_BYTES = 2 * 2**20
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fPIC", "-shared")
 PARTS_PER_THREAD = 4  # see split
-_ENV_OFF = "TRAJVIZ_NO_NATIVE"  # set to 1 to keep the eager path (for comparisons)
+
+_F, _D, _I, _L = (ctypes.POINTER(t) for t in (ctypes.c_float, ctypes.c_double, ctypes.c_int,
+                                                ctypes.c_long))
 
 
-def c_compiler() -> str | None:
-    """The C compiler to build with: ``$CC``, else cc, gcc or clang on PATH, else None."""
-    names = [os.environ["CC"]] if os.environ.get("CC") else ["cc", "gcc", "clang"]
-    return next((shutil.which(n) for n in names if shutil.which(n)), None)
+class PlaneArgs(ctypes.Structure):
+    """plane_native.c's PlaneArgs, field for field."""
+
+    _fields_ = [("n_layers", ctypes.c_int), ("dims", _I), ("act", _I), ("q", _F),
+                ("w", ctypes.POINTER(_F)), ("b", ctypes.POINTER(_F)), ("coords", _F),
+                ("first", ctypes.c_long), ("count", ctypes.c_long), ("cols", ctypes.c_int),
+                ("rows", ctypes.c_int), ("samples", ctypes.c_int), ("y", _F), ("scratch", _F),
+                ("sums", _D)]
+
+
+class BirthArgs(ctypes.Structure):
+    """birth_native.c's BirthArgs, field for field."""
+
+    _fields_ = [("n_layers", ctypes.c_int), ("dims", _I), ("act", _I), ("w_off", _L),
+                ("b_off", _L), ("n_params", ctypes.c_long), ("theta0", _F),
+                ("repeat", ctypes.c_int), ("first", ctypes.c_long), ("count", ctypes.c_long),
+                ("x", _F), ("y", _F), ("n_batches", ctypes.c_int), ("batch", ctypes.c_int),
+                ("steps", ctypes.c_int), ("opt", ctypes.c_int), ("nesterov", ctypes.c_int),
+                ("hyper", _D), ("scratch", _F), ("losses", _F), ("lengths", _F)]
+
+
+# Each kernel's C functions: (argument types, return type), declared once when it is loaded.
+PROTOTYPES = {
+    "plane_native": {"trajviz_plane_mlp_sse": ([ctypes.POINTER(PlaneArgs)], ctypes.c_int)},
+    "birth_native": {
+        "trajviz_birth_rollouts": ([ctypes.POINTER(BirthArgs)], ctypes.c_int),
+        "trajviz_birth_scratch": ([ctypes.c_int, _I, ctypes.c_int], ctypes.c_long)},
+}
+_CTYPE = {torch.float32: _F, torch.float64: _D, torch.int32: _I, torch.int64: _L}
+
+
+def typed(t: Tensor, dtype: torch.dtype, shape: tuple, name: str):
+    """A typed pointer to ``t``'s data after checking it is a contiguous CPU ``dtype`` tensor of
+    ``shape`` (None entries: any size); ValueError in one line naming ``name`` otherwise."""
+    ok = (isinstance(t, Tensor) and t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous()
+          and t.dim() == len(shape) and all(s is None or s == n for s, n in zip(shape, t.shape)))
+    if not ok:
+        got = (f"{t.dtype} {tuple(t.shape)} on {t.device}, contiguous={t.is_contiguous()}"
+               if isinstance(t, Tensor) else type(t).__name__)
+        raise ValueError(f"native kernel argument {name} must be a contiguous CPU {dtype} tensor of "
+                         f"shape {tuple('*' if s is None else s for s in shape)}; got {got}")
+    return ctypes.cast(t.data_ptr(), _CTYPE[dtype])
+
+
+def ints(values, ctype=ctypes.c_int):
+    """A C array of ints (or longs) from Python integers."""
+    return (ctype * len(values))(*[int(v) for v in values])
+
+
+def check_status(status: int, fn: str) -> None:
+    """A kernel's nonzero return is an error (a code it does not know), never a silent result."""
+    if status != 0:
+        raise RuntimeError(f"native kernel {fn} refused its arguments (status {status}): an "
+                           "activation or optimiser code it does not know")
 
 
 def _cpu_key() -> str:
@@ -71,33 +125,27 @@ def _cpu_key() -> str:
         return platform.processor() + platform.machine()
 
 
-_P, _INT, _LONG = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
-# Each kernel's C functions: (argument types, return type), declared once when it is loaded.
-PROTOTYPES = {
-    "plane_native": {"trajviz_plane_mlp_sse": (
-        [_INT, _P, _P, _P, _P, _P, _P, _INT, _INT, _INT, _INT, _P, _P, _P], _INT)},
-    "birth_native": {
-        "trajviz_birth_rollouts": ([_INT, _P, _P, _P, _P, _LONG, _P, _INT, _INT, _INT, _P, _P, _INT,
-                                    _INT, _INT, _INT, _P, _INT, _P, _P, _P], _INT),
-        "trajviz_birth_scratch": ([_INT, _P, _INT], _LONG)},
-}
+def build_key(name: str) -> str | None:
+    """The hash naming kernel ``name``'s build on this machine (None: no compiler)."""
+    cc = c_compiler()
+    if cc is None:
+        return None
+    source = Path(__file__).with_name(f"{name}.c").read_bytes()
+    return hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(FLAGS).encode(),
+                                      _cpu_key().encode()])).hexdigest()[:20]
 
 
 @functools.lru_cache(maxsize=4)
 def library(name: str = "plane_native") -> ctypes.CDLL | None:
-    """The built kernel ``trajviz/<name>.c`` (building it on first use), or None where it
-    cannot be built."""
-    if os.environ.get(_ENV_OFF) == "1":
-        return None
-    cc = c_compiler()
-    if cc is None:
-        notice("native kernels skipped: no C compiler (cc, gcc, clang or $CC) on PATH")
+    """The built kernel ``trajviz/kernels/<name>.c`` (building it on first use), or None where
+    it cannot be built (one line on stderr says why)."""
+    cc, key = c_compiler(), build_key(name)
+    if cc is None or key is None:
+        notice("native kernels skipped: no C compiler (cc, gcc, clang or $CC) on PATH; "
+               "using the torch kernels (same numbers to rounding, slower)")
         return None
     path = Path(__file__).with_name(f"{name}.c")
-    source = path.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(FLAGS).encode(),
-                                     _cpu_key().encode()])).hexdigest()[:20]
-    target = cache_dir().parent / "native" / f"{name}-{key}.so"
+    target = native_dir() / f"{name}-{key}.so"
     try:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +160,8 @@ def library(name: str = "plane_native") -> ctypes.CDLL | None:
                     os.unlink(tmp)
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as exc:
-        notice(f"native kernel {name} unavailable ({type(exc).__name__}: {exc})".splitlines()[0])
+        notice(f"native kernel {name} unavailable ({type(exc).__name__}: {exc}); "
+               "using the torch kernels".splitlines()[0])
         return None
     for fn_name, (args, result) in PROTOTYPES[name].items():
         fn = getattr(lib, fn_name)
@@ -136,22 +185,26 @@ def split(count: int, run) -> None:
         list(pool.map(run, bounds[:-1], bounds[1:]))
 
 
-def native_applies(layers: tuple | None, batch: Batch) -> bool:
-    """Whether ``NativePlane.build`` can take these layers and this batch (building the
-    kernel if needed): float32 CPU data, activations ReLU or Identity, a C compiler."""
-    x = batch.get("x")
-    return (fused_applies(layers, batch) and x.dtype == torch.float32 and x.device.type == "cpu"
-            and all(isinstance(layer, (Linear, nn.ReLU, nn.Identity)) for layer in layers)
-            and library() is not None)
+def plane_native_declines(layers: tuple | None, batch: Batch, dtype: torch.dtype) -> str | None:
+    """Why the native backend cannot take these plane losses, or None (building the kernel
+    if needed): an MLP under MSE on float32 CPU data, activations with a C form, a compiler."""
+    reason = plane_declines(layers, batch)
+    if reason is not None:
+        return reason
+    x = batch["x"]
+    if x.dtype != torch.float32 or dtype != torch.float32 or x.device.type != "cpu":
+        return f"the C kernels take float32 CPU data, not {x.dtype} on {x.device.type}"
+    for layer in layers:
+        if not isinstance(layer, Linear) and (why := native_activation(layer)) is not None:
+            return why
+    if library() is None:
+        return "no C compiler to build the kernel"
+    return None
 
 
 def chunk_points(n_params: int) -> int:
     """Grid points per chunk on the native path for a model of ``n_params`` parameters."""
     return max(1, CHUNK_BYTES // (4 * n_params))
-
-
-def pointers(tensors: list[Tensor | None]):
-    return (ctypes.c_void_p * len(tensors))(*[0 if t is None else t.data_ptr() for t in tensors])
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,28 +214,27 @@ class NativePlane:
     q: [3, F₀, cols] the first layer's pre-activation at the origin, u and v
     (zero-padded to cols, a multiple of 16); stacks: per later layer, its
     weight [3, out·in] and bias [3, out] (or None) at the origin, u and v;
-    dims, relu: widths and ReLU flags per layer; y: [out, T·N]; samples: N.
+    dims, act: widths and the table's activation codes per layer; y: [out, T·N];
+    samples: N.
     """
 
     q: Tensor
     stacks: tuple
     dims: tuple[int, ...]
-    relu: tuple[int, ...]
+    act: tuple[int, ...]
     y: Tensor
     samples: int
 
     @staticmethod
-    def build(layers: tuple, origin: Tensor, basis: Tensor, batch: Batch) -> NativePlane | None:
-        """The prepared plane, or None (no kernel, not float32 on the CPU, or an activation
-        other than ReLU/Identity)."""
-        if not native_applies(layers, batch) or origin.dtype != torch.float32:
-            return None
+    def build(layers: tuple, origin: Tensor, basis: Tensor, batch: Batch) -> NativePlane:
+        """The prepared plane (the caller has checked ``plane_native_declines``)."""
         x, y = batch["x"], batch["y"]
         linears = [layer for layer in layers if isinstance(layer, Linear)]
-        relu = [0] * len(linears)
+        act = [0] * len(linears)
         for i, layer in enumerate(layers):
-            if isinstance(layer, nn.ReLU):  # after the last linear layer before it
-                relu[sum(isinstance(before, Linear) for before in layers[:i]) - 1] = 1
+            if not isinstance(layer, Linear):  # after the last linear layer before it
+                act[sum(isinstance(before, Linear) for before in layers[:i]) - 1] = \
+                    activation_of(layer).native
         n_tasks, n_samples = x.shape[:2]
         rows = n_tasks * n_samples
         cols = -(-rows // STRIP) * STRIP
@@ -200,28 +252,40 @@ class NativePlane:
                         None if layer.bias is None else plane[:, slice(*layer.bias)].contiguous())
                        for layer in linears[1:])
         return NativePlane(q.contiguous(), stacks, tuple(layer.out_features for layer in linears),
-                           tuple(relu), y.reshape(rows, -1).T.contiguous(), n_samples)
+                           tuple(act), y.reshape(rows, -1).T.contiguous(), n_samples)
 
     def losses(self, coords: Tensor) -> Tensor:
         """[G, T] MSE losses at coords [G, 2] (float32)."""
         g = coords.shape[0]
         corner = torch.cat([coords.new_ones(g, 1), coords], dim=1)  # [G, 3]: (1, a, b)
+        dims = self.dims
         weights = [None] + [torch.mm(corner, w) for w, _ in self.stacks]
         biases = [None] + [None if b is None else torch.mm(corner, b) for _, b in self.stacks]
         coords = coords.contiguous()
         n_out, rows = self.y.shape
-        sums = torch.zeros(g, rows // self.samples, dtype=torch.float64)
-        fn = library().trajviz_plane_mlp_sse
-        dims = (ctypes.c_int * len(self.dims))(*self.dims)
-        relu = (ctypes.c_int * len(self.relu))(*self.relu)
+        n_tasks = rows // self.samples
+        cols = self.q.shape[2]
+        sums = torch.zeros(g, n_tasks, dtype=torch.float64)
+        lib = library()
+        f32 = torch.float32
+        w_ptrs = (_F * len(dims))(*[None if w is None else typed(w, f32, (g, dims[i] * dims[i - 1]), f"w[{i}]")
+                                    for i, w in enumerate(weights)])
+        b_ptrs = (_F * len(dims))(*[None if b is None else typed(b, f32, (g, dims[i]), f"b[{i}]")
+                                    for i, b in enumerate(biases)])
+        base = dict(n_layers=len(dims), dims=ints(dims), act=ints(self.act),
+                    q=typed(self.q, f32, (3, dims[0], cols), "q"), w=w_ptrs, b=b_ptrs,
+                    coords=typed(coords, f32, (g, 2), "coords"), cols=cols, rows=rows,
+                    samples=self.samples, y=typed(self.y, f32, (n_out, rows), "y"),
+                    sums=typed(sums, torch.float64, (g, n_tasks), "sums"))
+        if cols % STRIP or rows % self.samples or n_out != dims[-1]:
+            raise ValueError(f"native plane: cols {cols} (a multiple of {STRIP}), rows {rows} "
+                             f"({n_tasks} tasks x {self.samples}) and {n_out} outputs disagree")
 
         def run(lo: int, hi: int) -> None:
-            scratch = torch.empty(2 * max(self.dims) * STRIP)
-            w = pointers([None if t is None else t[lo:] for t in weights])
-            b = pointers([None if t is None else t[lo:] for t in biases])
-            fn(len(self.dims), dims, relu, self.q.data_ptr(), w, b, coords[lo:].data_ptr(),
-               hi - lo, self.q.shape[2], rows, self.samples, self.y.data_ptr(),
-               scratch.data_ptr(), sums[lo:].data_ptr())
+            scratch = torch.empty(2 * max(dims) * STRIP)
+            args = PlaneArgs(**base, first=lo, count=hi - lo,
+                             scratch=typed(scratch, f32, (2 * max(dims) * STRIP,), "scratch"))
+            check_status(lib.trajviz_plane_mlp_sse(ctypes.byref(args)), "trajviz_plane_mlp_sse")
 
         split(g, run)
         return (sums / (self.samples * n_out)).to(torch.float32)

@@ -1,6 +1,6 @@
 /* The fused surface kernel: an MLP's MSE at G points of a plane, one strip at a time.
  *
- * Built and loaded by trajviz/native.py (plain C, GCC/Clang vector extensions,
+ * Built and loaded by trajviz/kernels/native.py (plain C, GCC/Clang vector extensions,
  * no headers beyond libc, no BLAS). Every layer of the network runs on a strip
  * of STRIP sample columns whose activations stay in L1: the first layer's
  * pre-activation is Q0 + a·Qu + b·Qv (computed once per plane), each later
@@ -28,7 +28,8 @@ typedef int i8 __attribute__((vector_size(32)));
 static inline v8 load(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
 static inline void store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
-static inline v8 relu(v8 v) { return (v8)((i8)v & (v > splat(0.0f))); }
+/* ReLU that keeps NaN, as torch.relu does (NaN <= 0 is false). */
+static inline v8 relu(v8 v) { return (v8)((i8)v & ~(v <= splat(0.0f))); }
 
 /* out[i, :] = act(bias[i] + sum_k w[i, k] h[k, :]) for rows i < n (n <= MR, a constant
  * after inlining); h and out are [*, STRIP]. */
@@ -70,21 +71,41 @@ static void layer(int n_out, int n_in, const float *w, const float *bias, const 
     }
 }
 
-/* scratch: 2 * max(dims) * STRIP floats. Returns 0. */
-int trajviz_plane_mlp_sse(int n_layers, const int *dims, const int *relu_after, const float *q,
-                          const float *const *w, const float *const *b, const float *coords,
-                          int g, int cols, int rows, int samples, const float *y, float *scratch,
-                          double *sums)
+/* The arguments, one struct (trajviz/kernels/native.py's PlaneArgs, checked there): points
+ * first .. first + count - 1 of the g points whose coords [g, 2], w[l] [g, dims[l], dims[l-1]],
+ * b[l] [g, dims[l]] and sums [g, tasks] are passed whole. act[l]: 0 identity, 1 ReLU after
+ * layer l (trajviz/kernels/tables.py). scratch: 2 * max(dims) * STRIP floats. */
+typedef struct {
+    int n_layers;
+    const int *dims, *act;
+    const float *q;
+    const float *const *w, *const *b;
+    const float *coords;
+    long first, count;
+    int cols, rows, samples;
+    const float *y;
+    float *scratch;
+    double *sums;
+} PlaneArgs;
+
+/* Returns 0, or -1 for an activation code it does not know (nothing computed). */
+int trajviz_plane_mlp_sse(const PlaneArgs *args)
 {
+    const int n_layers = args->n_layers, *dims = args->dims, *relu_after = args->act;
+    const int cols = args->cols, rows = args->rows, samples = args->samples;
+    const float *y = args->y;
+    for (int l = 0; l < n_layers; l++)
+        if (relu_after[l] != 0 && relu_after[l] != 1)
+            return -1;
     int width = 0, n_out = dims[n_layers - 1], tasks = rows / samples;
     for (int l = 0; l < n_layers; l++)
         width = dims[l] > width ? dims[l] : width;
-    float *buf[2] = {scratch, scratch + width * STRIP};
+    float *buf[2] = {args->scratch, args->scratch + width * STRIP};
     const int f0 = dims[0];
-    const float *qo = q, *qu = q + f0 * cols, *qv = q + 2 * f0 * cols;
+    const float *qo = args->q, *qu = qo + f0 * cols, *qv = qo + 2 * f0 * cols;
     for (int c0 = 0; c0 < cols && c0 < rows; c0 += STRIP) {
-        for (int p = 0; p < g; p++) {
-            v8 a = splat(coords[2 * p]), bb = splat(coords[2 * p + 1]);
+        for (long p = args->first; p < args->first + args->count; p++) {
+            v8 a = splat(args->coords[2 * p]), bb = splat(args->coords[2 * p + 1]);
             for (int k = 0; k < f0; k++) {
                 for (int half = 0; half < STRIP; half += 8) {
                     int at = k * cols + c0 + half;
@@ -94,12 +115,12 @@ int trajviz_plane_mlp_sse(int n_layers, const int *dims, const int *relu_after, 
             }
             int cur = 0;
             for (int l = 1; l < n_layers; l++) {
-                const float *wl = w[l] + (long)p * dims[l] * dims[l - 1];
-                const float *bl = b[l] ? b[l] + (long)p * dims[l] : 0;
+                const float *wl = args->w[l] + p * dims[l] * dims[l - 1];
+                const float *bl = args->b[l] ? args->b[l] + p * dims[l] : 0;
                 layer(dims[l], dims[l - 1], wl, bl, buf[cur], buf[1 - cur], relu_after[l]);
                 cur = 1 - cur;
             }
-            double *s = sums + (long)p * tasks;
+            double *s = args->sums + p * tasks;
             for (int j = 0; j < STRIP && c0 + j < rows; j++) {
                 int r = c0 + j;
                 double acc = 0.0;

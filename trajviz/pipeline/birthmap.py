@@ -4,9 +4,9 @@ Every point θ(a, b) = origin + a·u + b·v of an A×B grid on a view's slice is
 run, as an initialisation, through the run's inner loop on the first N
 held-out tasks (the same tasks, inner optimiser and minibatches as the
 learners). A chunk's grid × tasks rollouts run together with nothing recorded
-(‖Δθ_i‖ and f_i folded in on the fly): the grid's in the native kernel where it
-applies (``native_birth``), else in one vectorised ``inner_loop`` holding [G·N, P]
-at most. Chunks go through the executor seam (``evaluate_chunk``: a pure function
+(‖Δθ_i‖ and f_i folded in on the fly): the grid's on the backend the kernels'
+dispatch chooses (``kernels.choose_birth``: the C loop, ``native_birth``, where
+it applies), else in one vectorised ``inner_loop`` holding [G·N, P] at most. Chunks go through the executor seam (``evaluate_chunk``: a pure function
 of a shared context and a small chunk descriptor).
 
 Per grid point, over the N tasks, the mean and spread (std, ddof 0) of
@@ -47,7 +47,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from trajviz.kernels import birthloop, native_birth
+from trajviz.kernels import choose_birth, kernels, native_birth, requested
 from trajviz.spec.budget import BIRTH_CHUNK_ENTRIES
 from trajviz.engine.context import ProblemRef, ship
 from trajviz.engine.executors import IN_PROCESS, Executor, using
@@ -96,6 +96,8 @@ class BirthContext:
     eps: float
     predictor_steps: int
     ref: ProblemRef | None = None
+    grid_backend: str = "plain"  # the birth op's backend for the grid (``choose_birth``)
+    request: str = "auto"  # the kernels request, carried to the chunks' threads and processes
 
     def __reduce__(self):
         return ship(self)
@@ -103,28 +105,23 @@ class BirthContext:
 
 def rollout_statistics(problem: Problem, inits: Tensor, tasks: TaskSet, spec: InnerSpec, seed: int,
                        eps: float = DEFAULT_EPS, predictor_steps: int = PREDICTOR_STEPS, *,
-                       native: bool = False) -> dict[str, Tensor]:
+                       backend: str = "plain") -> dict[str, Tensor]:
     """Statistics of every θ0 in ``inits`` [I, P] on every task: {name: [I, T]}.
 
     Names: ``BIRTH_STATISTICS`` and "predicted" (the AUC extrapolated from the
     first ``predictor_steps`` steps). One vectorised ``inner_loop`` over the
     I·T rollouts, nothing recorded: ‖Δθ_i‖ and f_i are folded per step. With
-    ``native``, the C kernel where it applies (``native_birth``: float32 rounding,
-    not bit for bit); without, numbers bit for bit as ``inner_loop`` records them.
+    ``backend`` "native" (as ``kernels.choose_birth`` chose), the C loop
+    (``native_birth``: float32 rounding, not bit for bit); otherwise ``inner_loop``
+    (its step dispatched as every inner loop's), numbers bit for bit as it records them.
     """
     n_inits, n_tasks = inits.shape[0], len(tasks)
     spec_p = problem.model.spec
-    kernel = native_birth.plan(problem, tasks, spec) if native else None
-    if kernel is not None:  # speed hook: whole rollouts in L1 (native_birth.py)
+    if backend == "native":
         paired = tasks.select(torch.arange(n_tasks).repeat(n_inits))  # as pair_theta0_with_tasks
-        loss, step = native_birth.statistics(kernel, inits, paired, spec, seed, repeat=n_tasks)
+        loss, step = native_birth.statistics(problem, inits, paired, spec, seed, repeat=n_tasks)
         return _fold_statistics(loss, step, eps, predictor_steps, n_inits, n_tasks)
     params, paired = pair_theta0_with_tasks(unflatten(inits, spec_p), tasks, problem)
-    plan = birthloop.fast_plan(problem, paired, spec)  # speed hook: flat in-place loop (birthloop.py)
-    if plan is not None:
-        loss, step = birthloop.statistics_loop(plan, problem, inits.repeat_interleave(n_tasks, dim=0),
-                                               paired, spec, seed)
-        return _fold_statistics(loss, step, eps, predictor_steps, n_inits, n_tasks)
     losses, steps = [], []
     state = {}
 
@@ -176,10 +173,12 @@ def evaluate_chunk(ctx: BirthContext, chunk: tuple[str, int, int]) -> dict[str, 
         inits = torch.addmm(ctx.origin, ctx.coords[start:stop], ctx.basis)
     else:
         inits = ctx.points[start:stop]
-    # the grid takes the native kernel; learners' θ0 the exact path, so that their rows
+    # the grid takes the chosen backend; learners' θ0 the inner loop, so that their rows
     # equal their recorded statistics bit for bit
-    out = rollout_statistics(ctx.problem, inits, ctx.tasks, ctx.spec, ctx.seed, ctx.eps,
-                             ctx.predictor_steps, native=kind == "grid")
+    with kernels(ctx.request):
+        out = rollout_statistics(ctx.problem, inits, ctx.tasks, ctx.spec, ctx.seed, ctx.eps,
+                                 ctx.predictor_steps,
+                                 backend=ctx.grid_backend if kind == "grid" else "plain")
     return {k: v.cpu().numpy() for k, v in out.items()}
 
 
@@ -252,11 +251,13 @@ def compute_birth_map(problem: Problem, tasks: TaskSet, spec: InnerSpec, seed: i
     points = torch.as_tensor(np.stack([np.asarray(thetas[n]) for n in names])
                              if names else np.zeros((0, P))).to(device=device, dtype=dtype)
     m = max(1, min(PREDICTOR_STEPS, spec.steps))
-    ctx = BirthContext(problem, tasks, spec, seed, origin, basis, coords, points, eps, m, ref)
+    backend = choose_birth(problem, tasks, spec).name  # the kernels' one dispatch
+    ctx = BirthContext(problem, tasks, spec, seed, origin, basis, coords, points, eps, m, ref,
+                       backend, requested())
     per_chunk = chunk or default_chunk(P, len(tasks))
     workers = getattr(executor, "workers", 1)  # a Dask cluster's: 4 grid chunks each at least
-    grid_part = grid_chunks(grid * grid, chunk or native_birth.grid_chunk(
-        problem, tasks, spec, grid * grid, workers) or per_chunk)
+    grid_part = grid_chunks(grid * grid, chunk or (native_birth.grid_chunk(
+        problem, tasks, spec, grid * grid, workers) if backend == "native" else per_chunk))
     parts = executor.map(evaluate_chunk, ctx, grid_part + grid_chunks(len(names), per_chunk, "points"),
                          progress=progress)
     n_grid = len(grid_part)

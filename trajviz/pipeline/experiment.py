@@ -30,6 +30,7 @@ from trajviz.problem.models import Params, unflatten
 from trajviz.data.run import SCHEMA_VERSION, LearnerRecord, Run
 from trajviz.data.stability import divergence_report, stability_threshold, subsample_steps
 from trajviz.problem.tasks import Problem, TaskFamily, TaskSet, family_options
+from trajviz.kernels import ran_names, recorded, recording, requested
 from trajviz.kernels.threads import thread_scope
 from trajviz.spec.learner_variants import learner_specs
 from trajviz.pipeline.heldout import (
@@ -227,7 +228,7 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     closed at the end) or None (in-process).
     """
     chosen = config_threads(config, threads)
-    with thread_scope(chosen, policy=threads is None), using(executor) as ex:
+    with thread_scope(chosen, policy=threads is None), using(executor) as ex, recording():
         return _run_experiment(config, progress=progress, run_id=run_id, inits=inits, executor=ex)
 
 
@@ -272,6 +273,7 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
         "param_count": model.spec.size, "param_names": list(model.spec.names),
         "param_shapes": [list(s) for s in model.spec.shapes],
         "family_options": family_options(rec.family),  # the store writes tuples as lists
+        "kernels": {"request": requested(), **ran_names(recorded())},  # which backend ran each op
     }
     task_info = {k: _numpy(v) for k, v in rec.heldout.info.items()}
     if inits:

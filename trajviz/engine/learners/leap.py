@@ -21,8 +21,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from trajviz.kernels import fused_leap
-from trajviz.engine.inner import InnerSpec, Point, first_divergence, inner_loop
+from trajviz.engine.inner import InnerSpec, Point, inner_loop
 from trajviz.problem.models import Params
 from trajviz.problem.tasks import Problem, TaskSet
 from trajviz.engine.learners.base import (
@@ -101,13 +100,8 @@ class Leap:
             # Reptile does, it is exact (no float32 sum of K differences) and bitwise Reptile's.
             return Reptile().meta_gradient(problem, theta0, tasks, inner, seed)
         with torch.no_grad():
-            if fused_leap.applies(problem, tasks, inner):  # speed hook: SGD fused (fused_leap.py)
-                accumulated, losses, final_loss = fused_leap.leap_sgd(self, problem, theta0, tasks,
-                                                                      inner, seed)
-                diverged_at = first_divergence(losses, torch.isfinite(losses), inner.divergence_factor)
-            else:
-                result = inner_loop(problem, theta0, tasks, inner, seed=seed, on_segment=self.accumulate)
-                accumulated, diverged_at, final_loss = result.accumulated, result.diverged_at, result.final_loss
+            result = inner_loop(problem, theta0, tasks, inner, seed=seed, on_segment=self.accumulate)
+            accumulated, diverged_at, final_loss = result.accumulated, result.diverged_at, result.final_loss
             ok = finite_rollouts(diverged_at, accumulated)
             grad = masked_task_mean(accumulated, ok)
         return MetaGradient(grad, int((~ok).sum()), {"inner_final_loss": mean_finite(final_loss)})
