@@ -183,7 +183,7 @@ def mean_loss_eigenvectors(problem: Problem, theta: Tensor, tasks: TaskSet, k: i
 
 @dataclass(frozen=True)
 class SpectrumSpec:
-    """exact_max: P at or below which the Hessian is formed and diagonalised (P² memory a
+    """exact_max: P at or below which (0: never) the Hessian is formed and diagonalised (P² memory a
     point); beyond, SLQ with ``probes`` Rademacher start vectors of ``lanczos`` steps each
     (probes·lanczos HVPs a point); seed: the probes."""
 
@@ -193,11 +193,10 @@ class SpectrumSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("exact_max", "lanczos", "probes"):
+        for name, least in (("exact_max", 0), ("lanczos", 1), ("probes", 2)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (2 if name == "probes" else 1):
-                raise ValueError(f"spectrum {name} must be an integer >= "
-                                 f"{2 if name == 'probes' else 1}, got {value!r}")
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"spectrum {name} must be an integer >= {least}, got {value!r}")
 
     def exact(self, size: int) -> bool:
         return size <= self.exact_max
