@@ -73,6 +73,13 @@ def point_spectra(problem: Problem, theta: Tensor, batch: dict, sspec: SpectrumS
     return np.concatenate(parts) if parts else np.zeros((0, 4 + 2 * m))
 
 
+def method(sspec: SpectrumSpec, p: int) -> dict:
+    """How the curvature was computed, JSON-ready (for ``run.info["diagnostics"]``)."""
+    return {"exact": sspec.exact(p), "param_count": p, "exact_max": sspec.exact_max,
+            "lanczos": sspec.lanczos, "probes": sspec.probes, "seed": sspec.seed,
+            "density_steps_max": DENSITY_STEPS}
+
+
 def density_steps(evaluated: np.ndarray) -> np.ndarray:
     """The evaluated steps that keep their density: all, or DENSITY_STEPS spread evenly."""
     if len(evaluated) <= DENSITY_STEPS:

@@ -37,7 +37,7 @@ from torch import Tensor
 from trajviz.engine.context import ChunkContext, ProblemRef
 from trajviz.engine.executors.base import IN_PROCESS, Executor
 from trajviz.engine.curvature import SpectrumSpec, top_eigenvalues
-from trajviz.engine.curvature_path import path_curvature
+from trajviz.engine.curvature_path import method, path_curvature
 from trajviz.engine.inner import InnerSpec, Trajectory, all_batches, minibatch_indices
 from trajviz.problem.models import unflatten
 from trajviz.data.stability import subsample_steps
@@ -79,11 +79,13 @@ LEVELS = {"full": {}, "ends": {"budget": 1}, "norms": {"sharpness": False, "curv
 @dataclass(frozen=True)
 class Diagnostics:
     """values: {name: [R, K+1]} numpy; steps: [S] the steps whose sharpness was evaluated;
-    subsampled: whether S < K+1."""
+    subsampled: whether S < K+1; curvature: how λ_min, trace and density were computed
+    (``curvature_path.method``; empty when they were not)."""
 
     values: dict[str, np.ndarray]
     steps: np.ndarray
     subsampled: bool
+    curvature: dict = field(default_factory=dict)
 
 
 def sharpness_steps(steps: int, param_count: int, budget: int) -> np.ndarray:
@@ -200,10 +202,10 @@ def path_diagnostics(problem: Problem, traj: Trajectory, tasks: TaskSet, spec: I
                 values_at = sharpness(problem, theta, batch, scale, dspec, executor, ref)
                 full[rows, cols] = torch.where(mask, values_at, nan)
             values[name] = full
-    arrays = {k: v.cpu().numpy() for k, v in values.items()}
+    arrays, how = {k: v.cpu().numpy() for k, v in values.items()}, {}
     if dspec.curvature and dspec.sharpness:
-        arrays.update(path_curvature(problem, params, ok, evaluated, batch, tasks,
-                                     replace(dspec.spectrum, seed=dspec.seed), dspec.chunk_bytes,
-                                     executor, ref))
-    return Diagnostics(arrays, evaluated,
-                       bool(len(evaluated) < points))
+        sspec = replace(dspec.spectrum, seed=dspec.seed)
+        arrays.update(path_curvature(problem, params, ok, evaluated, batch, tasks, sspec,
+                                     dspec.chunk_bytes, executor, ref))
+        how = method(sspec, p)
+    return Diagnostics(arrays, evaluated, bool(len(evaluated) < points), how)
