@@ -186,5 +186,6 @@ def test_diagnostics_store_curvature_at_the_sharpness_steps():
     np.testing.assert_array_equal(diag.values["spectrum_steps"], np.broadcast_to(keep, (3, len(keep))))
     assert diag.values["spectrum_nodes"].shape == (3, len(keep), 3)
     off = path_diagnostics(problem, traj, tasks, spec, 0, DiagnosticsSpec(curvature=False))
-    assert "lambda_min" not in off.values and "straight_loss" not in off.values
+    assert "lambda_min" not in off.values and "spectrum_nodes" not in off.values
+    np.testing.assert_array_equal(off.values["straight_loss"], diag.values["straight_loss"])
     assert density_steps(np.arange(101)).tolist() == list(range(0, 101, 5))

@@ -11,7 +11,8 @@ spectrum_steps                   [R, S] the steps whose density is kept (the sam
                                  for every rollout; float, NaN-free);
 spectrum_nodes, spectrum_weights [R, S, M] the spectral measure there (``curvature.Spectra``);
 straight_loss                    [R, K+1] the full-support loss at (1 − i/K)·θ0 + (i/K)·θ_K
-                                 (``straight``); NaN for a diverged path.
+                                 (``straight``; ``path_straight``, cheap: no HVPs, so
+                                 every diagnostics level has it); NaN for a diverged path.
 
 Every (rollout, step) point is evaluated at once, vmapped, in chunks through the
 executor seam, exactly as the sharpness is: exact (formed Hessian, ``eigvalsh``) up
@@ -88,11 +89,11 @@ def density_steps(evaluated: np.ndarray) -> np.ndarray:
 
 
 def path_curvature(problem: Problem, params: Tensor, ok: Tensor, evaluated: np.ndarray,
-                   batch: dict, tasks: TaskSet, sspec: SpectrumSpec, chunk_bytes: int,
+                   batch: dict, sspec: SpectrumSpec, chunk_bytes: int,
                    executor: Executor | None = None, ref: ProblemRef | None = None) -> dict[str, np.ndarray]:
     """The module docstring's arrays for R paths. params [R, K+1, P]; ok [R, K+1] the good
     points; evaluated [S'] the steps to evaluate (as the sharpness); batch {key: [R·S', ...]}
-    each (rollout, evaluated step) point's batch, rollout-major; tasks: the R tasks."""
+    each (rollout, evaluated step) point's batch, rollout-major. All but straight_loss."""
     runs, points, p = params.shape
     m = measure_size(p, sspec)
     cols = torch.as_tensor(evaluated, device=params.device, dtype=torch.long).repeat(runs)
@@ -113,8 +114,10 @@ def path_curvature(problem: Problem, params: Tensor, ok: Tensor, evaluated: np.n
     out["spectrum_steps"] = np.broadcast_to(keep.astype(np.float64), (runs, len(keep))).copy()
     out["spectrum_nodes"] = measure[..., 4:4 + m]
     out["spectrum_weights"] = measure[..., 4 + m:]
-    end = params[:, -1]
-    last_ok = ok[:, -1]
-    end = torch.where(last_ok[:, None], end, torch.full_like(end, float("nan")))
-    out["straight_loss"] = straight_losses(problem, params[:, 0], end, tasks, points).cpu().numpy()
     return out
+
+
+def path_straight(problem: Problem, params: Tensor, ok: Tensor, tasks: TaskSet) -> np.ndarray:
+    """[R, K+1] ``straight_loss`` of the module docstring (NaN for a diverged path)."""
+    end = torch.where(ok[:, -1:], params[:, -1], torch.full_like(params[:, -1], float("nan")))
+    return straight_losses(problem, params[:, 0], end, tasks, params.shape[1]).cpu().numpy()

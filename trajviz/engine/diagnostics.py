@@ -37,7 +37,7 @@ from torch import Tensor
 from trajviz.engine.context import ChunkContext, ProblemRef
 from trajviz.engine.executors.base import IN_PROCESS, Executor
 from trajviz.engine.curvature import SpectrumSpec, top_eigenvalues
-from trajviz.engine.curvature_path import method, path_curvature
+from trajviz.engine.curvature_path import method, path_curvature, path_straight
 from trajviz.engine.inner import InnerSpec, Trajectory, all_batches, minibatch_indices
 from trajviz.problem.models import unflatten
 from trajviz.data.stability import subsample_steps
@@ -205,7 +205,9 @@ def path_diagnostics(problem: Problem, traj: Trajectory, tasks: TaskSet, spec: I
     arrays, how = {k: v.cpu().numpy() for k, v in values.items()}, {}
     if dspec.curvature and dspec.sharpness:
         sspec = replace(dspec.spectrum, seed=dspec.seed)
-        arrays.update(path_curvature(problem, params, ok, evaluated, batch, tasks, sspec,
+        arrays.update(path_curvature(problem, params, ok, evaluated, batch, sspec,
                                      dspec.chunk_bytes, executor, ref))
         how = method(sspec, p)
+    with torch.no_grad():
+        arrays["straight_loss"] = path_straight(problem, params, ok, tasks)
     return Diagnostics(arrays, evaluated, bool(len(evaluated) < points), how)

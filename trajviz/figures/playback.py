@@ -15,6 +15,8 @@ they are computed, and ``frame_data`` hands them to ``assets/playback.js``):
   (the loss panel: recorded, then on the plane), then the cursor line, then the
   cursor dots (one per learner): ``panel_cursor_index``; then the panel's
   ``spec.extra_traces`` (a threshold panel: the threshold line, the crossing marks).
+* ``spectrum.spectrum_figure`` (the panel whose ``x_axis`` is not the step): see there;
+  its ``frame_data`` entry carries ``spectrum`` in place of cursor and dots.
 * ``panels.metrics_figure``: the panels it draws (``keys``, PANELS order), as above:
   ``metrics_cursor_indices``.
 * ``meta.meta_curves_figure``: per learner, one series per ``META_CURVES``
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from trajviz.viewmodel.selection import META_CURVES, PANELS, MetaSelection, Selection, panel_spec
+from trajviz.viewmodel.selection import META_CURVES, STEP_PANELS, MetaSelection, Selection, panel_spec
 from trajviz.viewmodel.axes import meta_curve_ranges, panel_axis
 
 GROUP = ("path", "start", "end", "tail", "head")
@@ -57,7 +59,7 @@ def metrics_cursor_indices(n_learners: int,
     """[(panel key, cursor index, dots index)] in ``metrics_figure`` drawing the panels
     ``keys`` (default: every panel), in PANELS order."""
     out, start = [], 0
-    for p in PANELS:
+    for p in STEP_PANELS:
         if keys is not None and p.key not in keys:
             continue
         cursor = start + panel_cursor_index(p.key, n_learners)
@@ -98,6 +100,10 @@ def frame_data(sel: Selection, main_id: str, panel_ids: dict[str, str], three_d:
     z = {n: sel.colour_of(sel.plane[n]) for n in sel.learners} if three_d else None
     panels = []
     for key, gid in panel_ids.items():
+        if panel_spec(key).x_axis != "step":  # the spectrum: its curves per kept step
+            from trajviz.figures.spectrum import spectrum_frame
+            panels.append(spectrum_frame(sel, gid))
+            continue
         cursor = panel_cursor_index(key, len(sel.learners))
         lo, hi = panel_axis(sel, key)["cursor"]
         panels.append({"id": gid, "cursor": cursor, "dots": cursor + 1, "lo": lo, "hi": hi,

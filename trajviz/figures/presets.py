@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from trajviz.viewmodel.selection import PANELS, MetaSelection, Selection
+from trajviz.viewmodel.selection import STEP_PANELS as PANELS, MetaSelection, Selection
 from trajviz.figures.meta import meta_figure
 from trajviz.figures.panels import panel_traces
 from trajviz.figures.plane import colour_range, surface_figure, zoom_box
