@@ -21,6 +21,7 @@ from trajviz.viewmodel.diagnosis import NOT_RECORDED
 from trajviz.viewmodel.selection import STEP_PANELS, Selection, panel_spec
 from trajviz.viewmodel.ticks import log_axis
 from trajviz.figures.restyle import threshold_line
+from trajviz.figures.spectrum import spectrum_figure
 from trajviz.figures.style import (
     APP_FONT,
     CURSOR_COLOUR,
@@ -132,7 +133,6 @@ def panel_figure(sel: Selection, key: str, frame: int | None = None,
     """One time-cursor panel (``key`` in PANEL_KEYS) for the app's grid."""
     spec = panel_spec(key)
     if spec.x_axis != "step":
-        from trajviz.figures.spectrum import spectrum_figure
         return spectrum_figure(sel, frame, paper)
     k = sel.frame(frame)
     traces, axis = panel_traces(sel, key, k)

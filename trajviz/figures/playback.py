@@ -101,7 +101,6 @@ def frame_data(sel: Selection, main_id: str, panel_ids: dict[str, str], three_d:
     panels = []
     for key, gid in panel_ids.items():
         if panel_spec(key).x_axis != "step":  # the spectrum: its curves per kept step
-            from trajviz.figures.spectrum import spectrum_frame
             panels.append(spectrum_frame(sel, gid))
             continue
         cursor = panel_cursor_index(key, len(sel.learners))
@@ -113,6 +112,22 @@ def frame_data(sel: Selection, main_id: str, panel_ids: dict[str, str], three_d:
             "main": {"id": main_id, "three_d": bool(three_d), "tail": TAIL,
                      "groups": _groups(sel.coords, sel.learners, z)},
             "panels": panels}
+
+
+def spectrum_frame(sel: Selection, graph_id: str) -> dict[str, Any]:
+    """The spectrum panel's entry in ``frame_data``: {id, spectrum: {traces, label, x, y,
+    label_x, curves [learner][kept step][G], index [K+1], texts [K+1]}} following the
+    trace order of ``figures.spectrum``; ``spectrum`` is None when the run kept no density."""
+    view = sel.spectrum
+    if view is None:
+        return {"id": graph_id, "spectrum": None}
+    curves = [[json_list(row, 4) for row in view.density[m]] if m in view.density else []
+              for m in sel.learners]
+    return {"id": graph_id, "spectrum": {
+        "traces": list(range(len(sel.learners))), "label": len(sel.learners),
+        "x": json_list(view.grid), "y": view.label_y(), "label_x": float(view.grid[-1]),
+        "curves": curves, "index": [int(i) for i in view.index],
+        "texts": [view.label(k) for k in range(sel.steps + 1)]}}
 
 
 def meta_frame_data(meta: MetaSelection, main_id: str, curves_id: str,

@@ -20,6 +20,7 @@ import numpy as np
 from trajviz.viewmodel.axes import panel_axis
 from trajviz.viewmodel.selection import Selection, panel_spec
 from trajviz.viewmodel.ticks import log_axis
+from trajviz.figures.spectrum import spectrum_axes
 from trajviz.figures.playback import frame_data, group_index, json_list, panel_cursor_index
 
 
@@ -51,7 +52,6 @@ def panel_restyle(sel: Selection, key: str) -> dict[str, Any]:
     type, range and ticks, as ``Plotly.relayout`` keys)."""
     spec = panel_spec(key)
     if spec.x_axis != "step":  # the spectrum: its new curves travel in the frame data
-        from trajviz.figures.spectrum import spectrum_axes
         return {"traces": [], "data": [], "layout": spectrum_axes(sel)}
     per = spec.traces_per_learner
     traces, data = [], []

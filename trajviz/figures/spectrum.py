@@ -1,6 +1,6 @@
 """The spectrum panel: the Hessian's eigenvalue density at the cursor's step.
 
-Trace order (the contract ``spectrum_frame`` hands to ``assets/playback.js``):
+Trace order (the contract ``playback.spectrum_frame`` hands to ``assets/playback.js``):
 one density curve per learner in the selection's order, then the step label (a
 text trace). The browser swaps each curve's ``y`` for the row of the kept step
 the cursor is at (``SpectrumView.index``) and the label's text: no server call
@@ -12,17 +12,9 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from trajviz.figures.playback import json_list
 from trajviz.figures.style import GRID_COLOUR, base_layout, clean, learner_colour
 from trajviz.viewmodel.diagnosis import NOT_RECORDED
 from trajviz.viewmodel.selection import Selection
-
-
-def step_label(sel: Selection, k: int) -> str:
-    """The label of the density shown at inner step ``k``."""
-    view = sel.spectrum
-    shown = int(view.steps[view.index[k]])
-    return f"step {shown}" if shown == k else f"step {shown} (cursor {k})"
 
 
 def spectrum_traces(sel: Selection, k: int) -> list[Any]:
@@ -37,9 +29,8 @@ def spectrum_traces(sel: Selection, k: int) -> list[Any]:
             x=clean(view.grid), y=clean(y[row]) if y is not None else [], mode="lines", name=n,
             showlegend=False, line={"color": colour, "width": 2, "shape": "spline"},
             hovertemplate=f"{n}<br>eigenvalue %{{x:.3g}}<br>density %{{y:.3g}}<extra></extra>"))
-    top = 10 ** (view.y_range[1] - 0.04 * (view.y_range[1] - view.y_range[0]))
     traces.append(go.Scatter(
-        x=[float(view.grid[-1])], y=[top], mode="text", text=[step_label(sel, k)],
+        x=[float(view.grid[-1])], y=[view.label_y()], mode="text", text=[view.label(k)],
         textposition="bottom left", name="step", showlegend=False, hoverinfo="skip",
         textfont={"color": "#52606d"}))
     return traces
@@ -75,21 +66,3 @@ def spectrum_axes(sel: Selection) -> dict[str, Any]:
         return {"yaxis.type": "linear", "yaxis.range": [0.0, 1.0], "yaxis.tickvals": None}
     return {"yaxis.type": "log", "yaxis.range": [float(v) for v in view.y_range],
             "yaxis.tickvals": None, "xaxis.range": [float(view.grid[0]), float(view.grid[-1])]}
-
-
-def spectrum_frame(sel: Selection, graph_id: str) -> dict[str, Any]:
-    """The spectrum panel's entry in ``playback.frame_data``: {id, spectrum: {traces, label,
-    x, y, curves [learner][kept step][G], index [K+1], texts [K+1]}}; ``spectrum`` is None
-    when the run kept no density (nothing moves)."""
-    view = sel.spectrum
-    if view is None:
-        return {"id": graph_id, "spectrum": None}
-    n = len(sel.learners)
-    curves = [[json_list(row, 4) for row in view.density[m]] if m in view.density else []
-              for m in sel.learners]
-    top = 10 ** (view.y_range[1] - 0.04 * (view.y_range[1] - view.y_range[0]))
-    return {"id": graph_id, "spectrum": {
-        "traces": list(range(n)), "label": n, "x": json_list(view.grid), "y": top,
-        "label_x": float(view.grid[-1]), "curves": curves,
-        "index": [int(i) for i in view.index],
-        "texts": [step_label(sel, k) for k in range(sel.steps + 1)]}}

@@ -19,6 +19,7 @@ import numpy as np
 from trajviz.data.run import Run
 from trajviz.viewmodel.diagnosis import Diagnosis, diagnostic_values, grouped
 from trajviz.viewmodel.labels import fmt
+from trajviz.viewmodel.straight import Straight, straight_line_text
 
 GRID = 160  # density grid points
 SMOOTH = 0.012  # Gaussian kernel width, as a fraction of the eigenvalue axis span
@@ -45,6 +46,15 @@ class SpectrumView:
     y_range: tuple[float, float]
     floor: float
     exact: bool
+
+    def label(self, k: int) -> str:
+        """What the panel says it shows at inner step ``k``."""
+        shown = int(self.steps[self.index[k]])
+        return f"step {shown}" if shown == k else f"step {shown} (cursor {k})"
+
+    def label_y(self) -> float:
+        """Where the label stands: near the top of the fixed density axis."""
+        return float(10 ** (self.y_range[1] - 0.04 * (self.y_range[1] - self.y_range[0])))
 
 
 def _measure(run: Run, learner: str):
@@ -155,10 +165,9 @@ def error_bars(run: Run, name: str, learners: Sequence[str], task: int | None) -
 
 
 def with_curvature(diag: Diagnosis, run: Run, panels, learners: Sequence[str], task: int | None,
-                   spectrum: SpectrumView | None, line) -> Diagnosis:
+                   spectrum: SpectrumView | None, line: Straight) -> Diagnosis:
     """``diag`` with the curvature panels' lines and error bars, the spectrum panel marked
     missing when the run kept no density, and the straight line's text."""
-    from trajviz.viewmodel.straight import straight_line_text
     lines, errors, missing = dict(diag.lines), dict(diag.errors), list(diag.missing)  # errors: half-widths
     for p in panels:
         if p.error and p.key not in missing:
