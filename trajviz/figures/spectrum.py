@@ -52,10 +52,9 @@ def spectrum_figure(sel: Selection, frame: int | None = None, paper: bool = Fals
         return fig
     fig.update_xaxes(range=[float(view.grid[0]), float(view.grid[-1])], autorange=False,
                      showgrid=True, gridcolor=GRID_COLOUR, zeroline=True, zerolinecolor="#9aa5b1",
-                     zerolinewidth=1.5, title={"text": "eigenvalue λ"})
+                     zerolinewidth=1.5)
     fig.update_yaxes(type="log", range=list(view.y_range), autorange=False, showgrid=True,
-                     gridcolor=GRID_COLOUR, exponentformat="power", dtick=1)
-    fig.update_layout(margin={"l": 44, "r": 10, "t": 8, "b": 34})
+                     gridcolor=GRID_COLOUR, exponentformat="power", dtick=2)
     return fig
 
 

@@ -33,6 +33,7 @@ def panel_axis(sel: Selection, key: str) -> dict[str, Any]:
         both = values + [[t] for t in [sel.diagnosis.thresholds.get(key)] if t is not None]
         err = sel.diagnosis.errors.get(key, {})
         both += [sel.series[key][n] + s * err[n] for n in err for s in (-1, 1)]
+        both += [[0.0]] if spec.zero_line else []  # the zero line is always in view
         log = use_log(both)
         rng = value_range(both, log=log, floor=None if log else 0.0)
     elif spec.fixed is not None:

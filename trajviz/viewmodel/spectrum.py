@@ -108,9 +108,8 @@ def method_line(run: Run) -> str:
     if c.get("exact"):
         return (f"Exact: the Hessian formed and diagonalised (P = {c.get('param_count')} ≤ "
                 f"{c.get('exact_max')}).")
-    return (f"Estimated (P = {c.get('param_count')}): stochastic Lanczos quadrature, "
-            f"{c.get('probes')} random probes × {c.get('lanczos')} Lanczos steps; bars ±2 "
-            "standard errors (trace) or the Ritz residual (λ_min).")
+    return (f"Estimated by Lanczos (P = {c.get('param_count')}: {c.get('probes')} probes × "
+            f"{c.get('lanczos')} steps); bars: ±2 standard errors (trace), residual (λ_min).")
 
 
 def lambda_min_line(series: dict[str, np.ndarray], learners: Sequence[str], task: int | None) -> str:
@@ -144,8 +143,11 @@ def spectrum_line(view: SpectrumView | None, run: Run) -> str:
         return ""
     kept = "every step" if len(view.steps) == run.steps + 1 else \
         f"{len(view.steps)} steps (the latest at or before the cursor is shown)"
-    return (f"Eigenvalue density of the Hessian at the cursor's step, kept at {kept}; "
-            f"log scale. {method_line(run).split(';')[0].rstrip('.')}.")
+    c = (run.info.get("diagnostics") or {}).get("curvature") or {}
+    how = "" if not c else f"Exact (P = {c.get('param_count')})." if c.get("exact") else \
+        (f"Stochastic Lanczos quadrature (P = {c.get('param_count')}, {c.get('probes')} probes × "
+         f"{c.get('lanczos')} steps).")
+    return f"x: eigenvalue λ (grey line: 0); y: density, log scale. Kept at {kept}. {how}".strip()
 
 
 def error_bars(run: Run, name: str, learners: Sequence[str], task: int | None) -> dict[str, np.ndarray]:
