@@ -97,7 +97,7 @@ def spectrum_view(run: Run, learners: Sequence[str], task: int | None) -> Spectr
     size = (run.info.get("diagnostics") or {}).get("curvature", {})
     exact = bool(size.get("exact")) if isinstance(size, dict) else False
     return SpectrumView(grid, steps, density, np.maximum(index, 0),
-                        (float(np.log10(floor)), float(np.log10(peak * 1.6))), floor, exact)
+                        (float(np.log10(floor)), float(np.log10(peak)) + 0.8), floor, exact)
 
 
 def method_line(run: Run) -> str:
