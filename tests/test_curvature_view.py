@@ -130,3 +130,14 @@ def test_the_store_keeps_the_curvature_with_the_light_arrays(curved, tmp_path):
     names = dict(next(e for n, e in doc["learners"] if n == "leap")["diagnostics"])
     for name in ("spectrum_nodes", "spectrum_weights", "straight_loss", "lambda_min"):
         assert doc["arrays"][names[name]]["file"] == "light"  # kept by a light record too
+
+
+def test_the_straight_line_paper_preset(curved):
+    from trajviz.figures.api import figure
+    run, _ = curved
+    fig = figure(run, "straight", task=None, preset="column", title="MLI")
+    n = len(run.learners)
+    assert fig.layout.width == round(3.3 * 96) and len(fig.data) == 3 * n + 2
+    assert "Straight" in fig.layout.annotations[0].text or "straight" in fig.layout.annotations[0].text
+    with pytest.raises(ValueError, match="preset figures are"):
+        figure(run, "panel", preset="column")
