@@ -39,7 +39,8 @@ def child(mode: str) -> None:
 
     from trajviz.kernels import fused
     from trajviz.spec.config import load_toml
-    from trajviz.pipeline.experiment import config_threads, run_experiment
+    from trajviz.pipeline.experiment import run_experiment
+    from trajviz.pipeline.heldout import config_threads
     from trajviz.store import new_run_id, write_run
 
     start = time.perf_counter()

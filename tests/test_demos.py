@@ -9,9 +9,29 @@ DEMOS = Path(__file__).resolve().parents[1] / "trajviz" / "demos"
 
 
 @pytest.mark.parametrize("path", sorted(DEMOS.glob("*.toml")), ids=lambda p: p.name)
-def test_demo_config_parses(path):
+def test_each_shipped_config_runs_end_to_end_at_a_small_size(path):
+    """Every shipped config runs as written, its learners, family and slices included, with
+    only its sizes cut down (the full runs are bench/bench_demo.py's)."""
+    import numpy as np
+
+    from trajviz import run_experiment
+    from trajviz.spec.config import from_dict, to_dict
+
     config = load_toml(path)
-    assert config.name
+    data = to_dict(config)
+    data["heldout_tasks"] = 3
+    data["inner"]["steps"] = min(config.inner.steps, 4)
+    data["outer"].update(meta_steps=2, meta_batch=2, eval_every=1)
+    data["slices"]["resolution"] = 5
+    small = from_dict(data)
+    run = run_experiment(small)
+    assert run.config["family"] == config.family
+    assert set(run.learners) == set(config.learners)
+    assert set(run.views) == set(config.slices.kinds)
+    for record in run.learners.values():
+        assert record.losses.shape == (3, small.inner.steps + 1)
+        assert np.isfinite(record.losses[:, 0]).all()
+        assert set(record.metrics) >= {"length", "auc", "final_loss"}
 
 
 def test_demo_runs_are_the_sinusoid_and_linear2d_files():

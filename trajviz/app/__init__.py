@@ -21,12 +21,14 @@ ASSETS = Path(__file__).resolve().parent / "assets"  # the CSS and clientside JS
 def create_app(runs_dir: str | Path, token: str | None = None) -> Dash:
     """A Dash app showing the runs in ``runs_dir`` (read when the page loads, not here).
     With ``token``, every request must carry it (``guard.install``)."""
-    from trajviz.spec.names import FAMILY_NAMES, LEARNER_NAMES
+    from trajviz.spec.names import LEARNER_NAMES
+    from trajviz.spec.plugins import offered_families
     from trajviz.app.callbacks import register
     from trajviz.app.guard import install
     from trajviz.app.layout import build_layout
     from trajviz.app.state import AppState
     from trajviz.app.whatif import register_whatif
+    from trajviz.app.whatif_route import register_route
 
     if not (ASSETS / "playback.js").is_file():
         raise ValueError(f"trajviz's browser assets are missing from {ASSETS}; "
@@ -34,9 +36,10 @@ def create_app(runs_dir: str | Path, token: str | None = None) -> Dash:
     state = AppState.for_dir(Path(runs_dir))
     app = Dash(__name__, assets_folder=str(ASSETS), title="trajviz", update_title=None,
                serve_locally=True)
-    app.layout = build_layout(sorted(FAMILY_NAMES), list(LEARNER_NAMES))
+    app.layout = build_layout(offered_families(), list(LEARNER_NAMES))
     register(app, state)
     register_whatif(app, state)
+    register_route(app, state)  # the sliders' fast JSON route (assets/whatif.js)
     install(app, token)
     app.trajviz_state = state  # for tests and shutdown
     return app

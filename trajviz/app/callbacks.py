@@ -226,7 +226,7 @@ def start_job(state: AppState, family: str, learners: list[str], steps: Any, met
               seed: Any, name: str | None) -> dict[str, Any]:
     """Validate the form and launch a background run."""
     try:
-        family = inputs.text(family, "family", empty=False)
+        family = inputs.family(family)  # only what the form offers: nothing else is run
         learners = inputs.names(learners)
         name = inputs.text(name, "name", limit=inputs.MAX_NAME)
         config = job_config(family, learners, _int(steps, "inner steps"),

@@ -34,6 +34,19 @@ def run_id(value: Any) -> str | None:
     return value
 
 
+def family(value: Any) -> str:
+    """A family the New-run form offers: built in or an installed ``trajviz.families``
+    entry point (``spec.plugins.offered_families``); never a ``module:function``."""
+    from trajviz.spec.plugins import offered_families
+
+    value = text(value, "family", empty=False)
+    offered = offered_families()
+    if value not in offered:
+        raise ValueError(f"family {_show(value)} is not one of {', '.join(offered)}; the page "
+                         "starts runs of these only (declare your own: docs/plugins.md)")
+    return value
+
+
 def text(value: Any, what: str, limit: int = MAX_TEXT, empty: bool = True) -> str | None:
     """A short string (or None when ``empty``)."""
     if value is None and empty:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trajviz.store.files import write_json
+
 
 def job_config(family: str, learners: list[str], steps: int, meta_steps: int, seed: int,
                name: str = ""):
@@ -112,7 +114,7 @@ class JobManager:
         from trajviz.spec.config import to_dict
 
         job_id, folder = scratch("job")
-        (folder / "config.json").write_text(json.dumps(to_dict(config)), encoding="utf-8")
+        write_json(folder / "config.json", to_dict(config))
         process = spawn(folder, ["trajviz.app.jobs", str(folder / "config.json"), str(self.runs_dir),
                                  str(folder / "progress.json")],
                         {"TRAJVIZ_PARENT_PID": str(os.getpid())})
@@ -202,9 +204,7 @@ class _Reporter:
         self._last = 0.0
 
     def write(self, **status: Any) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_json(self.path, status)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         kind, _, name = stage.partition(":")
@@ -254,7 +254,7 @@ def work(config_path: Path, runs_dir: Path, progress_path: Path) -> int:
     reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
     try:
         from trajviz.spec.config import from_dict
-        from trajviz.engine.executors.base import SCHEDULER_ENV
+        from trajviz.engine.executors import SCHEDULER_ENV
         from trajviz.pipeline.experiment import run_experiment
         from trajviz.store import new_run_id, write_run
 

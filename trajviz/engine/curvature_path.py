@@ -28,7 +28,7 @@ from torch import Tensor
 from trajviz.data.stability import subsample_steps
 from trajviz.engine.context import ChunkContext, ProblemRef
 from trajviz.engine.curvature import SpectrumSpec, spectra
-from trajviz.engine.executors.base import IN_PROCESS, Executor
+from trajviz.engine.executors import IN_PROCESS, Executor
 from trajviz.engine.straight import straight_losses
 from trajviz.problem.tasks import Problem, TaskSet
 
