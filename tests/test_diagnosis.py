@@ -151,7 +151,8 @@ def test_adam_draws_the_preconditioned_sharpness(diag):
 
 def test_runs_without_diagnostics_say_not_recorded(plain):
     sel = S.select(plain, "pca")
-    assert set(sel.diagnosis.missing) == {"sharpness", "grad_norm", "update_norm"}
+    assert set(sel.diagnosis.missing) == {"sharpness", "grad_norm", "update_norm", "lambda_min",
+                                          "trace", "spectrum", "straight"}
     assert NOT_RECORDED in sel.diagnosis.lines["sharpness"]
     fig = F.panel_figure(sel, "sharpness")
     assert any(NOT_RECORDED.capitalize() == a.text for a in fig.layout.annotations)
@@ -236,7 +237,10 @@ def test_panel_sets_and_panel_lines():
     shown = {k for k, s in zip(keys, steps) if s == {}}
     assert shown == {"loss", "sharpness", "grad_norm", "update_norm"}
     assert {k for k, s in zip(keys, shape) if s == {}} == {
-        "loss", "length", "oscillation", "monotonicity", "residual"}
+        "loss", "straight", "length", "oscillation", "monotonicity", "residual"}
+    curvature = cb.panel_styles("curvature")
+    assert {k for k, s in zip(keys, curvature) if s == {}} == {
+        "loss", "sharpness", "lambda_min", "trace", "spectrum"}
     assert cb.panel_styles(None) == shape
 
 
@@ -248,8 +252,8 @@ def test_draw_and_run_controls_carry_the_diagnostics(diag, tmp_path):
     assert out["panel_notes"]["length"] == ""
     names = [t.name for t in out["panels"]["sharpness"].data]
     assert names[-2:] == ["stability threshold", "crosses threshold"]
-    assert [p["id"] for p in out["data"]["panels"]][-3:] == [
-        "panel-sharpness", "panel-grad_norm", "panel-update_norm"]
+    assert [p["id"] for p in out["data"]["panels"] if "spectrum" not in p][-3:] == [
+        "panel-trace", "panel-grad_norm", "panel-update_norm"]
     controls = cb.run_controls(state, "diag")
     hint = controls["summary"][0].children
     assert "Never bold: leap (diverged on 1 of 4 tasks)" in hint

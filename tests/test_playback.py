@@ -15,8 +15,10 @@ def test_the_indices_by_hand():
     assert [P.group_index(0, p) for p in P.GROUP] == [1, 2, 3, 4, 5]
     assert P.group_index(2, "head") == 15
     assert P.panel_cursor_index("loss", 3) == 6 and P.panel_cursor_index("length", 3) == 3
-    # loss: 6 series + cursor + dots = 8 traces; length starts at 8: 3 series, cursor at 11
-    assert P.metrics_cursor_indices(3)[:2] == [("loss", 6, 7), ("length", 11, 12)]
+    # loss: 6 series + cursor + dots = 8 traces; length starts at 8: 3 series, cursor at 11;
+    # straight starts at 13: 9 series (line, path, slice segment per learner), cursor at 22
+    assert P.metrics_cursor_indices(3)[:3] == [("loss", 6, 7), ("length", 11, 12), ("straight", 22, 23)]
+    assert P.metrics_cursor_indices(3, ("loss", "straight"))[1] == ("straight", 17, 18)
     assert P.meta_cursor_index(1, 3) == 3 * len(F.META_CURVES) + 1
     assert P.json_list([1.234567, float("nan"), float("inf")]) == [1.2346, None, None]
     assert P.tail_of(list(range(10)), 5) == [2, 3, 4, 5] and P.tail_of(list(range(10)), 1) == [0, 1]
@@ -52,6 +54,8 @@ def test_frame_data_indices_match_the_figures(run3):
         assert len(g["z"]) == sel.steps + 1
     for p in data["panels"]:
         key = p["id"].removeprefix("panel-")
+        if "spectrum" in p:  # its own entry (figures.spectrum), checked in test_curvature_view
+            continue
         panel = F.panel_figure(sel, key)
         assert panel.data[p["cursor"]].name == "cursor" and panel.data[p["dots"]].name == "now"
         assert (p["lo"], p["hi"]) == pytest.approx(tuple(panel.data[p["cursor"]].y))

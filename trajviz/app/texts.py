@@ -75,6 +75,49 @@ EXPLAIN: dict[str, tuple[str, tuple[str, ...]]] = {
          "2021). For Adam the raw Hessian has no such line; the panel draws the preconditioned "
          "sharpness λ_max(P⁻¹H) against (2+2β1)/((1−β1)·lr) instead, and says so below it."),
     )),
+    "lambda_min": ("Smallest eigenvalue λ_min: is the path at a saddle?", (
+        ("The Hessian's eigenvalues are the curvatures of the loss along its principal "
+         "directions. λ_min is the smallest: the most downward-curving direction at that step."),
+        ("Above the zero line every direction curves up: the path is inside a bowl. Below it the "
+         "loss curves downward along at least one direction: the path is at a saddle point or on "
+         "a ridge. Gradient descent is not stuck there, but it leaves slowly until it finds "
+         "that downhill direction; paths that start at negative curvature often show a "
+         "plateau in the loss before it drops."),
+        ("Small networks are computed exactly (the whole Hessian, for up to 256 parameters); "
+         "larger ones by Lanczos iterations, with a bar: the true value lies at or below the "
+         "dot, within the bar."),
+    )),
+    "trace": ("Trace: the total curvature", (
+        ("The trace is the sum of all the Hessian's eigenvalues: how much the loss bends, added "
+         "over every direction. A large trace means a narrow valley in many directions at once; "
+         "a trace that falls along the path means training is settling into a flatter region."),
+        ("Beside the sharpness (the single largest curvature) it tells whether the curvature is "
+         "concentrated in a few directions or spread over many. For large models it is "
+         "estimated from random probes (Hutchinson's method); the bar is ±2 standard errors."),
+    )),
+    "spectrum": ("Eigenvalue density at the cursor's step", (
+        ("A histogram of all the Hessian's eigenvalues at the step the cursor is on, smoothed, "
+         "on a log scale: each curve is one learner. Press ▶ Play to watch it change step by "
+         "step; between the steps that were kept it shows the last one before the cursor."),
+        ("Mass left of zero is negative curvature (saddle directions). A few eigenvalues far to "
+         "the right are the sharp directions that limit the step size; a tall peak at zero means "
+         "most directions barely change the loss at all, which is typical of networks."),
+        ("Small networks are exact; larger ones use stochastic Lanczos quadrature (Ghorbani et "
+         "al., 2019), which finds the extreme eigenvalues well and the bulk approximately."),
+    )),
+    "straight": ("The straight line from θ0 to θ_K", (
+        ("The dotted curve is the loss along the straight line from where training started "
+         "(θ0) to where it ended (θ_K); step i on the axis is the point i/K of the way along it. "
+         "The solid curve is the loss along the path gradient descent actually took. Both begin "
+         "and end at the same two points."),
+        ("If the straight line goes downhill all the way (monotone), there was no barrier "
+         "between start and end: the path's detours were not needed to get around a hill. "
+         "Goodfellow et al. (2015) found this for many networks. A bump on the straight line "
+         "means the path had to go around it."),
+        ("Leap shortens the path itself; a short path from a good θ0 stays close to this line. "
+         "The dash-dot curve is the same segment between the projected ends on the slice, read "
+         "off the picture: where it differs from the dotted one, the slice hides the barrier."),
+    )),
     "grad_norm": ("Gradient norm", (
         ("The length ‖∇f(θ_i)‖ of the gradient at each step, on that step's batch. A flat region "
          "(a small gradient) makes slow progress even with a good step size."),

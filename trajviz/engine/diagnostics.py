@@ -12,6 +12,10 @@ preconditioned_sharpness  Adam only: λ_max(P_i⁻¹·∇²f_i(θ_i)) with
                           recorded gradients exactly as the optimiser built it
                           (so θ_{i+1} − θ_i = −lr·P_i⁻¹·m_i).
 
+With ``DiagnosticsSpec.curvature`` (the default) the same points also get the
+smallest eigenvalue, the trace and the spectral density, and each path its
+straight line θ0 → θ_K (``curvature_path``: its names and shapes).
+
 Every entry at or after a rollout's divergence (``diverged_at``) is NaN.
 Sharpness is by Hessian-vector products (``hessian.top_eigenvalue``), vmapped
 over all (rollout, step) points at once, in chunks sized to memory that go
@@ -24,7 +28,7 @@ which were done. Thresholds and crossings: ``stability``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -32,7 +36,8 @@ from torch import Tensor
 
 from trajviz.engine.context import ChunkContext, ProblemRef
 from trajviz.engine.executors import IN_PROCESS, Executor
-from trajviz.engine.curvature import top_eigenvalues
+from trajviz.engine.curvature import SpectrumSpec, top_eigenvalues
+from trajviz.engine.curvature_path import method, path_curvature, path_straight
 from trajviz.engine.inner import InnerSpec, Trajectory, all_batches, minibatch_indices
 from trajviz.problem.models import unflatten
 from trajviz.data.stability import subsample_steps
@@ -45,13 +50,17 @@ class DiagnosticsSpec:
     eigenvalue is negative);
     budget: (K+1)·P above which sharpness steps are subsampled (to budget // P steps);
     chunk_bytes: working memory per vmapped chunk of points; seed: the start vector;
-    sharpness: False skips the HVPs (sharpness NaN everywhere, no steps evaluated)."""
+    sharpness: False skips the HVPs (sharpness NaN everywhere, no steps evaluated);
+    curvature: also λ_min, trace, density and the straight line (``curvature_path``),
+    at the sharpness's steps, with ``spectrum`` (its probes are seeded by ``seed``)."""
 
     iters: int = 20
     budget: int = 4_000_000
     chunk_bytes: int = 64 << 20
     seed: int = 0
     sharpness: bool = True
+    curvature: bool = True
+    spectrum: SpectrumSpec = field(default_factory=SpectrumSpec)
 
     def __post_init__(self) -> None:
         for name in ("iters", "budget", "chunk_bytes"):
@@ -63,17 +72,20 @@ class DiagnosticsSpec:
 # How much of the diagnostics to compute, as DiagnosticsSpec overrides: "full" (sharpness at
 # every step the budget allows), "ends" (sharpness at steps 0 and K), "norms" (grad and
 # update norms only: the HVPs are most of the cost) or "none" (no diagnostics at all).
-LEVELS = {"full": {}, "ends": {"budget": 1}, "norms": {"sharpness": False}, "none": None}
+LEVELS = {"full": {}, "ends": {"budget": 1}, "norms": {"sharpness": False, "curvature": False},
+          "none": None}
 
 
 @dataclass(frozen=True)
 class Diagnostics:
     """values: {name: [R, K+1]} numpy; steps: [S] the steps whose sharpness was evaluated;
-    subsampled: whether S < K+1."""
+    subsampled: whether S < K+1; curvature: how λ_min, trace and density were computed
+    (``curvature_path.method``; empty when they were not)."""
 
     values: dict[str, np.ndarray]
     steps: np.ndarray
     subsampled: bool
+    curvature: dict = field(default_factory=dict)
 
 
 def sharpness_steps(steps: int, param_count: int, budget: int) -> np.ndarray:
@@ -190,5 +202,12 @@ def path_diagnostics(problem: Problem, traj: Trajectory, tasks: TaskSet, spec: I
                 values_at = sharpness(problem, theta, batch, scale, dspec, executor, ref)
                 full[rows, cols] = torch.where(mask, values_at, nan)
             values[name] = full
-    return Diagnostics({k: v.cpu().numpy() for k, v in values.items()}, evaluated,
-                       bool(len(evaluated) < points))
+    arrays, how = {k: v.cpu().numpy() for k, v in values.items()}, {}
+    if dspec.curvature and dspec.sharpness:
+        sspec = replace(dspec.spectrum, seed=dspec.seed)
+        arrays.update(path_curvature(problem, params, ok, evaluated, batch, sspec,
+                                     dspec.chunk_bytes, executor, ref))
+        how = method(sspec, p)
+    with torch.no_grad():
+        arrays["straight_loss"] = path_straight(problem, params, ok, tasks)
+    return Diagnostics(arrays, evaluated, bool(len(evaluated) < points), how)

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from trajviz.data.run import Run
 from trajviz.viewmodel.selection import select, select_meta
 
-WHATS = ("surface", "metrics", "meta", "meta_curves", "panel")
+WHATS = ("surface", "metrics", "meta", "meta_curves", "panel", "straight")
 
 
 def figure(run: Run, what: str = "surface", *, slice_name: str | None = None,
@@ -23,7 +23,8 @@ def figure(run: Run, what: str = "surface", *, slice_name: str | None = None,
            frame: int | None = None, preset: str | None = None, title: str | None = None,
            three_d: bool = False, zoom: str = "fit", panel: str = "loss") -> go.Figure:
     """One figure of ``run``: ``what`` is surface, metrics (every panel), panel (one,
-    ``panel`` names it), meta (θ0 across meta-training) or meta_curves. ``task`` a
+    ``panel`` names it), straight (the line θ0 → θ_K beside the path), meta (θ0 across
+    meta-training) or meta_curves. ``task`` a
     held-out task index, None for the task mean (averaged points, not a path taken);
     ``frame`` the step (None: the last); ``preset`` None, "column" or "page".
     ValueError (one line) for an unknown name or a task out of range."""
@@ -49,6 +50,10 @@ def figure(run: Run, what: str = "surface", *, slice_name: str | None = None,
         if preset is not None:
             return P.paper_metrics(sel, preset, frame, title)
         fig = F.metrics_figure(sel, frame)
+    elif what == "straight":
+        if preset is not None:
+            return P.paper_straight(sel, preset, frame, title)
+        fig = F.panel_figure(sel, "straight", frame)
     else:
         fig = F.panel_figure(sel, panel, frame)
     if title is not None:

@@ -18,9 +18,10 @@ from plotly.subplots import make_subplots
 from trajviz.viewmodel.axes import panel_axis
 from trajviz.viewmodel.honesty import honesty_notes
 from trajviz.viewmodel.diagnosis import NOT_RECORDED
-from trajviz.viewmodel.selection import PANELS, Selection, panel_spec
+from trajviz.viewmodel.selection import STEP_PANELS, Selection, panel_spec
 from trajviz.viewmodel.ticks import log_axis
 from trajviz.figures.restyle import threshold_line
+from trajviz.figures.spectrum import spectrum_figure
 from trajviz.figures.style import (
     APP_FONT,
     CURSOR_COLOUR,
@@ -46,13 +47,20 @@ def panel_traces(sel: Selection, key: str, k: int,
     spec = panel_spec(key)
     pa = panel_axis(sel, key)
     rng, log = pa["range"], pa["log"]
+    errors = sel.diagnosis.errors.get(key, {})
     for n in sel.learners:
         colour = learner_colour(n)
+        err = errors.get(n)
         traces.append(go.Scatter(
             x=steps, y=clean(sel.series[key][n]), mode="lines+markers", name=n,
-            legendgroup=n, showlegend=legend, line={"color": colour, "width": 2},
+            legendgroup=n, showlegend=legend,
+            line={"color": colour, "width": 2, "dash": "dot" if key == "straight" else "solid"},
             marker={"size": 4, "color": colour},
+            error_y=None if err is None else {"type": "data", "array": clean(err), "width": 0,
+                                              "thickness": 1, "color": colour},
             hovertemplate=f"{n}<br>step %{{x}}<br>{spec.y_title}: %{{y:.4g}}<extra></extra>"))
+        if key == "straight":
+            traces += straight_traces(sel, n, steps, colour)
         if key == "loss":
             traces.append(go.Scatter(
                 x=steps, y=clean(sel.plane[n]), mode="lines", name=f"{n} on the slice",
@@ -77,6 +85,20 @@ def panel_traces(sel: Selection, key: str, k: int,
     if log:
         axis["y"].update(log_axis(rng))  # decades or ≤ 6 distinct labels
     return traces, axis
+
+
+def straight_traces(sel: Selection, n: str, steps: np.ndarray, colour: str) -> list[Any]:
+    """The straight panel's 2nd and 3rd traces of learner ``n``: the path's own recorded loss
+    (solid) and the loss along the plane's straight segment (dash-dot)."""
+    return [go.Scatter(x=steps, y=clean(sel.series["loss"][n]), mode="lines", name=f"{n} path",
+                       legendgroup=n, showlegend=False, line={"color": colour, "width": 1.2},
+                       opacity=0.6,
+                       hovertemplate=f"{n} path<br>step %{{x}}<br>loss %{{y:.4g}}<extra></extra>"),
+            go.Scatter(x=steps, y=clean(sel.straight.plane[n]), mode="lines",
+                       name=f"{n} straight on the slice", legendgroup=n, showlegend=False,
+                       line={"color": colour, "width": 1, "dash": "dashdot"}, opacity=0.6,
+                       hovertemplate=f"{n} straight segment on the slice<br>t = step/K, step "
+                                     "%{x}<br>loss %{y:.4g}<extra></extra>")]
 
 
 def threshold_traces(sel: Selection, key: str) -> list[Any]:
@@ -110,6 +132,8 @@ def panel_figure(sel: Selection, key: str, frame: int | None = None,
                  paper: bool = False) -> go.Figure:
     """One time-cursor panel (``key`` in PANEL_KEYS) for the app's grid."""
     spec = panel_spec(key)
+    if spec.x_axis != "step":
+        return spectrum_figure(sel, frame, paper)
     k = sel.frame(frame)
     traces, axis = panel_traces(sel, key, k)
     fig = go.Figure(traces)
@@ -132,9 +156,9 @@ def panel_figure(sel: Selection, key: str, frame: int | None = None,
 
 
 def metrics_keys(sel: Selection | None = None) -> tuple[str, ...]:
-    """The panels ``metrics_figure`` draws: every panel of PANELS the run recorded."""
+    """The panels ``metrics_figure`` draws: every step panel of PANELS the run recorded."""
     missing = sel.diagnosis.missing if sel is not None else ()
-    return tuple(p.key for p in PANELS if p.key not in missing)
+    return tuple(p.key for p in STEP_PANELS if p.key not in missing)
 
 
 def metrics_rows(sel: Selection | None = None) -> int:

@@ -15,6 +15,8 @@ they are computed, and ``frame_data`` hands them to ``assets/playback.js``):
   (the loss panel: recorded, then on the plane), then the cursor line, then the
   cursor dots (one per learner): ``panel_cursor_index``; then the panel's
   ``spec.extra_traces`` (a threshold panel: the threshold line, the crossing marks).
+* ``spectrum.spectrum_figure`` (the panel whose ``x_axis`` is not the step): see there;
+  its ``frame_data`` entry carries ``spectrum`` in place of cursor and dots.
 * ``panels.metrics_figure``: the panels it draws (``keys``, PANELS order), as above:
   ``metrics_cursor_indices``.
 * ``meta.meta_curves_figure``: per learner, one series per ``META_CURVES``
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from trajviz.viewmodel.selection import META_CURVES, PANELS, MetaSelection, Selection, panel_spec
+from trajviz.viewmodel.selection import META_CURVES, STEP_PANELS, MetaSelection, Selection, panel_spec
 from trajviz.viewmodel.axes import meta_curve_ranges, panel_axis
 
 GROUP = ("path", "start", "end", "tail", "head")
@@ -57,7 +59,7 @@ def metrics_cursor_indices(n_learners: int,
     """[(panel key, cursor index, dots index)] in ``metrics_figure`` drawing the panels
     ``keys`` (default: every panel), in PANELS order."""
     out, start = [], 0
-    for p in PANELS:
+    for p in STEP_PANELS:
         if keys is not None and p.key not in keys:
             continue
         cursor = start + panel_cursor_index(p.key, n_learners)
@@ -98,6 +100,9 @@ def frame_data(sel: Selection, main_id: str, panel_ids: dict[str, str], three_d:
     z = {n: sel.colour_of(sel.plane[n]) for n in sel.learners} if three_d else None
     panels = []
     for key, gid in panel_ids.items():
+        if panel_spec(key).x_axis != "step":  # the spectrum: its curves per kept step
+            panels.append(spectrum_frame(sel, gid))
+            continue
         cursor = panel_cursor_index(key, len(sel.learners))
         lo, hi = panel_axis(sel, key)["cursor"]
         panels.append({"id": gid, "cursor": cursor, "dots": cursor + 1, "lo": lo, "hi": hi,
@@ -107,6 +112,22 @@ def frame_data(sel: Selection, main_id: str, panel_ids: dict[str, str], three_d:
             "main": {"id": main_id, "three_d": bool(three_d), "tail": TAIL,
                      "groups": _groups(sel.coords, sel.learners, z)},
             "panels": panels}
+
+
+def spectrum_frame(sel: Selection, graph_id: str) -> dict[str, Any]:
+    """The spectrum panel's entry in ``frame_data``: {id, spectrum: {traces, label, x, y,
+    label_x, curves [learner][kept step][G], index [K+1], texts [K+1]}} following the
+    trace order of ``figures.spectrum``; ``spectrum`` is None when the run kept no density."""
+    view = sel.spectrum
+    if view is None:
+        return {"id": graph_id, "spectrum": None}
+    curves = [[json_list(row, 4) for row in view.density[m]] if m in view.density else []
+              for m in sel.learners]
+    return {"id": graph_id, "spectrum": {
+        "traces": list(range(len(sel.learners))), "label": len(sel.learners),
+        "x": json_list(view.grid), "y": view.label_y(), "label_x": float(view.grid[-1]),
+        "curves": curves, "index": [int(i) for i in view.index],
+        "texts": [view.label(k) for k in range(sel.steps + 1)]}}
 
 
 def meta_frame_data(meta: MetaSelection, main_id: str, curves_id: str,

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from trajviz.viewmodel.selection import PANELS, MetaSelection, Selection
+from trajviz.viewmodel.selection import STEP_PANELS as PANELS, MetaSelection, Selection
 from trajviz.figures.meta import meta_figure
 from trajviz.figures.panels import panel_traces
 from trajviz.figures.plane import colour_range, surface_figure, zoom_box
@@ -39,7 +39,7 @@ class Preset:
 
 
 PRESETS = {"column": Preset("column", 3.3), "page": Preset("page", 6.9)}
-WHATS = ("surface", "metrics", "meta")
+WHATS = ("surface", "metrics", "meta", "straight")
 
 
 def preset_of(name: str) -> Preset:
@@ -164,6 +164,37 @@ def paper_metrics(sel: Selection, preset: str, frame: int | None = None,
         bottom = 80
     fig.update_layout(width=p.px, height=top + bottom + rows * row_h, meta={"key": sel.key},
                       margin={"l": 40, "r": 10, "t": top, "b": bottom}, legend=legend)
+    return paper_fonts(fig)
+
+
+def paper_straight(sel: Selection, preset: str, frame: int | None = None,
+                   title: str | None = None) -> go.Figure:
+    """The straight line θ0 → θ_K beside each path's own loss, at ``preset`` width: the
+    classic linear-interpolation figure (Goodfellow et al., 2015), with the key and which
+    lines are monotone below it."""
+    p = preset_of(preset)
+    k = sel.frame(frame)
+    traces, axis = panel_traces(sel, "straight", k, legend=False)
+    fig = go.Figure(traces)
+    base_layout(fig, True)
+    fig.update_xaxes(title={"text": "inner step i  (straight line: t = i/K)"},
+                     dtick=step_dtick(sel.steps), **axis["x"])
+    axis["y"]["title"] = {"text": "loss"}
+    fig.update_yaxes(exponentformat="power", **axis["y"])
+    names = [f"<span style='color:{learner_colour(n)}'>━ {n}</span>" for n in sel.learners]
+    per = 3 if p.name == "column" else 6
+    lines = ["   ".join(names[i:i + per]) for i in range(0, len(names), per)]
+    lines.append("··· straight θ0→θ_K   ━ path taken   -·- straight on the slice")
+    words = sel.diagnosis.lines.get("straight", "").split(". ")[-1]
+    lines += wrap(words, 52 if p.name == "column" else 110).split("<br>") if words else []
+    top = _title(fig, title, 8)
+    bottom = 15 * len(lines) + 44
+    height = int(p.px * (0.62 if p.name == "column" else 0.4))
+    fig.add_annotation(text="<br>".join(lines), xref="paper", yref="paper", x=0,
+                       y=-(bottom - 4) / height, xanchor="left", yanchor="bottom",
+                       showarrow=False, align="left", font={"size": FONT_PX})
+    fig.update_layout(width=p.px, height=top + bottom + height, showlegend=False,
+                      margin={"l": 44, "r": 10, "t": top, "b": bottom}, meta={"key": sel.key})
     return paper_fonts(fig)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from trajviz.viewmodel.axes import panel_axis
 from trajviz.viewmodel.selection import Selection, panel_spec
 from trajviz.viewmodel.ticks import log_axis
+from trajviz.figures.spectrum import spectrum_axes
 from trajviz.figures.playback import frame_data, group_index, json_list, panel_cursor_index
 
 
@@ -50,6 +51,8 @@ def panel_restyle(sel: Selection, key: str) -> dict[str, Any]:
     """{traces, data, layout}: one panel's series (and threshold line) and y axis (its
     type, range and ticks, as ``Plotly.relayout`` keys)."""
     spec = panel_spec(key)
+    if spec.x_axis != "step":  # the spectrum: its new curves travel in the frame data
+        return {"traces": [], "data": [], "layout": spectrum_axes(sel)}
     per = spec.traces_per_learner
     traces, data = [], []
     for i, n in enumerate(sel.learners):
@@ -58,6 +61,9 @@ def panel_restyle(sel: Selection, key: str) -> dict[str, Any]:
         if key == "loss":
             traces.append(per * i + 1)
             data.append({"y": json_list(sel.plane[n])})
+        if key == "straight":  # the path's own loss, the segment on the slice
+            traces += [per * i + 1, per * i + 2]
+            data += [{"y": json_list(sel.series["loss"][n])}, {"y": json_list(sel.straight.plane[n])}]
     if spec.threshold:
         traces.append(panel_cursor_index(key, len(sel.learners)) + 2)
         data.append(threshold_line(sel, key))

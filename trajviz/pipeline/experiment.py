@@ -135,7 +135,8 @@ def diagnostics_info(spec: InnerSpec, diag: Diagnostics, iters: int) -> dict:
     threshold, applies_to, rule = stability_threshold(spec.optimizer.name, dict(spec.optimizer.hyper))
     return {"optimizer": spec.optimizer.name, "threshold": threshold, "threshold_applies_to": applies_to,
             "threshold_rule": rule, "steps": diag.steps.tolist(), "subsampled": diag.subsampled,
-            "power_iterations": iters, "names": list(diag.values)}
+            "power_iterations": iters, "names": list(diag.values),
+            **({"curvature": diag.curvature} if diag.curvature else {})}
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,16 @@ def panel_axis(sel: Selection, key: str) -> dict[str, Any]:
     spec = panel_spec(key)
     log = False
     on_plane = key == "residual" and honesty(sel).on_plane
-    if key == "loss":
-        both = values + [sel.plane[n] for n in sel.learners]
+    if key in ("loss", "straight"):
+        both = values + [sel.plane[n] for n in sel.learners] if key == "loss" else \
+            values + [sel.series["loss"][n] for n in sel.learners] + list(sel.straight.plane.values())
         log = use_log(both)
         rng = value_range(both, log=log)
     elif spec.diagnostic is not None:
         both = values + [[t] for t in [sel.diagnosis.thresholds.get(key)] if t is not None]
+        err = sel.diagnosis.errors.get(key, {})
+        both += [sel.series[key][n] + s * err[n] for n in err for s in (-1, 1)]
+        both += [[0.0]] if spec.zero_line else []  # the zero line is always in view
         log = use_log(both)
         rng = value_range(both, log=log, floor=None if log else 0.0)
     elif spec.fixed is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -221,7 +221,8 @@ class Diagnosis:
     recorded); thresholds: {panel key: threshold} for panels that draw one;
     crossing: {panel key: {learner: first step above the threshold or −1}};
     lines: {panel key: the short line under the panel}; missing: panel keys the run
-    did not record; diverged: {learner: (index of the last good point, hover text)}.
+    did not record; diverged: {learner: (index of the last good point, hover text)};
+    errors: {panel key: {learner: [K+1] error bar}} for panels whose values are estimates.
     """
 
     series: dict[str, dict[str, np.ndarray]]
@@ -230,6 +231,7 @@ class Diagnosis:
     lines: dict[str, str]
     missing: tuple[str, ...]
     diverged: dict[str, tuple[int, str]]
+    errors: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def diagnose(run: Run, panels: Sequence[tuple[str, str, bool]], learners: Sequence[str],

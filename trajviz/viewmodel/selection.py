@@ -23,6 +23,8 @@ from trajviz.viewmodel.coincide import coincide_notes
 from trajviz.viewmodel.diagnosis import Diagnosis, diagnose, divergence_note, upto_divergence
 from trajviz.viewmodel.labels import axis_titles, fmt, slice_name, task_label  # noqa: F401 - re-exported
 from trajviz.data.run import Run, View
+from trajviz.viewmodel.spectrum import SpectrumView, spectrum_view, with_curvature
+from trajviz.viewmodel.straight import Straight, straight
 from trajviz.viewmodel.summary import FRACTIONS, SUMMARY_COLUMNS, best_learners, summary_rows
 
 MAX_GRID = 101  # contour grids are drawn at most this many points per axis
@@ -82,7 +84,9 @@ class PanelSpec:
     ``LearnerRecord.diagnostics`` entry it plots instead (see ``trajviz.viewmodel.diagnosis``);
     ``threshold``: it draws the run's stability threshold and where paths cross it
     (``EXTRA_TRACES`` more traces after its cursor dots); ``groups``: the page's panel
-    sets (``PANEL_GROUPS``) it belongs to."""
+    sets (``PANEL_GROUPS``) it belongs to; ``error``: the diagnostic holding each value's
+    error bar; ``x_axis``: "step" for a time-cursor panel, "eigenvalue" for the spectrum
+    panel (its own figure and playback data: ``trajviz.viewmodel.spectrum``)."""
 
     key: str
     title: str
@@ -95,6 +99,8 @@ class PanelSpec:
     diagnostic: str | None = None
     threshold: bool = False
     groups: tuple[str, ...] = ("shape",)
+    error: str | None = None
+    x_axis: str = "step"
 
     @property
     def extra_traces(self) -> int:
@@ -103,14 +109,16 @@ class PanelSpec:
 
 
 #: The page shows one set of panels at a time: (key, label).
-PANEL_GROUPS = (("shape", "Path shape"), ("steps", "Steps & curvature"))
+PANEL_GROUPS = (("shape", "Path shape"), ("steps", "Steps & curvature"), ("curvature", "Curvature"))
 
 PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("loss", "Loss: recorded (solid) and on the slice (dashed)",
               "Loss: recorded — / on slice - -", "loss", traces_per_learner=2,
-              groups=("shape", "steps")),
+              groups=("shape", "steps", "curvature")),
     PanelSpec("length", "Path length so far", "Path length so far", "length on the loss manifold",
               running="cumulative_length"),
+    PanelSpec("straight", "Straight line θ0 → θ_K (dotted) beside the path's loss",
+              "Straight line θ0→θ_K vs path", "loss", traces_per_learner=3),
     PanelSpec("oscillation", "Oscillation: cosine between successive updates",
               "Cosine between updates", "cos(Δθ<sub>i−1</sub>, Δθ<sub>i</sub>)", (-1.08, 1.08),
               running="cosine", zero_line=True),
@@ -121,13 +129,23 @@ PANELS: tuple[PanelSpec, ...] = (
               "Off-plane residual", "‖θ − its projection‖"),
     PanelSpec("sharpness", "Sharpness λ_max vs the stability threshold",
               "Sharpness λ_max vs threshold", "λ_max(∇²f)", diagnostic="sharpness",
-              threshold=True, groups=("steps",)),
+              threshold=True, groups=("steps", "curvature")),
+    PanelSpec("lambda_min", "Smallest eigenvalue λ_min: below 0, a saddle", "Smallest eigenvalue λ_min",
+              "λ_min(∇²f)", zero_line=True, diagnostic="lambda_min", error="lambda_min_err",
+              groups=("curvature",)),
+    PanelSpec("trace", "Trace: total curvature, the sum of all eigenvalues", "Hessian trace",
+              "tr ∇²f", zero_line=True, diagnostic="hessian_trace", error="hessian_trace_err",
+              groups=("curvature",)),
+    PanelSpec("spectrum", "Eigenvalue density at the cursor's step", "Eigenvalue density",
+              "density", groups=("curvature",), x_axis="eigenvalue"),
     PanelSpec("grad_norm", "Gradient norm at each step", "Gradient norm ‖∇f‖", "‖∇f(θ<sub>i</sub>)‖",
               diagnostic="grad_norm", groups=("steps",)),
     PanelSpec("update_norm", "Update norm: how far each step moves θ", "Update norm ‖Δθ‖",
               "‖θ<sub>i+1</sub> − θ<sub>i</sub>‖", diagnostic="update_norm", groups=("steps",)),
 )
 PANEL_KEYS = tuple(p.key for p in PANELS)
+#: The panels drawn against the inner step (every one but the spectrum).
+STEP_PANELS = tuple(p for p in PANELS if p.x_axis == "step")
 
 
 def panel_spec(key: str) -> PanelSpec:
@@ -175,6 +193,8 @@ class Selection:
     notes: tuple[str, ...]
     box: tuple[float, float, float, float] = (math.nan,) * 4
     diagnosis: Diagnosis = field(default_factory=lambda: Diagnosis({}, {}, {}, {}, (), {}))
+    straight: Straight | None = None
+    spectrum: SpectrumView | None = None
 
     @property
     def key(self) -> str:
@@ -293,6 +313,9 @@ def select(run: Run, view: str | None = None, task: int | None = None,
     diag = diagnose(run, [(p.key, p.diagnostic, p.threshold) for p in PANELS if p.diagnostic],
                     names, task, coords)
     series.update(diag.series)
+    line, spectrum = straight(run, view, names, task), spectrum_view(run, names, task)
+    series["straight"] = line.line
+    diag = with_curvature(diag, run, PANELS, names, task, spectrum, line)
     notes.append(divergence_note(run, names, task))
     notes += coincide_notes(coords)
     return Selection(
@@ -302,7 +325,7 @@ def select(run: Run, view: str | None = None, task: int | None = None,
         alpha=alpha, beta=beta, z=z, log_z=use_log([z]), slice_kind=v.slice.kind,
         slice_label=v.slice.label, explained=np.asarray(v.slice.explained_variance, float),
         axis_titles=axis_titles(run, v), coords=coords, series=series, plane=plane,
-        notes=tuple(n for n in notes if n), diagnosis=diag)
+        notes=tuple(n for n in notes if n), diagnosis=diag, straight=line, spectrum=spectrum)
 
 
 # ---------------------------------------------------------------------------- meta-training

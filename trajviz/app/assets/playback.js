@@ -110,6 +110,20 @@
     }
   }
 
+  // The spectrum panel (trajviz.figures.spectrum): each learner's density curve becomes the
+  // one of the kept step shown at frame k, and the label says which step that is.
+  function spectrumFrame(entry, s, k) {
+    if (!s) { return; }
+    var j = at(s.index, k);
+    if (j === null) { return; }
+    s.traces.forEach(function (t, i) {
+      entry.traces.push(t);
+      entry.data.push({x: s.x, y: (s.curves[i] && s.curves[i][j]) || []});
+    });
+    entry.traces.push(s.label);
+    entry.data.push({x: [s.label_x], y: [s.y], text: [at(s.texts, k)]});
+  }
+
   // The traces one frame index moves, per graph id: {id: {traces, data}} (the main graph's
   // heads and tails; each panel's cursor line and dots). whatif.js reuses it.
   function frameUpdates(fd, k) {
@@ -128,6 +142,7 @@
     });
     (fd.panels || []).forEach(function (p) {
       var entry = out[p.id] = out[p.id] || {traces: [], data: []};
+      if (p.spectrum !== undefined) { spectrumFrame(entry, p.spectrum, k); return; }
       var x = xs[k];
       entry.traces.push(p.cursor);
       entry.data.push({x: [x, x], y: [p.lo, p.hi]});

@@ -1,0 +1,91 @@
+"""Real-browser test of the curvature panels on a REAL small run (sinusoid 1-8-8-1, exact
+spectra): the spectrum panel follows the playback clock in the browser, with no server
+request per frame, and the λ_min, trace and straight-line panels draw."""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run"]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    pytest.skip("no chromium at /usr/bin/chromium", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    from werkzeug.serving import make_server
+
+    from trajviz.app import create_app
+    from trajviz.pipeline.experiment import run_experiment
+    from trajviz.spec.config import from_dict
+    from trajviz.store import write_run
+
+    config = from_dict({
+        "family": "sinusoid", "family_options": {"hidden": [8, 8]}, "learners": ["leap", "random"],
+        "seed": 0, "heldout_tasks": 2, "inner": {"steps": 6, "lr": 0.02},
+        "outer": {"meta_steps": 2, "meta_batch": 2, "eval_every": 1, "eval_tasks": 2},
+        "slices": {"kinds": ["pca"], "resolution": 21}})
+    runs = tmp_path_factory.mktemp("curvature-runs")
+    write_run(run_experiment(config, run_id="sinusoid-small"), runs)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    app = create_app(runs)
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1024, "height": 768})
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(f"http://127.0.0.1:{srv.server_port}/")
+        pg.wait_for_function("""() => { const gd = document.querySelector(
+            '#surface-graph .js-plotly-plot');
+            return gd && gd.layout && gd.layout.meta && gd.layout.meta.key && gd._fullLayout; }""",
+                             timeout=60_000)
+        pg.errors = errors
+        yield pg
+        browser.close()
+    srv.shutdown()
+    thread.join(timeout=10)
+    app.trajviz_state.jobs.shutdown()
+
+
+SPECTRUM = "() => { const gd = document.querySelector('#panel-spectrum .js-plotly-plot'); " \
+           "return {y: Array.from(gd.data[0].y), label: gd.data[gd.data.length - 1].text[0]}; }"
+
+
+def test_spectrum_moves_with_the_clock_without_the_server(page):
+    page.click("#panel-set input[value='curvature']")
+    page.wait_for_function("() => document.querySelector('#panel-card-spectrum').offsetParent !== null")
+    page.wait_for_function("""() => { const gd = document.querySelector('#panel-spectrum .js-plotly-plot');
+        return gd && gd.data && gd.data.length >= 3; }""", timeout=30_000)
+    before = page.evaluate(SPECTRUM)
+    updates: list[str] = []
+    page.on("request", lambda r: updates.append(r.url) if "_dash-update-component" in r.url else None)
+    page.evaluate("() => document.querySelector('#panel-card-spectrum').scrollIntoView()")
+    for _ in range(3):
+        page.click("#inner-fwd")
+    page.wait_for_function("""old => { const gd = document.querySelector('#panel-spectrum .js-plotly-plot');
+        return gd.data[gd.data.length - 1].text[0] !== old; }""", arg=before["label"], timeout=10_000)
+    time.sleep(0.3)
+    after = page.evaluate(SPECTRUM)
+    assert before["label"] != after["label"] and after["label"].startswith("step ")
+    assert before["y"] != after["y"]  # the density of another step
+    assert not updates, f"the spectrum asked the server: {updates}"
+    for key in ("lambda_min", "trace"):
+        n = page.evaluate(f"() => document.querySelector('#panel-{key} .js-plotly-plot').data.length")
+        assert n == 2 + 2  # two learners, cursor, dots
+    assert "λ_min" in page.inner_text("#panel-card-lambda_min")
+    assert not page.errors
