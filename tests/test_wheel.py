@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -26,10 +27,16 @@ def _run(argv: list, cwd: Path, env: dict, timeout: int = 600) -> subprocess.Com
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """The wheel, built with this environment's setuptools (no build isolation: no network)."""
-    dist = tmp_path_factory.mktemp("dist")
+    """The wheel, built with this environment's setuptools (no build isolation: no network),
+    from a copy of what the wheel is made of (a build writes build/ and *.egg-info beside
+    its sources: not into this checkout)."""
+    dist, source = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "trajviz", source / "trajviz",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-          "-q", "-w", dist, ROOT], cwd=dist, env=os.environ.copy())
+          "-q", "-w", dist, source], cwd=dist, env=os.environ.copy())
     [built] = dist.glob("trajviz-*.whl")
     return built
 
