@@ -14,6 +14,7 @@ is built (``experiment.train_and_record``).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,9 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
     samples = config.inner.batch_size or sizes.samples
     meta_steps = config.outer.meta_steps
     evals = meta_steps // config.outer.eval_every + 2
+    # a tuned outer lr meta-trains every learner once per grid value (the winner's trace is
+    # kept) and judges each on the validation tasks once
+    grid, tune_rollouts = _sweep(config)
     res2 = config.slices.resolution ** 2
     maml_graph = batch * k1 * (6 * p + 3 * samples * sizes.act_per_sample) \
         if "maml" in config.learners else 0
@@ -103,8 +107,9 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
                + 8 * (batch + tasks) * p
                + maml_graph
                + len(config.slices.kinds) * (tasks + 1) * res2)
-    step_batches = k1 * (n_trained * meta_steps + n_learners * (evals + 1))
-    rollout_steps = k1 * (n_trained * meta_steps * batch
+    step_batches = k1 * (n_trained * (grid * meta_steps + grid * bool(tune_rollouts))
+                         + n_learners * (evals + 1))
+    rollout_steps = k1 * (n_trained * (grid * meta_steps * batch + grid * tune_rollouts)
                           + n_learners * (evals * config.outer.eval_tasks + tasks))
     per_sample = sizes.flops_per_sample or 6 * max(p, sizes.act_per_sample)
     flops = float(rollout_steps) * samples * per_sample \
@@ -117,6 +122,28 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
         chunks = math.ceil(points / max(1, BIRTH_CHUNK_ENTRIES // max(1, p * n_birth)))
         step_batches += kinds * chunks * k1
     return Estimate(numbers * itemsize, step_batches * SECONDS_PER_STEP + flops / FLOPS_PER_SECOND)
+
+
+def _sweep(config: Any) -> tuple[int, int]:
+    """(meta-trainings per learner, validation rollouts per meta-training) of the lr sweep."""
+    outer = config.outer
+    if not getattr(outer, "tuned", False):
+        return 1, 0
+    return len(outer.lr_grid), outer.tune_tasks
+
+
+def tune_seconds(config: Any, sizes: Sizes) -> float:
+    """The extra time (seconds, roughly) that ``outer.lr = "tune"`` adds to the run: 0 when
+    the lr is a number. Printed before a tuned run starts (``trajviz run``)."""
+    if not getattr(config.outer, "tuned", False):
+        return 0.0
+    fixed = dataclasses.replace(config, outer=dataclasses.replace(config.outer, lr=1.0))
+    return estimate(config, sizes).seconds - estimate(fixed, sizes).seconds
+
+
+def duration(seconds: float) -> str:
+    """'3 minutes', '2.5 hours', '4 days': a rough time in words."""
+    return _duration(seconds)
 
 
 def check(config: Any, sizes: Sizes) -> Estimate:
