@@ -47,6 +47,7 @@ from trajviz.app.components import (
     run_label,
     summary_hint,
     summary_table,
+    training_note,
 )
 from trajviz.app.jobs import job_config
 from trajviz.app.state import AppState, RunCache
@@ -91,7 +92,7 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
         "task_options": [], "task": MEAN, "slice_options": [], "slice": None,
         "slice_style": HIDE, "learner_options": [learner_option(n, False) for n in LEARNERS],
         "learners": [], "info": "",
-        "summary": [], "message": [], "message_style": HIDE, "workspace_style": SHOW,
+        "summary": [], "meta_note": [], "message": [], "message_style": HIDE, "workspace_style": SHOW,
         "new_run_open": no_update}
     try:
         run_id = inputs.run_id(run_id)
@@ -131,7 +132,9 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
         learner_options=[learner_option(n, n in run.learners)
                          for n in [*LEARNERS, *(n for n in learners if n not in LEARNERS)]],
         learners=learners, info=run_info(run),
-        summary=[html.P(summary_hint(rows), className="tv-hint"), summary_table(rows)])
+        summary=[html.P(summary_hint(rows), className="tv-hint"),
+                 *training_note(run, "summary"), summary_table(rows)],
+        meta_note=training_note(run, "meta", table=True))
     return out
 
 
@@ -285,12 +288,14 @@ def register(app, state: AppState) -> None:
                   Output(ids.SUMMARY, "children"), Output(ids.RUN_MESSAGE, "children"),
                   Output(ids.RUN_MESSAGE, "style"), Output(ids.WORKSPACE, "style"),
                   Output(ids.RUN_FIELDS, "style"), Output(ids.EXPORT_BOX, "style"),
-                  Output(ids.NEW_RUN, "open"), Input(ids.RUN, "value"))
+                  Output(ids.NEW_RUN, "open"), Output(ids.META_NOTE, "children"),
+                  Input(ids.RUN, "value"))
     def _run(run_id):
         o = run_controls(state, run_id)
         return (o["task_options"], o["task"], o["slice_options"], o["slice"], o["slice_style"],
                 o["learner_options"], o["learners"], o["info"], o["summary"], o["message"],
-                o["message_style"], *[o["workspace_style"]] * 3, o["new_run_open"])
+                o["message_style"], *[o["workspace_style"]] * 3, o["new_run_open"],
+                o["meta_note"])
 
     @app.callback(Output(ids.MAIN_GRAPH, "figure"),
                   *[Output(ids.PANEL_GRAPH[k], "figure") for k in PANEL_KEYS],

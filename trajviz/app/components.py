@@ -22,6 +22,7 @@ from trajviz.viewmodel.selection import (
     honesty_items,
 )
 from trajviz.viewmodel.summary import coverage, not_eligible
+from trajviz.viewmodel.training import outer_lr_line, tuning_rows, worse_line
 from trajviz.app import ids
 from trajviz.app.texts import EXPLAIN
 
@@ -52,9 +53,11 @@ def empty_figure(text: str = "") -> dict:
 BLANK = empty_figure()
 
 
-def explain(key: str, title: str | None = None, heading: bool = False) -> html.Details:
+def explain(key: str, title: str | None = None, heading: bool = False,
+            where: str = "") -> html.Details:
     """A one-click explanation: a '?' summary line that opens a few paragraphs.
-    ``heading`` makes the summary a card's title (h3) with the '?' after it."""
+    ``heading`` makes the summary a card's title (h3) with the '?' after it; ``where``
+    tells apart two copies of one explanation on the page (their ids)."""
     default, paragraphs = EXPLAIN[key]
     text = title or default
     summary = [html.H3(text), html.Span("?", className="tv-q")] if heading \
@@ -62,7 +65,7 @@ def explain(key: str, title: str | None = None, heading: bool = False) -> html.D
     return html.Details(
         [html.Summary(summary, className="tv-heading" if heading else None),
          *[html.P(p) for p in paragraphs]],
-        className="tv-explain", id=f"explain-{key}")
+        className="tv-explain", id=f"explain-{key}-{where}" if where else f"explain-{key}")
 
 
 def player_bar(p: ids.Player, what: str, start_at_end: bool = False) -> html.Div:
@@ -194,3 +197,35 @@ def honesty_card(sel: Selection) -> list:
     items = [html.Li([html.Strong(lead), text]) if lead else html.Li(text)
              for lead, text in honesty_items(sel)]
     return [html.Ul(items, className="tv-honesty-list")]
+
+
+def training_note(run: Run, where: str, table: bool = False) -> list:
+    """How meta-training went, for the summary card and the meta-training tab: the line
+    naming learners it made worse (a '?' opens the likely causes), how the outer
+    learning rates were chosen, and with ``table`` the tuning sweep's scores."""
+    out = []
+    line = worse_line(run)
+    if line:
+        out.append(html.Div(explain("worse", line, where=where), className="tv-worse"))
+    lr = outer_lr_line(run)
+    if lr:
+        out.append(html.P(lr, className="tv-hint tv-outer-lr"))
+    rows = tuning_rows(run)
+    if table and rows:
+        out.append(tuning_table(rows))
+    return out
+
+
+def tuning_table(rows: list[dict[str, Any]]) -> html.Table:
+    """The outer-lr sweep: one row per learner, its validation score per grid value,
+    the chosen value in bold."""
+    grid = rows[0]["grid"]
+    head = html.Tr([html.Th(f"validation {'AUC' if rows[0]['metric'] == 'auc' else rows[0]['metric']}"
+                            " at outer lr")] + [html.Th(fmt(g)) for g in grid])
+    body = [html.Tr([html.Td([html.Span(className="tv-swatch",
+                                        style={"background": learner_colour(r["learner"])}),
+                              r["learner"]])]
+                    + [html.Td(fmt(s), className="tv-best" if g == r["chosen"] else None)
+                       for g, s in zip(r["grid"], r["scores"])])
+            for r in rows]
+    return html.Table([html.Thead(head), html.Tbody(body)], className="tv-table tv-tuning")
