@@ -115,3 +115,23 @@ def test_the_sweeps_time_estimate_grows_by_one_meta_training_per_grid_value():
     fixed = replace(base, **{"outer.lr": 1e-3})
     meta_training = budget.estimate(fixed, sizes).seconds  # more than the meta-training alone
     assert t[1] - t[0] < meta_training and budget.tune_seconds(fixed, sizes) == 0.0
+
+
+def test_the_cli_tunes_on_request_and_says_what_it_will_cost_first(tmp_path, capsys):
+    from trajviz.cli.main import main
+    from trajviz.store import list_runs, load_run
+
+    tiny = ["--meta-steps", "2", "--set", "outer.meta_batch=2", "--set", "heldout_tasks=2",
+            "--steps", "2", "--set", "slices.resolution=5", "--set", "outer.eval_tasks=2",
+            "--learners", "leap,random", "--quiet", "--family", "linear2d"]
+    assert main(["run", "--out", str(tmp_path), *tiny, "--tune-outer-lr",
+                 "--set", "outer.lr_grid=[0.01,0.1]", "--set", "outer.tune_tasks=2"]) == 0
+    err = capsys.readouterr().err
+    assert "tuning the outer learning rate: 1 learner(s) x 2 values (0.01, 0.1), judged on 2 " \
+           "validation tasks; about" in err
+    run = load_run(list_runs(tmp_path)[0].path, heavy=False)
+    assert run.config["outer"]["lr"] == "tune"
+    assert run.info["tuning"]["leap"]["grid"] == [0.01, 0.1]
+    assert run.info["tuning"]["leap"]["chosen"] in (0.01, 0.1)
+    assert main(["run", "--out", str(tmp_path), *tiny, "--set", "outer.lr=\"tuned\""]) == 2
+    assert "must be a number or 'tune'" in capsys.readouterr().err

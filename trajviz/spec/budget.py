@@ -141,9 +141,14 @@ def tune_seconds(config: Any, sizes: Sizes) -> float:
     return estimate(config, sizes).seconds - estimate(fixed, sizes).seconds
 
 
-def duration(seconds: float) -> str:
-    """'3 minutes', '2.5 hours', '4 days': a rough time in words."""
-    return _duration(seconds)
+def tune_notice(config: Any, sizes: Sizes | None) -> str:
+    """The line printed before a tuned run starts: what the sweep does and its rough cost."""
+    trained = sum(name != "random" for name in config.learners)
+    grid = ", ".join(f"{g:g}" for g in config.outer.lr_grid)
+    cost = "its cost is known once the family is built" if sizes is None else \
+        f"about {_duration(tune_seconds(config, sizes))} more than one outer lr (rough estimate)"
+    return (f"tuning the outer learning rate: {trained} learner(s) x {len(config.outer.lr_grid)} "
+            f"values ({grid}), judged on {config.outer.tune_tasks} validation tasks; {cost}")
 
 
 def check(config: Any, sizes: Sizes) -> Estimate:
@@ -164,6 +169,8 @@ def check(config: Any, sizes: Sizes) -> Estimate:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} seconds"
     if seconds < 2 * 3600:
         return f"{math.ceil(seconds / 60)} minutes"
     if seconds < 3 * 86400:
