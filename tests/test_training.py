@@ -119,11 +119,16 @@ def test_outer_lr_lines():
                                   "(outer.lr = \"tune\" picks each learner's own).")
     run.config = {"outer": {"lr": "tune"}}
     run.info = {"tuning": {"leap": {"grid": [1e-3, 3e-3], "scores": [0.5, None], "chosen": 1e-3,
-                                    "metric": "auc", "tasks": 8}}}
+                                    "start": 0.8, "metric": "auc", "tasks": 8}}}
     assert tuning_rows(run)[0]["scores"][0] == 0.5 and math.isnan(tuning_rows(run)[0]["scores"][1])
+    assert tuning_rows(run)[0]["helped"]
     assert outer_lr_line(run) == ("Outer learning rate tuned per learner from {0.001, 0.003} by "
                                   "mean loss AUC on 8 validation tasks, never the held-out ones: "
                                   "leap 0.001.")
+    run.info["tuning"]["leap"]["start"] = 0.4  # the best rate still ends above the start
+    assert not tuning_rows(run)[0]["helped"]
+    assert outer_lr_line(run).endswith("No value in the grid beat the starting θ0 for leap: "
+                                       "meta-training did not help it here at any of these rates.")
 
 
 def test_the_page_says_it_in_the_summary_and_the_meta_tab(worse_run, tmp_path):

@@ -42,6 +42,7 @@ def test_the_sweep_picks_the_outer_lr_that_lands_on_the_quadratic_meta_objective
     half_sq = 0.5 * float(theta0 @ theta0)
     expected = [half_sq * (1 - b * M) ** 6 * (1 + (1 - ALPHA) ** 2) / 2 for b in grid]
     np.testing.assert_allclose(tuning["scores"], expected, rtol=1e-9, atol=1e-15)
+    assert tuning["start"] == pytest.approx(half_sq * (1 + (1 - ALPHA) ** 2) / 2, rel=1e-12)
     # the kept trace is the winner's: θ0 is at the minimum from meta-step 1 on
     np.testing.assert_allclose(rec.records["maml"].meta_path[1:], 0.0, atol=1e-12)
     assert "random" not in rec.tuning  # it does not meta-learn: nothing to tune

@@ -221,10 +221,10 @@ def tuning_table(rows: list[dict[str, Any]]) -> html.Table:
     the chosen value in bold."""
     grid = rows[0]["grid"]
     head = html.Tr([html.Th(f"validation {'AUC' if rows[0]['metric'] == 'auc' else rows[0]['metric']}"
-                            " at outer lr")] + [html.Th(fmt(g)) for g in grid])
+                            " at outer lr"), html.Th("start θ0")] + [html.Th(fmt(g)) for g in grid])
     body = [html.Tr([html.Td([html.Span(className="tv-swatch",
                                         style={"background": learner_colour(r["learner"])}),
-                              r["learner"]])]
+                              r["learner"]]), html.Td(fmt(r["start"]), className="tv-muted")]
                     + [html.Td(fmt(s), className="tv-best" if g == r["chosen"] else None)
                        for g, s in zip(r["grid"], r["scores"])])
             for r in rows]

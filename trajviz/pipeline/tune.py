@@ -37,18 +37,21 @@ Judge = Callable[[Params], dict[str, float]]
 class Tuning:
     """One learner's sweep: grid [G] outer lrs (as configured), scores [G] the mean
     validation ``metric`` of the θ0 each lr reached (NaN: every validation rollout
-    diverged), ``chosen`` the lr kept, judged on ``tasks`` validation tasks."""
+    diverged), ``chosen`` the lr kept, judged on ``tasks`` validation tasks; ``start``
+    the score of the θ0 meta-training started from (no lr of the grid may beat it)."""
 
     grid: tuple[float, ...]
     scores: tuple[float, ...]
     chosen: float
+    start: float
     metric: str = TUNE_METRIC
     tasks: int = 0
 
     def info(self) -> dict:
-        """JSON-ready (NaN scores become None in the store's strict JSON)."""
+        """JSON-ready (the store writes NaN scores as null and reads them back)."""
         return {"grid": list(self.grid), "scores": list(self.scores), "chosen": self.chosen,
-                "metric": self.metric, "tasks": self.tasks, "split": "validation"}
+                "start": self.start, "metric": self.metric, "tasks": self.tasks,
+                "split": "validation"}
 
 
 def validation_seed(seed: int) -> int:
@@ -96,6 +99,7 @@ def tune_outer_lr(learner: Learner, sweep: Sweep, theta0: Params, *, seed: int,
     held-out curves with ``evaluate_path``). ``progress(done)`` counts meta-steps over
     the whole sweep (G·S)."""
     steps = sweep.outer.meta_steps
+    start = float(sweep.judge(theta0)[TUNE_METRIC])
     scores: list[float] = []
     best: tuple[float, MetaTrace] | None = None
     for i, lr in enumerate(sweep.grid):
@@ -107,4 +111,4 @@ def tune_outer_lr(learner: Learner, sweep: Sweep, theta0: Params, *, seed: int,
         if choose(sweep.grid[:i + 1], scores) == i:
             best = (lr, trace)  # keep one trace, not G
     assert best is not None
-    return Tuning(tuple(sweep.grid), tuple(scores), best[0], TUNE_METRIC, sweep.tasks), best[1]
+    return Tuning(tuple(sweep.grid), tuple(scores), best[0], start, TUNE_METRIC, sweep.tasks), best[1]

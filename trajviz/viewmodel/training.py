@@ -150,14 +150,18 @@ def worse_line(run: Run, learners: Sequence[str] | None = None) -> str:
 
 def tuning_rows(run: Run) -> list[dict[str, Any]]:
     """Per tuned learner: {'learner', 'grid' [G], 'scores' [G] (NaN: diverged), 'chosen',
-    'metric', 'tasks'} from ``run.info["tuning"]``; [] when the run was not tuned."""
+    'start' (the score at the shared starting θ0), 'helped' (the chosen score beats the
+    start), 'metric', 'tasks'} from ``run.info["tuning"]``; [] when the run was not tuned."""
+    number = lambda x: float(x) if isinstance(x, (int, float)) else math.nan
     rows = []
     for name, t in (run.info.get("tuning") or {}).items():
         if not isinstance(t, dict) or name not in run.learners:
             continue
-        scores = [float(s) if isinstance(s, (int, float)) else math.nan for s in t.get("scores", ())]
-        rows.append({"learner": name, "grid": [float(g) for g in t.get("grid", ())],
-                     "scores": scores, "chosen": float(t.get("chosen", math.nan)),
+        grid, scores = [float(g) for g in t.get("grid", ())], [number(s) for s in t.get("scores", ())]
+        chosen, start = number(t.get("chosen")), number(t.get("start"))
+        best = dict(zip(grid, scores)).get(chosen, math.nan)
+        rows.append({"learner": name, "grid": grid, "scores": scores, "chosen": chosen,
+                     "start": start, "helped": not (best >= start),
                      "metric": str(t.get("metric", "auc")), "tasks": int(t.get("tasks", 0))})
     return rows
 
@@ -175,5 +179,10 @@ def outer_lr_line(run: Run) -> str:
     metric = "loss AUC" if rows[0]["metric"] == "auc" else rows[0]["metric"].replace("_", " ")
     chosen = ", ".join(f"{r['learner']} {fmt(r['chosen'])}" for r in rows)
     grid = ", ".join(fmt(g) for g in rows[0]["grid"])
-    return (f"Outer learning rate tuned per learner from {{{grid}}} by mean {metric} on "
+    stuck = [r["learner"] for r in rows if not r["helped"]]
+    text = (f"Outer learning rate tuned per learner from {{{grid}}} by mean {metric} on "
             f"{rows[0]['tasks']} validation tasks, never the held-out ones: {chosen}.")
+    if stuck:
+        text += (f" No value in the grid beat the starting θ0 for {', '.join(stuck)}: "
+                 "meta-training did not help it here at any of these rates.")
+    return text
