@@ -20,7 +20,8 @@ def test_demo_runs_are_the_sinusoid_and_linear2d_files():
     assert list(configs) == ["sinusoid-demo", "linear2d-demo"]
     sinusoid, linear2d = configs.values()
     assert (sinusoid.family, sinusoid.inner.optimizer, sinusoid.inner.steps) == ("sinusoid", "adam", 32)
-    assert (sinusoid.outer.meta_steps, sinusoid.outer.lr, sinusoid.slices.kinds) == (100, 0.003, ("pca",))
+    assert (sinusoid.outer.meta_steps, sinusoid.outer.lr, sinusoid.slices.kinds) == (100, "tune", ("pca",))
+    assert sinusoid.outer.lr_grid == (1e-4, 3e-4, 1e-3, 3e-3)
     assert (linear2d.family, linear2d.inner.lr, linear2d.slices.kinds) == ("linear2d", 0.1, ("exact", "pca"))
     assert configs == {c.name: c for c in map(load_toml, (DEMOS / f"{s}.toml" for s in DEMO_FILES))}
 
