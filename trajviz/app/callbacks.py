@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, dcc, no_update
 
 from trajviz.figures.export import export_current
 from trajviz.figures import (
@@ -31,7 +31,6 @@ from trajviz.viewmodel.selection import (
     select,
     select_meta,
     slice_name,
-    summary_rows,
     task_label,
 )
 from trajviz.store import RunError, list_runs
@@ -45,8 +44,7 @@ from trajviz.app.components import (
     run_info,
     panel_style,
     run_label,
-    summary_hint,
-    summary_table,
+    summary_children,
     training_note,
 )
 from trajviz.app.jobs import job_config
@@ -124,7 +122,6 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     slices = [{"label": slice_name(v.slice.kind), "value": name}
               for name, v in run.views.items()]
     learners = list(run.learners)
-    rows = summary_rows(run)
     out.update(
         task_options=tasks, task="0" if len(run.task_ids) else MEAN,
         slice_options=slices, slice=slices[0]["value"],
@@ -132,8 +129,7 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
         learner_options=[learner_option(n, n in run.learners)
                          for n in [*LEARNERS, *(n for n in learners if n not in LEARNERS)]],
         learners=learners, info=run_info(run),
-        summary=[html.P(summary_hint(rows), className="tv-hint"),
-                 *training_note(run, "summary"), summary_table(rows)],
+        summary=summary_children(run),
         meta_note=training_note(run, "meta", table=True))
     return out
 

@@ -21,7 +21,7 @@ from trajviz.viewmodel.selection import (
     fmt,
     honesty_items,
 )
-from trajviz.viewmodel.summary import coverage, not_eligible
+from trajviz.viewmodel.summary import coverage, not_eligible, summary_rows
 from trajviz.viewmodel.training import outer_lr_line, tuning_rows, worse_line
 from trajviz.app import ids
 from trajviz.app.texts import EXPLAIN
@@ -197,6 +197,14 @@ def honesty_card(sel: Selection) -> list:
     items = [html.Li([html.Strong(lead), text]) if lead else html.Li(text)
              for lead, text in honesty_items(sel)]
     return [html.Ul(items, className="tv-honesty-list")]
+
+
+def summary_children(run: Run) -> list:
+    """The summary card's contents: what a cell is, how meta-training went, the table.
+    One builder for the run's own summary and a what-if setting's (app/whatif.py)."""
+    rows = summary_rows(run)
+    return [html.P(summary_hint(rows), className="tv-hint"), *training_note(run, "summary"),
+            summary_table(rows)]
 
 
 def training_note(run: Run, where: str, table: bool = False) -> list:
