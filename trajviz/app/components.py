@@ -22,7 +22,7 @@ from trajviz.viewmodel.selection import (
     honesty_items,
 )
 from trajviz.viewmodel.summary import coverage, not_eligible, summary_rows
-from trajviz.viewmodel.training import outer_lr_line, tuning_rows, worse_line
+from trajviz.viewmodel.training import lr_text, outer_lr_line, tuning_rows, worse_line
 from trajviz.app import ids
 from trajviz.app.texts import EXPLAIN
 
@@ -229,7 +229,7 @@ def tuning_table(rows: list[dict[str, Any]]) -> html.Table:
     the chosen value in bold."""
     grid = rows[0]["grid"]
     head = html.Tr([html.Th(f"validation {'AUC' if rows[0]['metric'] == 'auc' else rows[0]['metric']}"
-                            " at outer lr"), html.Th("start θ0")] + [html.Th(fmt(g)) for g in grid])
+                            " at outer lr"), html.Th("start θ0")] + [html.Th(lr_text(g)) for g in grid])
     body = [html.Tr([html.Td([html.Span(className="tv-swatch",
                                         style={"background": learner_colour(r["learner"])}),
                               r["learner"]]), html.Td(fmt(r["start"]), className="tv-muted")]

@@ -166,6 +166,11 @@ def tuning_rows(run: Run) -> list[dict[str, Any]]:
     return rows
 
 
+def lr_text(lr: float) -> str:
+    """A learning rate as people write it: 0.0001, 0.003, 12."""
+    return f"{lr:g}"
+
+
 def outer_lr_line(run: Run) -> str:
     """How the outer learning rates were chosen, in one line."""
     rows = tuning_rows(run)
@@ -174,11 +179,11 @@ def outer_lr_line(run: Run) -> str:
         lr = outer.get("lr")
         if not isinstance(lr, (int, float)):
             return ""
-        return (f"Outer learning rate {fmt(float(lr))} for every learner, not tuned "
+        return (f"Outer learning rate {lr_text(float(lr))} for every learner, not tuned "
                 "(outer.lr = \"tune\" picks each learner's own).")
     metric = "loss AUC" if rows[0]["metric"] == "auc" else rows[0]["metric"].replace("_", " ")
-    chosen = ", ".join(f"{r['learner']} {fmt(r['chosen'])}" for r in rows)
-    grid = ", ".join(fmt(g) for g in rows[0]["grid"])
+    chosen = ", ".join(f"{r['learner']} {lr_text(r['chosen'])}" for r in rows)
+    grid = ", ".join(lr_text(g) for g in rows[0]["grid"])
     stuck = [r["learner"] for r in rows if not r["helped"]]
     text = (f"Outer learning rate tuned per learner from {{{grid}}} by mean {metric} on "
             f"{rows[0]['tasks']} validation tasks, never the held-out ones: {chosen}.")
