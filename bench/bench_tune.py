@@ -10,7 +10,7 @@ meta-training part; less overall, since the held-out recording and diagnostics a
 shared), plus one validation judgement per value.
 
 Run: ``python bench/bench_tune.py [--demo sinusoid-demo] [--grid 1e-4,3e-4,1e-3,3e-3]
-[--meta-steps 30] [--repeats 1]``. Say the machine's load (``uptime``) with the numbers.
+[--meta-steps 30] [--repeats 1] [--fixed-lr 0.003]``. Say the machine's load (``uptime``) with the numbers.
 """
 from __future__ import annotations
 
@@ -30,13 +30,15 @@ from trajviz.spec.config import demo_configs, replace  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", default="sinusoid-demo")
+    parser.add_argument("--fixed-lr", type=float, default=0.003, help="the one outer lr to compare with")
     parser.add_argument("--grid", default="1e-4,3e-4,1e-3,3e-3")
     parser.add_argument("--meta-steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args(argv)
     grid = [float(g) for g in args.grid.split(",")]
     base = replace(demo_configs()[args.demo], **{"outer.meta_steps": args.meta_steps,
-                                                 "outer.eval_every": max(1, args.meta_steps // 10)})
+                                                 "outer.eval_every": max(1, args.meta_steps // 10),
+                                                 "outer.lr": args.fixed_lr})
     configs = {"fixed": base}
     for g in (1, 2, len(grid)) if len(grid) > 2 else range(1, len(grid) + 1):
         configs[f"tune x{g}"] = replace(base, **{"outer.lr": "tune", "outer.lr_grid": grid[:g]})
