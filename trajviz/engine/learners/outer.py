@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from trajviz.engine.inner import InnerSpec
-from trajviz.problem.models import Params, flatten, unflatten
+from trajviz.problem.models import Params, ParamSpec, flatten, unflatten
 from trajviz.problem.tasks import Problem, TaskFamily
 from trajviz.engine.learners.base import Learner
 
@@ -68,7 +68,7 @@ def eval_schedule(meta_steps: int, eval_every: int) -> list[int]:
     return sorted({0, meta_steps, *range(eval_every, meta_steps + 1, eval_every)})
 
 
-def evaluate_path(trace: MetaTrace, spec, outer: OuterSpec,
+def evaluate_path(trace: MetaTrace, spec: ParamSpec, outer: OuterSpec,
                   evaluate: Callable[[Params], dict[str, float]]) -> MetaTrace:
     """``trace`` with ``evaluate`` run afterwards on its recorded θ0 path at
     ``eval_schedule``: the same values ``meta_train(..., evaluate=evaluate)`` records
