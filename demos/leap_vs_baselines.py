@@ -9,6 +9,12 @@ per learner, the mean over seeds of the held-out task-mean of each metric and
 a 95% Student-t interval over seeds. Path length is Leap's: the length of
 (θ_i, f(θ_i)) on the loss-augmented manifold. Read it together with the final
 loss: an initialisation that barely trains also has a short path.
+
+Fair by default: each learner's outer learning rate is tuned per seed
+(``outer.lr = "tune"``: a sweep over ``lr_grid`` judged on validation tasks of the
+training split, never on the held-out tasks; see docs/baselines.md), and the
+chosen rates are printed under each table. ``--fixed-lr`` gives every learner the
+grid's middle value instead.
 """
 from __future__ import annotations
 
@@ -29,11 +35,11 @@ COLUMNS = ("length", "oscillation", "monotonicity", "final_loss", "auc")
 # solution: with short inner loops a random θ0 "wins" on length by not moving.
 SETTINGS = {
     "sinusoid": {"family": "sinusoid", "inner": {"steps": 64, "lr": 0.02},
-                 "outer": {"meta_steps": 300, "meta_batch": 8, "lr": 0.003, "eval_every": 300,
-                           "eval_tasks": 2}, "heldout_tasks": 16},
+                 "outer": {"meta_steps": 300, "meta_batch": 8, "lr": "tune", "eval_every": 300,
+                           "eval_tasks": 2, "lr_grid": [1e-3, 3e-3, 1e-2]}, "heldout_tasks": 16},
     "linear2d": {"family": "linear2d", "inner": {"steps": 16, "lr": 0.1},
-                 "outer": {"meta_steps": 200, "meta_batch": 8, "lr": 0.01, "eval_every": 200,
-                           "eval_tasks": 2}, "heldout_tasks": 16},
+                 "outer": {"meta_steps": 200, "meta_batch": 8, "lr": "tune", "eval_every": 200,
+                           "eval_tasks": 2, "lr_grid": [3e-3, 1e-2, 3e-2]}, "heldout_tasks": 16},
 }
 
 
@@ -66,23 +72,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", default="sinusoid,linear2d")
     parser.add_argument("--learners", default="leap,reptile,fomaml,maml,multitask,random")
     parser.add_argument("--meta-steps", type=int, help="override every family's meta-steps")
+    parser.add_argument("--fixed-lr", action="store_true",
+                        help="one outer lr for every learner (the grid's middle value), no sweep")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     for family in args.families.split(","):
         per_seed: dict[str, dict[str, list[float]]] = {}
+        chosen: dict[str, list[float]] = {}
         for seed in range(args.seeds):
             data = dict(SETTINGS[family], seed=seed, learners=args.learners.split(","),
                         slices={"kinds": ["pca"]})
             if args.meta_steps:
                 data["outer"] = dict(data["outer"], meta_steps=args.meta_steps, eval_every=args.meta_steps)
+            if args.fixed_lr:
+                grid = data["outer"]["lr_grid"]
+                data["outer"] = dict(data["outer"], lr=grid[len(grid) // 2])
             started = time.perf_counter()
             rec = train_and_record(from_dict(data))
+            for name, t in rec.tuning.items():
+                chosen.setdefault(name, []).append(t["chosen"])
             for name, r in rec.records.items():
                 cols = per_seed.setdefault(name, {c: [] for c in COLUMNS})
                 for c in COLUMNS:
                     cols[c].append(float(np.nanmean(r.metrics[c])))
             print(f"{family} seed {seed}: {time.perf_counter() - started:.0f}s", file=sys.stderr)
         print(table(family, per_seed), flush=True)
+        if chosen:
+            print("outer lr chosen per seed (validation tasks): " + "; ".join(
+                f"{n} {', '.join(f'{v:g}' for v in lrs)}" for n, lrs in chosen.items()), flush=True)
     return 0
 
 

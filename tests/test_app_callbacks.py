@@ -184,6 +184,10 @@ def test_reporter_turns_stages_into_one_fraction(tmp_path):
     status = json.loads(path.read_text())
     assert status["fraction"] == pytest.approx(0.98 * 0.5 / 3, abs=1e-3)
     assert status["stage"] == "meta-training leap: step 50/100"
+    rep("tune:random", 40, 40)  # outer.lr = "tune": the sweep's meta-steps (done: not throttled)
+    status = json.loads(path.read_text())
+    assert status["fraction"] == pytest.approx(0.98 * 2 / 3, abs=1e-3)
+    assert status["stage"] == "tuning the outer lr of random: step 40/40"
     rep("surface:pca", 4, 4)
     assert json.loads(path.read_text())["fraction"] == pytest.approx(0.98)
 

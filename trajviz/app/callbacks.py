@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, dcc, no_update
 
 from trajviz.figures.export import export_current
 from trajviz.figures import (
@@ -31,7 +31,6 @@ from trajviz.viewmodel.selection import (
     select,
     select_meta,
     slice_name,
-    summary_rows,
     task_label,
 )
 from trajviz.store import RunError, list_runs
@@ -46,8 +45,8 @@ from trajviz.app.components import (
     run_info,
     panel_style,
     run_label,
-    summary_hint,
-    summary_table,
+    summary_children,
+    training_note,
 )
 from trajviz.app.jobs import job_config
 from trajviz.app.state import AppState, RunCache
@@ -92,7 +91,7 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
         "task_options": [], "task": MEAN, "slice_options": [], "slice": None,
         "slice_style": HIDE, "learner_options": [learner_option(n, False) for n in LEARNERS],
         "learners": [], "info": "",
-        "summary": [], "message": [], "message_style": HIDE, "workspace_style": SHOW,
+        "summary": [], "meta_note": [], "message": [], "message_style": HIDE, "workspace_style": SHOW,
         "new_run_open": no_update}
     try:
         run_id = inputs.run_id(run_id)
@@ -131,7 +130,6 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     slices = [{"label": slice_name(v.slice.kind), "value": name}
               for name, v in run.views.items()]
     learners = list(run.learners)
-    rows = summary_rows(run)
     out.update(
         task_options=tasks, task="0" if len(run.task_ids) else MEAN,
         slice_options=slices, slice=slices[0]["value"],
@@ -139,7 +137,8 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
         learner_options=[learner_option(n, n in run.learners)
                          for n in [*LEARNERS, *(n for n in learners if n not in LEARNERS)]],
         learners=learners, info=run_info(run),
-        summary=[html.P(summary_hint(rows), className="tv-hint"), summary_table(rows)])
+        summary=summary_children(run),
+        meta_note=training_note(run, "meta", table=True))
     return out
 
 
@@ -296,12 +295,14 @@ def register(app, state: AppState) -> None:
                   Output(ids.SUMMARY, "children"), Output(ids.RUN_MESSAGE, "children"),
                   Output(ids.RUN_MESSAGE, "style"), Output(ids.WORKSPACE, "style"),
                   Output(ids.RUN_FIELDS, "style"), Output(ids.EXPORT_BOX, "style"),
-                  Output(ids.NEW_RUN, "open"), Input(ids.RUN, "value"))
+                  Output(ids.NEW_RUN, "open"), Output(ids.META_NOTE, "children"),
+                  Input(ids.RUN, "value"))
     def _run(run_id):
         o = run_controls(state, run_id)
         return (o["task_options"], o["task"], o["slice_options"], o["slice"], o["slice_style"],
                 o["learner_options"], o["learners"], o["info"], o["summary"], o["message"],
-                o["message_style"], *[o["workspace_style"]] * 3, o["new_run_open"])
+                o["message_style"], *[o["workspace_style"]] * 3, o["new_run_open"],
+                o["meta_note"])
 
     @app.callback(Output(ids.MAIN_GRAPH, "figure"),
                   *[Output(ids.PANEL_GRAPH[k], "figure") for k in PANEL_KEYS],

@@ -12,9 +12,10 @@ from dash import dcc, html
 
 from trajviz.viewmodel.palette import learner_colour
 from trajviz.data.run import Run
-from trajviz.viewmodel.selection import PANEL_GROUPS, SUMMARY_COLUMNS, PanelSpec, Selection, best_learners, fmt
 from trajviz.viewmodel.honesty import honesty_items
-from trajviz.viewmodel.summary import coverage, not_eligible
+from trajviz.viewmodel.selection import PANEL_GROUPS, SUMMARY_COLUMNS, PanelSpec, Selection, best_learners, fmt
+from trajviz.viewmodel.summary import coverage, not_eligible, summary_rows
+from trajviz.viewmodel.training import lr_text, outer_lr_line, tuning_rows, worse_line
 from trajviz.app import ids
 from trajviz.app.texts import EXPLAIN
 
@@ -45,9 +46,11 @@ def empty_figure(text: str = "") -> dict:
 BLANK = empty_figure()
 
 
-def explain(key: str, title: str | None = None, heading: bool = False) -> html.Details:
+def explain(key: str, title: str | None = None, heading: bool = False,
+            where: str = "") -> html.Details:
     """A one-click explanation: a '?' summary line that opens a few paragraphs.
-    ``heading`` makes the summary a card's title (h3) with the '?' after it."""
+    ``heading`` makes the summary a card's title (h3) with the '?' after it; ``where``
+    tells apart two copies of one explanation on the page (their ids)."""
     default, paragraphs = EXPLAIN[key]
     text = title or default
     summary = [html.H3(text), html.Span("?", className="tv-q")] if heading \
@@ -55,7 +58,7 @@ def explain(key: str, title: str | None = None, heading: bool = False) -> html.D
     return html.Details(
         [html.Summary(summary, className="tv-heading" if heading else None),
          *[html.P(p) for p in paragraphs]],
-        className="tv-explain", id=f"explain-{key}")
+        className="tv-explain", id=f"explain-{key}-{where}" if where else f"explain-{key}")
 
 
 def player_bar(p: ids.Player, what: str, start_at_end: bool = False) -> html.Div:
@@ -187,3 +190,43 @@ def honesty_card(sel: Selection) -> list:
     items = [html.Li([html.Strong(lead), text]) if lead else html.Li(text)
              for lead, text in honesty_items(sel)]
     return [html.Ul(items, className="tv-honesty-list")]
+
+
+def summary_children(run: Run) -> list:
+    """The summary card's contents: what a cell is, how meta-training went, the table.
+    One builder for the run's own summary and a what-if setting's (app/whatif.py)."""
+    rows = summary_rows(run)
+    return [html.P(summary_hint(rows), className="tv-hint"), *training_note(run, "summary"),
+            summary_table(rows)]
+
+
+def training_note(run: Run, where: str, table: bool = False) -> list:
+    """How meta-training went, for the summary card and the meta-training tab: the line
+    naming learners it made worse (a '?' opens the likely causes), how the outer
+    learning rates were chosen, and with ``table`` the tuning sweep's scores."""
+    out = []
+    line = worse_line(run)
+    if line:
+        out.append(html.Div(explain("worse", line, where=where), className="tv-worse"))
+    lr = outer_lr_line(run)
+    if lr:
+        out.append(html.P(lr, className="tv-hint tv-outer-lr"))
+    rows = tuning_rows(run)
+    if table and rows:
+        out.append(tuning_table(rows))
+    return out
+
+
+def tuning_table(rows: list[dict[str, Any]]) -> html.Table:
+    """The outer-lr sweep: one row per learner, its validation score per grid value,
+    the chosen value in bold."""
+    grid = rows[0]["grid"]
+    head = html.Tr([html.Th(f"validation {'AUC' if rows[0]['metric'] == 'auc' else rows[0]['metric']}"
+                            " at outer lr"), html.Th("start θ0")] + [html.Th(lr_text(g)) for g in grid])
+    body = [html.Tr([html.Td([html.Span(className="tv-swatch",
+                                        style={"background": learner_colour(r["learner"])}),
+                              r["learner"]]), html.Td(fmt(r["start"]), className="tv-muted")]
+                    + [html.Td(fmt(s), className="tv-best" if g == r["chosen"] else None)
+                       for g, s in zip(r["grid"], r["scores"])])
+            for r in rows]
+    return html.Table([html.Thead(head), html.Tbody(body)], className="tv-table tv-tuning")

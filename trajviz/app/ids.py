@@ -66,6 +66,7 @@ SUMMARY = "summary"
 SUMMARY_LIVE = "summary-live"  # a slider's summary until Dash re-renders SUMMARY (whatif.js)
 META_GRAPH = "meta-graph"
 META_CURVES = "meta-curves"
+META_NOTE = "meta-note"  # how meta-training went: learners it made worse, the outer lrs
 
 
 @dataclass(frozen=True)

@@ -222,8 +222,9 @@ class _Reporter:
     def __call__(self, stage: str, done: int, total: int) -> None:
         kind, _, name = stage.partition(":")
         part = done / total if total else 1.0
-        if kind == "meta" and name in self.learners:
-            base, text = self.learners.index(name), f"meta-training {name}: step {done}/{total}"
+        if kind in ("meta", "tune") and name in self.learners:  # tune: outer.lr = "tune"
+            verb = "meta-training" if kind == "meta" else "tuning the outer lr of"
+            base, text = self.learners.index(name), f"{verb} {name}: step {done}/{total}"
         elif kind == "surface" and name in self.views:
             base = len(self.learners) + self.views.index(name)
             text = f"evaluating the {name} surface: {done}/{total}"

@@ -172,6 +172,7 @@ def meta_tab() -> html.Div:
     return html.Div(className="tv-tab", children=[
         player_bar(ids.META, "meta-step", start_at_end=True),
         explain("meta", "How to read the meta-training view"),
+        html.Div(id=ids.META_NOTE, className="tv-meta-note"),
         html.Div(className="tv-meta", children=[
             html.Div(dcc.Graph(figure=BLANK, id=ids.META_GRAPH, config=GRAPH_CONFIG,
                                className="tv-meta-graph", style={"height": "var(--tv-meta-h)"}),

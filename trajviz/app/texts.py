@@ -161,6 +161,24 @@ EXPLAIN: dict[str, tuple[str, tuple[str, ...]]] = {
          "from θ0 at each evaluation: Leap should shorten the path fastest. 'random' never "
          "meta-learns, so its θ0 stays put: the baseline."),
     )),
+    "worse": ("Why meta-training can make a learner worse", (
+        ("Every learner starts from the same random θ0. Its held-out final loss and AUC are "
+         "measured at the first and the last evaluation of meta-training; when they end more "
+         "than 5% above where they started (or above the random initialisation's), the line "
+         "says so with the numbers. The implementation is not suspect by default: these are "
+         "the usual causes."),
+        ("FOMAML drops MAML's second-order term: it follows the query gradient at the end of "
+         "the inner loop as if the inner loop did not depend on θ0. With many inner steps, "
+         "or an adaptive inner optimiser such as Adam, that approximation can point the wrong "
+         "way, and θ0 drifts somewhere worse; MAML, which differentiates through the inner "
+         "loop, does not have this problem."),
+        ("For any learner, an outer learning rate too large overshoots: the curves in this tab "
+         "rise or jump. Set outer.lr = \"tune\" to pick each learner's own rate from a small "
+         "grid, judged on validation tasks and never on the held-out ones."),
+        ("A collapsed θ0: most ReLU units output 0 on every held-out input (they are dead, no "
+         "gradient reaches them) or the held-out paths barely move; the network has gone "
+         "nearly constant. A short path there is not a good path."),
+    )),
     "newrun": ("Starting a run", (
         ("The run trains in the background on this machine and is written as a new run folder; "
          "the run picker lists it when it is done. Small settings take a minute or two."),

@@ -27,9 +27,8 @@ from dash.exceptions import PreventUpdate
 
 from trajviz.data.run import InnerVariant, Run, apply_inner_variant
 from trajviz.store import RunError
-from trajviz.viewmodel.summary import summary_rows
 from trajviz.app import ids
-from trajviz.app.components import field, summary_table
+from trajviz.app.components import field, summary_children
 from trajviz.app.worker_client import SUPERSEDED, LatestWins, WorkerError, WorkerPool
 
 OWN = "__own__"
@@ -178,11 +177,6 @@ def own_controls(run: Run) -> tuple:
     opt = inner.get("optimizer", "sgd")
     beta = inner.get("momentum", 0.9) if opt != "adam" else inner.get("beta1", 0.9)
     return opt, round(math.log10(inner.get("lr", 0.01)), 2), min(0.99, float(beta)), inner.get("steps", 16)
-
-
-def summary_children(run: Run) -> list:
-    return [html.P(f"Mean over {len(run.task_ids)} held-out tasks, with a 95% interval in brackets; "
-                   "best mean in bold.", className="tv-hint"), summary_table(summary_rows(run))]
 
 
 def run_changed(state, run_id: Any) -> tuple:

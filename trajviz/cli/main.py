@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=int, help="inner steps K")
     run.add_argument("--meta-steps", type=int, help="outer (meta-training) steps")
     run.add_argument("--device", help="cpu (default) or cuda")
+    run.add_argument("--tune-outer-lr", action="store_true",
+                     help='pick each learner\'s outer lr from outer.lr_grid on validation tasks '
+                          '(same as outer.lr = "tune"; the grid: --set outer.lr_grid=[1e-3,3e-3])')
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override any config key, e.g. --set inner.lr=0.05 (value in TOML syntax)")
     run.add_argument("--init", action="append", default=[], metavar="NAME=FILE",
@@ -132,7 +135,8 @@ def config_from_args(args: argparse.Namespace):
              "inner.steps": args.steps, "outer.meta_steps": args.meta_steps,
              "learners": None if args.learners is None else
              [n.strip() for n in args.learners.split(",") if n.strip()],
-             "allow_large": True if args.force else None}
+             "allow_large": True if args.force else None,
+             "outer.lr": "tune" if getattr(args, "tune_outer_lr", False) else None}
     if flags["learners"] is not None:  # --learners selects: unnamed variants are dropped
         data["variants"] = [v for v in data["variants"] if v["name"] in flags["learners"]]
     if args.family and args.family != base.family:
@@ -246,6 +250,10 @@ def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None =
     from trajviz.kernels import recording
 
     sweep_stale(runs_dir)
+    if config.outer.tuned:
+        from trajviz.spec import budget
+        print(budget.tune_notice(config, budget.family_sizes(config.family, config.family_options)),
+              file=sys.stderr)
     run_id = new_run_id(config.family)
     with recording() as ran:
         progress, close = progress_bars(quiet, ran)

@@ -218,7 +218,10 @@ class Run:
     [tasks covered, tasks]}}), diagnostics (threshold, threshold_applies_to,
     threshold_rule, optimizer, steps evaluated, subsampled, power_iterations),
     divergence (``stability.divergence_report``: factor, tasks, and per learner
-    count, task ids and first bad steps);
+    count, task ids and first bad steps); where recorded, tuning ({learner: {grid, scores,
+    chosen, start, metric, tasks, split}}: the outer-lr sweep, ``pipeline.tune``) and
+    dead_units ({"start": f, "learners": {name: f}}: fractions of ReLU units dead on the
+    held-out inputs at θ0, ``pipeline.collapse``);
     task_ids: [T]; task_info: {key: [T, ...]} what generated each held-out task;
     learners: {name: LearnerRecord} in config order (then fixed initialisations);
     views: {name: View}; birthmaps: {view name: BirthMap};

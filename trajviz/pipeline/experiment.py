@@ -22,9 +22,10 @@ from trajviz.spec.config import ExperimentConfig, to_dict
 from trajviz.engine.context import ProblemRef
 from trajviz.engine.diagnostics import Diagnostics, DiagnosticsSpec, good_points, path_diagnostics
 from trajviz.engine.executors import Executor, using
-from trajviz.engine.inner import InnerSpec, Trajectory, inner_loop
+from trajviz.engine.inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
 from trajviz.engine.learners import MetaTrace, OuterSpec, make_learner, meta_train
 from trajviz.data.stats import summarise
+from trajviz.engine.learners.outer import evaluate_path
 from trajviz.engine.metrics import path_metrics, running_metrics
 from trajviz.problem.models import Params, unflatten
 from trajviz.data.run import SCHEMA_VERSION, LearnerRecord, Run
@@ -34,11 +35,14 @@ from trajviz.kernels import ran_names, recorded, recording, requested
 from trajviz.kernels.threads import thread_scope
 from trajviz.spec.learner_variants import learner_specs
 from trajviz.pipeline.heldout import (
+    HeldOut,
     config_threads,
     heldout_seed,
     heldout_setup,
     inner_spec,
 )
+from trajviz.pipeline.collapse import dead_fraction
+from trajviz.pipeline.tune import Sweep, tune_outer_lr, validation_seed, validation_tasks
 from trajviz.pipeline.views import (
     build_view,
     check_slices,
@@ -149,6 +153,8 @@ class Recorded:
     timings: dict[str, float]
     family: TaskFamily
     diagnostics: dict = field(default_factory=dict)
+    tuning: dict = field(default_factory=dict)  # {learner: Tuning.info()} with outer.lr = "tune"
+    dead_units: dict = field(default_factory=dict)  # {"start": f, "learners": {name: f}}
 
 
 def init_params(problem: Problem, theta0, device: str, dtype: torch.dtype) -> torch.Tensor:
@@ -176,7 +182,9 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
     if clash:
         raise ValueError(f"initialisation name(s) {clash} clash with the learners; choose other names")
     outer = OuterSpec(config.outer.meta_steps, config.outer.meta_batch, config.outer.optimizer,
-                      config.outer.lr, config.outer.eval_every)
+                      config.outer.lr_grid[0] if config.outer.tuned else config.outer.lr,
+                      config.outer.eval_every)
+    sweep = lr_sweep(config, setup, outer) if config.outer.tuned else None
     learners = {v.name: make_learner(v.base, v.options)
                 for v in learner_specs(config.learners, config.variants, config.learner_options)}
     fixed = {n: init_params(problem, v, device, dtype) for n, v in (inits or {}).items()}
@@ -191,12 +199,23 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
                                  dspec=dspec, executor=executor,
                                  ref=ProblemRef.of(config.family, config.family_options))
     diag_info: dict = {}
+    tuning: dict = {}
+    dead = {"start": dead_fraction(problem, theta0, heldout), "learners": {}}
     for name, learner in learners.items():
         t0 = time.perf_counter()
-        report = None if progress is None else (lambda s, n=name: progress(f"meta:{n}", s, outer.meta_steps))
-        trace = meta_train(learner, problem, family, spec, outer, theta0, seed=config.seed,
-                           device=device, dtype=dtype, evaluate=evaluate, progress=report)
+        if sweep is not None and learner.trains:
+            total = len(sweep.grid) * outer.meta_steps
+            report = None if progress is None else (lambda s, n=name: progress(f"tune:{n}", s, total))
+            chosen, trace = tune_outer_lr(learner, sweep, theta0, seed=config.seed, device=device,
+                                          dtype=dtype, progress=report)
+            trace = evaluate_path(trace, problem.model.spec, outer, evaluate)
+            tuning[name] = chosen.info()
+        else:
+            report = None if progress is None else (lambda s, n=name: progress(f"meta:{n}", s, outer.meta_steps))
+            trace = meta_train(learner, problem, family, spec, outer, theta0, seed=config.seed,
+                               device=device, dtype=dtype, evaluate=evaluate, progress=report)
         timings[f"meta:{name}"] = time.perf_counter() - t0
+        dead["learners"][name] = dead_fraction(problem, trace.final_theta0, heldout)
         traj = heldout_paths(problem, trace.final_theta0, heldout, spec, held_seed, name)
         t0 = time.perf_counter()
         diag = diagnose(traj)
@@ -206,10 +225,23 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
         if progress is not None:
             progress("record", len(records), len(learners))
     for name, vector in fixed.items():
-        traj = heldout_paths(problem, unflatten(vector, problem.model.spec), heldout, spec, held_seed, name)
+        fixed_theta0 = unflatten(vector, problem.model.spec)
+        dead["learners"][name] = dead_fraction(problem, fixed_theta0, heldout)
+        traj = heldout_paths(problem, fixed_theta0, heldout, spec, held_seed, name)
         diag = diagnose(traj)
         records[name] = fixed_record(name, vector, traj, len(eval_tasks), diag)
-    return Recorded(problem, heldout, records, timings, family, diag_info)
+    return Recorded(problem, heldout, records, timings, family, diag_info, tuning,
+                    dead if dead["start"] is not None else {})
+
+
+def lr_sweep(config: ExperimentConfig, setup: HeldOut, outer: OuterSpec) -> Sweep:
+    """The outer-lr sweep of a config with ``outer.lr = "tune"``: judged on validation
+    tasks of the training split (``pipeline.tune``), never on ``setup``'s held-out tasks."""
+    val = validation_tasks(setup.family, config.seed, config.outer.tune_tasks, setup.device,
+                           setup.dtype)
+    minibatch_indices(val, setup.spec, 0)
+    judge = make_evaluator(setup.problem, val, setup.spec, validation_seed(config.seed))
+    return Sweep(setup.problem, setup.family, setup.spec, outer, config.outer.lr_grid, judge, len(val))
 
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
@@ -268,6 +300,8 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
                      "python": platform.python_version()},
         "timings": timings, "summary": summary(rec.records), "summary_counts": summary_counts(rec.records),
         "diagnostics": rec.diagnostics,
+        **({"tuning": rec.tuning} if rec.tuning else {}),
+        **({"dead_units": rec.dead_units} if rec.dead_units else {}),
         "divergence": divergence_report({n: r.diverged_at for n, r in rec.records.items()},
                                         _numpy(rec.heldout.ids), config.inner.divergence_factor),
         "model": model.name,

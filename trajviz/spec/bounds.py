@@ -21,6 +21,7 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "outer.meta_batch": (1, 1_024),
     "outer.eval_every": (1, 100_000),
     "outer.eval_tasks": (1, 256),
+    "outer.tune_tasks": (1, 256),
     "heldout_tasks": (1, 256),
     "slices.resolution": (2, 500),  # points per axis; surface.py accepts no more either
     "meta_path_points": (2, 10_001),
@@ -40,6 +41,10 @@ REALS: dict[str, tuple[float, float, bool]] = {
     "slices.margin": (0.0, 10.0, True),
     "inner.divergence_factor": (1.0, 1e300, False),
 }
+#: ``outer.lr = "tune"``: each learner's outer lr is chosen from ``outer.lr_grid``.
+TUNE = "tune"
+DEFAULT_LR_GRID = (3e-4, 1e-3, 3e-3)
+MAX_LR_GRID = 12  # each value costs one whole meta-training per learner
 MAX_LAYERS = 8
 MAX_WIDTH = 4_096
 MAX_SHOTS = 10_000
@@ -115,6 +120,24 @@ def _family_option(where: str, value: Any, rule: tuple) -> Any:
     if not (math.isfinite(value) and low <= value <= high):
         raise ValueError(f"{where} must be a finite number in [{low:g}, {high:g}], got {value!r}")
     return int(value) if kind == "int" else float(value)
+
+
+def check_lr(value: Any) -> None:
+    """``outer.lr``: a number (checked with ``REALS``) or ``"tune"``."""
+    if isinstance(value, str) and value != TUNE:
+        raise ValueError(f"config key 'outer.lr' must be a number or {TUNE!r}, got {value!r}")
+
+
+def check_lr_grid(grid: Any) -> None:
+    """``outer.lr_grid``: 1..MAX_LR_GRID different numbers, each finite in (0, 1e6]."""
+    low, high, _ = REALS["outer.lr"]
+    if not isinstance(grid, (list, tuple)) or not 1 <= len(grid) <= MAX_LR_GRID or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            or not low < v <= high for v in grid):
+        raise ValueError(f"config key 'outer.lr_grid' must be a list of 1 to {MAX_LR_GRID} "
+                         f"numbers, each in ({low:g}, {high:g}], got {grid!r}")
+    if len(set(grid)) != len(grid):
+        raise ValueError(f"config key 'outer.lr_grid' lists a value twice: {list(grid)}")
 
 
 def finite(where: str, value: Any) -> None:

@@ -14,6 +14,7 @@ is built (``experiment.train_and_record``).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,9 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
     samples = config.inner.batch_size or sizes.samples
     meta_steps = config.outer.meta_steps
     evals = meta_steps // config.outer.eval_every + 2
+    # a tuned outer lr meta-trains every learner once per grid value (the winner's trace is
+    # kept) and judges each on the validation tasks once
+    grid, tune_rollouts = _sweep(config)
     res2 = config.slices.resolution ** 2
     maml_graph = batch * k1 * (6 * p + 3 * samples * sizes.act_per_sample) \
         if "maml" in config.learners else 0
@@ -103,8 +107,9 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
                + 8 * (batch + tasks) * p
                + maml_graph
                + len(config.slices.kinds) * (tasks + 1) * res2)
-    step_batches = k1 * (n_trained * meta_steps + n_learners * (evals + 1))
-    rollout_steps = k1 * (n_trained * meta_steps * batch
+    step_batches = k1 * (n_trained * (grid * meta_steps + grid * bool(tune_rollouts))
+                         + n_learners * (evals + 1))
+    rollout_steps = k1 * (n_trained * (grid * meta_steps * batch + grid * tune_rollouts)
                           + n_learners * (evals * config.outer.eval_tasks + tasks))
     per_sample = sizes.flops_per_sample or 6 * max(p, sizes.act_per_sample)
     flops = float(rollout_steps) * samples * per_sample \
@@ -117,6 +122,33 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
         chunks = math.ceil(points / max(1, BIRTH_CHUNK_ENTRIES // max(1, p * n_birth)))
         step_batches += kinds * chunks * k1
     return Estimate(numbers * itemsize, step_batches * SECONDS_PER_STEP + flops / FLOPS_PER_SECOND)
+
+
+def _sweep(config: Any) -> tuple[int, int]:
+    """(meta-trainings per learner, validation rollouts per meta-training) of the lr sweep."""
+    outer = config.outer
+    if not getattr(outer, "tuned", False):
+        return 1, 0
+    return len(outer.lr_grid), outer.tune_tasks
+
+
+def tune_seconds(config: Any, sizes: Sizes) -> float:
+    """The extra time (seconds, roughly) that ``outer.lr = "tune"`` adds to the run: 0 when
+    the lr is a number. Printed before a tuned run starts (``trajviz run``)."""
+    if not getattr(config.outer, "tuned", False):
+        return 0.0
+    fixed = dataclasses.replace(config, outer=dataclasses.replace(config.outer, lr=1.0))
+    return estimate(config, sizes).seconds - estimate(fixed, sizes).seconds
+
+
+def tune_notice(config: Any, sizes: Sizes | None) -> str:
+    """The line printed before a tuned run starts: what the sweep does and its rough cost."""
+    trained = sum(name != "random" for name in config.learners)
+    grid = ", ".join(f"{g:g}" for g in config.outer.lr_grid)
+    cost = "its cost is known once the family is built" if sizes is None else \
+        f"about {_duration(tune_seconds(config, sizes))} more than one outer lr (rough estimate)"
+    return (f"tuning the outer learning rate: {trained} learner(s) x {len(config.outer.lr_grid)} "
+            f"values ({grid}), judged on {config.outer.tune_tasks} validation tasks; {cost}")
 
 
 def check(config: Any, sizes: Sizes) -> Estimate:
@@ -137,6 +169,8 @@ def check(config: Any, sizes: Sizes) -> Estimate:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} seconds"
     if seconds < 2 * 3600:
         return f"{math.ceil(seconds / 60)} minutes"
     if seconds < 3 * 86400:

@@ -28,6 +28,7 @@ from typing import Any
 from trajviz.spec import budget, plugins
 from trajviz.spec.bounds import (
     BOUNDS,
+    DEFAULT_LR_GRID,
     FAMILY_OPTIONS,
     LEARNER_OPTIONS,
     MAX_GRID_POINTS,
@@ -35,7 +36,10 @@ from trajviz.spec.bounds import (
     MAX_SHOTS,
     MAX_WIDTH,
     REALS,
+    TUNE,
     check_birthmap,
+    check_lr,
+    check_lr_grid,
     family_options,
 )
 from trajviz.spec.names import (
@@ -76,14 +80,27 @@ class InnerConfig:
 @dataclass(frozen=True)
 class OuterConfig:
     """The shared outer loop: meta-steps, tasks per meta-step, outer optimiser and lr,
-    held-out evaluation every ``eval_every`` steps on ``eval_tasks`` tasks."""
+    held-out evaluation every ``eval_every`` steps on ``eval_tasks`` tasks.
+
+    ``lr = "tune"`` picks each learner's outer lr from ``lr_grid`` by a seeded sweep
+    judged on ``tune_tasks`` validation tasks drawn from the training distribution,
+    never on the held-out tasks (``trajviz.pipeline.tune``); ``lr_grid`` and
+    ``tune_tasks`` are unused with a numeric lr.
+    """
 
     meta_steps: int = 200
     meta_batch: int = 16
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float | str = 1e-3
     eval_every: int = 20
     eval_tasks: int = 8
+    lr_grid: tuple[float, ...] = DEFAULT_LR_GRID
+    tune_tasks: int = 8
+
+    @property
+    def tuned(self) -> bool:
+        """True when each learner's outer lr is chosen by the sweep (``lr = "tune"``)."""
+        return self.lr == TUNE
 
 
 @dataclass(frozen=True)
@@ -248,8 +265,12 @@ def validate(config: ExperimentConfig) -> None:
     for key, (low, high) in BOUNDS.items():
         if not low <= _get(c, key) <= high:
             raise ValueError(f"config key {key!r} must be {low}..{high}, got {_get(c, key)!r}")
+    check_lr(c.outer.lr)
+    check_lr_grid(c.outer.lr_grid)
     for key, (low, high, closed) in REALS.items():
         value = _get(c, key)
+        if key == "outer.lr" and value == TUNE:
+            continue
         if not math.isfinite(value) or value > high or value < low or (value == low and not closed):
             accepted = f"{'[' if closed else '('}{low:g}, {high:g}]"
             raise ValueError(f"config key {key!r} must be a finite number in {accepted}, "
@@ -315,6 +336,10 @@ def _typed_fields(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
+    if key == "outer.lr":  # a number, or "tune"
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) or value == TUNE):
+            raise ValueError(f"config key {key!r} must be a number or {TUNE!r}, got {value!r}")
+        return value if value == TUNE else float(value)
     if hint is bool:
         if not isinstance(value, bool):
             raise ValueError(f"config key {key!r} must be true or false, got {value!r}")
@@ -328,6 +353,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"config key {key!r} must be a string, got {value!r}")
         return value
+    if origin is tuple and typing.get_args(hint)[0] is float:
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"config key {key!r} must be a list of numbers, got {value!r}")
+        return tuple(float(v) for v in value)
     if origin is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]

@@ -7,6 +7,7 @@ held-out metrics are computed by an ``evaluate`` callback every few steps.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor
 
 from trajviz.engine.inner import InnerSpec
-from trajviz.problem.models import Params, flatten
+from trajviz.problem.models import Params, ParamSpec, flatten, unflatten
 from trajviz.problem.tasks import Problem, TaskFamily
 from trajviz.engine.learners.base import Learner
 
@@ -62,6 +63,26 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step, 0x0E7E]).generate_state(1)[0])
 
 
+def eval_schedule(meta_steps: int, eval_every: int) -> list[int]:
+    """The meta-steps at which ``meta_train`` evaluates θ0: 0, every ``eval_every``, and the last."""
+    return sorted({0, meta_steps, *range(eval_every, meta_steps + 1, eval_every)})
+
+
+def evaluate_path(trace: MetaTrace, spec: ParamSpec, outer: OuterSpec,
+                  evaluate: Callable[[Params], dict[str, float]]) -> MetaTrace:
+    """``trace`` with ``evaluate`` run afterwards on its recorded θ0 path at
+    ``eval_schedule``: the same values ``meta_train(..., evaluate=evaluate)`` records
+    during training (the path holds θ0 exactly), without training again. spec: the
+    model's ``ParamSpec``."""
+    steps = eval_schedule(trace.path.shape[0] - 1, outer.eval_every)
+    evals = [evaluate(unflatten(trace.path[s], spec)) for s in steps]
+    keys = sorted({k for e in evals for k in e})
+    return dataclasses.replace(
+        trace, eval_steps=torch.tensor(steps, dtype=torch.long),
+        evals={k: torch.tensor([e.get(k, float("nan")) for e in evals], dtype=torch.float64)
+               for k in keys})
+
+
 def meta_train(learner: Learner, problem: Problem, family: TaskFamily, inner: InnerSpec,
                outer: OuterSpec, theta0: Params, *, seed: int = 0,
                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
@@ -79,6 +100,7 @@ def meta_train(learner: Learner, problem: Problem, family: TaskFamily, inner: In
     spec = problem.model.spec
     path, diverged = [flatten(_detached(leaves), spec)], []
     eval_steps, evals = [], []
+    schedule = set(eval_schedule(outer.meta_steps, outer.eval_every))
 
     def run_eval(step: int) -> None:
         if evaluate is not None:
@@ -102,7 +124,7 @@ def meta_train(learner: Learner, problem: Problem, family: TaskFamily, inner: In
         else:
             diverged.append(0)
         path.append(flatten(_detached(leaves), spec))
-        if (step + 1) % outer.eval_every == 0 or step + 1 == outer.meta_steps:
+        if step + 1 in schedule:
             run_eval(step + 1)
         if progress is not None:
             progress(step + 1)
