@@ -7,11 +7,10 @@ Nothing here reads or writes files.
 """
 from __future__ import annotations
 
-import functools
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -23,7 +22,7 @@ from trajviz.spec.config import ExperimentConfig, InnerConfig, to_dict
 from trajviz.engine.context import ProblemRef
 from trajviz.engine.diagnostics import Diagnostics, DiagnosticsSpec, good_points, path_diagnostics
 from trajviz.engine.executors.base import Executor, using
-from trajviz.engine.inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
+from trajviz.engine.inner import InnerSpec, Trajectory, minibatch_indices, rollouts_per_chunk
 from trajviz.engine.learners import MetaTrace, OuterSpec, make_learner, meta_train
 from trajviz.engine.metrics import path_metrics, running_metrics, summarise
 from trajviz.problem.models import Params, unflatten
@@ -33,6 +32,16 @@ from trajviz.data.stability import divergence_report, stability_threshold, subsa
 from trajviz.problem.tasks import Problem, TaskFamily, TaskSet, family_options, make_family
 from trajviz.kernels.threads import check_threads, thread_scope, threads_for
 from trajviz.spec.learner_variants import learner_specs
+from trajviz.pipeline.record import (
+    PathScratch,
+    Recording,
+    chunk_tasks,
+    clean_path,
+    heldout_paths,
+    placeholder,
+    record_rollouts,
+    with_paths,
+)
 from trajviz.pipeline.views import (
     build_slice,
     build_view,
@@ -64,23 +73,6 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def heldout_paths(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec, seed: int,
-                  learner: str) -> Trajectory:
-    """Record the inner loops from ``theta0`` on the held-out ``tasks``."""
-    with torch.no_grad():
-        result = inner_loop(problem, theta0, tasks, spec, seed=seed, record=True, learner=learner)
-    return result.trajectory
-
-
-def clean_path(traj: Trajectory) -> tuple[torch.Tensor, torch.Tensor]:
-    """params [R, K+1, P] and losses [R, K+1] with every point from a rollout's divergence on
-    set to NaN, so path metrics of a diverged rollout are NaN and running metrics keep
-    only its good prefix."""
-    keep = good_points(traj)
-    return (traj.params.masked_fill(~keep[..., None], float("nan")),
-            traj.losses.masked_fill(~keep, float("nan")))
-
-
 def make_evaluator(problem: Problem, tasks: TaskSet, spec: InnerSpec,
                    seed: int) -> Callable[[Params], dict[str, float]]:
     """Held-out metrics of a θ0 (mean over ``tasks``), for the meta-training curves."""
@@ -92,40 +84,35 @@ def make_evaluator(problem: Problem, tasks: TaskSet, spec: InnerSpec,
     return evaluate
 
 
-def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: int,
-                   diagnostics: Diagnostics | None = None) -> LearnerRecord:
+def learner_record(name: str, trace: MetaTrace, rec: Recording, meta_points: int) -> LearnerRecord:
+    """A learner's record from its meta trace and held-out ``Recording``; its held-out
+    params and grads are placeholders [T, K+1, 0] (``record.with_paths`` fills them)."""
     keep = subsample_steps(trace.path.shape[0] - 1, meta_points)
-    params, losses = clean_path(traj)
-    metrics = path_metrics(params, losses)
-    running = running_metrics(params, losses)
+    diagnostics = rec.diagnostics
     return LearnerRecord(
         name=name, theta0=_numpy(trace.path[-1]), meta_path_steps=keep,
         meta_path=_numpy(trace.path[torch.from_numpy(keep)]),
         eval_steps=_numpy(trace.eval_steps), evals={k: _numpy(v) for k, v in trace.evals.items()},
-        params=_numpy(traj.params), losses=_numpy(traj.losses), grads=_numpy(traj.grads),
-        query_losses=_numpy(traj.query_losses), diverged_at=_numpy(traj.diverged_at),
-        metrics={k: _numpy(v) for k, v in metrics.items()},
-        running={k: _numpy(v) for k, v in running.items()},
-        diagnostics={} if diagnostics is None else dict(diagnostics.values))
+        params=placeholder(rec.points.shape), losses=rec.losses, grads=placeholder(rec.points.shape),
+        query_losses=rec.query_losses, diverged_at=rec.diverged_at, metrics=rec.metrics,
+        running=rec.running, diagnostics={} if diagnostics is None else dict(diagnostics.values))
 
 
-def fixed_record(name: str, theta0: torch.Tensor, traj: Trajectory, eval_tasks: int,
-                 diagnostics=None) -> LearnerRecord:
-    """A fixed initialisation (no meta-training) as a learner record.
+def fixed_record(name: str, theta0: torch.Tensor, rec: Recording, eval_tasks: int) -> LearnerRecord:
+    """A fixed initialisation (no meta-training) as a learner record (paths as placeholders).
 
     theta0: [P]. Its meta path is the one point θ0 at meta-step 0, and its
     "meta-training curve" the one evaluation at step 0: the mean held-out
     metrics over the first ``eval_tasks`` tasks, which is what the learners'
     evaluator computes (same tasks, same minibatches, so the same paths).
     """
-    metrics = path_metrics(traj.params[:eval_tasks], traj.losses[:eval_tasks])
-    evals = {k: torch.tensor([float(np.nanmean(_numpy(metrics[k])))
-                              if np.isfinite(_numpy(metrics[k])).any() else float("nan")])
+    evals = {k: torch.tensor([float(np.nanmean(rec.metrics[k][:eval_tasks]))
+                              if np.isfinite(rec.metrics[k][:eval_tasks]).any() else float("nan")])
              for k in EVAL_METRICS}
     trace = MetaTrace(learner=name, final_theta0={}, path=theta0.detach()[None],
                       eval_steps=torch.zeros(1, dtype=torch.long), evals=evals,
                       diverged=torch.zeros(0, dtype=torch.long))
-    return learner_record(name, trace, traj, 2, diagnostics)
+    return learner_record(name, trace, rec, 2)
 
 
 def summary(records: dict[str, LearnerRecord]) -> dict[str, dict[str, list[float]]]:
@@ -146,6 +133,13 @@ def diagnostics_info(spec: InnerSpec, diag: Diagnostics, iters: int) -> dict:
     return {"optimizer": spec.optimizer.name, "threshold": threshold, "threshold_applies_to": applies_to,
             "threshold_rule": rule, "steps": diag.steps.tolist(), "subsampled": diag.subsampled,
             "power_iterations": iters, "names": list(diag.values)}
+
+
+def record_info(plan: budget.RecordPlan) -> dict:
+    """run.json's ``info["record"]``: the resolved policy and why (docs/scale.md)."""
+    return {"policy": plan.policy, "asked": plan.asked, "full_bytes": plan.full_bytes,
+            "chunk_tasks": plan.chunk_tasks, "meta_points": plan.meta_points, "reason": plan.reason,
+            "paths": "kept" if plan.policy == "full" else "recomputed on demand (trajviz.recompute)"}
 
 
 def resolve_device(name: str) -> str:
@@ -173,6 +167,8 @@ class Recorded:
     timings: dict[str, float]
     family: TaskFamily
     diagnostics: dict = field(default_factory=dict)
+    recordings: dict[str, Recording] = field(default_factory=dict)
+    plan: budget.RecordPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -219,13 +215,22 @@ def init_params(problem: Problem, theta0, device: str, dtype: torch.dtype) -> to
 
 def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
                      inits: dict[str, np.ndarray] | None = None,
-                     executor: Executor | None = None) -> Recorded:
+                     executor: Executor | None = None, scratch: PathScratch | None = None) -> Recorded:
     """Meta-train every learner of ``config`` and record its held-out inner loops.
 
     ``inits``: {name: θ0 [P]} fixed initialisations (e.g. a user's own file, see
     ``trajviz.problem.inits``), recorded after the learners on the same held-out tasks
-    and minibatches.
+    and minibatches. Held-out rollouts are recorded in chunks (``pipeline.record``) onto
+    ``scratch``, whose points ``Recorded.recordings`` refer to; without ``scratch`` the
+    records come back with their paths filled as the record policy says (full or
+    placeholders) and no recordings.
     """
+    if scratch is None:
+        with PathScratch() as own:
+            rec = train_and_record(config, progress, inits, executor, own)
+            full = rec.plan.policy == "full"
+            return replace(rec, records={n: with_paths(r, rec.recordings[n], full)
+                                         for n, r in rec.records.items()}, recordings={})
     setup = heldout_setup(config)
     device, dtype, family, problem, spec = setup.device, setup.dtype, setup.family, setup.problem, setup.spec
     check_slices(config, problem)
@@ -241,32 +246,50 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
     heldout, held_seed = setup.tasks, setup.seed
     eval_tasks = heldout.select(list(range(min(config.outer.eval_tasks, len(heldout)))))
     evaluate = make_evaluator(problem, eval_tasks, spec, held_seed)
+    itemsize = torch.finfo(dtype).bits // 8
+    plan = budget.record_plan(config, problem.model.spec.size, len(learners) + len(fixed),
+                              rollouts_per_chunk(problem.model.spec.size, itemsize, len(heldout)))
+    chunk = chunk_tasks(problem, len(heldout), spec.steps, itemsize)
     timings: dict[str, float] = {}
     records: dict[str, LearnerRecord] = {}
+    recordings: dict[str, Recording] = {}
     dspec = DiagnosticsSpec(seed=config.seed)
-    diagnose = functools.partial(path_diagnostics, problem, tasks=heldout, spec=spec, seed=held_seed,
-                                 dspec=dspec, executor=executor,
-                                 ref=ProblemRef.of(config.family, config.family_options))
+    ref = ProblemRef.of(config.family, config.family_options)
     diag_info: dict = {}
+
+    def diagnose(traj: Trajectory, tasks: TaskSet, name: str) -> Diagnostics:
+        nonlocal diag_info
+        t0 = time.perf_counter()
+        diag = path_diagnostics(problem, traj, tasks, spec, held_seed, dspec, executor=executor, ref=ref)
+        key = f"diagnostics:{name}"
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+        diag_info = diagnostics_info(spec, diag, dspec.iters)
+        return diag
+
+    def record(name: str, start: torch.Tensor) -> Recording:
+        # Every path starts from the flat θ0 unflattened, as a recomputation does (recompute.py).
+        t0 = time.perf_counter()
+        out = record_rollouts(problem, unflatten(start, problem.model.spec), heldout, spec, held_seed,
+                              name, scratch, chunk, keep_grads=plan.policy == "full",
+                              diagnose=lambda traj, tasks: diagnose(traj, tasks, name))
+        timings[f"record:{name}"] = time.perf_counter() - t0
+        return out
+
     for name, learner in learners.items():
         t0 = time.perf_counter()
         report = None if progress is None else (lambda s, n=name: progress(f"meta:{n}", s, outer.meta_steps))
         trace = meta_train(learner, problem, family, spec, outer, theta0, seed=config.seed,
                            device=device, dtype=dtype, evaluate=evaluate, progress=report)
         timings[f"meta:{name}"] = time.perf_counter() - t0
-        traj = heldout_paths(problem, trace.final_theta0, heldout, spec, held_seed, name)
-        t0 = time.perf_counter()
-        diag = diagnose(traj)
-        timings[f"diagnostics:{name}"] = time.perf_counter() - t0
-        diag_info = diagnostics_info(spec, diag, dspec.iters)
-        records[name] = learner_record(name, trace, traj, config.meta_path_points, diag)
+        recordings[name] = record(name, trace.path[-1])
+        records[name] = learner_record(name, trace, recordings[name], plan.meta_points)
+        del trace
         if progress is not None:
             progress("record", len(records), len(learners))
     for name, vector in fixed.items():
-        traj = heldout_paths(problem, unflatten(vector, problem.model.spec), heldout, spec, held_seed, name)
-        diag = diagnose(traj)
-        records[name] = fixed_record(name, vector, traj, len(eval_tasks), diag)
-    return Recorded(problem, heldout, records, timings, family, diag_info)
+        recordings[name] = record(name, vector)
+        records[name] = fixed_record(name, vector, recordings[name], len(eval_tasks))
+    return Recorded(problem, heldout, records, timings, family, diag_info, recordings, plan)
 
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
@@ -305,14 +328,19 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
     from trajviz.problem.inits import resolve_inits
 
     started = time.perf_counter()
-    rec = train_and_record(config, progress, resolve_inits(config, inits), executor)
-    timings = dict(rec.timings)
-    views = {}
-    for kind in config.slices.kinds:
-        t0 = time.perf_counter()
-        views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress,
-                                 executor)
-        timings[f"surface:{kind}"] = time.perf_counter() - t0
+    with PathScratch() as scratch:
+        rec = train_and_record(config, progress, resolve_inits(config, inits), executor, scratch)
+        timings = dict(rec.timings)
+        views = {}
+        points = {n: r.points for n, r in rec.recordings.items()}
+        for kind in config.slices.kinds:
+            t0 = time.perf_counter()
+            views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress,
+                                     executor, points=points)
+            timings[f"surface:{kind}"] = time.perf_counter() - t0
+        full = rec.plan.policy == "full"
+        rec = replace(rec, records={n: with_paths(r, rec.recordings[n], full)
+                                    for n, r in rec.records.items()}, recordings={})
     birthmaps = {}
     if config.birthmap.enabled:
         from trajviz.pipeline.birthmap import birth_map_on
@@ -340,6 +368,7 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
         "param_count": model.spec.size, "param_names": list(model.spec.names),
         "param_shapes": [list(s) for s in model.spec.shapes],
         "family_options": family_options(rec.family),  # the store writes tuples as lists
+        "record": record_info(rec.plan),
     }
     task_info = {k: _numpy(v) for k, v in rec.heldout.info.items()}
     if inits:
