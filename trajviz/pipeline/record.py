@@ -24,7 +24,7 @@ from trajviz.data.run import LearnerRecord
 from trajviz.engine.diagnostics import Diagnostics, good_points
 from trajviz.engine.inner import InnerSpec, Trajectory, inner_loop, rollouts_per_chunk
 from trajviz.engine.metrics import path_metrics, running_metrics
-from trajviz.problem.models import Params
+from trajviz.problem.models import Params, batch_shape
 from trajviz.problem.tasks import Problem, TaskSet
 from trajviz.spec import budget
 
@@ -208,13 +208,19 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 def record_rollouts(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec, seed: int,
                     name: str, scratch: PathScratch, chunk: int, *, keep_grads: bool,
                     diagnose: Callable[[Trajectory, TaskSet], Diagnostics] | None = None) -> Recording:
-    """Record the held-out rollouts from ``theta0`` on ``tasks``, ``chunk`` tasks at a time."""
+    """Record the held-out rollouts from ``theta0`` on ``tasks``, ``chunk`` tasks at a time.
+
+    theta0: {name: [*shape]} shared by every rollout, or {name: [R, *shape]} one per task
+    (``pair_theta0_with_tasks``). ``diagnose(traj, tasks)`` per chunk, if given."""
     parts: dict[str, list] = {k: [] for k in ("points", "grads", "losses", "query_losses",
                                               "diverged_at", "metrics", "running", "diag")}
     steps = None
+    shared = batch_shape(theta0, problem.model.spec) == ()
     for start in range(0, len(tasks), chunk):
-        part = tasks.select(list(range(start, min(start + chunk, len(tasks)))))
-        traj = heldout_paths(problem, theta0, part, spec, seed, name)
+        rows = list(range(start, min(start + chunk, len(tasks))))
+        part = tasks.select(rows)
+        part0 = theta0 if shared else {k: v[rows[0]:rows[-1] + 1] for k, v in theta0.items()}
+        traj = heldout_paths(problem, part0, part, spec, seed, name)
         if diagnose is not None:
             diag = diagnose(traj, part)
             parts["diag"].append(diag.values)
