@@ -162,3 +162,23 @@ def test_record_key_is_checked():
     assert from_dict(BASE).record == "auto"
     with pytest.raises(ValueError, match="record"):
         from_dict({**BASE, "record": "some"})
+
+
+def test_conv_family_runs_end_to_end_light_and_its_size_scales():
+    """The digits convnet (``channels`` option) through a light run, paths recomputed."""
+    options = {"net": "conv", "channels": 6, "ways": 3, "shots": 2, "query_shots": 3}
+    config = from_dict({**BASE, "family": "digits", "family_options": options, "record": "light",
+                        "slices": {"kinds": ["pca"], "resolution": 7}, "heldout_tasks": 3})
+    run = run_experiment(config)
+    P = 9 * 36 + 11 * 6 + (4 * 6 + 1) * 3
+    assert run.info["param_count"] == P == budget.family_sizes("digits", options).param_count
+    assert run.info["model"].startswith("conv6")
+    view = run.views["pca"]
+    for name, rec in run.learners.items():
+        assert rec.params.shape == (3, 6, 0)
+        assert np.isfinite(view.coords[name]).all()
+        paths = recompute_paths(run, name)
+        assert paths.params.shape == (3, 6, P)
+        np.testing.assert_allclose(project(view.slice, paths.params)[0], view.coords[name], rtol=0, atol=0)
+    big = {"net": "conv", "channels": 330}
+    assert 0.9e6 < budget.family_sizes("digits", big).param_count < 1.1e6

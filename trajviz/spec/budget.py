@@ -136,7 +136,8 @@ def family_sizes(family: str, options: dict[str, Any]) -> Sizes | None:
         ways, hidden = o.get("ways", 5), o.get("hidden", 64)
         per_task = ways * (o.get("shots", 5) + o.get("query_shots", 10))
         if o.get("net", "mlp") == "conv":
-            params, act = 160 + 2320 + 65 * ways, 16 * 64 * 2
+            c = o.get("channels", 16)
+            params, act = 9 * c * c + 11 * c + (4 * c + 1) * ways, c * 64 * 2
         else:
             params, act = (DIGITS_PIXELS + 1) * hidden + (hidden + 1) * ways, DIGITS_PIXELS + hidden
         return Sizes(params, (DIGITS_PIXELS + 1) * per_task, ways * o.get("shots", 5),
