@@ -182,3 +182,21 @@ def test_conv_family_runs_end_to_end_light_and_its_size_scales():
         np.testing.assert_allclose(project(view.slice, paths.params)[0], view.coords[name], rtol=0, atol=0)
     big = {"net": "conv", "channels": 330}
     assert 0.9e6 < budget.family_sizes("digits", big).param_count < 1.1e6
+
+
+def test_gpu_smoke_script_runs_the_device_path_on_cpu(capsys):
+    """bench/bench_gpu_smoke.py's code on the CPU with a tiny model; without CUDA, its
+    default says it skipped."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_gpu_smoke", Path(__file__).resolve().parent.parent / "bench" / "bench_gpu_smoke.py")
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+    assert smoke.main(["--device", "cpu", "--hidden", "8,8", "--meta-steps", "1", "--resolution", "5"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cpu: P=97 ") and "finite True" in out and "recomputed path equal True" in out
+    if not torch.cuda.is_available():
+        assert smoke.main([]) == 0
+        assert capsys.readouterr().out.startswith("skipped: torch sees no CUDA device")
