@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 from light_fixtures import make_light_run
-from test_browser import ARGS, CHROMIUM, sync_api  # noqa: F401 - skips without playwright/chromium
-from test_browser import _serve
+from test_browser import ARGS, CHROMIUM, _serve, sync_api
 from test_browser_birth import BirthPage, _click_surface
 
 from trajviz.store import load_run

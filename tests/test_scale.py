@@ -12,8 +12,8 @@ import torch
 from trajviz.data.run import FULL_RECORD, run_is_light
 from trajviz.engine.slices import hessian_slice, pca_slice, points_mean, project
 from trajviz.pipeline.experiment import run_experiment
-from trajviz.pipeline.record import PathScratch
 from trajviz.pipeline.recompute import recompute_paths
+from trajviz.pipeline.record import PathScratch
 from trajviz.spec import budget
 from trajviz.spec.config import from_dict
 from trajviz.store import load_run, write_run
@@ -34,7 +34,7 @@ def test_light_run_keeps_no_paths_and_says_so(pair):
     assert not run_is_light(full) and run_is_light(light)
     assert light.info["record"]["policy"] == "light" and full.info["record"]["policy"] == "full"
     for name, rec in light.learners.items():
-        T, K1, P = full.learners[name].params.shape
+        T, K1, _ = full.learners[name].params.shape
         assert rec.params.shape == rec.grads.shape == (T, K1, 0)
         for field in ("theta0", "losses", "query_losses", "diverged_at"):
             np.testing.assert_array_equal(getattr(rec, field), getattr(full.learners[name], field))

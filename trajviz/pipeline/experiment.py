@@ -20,11 +20,11 @@ from trajviz import __version__
 from trajviz.spec import budget
 from trajviz.spec.config import ExperimentConfig, InnerConfig, to_dict
 from trajviz.engine.context import ProblemRef
-from trajviz.engine.diagnostics import Diagnostics, DiagnosticsSpec, good_points, path_diagnostics
+from trajviz.engine.diagnostics import Diagnostics, DiagnosticsSpec, path_diagnostics
 from trajviz.engine.executors.base import Executor, using
 from trajviz.engine.inner import InnerSpec, Trajectory, minibatch_indices, rollouts_per_chunk
 from trajviz.engine.learners import MetaTrace, OuterSpec, make_learner, meta_train
-from trajviz.engine.metrics import path_metrics, running_metrics, summarise
+from trajviz.engine.metrics import summarise
 from trajviz.problem.models import Params, unflatten
 from trajviz.problem.optim import InnerOptimizer, make_optimizer
 from trajviz.data.run import SCHEMA_VERSION, LearnerRecord, Run
@@ -36,8 +36,6 @@ from trajviz.pipeline.record import (
     PathScratch,
     Recording,
     chunk_tasks,
-    clean_path,
-    heldout_paths,
     placeholder,
     record_rollouts,
     with_paths,
@@ -75,11 +73,14 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 def make_evaluator(problem: Problem, tasks: TaskSet, spec: InnerSpec,
                    seed: int) -> Callable[[Params], dict[str, float]]:
-    """Held-out metrics of a θ0 (mean over ``tasks``), for the meta-training curves."""
+    """Held-out metrics of a θ0 (mean over ``tasks``), for the meta-training curves; the
+    rollouts go in record chunks (``record.record_rollouts``, no points kept)."""
     def evaluate(theta0: Params) -> dict[str, float]:
-        traj = heldout_paths(problem, theta0, tasks, spec, seed, "")
-        m = path_metrics(*clean_path(traj))
-        return {k: float(np.nanmean(_numpy(m[k]))) if np.isfinite(_numpy(m[k])).any() else float("nan")
+        size = next(iter(theta0.values())).element_size()
+        rec = record_rollouts(problem, theta0, tasks, spec, seed, "", None,
+                              chunk_tasks(problem, len(tasks), spec.steps, size), keep_grads=False)
+        m = rec.metrics
+        return {k: float(np.nanmean(m[k])) if np.isfinite(m[k]).any() else float("nan")
                 for k in EVAL_METRICS}
     return evaluate
 

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 import torch
@@ -134,7 +135,7 @@ class PathScratch:
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> PathScratch:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -158,7 +159,7 @@ class Recording:
     running {name: [T, K+1]} (NaN from divergence on); diagnostics: values {name:
     [T, K+1]} and the steps evaluated, or None."""
 
-    points: ScratchRows | np.ndarray
+    points: ScratchRows | np.ndarray | None
     grads: np.ndarray | None
     losses: np.ndarray
     query_losses: np.ndarray
@@ -206,12 +207,13 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 
 def record_rollouts(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec, seed: int,
-                    name: str, scratch: PathScratch, chunk: int, *, keep_grads: bool,
+                    name: str, scratch: PathScratch | None, chunk: int, *, keep_grads: bool,
                     diagnose: Callable[[Trajectory, TaskSet], Diagnostics] | None = None) -> Recording:
     """Record the held-out rollouts from ``theta0`` on ``tasks``, ``chunk`` tasks at a time.
 
     theta0: {name: [*shape]} shared by every rollout, or {name: [R, *shape]} one per task
-    (``pair_theta0_with_tasks``). ``diagnose(traj, tasks)`` per chunk, if given."""
+    (``pair_theta0_with_tasks``). ``diagnose(traj, tasks)`` per chunk, if given. Without
+    ``scratch`` no points are kept (``Recording.points`` is None: metrics only)."""
     parts: dict[str, list] = {k: [] for k in ("points", "grads", "losses", "query_losses",
                                               "diverged_at", "metrics", "running", "diag")}
     steps = None
@@ -229,7 +231,8 @@ def record_rollouts(problem: Problem, theta0: Params, tasks: TaskSet, spec: Inne
         parts["metrics"].append({k: _numpy(v) for k, v in path_metrics(params, losses).items()})
         parts["running"].append({k: _numpy(v) for k, v in running_metrics(params, losses).items()})
         del params
-        parts["points"].append(scratch.append(traj.params))
+        if scratch is not None:
+            parts["points"].append(scratch.append(traj.params))
         if keep_grads:
             parts["grads"].append(_numpy(traj.grads).copy())
         for f in ("losses", "query_losses", "diverged_at"):
@@ -240,7 +243,7 @@ def record_rollouts(problem: Problem, theta0: Params, tasks: TaskSet, spec: Inne
         return {k: np.concatenate([d[k] for d in dicts]) for k in dicts[0]}
 
     diagnostics = None if steps is None else Diagnostics(cat(parts["diag"]), *steps)
-    return Recording(concat_rows(parts["points"]),
+    return Recording(concat_rows(parts["points"]) if parts["points"] else None,
                      np.concatenate(parts["grads"]) if keep_grads else None,
                      *(np.concatenate(parts[f]) for f in ("losses", "query_losses", "diverged_at")),
                      cat(parts["metrics"]), cat(parts["running"]), diagnostics)
