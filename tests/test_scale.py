@@ -149,8 +149,10 @@ def test_record_plan_follows_the_budget():
     assert budget.record_plan(replace(small, record="light"), 1761, 2, 4).policy == "light"
     # chunks: a multiple of the inner loop's own chunk, within RECORD_CHUNK_BYTES, never above T
     assert budget.record_chunk(10, 16, 4, 8, 3) == 8  # all fit: one call, as before
-    assert budget.record_chunk(563_940, 16, 4, 8, 3) == 6  # 7 fit, rounded down to 2 x 3
-    assert budget.record_chunk(1_052_673, 16, 4, 8, 1) == 3
+    seven = budget.RECORD_CHUNK_BYTES // (2 * 17 * 4 * 7)  # P at which 7 tasks fit
+    assert budget.record_chunk(seven, 16, 4, 8, 3) == 6  # rounded down to 2 x 3
+    assert budget.record_chunk(seven, 16, 4, 8, 1) == 7
+    assert budget.record_chunk(1_052_673, 16, 4, 8, 1) == 1
     assert budget.record_chunk(10**9, 16, 4, 8, 1) == 1
     light_est = budget.estimate(big, budget.family_sizes("sinusoid", big.family_options))
     full_est = budget.estimate(replace(big, record="full"), budget.family_sizes("sinusoid", big.family_options))

@@ -34,7 +34,7 @@ DIGITS_PIXELS = 64
 FULL_PATHS_BYTES = 256 * 2**20
 LIGHT_META_BYTES = 128 * 2**20
 # Working memory of one chunk of recorded held-out rollouts ([c, K+1, P] params and grads).
-RECORD_CHUNK_BYTES = 512 * 2**20
+RECORD_CHUNK_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)

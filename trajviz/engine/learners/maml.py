@@ -21,7 +21,7 @@ from trajviz.engine.learners.fomaml import FOMAML
 
 # Working memory of one differentiable chunk of MAML's meta-batch: its graph keeps about
 # GRAPH_COPIES parameter-sized tensors per rollout and step.
-MAML_CHUNK_BYTES = 512 * 2**20
+MAML_CHUNK_BYTES = 256 * 2**20
 GRAPH_COPIES = 6
 
 
