@@ -208,14 +208,15 @@ def test_maml_in_chunks_gives_the_meta_gradient_of_the_whole_batch(monkeypatch):
     """A meta-batch differentiated one rollout at a time (a large model's memory) gives the
     same mean meta-gradient as all at once."""
     from trajviz.engine.learners import maml as maml_module
+    from trajviz.spec import budget as budget_module
     from trajviz.pipeline.experiment import heldout_setup
 
     setup = heldout_setup(from_dict({**BASE, "heldout_tasks": 4}))
     theta0 = setup.problem.model.init(0, "cpu", torch.float32)
     learner = maml_module.MAML()
     whole = learner.meta_gradient(setup.problem, theta0, setup.tasks, setup.spec, 7)
-    monkeypatch.setattr(maml_module, "MAML_CHUNK_BYTES", 1)
-    assert maml_module.maml_chunk(97, 5, 4, 4) == 1
+    monkeypatch.setattr(budget_module, "MAML_CHUNK_BYTES", 1)
+    assert budget_module.maml_chunk(97, 5, 4, 4) == 1
     chunked = learner.meta_gradient(setup.problem, theta0, setup.tasks, setup.spec, 7)
     assert chunked.diverged == whole.diverged
     for key, value in whole.grad.items():

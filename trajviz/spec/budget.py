@@ -33,6 +33,10 @@ DIGITS_PIXELS = 64
 # θ0s, slices, projections, losses and diagnostics, and LIGHT_META_BYTES of meta paths.
 FULL_PATHS_BYTES = 256 * 2**20
 LIGHT_META_BYTES = 128 * 2**20
+# Working memory of one differentiable chunk of MAML's meta-batch: its graph keeps about
+# GRAPH_COPIES parameter-sized tensors per rollout and step.
+MAML_CHUNK_BYTES = 256 * 2**20
+GRAPH_COPIES = 6
 # Working memory of one chunk of recorded held-out rollouts ([c, K+1, P] params and grads).
 RECORD_CHUNK_BYTES = 128 * 2**20
 
@@ -76,6 +80,14 @@ class RecordPlan:
     chunk_tasks: int
     meta_points: int
     reason: str
+
+
+def maml_chunk(param_count: int, steps: int, itemsize: int, rollouts: int) -> int:
+    """Rollouts MAML differentiates through at once: all of them when their graph fits
+    ``MAML_CHUNK_BYTES``, else as many as fit (at least one); the meta-gradient is the same
+    mean over the meta-batch either way (summed chunk by chunk, ``learners.maml``)."""
+    per_rollout = GRAPH_COPIES * (steps + 1) * param_count * itemsize
+    return max(1, min(rollouts, MAML_CHUNK_BYTES // max(1, per_rollout)))
 
 
 def full_path_bytes(n_learners: int, tasks: int, steps: int, param_count: int, itemsize: int) -> int:
@@ -166,7 +178,8 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
     meta_steps = config.outer.meta_steps
     evals = meta_steps // config.outer.eval_every + 2
     res2 = config.slices.resolution ** 2
-    maml_graph = batch * k1 * (6 * p + 3 * samples * sizes.act_per_sample) \
+    maml_rollouts = maml_chunk(p, k1 - 1, itemsize, batch)  # differentiated at once
+    maml_graph = maml_rollouts * k1 * (GRAPH_COPIES * p + 3 * samples * sizes.act_per_sample) \
         if "maml" in config.learners else 0
     plan = record_plan(config, p, n_learners, 1)
     meta_kept = min(meta_steps + 1, plan.meta_points)

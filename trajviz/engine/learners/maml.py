@@ -16,21 +16,8 @@ from trajviz.engine.inner import InnerSpec, inner_loop
 from trajviz.problem.models import Params
 from trajviz.problem.tasks import Problem, TaskSet
 from trajviz.engine.learners.base import MetaGradient, mean_finite
+from trajviz.spec.budget import maml_chunk
 from trajviz.engine.learners.fomaml import FOMAML
-
-
-# Working memory of one differentiable chunk of MAML's meta-batch: its graph keeps about
-# GRAPH_COPIES parameter-sized tensors per rollout and step.
-MAML_CHUNK_BYTES = 256 * 2**20
-GRAPH_COPIES = 6
-
-
-def maml_chunk(param_count: int, steps: int, itemsize: int, rollouts: int) -> int:
-    """Rollouts differentiated through at once: all of them (as before) when their graph
-    fits ``MAML_CHUNK_BYTES``, else as many as fit (at least one); the meta-gradient is the
-    same mean over the meta-batch either way (summed chunk by chunk)."""
-    per_rollout = GRAPH_COPIES * (steps + 1) * param_count * itemsize
-    return max(1, min(rollouts, MAML_CHUNK_BYTES // max(1, per_rollout)))
 
 
 @dataclass(frozen=True)
