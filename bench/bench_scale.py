@@ -15,6 +15,7 @@ Targets (the issue's, 2 cores):
   c   ~10M params (1-3162-3162-1), leap + reptile + random, 10 meta-steps: completes,
       RSS <= 12 GB, folder <= 1 GB
   small  a 66k-parameter MLP (1-256-256-1), six learners, 20 meta-steps: a quick check
+  b2, c1  b and c with 2 and 1 meta-steps: memory and folder only (for a loaded machine)
 
 Run: ``python bench/bench_scale.py [--targets a,b,c] [--out DIR] [--keep]``. Timings are
 noisy on a shared machine: the load average is printed before and after each target.
@@ -39,6 +40,13 @@ TARGETS = {
           {"rss": 2.5 * GB, "folder": 150e6, "load": 5.0}),
     "b": (["--family", "sinusoid", "--set", "family_options.hidden=[1024,1024]",
            "--meta-steps", "20"], {"rss": 3 * GB, "folder": 300e6, "wall": 595.0}),
+    # b and c with 2 and 1 meta-steps: their memory and folder (the meta path adds <= 4 MB
+    # per kept point), when a loaded machine cannot give b's or c's wall in the time there is
+    "b2": (["--family", "sinusoid", "--set", "family_options.hidden=[1024,1024]",
+            "--meta-steps", "2"], {"rss": 3 * GB, "folder": 300e6}),
+    "c1": (["--family", "sinusoid", "--set", "family_options.hidden=[3162,3162]",
+            "--learners", "leap,reptile,random", "--meta-steps", "1", "--force"],
+           {"rss": 12 * GB, "folder": 1 * GB}),
     "c": (["--family", "sinusoid", "--set", "family_options.hidden=[3162,3162]",
            "--learners", "leap,reptile,random", "--meta-steps", "10", "--force"],
           {"rss": 12 * GB, "folder": 1 * GB}),
