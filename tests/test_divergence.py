@@ -81,7 +81,7 @@ def test_slices_are_fitted_to_the_pre_divergence_points(blown_up):
 def test_run_json_is_strict_and_round_trips(blown_up, tmp_path: Path):
     path = write_run(blown_up, tmp_path)
     doc = json.loads((path / "run.json").read_text(encoding="utf-8"), parse_constant=_refuse)
-    assert doc["schema_version"] == SCHEMA_VERSION == 2
+    assert doc["schema_version"] == SCHEMA_VERSION == 3
     back = load_run(path)
     assert back.info["divergence"] == blown_up.info["divergence"]
     for name, rec in blown_up.learners.items():

@@ -15,6 +15,8 @@ loop from one θ0 on one task, a *job* background work, θ0 is ``theta0``.
 ``trajviz.birth_map(run, "pca")`` gives a typed ``BirthMap``;
 ``trajviz.launch_at(run, theta0)`` runs the held-out inner loops from any θ0
 as the run's learners were run (a ``Launch``).
+``trajviz.recompute_paths(run, "leap")`` gives a learner's held-out paths (params and
+grads) of any run, light or full, bitwise as a full run records them (docs/scale.md).
 ``trajviz.whatif(run, {"lr": 0.02})`` reruns every learner's held-out paths
 under other inner settings (an ``InnerVariant``; ``trajviz.pipeline.whatif``).
 ``@trajviz.task_family`` declares your own task family (docs/plugins.md).
@@ -82,3 +84,10 @@ def whatif(run, inner_changes, learners=None, tasks=None, **kwargs):
     heavy=True) rerun with ``inner_changes`` such as {"lr": 0.02}; an ``InnerVariant``."""
     from trajviz.pipeline.whatif import whatif as _whatif
     return _whatif(run, inner_changes, learners, tasks, **kwargs)
+
+
+def recompute_paths(run, learner, tasks=None, progress=None):
+    """``trajviz.pipeline.recompute.recompute_paths``: ``learner``'s held-out paths of ``run``
+    (light or full) rerun from its θ0, bitwise as a full run records them."""
+    from trajviz.pipeline.recompute import recompute_paths as _recompute
+    return _recompute(run, learner, tasks, progress)

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="run even if the estimate says it will not fit this machine "
                           "(same as allow_large = true)")
+    run.add_argument("--record", choices=["auto", "full", "light"],
+                     help="what the run keeps of its held-out paths: full, light (θ0s, slices, "
+                          "projections, losses, diagnostics; paths recomputed on demand) or auto "
+                          "(default: full only when they fit; see docs/scale.md)")
     _add_scheduler_arg(run)
     _add_threads_arg(run)
     add_trust_arg(run)
@@ -136,7 +140,8 @@ def config_from_args(args: argparse.Namespace):
              "learners": None if args.learners is None else
              [n.strip() for n in args.learners.split(",") if n.strip()],
              "allow_large": True if args.force else None,
-             "outer.lr": "tune" if getattr(args, "tune_outer_lr", False) else None}
+             "outer.lr": "tune" if getattr(args, "tune_outer_lr", False) else None,
+             "record": getattr(args, "record", None)}
     if flags["learners"] is not None:  # --learners selects: unnamed variants are dropped
         data["variants"] = [v for v in data["variants"] if v["name"] in flags["learners"]]
     if args.family and args.family != base.family:

@@ -14,8 +14,13 @@ import numpy as np
 
 from trajviz.spec.names import BIRTH_STATISTICS  # noqa: F401 - part of the BirthMap type
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1: no diagnostics and no birth maps (they load as {})
+SCHEMA_VERSION = 3
+# version 1: no diagnostics and no birth maps (they load as {}); versions 1-2: no
+# info["record"] (they kept every path: they load as FULL_RECORD says).
+READABLE_VERSIONS = (1, 2, 3)
+# info["record"] of a run written before record policies (schema < 3): every path kept.
+FULL_RECORD = {"policy": "full", "asked": "full", "reason": "written before record policies "
+               "(schema < 3): every held-out path kept", "paths": "kept"}
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,12 @@ class Run:
     def steps(self) -> int:
         """K, the number of inner steps of the held-out rollouts."""
         return next(iter(self.learners.values())).losses.shape[1] - 1
+
+
+def run_is_light(run: Run) -> bool:
+    """Whether ``run`` was recorded light: it keeps no held-out paths (params and grads are
+    [T, K+1, 0] placeholders on disk), which ``pipeline.recompute`` rebuilds on demand."""
+    return (run.info.get("record") or {}).get("policy") == "light"
 
 
 def with_learner(run: Run, launch: Launch, summary: dict[str, list[float]] | None = None) -> Run:

@@ -35,8 +35,27 @@ def _block_to_numpy(x) -> np.ndarray:
 
 
 def _as_array(x):
-    """A torch tensor stays a tensor (no copy); anything else becomes a numpy array."""
-    return x.detach() if isinstance(x, Tensor) else np.asarray(x)
+    """A torch tensor stays a tensor (no copy); an array-like that reads itself in blocks
+    (``x[:, a:b]`` columns, ``x[a:b]`` rows, ``.shape``, ``.reshape``: e.g. the streaming
+    record's ``ScratchRows``) stays as it is; anything else becomes a numpy array."""
+    if isinstance(x, Tensor):
+        return x.detach()
+    return x if hasattr(x, "select") and hasattr(x, "shape") else np.asarray(x)
+
+
+def _column_blocks(n: int, p: int) -> list[slice]:
+    block = max(1, _BLOCK_BYTES // (8 * max(n, 1)))
+    return [slice(c, min(c + block, p)) for c in range(0, p, block)]
+
+
+def points_mean(points) -> np.ndarray:
+    """The mean [P] of ``points`` [N, P] (any array-like ``pca_slice`` takes), by column blocks."""
+    x = _as_array(points)
+    n, p = x.shape
+    mean = np.empty(p)
+    for c in _column_blocks(n, p):
+        mean[c] = _block_to_numpy(x[:, c]).mean(axis=0)
+    return mean
 
 
 def _vector(x, size: int, name: str) -> np.ndarray:
@@ -128,8 +147,7 @@ def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Sli
         raise ValueError(f"a 2D slice needs P >= 2 parameters, got P = {p}")
     if method not in ("auto", "gram", "svd"):
         raise ValueError(f"unknown pca method {method!r}; accepted: 'auto', 'gram', 'svd'")
-    block = max(1, _BLOCK_BYTES // (8 * max(n_all, 1)))
-    cols = [slice(c, min(c + block, p)) for c in range(0, p, block)]
+    cols = _column_blocks(n_all, p)
     keep = np.ones(n_all, dtype=bool)
     for c in cols:
         keep &= np.isfinite(_block_to_numpy(x[:, c])).all(axis=1)
@@ -160,7 +178,7 @@ def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Sli
                 y = _block_to_numpy(x[:, c])[keep] - mean[c]
                 directions[:, c] = scale.T @ y
     else:
-        y = _block_to_numpy(x)[keep]
+        y = _block_to_numpy(x[:, 0:p])[keep]
         mean[:] = y.mean(axis=0)
         y -= mean
         _, s, vt = np.linalg.svd(y, full_matrices=False)
@@ -289,13 +307,20 @@ def hessian_slice(origin, vectors, points, label: str = "") -> Slice:
     p = v.shape[-1]
     basis = _sign_fix(_orthonormal_pair(v[0], v[1], "hessian_slice"))
     slc = Slice("hessian", _vector(origin, p, "origin"), basis, np.full(2, np.nan), _DEFAULT_EXTENT, label)
-    x = _block_to_numpy(points).reshape(-1, p)
-    x = x[np.isfinite(x).all(axis=1)]
-    if len(x):
-        y = x - x.mean(axis=0)
-        total = float((y ** 2).sum())
+    x = _as_array(points).reshape(-1, p)
+    cols = _column_blocks(x.shape[0], p)
+    keep = np.ones(x.shape[0], dtype=bool)
+    for c in cols:
+        keep &= np.isfinite(_block_to_numpy(x[:, c])).all(axis=1)
+    if keep.any():  # variance about the mean and along each axis, one column block at a time
+        total, along = 0.0, np.zeros((int(keep.sum()), 2))
+        for c in cols:
+            y = _block_to_numpy(x[:, c])[keep]
+            y -= y.mean(axis=0)
+            total += float((y ** 2).sum())
+            along += y @ basis[:, c].T
         if total > 0:
-            slc = replace(slc, explained_variance=((y @ basis.T) ** 2).sum(axis=0) / total)
+            slc = replace(slc, explained_variance=(along ** 2).sum(axis=0) / total)
     return with_extent(slc, project(slc, x)[0])
 
 

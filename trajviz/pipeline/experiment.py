@@ -7,26 +7,25 @@ Nothing here reads or writes files.
 """
 from __future__ import annotations
 
-import functools
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
 import torch
 
 from trajviz.spec.version import VERSION as __version__
+from trajviz.spec import budget
 from trajviz.spec.config import ExperimentConfig, to_dict
 from trajviz.engine.context import ProblemRef
-from trajviz.engine.diagnostics import Diagnostics, DiagnosticsSpec, good_points, path_diagnostics
+from trajviz.engine.diagnostics import Diagnostics, DiagnosticsSpec, path_diagnostics
 from trajviz.engine.executors import Executor, using
-from trajviz.engine.inner import InnerSpec, Trajectory, inner_loop, minibatch_indices
+from trajviz.engine.inner import InnerSpec, Trajectory, minibatch_indices, rollouts_per_chunk
 from trajviz.engine.learners import MetaTrace, OuterSpec, make_learner, meta_train
 from trajviz.data.stats import summarise
 from trajviz.engine.learners.outer import evaluate_path
-from trajviz.engine.metrics import path_metrics, running_metrics
 from trajviz.problem.models import Params, unflatten
 from trajviz.data.run import SCHEMA_VERSION, LearnerRecord, Run
 from trajviz.data.stability import divergence_report, stability_threshold, subsample_steps
@@ -42,6 +41,14 @@ from trajviz.pipeline.heldout import (
     inner_spec,
 )
 from trajviz.pipeline.collapse import dead_fraction
+from trajviz.pipeline.record import (
+    PathScratch,
+    Recording,
+    chunk_tasks,
+    placeholder,
+    record_rollouts,
+    with_paths,
+)
 from trajviz.pipeline.tune import Sweep, tune_outer_lr, validation_seed, validation_tasks
 from trajviz.pipeline.views import (
     build_view,
@@ -58,68 +65,49 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def heldout_paths(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec, seed: int,
-                  learner: str) -> Trajectory:
-    """Record the inner loops from ``theta0`` on the held-out ``tasks``."""
-    with torch.no_grad():
-        result = inner_loop(problem, theta0, tasks, spec, seed=seed, record=True, learner=learner)
-    return result.trajectory
-
-
-def clean_path(traj: Trajectory) -> tuple[torch.Tensor, torch.Tensor]:
-    """params [R, K+1, P] and losses [R, K+1] with every point from a rollout's divergence on
-    set to NaN, so path metrics of a diverged rollout are NaN and running metrics keep
-    only its good prefix."""
-    keep = good_points(traj)
-    return (traj.params.masked_fill(~keep[..., None], float("nan")),
-            traj.losses.masked_fill(~keep, float("nan")))
-
-
 def make_evaluator(problem: Problem, tasks: TaskSet, spec: InnerSpec,
                    seed: int) -> Callable[[Params], dict[str, float]]:
-    """Held-out metrics of a θ0 (mean over ``tasks``), for the meta-training curves."""
+    """Held-out metrics of a θ0 (mean over ``tasks``), for the meta-training curves; the
+    rollouts go in record chunks (``record.record_rollouts``, no points kept)."""
     def evaluate(theta0: Params) -> dict[str, float]:
-        traj = heldout_paths(problem, theta0, tasks, spec, seed, "")
-        m = path_metrics(*clean_path(traj))
-        return {k: float(np.nanmean(_numpy(m[k]))) if np.isfinite(_numpy(m[k])).any() else float("nan")
+        size = next(iter(theta0.values())).element_size()
+        rec = record_rollouts(problem, theta0, tasks, spec, seed, "", None,
+                              chunk_tasks(problem, len(tasks), spec.steps, size), keep_grads=False)
+        m = rec.metrics
+        return {k: float(np.nanmean(m[k])) if np.isfinite(m[k]).any() else float("nan")
                 for k in EVAL_METRICS}
     return evaluate
 
 
-def learner_record(name: str, trace: MetaTrace, traj: Trajectory, meta_points: int,
-                   diagnostics: Diagnostics | None = None) -> LearnerRecord:
+def learner_record(name: str, trace: MetaTrace, rec: Recording, meta_points: int) -> LearnerRecord:
+    """A learner's record from its meta trace and held-out ``Recording``; its held-out
+    params and grads are placeholders [T, K+1, 0] (``record.with_paths`` fills them)."""
     keep = subsample_steps(trace.path.shape[0] - 1, meta_points)
-    params, losses = clean_path(traj)
-    metrics = path_metrics(params, losses)
-    running = running_metrics(params, losses)
+    diagnostics = rec.diagnostics
     return LearnerRecord(
         name=name, theta0=_numpy(trace.path[-1]), meta_path_steps=keep,
         meta_path=_numpy(trace.path[torch.from_numpy(keep)]),
         eval_steps=_numpy(trace.eval_steps), evals={k: _numpy(v) for k, v in trace.evals.items()},
-        params=_numpy(traj.params), losses=_numpy(traj.losses), grads=_numpy(traj.grads),
-        query_losses=_numpy(traj.query_losses), diverged_at=_numpy(traj.diverged_at),
-        metrics={k: _numpy(v) for k, v in metrics.items()},
-        running={k: _numpy(v) for k, v in running.items()},
-        diagnostics={} if diagnostics is None else dict(diagnostics.values))
+        params=placeholder(rec.points.shape), losses=rec.losses, grads=placeholder(rec.points.shape),
+        query_losses=rec.query_losses, diverged_at=rec.diverged_at, metrics=rec.metrics,
+        running=rec.running, diagnostics={} if diagnostics is None else dict(diagnostics.values))
 
 
-def fixed_record(name: str, theta0: torch.Tensor, traj: Trajectory, eval_tasks: int,
-                 diagnostics=None) -> LearnerRecord:
-    """A fixed initialisation (no meta-training) as a learner record.
+def fixed_record(name: str, theta0: torch.Tensor, rec: Recording, eval_tasks: int) -> LearnerRecord:
+    """A fixed initialisation (no meta-training) as a learner record (paths as placeholders).
 
     theta0: [P]. Its meta path is the one point θ0 at meta-step 0, and its
     "meta-training curve" the one evaluation at step 0: the mean held-out
     metrics over the first ``eval_tasks`` tasks, which is what the learners'
     evaluator computes (same tasks, same minibatches, so the same paths).
     """
-    metrics = path_metrics(traj.params[:eval_tasks], traj.losses[:eval_tasks])
-    evals = {k: torch.tensor([float(np.nanmean(_numpy(metrics[k])))
-                              if np.isfinite(_numpy(metrics[k])).any() else float("nan")])
+    evals = {k: torch.tensor([float(np.nanmean(rec.metrics[k][:eval_tasks]))
+                              if np.isfinite(rec.metrics[k][:eval_tasks]).any() else float("nan")])
              for k in EVAL_METRICS}
     trace = MetaTrace(learner=name, final_theta0={}, path=theta0.detach()[None],
                       eval_steps=torch.zeros(1, dtype=torch.long), evals=evals,
                       diverged=torch.zeros(0, dtype=torch.long))
-    return learner_record(name, trace, traj, 2, diagnostics)
+    return learner_record(name, trace, rec, 2)
 
 
 def summary(records: dict[str, LearnerRecord]) -> dict[str, dict[str, list[float]]]:
@@ -143,6 +131,13 @@ def diagnostics_info(spec: InnerSpec, diag: Diagnostics, iters: int) -> dict:
             **({"curvature": diag.curvature} if diag.curvature else {})}
 
 
+def record_info(plan: budget.RecordPlan) -> dict:
+    """run.json's ``info["record"]``: the resolved policy and why (docs/scale.md)."""
+    return {"policy": plan.policy, "asked": plan.asked, "full_bytes": plan.full_bytes,
+            "chunk_tasks": plan.chunk_tasks, "meta_points": plan.meta_points, "reason": plan.reason,
+            "paths": "kept" if plan.policy == "full" else "recomputed on demand (trajviz.recompute)"}
+
+
 @dataclass(frozen=True)
 class Recorded:
     """Meta-trained learners and their held-out paths, before any slicing."""
@@ -155,6 +150,8 @@ class Recorded:
     diagnostics: dict = field(default_factory=dict)
     tuning: dict = field(default_factory=dict)  # {learner: Tuning.info()} with outer.lr = "tune"
     dead_units: dict = field(default_factory=dict)  # {"start": f, "learners": {name: f}}
+    recordings: dict[str, Recording] = field(default_factory=dict)
+    plan: budget.RecordPlan | None = None
 
 
 def init_params(problem: Problem, theta0, device: str, dtype: torch.dtype) -> torch.Tensor:
@@ -168,13 +165,22 @@ def init_params(problem: Problem, theta0, device: str, dtype: torch.dtype) -> to
 
 def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
                      inits: dict[str, np.ndarray] | None = None,
-                     executor: Executor | None = None) -> Recorded:
+                     executor: Executor | None = None, scratch: PathScratch | None = None) -> Recorded:
     """Meta-train every learner of ``config`` and record its held-out inner loops.
 
     ``inits``: {name: θ0 [P]} fixed initialisations (e.g. a user's own file, see
     ``trajviz.problem.inits``), recorded after the learners on the same held-out tasks
-    and minibatches.
+    and minibatches. Held-out rollouts are recorded in chunks (``pipeline.record``) onto
+    ``scratch``, whose points ``Recorded.recordings`` refer to; without ``scratch`` the
+    records come back with their paths filled as the record policy says (full or
+    placeholders) and no recordings.
     """
+    if scratch is None:
+        with PathScratch() as own:
+            rec = train_and_record(config, progress, inits, executor, own)
+            full = rec.plan.policy == "full"
+            return replace(rec, records={n: with_paths(r, rec.recordings[n], full)
+                                         for n, r in rec.records.items()}, recordings={})
     setup = heldout_setup(config)
     device, dtype, family, problem, spec = setup.device, setup.dtype, setup.family, setup.problem, setup.spec
     check_slices(config, problem)
@@ -192,15 +198,37 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
     heldout, held_seed = setup.tasks, setup.seed
     eval_tasks = heldout.select(list(range(min(config.outer.eval_tasks, len(heldout)))))
     evaluate = make_evaluator(problem, eval_tasks, spec, held_seed)
+    itemsize = torch.finfo(dtype).bits // 8
+    plan = budget.record_plan(config, problem.model.spec.size, len(learners) + len(fixed),
+                              rollouts_per_chunk(problem.model.spec.size, itemsize, len(heldout)))
+    chunk = chunk_tasks(problem, len(heldout), spec.steps, itemsize)
     timings: dict[str, float] = {}
     records: dict[str, LearnerRecord] = {}
+    recordings: dict[str, Recording] = {}
     dspec = DiagnosticsSpec(seed=config.seed)
-    diagnose = functools.partial(path_diagnostics, problem, tasks=heldout, spec=spec, seed=held_seed,
-                                 dspec=dspec, executor=executor,
-                                 ref=ProblemRef.of(config.family, config.family_options))
+    ref = ProblemRef.of(config.family, config.family_options)
     diag_info: dict = {}
     tuning: dict = {}
     dead = {"start": dead_fraction(problem, theta0, heldout), "learners": {}}
+
+    def diagnose(traj: Trajectory, tasks: TaskSet, name: str) -> Diagnostics:
+        nonlocal diag_info
+        t0 = time.perf_counter()
+        diag = path_diagnostics(problem, traj, tasks, spec, held_seed, dspec, executor=executor, ref=ref)
+        key = f"diagnostics:{name}"
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+        diag_info = diagnostics_info(spec, diag, dspec.iters)
+        return diag
+
+    def record(name: str, start: torch.Tensor) -> Recording:
+        # Every path starts from the flat θ0 unflattened, as a recomputation does (recompute.py).
+        t0 = time.perf_counter()
+        out = record_rollouts(problem, unflatten(start, problem.model.spec), heldout, spec, held_seed,
+                              name, scratch, chunk, keep_grads=plan.policy == "full",
+                              diagnose=lambda traj, tasks: diagnose(traj, tasks, name))
+        timings[f"record:{name}"] = time.perf_counter() - t0
+        return out
+
     for name, learner in learners.items():
         t0 = time.perf_counter()
         if sweep is not None and learner.trains:
@@ -216,22 +244,17 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
                                device=device, dtype=dtype, evaluate=evaluate, progress=report)
         timings[f"meta:{name}"] = time.perf_counter() - t0
         dead["learners"][name] = dead_fraction(problem, trace.final_theta0, heldout)
-        traj = heldout_paths(problem, trace.final_theta0, heldout, spec, held_seed, name)
-        t0 = time.perf_counter()
-        diag = diagnose(traj)
-        timings[f"diagnostics:{name}"] = time.perf_counter() - t0
-        diag_info = diagnostics_info(spec, diag, dspec.iters)
-        records[name] = learner_record(name, trace, traj, config.meta_path_points, diag)
+        recordings[name] = record(name, trace.path[-1])
+        records[name] = learner_record(name, trace, recordings[name], plan.meta_points)
+        del trace
         if progress is not None:
             progress("record", len(records), len(learners))
     for name, vector in fixed.items():
-        fixed_theta0 = unflatten(vector, problem.model.spec)
-        dead["learners"][name] = dead_fraction(problem, fixed_theta0, heldout)
-        traj = heldout_paths(problem, fixed_theta0, heldout, spec, held_seed, name)
-        diag = diagnose(traj)
-        records[name] = fixed_record(name, vector, traj, len(eval_tasks), diag)
+        dead["learners"][name] = dead_fraction(problem, unflatten(vector, problem.model.spec), heldout)
+        recordings[name] = record(name, vector)
+        records[name] = fixed_record(name, vector, recordings[name], len(eval_tasks))
     return Recorded(problem, heldout, records, timings, family, diag_info, tuning,
-                    dead if dead["start"] is not None else {})
+                    dead if dead["start"] is not None else {}, recordings, plan)
 
 
 def lr_sweep(config: ExperimentConfig, setup: HeldOut, outer: OuterSpec) -> Sweep:
@@ -271,14 +294,19 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
     from trajviz.problem.inits import resolve_inits
 
     started = time.perf_counter()
-    rec = train_and_record(config, progress, resolve_inits(config, inits), executor)
-    timings = dict(rec.timings)
-    views = {}
-    for kind in config.slices.kinds:
-        t0 = time.perf_counter()
-        views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress,
-                                 executor)
-        timings[f"surface:{kind}"] = time.perf_counter() - t0
+    with PathScratch() as scratch:
+        rec = train_and_record(config, progress, resolve_inits(config, inits), executor, scratch)
+        timings = dict(rec.timings)
+        views = {}
+        points = {n: r.points for n, r in rec.recordings.items()}
+        for kind in config.slices.kinds:
+            t0 = time.perf_counter()
+            views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress,
+                                     executor, points=points)
+            timings[f"surface:{kind}"] = time.perf_counter() - t0
+        full = rec.plan.policy == "full"
+        rec = replace(rec, records={n: with_paths(r, rec.recordings[n], full)
+                                    for n, r in rec.records.items()}, recordings={})
     birthmaps = {}
     if config.birthmap.enabled:
         from trajviz.pipeline.birthmap import birth_map_on
@@ -308,6 +336,7 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
         "param_count": model.spec.size, "param_names": list(model.spec.names),
         "param_shapes": [list(s) for s in model.spec.shapes],
         "family_options": family_options(rec.family),  # the store writes tuples as lists
+        "record": record_info(rec.plan),
         "kernels": {"request": requested(), **ran_names(recorded())},  # which backend ran each op
     }
     task_info = {k: _numpy(v) for k, v in rec.heldout.info.items()}

@@ -5,7 +5,7 @@ once per run, what judging a θ0 needs from the run's config (problem,
 held-out tasks, inner optimiser, minibatch seed) and its views' slices;
 ``launch(ctx, theta0)`` then runs the held-out inner loops from ``theta0``
 with the very function the learners' paths were recorded with
-(``experiment.heldout_paths``: same tasks, same minibatches), so a launch from
+(``record.record_rollouts``: same tasks, same minibatches, same chunks), so a launch from
 a learner's θ0 gives its recorded paths (and, with ``diagnostics="full"``,
 its per-step diagnostics) bit for bit, and projects them on every view. ``keep(path, launch)`` stores a launch in the run as a named
 fixed initialisation, atomically.
@@ -26,27 +26,29 @@ from trajviz.engine.diagnostics import LEVELS, DiagnosticsSpec, path_diagnostics
 from trajviz.pipeline.experiment import (
     EVAL_METRICS,
     fixed_record,
-    heldout_paths,
     init_params,
     summary,
 )
 from trajviz.pipeline.heldout import HeldOut, heldout_setup
 from trajviz.pipeline.views import record_paths
+from trajviz.pipeline.record import PathScratch, chunk_tasks, record_rollouts, with_paths
 from trajviz.problem.inits import check_init_name
 from trajviz.problem.models import unflatten
-from trajviz.data.run import Launch, Run, Slice, with_learner
+from trajviz.data.run import Launch, Run, Slice, run_is_light, with_learner
 
 
 @dataclass(frozen=True)
 class LaunchContext:
     """A run's held-out setup and slices: setup (``experiment.HeldOut``),
     slices {view: Slice}, eval_tasks (tasks of the meta-training evaluations),
-    seed (the run's seed: the diagnostics' power-iteration start)."""
+    seed (the run's seed: the diagnostics' power-iteration start), light (the run keeps
+    no held-out paths, so neither does a launch kept in it: ``run_is_light``)."""
 
     setup: HeldOut
     slices: dict[str, Slice]
     eval_tasks: int
     seed: int = 0
+    light: bool = False
 
 
 def launch_context(run: Run) -> LaunchContext:
@@ -58,7 +60,7 @@ def launch_context(run: Run) -> LaunchContext:
     config = from_dict(run.config)
     setup = heldout_setup(config)
     return LaunchContext(setup, {k: v.slice for k, v in run.views.items()},
-                         min(config.outer.eval_tasks, len(setup.tasks)), config.seed)
+                         min(config.outer.eval_tasks, len(setup.tasks)), config.seed, run_is_light(run))
 
 
 def point_on_view(ctx: LaunchContext, view: str, a: float, b: float) -> np.ndarray:
@@ -86,13 +88,19 @@ def launch(ctx: LaunchContext, theta0: np.ndarray, *, name: str = "launch",
     started = time.perf_counter()
     s = ctx.setup
     vector = init_params(s.problem, theta0, s.device, s.dtype)
-    traj = heldout_paths(s.problem, unflatten(vector, s.problem.model.spec), s.tasks, s.spec, s.seed, name)
     level = LEVELS[diagnostics]
-    diag = None if level is None else path_diagnostics(
-        s.problem, traj, s.tasks, s.spec, s.seed, DiagnosticsSpec(seed=ctx.seed, **level))
-    record = fixed_record(name, vector, traj, ctx.eval_tasks, diag)
-    views = {k: record_paths(s.problem, slc, s.tasks, record, s.device, s.dtype)
-             for k, slc in ctx.slices.items()}
+    diagnose = None if level is None else (lambda traj, tasks: path_diagnostics(
+        s.problem, traj, tasks, s.spec, s.seed, DiagnosticsSpec(seed=ctx.seed, **level)))
+    itemsize = vector.element_size()
+    with PathScratch() as scratch:  # streamed like a run's learners (pipeline.record)
+        rec = record_rollouts(s.problem, unflatten(vector, s.problem.model.spec), s.tasks, s.spec,
+                              s.seed, name, scratch,
+                              chunk_tasks(s.problem, len(s.tasks), s.spec.steps, itemsize),
+                              keep_grads=not ctx.light, diagnose=diagnose)
+        record = fixed_record(name, vector, rec, ctx.eval_tasks)
+        views = {k: record_paths(s.problem, slc, s.tasks, record, s.device, s.dtype, rec.points)
+                 for k, slc in ctx.slices.items()}
+        record = with_paths(record, rec, full=not ctx.light)
     return Launch(record, views, time.perf_counter() - started)
 
 

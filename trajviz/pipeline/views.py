@@ -21,50 +21,73 @@ from trajviz.engine.slices import (
     exact_slice,
     hessian_slice,
     pca_slice,
+    points_mean,
     project,
     random_slice,
     three_point_slice,
     with_extent,
 )
 from trajviz.data.stability import good_prefix
+from trajviz.pipeline.record import ScratchRows, concat_rows
 from trajviz.engine.surface import evaluate_surface, plane_losses
 from trajviz.problem.tasks import Problem, TaskSet
 
 Progress = Callable[[str, int, int], None]
 
 
-def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarray | None, str]:
+def _points(records: dict[str, LearnerRecord], points: dict | None) -> dict:
+    """Each learner's held-out path points [T, K+1, P]: ``points`` (e.g. ``record.ScratchRows``
+    on a scratch file) or the records' own params."""
+    return points if points is not None else {n: r.params for n, r in records.items()}
+
+
+def slice_origin(name: str, records: dict[str, LearnerRecord],
+                 points: dict | None = None) -> tuple[np.ndarray | None, str]:
     """The configured origin [P] (None: the mean of the points) and how to say it."""
     if name == "mean":
         return None, "the mean of all path points"
     if name.startswith("final:"):
         learner = name.removeprefix("final:")
-        finals = records[learner].params[records[learner].diverged_at < 0, -1]
+        rec, x = records[learner], _points(records, points)[learner]
+        last = np.zeros(x.shape[:-1], dtype=bool)
+        last[rec.diverged_at < 0, -1] = True
+        finals = _rows(x, last)
         if not len(finals):
             raise ValueError(f"slices.origin {name!r}: every held-out path of {learner} diverged")
         return finals.mean(axis=0), f"{learner}'s mean final point"
     return records[name].theta0, f"{name}'s θ0"
 
 
-def good_path_points(records: dict[str, LearnerRecord]) -> np.ndarray:
-    """[N, P] every learner's held-out path points before divergence (finite)."""
-    points = np.concatenate([r.params[good_prefix(r.diverged_at, r.params.shape[1] - 1)]
-                             for r in records.values()])
-    return points[np.isfinite(points).all(axis=1)]
+def _rows(x, keep: np.ndarray) -> np.ndarray:
+    """x[keep] as an array [n, P], for an array or ``ScratchRows``."""
+    return x.select(keep).read() if isinstance(x, ScratchRows) else x[keep]
+
+
+def good_path_points(records: dict[str, LearnerRecord], points: dict | None = None):
+    """[N, P] every learner's held-out path points before divergence (finite): an array, or
+    ``ScratchRows`` when ``points`` are."""
+    x = _points(records, points)
+    masks = {n: good_prefix(r.diverged_at, x[n].shape[1] - 1) for n, r in records.items()}
+    if all(isinstance(x[n], ScratchRows) for n in records):
+        return concat_rows([x[n].select(masks[n]) for n in records])
+    every = np.concatenate([x[n][masks[n]] for n in records])
+    return every[np.isfinite(every).all(axis=1)]
 
 
 def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
-                records: dict[str, LearnerRecord], heldout: TaskSet | None = None) -> Slice:
+                records: dict[str, LearnerRecord], heldout: TaskSet | None = None,
+                points: dict | None = None) -> Slice:
     """The slice of ``kind``, fitted to every learner's held-out paths before divergence.
 
     The ``hessian`` kind needs ``heldout`` (its mean loss's Hessian is taken at
     the origin; origin "mean" means the first learner's θ0 here).
     """
-    points = good_path_points(records)
+    paths = points
+    points = good_path_points(records, paths)
     origin_name = config.slices.origin
     if kind == "hessian" and origin_name == "mean":
         origin_name = next(iter(records))
-    origin, origin_label = slice_origin(origin_name, records)
+    origin, origin_label = slice_origin(origin_name, records, paths)
     if kind == "pca":
         if len(points) < 3:
             raise ValueError("pca slice needs at least 3 finite path points; every held-out path diverged")
@@ -76,7 +99,7 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
         names = ", ".join(config.slices.three_point)
         return three_point_slice(a, b, c, label=f"plane through the θ0 of {names}")
     if kind == "random":
-        centre = points.mean(axis=0) if origin is None else origin
+        centre = points_mean(points) if origin is None else origin
         return random_slice(list(problem.model.spec.shapes), centre, config.seed,
                             label=f"filter-normalised random directions, origin at {origin_label}")
     if kind == "hessian":
@@ -94,10 +117,13 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
 
 def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: TaskSet,
                records: dict[str, LearnerRecord], progress: Progress | None,
-               executor: Executor | None = None) -> View:
-    slc = build_slice(kind, config, problem, records, heldout)
+               executor: Executor | None = None, points: dict | None = None) -> View:
+    """The view of ``kind``; ``points``: {learner: [T, K+1, P]} held-out paths when the
+    records hold placeholders (a streaming record's ``ScratchRows``)."""
+    slc = build_slice(kind, config, problem, records, heldout, points)
     dtype = getattr(torch, config.dtype)
-    paths = {n: record_paths(problem, slc, heldout, r, config.device, dtype) for n, r in records.items()}
+    paths = {n: record_paths(problem, slc, heldout, r, config.device, dtype,
+                             None if points is None else points[n]) for n, r in records.items()}
     every = np.concatenate([p.coords.reshape(-1, 2) for p in paths.values()]
                            + [p.meta_coords.reshape(-1, 2) for p in paths.values()])
     slc = with_extent(slc, every, margin=config.slices.margin)
@@ -112,11 +138,13 @@ def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: T
 
 
 def record_paths(problem: Problem, slc: Slice, heldout: TaskSet, record: LearnerRecord,
-                 device: str, dtype: torch.dtype) -> ViewPaths:
+                 device: str, dtype: torch.dtype, points=None) -> ViewPaths:
     """One learner's held-out and meta paths projected on ``slc``, with the plane's losses;
-    points from a rollout's first non-finite step on are NaN."""
-    coords, residual = project(slc, record.params)
-    bad = ~good_prefix(record.diverged_at, record.params.shape[1] - 1)
+    points from a rollout's first non-finite step on are NaN. ``points``: its held-out
+    paths [T, K+1, P] if not ``record.params``."""
+    points = record.params if points is None else points
+    coords, residual = project(slc, points)
+    bad = ~good_prefix(record.diverged_at, points.shape[1] - 1)
     coords[bad], residual[bad] = np.nan, np.nan
     meta_coords, meta_residual = project(slc, record.meta_path)
     plane = plane_losses(problem, slc, coords, heldout, device=device, dtype=dtype)

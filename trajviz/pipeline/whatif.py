@@ -2,8 +2,8 @@
 
 ``whatif(run, {"lr": 0.02})`` takes every learner's θ0 (meta-learned, fixed,
 clicked or a user's own: all are learners of the run), stacks them, pairs each
-with every held-out task (``pair_theta0_with_tasks``) and runs ONE vectorised
-``inner_loop`` over learners × tasks with the changed optimiser, lr, momentum
+with every held-out task (``pair_theta0_with_tasks``) and runs the vectorised
+``inner_loop`` over learners × tasks, in memory-sized chunks (``pipeline.record``), with the changed optimiser, lr, momentum
 β or steps K. The tasks and minibatches are the run's own (minibatches depend
 only on the seed and the task, and a longer loop extends the same batch
 order), so with the run's own settings it gives back the stored paths. The
@@ -31,18 +31,23 @@ from trajviz.spec.config import InnerConfig, from_dict, to_dict
 from trajviz.spec.config import replace as config_replace
 from trajviz.engine.diagnostics import LEVELS, DiagnosticsSpec, path_diagnostics
 from trajviz.pipeline.experiment import (
-    _numpy,
-    clean_path,
     diagnostics_info,
     summary,
     summary_counts,
 )
 from trajviz.pipeline.heldout import inner_spec
-from trajviz.engine.inner import Trajectory, inner_loop, pair_theta0_with_tasks
+from trajviz.engine.inner import pair_theta0_with_tasks
+from trajviz.pipeline.record import PathScratch, Recording, chunk_tasks, placeholder, record_rollouts
 from trajviz.pipeline.launch import LaunchContext, launch_context
-from trajviz.engine.metrics import path_metrics, running_metrics
 from trajviz.problem.models import unflatten
-from trajviz.data.run import InnerVariant, Run, ViewPaths, apply_inner_variant, with_inner_variant
+from trajviz.data.run import (
+    InnerVariant,
+    Run,
+    ViewPaths,
+    apply_inner_variant,
+    run_is_light,
+    with_inner_variant,
+)
 from trajviz.engine.slices import project
 from trajviz.data.stability import divergence_report, good_prefix
 from trajviz.engine.surface import plane_losses
@@ -120,13 +125,20 @@ def whatif(run: Run, inner_changes: dict[str, Any], learners: list[str] | None =
     task_set = s.tasks if tasks is None else s.tasks.select(index)
     theta0 = unflatten(torch.stack([ctx.theta0[n] for n in names]), s.problem.model.spec)
     params0, paired = pair_theta0_with_tasks(theta0, task_set, s.problem)
-    with torch.no_grad():
-        traj = inner_loop(s.problem, params0, paired, spec, seed=s.seed, record=True).trajectory
     dspec = DiagnosticsSpec(seed=ctx.base.seed, **LEVELS[diagnostics] or {})
-    diag = None if diagnostics == "none" else path_diagnostics(s.problem, traj, paired, spec, s.seed, dspec)
-    records = _records(run, names, traj, len(index), diag)
-    views = {key: _view_paths(s, slc, paired, records, names, run.views[key])
-             for key, slc in ctx.launch.slices.items()}
+    diagnose = None if diagnostics == "none" else (
+        lambda traj, part: path_diagnostics(s.problem, traj, part, spec, s.seed, dspec))
+    itemsize = next(iter(params0.values())).element_size()
+    # Streamed in chunks of (learner, task) rollouts (pipeline.record): the chunks are
+    # multiples of the inner loop's own, so the paths are those of one vectorised call.
+    with PathScratch() as scratch:
+        rec = record_rollouts(s.problem, params0, paired, spec, s.seed, "", scratch,
+                              chunk_tasks(s.problem, len(paired), spec.steps, itemsize),
+                              keep_grads=not ctx.launch.light, diagnose=diagnose)
+        diag = rec.diagnostics
+        records = _records(run, names, rec, len(index), ctx.launch.light)
+        views = {key: _view_paths(s, slc, paired, rec, names, run.views[key])
+                 for key, slc in ctx.launch.slices.items()}
     info = {"summary": summary(records), "summary_counts": summary_counts(records),
             "divergence": divergence_report({n: r.diverged_at for n, r in records.items()},
                                             np.asarray(run.task_ids)[index], inner.divergence_factor),
@@ -138,35 +150,35 @@ def whatif(run: Run, inner_changes: dict[str, Any], learners: list[str] | None =
                         learners=records, views=views, info=info)
 
 
-def _records(run: Run, names: list[str], traj: Trajectory, n_tasks: int, diag) -> dict:
-    """Per learner, its base record with the rollout fields of its rows of ``traj``."""
+def _records(run: Run, names: list[str], rec: Recording, n_tasks: int, light: bool) -> dict:
+    """Per learner, its base record with the rollout fields of its rows of ``rec`` (held-out
+    params and grads as placeholders when the run is ``light``)."""
     from dataclasses import replace
 
-    params, losses = clean_path(traj)
-    metrics = {k: _numpy(v) for k, v in path_metrics(params, losses).items()}
-    running = {k: _numpy(v) for k, v in running_metrics(params, losses).items()}
-    arrays = {"params": _numpy(traj.params), "losses": _numpy(traj.losses),
-              "grads": _numpy(traj.grads), "query_losses": _numpy(traj.query_losses),
-              "diverged_at": _numpy(traj.diverged_at)}
+    T = len(rec.losses)
+    points = placeholder(rec.points.shape) if light else rec.points.read()
+    arrays = {"params": points, "losses": rec.losses,
+              "grads": placeholder(rec.points.shape) if light else rec.grads,
+              "query_losses": rec.query_losses, "diverged_at": rec.diverged_at}
+    diag = {} if rec.diagnostics is None else rec.diagnostics.values
     out = {}
     for i, n in enumerate(names):
         rows = slice(i * n_tasks, (i + 1) * n_tasks)
+        assert rows.stop <= T
         out[n] = replace(run.learners[n], **{k: v[rows] for k, v in arrays.items()},
-                         metrics={k: v[rows] for k, v in metrics.items()},
-                         running={k: v[rows] for k, v in running.items()},
-                         diagnostics={} if diag is None else {k: v[rows] for k, v in diag.values.items()})
+                         metrics={k: v[rows] for k, v in rec.metrics.items()},
+                         running={k: v[rows] for k, v in rec.running.items()},
+                         diagnostics={k: v[rows] for k, v in diag.items()})
     return out
 
 
-def _view_paths(s, slc, paired, records: dict, names: list[str], view) -> dict[str, ViewPaths]:
+def _view_paths(s, slc, paired, rec: Recording, names: list[str], view) -> dict[str, ViewPaths]:
     """Every learner's new paths on one slice; the plane's losses in one call for all rows."""
-    params = np.concatenate([records[n].params for n in names])
-    diverged = np.concatenate([records[n].diverged_at for n in names])
-    coords, residual = project(slc, params)
-    bad = ~good_prefix(diverged, params.shape[1] - 1)
+    coords, residual = project(slc, rec.points)
+    bad = ~good_prefix(rec.diverged_at, rec.points.shape[1] - 1)
     coords[bad], residual[bad] = np.nan, np.nan
     plane = plane_losses(s.problem, slc, coords, paired, device=s.device, dtype=s.dtype)
-    n_tasks = len(params) // len(names)
+    n_tasks = len(rec.losses) // len(names)
     out = {}
     for i, n in enumerate(names):
         rows = slice(i * n_tasks, (i + 1) * n_tasks)
@@ -184,7 +196,14 @@ def keep_variant(path: str | Path, variant: InnerVariant) -> Path:
     check_variant_name(variant.name)
     if len(variant.task_index) != len(load_run(path, heavy=False).task_ids):
         raise ValueError("only a variant over every held-out task can be kept")
-    return replace_run(with_inner_variant(load_run(path), variant), path.parent)
+    run = load_run(path)
+    if run_is_light(run):  # a light run keeps no held-out paths, a kept variant neither
+        from dataclasses import replace
+
+        variant = replace(variant, learners={
+            n: replace(r, params=placeholder(r.params.shape), grads=placeholder(r.grads.shape))
+            for n, r in variant.learners.items()})
+    return replace_run(with_inner_variant(run, variant), path.parent)
 
 
 def check_variant_name(name: Any) -> str:

@@ -62,7 +62,8 @@ FAMILY_OPTIONS: dict[str, dict[str, tuple]] = {
     "quadratic": {"dim": ("int", 1, 2_000), "condition": ("float", 1.0, 1e12),
                   "spread": ("float", 0.0, 1e6), "init_scale": ("float", 0.0, 1e6)},
     "digits": {"ways": ("int", 2, 10), "shots": ("int", 1, 116), "query_shots": ("int", 1, 116),
-               "net": ("choice", "mlp", "conv"), "hidden": ("int", 1, MAX_WIDTH)},
+               "net": ("choice", "mlp", "conv"), "hidden": ("int", 1, MAX_WIDTH),
+               "channels": ("int", 1, 1_024)},
 }
 # Options of the learners (all true/false); tests keep this in step with the dataclasses.
 LEARNER_OPTIONS: dict[str, tuple[str, ...]] = {

@@ -29,6 +29,17 @@ SECONDS_PER_STEP = 5e-3
 FLOPS_PER_SECOND = 2e9
 BIRTH_CHUNK_ENTRIES = 1 << 18  # entries of a birth-map chunk's [G·N, P] θ (measured: birthmap.py)
 DIGITS_PIXELS = 64
+# Record policy (docs/scale.md). "auto" keeps every held-out path ([T, K+1, P] params and
+# grads of every learner) only when they take at most FULL_PATHS_BYTES; a light run keeps
+# θ0s, slices, projections, losses and diagnostics, and LIGHT_META_BYTES of meta paths.
+FULL_PATHS_BYTES = 256 * 2**20
+LIGHT_META_BYTES = 128 * 2**20
+# Working memory of one differentiable chunk of MAML's meta-batch: its graph keeps about
+# GRAPH_COPIES parameter-sized tensors per rollout and step.
+MAML_CHUNK_BYTES = 256 * 2**20
+GRAPH_COPIES = 6
+# Working memory of one chunk of recorded held-out rollouts ([c, K+1, P] params and grads).
+RECORD_CHUNK_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,78 @@ class Sizes:
 
 @dataclass(frozen=True)
 class Estimate:
+    """memory_bytes: peak memory; seconds: wall time; disk_bytes: the run folder (its
+    npz arrays, under the record policy)."""
+
     memory_bytes: float
     seconds: float
+    disk_bytes: float = 0.0
+
+
+@dataclass(frozen=True)
+class RecordPlan:
+    """What a run keeps and how it records (``record_plan``).
+
+    policy: "full" or "light" (``auto`` resolved); asked: the config's ``record``;
+    full_bytes: what every held-out path would take; chunk_tasks: held-out tasks recorded
+    at once (a multiple of the inner loop's own rollout chunk, so a recomputed path is
+    bitwise the recorded one); meta_points: meta-path points kept per learner;
+    reason: one line saying why."""
+
+    policy: str
+    asked: str
+    full_bytes: int
+    chunk_tasks: int
+    meta_points: int
+    reason: str
+
+
+def maml_chunk(param_count: int, steps: int, itemsize: int, rollouts: int) -> int:
+    """Rollouts MAML differentiates through at once: all of them when their graph fits
+    ``MAML_CHUNK_BYTES``, else as many as fit (at least one); the meta-gradient is the same
+    mean over the meta-batch either way (summed chunk by chunk, ``learners.maml``)."""
+    per_rollout = GRAPH_COPIES * (steps + 1) * param_count * itemsize
+    return max(1, min(rollouts, MAML_CHUNK_BYTES // max(1, per_rollout)))
+
+
+def full_path_bytes(n_learners: int, tasks: int, steps: int, param_count: int, itemsize: int) -> int:
+    """Bytes of every held-out path of every learner: params and grads [L, T, K+1, P]."""
+    return 2 * n_learners * tasks * (steps + 1) * param_count * itemsize
+
+
+def record_chunk(param_count: int, steps: int, itemsize: int, tasks: int, inner_chunk: int) -> int:
+    """Held-out tasks recorded at once: as many as fit ``RECORD_CHUNK_BYTES`` (params and
+    grads [c, K+1, P]), rounded down to a multiple of ``inner_chunk`` (at least one), at most
+    ``tasks``. Depends on the config alone, never on the machine."""
+    per_task = 2 * (steps + 1) * param_count * itemsize
+    inner = max(1, min(inner_chunk, tasks))
+    fit = max(1, RECORD_CHUNK_BYTES // max(1, per_task))
+    return min(tasks, max(inner, fit // inner * inner))
+
+
+def record_plan(config: Any, param_count: int, n_learners: int, inner_chunk: int) -> RecordPlan:
+    """The record policy of ``config`` resolved for a model of ``param_count`` parameters and
+    ``n_learners`` learners (fixed initialisations included)."""
+    itemsize = 8 if config.dtype == "float64" else 4
+    tasks, steps = config.heldout_tasks, config.inner.steps
+    full = full_path_bytes(n_learners, tasks, steps, param_count, itemsize)
+    asked = getattr(config, "record", "auto")
+    mib = f"{full / 2**20:,.0f} MiB"
+    if asked == "full":
+        policy, reason = "full", f"record = 'full': every held-out path kept ({mib})"
+    elif asked == "light":
+        policy, reason = "light", "record = 'light': held-out paths recomputed on demand"
+    elif full <= FULL_PATHS_BYTES:
+        policy, reason = "full", f"every held-out path fits ({mib} <= {FULL_PATHS_BYTES // 2**20} MiB)"
+    else:
+        policy, reason = "light", (f"the held-out paths would take {mib} > "
+                                   f"{FULL_PATHS_BYTES // 2**20} MiB: recomputed on demand")
+    meta = config.meta_path_points
+    if policy == "light":
+        fit = LIGHT_META_BYTES // max(1, n_learners * param_count * itemsize)
+        meta = max(2, min(meta, fit))
+    chunk = record_chunk(param_count, steps, itemsize, tasks, inner_chunk)
+    return RecordPlan(policy, asked, full, chunk, meta, reason)
 
 
 def family_sizes(family: str, options: dict[str, Any]) -> Sizes | None:
@@ -68,7 +149,8 @@ def family_sizes(family: str, options: dict[str, Any]) -> Sizes | None:
         ways, hidden = o.get("ways", 5), o.get("hidden", 64)
         per_task = ways * (o.get("shots", 5) + o.get("query_shots", 10))
         if o.get("net", "mlp") == "conv":
-            params, act = 160 + 2320 + 65 * ways, 16 * 64 * 2
+            c = o.get("channels", 16)
+            params, act = 9 * c * c + 11 * c + (4 * c + 1) * ways, c * 64 * 2
         else:
             params, act = (DIGITS_PIXELS + 1) * hidden + (hidden + 1) * ways, DIGITS_PIXELS + hidden
         return Sizes(params, (DIGITS_PIXELS + 1) * per_task, ways * o.get("shots", 5),
@@ -79,8 +161,9 @@ def family_sizes(family: str, options: dict[str, Any]) -> Sizes | None:
 def estimate(config: Any, sizes: Sizes) -> Estimate:
     """Peak memory (bytes) and time (seconds) of ``run_experiment(config)``, roughly.
 
-    Memory: the held-out paths of every learner ([T, K+1, P] params and grads), the
-    meta paths ([S+1, P]), the task data, the inner loop's per-rollout state, MAML's
+    Memory: under the record policy (``record_plan``) the held-out paths of every
+    learner ([T, K+1, P] params and grads) and the meta paths ([S+1, P]) for a full run,
+    one chunk of rollouts and one learner's meta path for a light one; the task data, the inner loop's per-rollout state, MAML's
     graph through K steps, and the surfaces. Time: vectorised inner steps at
     ``SECONDS_PER_STEP`` each plus their arithmetic at ``FLOPS_PER_SECOND``, the
     surfaces' forward passes, and with ``config.birthmap.enabled`` a birth map per
@@ -99,10 +182,20 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
     # kept) and judges each on the validation tasks once
     grid, tune_rollouts = _sweep(config)
     res2 = config.slices.resolution ** 2
-    maml_graph = batch * k1 * (6 * p + 3 * samples * sizes.act_per_sample) \
+    maml_rollouts = maml_chunk(p, k1 - 1, itemsize, batch)  # differentiated at once
+    maml_graph = maml_rollouts * k1 * (GRAPH_COPIES * p + 3 * samples * sizes.act_per_sample) \
         if "maml" in config.learners else 0
-    numbers = (n_learners * tasks * k1 * (2 * p + 8)
-               + n_learners * (meta_steps + 1) * p
+    plan = record_plan(config, p, n_learners, 1)
+    meta_kept = min(meta_steps + 1, plan.meta_points)
+    if plan.policy == "full":
+        paths = n_learners * tasks * k1 * (2 * p + 8) + n_learners * (meta_steps + 1) * p
+    else:  # one chunk of rollouts at a time, one learner's meta path, the kept meta points
+        paths = plan.chunk_tasks * k1 * 2 * p + n_learners * tasks * k1 * 8 \
+            + (meta_steps + 1) * p + n_learners * meta_kept * p
+    disk = (n_learners * (meta_kept + 1) * p + 3 * len(config.slices.kinds) * p
+            + (plan.full_bytes // itemsize if plan.policy == "full" else 0)
+            + n_learners * tasks * k1 * 16 + len(config.slices.kinds) * (tasks + 1) * res2)
+    numbers = (paths
                + (batch + 2 * tasks) * sizes.task_numel
                + 8 * (batch + tasks) * p
                + maml_graph
@@ -121,7 +214,8 @@ def estimate(config: Any, sizes: Sizes) -> Estimate:
         flops += float(kinds * points * n_birth * k1) * samples * per_sample
         chunks = math.ceil(points / max(1, BIRTH_CHUNK_ENTRIES // max(1, p * n_birth)))
         step_batches += kinds * chunks * k1
-    return Estimate(numbers * itemsize, step_batches * SECONDS_PER_STEP + flops / FLOPS_PER_SECOND)
+    return Estimate(numbers * itemsize, step_batches * SECONDS_PER_STEP + flops / FLOPS_PER_SECOND,
+                    disk * itemsize)
 
 
 def _sweep(config: Any) -> tuple[int, int]:

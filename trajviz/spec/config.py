@@ -51,6 +51,9 @@ from trajviz.spec.names import (
 from trajviz.spec.learner_variants import Variant, check_variants, parse_variants, resolve_variants
 
 DTYPES = ("float32", "float64")
+# What a run keeps of its held-out paths (docs/scale.md): "full" every [T, K+1, P] path,
+# "light" none (recomputed on demand), "auto" full only within budget.FULL_PATHS_BYTES.
+RECORD_POLICIES = ("auto", "full", "light")
 
 # The runs `trajviz demo` creates, read from demos/<name>.toml.
 DEMO_FILES = ("sinusoid", "linear2d")
@@ -161,6 +164,7 @@ class ExperimentConfig:
     device: str = "cpu"
     dtype: str = "float32"
     allow_large: bool = False
+    record: str = "auto"
 
 
 _SECTIONS = {"inner": InnerConfig, "outer": OuterConfig, "slices": SliceConfig,
@@ -293,6 +297,7 @@ def validate(config: ExperimentConfig) -> None:
     check_birthmap(c.birthmap.grid, c.birthmap.tasks, c.birthmap.statistic, c.birthmap.quantile,
                    "birthmap.")
     _choice("dtype", c.dtype, DTYPES)
+    _choice("record", c.record, RECORD_POLICIES)
     if c.device != "cpu" and not c.device.startswith("cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {c.device!r}")
     sizes = budget.family_sizes(c.family, c.family_options)

@@ -11,6 +11,7 @@ import numpy as np
 from trajviz.data.jsonfloats import restore_nonfinite
 from trajviz.store.inner_variants import decode_variants
 from trajviz.data.run import (
+    FULL_RECORD,
     READABLE_VERSIONS,
     SCHEMA_VERSION,
     BirthMap,
@@ -120,7 +121,16 @@ def _read_doc(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise RunError(path, f"{RUN_FILE} {exc}") from None
     _rename_old_keys(doc)
+    _migrate_record(doc)
     return doc
+
+
+def _migrate_record(doc: dict[str, Any]) -> None:
+    """A run written before record policies (schema < 3) kept every path: say so in
+    ``info["record"]`` (``data.run.FULL_RECORD``), as a schema-3 full run does."""
+    info = doc.get("info")
+    if doc.get("schema_version", SCHEMA_VERSION) < 3 and isinstance(info, dict) and "record" not in info:
+        info["record"] = dict(FULL_RECORD)
 
 
 def _rename_old_keys(doc: dict[str, Any]) -> None:
