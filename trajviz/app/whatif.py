@@ -203,6 +203,15 @@ def own_controls(run: Run) -> tuple:
     return opt, round(math.log10(inner.get("lr", 0.01)), 2), min(0.99, float(beta)), inner.get("steps", 16)
 
 
+def same_picture(before: dict | None, after: dict | None, run_id: str | None) -> bool:
+    """Whether WHATIF_SHOWN going from ``before`` to ``after`` leaves the picture as it is:
+    both the stored run of ``run_id`` (a shown of another run draws the stored run too).
+    Then no second full draw follows a run switch, whose controls move to the run's own."""
+    def stored(shown):
+        return not isinstance(shown, dict) or shown.get("run") != run_id
+    return after is None and stored(before)
+
+
 def keep_shown(state, run_id: str | None, shown: dict | None, name: str | None) -> dict:
     """Keep the what-if that is on screen (``shown``: the WHATIF_SHOWN store), not what the
     controls say: a change still being computed is not on screen. Returns {"status",
@@ -262,8 +271,8 @@ def register_whatif(app, state) -> None:
                   Input(ids.WHATIF_OPT, "value"), State(ids.WHATIF_LR, "value"),
                   State(ids.WHATIF_BETA, "value"), Input(ids.WHATIF_STEPS, "value"),
                   Input(ids.WHATIF_PICK, "value"), State(ids.RUN, "value"),
-                  prevent_initial_call=True)
-    def _whatif(opt, log_lr, beta, steps, pick, run_id):
+                  State(ids.WHATIF_SHOWN, "data"), prevent_initial_call=True)
+    def _whatif(opt, log_lr, beta, steps, pick, run_id, before):
         # the lr and β sliders go to whatif_route (assets/whatif.js), not through here
         if run_id is None:
             raise PreventUpdate
@@ -278,6 +287,8 @@ def register_whatif(app, state) -> None:
             return no_update, f"Not recomputed: {exc}", no_update
         if out is None:
             raise PreventUpdate  # a newer change replaced this one
+        if same_picture(before, out["shown"], run_id):  # e.g. a new run's own settings
+            return no_update, out["status"], no_update
         return out["shown"], out["status"], summary_children(out["run"])
 
     @app.callback(Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
@@ -303,4 +314,4 @@ def register_whatif(app, state) -> None:
     register_route(app, state)
 
 
-__all__ = ["WhatIfService", "answer", "beta_style", "changes_of", "keep_shown", "recompute", "register_whatif", "shown_run", "whatif_box"]
+__all__ = ["WhatIfService", "answer", "beta_style", "changes_of", "keep_shown", "same_picture", "recompute", "register_whatif", "shown_run", "whatif_box"]
