@@ -173,3 +173,25 @@ def test_the_page_surface_has_no_legend_under_its_axis_title(tmp_path, zoom):
     o = cb.draw(state, "r", None, "0", ["leap", "random"], "2d", 0, zoom)
     assert o["main"].layout.showlegend is False
     assert "leap" in str(o["key"]) and "random" in str(o["key"])
+
+
+class _Jobs:
+    def __init__(self, status):
+        self._status = status
+
+    def status(self, job_id):
+        return {"run_id": "", "fraction": 0.5, "stage": "meta-training", "message": "",
+                "elapsed": 3.0, **self._status}
+
+
+def test_a_listed_run_ends_the_job_status_without_announcing_it_again(tmp_path):
+    from dash import no_update
+    state = cb.AppState.for_dir(tmp_path)
+    state.jobs = _Jobs({"state": "done", "run_id": "new-run"})
+    o = cb.job_on_listing(state, {"id": "abcd1234"}, False)
+    assert "new-run" in o["status"] and o["poll_disabled"] is True and o["busy"] is False
+    assert o["version"] is no_update  # the picker is listed already: no loop
+    state.jobs = _Jobs({"state": "running"})
+    o = cb.job_on_listing(state, {"id": "abcd1234"}, False)
+    assert o["status"] is no_update and o["busy"] is no_update
+    assert cb.job_on_listing(state, {"id": "abcd1234"}, True)["status"] is no_update  # no job

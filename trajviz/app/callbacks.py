@@ -278,6 +278,22 @@ def poll_job(state: AppState, job: dict | None, version: dict | None) -> dict[st
             "poll_disabled": True, "version": no_update, "busy": False}
 
 
+def job_on_listing(state: AppState, job: dict | None, idle: bool | None) -> dict[str, Any]:
+    """The run picker was refreshed (↻, a kept variant, a job's end): a job that has ended
+    ends its status and its busy button now, whether or not a poll answered in time (a
+    poll answer that comes after the next tick is dropped by Dash as stale, which a busy
+    machine makes common). Never announces the run again (that would refresh the
+    picker: a loop)."""
+    if idle or not job:
+        return {"bar": no_update, "status": no_update, "poll_disabled": no_update,
+                "version": no_update, "busy": no_update}
+    o = poll_job(state, job, None)
+    if o["poll_disabled"] is not True:  # still running: let the poll go on
+        return {**o, "bar": no_update, "status": no_update, "poll_disabled": no_update,
+                "busy": no_update, "version": no_update}
+    return {**o, "version": no_update}
+
+
 # ---------------------------------------------------------------------------- wiring
 
 def register(app, state: AppState) -> None:
@@ -356,16 +372,19 @@ def register(app, state: AppState) -> None:
                   Output(ids.JOB_STATUS, "children"), Output(ids.JOB_BAR, "style"),
                   Output(ids.JOB_START, "disabled"), Output(ids.RUNS_VERSION, "data"),
                   Input(ids.JOB_START, "n_clicks"), Input(ids.JOB_POLL, "n_intervals"),
+                  Input(ids.RUN, "options"),
                   State(ids.JOB_FAMILY, "value"), State(ids.JOB_LEARNERS, "value"),
                   State(ids.JOB_STEPS, "value"), State(ids.JOB_META_STEPS, "value"),
                   State(ids.JOB_SEED, "value"), State(ids.JOB_NAME, "value"),
                   State(ids.JOB_STORE, "data"), State(ids.RUNS_VERSION, "data"),
-                  prevent_initial_call=True)
-    def _job(_start, _tick, family, learners, steps, meta_steps, seed, name, job, version):
+                  State(ids.JOB_POLL, "disabled"), prevent_initial_call=True)
+    def _job(_start, _tick, _listed, family, learners, steps, meta_steps, seed, name, job,
+             version, idle):
         if ctx.triggered_id == ids.JOB_START:
             o = start_job(state, family, learners, steps, meta_steps, seed, name)
             return o["job"], o["poll_disabled"], o["status"], o["bar"], o["busy"], no_update
-        o = poll_job(state, job, version)
+        o = job_on_listing(state, job, idle) if ctx.triggered_id == ids.RUN \
+            else poll_job(state, job, version)
         return no_update, o["poll_disabled"], o["status"], o["bar"], o["busy"], o["version"]
 
     register_birth(app, state)  # the birth map card and click-to-launch
@@ -387,4 +406,4 @@ def register(app, state: AppState) -> None:
 
 
 __all__ = ["AppState", "RunCache", "draw", "panel_styles", "draw_meta", "export", "message",
-           "parse_task", "poll_job", "register", "run_controls", "run_options", "start_job"]
+           "job_on_listing", "parse_task", "poll_job", "register", "run_controls", "run_options", "start_job"]

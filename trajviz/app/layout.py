@@ -104,7 +104,7 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                                                                 className="tv-progress-bar",
                                                                 style={"width": "0%"})),
             html.Div(id=ids.JOB_STATUS, className="tv-hint"),
-            dcc.Interval(id=ids.JOB_POLL, interval=800, disabled=True),
+            dcc.Interval(id=ids.JOB_POLL, interval=1500, disabled=True),
             dcc.Store(id=ids.JOB_STORE),
         ]),
     ])
