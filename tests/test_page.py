@@ -195,3 +195,15 @@ def test_a_listed_run_ends_the_job_status_without_announcing_it_again(tmp_path):
     o = cb.job_on_listing(state, {"id": "abcd1234"}, False)
     assert o["status"] is no_update and o["busy"] is no_update
     assert cb.job_on_listing(state, {"id": "abcd1234"}, True)["status"] is no_update  # no job
+
+
+def test_labels_of_close_markers_are_placed_apart():
+    from trajviz.viewmodel.placement import _box, _overlap, label_positions
+    pts = np.array([[0.0, 0.0], [0.01, 0.0], [0.02, 0.01], [5.0, 5.0]])
+    texts = ["birth point", "fomaml", "random", "leap"]
+    where = label_positions(pts, texts, (-1, 10, -1, 10), plot_px=(550, 550))
+    scale = 50.0  # px per unit
+    boxes = [_box(w, (x + 1) * scale, (y + 1) * scale, 0.62 * 11 * len(t), 1.25 * 11, 7.5)
+             for w, (x, y), t in zip(where, pts, texts)]
+    assert all(_overlap(a, b) == 0 for i, a in enumerate(boxes) for b in boxes[i + 1:]), where
+    assert where[3] == "top center"  # alone: the first choice
