@@ -159,7 +159,7 @@ def fit_box(sel: Selection, margin: float = 0.1) -> tuple[float, float, float, f
 def end_ranks(sel: Selection, box: tuple[float, float, float, float],
               rel_tol: float = 0.03) -> dict[str, int]:
     """Per learner, how many learners drawn after it end within ``rel_tol`` of the view's
-    span of its end point: ``path_group`` grows its end and current-step markers by that
+    span of its end point: ``path_group`` grows its end marker by that
     many rings, so paths that end on one point stay told apart."""
     tol = rel_tol * max(box[1] - box[0], box[3] - box[2])
     ends = {}
@@ -258,9 +258,10 @@ def path_group(name: str, xy: np.ndarray, z: np.ndarray | None, k: int, unit: st
                labels: np.ndarray, three_d: bool, legend: bool = True,
                rank: int = 0) -> list[Any]:
     """The five traces of GROUP for one learner's path ``xy`` [N, 2] (z: [N] in 3D).
-    ``rank``: how many learners are drawn after this one; the end and current-step
-    markers grow by ``RING`` per rank, so paths that end on one point show as concentric
-    rings (the last drawn, smallest, on top) instead of the last hiding the others."""
+    ``rank``: how many learners drawn after this one end on the same point; the end marker
+    grows by ``RING`` per rank, so paths that end on one point show as concentric rings
+    (the last drawn, smallest, on top; at the last step they frame the current-step dots)
+    instead of the last learner hiding the others."""
     grow = rank * (RING if not three_d else RING / 3)
     colour = learner_colour(name)
     xy = clean(xy)
@@ -300,7 +301,7 @@ def path_group(name: str, xy: np.ndarray, z: np.ndarray | None, k: int, unit: st
     head = scatter(
         **xyz(xy[k:k + 1], zs[k:k + 1]), mode="markers", name=name, legendgroup=name,
         showlegend=legend, customdata=labels[k:k + 1], hovertemplate=hover,
-        marker={"color": colour, "size": (13 if not three_d else 6) + grow,
+        marker={"color": colour, "size": 13 if not three_d else 6,
                 "line": {"width": 2, "color": "white"}})
     return [path, start, end, tail, head]
 
