@@ -207,3 +207,26 @@ def test_labels_of_close_markers_are_placed_apart():
              for w, (x, y), t in zip(where, pts, texts)]
     assert all(_overlap(a, b) == 0 for i, a in enumerate(boxes) for b in boxes[i + 1:]), where
     assert where[3] == "top center"  # alone: the first choice
+
+
+def test_the_export_draws_the_clicked_path_and_the_what_if_on_screen(tmp_path, monkeypatch):
+    write_run_dir(tmp_path, make_run(run_id="r"))
+    state = cb.AppState.for_dir(tmp_path)
+    seen = {}
+
+    def over(run_id, run, learners):
+        return dataclasses.replace(run, run_id="with-click"), [*learners, "clicked"]
+
+    state.launches = type("L", (), {"over": staticmethod(over)})()
+
+    def fake_export(run, fmt, what, **kw):
+        seen.update(run=run.run_id, **kw)
+        return "x.png", b"png"
+
+    monkeypatch.setattr(cb, "export_current", fake_export)
+    monkeypatch.setattr(cb, "shown_run", lambda st, rid, shown: (seen.update(shown=shown)
+                                                                 or st.cache.get(rid)))
+    shown = {"run": "r", "live": 3, "variant": None}
+    _, text = cb.export(state, "png", "surface", "r", None, "0", ["leap"], "2d", 2, None, shown)
+    assert seen["run"] == "with-click" and seen["learners"] == ["leap", "clicked"]
+    assert seen["shown"] == shown and "x.png" in text
