@@ -15,7 +15,7 @@ SIZES = ((1024, 768), (1366, 768), (1440, 900))
 
 def _drawn(page) -> None:
     page.wait_for_function("""() => { const g = document.querySelector('#surface-graph .js-plotly-plot');
-        return g && g._fullData && g._fullData.length > 1; }""", timeout=60000)
+        return g && g._fullData && g._fullData.length > 1; }""", timeout=180000)
     page.wait_for_timeout(1200)
 
 
@@ -44,7 +44,7 @@ def shoot(url: str, prefix: str) -> None:
             other = [o for o in opts if "linear2d" in o.inner_text()]
             if other:
                 other[0].click()
-                page.wait_for_timeout(3000)
+                page.wait_for_function("() => /linear2d/.test((document.querySelector('#surface-graph .gtitle') || {}).textContent || '') || /exact/.test((document.querySelector('#surface-graph .gtitle') || {}).textContent || '')", timeout=120000); page.wait_for_timeout(1500)
                 page.screenshot(path=f"{prefix}-{w}x{h}-linear2d.png")
             else:
                 print("no linear2d option found", names)
