@@ -62,7 +62,7 @@ def _cpu(pids: list[int]) -> list[float]:
 def make_job(kind: str):
     """(description, chunk size, job(n, executor) -> an array to compare)."""
     from trajviz.pipeline.birthmap import compute_birth_map, default_chunk
-    from trajviz.engine.executors.base import IN_PROCESS
+    from trajviz.engine.executors import IN_PROCESS
     from trajviz.engine.inner import InnerSpec
     from trajviz.problem.optim import make_optimizer
     from trajviz.engine.surface import choose_chunk, evaluate_surface

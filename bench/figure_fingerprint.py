@@ -42,7 +42,7 @@ def _digest(obj) -> str:
 
 def _html_page(figs, title, notes):
     try:
-        from trajviz.figures.export import html_page
+        from trajviz.figures.formats import html_page
     except ImportError:
         from trajviz.figures import html_page
     return html_page(figs, title, notes)

@@ -1,13 +1,26 @@
 """A complete task-family plugin: 1D cubic regression with its own model.
 
-Use it from the command line or a config as ``--family demos.plugin_example:make_family``
-(run from the repository root so that ``demos`` is importable), or in Python:
+It is declared in one line, ``@trajviz.task_family(name="cubic")`` on ``make_family``:
+once your code imports this module, ``family = "cubic"`` (or
+``"demos.plugin_example:make_family"``) runs it, in Python:
 
+    >>> import demos.plugin_example  # declares "cubic"
     >>> from trajviz.problem.tasks import make_family
-    >>> family = make_family("demos.plugin_example:make_family", {"shots": 20})
+    >>> family = make_family("cubic", {"shots": 20})
 
-The protocol (see ``trajviz/tasks/plugin.py``): a callable taking the family's options as
-keyword arguments and returning an object with
+From the command line (run from the repository root so that ``demos`` is importable) a
+module is never imported unless declared, so trust this one explicitly::
+
+    trajviz run --family demos.plugin_example:make_family --trust-plugin demos.plugin_example:make_family
+
+or, in a package of your own, declare it with one line in its pyproject.toml and
+``pip install -e .`` (docs/plugins.md)::
+
+    [project.entry-points."trajviz.families"]
+    cubic = "my_package.cubic:make_family"
+
+The protocol (see ``trajviz/problem/tasks/plugin.py``): a callable taking the family's
+options as keyword arguments and returning an object with
 
 * ``name: str``,
 * ``problem() -> trajviz.problem.tasks.Problem``: a ``Model`` (a template ``nn.Module`` wrapped
@@ -27,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+import trajviz
 from trajviz.problem.models import Params, from_module
 from trajviz.problem.tasks import SPLITS, Batch, Problem, TaskSet
 
@@ -97,6 +111,7 @@ class CubicRegression:
                        {"coef": torch.from_numpy(coef).float()})
 
 
+@trajviz.task_family(name="cubic")
 def make_family(shots: int = 10, query_shots: int = 40, coef_scale: float = 1.0,
                 noise: float = 0.05, init_scale: float = 0.5) -> CubicRegression:
     """The plugin entry point: options in, family out."""

@@ -4,6 +4,20 @@ from __future__ import annotations
 import pytest
 from app_fixtures import make_run
 
+from trajviz.spec import plugins
+
+
+@pytest.fixture(autouse=True)
+def _plugin_trust_is_per_test():
+    """Plugins trusted or declared during a test (``trust``, ``@task_family``) are forgotten
+    after it; those declared at import (collection) stay."""
+    declared, trusted = dict(plugins._DECLARED), set(plugins._TRUSTED)
+    yield
+    plugins._DECLARED.clear()
+    plugins._DECLARED.update(declared)
+    plugins._TRUSTED.clear()
+    plugins._TRUSTED.update(trusted)
+
 
 @pytest.fixture(scope="session")
 def run():

@@ -158,7 +158,7 @@ def test_job_form_is_validated_in_one_line(state):
     out = cb.start_job(state, "linear2d", ["leap"], 2.5, 50, 0, "")
     assert out["status"] == "Not started: inner steps must be a whole number, got 2.5"
     out = cb.start_job(state, "nope", ["leap"], 10, 50, 0, "")
-    assert out["status"].startswith("Not started: unknown family 'nope'")
+    assert out["status"].startswith("Not started: family 'nope' is not one of digits, linear2d")
     assert cb.start_job(state, "linear2d", ["leap"], 10, None, 0, "")["status"] == \
         "Not started: meta-steps is empty"
 

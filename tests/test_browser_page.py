@@ -9,7 +9,7 @@ import logging
 import threading
 
 import pytest
-from test_browser import ARGS, CHROMIUM, sync_api  # noqa: F401 - skips without playwright/chromium
+from test_browser import ARGS, CHROMIUM, sync_api  # skips without playwright/chromium
 
 from trajviz.pipeline.experiment import run_experiment
 from trajviz.spec.config import from_dict

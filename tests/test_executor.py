@@ -13,7 +13,7 @@ import torch
 from trajviz.kernels import mlp_plan
 from trajviz.engine import surface
 from trajviz.engine.context import ChunkContext, ProblemRef, ship
-from trajviz.engine.executors.base import (
+from trajviz.engine.executors import (
     IN_PROCESS,
     Scheduler,
     make_executor,

@@ -7,7 +7,8 @@ import pytest
 from app_fixtures import make_run
 
 from trajviz import figures as F
-from trajviz.figures.export import export_current, export_run, html_page
+from trajviz.figures.export import export_current, export_run
+from trajviz.figures.formats import html_page
 
 
 @pytest.fixture(scope="module")

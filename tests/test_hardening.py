@@ -75,16 +75,22 @@ def busy_port():
 
 
 CLI_BAD = [
-    ("plugin-raises-at-import", ["run", "--family", "tvh_raises:make"],
+    ("plugin-raises-at-import", ["run", "--family", "tvh_raises:make", "--trust-plugin", "tvh_raises:make"],
      "failed to import: RuntimeError: boom at import"),
-    ("plugin-syntax-error", ["run", "--family", "tvh_syntax:make"], "SyntaxError"),
-    ("plugin-factory-raises", ["run", "--family", "tvh_factory:make"],
+    ("plugin-syntax-error", ["run", "--family", "tvh_syntax:make", "--trust-plugin", "tvh_syntax:make"], "SyntaxError"),
+    ("plugin-factory-raises", ["run", "--family", "tvh_factory:make", "--trust-plugin", "tvh_factory:make"],
      "make() raised KeyError"),
-    ("plugin-problem-returns-none", ["run", "--family", "tvh_none:make"],
+    ("plugin-problem-returns-none", ["run", "--family", "tvh_none:make", "--trust-plugin", "tvh_none:make"],
      "problem() returned NoneType, expected a trajviz.problem.tasks.Problem"),
-    ("plugin-problem-raises", ["run", "--family", "tvh_problem_raises:make"],
+    ("plugin-problem-raises", ["run", "--family", "tvh_problem_raises:make", "--trust-plugin", "tvh_problem_raises:make"],
      "problem() raised ZeroDivisionError"),
     ("plugin-no-colon", ["run", "--family", "tvh_none"], "unknown family"),
+    ("plugin-undeclared", ["run", "--family", "tvh_factory:make"],
+     "'tvh_factory:make' is not a declared plugin, so it is neither imported nor run"),
+    ("plugin-os-system", ["run", "--family", "os:system", "--set", "family_options={command='id'}"],
+     "'os:system' is not a declared plugin"),
+    ("trust-flag-on-serve", ["serve", "{runs}", "--trust-plugin", "os:system"],
+     "unrecognized arguments: --trust-plugin"),
     ("list-on-a-file", ["list", "{file}"], "is a file"),
     ("serve-on-a-file", ["serve", "{file}"], "is a file"),
     ("serve-port-in-use", ["serve", "{runs}", "--port", "{busy}"], "already in use"),
@@ -273,6 +279,9 @@ def test_view_names_from_run_json_cannot_escape_the_export_folder(good, tmp_path
 def state(tmp_path_factory):
     root = tmp_path_factory.mktemp("cbruns")
     write_run_dir(root, make_run(run_id="good", learners=("leap", "reptile"), n_tasks=3))
+    outside = tmp_path_factory.mktemp("outside")
+    write_run_dir(outside, make_run(run_id="real", learners=("leap",), n_tasks=2))
+    (root / "link-outside").symlink_to(outside / "real")  # never listed, never named
     return cb.AppState.for_dir(root)
 
 
@@ -329,6 +338,14 @@ CALLBACK_BAD = [
     ("job-steps-inf", _job(steps="1e400"), "Not started: inner steps must be a whole number"),
     ("job-steps-list", _job(steps=[5]), "Not started: inner steps must be a whole number"),
     ("job-family-number", _job(family=5), "Not started: family must be text"),
+    ("job-family-os-system", _job(family="os:system"),
+     "Not started: family 'os:system' is not one of digits, linear2d, quadratic, sinusoid"),
+    ("job-family-module", _job(family="demos.plugin_example:make_family"),
+     "Not started: family 'demos.plugin_example:make_family' is not one of"),
+    ("draw-symlinked-run", _draw(run_id="link-outside"), "is a symbolic link"),
+    ("export-symlinked-run", _export(run_id="link-outside"), "Export failed: run link-outside"),
+    ("run-controls-symlinked-run", lambda st: _text(cb.run_controls(st, "link-outside")["message"]),
+     "is a symbolic link"),
     ("job-learners-dict", _job(learners={"leap": 1}), "Not started: learners must be a list"),
     ("job-seed-huge-text", _job(seed="9" * 400), "Not started: seed must be a whole number"),
     ("poll-job-list", lambda st: cb.poll_job(st, {"id": [1]}, None)["status"], "is not a job id"),

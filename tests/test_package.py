@@ -42,7 +42,8 @@ def test_console_script_loads_a_plugin_from_the_repository_root(tmp_path):
     if script is None:
         pytest.skip("the trajviz console script is not installed")
     runs = tmp_path / "runs"
-    argv = [script, "run", "--family", "demos.plugin_example:make_family", "--learners", "random",
+    argv = [script, "run", "--family", "demos.plugin_example:make_family", "--trust-plugin",
+            "demos.plugin_example:make_family", "--learners", "random",
             "--steps", "2", "--meta-steps", "1", "--set", "heldout_tasks=3",
             "--set", "slices.resolution=5", "--out", str(runs), "--quiet"]
     env = _fresh_env(tmp_path)

@@ -133,7 +133,7 @@ def test_fit_never_zooms_below_min_cells_of_the_grid():
     n = sel.learners[0]
     still = np.repeat(np.asarray(sel.coords[n], float)[:1], len(sel.coords[n]), axis=0)
     sel = dataclasses.replace(sel, coords={**sel.coords, n: still})
-    x0, x1, y0, y1 = fit_box(sel)
+    x0, x1, _, _ = fit_box(sel)
     ex = sel.extent
     cell = (ex[1] - ex[0]) / (len(sel.alpha) - 1)
     assert x1 - x0 >= MIN_CELLS * cell * 0.999 or (x0, x1) == (ex[0], ex[1])

@@ -10,7 +10,9 @@ from trajviz.engine.inner import InnerSpec
 from trajviz.engine.learners import Leap, OuterSpec, meta_train, step_seed
 from trajviz.problem.models import flatten
 from trajviz.problem.optim import sgd
+import demos.plugin_example  # noqa: F401 - declares "cubic" (@trajviz.task_family)
 from trajviz.problem.tasks import TaskFamily, family_options, load_plugin, make_family
+from trajviz.spec import plugins
 
 SPEC = "demos.plugin_example:make_family"
 
@@ -106,19 +108,31 @@ def _write(tmp_path, monkeypatch, name: str, source: str) -> str:
 ])
 def test_broken_plugins_are_refused(tmp_path, monkeypatch, module, source, spec_attr, options, match):
     _write(tmp_path, monkeypatch, module, source)
+    plugins.trust(f"{module}:{spec_attr}")
     with pytest.raises(ValueError, match=match):
         make_family(f"{module}:{spec_attr}", options)
 
 
-@pytest.mark.parametrize("spec, match", [
-    ("no_such_module_xyz:make", r"cannot import plugin module 'no_such_module_xyz'"),
-    ("demos.plugin_example:", r"must look like 'package.module:function'"),
-    (":make_family", r"must look like 'package.module:function'"),
-    ("demos.plugin_example:nothing", r"has no callable 'nothing'"),
+@pytest.mark.parametrize("spec, trusted, match", [
+    ("no_such_module_xyz:make", False, r"'no_such_module_xyz:make' is not a declared plugin"),
+    ("no_such_module_xyz:make", True, r"cannot import plugin module 'no_such_module_xyz'"),
+    ("demos.plugin_example:", False, r"must look like 'package.module:function'"),
+    (":make_family", False, r"must look like 'package.module:function'"),
+    ("demos.plugin_example:nothing", False, r"is not a declared plugin"),
+    ("demos.plugin_example:nothing", True, r"has no callable 'nothing'"),
+    ("os:system", False, r"'os:system' is not a declared plugin, so it is neither imported"),
 ])
-def test_bad_plugin_specs_are_refused(spec, match):
+def test_bad_plugin_specs_are_refused(spec, trusted, match):
+    if trusted:
+        plugins.trust(spec)
     with pytest.raises(ValueError, match=match):
         load_plugin(spec)
+
+
+def test_the_example_is_declared_by_its_decorator_under_both_names():
+    assert make_family("cubic", {"shots": 3}).shots == 3
+    assert make_family(SPEC, {"shots": 4}).shots == 4
+    assert plugins.is_marked(demos.plugin_example.make_family)
 
 
 def test_example_refuses_bad_options():

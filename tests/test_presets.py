@@ -10,7 +10,8 @@ import pytest
 from app_fixtures import make_run
 
 import trajviz
-from trajviz.figures.export import export_current, export_run, figure_bytes, png_dpi
+from trajviz.figures.export import export_current, export_run
+from trajviz.figures.formats import figure_bytes, png_dpi
 from trajviz.figures.presets import FONT_PX, PRESETS
 
 

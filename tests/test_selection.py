@@ -8,6 +8,8 @@ import pytest
 from app_fixtures import LEARNERS, make_run
 
 from trajviz.viewmodel import selection as S
+from trajviz.viewmodel import axes as A
+from trajviz.viewmodel import honesty as H
 from trajviz.viewmodel.palette import EXTRA_COLOURS, PALETTE, learner_colour
 
 
@@ -31,15 +33,15 @@ def test_honesty_by_hand():
                loss={"a": [10.0, 5.0, 2.0], "b": [10.0, 6.0, 4.0]},
                plane={"a": [10.0, 4.0, 2.0], "b": [10.0, 9.0, 4.0]},
                explained=(0.6, 0.25))
-    h = S.honesty(sel)
-    assert h == S.Honesty(explained=0.85, residual_max=2.0, residual_median=0.5, spread=4.0,
+    h = H.honesty(sel)
+    assert h == H.Honesty(explained=0.85, residual_max=2.0, residual_median=0.5, spread=4.0,
                           loss_gap_max=3.0, loss_gap_rel=3.0 / 8.0, on_plane=False)
-    assert S.honesty_line(sel) == ("the plane holds 85.0% of the paths' variance · "
+    assert H.honesty_line(sel) == ("the plane holds 85.0% of the paths' variance · "
                                    "off-plane residual ≤ 2")
-    assert S.honesty_notes(sel) == ["slice: random", "explained variance: 85%",
+    assert H.honesty_notes(sel) == ["slice: random", "explained variance: 85%",
                                     "off-plane residual: max 2, median 0.5",
                                     "recorded vs plane loss: max gap 3"]
-    items = S.honesty_items(sel)
+    items = H.honesty_items(sel)
     assert items[1] == ("85.0% ", "of the paths' variance lies in this plane: the picture "
                                   "shows most of the movement.")
     assert items[2] == ("Off-plane residual ", "up to 2, median 0.5 (50% of the paths' extent "
@@ -54,15 +56,15 @@ def test_honesty_on_plane_is_relative_to_the_spread():
               {"a": [1, 1, 1]})
     off = tiny({"a": [[0, 0], [1000, 0], [0, 1]]}, {"a": [0, 2e-3, 0]}, {"a": [1, 1, 1]},
                {"a": [1, 1, 1]})
-    assert S.honesty(on).on_plane and not S.honesty(off).on_plane
-    assert math.isnan(S.honesty(on).loss_gap_rel)  # a flat loss has no range to compare
-    assert S.honesty_line(on) == "every point lies on the plane"
+    assert H.honesty(on).on_plane and not H.honesty(off).on_plane
+    assert math.isnan(H.honesty(on).loss_gap_rel)  # a flat loss has no range to compare
+    assert H.honesty_line(on) == "every point lies on the plane"
 
 
 def test_honesty_of_real_slices(run, run3):
-    exact = S.honesty(S.select(run, "exact"))
+    exact = H.honesty(S.select(run, "exact"))
     assert exact.on_plane and math.isnan(exact.explained)
-    pca = S.honesty(S.select(run3, "pca"))
+    pca = H.honesty(S.select(run3, "pca"))
     assert not pca.on_plane and 0.5 < pca.explained < 1
     assert pca.residual_max > 0.1 and pca.loss_gap_max > 0
 
@@ -170,4 +172,4 @@ def test_meta_selection_pads_and_clamps(run):
     assert meta.frames == frames and meta.frame(None) == frames - 1 and meta.frame(-1) == 0
     assert all(len(meta.coords[n]) == frames for n in meta.learners)
     assert meta.key == f"meta|{meta.surface.key}"
-    assert S.meta_cursor_x(meta, 0) == float(run.learners["leap"].meta_path_steps[0])
+    assert A.meta_cursor_x(meta, 0) == float(run.learners["leap"].meta_path_steps[0])

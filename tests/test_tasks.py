@@ -234,8 +234,8 @@ def test_make_family_by_name_with_options():
 
 
 @pytest.mark.parametrize("name, options, match", [
-    ("imagenet", None, (r"unknown task family 'imagenet'; accepted: \['digits', 'linear2d', "
-                        r"'quadratic', 'sinusoid'\] or a plugin")),
+    ("imagenet", None, (r"unknown family 'imagenet'; accepted: \['digits', 'linear2d', "
+                        r"'quadratic', 'sinusoid'\] or a declared plugin")),
 ])
 def test_make_family_refuses_bad_input(name, options, match):
     with pytest.raises(ValueError, match=match):

@@ -9,7 +9,7 @@ import torch
 from trajviz.kernels import threads
 from trajviz.cli.main import main
 from trajviz.spec.config import ExperimentConfig, from_dict, to_dict
-from trajviz.pipeline.experiment import config_threads
+from trajviz.pipeline.heldout import config_threads
 
 
 def test_small_work_runs_single_threaded_whatever_the_machine():

@@ -7,7 +7,8 @@ import torch
 
 from trajviz.cli.main import main
 from trajviz.spec.config import ExperimentConfig, from_dict, load_toml, replace, to_dict, validate
-from trajviz.pipeline.experiment import inner_spec, run_experiment, train_and_record
+from trajviz.pipeline.experiment import run_experiment, train_and_record
+from trajviz.pipeline.heldout import inner_spec
 from trajviz.engine.learners import Leap, Reptile, make_learner, step_seed
 from trajviz.store import load_run, write_run
 from trajviz.problem.tasks import make_family

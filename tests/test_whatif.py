@@ -12,7 +12,8 @@ from birth_fixtures import RECORDED, tiny  # tests/ is on the path
 import trajviz
 from trajviz.cli.main import main
 from trajviz.spec.config import from_dict
-from trajviz.pipeline.experiment import heldout_setup, inner_spec, run_experiment
+from trajviz.pipeline.experiment import run_experiment
+from trajviz.pipeline.heldout import heldout_setup, inner_spec
 from trajviz.engine.inner import inner_loop
 from trajviz.problem.models import unflatten
 from trajviz.pipeline.whatif import keep_variant, whatif, whatif_context

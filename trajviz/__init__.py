@@ -17,11 +17,14 @@ loop from one θ0 on one task, a *job* background work, θ0 is ``theta0``.
 as the run's learners were run (a ``Launch``).
 ``trajviz.whatif(run, {"lr": 0.02})`` reruns every learner's held-out paths
 under other inner settings (an ``InnerVariant``; ``trajviz.pipeline.whatif``).
+``@trajviz.task_family`` declares your own task family (docs/plugins.md).
+``trajviz.show(run)`` shows the app itself inline in a notebook.
 """
-__version__ = "0.1.0"
+from trajviz.spec.version import VERSION as __version__
 
 from trajviz.spec import config  # noqa: E402 - torch-free: configs are built and checked without the compute
-__all__ = ["config", "figure", "load_run", "run_experiment", "save_figure"]
+from trajviz.spec.plugins import task_family  # noqa: E402 - @trajviz.task_family declares a plugin
+__all__ = ["config", "figure", "load_run", "run_experiment", "save_figure", "show", "task_family"]
 
 
 def run_experiment(config, **kwargs):
@@ -34,6 +37,13 @@ def load_run(path, **kwargs):
     """``trajviz.store.load_run``."""
     from trajviz.store import load_run as _load
     return _load(path, **kwargs)
+
+
+def show(run_or_folder="runs", **kwargs):
+    """``trajviz.app.notebook.show``: the app inline in a notebook, for a Run (saved to a
+    temporary runs folder first), a run folder or a runs folder; one server per kernel."""
+    from trajviz.app.notebook import show as _show
+    return _show(run_or_folder, **kwargs)
 
 
 def figure(run, what="surface", **kwargs):

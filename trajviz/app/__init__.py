@@ -18,37 +18,49 @@ from dash import Dash
 ASSETS = Path(__file__).resolve().parent / "assets"  # the CSS and clientside JS (package data)
 
 
-def create_app(runs_dir: str | Path, token: str | None = None) -> Dash:
+def create_app(runs_dir: str | Path, token: str | None = None, *, prefix: str = "/",
+               demo=None) -> Dash:
     """A Dash app showing the runs in ``runs_dir`` (read when the page loads, not here).
-    With ``token``, every request must carry it (``guard.install``)."""
-    from trajviz.spec.names import FAMILY_NAMES, LEARNER_NAMES
+    With ``token``, every request must carry it (``guard.install``). ``prefix``: the path
+    the browser reaches it under (``trajviz.show`` mounts apps at ``/<token>/``; the app's
+    own routes stay at ``/``). ``demo``: a ``demo.DemoJob``, the runs to make behind the
+    page as one background job (``trajviz demo``; its progress is shown in the page)."""
+    from trajviz.spec.names import LEARNER_NAMES
+    from trajviz.spec.plugins import offered_families
     from trajviz.app.callbacks import register
+    from trajviz.app.demo import register_demo
     from trajviz.app.guard import install
     from trajviz.app.layout import build_layout
     from trajviz.app.state import AppState
     from trajviz.app.whatif import register_whatif
+    from trajviz.app.whatif_route import register_route
 
     if not (ASSETS / "playback.js").is_file():
         raise ValueError(f"trajviz's browser assets are missing from {ASSETS}; "
                          "reinstall with: pip install -e . (from the repository)")
     state = AppState.for_dir(Path(runs_dir))
     app = Dash(__name__, assets_folder=str(ASSETS), title="trajviz", update_title=None,
-               serve_locally=True)
-    app.layout = build_layout(sorted(FAMILY_NAMES), list(LEARNER_NAMES))
+               serve_locally=True, routes_pathname_prefix="/", requests_pathname_prefix=prefix)
+    app.layout = build_layout(offered_families(), list(LEARNER_NAMES))
     register(app, state)
     register_whatif(app, state)
+    register_route(app, state)  # the sliders' fast JSON route (assets/whatif.js)
+    register_demo(app, state)
     install(app, token)
+    if demo is not None and demo.configs:
+        state.demo = demo.start(state.jobs)
     app.trajviz_state = state  # for tests and shutdown
     return app
 
 
-def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050, token: bool = True) -> None:
+def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050, token: bool = True,
+          demo=None) -> None:
     """Serve the app on ``host:port`` until interrupted (127.0.0.1: this machine only).
 
     A non-loopback ``host`` prints a warning and, unless ``token`` is False, requires a
     generated access token (printed in the URL, like Jupyter's). SIGTERM stops the
     server like Ctrl-C, so running jobs are stopped; stale temporary run folders are
-    swept first."""
+    swept first. ``demo``: runs made behind the page (a ``demo.DemoJob``)."""
     import signal
     import sys
 
@@ -66,7 +78,7 @@ def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050, token: bool
         else:
             print("trajviz: warning: --no-token: no access token is required", file=sys.stderr)
     sweep_stale(runs_dir)
-    app = create_app(runs_dir, token=secret)
+    app = create_app(runs_dir, token=secret, demo=demo)
     atexit.register(app.trajviz_state.jobs.shutdown)
     atexit.register(app.trajviz_state.whatif.shutdown)
 

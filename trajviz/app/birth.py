@@ -124,6 +124,16 @@ def birth_panel(state, run_id: str | None, view: str | None, statistic: str | No
             "table": birth_table(bs.rows)}
 
 
+def warm_launch(state, run_id: str | None, mode: str | None):
+    """A run was picked: start its launch worker in the background, only for a listed,
+    readable run (``state.cache.path_of``); the launch hint, or no update."""
+    try:
+        state.launches.warm(state.cache.path_of(run_id))
+    except ValueError:  # RunError: not a run of this app; no process is started
+        return no_update
+    return launch_hint(mode)
+
+
 def parse_click(click: dict | None) -> tuple[float, float] | None:
     """A plotly clickData's first point as (a, b), or None."""
     try:
@@ -161,10 +171,10 @@ def keep_launch(state, run_id: str | None, name: str | None, version: dict | Non
     export holds it (through the runs version store)."""
     if run_id is None:
         return {"status": "There is no run.", "version": no_update}
-    result = state.launches.latest(run_id)
-    wanted = (name or "").strip() or (result.record.name if result else "")
     try:
         run = state.cache.get(run_id)  # the worker checks the name (trajviz.problem.inits)
+        result = state.launches.latest(run_id)
+        wanted = (name or "").strip() or (result.record.name if result else "")
         if wanted in run.learners:
             raise ValueError(f"the run already has a learner named {wanted!r}; choose another name")
         kept = state.launches.keep(run_id, state.cache.path_of(run_id), wanted)
@@ -224,11 +234,7 @@ def register_birth(app, state) -> None:
                   Input(ids.RUN, "value"), State(ids.MODE, "value"),
                   prevent_initial_call="initial_duplicate")
     def _warm(run_id, mode):
-        try:
-            state.launches.warm(state.cache.path_of(run_id))
-        except (RunError, TypeError):
-            return no_update
-        return launch_hint(mode)
+        return warm_launch(state, run_id, mode)
 
     @app.callback(Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
                   Input(ids.MODE, "value"), prevent_initial_call=True)
@@ -272,4 +278,4 @@ def register_birth(app, state) -> None:
 
 
 __all__ = ["birth_card", "birth_panel", "click_launch", "keep_launch", "launch_bar",
-           "parse_click", "poll_birth", "register_birth", "start_birth"]
+           "parse_click", "poll_birth", "register_birth", "start_birth", "warm_launch"]

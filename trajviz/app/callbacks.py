@@ -37,6 +37,7 @@ from trajviz.viewmodel.selection import (
 from trajviz.store import RunError, list_runs
 from trajviz.app import ids, inputs
 from trajviz.app.birth import register_birth
+from trajviz.app.demo import demo_training
 from trajviz.app.components import (
     empty_figure,
     honesty_card,
@@ -49,7 +50,7 @@ from trajviz.app.components import (
     summary_table,
     surface_key,
 )
-from trajviz.app.jobs import job_config
+from trajviz.app.jobsteps import job_on_listing, poll_job, start_job
 from trajviz.app.state import AppState, RunCache
 from trajviz.app.whatif import shown_run
 from trajviz.app.whatif_fast import pick
@@ -104,6 +105,13 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     except ValueError as exc:
         out.update(message=message("No such run", str(exc)), message_style=SHOW,
                    workspace_style=HIDE)
+        return out
+    if run_id is None and demo_training(state):
+        out.update(message=message(
+            "The demo runs are being made",
+            "Each appears in the run picker as soon as it is written, the quickest first "
+            "(the line under the picker says how far).",
+            kind="info"), message_style=SHOW, workspace_style=HIDE)
         return out
     if run_id is None:
         out.update(message=message(
@@ -231,69 +239,6 @@ def export(state: AppState, fmt: str, what: str, run_id: str | None, view: str |
     return dcc.send_bytes(data, name), f"Saved {name} ({len(data) / 1024:.0f} kB)."
 
 
-def _bar(fraction: float) -> dict[str, str]:
-    return {"width": f"{100 * max(0.0, min(1.0, fraction)):.0f}%"}
-
-
-def start_job(state: AppState, family: str, learners: list[str], steps: Any, meta_steps: Any,
-              seed: Any, name: str | None) -> dict[str, Any]:
-    """Validate the form and launch a background run."""
-    try:
-        family = inputs.text(family, "family", empty=False)
-        learners = inputs.names(learners)
-        name = inputs.text(name, "name", limit=inputs.MAX_NAME)
-        config = job_config(family, learners, _int(steps, "inner steps"),
-                            _int(meta_steps, "meta-steps"), _int(seed, "seed"), name or "")
-        job_id = state.jobs.start(config)
-    except ValueError as exc:
-        return {"job": no_update, "poll_disabled": no_update, "status": f"Not started: {exc}",
-                "bar": no_update, "busy": no_update}
-    return {"job": {"id": job_id}, "poll_disabled": False, "status": "Starting…",
-            "bar": _bar(0.0), "busy": True}
-
-
-def _int(value: Any, what: str) -> int:
-    return inputs.whole(value, what)
-
-
-def poll_job(state: AppState, job: dict | None, version: dict | None) -> dict[str, Any]:
-    """The job's progress; when it ends, stop polling and (if done) announce the new run."""
-    try:
-        status = state.jobs.status(inputs.job_id(job))
-    except ValueError as exc:
-        return {"bar": _bar(0.0), "status": str(exc), "poll_disabled": True,
-                "version": no_update, "busy": False}
-    version = dict(version) if isinstance(version, dict) else {"n": 0, "select": None}
-    if not isinstance(version.get("n"), int) or isinstance(version.get("n"), bool):
-        version["n"] = 0
-    if status["state"] == "running":
-        text = f"{status.get('stage') or 'working'} · {status['elapsed']:.0f} s"
-        return {"bar": _bar(status["fraction"]), "status": text, "poll_disabled": False,
-                "version": no_update, "busy": True}
-    if status["state"] == "done":
-        version.update(n=version.get("n", 0) + 1, select=status["run_id"])
-        return {"bar": _bar(1.0), "status": f"Done: {status['run_id']} is now in the run picker.",
-                "poll_disabled": True, "version": version, "busy": False}
-    return {"bar": _bar(0.0), "status": f"The run failed: {status.get('message', '')}",
-            "poll_disabled": True, "version": no_update, "busy": False}
-
-
-def job_on_listing(state: AppState, job: dict | None, idle: bool | None) -> dict[str, Any]:
-    """The run picker was refreshed (↻, a kept variant, a job's end): a job that has ended
-    ends its status and its busy button now, whether or not a poll answered in time (a
-    poll answer that comes after the next tick is dropped by Dash as stale, which a busy
-    machine makes common). Never announces the run again (that would refresh the
-    picker: a loop)."""
-    if idle or not job:
-        return {"bar": no_update, "status": no_update, "poll_disabled": no_update,
-                "version": no_update, "busy": no_update}
-    o = poll_job(state, job, None)
-    if o["poll_disabled"] is not True:  # still running: let the poll go on
-        return {**o, "bar": no_update, "status": no_update, "poll_disabled": no_update,
-                "busy": no_update, "version": no_update}
-    return {**o, "version": no_update}
-
-
 # ---------------------------------------------------------------------------- wiring
 
 def register(app, state: AppState) -> None:
@@ -301,10 +246,13 @@ def register(app, state: AppState) -> None:
 
     @app.callback(Output(ids.RUN, "options"), Output(ids.RUN, "value"),
                   Input(ids.URL, "pathname"), Input(ids.RUNS_REFRESH, "n_clicks"),
-                  Input(ids.RUNS_VERSION, "data"), State(ids.RUN, "value"))
-    def _runs(_path, _clicks, version, current):
+                  Input(ids.RUNS_VERSION, "data"), State(ids.RUN, "value"),
+                  State(ids.URL, "search"))
+    def _runs(_path, _clicks, version, current, search):
         version = version if isinstance(version, dict) else {}
         select = version.get("select") if ctx.triggered_id == ids.RUNS_VERSION else None
+        if current is None and select is None:  # the page's first look: ?run=<id> picks one
+            select = inputs.query_run(search)
         return run_options(state, current, select)
 
     @app.callback(Output(ids.TASK, "options"), Output(ids.TASK, "value"),
@@ -405,5 +353,19 @@ def register(app, state: AppState) -> None:
             Input(p.speed, "value"))
 
 
-__all__ = ["AppState", "RunCache", "draw", "panel_styles", "draw_meta", "export", "message",
-           "job_on_listing", "parse_task", "poll_job", "register", "run_controls", "run_options", "start_job"]
+__all__ = [
+    "AppState",
+    "RunCache",
+    "draw",
+    "draw_meta",
+    "export",
+    "job_on_listing",
+    "message",
+    "panel_styles",
+    "parse_task",
+    "poll_job",
+    "register",
+    "run_controls",
+    "run_options",
+    "start_job",
+]

@@ -12,15 +12,8 @@ from dash import dcc, html
 
 from trajviz.viewmodel.palette import learner_colour
 from trajviz.data.run import Run
-from trajviz.viewmodel.selection import (
-    PANEL_GROUPS,
-    SUMMARY_COLUMNS,
-    PanelSpec,
-    Selection,
-    best_learners,
-    fmt,
-    honesty_items,
-)
+from trajviz.viewmodel.selection import PANEL_GROUPS, SUMMARY_COLUMNS, PanelSpec, Selection, best_learners, fmt
+from trajviz.viewmodel.honesty import honesty_items
 from trajviz.viewmodel.summary import coverage, not_eligible
 from trajviz.app import ids
 from trajviz.app.texts import EXPLAIN

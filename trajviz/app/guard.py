@@ -69,3 +69,37 @@ def install(app, token: str | None = None) -> None:
         if request.environ.get("trajviz.set_cookie"):
             response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
         return response
+
+
+class PrefixGate:
+    """A WSGI app serving apps each under a secret path prefix ``/<token>/`` (a capability
+    URL): ``trajviz.show``'s server, shared by every runs folder a kernel shows.
+
+    The token is in the path, not in a cookie: inside a notebook's iframe (VS Code's
+    webview, a JupyterLab on ``localhost`` showing ``127.0.0.1``) the page is a third
+    party, whose cookies browsers drop, while Dash prefixes every request it makes with
+    its ``requests_pathname_prefix``. Any other path is 403; ``/<token>`` redirects to
+    ``/<token>/``. Each app keeps ``install``'s limits and error net."""
+
+    def __init__(self) -> None:
+        self._apps: dict[str, object] = {}
+
+    def mount(self, token: str, wsgi_app) -> None:
+        """Serve ``wsgi_app`` (a Flask app, say) under ``/<token>/``; it sees paths without it."""
+        self._apps = {**self._apps, token: wsgi_app}  # replaced whole: requests read it unlocked
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "") or "/"
+        head, slash, rest = path[1:].partition("/")
+        app = next((a for t, a in self._apps.items() if hmac.compare_digest(t, head)), None)
+        if app is None or not head:
+            start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"trajviz: this server needs the URL trajviz.show gave, token and all\n"]
+        if not slash:
+            query = environ.get("QUERY_STRING", "")
+            start_response("308 Permanent Redirect", [("Location", f"{path}/" + (query and f"?{query}")),
+                                                      ("Content-Length", "0")])
+            return [b""]
+        environ = {**environ, "SCRIPT_NAME": environ.get("SCRIPT_NAME", "") + "/" + head,
+                   "PATH_INFO": "/" + rest}
+        return app(environ, start_response)

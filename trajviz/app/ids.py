@@ -30,6 +30,13 @@ EXPORT_FORMATS = ("png", "svg", "pdf", "html")
 EXPORT = {fmt: f"export-{fmt}" for fmt in EXPORT_FORMATS}
 EXPORT_STATUS = "export-status"
 
+# the demo runs trained behind the page (trajviz demo; app/demo.py)
+DEMO_LINE = "demo-line"
+DEMO_TEXT = "demo-text"
+DEMO_BAR = "demo-bar"
+DEMO_POLL = "demo-poll"
+DEMO_SEEN = "demo-seen"  # how many demo runs the picker has been told of
+
 # new-run form and its background job
 NEW_RUN = "new-run"  # the collapsible form, opened when there are no runs yet
 JOB_FAMILY = "job-family"

@@ -34,6 +34,30 @@ def run_id(value: Any) -> str | None:
     return value
 
 
+def family(value: Any) -> str:
+    """A family the New-run form offers: built in or an installed ``trajviz.families``
+    entry point (``spec.plugins.offered_families``); never a ``module:function``."""
+    from trajviz.spec.plugins import offered_families
+
+    value = text(value, "family", empty=False)
+    offered = offered_families()
+    if value not in offered:
+        raise ValueError(f"family {_show(value)} is not one of {', '.join(offered)}; the page "
+                         "starts runs of these only (declare your own: docs/plugins.md)")
+    return value
+
+
+def query_run(search: Any) -> str | None:
+    """The run a page URL's query names (``?run=<id>``, as ``trajviz.show`` links a run), or
+    None when it names none or no valid run id (the page then shows the newest run)."""
+    from urllib.parse import parse_qs
+
+    if not isinstance(search, str) or len(search) > 4 * MAX_TEXT:
+        return None
+    wanted = parse_qs(search.lstrip("?")).get("run", [None])[-1]
+    return wanted if wanted is not None and _ID.fullmatch(wanted) else None
+
+
 def text(value: Any, what: str, limit: int = MAX_TEXT, empty: bool = True) -> str | None:
     """A short string (or None when ``empty``)."""
     if value is None and empty:

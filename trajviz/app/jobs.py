@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trajviz.store.files import write_json
+
 
 def job_config(family: str, learners: list[str], steps: int, meta_steps: int, seed: int,
                name: str = ""):
@@ -71,6 +73,8 @@ class Job:
         return self.folder / "progress.json"
 
 
+THREADS_ENV = "TRAJVIZ_JOB_THREADS"  # a job's torch threads (empty: the thread policy's)
+
 # One heavy job at a time in this server process, across every app it serves: the slot
 # is taken without waiting, so of concurrent "New run" requests exactly one starts a job
 # and the others are refused with a message.
@@ -95,27 +99,36 @@ class JobManager:
                     return job.job_id
         return None
 
-    def start(self, config) -> str:
-        """Launch a worker for ``config`` (an ExperimentConfig); returns the job id."""
+    def start(self, config, threads: int | None = None) -> str:
+        """Launch a worker for ``config`` (an ExperimentConfig, or a list of them made one
+        after another by the same worker, as ``trajviz demo`` does) on ``threads`` torch
+        threads (None: the thread policy's); returns the job id."""
         if not _SLOT.acquire(blocking=False):
             raise ValueError("another run is being started right now; wait for it to finish")
         try:
             _LIVE[:] = [p for p in _LIVE if p.poll() is None]
             if _LIVE or self.running():
                 raise ValueError("a run is already being made; wait for it to finish")
-            job_id = self._launch(config)
+            job_id = self._launch(config, threads)
         finally:
             _SLOT.release()
         return job_id
 
-    def _launch(self, config) -> str:
+    def _launch(self, config, threads: int | None = None) -> str:
         from trajviz.spec.config import to_dict
 
         job_id, folder = scratch("job")
-        (folder / "config.json").write_text(json.dumps(to_dict(config)), encoding="utf-8")
+        plain = [to_dict(c) for c in config] if isinstance(config, list) else to_dict(config)
+        write_json(folder / "config.json", plain)
+        if isinstance(config, list) and config:  # the page can say at once what comes first
+            write_json(folder / "progress.json", {
+                "state": "running", "fraction": 0.0, "stage": "starting", "message": "",
+                "run_id": "", "index": 0, "total": len(config), "name": config[0].name,
+                "runs": []})
         process = spawn(folder, ["trajviz.app.jobs", str(folder / "config.json"), str(self.runs_dir),
                                  str(folder / "progress.json")],
-                        {"TRAJVIZ_PARENT_PID": str(os.getpid())})
+                        {"TRAJVIZ_PARENT_PID": str(os.getpid()),
+                         THREADS_ENV: "" if threads is None else str(threads)})
         _LIVE.append(process)
         with self._lock:
             self._jobs[job_id] = Job(job_id, folder, process)
@@ -196,15 +209,15 @@ def _last_line(path: Path) -> str:
 class _Reporter:
     """Turns run_experiment's progress(stage, done, total) into one overall fraction."""
 
-    def __init__(self, path: Path, learners: list[str], views: list[str]):
+    def __init__(self, path: Path, learners: list[str], views: list[str],
+                 place: dict[str, Any] | None = None):
         self.path, self.learners, self.views = path, learners, views
         self.units = len(learners) + len(views)
+        self.place = place or {}  # a job of several runs: index, total, name, runs written
         self._last = 0.0
 
     def write(self, **status: Any) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_json(self.path, {**status, **self.place})
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         kind, _, name = stage.partition(":")
@@ -245,42 +258,58 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def work(config_path: Path, runs_dir: Path, progress_path: Path) -> int:
-    """The worker: run the experiment of ``config_path`` and write it to ``runs_dir``."""
+    """The worker: run the experiment of ``config_path`` (one config, or a list of them run
+    in order, each run written as it finishes) and write it to ``runs_dir``. A list's
+    progress also says which run is being made (index, total, name) and the runs written."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     parent = os.environ.get("TRAJVIZ_PARENT_PID", "")
     if parent.isdigit():
         _watch_parent(int(parent))
     reporter = _Reporter(progress_path, [], [])
-    reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
+    if not progress_path.exists():  # a list's job has said which run comes first (_launch)
+        reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
+    written: list[str] = []
+    run = None
     try:
-        from trajviz.spec.config import from_dict
-        from trajviz.engine.executors.base import SCHEDULER_ENV
+        data = json.loads(Path(config_path).read_text(encoding="utf-8"))
+        several = isinstance(data, list)
+        from trajviz.engine.executors import SCHEDULER_ENV
         from trajviz.pipeline.experiment import run_experiment
+        from trajviz.spec.config import from_dict
         from trajviz.store import new_run_id, write_run
 
-        config = from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
-        reporter = _Reporter(progress_path, list(config.learners), list(config.slices.kinds))
-        run = run_experiment(config, progress=reporter, run_id=new_run_id(config.family),
-                             executor=os.environ.get(SCHEDULER_ENV) or None)  # serve --scheduler
-        reporter.write(state="running", fraction=0.99, stage="writing the run", message="",
-                       run_id="")
-        path = write_run(run, runs_dir)
-    except KeyboardInterrupt:
-        final = Path(runs_dir) / run.run_id if "run" in locals() else None
-        if final is not None and final.is_dir():  # stopped after the rename: it was written
-            reporter.write(state="done", fraction=1.0, stage="done", message="",
-                           run_id=final.name)
-        else:
-            reporter.write(state="failed", fraction=0.0, stage="",
-                           message="stopped before the run was written; nothing was saved",
+        configs = [from_dict(d) for d in (data if several else [data])]
+        for index, config in enumerate(configs):
+            place = {"index": index, "total": len(configs), "name": config.name,
+                     "runs": written} if several else None
+            reporter = _Reporter(progress_path, list(config.learners), list(config.slices.kinds),
+                                 place)
+            reporter.write(state="running", fraction=0.0, stage="starting", message="", run_id="")
+            run = None
+            run = run_experiment(config, progress=reporter, run_id=new_run_id(config.family),
+                                 executor=os.environ.get(SCHEDULER_ENV) or None,  # --scheduler
+                                 threads=int(os.environ.get(THREADS_ENV) or 0) or None)
+            reporter.write(state="running", fraction=0.99, stage="writing the run", message="",
                            run_id="")
+            written.append(write_run(run, runs_dir).name)
+    except KeyboardInterrupt:
+        if run is not None and run.run_id not in written and (Path(runs_dir) / run.run_id).is_dir():
+            written.append(run.run_id)  # stopped after the rename: it was written
+        if written and len(written) == len(configs):
+            reporter.write(state="done", fraction=1.0, stage="done", message="",
+                           run_id=written[-1])
+        else:
+            saved = f"{len(written)} of {len(configs)} runs were saved" if written else \
+                "nothing was saved"
+            reporter.write(state="failed", fraction=0.0, stage="",
+                           message=f"stopped before the run was written; {saved}", run_id="")
         return 130
     except Exception as exc:  # noqa: BLE001 - reported to the page, in one line
         reporter.write(state="failed", fraction=0.0, stage="",
                        message=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:400],
                        run_id="")
         return 1
-    reporter.write(state="done", fraction=1.0, stage="done", message="", run_id=path.name)
+    reporter.write(state="done", fraction=1.0, stage="done", message="", run_id=written[-1])
     return 0
 
 

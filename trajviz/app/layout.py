@@ -11,6 +11,7 @@ from dash import dcc, html
 from trajviz.viewmodel.selection import PANEL_GROUPS, PANELS, PanelSpec
 from trajviz.app import ids
 from trajviz.app.birth import birth_card, launch_bar
+from trajviz.app.demo import demo_line
 from trajviz.app.components import (
     BLANK,
     GRAPH_CONFIG,
@@ -37,6 +38,7 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                             title="look for new runs"),
             ]),
             html.Div(id=ids.RUN_INFO, className="tv-hint"),
+            demo_line(),
             html.Div(id=ids.RUN_FIELDS, children=[
             field("Held-out task", dcc.Dropdown(id=ids.TASK, options=[], clearable=False),
                    "one task's paths; the mean averages projected points (no learner "

@@ -2,6 +2,7 @@
 and its background jobs. No module-level state: ``create_app`` builds one per folder."""
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -10,13 +11,14 @@ from typing import Any
 
 from trajviz.data.run import Run
 from trajviz.store import RunError, load_run
+from trajviz.store.safe import run_folder
 from trajviz.app.jobs import JobManager
 from trajviz.app.launches import BirthJobs, LaunchBoard
 
 
 class RunCache:
-    """Light runs (no [.., P] arrays) by run id, reloaded when run.json changes.
-    Only folders directly inside ``runs_dir`` can be named: the browser sends ids, not paths."""
+    """Light runs (no [.., P] arrays) by run id, reloaded when run.json changes. Only runs
+    the listing shows can be named (``checked``): the browser sends ids, not paths."""
 
     def __init__(self, runs_dir: Path, size: int = 4):
         self.runs_dir = Path(runs_dir)
@@ -24,30 +26,26 @@ class RunCache:
         self._runs: OrderedDict[tuple[str, int], Run | RunError] = OrderedDict()
         self._lock = threading.Lock()
 
-    def path_of(self, run_id: str) -> Path:
-        path = self.runs_dir / str(run_id)
-        if (not isinstance(run_id, str) or not run_id or run_id.startswith(".")
-                or Path(run_id).name != run_id or path.parent != self.runs_dir):
-            raise RunError(path, "is not a run folder of this app")
-        return path
+    def checked(self, run_id: object) -> tuple[Path, Run]:
+        """The folder and the (light) run named ``run_id``: the one check every request that
+        names a run passes before any file of it is read or a process started for it.
 
-    def get(self, run_id: str) -> Run:
-        """The run, or RunError (one line) if it is missing or broken."""
-        path = self.path_of(run_id)
+        First the listing's own check (``store.safe.run_folder``: one plain name, a real
+        folder directly inside the runs folder, not a symlink; nothing followed), then
+        readable as a run (loaded, cached until run.json changes). RunError (one line)."""
+        path = run_folder(self.runs_dir, run_id)
         try:
-            stamp = (path / "run.json").stat().st_mtime_ns
+            stamp = os.lstat(path / "run.json").st_mtime_ns
         except OSError:
-            if not path.exists():
-                raise RunError(path, "does not exist (was it moved or deleted?)") from None
             stamp = -1
-        key = (run_id, stamp)
+        key = (str(run_id), stamp)
         with self._lock:
             if key in self._runs:
                 self._runs.move_to_end(key)
                 found = self._runs[key]
                 if isinstance(found, RunError):
                     raise found
-                return found
+                return path, found
         try:
             found: Run | RunError = load_run(path, heavy=False)
         except RunError as exc:
@@ -60,7 +58,15 @@ class RunCache:
                 self._runs.popitem(last=False)
         if isinstance(found, RunError):
             raise found
-        return found
+        return path, found
+
+    def path_of(self, run_id: object) -> Path:
+        """The folder of a listed, readable run (``checked``): what a worker is started on."""
+        return self.checked(run_id)[0]
+
+    def get(self, run_id: object) -> Run:
+        """The run, or RunError (one line) if it is not a listed, readable run (``checked``)."""
+        return self.checked(run_id)[1]
 
 
 @dataclass
@@ -73,6 +79,7 @@ class AppState:
     whatif: Any = None  # the what-if service (app/whatif.py), set by register_whatif
     launches: LaunchBoard = field(default_factory=LaunchBoard)  # click-to-launch worker
     births: BirthJobs = field(default_factory=BirthJobs)  # birth-map jobs
+    demo: str | None = None  # the job training the demo runs behind the page (trajviz demo)
 
     @classmethod
     def for_dir(cls, runs_dir: Path) -> AppState:

@@ -250,6 +250,17 @@ def summary_children(run: Run) -> list:
                    "best mean in bold.", className="tv-hint"), summary_table(summary_rows(run))]
 
 
+def run_changed(state, run_id: Any) -> tuple:
+    """The controls for a picked run, its worker warmed only for a listed, readable run
+    (``state.cache.checked``); the defaults, and no process, for anything else."""
+    try:
+        path, run = state.cache.checked(run_id)
+    except ValueError:  # RunError: not a run of this app
+        return "sgd", -2, 0.9, 16, [], OWN
+    state.whatif.pool.prewarm(run_id, path)
+    return (*own_controls(run), variant_options(run), OWN)
+
+
 def register_whatif(app, state) -> None:
     """Wire the what-if controls to ``app``; the service lives on ``state.whatif``."""
     state.whatif = WhatIfService()
@@ -259,12 +270,7 @@ def register_whatif(app, state) -> None:
                   Output(ids.WHATIF_PICK, "options"), Output(ids.WHATIF_PICK, "value"),
                   Input(ids.RUN, "value"), Input(ids.RUNS_VERSION, "data"))
     def _run_changed(run_id, _version):
-        try:
-            run = state.cache.get(run_id)
-        except (RunError, ValueError, TypeError):
-            return "sgd", -2, 0.9, 16, [], OWN
-        state.whatif.pool.prewarm(run_id, state.cache.path_of(run_id))
-        return (*own_controls(run), variant_options(run), OWN)
+        return run_changed(state, run_id)
 
     @app.callback(Output(ids.WHATIF_SHOWN, "data"), Output(ids.WHATIF_STATUS, "children"),
                   Output(ids.SUMMARY, "children", allow_duplicate=True),
@@ -310,8 +316,7 @@ def register_whatif(app, state) -> None:
         State(ids.SLICE, "value"), State(ids.TASK, "value"), State(ids.LEARNERS, "value"),
         State(ids.MODE, "value"), State(ids.INNER.frame, "data"), State(ids.WHATIF_SHOWN, "data"),
         prevent_initial_call=True)
-    from trajviz.app.whatif_route import register_route
-    register_route(app, state)
 
 
-__all__ = ["WhatIfService", "answer", "beta_style", "changes_of", "keep_shown", "same_picture", "recompute", "register_whatif", "shown_run", "whatif_box"]
+__all__ = ["WhatIfService", "answer", "beta_style", "changes_of", "keep_shown", "recompute",
+           "register_whatif", "run_changed", "same_picture", "shown_run", "whatif_box"]

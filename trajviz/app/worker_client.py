@@ -116,6 +116,9 @@ class WorkerPool:
         self._workers: OrderedDict[str, tuple[float, WorkerClient]] = OrderedDict()
         self._lock = threading.Lock()
         self._starting = threading.Lock()
+        self._wanted: tuple[str, Path] | None = None  # the latest prewarm not yet started
+        self._prewarming = False
+        self.started = 0  # worker processes this pool has started
 
     def get(self, run_id: str, path: Path) -> WorkerClient:
         # replace_run swaps the folder, so its inode tells a rewritten run
@@ -126,6 +129,7 @@ class WorkerPool:
                 if found and found[0] == stamp and found[1].process.poll() is None:
                     self._workers.move_to_end(run_id)
                     return found[1]
+            self.started += 1
             worker = WorkerClient(path, self.warm)
             self._put(run_id, stamp, worker)
         return worker
@@ -139,12 +143,26 @@ class WorkerPool:
             w.close()
 
     def prewarm(self, run_id: str, path: Path) -> None:
-        """Start the run's worker in the background (the first request then finds it warm)."""
+        """Start the run's worker in the background (the first request then finds it warm).
+        One background start at a time, for the latest run asked: a burst of picks starts
+        at most two workers (the first and the last), never one per request."""
+        with self._lock:
+            self._wanted = (run_id, path)
+            if self._prewarming:
+                return
+            self._prewarming = True
+
         def start():
-            try:
-                self.get(run_id, path)
-            except (OSError, ValueError):
-                pass  # the request that needs it will report why
+            while True:
+                with self._lock:
+                    wanted, self._wanted = self._wanted, None
+                    if wanted is None:
+                        self._prewarming = False
+                        return
+                try:
+                    self.get(*wanted)
+                except (OSError, ValueError):
+                    pass  # the request that needs it will report why
         threading.Thread(target=start, daemon=True).start()
 
     def shutdown(self) -> None:

@@ -8,17 +8,15 @@ PROGRESS, state "failed".
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from trajviz.store.files import write_json
+
 
 def _write(progress: Path, **status: Any) -> None:
-    tmp = progress.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status), encoding="utf-8")
-    os.replace(tmp, progress)
+    write_json(progress, status)
 
 
 def birth_job(path: Path, view: str, grid: int, tasks: int, progress: Path) -> int:

@@ -10,21 +10,18 @@ import os
 import signal
 import socket
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trajviz.cli.args import (  # noqa: F401 - UsageError is part of the CLI's API
+    UsageError,
+    _Parser,
+    add_trust_arg,
+    parse_value,
+)
+
 DEFAULT_RUNS = Path("runs")
-
-
-class UsageError(ValueError):
-    """A bad command line: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message
-        raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="meta-train learners, record held-out paths, save a run")
     run.add_argument("--config", type=Path, help="TOML config file (see demos/*.toml)")
-    run.add_argument("--family", help="task family: sinusoid, linear2d, quadratic, digits or pkg.mod:function")
+    run.add_argument("--family", help="task family: sinusoid, linear2d, quadratic, digits or a "
+                     "declared plugin (an entry point's name or pkg.mod:function; docs/plugins.md)")
     run.add_argument("--learners", help="comma-separated: leap,reptile,fomaml,maml,multitask,random, "
                      "Leap's variants leap-nostab,leap-noloss,leap-energy,leap-energy-nostab,"
                      "leap-energy-noloss, or names defined in the config's [[variants]]")
@@ -54,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(same as allow_large = true)")
     _add_scheduler_arg(run)
     _add_threads_arg(run)
+    add_trust_arg(run)
 
     birth = sub.add_parser("birthmap", help="map convergence speed over a slice's θ0s, store it in the run")
     birth.add_argument("run", type=Path, help="a run directory")
@@ -68,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "within this quantile (default 0.25)")
     birth.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_scheduler_arg(birth)
+    add_trust_arg(birth)
 
     add_whatif_parser(sub)
 
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_threads_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch threads (default: 1 for small models; "
-                   "see trajviz/threads.py)")
+                   "see trajviz/kernels/threads.py)")
 
 
 def _add_server_args(p: argparse.ArgumentParser) -> None:
@@ -114,14 +114,6 @@ def _add_scheduler_arg(p: argparse.ArgumentParser) -> None:
                    help="where grid chunks run: in-process (default), local-dask[:N] (a local "
                         "Dask cluster of N one-thread workers) or tcp://HOST:PORT (a running "
                         "Dask scheduler); see README")
-
-
-def parse_value(text: str) -> Any:
-    """A TOML value (``0.05``, ``true``, ``"adam"``, ``["pca"]``); bare words are strings."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
 
 
 def config_from_args(args: argparse.Namespace):
@@ -178,7 +170,7 @@ def progress_bars(quiet: bool):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from trajviz.engine.executors.base import make_executor
+    from trajviz.engine.executors import make_executor
     from trajviz.problem.inits import resolve_inits
 
     config = config_from_args(args)
@@ -202,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_birthmap(args: argparse.Namespace) -> int:
     from trajviz.pipeline.birthmap import add_birth_map, birth_map, format_birth_map
     from trajviz.spec.config import check_birthmap
-    from trajviz.engine.executors.base import make_executor
+    from trajviz.engine.executors import make_executor
     from trajviz.store import load_run
 
     check_birthmap(args.grid, args.tasks, args.statistic, args.quantile, "--")
@@ -264,33 +256,47 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, demo=None) -> int:
     from trajviz.app import serve
-    from trajviz.engine.executors.base import SCHEDULER_ENV, parse_scheduler
+    from trajviz.engine.executors import SCHEDULER_ENV, parse_scheduler
 
     check_runs_dir(args.runs, flag="")
     check_listen(args.host, args.port)
     if args.scheduler:  # the app's background jobs read it (they inherit the environment)
         parse_scheduler(args.scheduler)
         os.environ[SCHEDULER_ENV] = args.scheduler
-    serve(args.runs, host=args.host, port=args.port, token=not args.no_token)
+    serve(args.runs, host=args.host, port=args.port, token=not args.no_token, demo=demo)
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def missing_demos(runs_dir: Path) -> list:
+    """The demo configs with no readable run of their name in ``runs_dir``, the quickest
+    first (by ``spec.budget``'s estimate), so the page has a run to show soonest."""
+    from trajviz.spec import budget
     from trajviz.spec.config import demo_configs
     from trajviz.store import list_runs
 
-    check_listen(args.host, args.port)  # before minutes of creating runs
+    have = {e.name for e in list_runs(runs_dir) if e.ok}
+    missing = [c for name, c in demo_configs().items() if name not in have]
+    return sorted(missing, key=lambda c: budget.estimate(
+        c, budget.family_sizes(c.family, c.family_options)).seconds)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve at once; the demo runs not made yet are made behind the page, quickest first,
+    and fill its run picker as each is written (a second start reuses them)."""
+    from trajviz.app.demo import DemoJob
+
+    check_listen(args.host, args.port)
     check_runs_dir(args.runs, flag="--runs")
     threads = _threads(args)
-    have = {e.name for e in list_runs(args.runs) if e.ok}
-    for name, config in demo_configs().items():
-        if name not in have:
-            print(f"creating demo run {name!r} (first time only) ...", file=sys.stderr)
-            create_run(config, args.runs, threads=threads)
+    missing = missing_demos(args.runs)
+    if missing:
+        print(f"trajviz: making the demo runs {', '.join(c.name for c in missing)} behind the "
+              "page (first start only); the page shows how far", file=sys.stderr)
     return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port,
-                                        scheduler=args.scheduler, no_token=args.no_token))
+                                        scheduler=args.scheduler, no_token=args.no_token),
+                     demo=DemoJob(tuple(missing), threads))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -344,6 +350,7 @@ def _interrupted() -> str:
 
 
 from trajviz.cli.whatif import add_whatif_parser, cmd_whatif  # noqa: E402 - trajviz whatif
+from trajviz.spec.plugins import trust  # noqa: E402 - torch-free
 
 COMMANDS = {"whatif": cmd_whatif, "run": cmd_run, "birthmap": cmd_birthmap, "list": cmd_list, "serve": cmd_serve, "demo": cmd_demo, "export": cmd_export}
 
@@ -359,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = None
     try:
         args = build_parser().parse_args(argv)
+        trust(*getattr(args, "trust_plugin", ()))  # before any config is read
         return COMMANDS[args.command](args)
     except (ValueError, OSError) as exc:  # UsageError, config and run errors, unreadable files
         print(f"trajviz: error: {' '.join(str(exc).split())}", file=sys.stderr)

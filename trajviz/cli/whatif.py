@@ -14,10 +14,12 @@ def add_whatif_parser(sub) -> None:
                    help="an inner setting, e.g. --set inner.lr=0.02 (repeatable): inner.optimizer, "
                         "lr, steps, momentum, nesterov, beta1, beta2, eps, divergence_factor")
     p.add_argument("--name", help="the variant's name (default: from the settings, e.g. 'lr=0.02')")
+    from trajviz.cli.args import add_trust_arg
+    add_trust_arg(p)
 
 
 def cmd_whatif(args: argparse.Namespace) -> int:
-    from trajviz.cli.main import UsageError, parse_value
+    from trajviz.cli.args import UsageError, parse_value
     from trajviz.pipeline.whatif import check_variant_name, keep_variant, variant_name, whatif
     from trajviz.store import load_run
 

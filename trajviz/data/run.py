@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from trajviz.spec.names import BIRTH_STATISTICS  # noqa: F401 - part of the BirthMap type
+
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: no diagnostics and no birth maps (they load as {})
-# Per-rollout statistics of a birth map (names as in ``metrics.PATH_METRICS``); lower is faster.
-BIRTH_STATISTICS = ("length", "param_length", "steps_to_eps", "auc", "final_loss")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 
 from trajviz.problem.tasks import Problem, TaskFamily, make_family
+from trajviz.spec.names import FAMILY_NAMES
+from trajviz.spec.plugins import declaration, trust
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,17 @@ class ProblemRef:
 
     family: str
     options: tuple[tuple[str, Any], ...] = ()
+    trusted: bool = False  # a plugin this process declared or trusted (trajviz.spec.plugins)
 
     @classmethod
     def of(cls, family: str, options: dict[str, Any] | None = None) -> ProblemRef:
-        """From a config's ``family`` and ``family_options`` (lists become tuples)."""
-        return cls(family, tuple(sorted((k, _frozen(v)) for k, v in (options or {}).items())))
+        """From a config's ``family`` and ``family_options`` (lists become tuples). A plugin
+        is checked here and named by its ``module:function``, trusted: a worker that
+        rebuilds it got this reference from this process, which already checked it."""
+        options_ = tuple(sorted((k, _frozen(v)) for k, v in (options or {}).items()))
+        if family in FAMILY_NAMES:
+            return cls(family, options_)
+        return cls(declaration(family).spec, options_, trusted=True)
 
     def problem(self) -> Problem:
         """The family's problem, built once per process."""
@@ -54,6 +62,8 @@ def _frozen(value: Any) -> Any:
 
 @functools.lru_cache(maxsize=16)
 def _problem(ref: ProblemRef) -> Problem:
+    if ref.trusted:
+        trust(ref.family)
     family: TaskFamily = make_family(ref.family, dict(ref.options))
     return family.problem()
 

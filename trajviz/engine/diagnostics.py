@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from trajviz.engine.context import ChunkContext, ProblemRef
-from trajviz.engine.executors.base import IN_PROCESS, Executor
+from trajviz.engine.executors import IN_PROCESS, Executor
 from trajviz.engine.curvature import top_eigenvalues
 from trajviz.engine.inner import InnerSpec, Trajectory, all_batches, minibatch_indices
 from trajviz.problem.models import unflatten

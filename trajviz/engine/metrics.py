@@ -30,7 +30,6 @@ import math
 import torch
 from torch import Tensor
 
-from trajviz.viewmodel.summary import summarise  # noqa: F401 - the torch-free data side owns it
 
 PATH_METRICS = (
     "length", "param_length", "energy", "displacement", "straightness",

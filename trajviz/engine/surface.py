@@ -47,7 +47,7 @@ from torch.func import vmap
 from trajviz.kernels.compiled import compiled_mlp_mse, surface_method
 from trajviz.spec.config import BOUNDS, MAX_GRID_POINTS
 from trajviz.engine.context import ChunkContext, ProblemRef
-from trajviz.engine.executors.base import IN_PROCESS, Executor
+from trajviz.engine.executors import IN_PROCESS, Executor
 from trajviz.kernels.mlp_plan import (
     PlaneMLP,
     feature_major,

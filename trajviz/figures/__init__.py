@@ -18,25 +18,9 @@ every projected view states its explained variance and off-plane residual.
 """
 from __future__ import annotations
 
-from trajviz.viewmodel.selection import (
-    META_CURVES,
-    PANEL_KEYS,
-    PANELS,
-    SUMMARY_COLUMNS,
-    MetaSelection,
-    PanelSpec,
-    Selection,
-    best_learners,
-    fmt,
-    honesty,
-    honesty_line,
-    panel_axis,
-    select,
-    select_meta,
-    slice_name,
-    summary_rows,
-    task_label,
-)
+from trajviz.viewmodel.selection import META_CURVES, PANEL_KEYS, PANELS, SUMMARY_COLUMNS, MetaSelection, PanelSpec, Selection, best_learners, fmt, select, select_meta, slice_name, summary_rows, task_label
+from trajviz.viewmodel.honesty import honesty, honesty_line
+from trajviz.viewmodel.axes import panel_axis
 from trajviz.figures.animation import (
     animated_meta_figure,
     animated_metrics_figure,

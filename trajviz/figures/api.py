@@ -59,17 +59,16 @@ def figure(run: Run, what: str = "surface", *, slice_name: str | None = None,
 def save(fig: go.Figure, path: str | Path, dpi: int = 300) -> Path:
     """Write ``fig`` to ``path`` by its suffix: .png (at ``dpi``, recorded in the file),
     .svg, .pdf (kaleido) or .html (standalone, works offline). Returns the path."""
-    from trajviz.figures.export import figure_bytes, html_page
+    from trajviz.figures.formats import figure_bytes, html_page
     from trajviz.figures.presets import CSS_DPI
+    from trajviz.store.files import write_file
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt == "html":
-        path.write_text(html_page([fig], path.stem), encoding="utf-8")
-        return path
+        return write_file(path, html_page([fig], path.stem))
     if fmt not in ("png", "svg", "pdf"):
         raise ValueError(f"unknown file type {path.suffix!r}; accepted: .png, .svg, .pdf, .html")
-    path.write_bytes(figure_bytes(fig, fmt, scale=dpi / CSS_DPI if fmt == "png" else 1))
-    return path
+    return write_file(path, figure_bytes(fig, fmt, scale=dpi / CSS_DPI if fmt == "png" else 1))
 
 
 __all__ = ["figure", "save"]

@@ -50,7 +50,7 @@ from torch import Tensor
 from trajviz.kernels import birthloop, native_birth
 from trajviz.spec.budget import BIRTH_CHUNK_ENTRIES
 from trajviz.engine.context import ProblemRef, ship
-from trajviz.engine.executors.base import IN_PROCESS, Executor, using
+from trajviz.engine.executors import IN_PROCESS, Executor, using
 from trajviz.engine.inner import InnerSpec, Point, inner_loop, pair_theta0_with_tasks
 from trajviz.engine.metrics import step_metrics
 from trajviz.problem.models import flatten, unflatten
@@ -323,7 +323,7 @@ def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int =
     fewer), with the run's thread policy. Store it with ``add_birth_map``.
     """
     from trajviz.spec.config import BirthmapConfig, from_dict
-    from trajviz.pipeline.experiment import config_threads, heldout_setup
+    from trajviz.pipeline.heldout import config_threads, heldout_setup
     from trajviz.kernels.threads import thread_scope
 
     view = view or next(iter(run.views))

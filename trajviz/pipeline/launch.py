@@ -25,14 +25,13 @@ import numpy as np
 from trajviz.engine.diagnostics import LEVELS, DiagnosticsSpec, path_diagnostics
 from trajviz.pipeline.experiment import (
     EVAL_METRICS,
-    HeldOut,
     fixed_record,
     heldout_paths,
-    heldout_setup,
     init_params,
-    record_paths,
     summary,
 )
+from trajviz.pipeline.heldout import HeldOut, heldout_setup
+from trajviz.pipeline.views import record_paths
 from trajviz.problem.inits import check_init_name
 from trajviz.problem.models import unflatten
 from trajviz.data.run import Launch, Run, Slice, with_learner

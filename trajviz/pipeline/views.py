@@ -13,7 +13,7 @@ import torch
 
 from trajviz.spec.config import ExperimentConfig
 from trajviz.engine.context import ProblemRef
-from trajviz.engine.executors.base import Executor
+from trajviz.engine.executors import Executor
 from trajviz.engine.curvature import mean_loss_eigenvectors
 from trajviz.data.run import LearnerRecord, View, ViewPaths
 from trajviz.engine.slices import (

@@ -34,10 +34,10 @@ from trajviz.pipeline.experiment import (
     _numpy,
     clean_path,
     diagnostics_info,
-    inner_spec,
     summary,
     summary_counts,
 )
+from trajviz.pipeline.heldout import inner_spec
 from trajviz.engine.inner import Trajectory, inner_loop, pair_theta0_with_tasks
 from trajviz.pipeline.launch import LaunchContext, launch_context
 from trajviz.engine.metrics import path_metrics, running_metrics

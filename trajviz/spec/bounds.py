@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from trajviz.data.run import BIRTH_STATISTICS
+from trajviz.spec.names import BIRTH_STATISTICS
 
 # Every size a config can ask for: key -> (lowest, highest), both inclusive.
 BOUNDS: dict[str, tuple[int, int]] = {

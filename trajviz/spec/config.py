@@ -19,12 +19,13 @@ import dataclasses
 import math
 import tomllib
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from trajviz.spec import budget
+from trajviz.spec import budget, plugins
 from trajviz.spec.bounds import (
     BOUNDS,
     FAMILY_OPTIONS,
@@ -38,7 +39,6 @@ from trajviz.spec.bounds import (
     family_options,
 )
 from trajviz.spec.names import (
-    FAMILY_NAMES,
     INNER_OPTIMIZERS,
     LEARNER_NAMES,
     OUTER_OPTIMIZERS,
@@ -150,11 +150,17 @@ _SECTIONS = {"inner": InnerConfig, "outer": OuterConfig, "slices": SliceConfig,
              "birthmap": BirthmapConfig}
 
 
-def from_dict(data: dict[str, Any]) -> ExperimentConfig:
-    """Build and validate a config from plain data (e.g. parsed TOML)."""
+def from_dict(data: dict[str, Any], *, trust_plugins: Sequence[str] = ()) -> ExperimentConfig:
+    """Build and validate a config from plain data (e.g. parsed TOML).
+
+    ``trust_plugins``: ``module:function`` families of your own to trust for this process
+    without declaring them (the CLI's ``--trust-plugin``; ``trajviz.spec.plugins``)."""
+    plugins.trust(*trust_plugins)
     if not isinstance(data, dict):
         raise ValueError(f"config must be a table of keys, got {type(data).__name__}")
     data = dict(data)
+    if isinstance(data.get("family"), str):  # an undeclared plugin: refused first, by name
+        plugins.check_family(data["family"])
     variants = parse_variants(data.pop("variants", ()))
     values = _typed_fields(ExperimentConfig, data, "")
     check_variants(values.get("learners", ExperimentConfig.learners), variants, LEARNER_OPTIONS)
@@ -172,8 +178,10 @@ def from_dict(data: dict[str, Any]) -> ExperimentConfig:
     return config
 
 
-def load_toml(path: str | Path) -> ExperimentConfig:
-    """Read a config file; unreadable or malformed files raise ValueError."""
+def load_toml(path: str | Path, *, trust_plugins: Sequence[str] = ()) -> ExperimentConfig:
+    """Read a config file; unreadable or malformed files raise ValueError. A file can
+    name a declared plugin only; ``trust_plugins`` as in ``from_dict`` (code, not data)."""
+    plugins.trust(*trust_plugins)
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -230,9 +238,7 @@ def replace(config: ExperimentConfig, **changes: Any) -> ExperimentConfig:
 def validate(config: ExperimentConfig) -> None:
     """Cross-field checks and bounds; raises ValueError with one line."""
     c = config
-    if ":" not in c.family and c.family not in FAMILY_NAMES:
-        raise ValueError(f"unknown family {c.family!r}; accepted: {sorted(FAMILY_NAMES)} "
-                         "or 'package.module:function'")
+    plugins.check_family(c.family)  # built in or declared (trajviz.spec.plugins): nothing imported
     if not c.learners:
         raise ValueError(f"learners is empty; accepted: any of {sorted(LEARNER_NAMES)}")
     check_variants(c.learners, c.variants, LEARNER_OPTIONS)

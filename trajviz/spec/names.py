@@ -13,3 +13,5 @@ FAMILY_NAMES = ("sinusoid", "linear2d", "quadratic", "digits")
 SLICE_KINDS = ("pca", "exact", "three_point", "random", "hessian")
 INNER_OPTIMIZERS = ("sgd", "momentum", "adam")
 OUTER_OPTIMIZERS = ("adam", "sgd")
+# Per-rollout statistics of a birth map (names as in ``metrics.PATH_METRICS``); lower is faster.
+BIRTH_STATISTICS = ("length", "param_length", "steps_to_eps", "auc", "final_loss")

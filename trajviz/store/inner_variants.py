@@ -116,10 +116,10 @@ def variant_to_bytes(variant: InnerVariant) -> tuple[str, bytes]:
     arrays back to back, their name, dtype, shape and offset in the JSON (no zip: a
     what-if crosses the pipe on every slider step)."""
     from trajviz.data.jsonfloats import strict_json
-    from trajviz.store.write import _Encoder, _plain
+    from trajviz.store.encode import Encoder, plain
 
-    enc = _Encoder()
-    [[_, entry]] = encode_variants(enc, {variant.name: variant}, _plain, light_only=True)
+    enc = Encoder()
+    [[_, entry]] = encode_variants(enc, {variant.name: variant}, plain, light_only=True)
     doc, nonfinite = strict_json(entry)
     index, parts, offset = [], [], 0
     for key, value in enc.arrays["light"].items():

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trajviz.store.read import check_run
-from trajviz.store.safe import MAX_RUN_JSON_BYTES, read_capped
+from trajviz.store.safe import MAX_RUN_JSON_BYTES, read_capped, run_folder
 from trajviz.store.schema import RUN_FILE, RunEntry, RunError
 
 def list_runs(runs_dir: str | Path) -> list[RunEntry]:
@@ -22,12 +22,21 @@ def list_runs(runs_dir: str | Path) -> list[RunEntry]:
     runs_dir = Path(runs_dir)
     try:
         with os.scandir(runs_dir) as it:
-            children = [runs_dir / e.name for e in it
-                        if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+            names = [e.name for e in it]
     except (FileNotFoundError, NotADirectoryError):
         return []
-    entries = [_entry(p) for p in children]
+    paths = [p for p in (_listed(runs_dir, n) for n in names) if p is not None]
+    entries = [_entry(p) for p in paths]
     return sorted(entries, key=lambda e: (e.created, e.run_id), reverse=True)
+
+
+def _listed(runs_dir: Path, name: str) -> Path | None:
+    """The run folder ``name`` if ``safe.run_folder`` (the check every request naming a run
+    passes) accepts it, else None: the listing shows exactly what can be named."""
+    try:
+        return run_folder(runs_dir, name)
+    except RunError:
+        return None
 
 
 def _entry(path: Path) -> RunEntry:

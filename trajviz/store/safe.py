@@ -40,6 +40,25 @@ def check_folder(path: Path) -> None:
         raise RunError(path, "is not a folder")
 
 
+def run_folder(runs_dir: str | Path, name: object) -> Path:
+    """``runs_dir/name`` if it is a run folder the listing shows, else RunError (one line).
+
+    The one check for a run named from outside (a page request, a listing entry): ``name``
+    is one plain folder name (text, not empty, no ``/`` or NUL, not starting with ``.``,
+    so not ``..`` nor an unfinished ``.tmp-*`` write) and the folder is a real directory
+    directly inside ``runs_dir``, not a symlink (``lstat``; nothing is followed). Whether
+    it reads as a run is ``read.check_run``'s question, asked next by the caller."""
+    runs_dir = Path(runs_dir)
+    if (not isinstance(name, str) or not name or name.startswith(".") or len(name) > 255
+            or "/" in name or "\0" in name or Path(name).name != name):
+        shown = repr(name) if len(repr(name)) <= 40 else repr(name)[:37] + "..."
+        raise RunError(shown, "is not a run folder: a run is named by one real folder "
+                       "directly inside the runs folder")
+    path = runs_dir / name
+    check_folder(path)
+    return path
+
+
 def open_regular(folder: Path, name: str, cap: int) -> BinaryIO:
     """``folder/name`` opened for reading, if it is a regular file of at most ``cap`` bytes.
 

@@ -5,12 +5,13 @@ import json
 import os
 import secrets
 import shutil
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trajviz.data.jsonfloats import strict_json
+from trajviz.store.encode import Encoder, plain
 from trajviz.store.inner_variants import encode_variants
 from trajviz.data.run import SCHEMA_VERSION, BirthMap, LearnerRecord, Run, View
 from trajviz.store.sweep import TMP_PREFIX, owner_tag, sweep_stale
@@ -20,7 +21,6 @@ from trajviz.store.schema import (
     _FILES,
     _LEARNER_ARRAYS,
     _LEARNER_DICTS,
-    _NUMERIC_KINDS,
     _SLICE_ARRAYS,
     _SURFACE_ARRAYS,
     _TASK_ID_KINDS,
@@ -103,36 +103,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class _Encoder:
-    """Collects arrays under generated keys and their index entries."""
-
-    def __init__(self) -> None:
-        self.arrays: dict[str, dict[str, np.ndarray]] = {"light": {}, "heavy": {}}
-        self.index: dict[str, dict[str, Any]] = {}
-
-    def add(self, key: str, value: Any, part: str, where: str) -> str:
-        if not isinstance(value, np.ndarray):
-            raise TypeError(f"{where} must be a numpy array, got {type(value).__name__}")
-        if value.dtype.kind not in _NUMERIC_KINDS or value.dtype.fields is not None:
-            raise ValueError(f"{where} has dtype {value.dtype}; accepted: plain numeric arrays "
-                             "(bool, int, uint, float, complex), never objects")
-        self.arrays[part][key] = value
-        self.index[key] = {"file": part, "shape": list(value.shape), "dtype": value.dtype.str}
-        return key
-
-    def add_dict(self, prefix: str, values: Any, part: str, where: str) -> list[list[str]]:
-        if not isinstance(values, dict):
-            raise TypeError(f"{where} must be a dict of arrays, got {type(values).__name__}")
-        pairs = []
-        for j, (name, value) in enumerate(values.items()):
-            if not isinstance(name, str):
-                raise TypeError(f"{where} has a non-string key {name!r}")
-            pairs.append([name, self.add(f"{prefix}.{j}", value, part, f"{where}[{name!r}]")])
-        return pairs
-
-
 def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
-    enc = _Encoder()
+    enc = Encoder()
     task_ids = run.task_ids
     if not isinstance(task_ids, np.ndarray) or task_ids.dtype.kind not in _TASK_ID_KINDS:
         raise TypeError(f"task_ids must be a numpy array of numbers or strings, got "
@@ -158,10 +130,10 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
         entry = {
             "name": view.name,
             "slice": {
-                "kind": _plain(sl.kind, f"{where}.slice.kind"),
-                "label": _plain(sl.label, f"{where}.slice.label"),
+                "kind": plain(sl.kind, f"{where}.slice.kind"),
+                "label": plain(sl.label, f"{where}.slice.label"),
                 "extent": [float(x) for x in sl.extent],
-                "explained_variance": _plain(np.asarray(sl.explained_variance, dtype=float),
+                "explained_variance": plain(np.asarray(sl.explained_variance, dtype=float),
                                              f"{where}.slice.explained_variance"),
                 "arrays": {field: enc.add(f"view{v}.slice.{field}", getattr(sl, field), part,
                                           f"{where}.slice.{field}")
@@ -180,55 +152,31 @@ def _encode(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]
     doc = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run.run_id,
-        "config": _plain(run.config, "config"),
-        "info": _plain(run.info, "info"),
-        "extra": _plain(run.extra, "extra"),
-        "task_ids": _plain(task_ids.tolist(), "task_ids"),
+        "config": plain(run.config, "config"),
+        "info": plain(run.info, "info"),
+        "extra": plain(run.extra, "extra"),
+        "task_ids": plain(task_ids.tolist(), "task_ids"),
         "task_ids_dtype": task_ids.dtype.str,
         "task_ids_shape": list(task_ids.shape),
         "task_info": enc.add_dict("task_info", run.task_info, "light", "task_info"),
         "learners": learners,
         "views": views,
         "birthmaps": birthmaps,
-        "inner_variants": encode_variants(enc, run.inner_variants, _plain),  # variantstore
+        "inner_variants": encode_variants(enc, run.inner_variants, plain),  # variantstore
         "arrays": enc.index,
     }
     return doc, enc.arrays
 
 
-def _encode_birth_map(enc: _Encoder, bm: BirthMap, prefix: str, where: str) -> dict[str, Any]:
+def _encode_birth_map(enc: Encoder, bm: BirthMap, prefix: str, where: str) -> dict[str, Any]:
     if not isinstance(bm, BirthMap):
         raise TypeError(f"{where} must be a BirthMap, got {type(bm).__name__}")
     entry: dict[str, Any] = {
-        "view": _plain(bm.view, f"{where}.view"), "statistic": _plain(bm.statistic, f"{where}.statistic"),
-        "learners": _plain(list(bm.learners), f"{where}.learners"),
-        "settings": _plain(bm.settings, f"{where}.settings"),
+        "view": plain(bm.view, f"{where}.view"), "statistic": plain(bm.statistic, f"{where}.statistic"),
+        "learners": plain(list(bm.learners), f"{where}.learners"),
+        "settings": plain(bm.settings, f"{where}.settings"),
         "arrays": {field: enc.add(f"{prefix}.{field}", np.asarray(getattr(bm, field)), "light",
                                   f"{where}.{field}") for field in _BIRTH_ARRAYS}}
     for field in _BIRTH_DICTS:
         entry[field] = enc.add_dict(f"{prefix}.{field}", getattr(bm, field), "light", f"{where}.{field}")
     return entry
-
-
-def _plain(value: Any, where: str) -> Any:
-    """``value`` as JSON data; numpy scalars/arrays become numbers/lists, tuples lists."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic):
-        return _plain(value.item(), where)
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist(), where)
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where} has key {k!r}; run.json stores only string keys")
-            out[k] = _plain(v, f"{where}[{k!r}]")
-        return out
-    raise TypeError(f"{where} holds a {type(value).__name__}, which run.json cannot store; "
-                     "accepted: str, int, float, bool, None, list, tuple, dict, numpy scalars/arrays")
-

@@ -362,16 +362,3 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
     if len(a) >= n or not len(a):
         return a[:n]
     return np.concatenate([a, np.repeat(a[-1:], n - len(a), axis=0)])
-
-
-# the slice's honesty and the fixed axis ranges are part of the view-model; they live
-# beside it for size
-from trajviz.viewmodel.axes import meta_curve_ranges, meta_cursor_x, meta_step_range, panel_axis  # noqa: E402,F401
-from trajviz.viewmodel.honesty import (
-    Honesty,
-    honesty,
-    honesty_items,
-    honesty_line,
-    honesty_notes,
-    meta_plane_note,
-)

@@ -32,7 +32,14 @@
 (function () {
   "use strict";
 
-  var ROUTE = "/_trajviz/whatif";  // trajviz.app.whatif_route.ROUTE
+  var ROUTE = "/_trajviz/whatif";  // trajviz.app.whatif_route.ROUTE, under the app's prefix:
+  // trajviz.show serves an app at /<token>/ (Dash's requests_pathname_prefix)
+  function route() {
+    var config = document.getElementById("_dash-config");
+    var prefix = "/";
+    try { prefix = JSON.parse(config.textContent).requests_pathname_prefix || "/"; } catch (e) { /* "/" */ }
+    return prefix.replace(/\/$/, "") + ROUTE;
+  }
   var SETTLE_MS = 400;
   var ANIMATE = {mode: "immediate", transition: {duration: 0}, frame: {duration: 0, redraw: false}};
   var settle = null;
@@ -318,7 +325,7 @@
     var entry = {seq: seq, ctrl: new window.AbortController()};
     out.push(entry);
     stats.whatifPosts += 1;
-    window.fetch(ROUTE, {method: "POST", headers: {"Content-Type": "application/json"},
+    window.fetch(route(), {method: "POST", headers: {"Content-Type": "application/json"},
                          body: JSON.stringify(body), signal: entry.ctrl.signal,
                          credentials: "same-origin"})
       .then(function (r) { return r.status === 200 ? r.json() : null; })

@@ -17,17 +17,16 @@ FAMILIES: dict[str, type] = {
 
 
 def make_family(name: str, options: dict[str, Any] | None = None) -> TaskFamily:
-    """A family by registry name (``sinusoid``) or plugin (``pkg.mod:function``).
+    """A family by registry name (``sinusoid``) or declared plugin (an entry point's
+    name, or ``pkg.mod:function``; ``plugin.py``): an undeclared one is refused before
+    anything is imported.
 
     ``options`` are fields of the family's dataclass (lists become tuples),
     checked and bounded by ``trajviz.spec.config`` before they get here.
     """
     options = dict(options or {})
-    if ":" in name:
-        return load_plugin(name, options)
     if name not in FAMILIES:
-        raise ValueError(f"unknown task family {name!r}; accepted: {sorted(FAMILIES)} "
-                         "or a plugin 'package.module:function'")
+        return load_plugin(name, options)
     return FAMILIES[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
 
 

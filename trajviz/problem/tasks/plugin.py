@@ -1,4 +1,22 @@
-"""Bring your own model and tasks: ``--family my_package.my_module:make_family``.
+"""Bring your own model and tasks: a task-family plugin, declared in one line.
+
+Declare the factory, then name it as the family::
+
+    import trajviz
+
+    @trajviz.task_family                    # the one line, in your module
+    def make_family(shots: int = 10): ...
+
+    # installed package: one line in its pyproject.toml (then pip install -e .)
+    # [project.entry-points."trajviz.families"]
+    # cubic = "my_package.my_module:make_family"
+
+``trajviz run --family cubic`` (or ``family = "cubic"`` in a TOML) then runs it.
+For a quick script of your own, no declaration: ``trajviz run --family
+my_script:make_family --trust-plugin my_script:make_family`` (Python:
+``trajviz.config.from_dict(data, trust_plugins=["my_script:make_family"])``).
+An undeclared ``module:function`` is refused before its module is imported
+(``trajviz.spec.plugins``): a config file or a web request never names code to run.
 
 The plugin protocol. ``make_family(**options)`` is a callable that returns a
 *family*: any object with
@@ -10,10 +28,9 @@ The plugin protocol. ``make_family(**options)`` is a callable that returns a
 * ``sample(seed: int, n_tasks: int, split: str) -> trajviz.problem.tasks.TaskSet`` —
   deterministic in ``seed``; ``split`` is "train" or "heldout".
 
-``demos/plugin_example.py`` is a complete, tested example. The module is
-imported like ``python -m`` would: from ``sys.path``, else from the current
-directory (so ``--family demos.plugin_example:make_family`` works from the
-repository root with the ``trajviz`` console script too).
+``demos/plugin_example.py`` is a complete, tested example and docs/plugins.md the
+guide. A declared module is imported like ``python -m`` would: from ``sys.path``,
+else from the current directory.
 """
 from __future__ import annotations
 
@@ -24,23 +41,23 @@ import sys
 from typing import Any
 
 from trajviz.problem.tasks.base import TaskFamily
+from trajviz.spec.plugins import declaration, is_marked
 
 
 def load_plugin(spec: str, options: dict[str, Any] | None = None) -> TaskFamily:
-    """Import ``module:function``, call it with ``options`` and check the result."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"plugin family {spec!r} must look like 'package.module:function'")
-    try:
-        module = _import(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import plugin module {module_name!r}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - a plugin that raises or does not parse: one line
-        raise ValueError(f"plugin module {module_name!r} failed to import: "
-                         f"{_one_line(exc)}") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ValueError(f"plugin {spec!r}: {module_name} has no callable {attr!r}")
+    """The family of a declared plugin ``spec`` (an entry point's name or
+    ``module:function``), called with ``options`` and checked.
+
+    Refused in one line, before its module is imported, unless it is declared
+    (``trajviz.spec.plugins.declaration``)."""
+    declared = declaration(spec)
+    factory = declared.factory
+    if factory is None:
+        factory = _factory(declared.spec)
+        if declared.marked and not is_marked(factory):
+            raise ValueError(f"plugin {spec!r}: {declared.spec.partition(':')[0]} is a declared "
+                             f"module but {declared.spec.partition(':')[2]} is not marked "
+                             "@trajviz.task_family; mark it, or name it as an entry point")
     try:
         inspect.signature(factory).bind(**(options or {}))
     except TypeError as exc:
@@ -48,10 +65,32 @@ def load_plugin(spec: str, options: dict[str, Any] | None = None) -> TaskFamily:
     try:
         family = factory(**(options or {}))
     except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"plugin {spec!r}: {attr}() raised {_one_line(exc)}") from None
+        raise ValueError(f"plugin {spec!r}: {_attr(declared.spec)}() raised {_one_line(exc)}") from None
     check_family(family, spec)
     check_problem(family, spec)
     return family
+
+
+def _attr(spec: str) -> str:
+    return spec.partition(":")[2]
+
+
+def _factory(spec: str) -> Any:
+    """Import a declared ``module:function`` and return the function."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = _import(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import plugin module {module_name!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a plugin that raises or does not parse: one line
+        raise ValueError(f"plugin module {module_name!r} failed to import: "
+                         f"{_one_line(exc)}") from None
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+    if not callable(factory):
+        raise ValueError(f"plugin {spec!r}: {module_name} has no callable {attr!r}")
+    return factory
 
 
 def _one_line(exc: BaseException) -> str:
