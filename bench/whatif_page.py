@@ -126,6 +126,17 @@ def _quiet(page, pending: list[int], settle_s: float, limit_s: float = 60.0) -> 
     page.evaluate(IDLE)
 
 
+def counted_page(browser, srv, width: int, height: int):
+    """A page of ``srv``'s app at width x height, and [requests in flight] kept up to date."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    pending = [0]
+    page.on("request", lambda r: pending.__setitem__(0, pending[0] + 1))
+    page.on("requestfinished", lambda r: pending.__setitem__(0, pending[0] - 1))
+    page.on("requestfailed", lambda r: pending.__setitem__(0, pending[0] - 1))
+    page.goto(f"http://127.0.0.1:{srv.server_port}/")
+    return page, pending
+
+
 def page_latency(runs: Path, changes: int = 7, ab: bool = False) -> dict:
     """{"first": ms, "steady": ms (median), "path": ms (median, the plane only), "all": ms
     (median, every panel in view redrawn too), "rows": [...]} for the run in ``runs`` (see
@@ -140,12 +151,7 @@ def page_latency(runs: Path, changes: int = 7, ab: bool = False) -> dict:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            pending = [0]
-            page.on("request", lambda r: pending.__setitem__(0, pending[0] + 1))
-            page.on("requestfinished", lambda r: pending.__setitem__(0, pending[0] - 1))
-            page.on("requestfailed", lambda r: pending.__setitem__(0, pending[0] - 1))
-            page.goto(f"http://127.0.0.1:{srv.server_port}/")
+            page, pending = counted_page(browser, srv, 1440, 1000)
             page.wait_for_function(f"({SIGNATURE})().path !== ''", timeout=180_000)
             page.evaluate(INSTRUMENT)
             deadline = time.monotonic() + 180

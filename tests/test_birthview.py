@@ -90,7 +90,9 @@ def test_birth_panel_offers_a_job_where_there_is_no_map(app_state, birth_run):
     assert with_map["figure"].data[0].type == "heatmap" and with_map["compute"] == {"display": "none"}
     assert len(with_map["lines"]) == 5
     without = birth_panel(app_state, run_id, "pca", "auc")
-    assert without["compute"] == {} and "No birth map" in str(without["figure"])
+    # no map: the line and the button, no empty 520 px graph (issue 26)
+    assert without["compute"] == {} and "No birth map" in str(without["lines"])
+    assert without["graph"] == {"display": "none"} and with_map["graph"] == {}
 
 
 def test_parse_click():

@@ -107,7 +107,8 @@ def font_size(p, graph: str = "surface-graph") -> float:
 CLEAR = f"""() => {{ const gd = {GD}, r = gd.getBoundingClientRect();
     const b = s => gd.querySelector(s).getBoundingClientRect();
     return {{subtitle: b('.gtitle-subtitle').bottom, plot_top: r.top + gd._fullLayout._size.t,
-             xtitle: b('.g-xtitle').bottom, legend: b('.legend').top}}; }}"""
+             xtitle: b('.g-xtitle').bottom, bottom: r.bottom,
+             legend: gd.querySelector('.legend') ? b('.legend').top : null}}; }}"""
 
 
 def test_presentation_type_survives_every_redraw(tv_browser, lecture):
@@ -118,9 +119,11 @@ def test_presentation_type_survives_every_redraw(tv_browser, lecture):
     page.click("#present-toggle")
     page.wait_for_function(f"() => {GD}._fullLayout.font.size === 16")
     assert font_size(p, "panel-loss") == 16
-    # the larger title's subtitle stays above the plot, the legend below the axis title
+    # the larger title's subtitle stays above the plot, the axis title inside the figure;
+    # the page's surface has no legend (the HTML key over it names the learners)
     clear = p.js(CLEAR)
-    assert clear["subtitle"] <= clear["plot_top"] and clear["xtitle"] <= clear["legend"], clear
+    assert clear["subtitle"] <= clear["plot_top"] and clear["xtitle"] <= clear["bottom"], clear
+    assert clear["legend"] is None, clear
     key = p.js(f"() => {GD}.layout.meta.key")
     # a redraw from the server: another task (the controls are folded while presenting)
     p.js("() => window.dash_clientside.set_props('task-picker', {value: '2'})")

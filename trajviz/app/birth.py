@@ -61,11 +61,12 @@ def birth_card() -> html.Div:
     """The birth map: statistic picker, map, explanation lines, learner table, compute job."""
     return html.Div(id=ids.BIRTH_CARD, className="tv-card tv-birth", children=[
         explain("birthmap", heading=True),
-        field("Colour by", dcc.Dropdown(
-            id=ids.BIRTH_STAT, clearable=False, value="auc",
-            options=[{"label": v, "value": k} for k, v in BIRTH_CHOICES.items()])),
-        dcc.Graph(figure=BLANK, id=ids.BIRTH_GRAPH, config=GRAPH_CONFIG,
-                  style={"height": "520px"}),
+        html.Div(id=ids.BIRTH_GRAPH_ROW, style=HIDE, children=[
+            field("Colour by", dcc.Dropdown(
+                id=ids.BIRTH_STAT, clearable=False, value="auc",
+                options=[{"label": v, "value": k} for k, v in BIRTH_CHOICES.items()])),
+            dcc.Graph(figure=BLANK, id=ids.BIRTH_GRAPH, config=GRAPH_CONFIG,
+                      style={"height": "520px"})]),
         html.Div(id=ids.BIRTH_LINES, className="tv-hint"),
         html.Div(id=ids.BIRTH_TABLE),
         html.Div(id=ids.BIRTH_COMPUTE_ROW, style=HIDE, children=[
@@ -101,7 +102,8 @@ def birth_table(rows) -> html.Table:
 
 def birth_panel(state, run_id: str | None, view: str | None, statistic: str | None) -> dict:
     """The birth card's figure, lines, table and whether to offer the compute button."""
-    out = {"figure": empty_figure(), "lines": [], "table": [], "compute": HIDE}
+    out = {"figure": empty_figure(), "lines": [], "table": [], "compute": HIDE,
+           "graph": HIDE}  # no map: no empty 520 px box, just the line and the button
     if run_id is None:
         return out
     try:
@@ -110,14 +112,14 @@ def birth_panel(state, run_id: str | None, view: str | None, statistic: str | No
         return {**out, "lines": [exc.reason]}
     view = view if view in run.views else next(iter(run.views), None)
     if view not in run.birthmaps:
-        return {**out, "compute": SHOW, "figure": empty_figure(
-            "No birth map on this slice yet: compute one below (or `trajviz birthmap RUN`).")}
+        return {**out, "compute": SHOW, "lines": [html.P(
+            "No birth map on this slice yet: compute one below (or `trajviz birthmap RUN`).")]}
     try:
         bs = select_birth(run, view, statistic)
     except ValueError as exc:
         return {**out, "lines": [str(exc)]}
     kind = run.views[view].slice.kind
-    return {**out, "figure": birth_figure(bs, kind),
+    return {**out, "figure": birth_figure(bs, kind), "graph": SHOW,
             "lines": [html.P(line) for line in bs.lines],
             "table": birth_table(bs.rows)}
 
@@ -221,12 +223,12 @@ def register_birth(app, state) -> None:
 
     @app.callback(Output(ids.BIRTH_GRAPH, "figure"), Output(ids.BIRTH_LINES, "children"),
                   Output(ids.BIRTH_TABLE, "children"), Output(ids.BIRTH_COMPUTE_ROW, "style"),
-                  Input(ids.RUN, "value"), Input(ids.SLICE, "value"),
+                  Output(ids.BIRTH_GRAPH_ROW, "style"), Input(ids.RUN, "value"), Input(ids.SLICE, "value"),
                   Input(ids.BIRTH_STAT, "value"), Input(ids.BIRTH_VERSION, "data"),
                   Input(ids.RUNS_VERSION, "data"))
     def _birth(run_id, view, statistic, _version, _runs):
         o = birth_panel(state, run_id, view, statistic)
-        return o["figure"], o["lines"], o["table"], o["compute"]
+        return o["figure"], o["lines"], o["table"], o["compute"], o["graph"]
 
     @app.callback(Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
                   Input(ids.RUN, "value"), State(ids.MODE, "value"),

@@ -47,8 +47,9 @@ from trajviz.app.components import (
     run_label,
     summary_children,
     training_note,
+    surface_key,
 )
-from trajviz.app.jobs import job_config
+from trajviz.app.jobsteps import job_on_listing, poll_job, start_job
 from trajviz.app.state import AppState, RunCache
 from trajviz.app.whatif import shown_run
 from trajviz.app.whatif_fast import pick
@@ -56,6 +57,9 @@ from trajviz.app.whatif_fast import pick
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}
 MEAN = "mean"
+#: The run the page opens on when it may choose: the demo that shows the most (curved
+#: paths on a PCA slice of a real network, six learners); newest first if several.
+OPENING_RUN = "sinusoid-demo"
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -68,8 +72,9 @@ def parse_task(value: Any) -> int | None:
 def run_options(state: AppState, current: str | None,
                 select: str | None = None) -> tuple[list[dict], str | None]:
     """The run picker: every run folder (broken ones too, marked) and the value to show:
-    ``select`` if given and listed, else ``current`` if still listed, else the newest run
-    that can be read. Values that are not run ids are ignored."""
+    ``select`` if given and listed, else ``current`` if still listed, else the most telling
+    run: the sinusoid demo (``OPENING_RUN``) if there is one, else the newest run that can
+    be read. Values that are not run ids are ignored."""
     current = current if isinstance(current, str) else None
     select = select if isinstance(select, str) else None
     entries = list_runs(state.runs_dir) if state.runs_dir.is_dir() else []
@@ -80,7 +85,8 @@ def run_options(state: AppState, current: str | None,
         if wanted in values:
             return options, wanted
     ok = [e.run_id for e in entries if e.ok]
-    return options, (ok[0] if ok else (values[0] if values else None))
+    demo = [e.run_id for e in entries if e.ok and e.name == OPENING_RUN]
+    return options, (demo[0] if demo else ok[0] if ok else (values[0] if values else None))
 
 
 # ---------------------------------------------------------------------------- steps
@@ -129,11 +135,13 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     tasks += [{"label": task_label(run, t), "value": str(t)} for t in range(len(run.task_ids))]
     slices = [{"label": slice_name(v.slice.kind), "value": name}
               for name, v in run.views.items()]
+    if len(slices) == 1:  # still shown, so the page says which slice it is and why no choice
+        slices[0]["label"] += " (the only slice in this run)"
     learners = list(run.learners)
     out.update(
         task_options=tasks, task="0" if len(run.task_ids) else MEAN,
         slice_options=slices, slice=slices[0]["value"],
-        slice_style=SHOW if len(slices) > 1 else HIDE,
+        slice_style=SHOW if slices else HIDE,
         learner_options=[learner_option(n, n in run.learners)
                          for n in [*LEARNERS, *(n for n in learners if n not in LEARNERS)]],
         learners=learners, info=run_info(run),
@@ -150,7 +158,7 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
     the honesty card and notes. On a problem, empty figures and a note. ``shown``: the
     what-if inner setting to draw (``app.whatif.shown_run``; None: the stored run)."""
     blank = {"main": empty_figure(), "panels": {k: empty_figure() for k in PANEL_KEYS},
-             "data": None, "max": 1, "honesty": [], "notes": [],
+             "data": None, "max": 1, "honesty": [], "notes": [], "key": surface_key([]),
              "panel_notes": {k: "" for k in PANEL_KEYS}}
     try:
         run_id, view = inputs.run_id(run_id), inputs.text(view, "slice")
@@ -171,8 +179,11 @@ def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
     k = sel.frame(int(frame or 0))
     data = frame_data(sel, ids.MAIN_GRAPH, ids.PANEL_GRAPH, three_d=three_d, frame=k)
     notes = [message("Note", n, kind="warn") for n in sel.notes]
-    return {"main": surface_figure(sel, k, three_d,
-                                   zoom=zoom if zoom in ("all", "full") else "fit"),
+    main = surface_figure(sel, k, three_d, zoom=zoom if zoom in ("all", "full") else "fit")
+    # the page's key names the learners (layout: over the plot), so no legend under the
+    # axis title to collide with it at narrow widths
+    main.update_layout(showlegend=False)
+    return {"main": main, "key": surface_key(sel.learners),
             "panels": {key: panel_figure(sel, key, k) for key in PANEL_KEYS},
             "data": data, "max": sel.steps, "honesty": honesty_card(sel), "notes": notes,
             "panel_notes": {key: sel.diagnosis.lines.get(key, "") for key in PANEL_KEYS}}
@@ -207,15 +218,17 @@ def draw_meta(state: AppState, run_id: str | None, view: str | None,
 
 def export(state: AppState, fmt: str, what: str, run_id: str | None, view: str | None,
            task: Any, learners: list[str] | None, mode: str, frame: int | None,
-           preset: str | None = None):
-    """(download dict or None, status text) for the page's export buttons."""
+           preset: str | None = None, shown: dict | None = None):
+    """(download dict or None, status text) for the page's export buttons: the picture on
+    screen, with the what-if that is ``shown`` and the clicked point's path if drawn."""
     try:
         run_id, view = inputs.run_id(run_id), inputs.text(view, "slice")
         what = inputs.text(what, "what to export", empty=False)
         learners, frame = inputs.names(learners), inputs.frame(frame)
         if run_id is None:
             return None, "There is no run to export."
-        run = state.cache.get(run_id)
+        run, learners = state.launches.over(run_id, shown_run(state, run_id, shown),
+                                            learners or [])
         name, data = export_current(run, fmt, what, slice_name=view if view in run.views
                                     else None, task=parse_task(task), learners=learners or [],
                                     frame=frame, three_d=mode == "3d",
@@ -223,53 +236,6 @@ def export(state: AppState, fmt: str, what: str, run_id: str | None, view: str |
     except (RunError, ValueError) as exc:
         return None, f"Export failed: {inputs.public(str(exc), state.runs_dir)}"
     return dcc.send_bytes(data, name), f"Saved {name} ({len(data) / 1024:.0f} kB)."
-
-
-def _bar(fraction: float) -> dict[str, str]:
-    return {"width": f"{100 * max(0.0, min(1.0, fraction)):.0f}%"}
-
-
-def start_job(state: AppState, family: str, learners: list[str], steps: Any, meta_steps: Any,
-              seed: Any, name: str | None) -> dict[str, Any]:
-    """Validate the form and launch a background run."""
-    try:
-        family = inputs.family(family)  # only what the form offers: nothing else is run
-        learners = inputs.names(learners)
-        name = inputs.text(name, "name", limit=inputs.MAX_NAME)
-        config = job_config(family, learners, _int(steps, "inner steps"),
-                            _int(meta_steps, "meta-steps"), _int(seed, "seed"), name or "")
-        job_id = state.jobs.start(config)
-    except ValueError as exc:
-        return {"job": no_update, "poll_disabled": no_update, "status": f"Not started: {exc}",
-                "bar": no_update, "busy": no_update}
-    return {"job": {"id": job_id}, "poll_disabled": False, "status": "Starting…",
-            "bar": _bar(0.0), "busy": True}
-
-
-def _int(value: Any, what: str) -> int:
-    return inputs.whole(value, what)
-
-
-def poll_job(state: AppState, job: dict | None, version: dict | None) -> dict[str, Any]:
-    """The job's progress; when it ends, stop polling and (if done) announce the new run."""
-    try:
-        status = state.jobs.status(inputs.job_id(job))
-    except ValueError as exc:
-        return {"bar": _bar(0.0), "status": str(exc), "poll_disabled": True,
-                "version": no_update, "busy": False}
-    version = dict(version) if isinstance(version, dict) else {"n": 0, "select": None}
-    if not isinstance(version.get("n"), int) or isinstance(version.get("n"), bool):
-        version["n"] = 0
-    if status["state"] == "running":
-        text = f"{status.get('stage') or 'working'} · {status['elapsed']:.0f} s"
-        return {"bar": _bar(status["fraction"]), "status": text, "poll_disabled": False,
-                "version": no_update, "busy": True}
-    if status["state"] == "done":
-        version.update(n=version.get("n", 0) + 1, select=status["run_id"])
-        return {"bar": _bar(1.0), "status": f"Done: {status['run_id']} is now in the run picker.",
-                "poll_disabled": True, "version": version, "busy": False}
-    return {"bar": _bar(0.0), "status": f"The run failed: {status.get('message', '')}",
-            "poll_disabled": True, "version": no_update, "busy": False}
 
 
 # ---------------------------------------------------------------------------- wiring
@@ -309,6 +275,7 @@ def register(app, state: AppState) -> None:
                   Output(ids.INNER.data, "data"), Output(ids.INNER.slider, "max"),
                   Output(ids.HONESTY, "children"), Output(ids.NOTES, "children"),
                   *[Output(ids.PANEL_NOTE[k], "children") for k in PANEL_KEYS],
+                  Output(ids.SURFACE_KEY, "children"),
                   Input(ids.RUN, "value"), Input(ids.SLICE, "value"), Input(ids.TASK, "value"),
                   Input(ids.LEARNERS, "value"), Input(ids.MODE, "value"),
                   Input(ids.ZOOM, "value"), State(ids.INNER.frame, "data"),
@@ -316,7 +283,8 @@ def register(app, state: AppState) -> None:
     def _draw(run_id, view, task, learners, mode, zoom, frame, shown, launched):
         o = draw(state, run_id, view, task, learners, mode, frame, zoom, shown, launched)
         return (o["main"], *[o["panels"][k] for k in PANEL_KEYS], o["data"], o["max"],
-                o["honesty"], o["notes"], *[o["panel_notes"][k] for k in PANEL_KEYS])
+                o["honesty"], o["notes"], *[o["panel_notes"][k] for k in PANEL_KEYS],
+                o.get("key", surface_key([])))
 
     @app.callback(*[Output(ids.PANEL_CARD[k], "style") for k in PANEL_KEYS],
                   Input(ids.PANEL_SET, "value"))
@@ -339,30 +307,33 @@ def register(app, state: AppState) -> None:
                   State(ids.SLICE, "value"), State(ids.TASK, "value"),
                   State(ids.LEARNERS, "value"), State(ids.MODE, "value"),
                   State(ids.INNER.frame, "data"), State(ids.EXPORT_PRESET, "value"),
-                  prevent_initial_call=True,
+                  State(ids.WHATIF_SHOWN, "data"), prevent_initial_call=True,
                   running=[(Output(ids.EXPORT_STATUS, "children"), "Rendering…", "")])
     def _export(*args):
-        what, run_id, view, task, learners, mode, frame, preset = \
+        what, run_id, view, task, learners, mode, frame, preset, shown = \
             args[len(ids.EXPORT_FORMATS):]
         fmt = next(f for f in ids.EXPORT_FORMATS if ids.EXPORT[f] == ctx.triggered_id)
         data, text = export(state, fmt, what, run_id, view, task, learners, mode, frame,
-                            preset)
+                            preset, shown)
         return (data if data is not None else no_update), text
 
     @app.callback(Output(ids.JOB_STORE, "data"), Output(ids.JOB_POLL, "disabled"),
                   Output(ids.JOB_STATUS, "children"), Output(ids.JOB_BAR, "style"),
                   Output(ids.JOB_START, "disabled"), Output(ids.RUNS_VERSION, "data"),
                   Input(ids.JOB_START, "n_clicks"), Input(ids.JOB_POLL, "n_intervals"),
+                  Input(ids.RUN, "options"),
                   State(ids.JOB_FAMILY, "value"), State(ids.JOB_LEARNERS, "value"),
                   State(ids.JOB_STEPS, "value"), State(ids.JOB_META_STEPS, "value"),
                   State(ids.JOB_SEED, "value"), State(ids.JOB_NAME, "value"),
                   State(ids.JOB_STORE, "data"), State(ids.RUNS_VERSION, "data"),
-                  prevent_initial_call=True)
-    def _job(_start, _tick, family, learners, steps, meta_steps, seed, name, job, version):
+                  State(ids.JOB_POLL, "disabled"), prevent_initial_call=True)
+    def _job(_start, _tick, _listed, family, learners, steps, meta_steps, seed, name, job,
+             version, idle):
         if ctx.triggered_id == ids.JOB_START:
             o = start_job(state, family, learners, steps, meta_steps, seed, name)
             return o["job"], o["poll_disabled"], o["status"], o["bar"], o["busy"], no_update
-        o = poll_job(state, job, version)
+        o = job_on_listing(state, job, idle) if ctx.triggered_id == ids.RUN \
+            else poll_job(state, job, version)
         return no_update, o["poll_disabled"], o["status"], o["bar"], o["busy"], o["version"]
 
     register_birth(app, state)  # the birth map card and click-to-launch
@@ -383,5 +354,19 @@ def register(app, state: AppState) -> None:
             Input(p.speed, "value"))
 
 
-__all__ = ["AppState", "RunCache", "draw", "panel_styles", "draw_meta", "export", "message",
-           "parse_task", "poll_job", "register", "run_controls", "run_options", "start_job"]
+__all__ = [
+    "AppState",
+    "RunCache",
+    "draw",
+    "draw_meta",
+    "export",
+    "job_on_listing",
+    "message",
+    "panel_styles",
+    "parse_task",
+    "poll_job",
+    "register",
+    "run_controls",
+    "run_options",
+    "start_job",
+]

@@ -19,8 +19,11 @@ from trajviz.viewmodel.training import lr_text, outer_lr_line, tuning_rows, wors
 from trajviz.app import ids
 from trajviz.app.texts import EXPLAIN
 
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
-                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+#: No "share chart" link (plotly's sendDataToCloud/Chart Studio: it needs the internet).
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "showLink": False,
+                "showSendToCloud": False, "showEditInChartStudio": False,
+                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d",
+                                           "sendDataToCloud"],
                 "toImageButtonOptions": {"format": "png", "scale": 2}}
 SMALL_GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
 #: The main graph: its 3D scene drawn at one WebGL pixel per CSS pixel (plotly's default 2
@@ -90,11 +93,13 @@ def panel_style(spec: PanelSpec, group: str | None) -> dict[str, str]:
     return {} if (group or PANEL_GROUPS[0][0]) in spec.groups else {"display": "none"}
 
 
-def field(label: str, control, hint: str | None = None, **kwargs) -> html.Div:
+def field(label: str, control, hint: str | None = None, className: str = "",
+          **kwargs) -> html.Div:
+    """A labelled control (``className`` adds classes to "tv-field")."""
     children = [html.Label(label, className="tv-label"), control]
     if hint:
         children.append(html.Div(hint, className="tv-hint"))
-    return html.Div(children, className="tv-field", **kwargs)
+    return html.Div(children, className=f"tv-field {className}".strip(), **kwargs)
 
 
 def learner_option(name: str, present: bool = True) -> dict:
@@ -105,6 +110,16 @@ def learner_option(name: str, present: bool = True) -> dict:
     return {"label": html.Span([html.Span(className="tv-swatch",
                                           style={"background": learner_colour(name)}), name]),
             "value": name, "disabled": not present}
+
+
+def surface_key(learners: list[str]) -> list:
+    """The key over the surface: what each marker means, then each drawn learner's colour
+    (HTML, so it wraps at any width and never sits on the plot's axis titles)."""
+    marks = [html.Span("○ start θ0"), html.Span("◆ end (■ in 3D)"),
+             html.Span("● current step", className="tv-key-now")]
+    names = [html.Span([html.Span(className="tv-swatch", style={"background": learner_colour(n)}),
+                        n], className="tv-key-learner") for n in learners]
+    return [html.Span(marks, className="tv-key-marks"), *names]
 
 
 def message(title: str, text: str, kind: str = "error") -> html.Div:

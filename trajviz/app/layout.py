@@ -22,6 +22,7 @@ from trajviz.app.components import (
     learner_option,
     panel_style,
     player_bar,
+    surface_key,
 )
 from trajviz.app.texts import EXPLAIN, HOW_TO_READ, TAGLINE
 from trajviz.app.whatif import whatif_box
@@ -43,10 +44,11 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                    "one task's paths; the mean averages projected points (no learner "
                    "took that path)"),
             field("Slice", dcc.RadioItems(id=ids.SLICE, options=[], className="tv-radio"),
-                   id=ids.SLICE_ROW, style={"display": "none"}),
+                   id=ids.SLICE_ROW),
             field("Learners", dcc.Checklist(
                 id=ids.LEARNERS, options=[learner_option(n, False) for n in learners], value=[],
-                className="tv-learners"), "double-click a learner to show it alone"),
+                className="tv-learners"),
+                "double-click a learner to show it alone; again to bring the others back"),
             field("Surface", dcc.RadioItems(
                 id=ids.MODE, options=[{"label": "2D contour", "value": "2d"},
                                       {"label": "3D", "value": "3d"}],
@@ -59,7 +61,6 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                 "“all tasks” keeps one box for every task and learner, to compare"),
             ]),
         ]),
-        whatif_box(),
         html.Section(id=ids.EXPORT_BOX, className="tv-box", children=[
             html.H2("Export"),
             field("Figure", dcc.RadioItems(
@@ -105,7 +106,7 @@ def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:
                                                                 className="tv-progress-bar",
                                                                 style={"width": "0%"})),
             html.Div(id=ids.JOB_STATUS, className="tv-hint"),
-            dcc.Interval(id=ids.JOB_POLL, interval=800, disabled=True),
+            dcc.Interval(id=ids.JOB_POLL, interval=1500, disabled=True),
             dcc.Store(id=ids.JOB_STORE),
         ]),
     ])
@@ -133,29 +134,36 @@ def panel_picker() -> html.Div:
 
 
 def inner_tab() -> html.Div:
-    """One screen: the player on top, the surface left, the panels in a scrolling column
-    right (CSS sizes both to the viewport), notes and the honesty card under the panels."""
+    """One screen (``.tv-screen``, sized to the viewport by CSS): the player, the what-if
+    strip, then the surface left and the panels in a scrolling column right. Below the
+    screen: the birth map (when the run has one) and the summary.
+
+    Where additions go: a metric panel is a ``PanelSpec`` in ``PANELS`` (it lands in
+    ``.tv-panels``); a note about the picture (e.g. "got worse") is a child of ``ids.NOTES``
+    under the panels; progress or cancel of a what-if goes in the what-if
+    strip's status line (``ids.WHATIF_STATUS``); page-wide news (a demo being made, a long
+    job) goes in ``ids.RUN_MESSAGE`` above the tabs."""
     return html.Div(className="tv-tab", children=[
-        player_bar(ids.INNER, "inner step"),
-        html.Div(className="tv-stage", children=[
-            html.Div(className="tv-card tv-surface", children=[
-                dcc.Graph(figure=BLANK, id=ids.MAIN_GRAPH, config=MAIN_GRAPH_CONFIG,
-                          className="tv-surface-graph", style={"height": "var(--tv-surface-h)"}),
-                launch_bar(),
-                html.Div(className="tv-legend-key", children=[
-                    html.Span("○ start θ0"), html.Span("◆ end (step K; ■ in 3D)"),
-                    html.Span("● current step, with a short tail"),
-                    html.Span("faint line: the whole path"),
+        html.Div(className="tv-screen", children=[
+            player_bar(ids.INNER, "inner step"),
+            whatif_box(),
+            html.Div(className="tv-stage", children=[
+                html.Div(className="tv-card tv-surface", children=[
+                    html.Div(id=ids.SURFACE_KEY, className="tv-legend-key",
+                             children=surface_key([])),
+                    dcc.Graph(figure=BLANK, id=ids.MAIN_GRAPH, config=MAIN_GRAPH_CONFIG,
+                              className="tv-surface-graph"),
+                    launch_bar(),
+                    explain("surface"),
                 ]),
-                explain("surface"),
-            ]),
-            html.Div(className="tv-side", children=[
-                html.Div(className="tv-panels", children=[panel_picker(),
-                                                          *[panel_card(p) for p in PANELS]]),
-                html.Div(id=ids.NOTES, className="tv-notes"),
-                html.Div(className="tv-card tv-honesty", children=[
-                    explain("slice", "What the slice keeps and hides", heading=True),
-                    html.Div(id=ids.HONESTY),
+                html.Div(className="tv-side", children=[
+                    html.Div(className="tv-panels", children=[panel_picker(),
+                                                              *[panel_card(p) for p in PANELS]]),
+                    html.Div(id=ids.NOTES, className="tv-notes"),
+                    html.Div(className="tv-card tv-honesty", children=[
+                        explain("slice", "What the slice keeps and hides", heading=True),
+                        html.Div(id=ids.HONESTY),
+                    ]),
                 ]),
             ]),
         ]),

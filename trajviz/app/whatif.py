@@ -35,37 +35,59 @@ OWN = "__own__"
 SURFACE_NOTE = ("The surface is reused: it is the loss over the slice and does not depend on "
                 "the inner optimiser; only the paths, panels and summary are recomputed "
                 "(sharpness only when a variant is kept: it is the slow part).")
+READY = "Move a control: every path, panel and the summary are recomputed (the surface is reused)."
 OPTIMIZERS = [{"label": "SGD", "value": "sgd"}, {"label": "momentum", "value": "momentum"},
               {"label": "Adam", "value": "adam"}]
 LR_MARKS = {e: f"1e{e}" for e in range(-4, 2)}
+#: Seconds the K box waits after the last key before it recomputes (typing 16 sends 16, not 1).
+STEPS_DEBOUNCE = 0.6
 
 
 def whatif_box() -> html.Section:
-    """The what-if controls (left column)."""
-    return html.Section(id=ids.WHATIF_BOX, className="tv-box tv-whatif", children=[
-        html.H2("What if?"),
-        html.P("Rerun every learner's held-out inner loops from the same θ0, on the same tasks "
-               "and minibatches, with other inner settings.", className="tv-hint"),
-        field("Inner optimiser", dcc.RadioItems(id=ids.WHATIF_OPT, options=OPTIMIZERS, value="sgd",
-                                                 inline=True, className="tv-radio")),
-        field("Learning rate (log scale)", dcc.Slider(
-            id=ids.WHATIF_LR, min=-4, max=1, step=0.01, value=-2, marks=LR_MARKS,
-            updatemode="drag")),
-        field("Momentum β (Adam: β1)", dcc.Slider(id=ids.WHATIF_BETA, min=0, max=0.99, step=0.01,
-                                                  value=0.9, marks={0: "0", 0.5: "0.5", 0.9: "0.9"},
-                                                  updatemode="drag")),
-        field("Inner steps K", dcc.Input(id=ids.WHATIF_STEPS, type="number", min=1, max=500, step=1,
-                                          value=16, debounce=True, className="tv-input")),
-        field("Shown setting", dcc.Dropdown(id=ids.WHATIF_PICK, options=[], value=OWN,
-                                            clearable=False)),
-        html.Div(className="tv-run-row", children=[
-            dcc.Input(id=ids.WHATIF_NAME, type="text", placeholder="name (optional)",
-                      className="tv-input"),
-            html.Button("Keep this variant", id=ids.WHATIF_KEEP, className="tv-btn")]),
-        html.Div(id=ids.WHATIF_STATUS_LIVE, className="tv-hint tv-live"),  # assets/whatif.js
-        html.Div(id=ids.WHATIF_STATUS, className="tv-hint", children=SURFACE_NOTE),
+    """The what-if controls: one strip between the player and the surface, so the surface
+    stays in view while a slider moves (and in presentation mode, where the left column
+    folds). The β slider shows for momentum and Adam only (``beta_style``)."""
+    return html.Section(id=ids.WHATIF_BOX, className="tv-whatif", children=[
+        html.Div(className="tv-whatif-row", children=[
+            html.Div(className="tv-whatif-title", children=[
+                html.H2("What if?"),
+                html.Span("?", className="tv-q", title=(
+                    "Rerun every learner's held-out inner loops from the same θ0, on the same "
+                    "tasks and minibatches, with another inner optimiser, learning rate, β or "
+                    "number of steps. " + SURFACE_NOTE))]),
+            dcc.RadioItems(id=ids.WHATIF_OPT, options=OPTIMIZERS, value="sgd", inline=True,
+                           className="tv-radio tv-whatif-opt"),
+            field("lr", dcc.Slider(id=ids.WHATIF_LR, min=-4, max=1, step=0.01, value=-2,
+                                   marks=LR_MARKS, updatemode="drag", allow_direct_input=False),
+                  className="tv-whatif-lr"),
+            field("β", dcc.Slider(id=ids.WHATIF_BETA, min=0, max=0.99, step=0.01, value=0.9,
+                                  marks={0: "0", 0.5: "0.5", 0.9: "0.9"}, updatemode="drag",
+                                  allow_direct_input=False),
+                  id=ids.WHATIF_BETA_ROW, className="tv-whatif-beta", style=beta_style("sgd")),
+            field("K", dcc.Input(id=ids.WHATIF_STEPS, type="number", min=1, max=500, step=1,
+                                 value=16, debounce=STEPS_DEBOUNCE, className="tv-input"),
+                  className="tv-whatif-k"),
+        ]),
+        html.Div(className="tv-whatif-row", children=[
+            field("Shown", dcc.Dropdown(id=ids.WHATIF_PICK, options=[], value=OWN,
+                                        clearable=False, searchable=False),
+                  className="tv-whatif-pick"),
+            html.Div(className="tv-whatif-keep", children=[
+                dcc.Input(id=ids.WHATIF_NAME, type="text", placeholder="name (optional)",
+                          className="tv-input"),
+                html.Button("Keep this variant", id=ids.WHATIF_KEEP, className="tv-btn",
+                            title="store what is on screen in the run, as a named setting")]),
+            html.Div(className="tv-whatif-status", children=[
+                html.Div(id=ids.WHATIF_STATUS_LIVE, className="tv-hint tv-live"),  # whatif.js
+                html.Div(id=ids.WHATIF_STATUS, className="tv-hint", children=READY)]),
+        ]),
         dcc.Store(id=ids.WHATIF_SHOWN, data=None),
     ])
+
+
+def beta_style(optimizer: str | None) -> dict[str, str]:
+    """The β slider is shown for the optimisers that have a β (momentum, Adam's β1)."""
+    return {} if optimizer in ("momentum", "adam") else {"display": "none"}
 
 
 class WhatIfService:
@@ -145,8 +167,8 @@ def recompute(state, run_id: str, changes: dict[str, Any]) -> dict[str, Any] | N
     token = service.store(run_id, variant)
     shown = apply_inner_variant(base, variant)
     rollouts = len(variant.learners) * len(variant.task_index)
-    text = (f"Recomputed {rollouts} rollouts with {describe(variant.inner)} in "
-            f"{1e3 * header['seconds']:.0f} ms. {SURFACE_NOTE}")
+    text = (f"On screen: {describe(variant.inner)} (not kept) · {rollouts} rollouts "
+            f"recomputed in {1e3 * header['seconds']:.0f} ms; the surface is reused.")
     return {"shown": {"run": run_id, "live": token, "variant": None}, "status": text, "run": shown}
 
 
@@ -156,7 +178,8 @@ def answer(state, run_id: str, changes: dict[str, Any]) -> dict[str, Any] | None
     or ValueError (one line)."""
     run = state.cache.get(run_id)
     if changes_of(*own_controls(run)) == changes:
-        return {"shown": None, "status": SURFACE_NOTE, "run": run}
+        return {"shown": None, "status": "On screen: the run's own setting (nothing to "
+                                          "recompute).", "run": run}
     return recompute(state, run_id, changes)
 
 
@@ -177,6 +200,48 @@ def own_controls(run: Run) -> tuple:
     opt = inner.get("optimizer", "sgd")
     beta = inner.get("momentum", 0.9) if opt != "adam" else inner.get("beta1", 0.9)
     return opt, round(math.log10(inner.get("lr", 0.01)), 2), min(0.99, float(beta)), inner.get("steps", 16)
+
+
+def same_picture(before: dict | None, after: dict | None, run_id: str | None) -> bool:
+    """Whether WHATIF_SHOWN going from ``before`` to ``after`` leaves the picture as it is:
+    both the stored run of ``run_id`` (a shown of another run draws the stored run too).
+    Then no second full draw follows a run switch, whose controls move to the run's own."""
+    def stored(shown):
+        return not isinstance(shown, dict) or shown.get("run") != run_id
+    return after is None and stored(before)
+
+
+def keep_shown(state, run_id: str | None, shown: dict | None, name: str | None) -> dict:
+    """Keep the what-if that is on screen (``shown``: the WHATIF_SHOWN store), not what the
+    controls say: a change still being computed is not on screen. Returns {"status",
+    "options", "pick"}: on success the picker lists the new variant and shows it."""
+    keep = {"options": no_update, "pick": no_update}
+    service: WhatIfService | None = getattr(state, "whatif", None)
+    shown = shown if isinstance(shown, dict) and shown.get("run") == run_id else None
+    live = service.live.get(run_id) if service and shown and run_id else None
+    try:
+        run = state.cache.get(run_id)
+        if shown and shown.get("variant") in run.inner_variants:
+            return {**keep, "status": f"Already kept: {shown['variant']!r} is on screen."}
+        if not shown or shown.get("live") is None:
+            return {**keep, "status": "Nothing to keep: the run's own setting is on screen. "
+                                      "Change the optimiser, lr, β or K first."}
+        if not live or live[0] != shown["live"]:
+            return {**keep, "status": "Not kept: the picture is still being redrawn; press "
+                                      "Keep again once it has settled."}
+        variant = live[1]
+        changes = dict(variant.info.get("changes") or {})
+        name = (name or "").strip() or " ".join(f"{k}={v}" for k, v in changes.items())
+        if name in run.inner_variants:
+            raise ValueError(f"the run already has a variant named {name!r}; give another name")
+        worker = service.pool.get(run_id, state.cache.path_of(run_id))
+        worker.call("keep", changes=changes, name=name)  # never dropped: not behind the gate
+        run = state.cache.get(run_id)  # re-read: run.json changed
+    except (RunError, WorkerError, ValueError, TypeError) as exc:
+        return {**keep, "status": f"Not kept: {exc}"}
+    return {"options": variant_options(run), "pick": name,
+            "status": f"Kept {name!r} ({describe(variant.inner)}), what is on screen: it is "
+                      "in the run now, chosen under “Shown”."}
 
 
 def run_changed(state, run_id: Any) -> tuple:
@@ -206,42 +271,38 @@ def register_whatif(app, state) -> None:
                   Input(ids.WHATIF_OPT, "value"), State(ids.WHATIF_LR, "value"),
                   State(ids.WHATIF_BETA, "value"), Input(ids.WHATIF_STEPS, "value"),
                   Input(ids.WHATIF_PICK, "value"), State(ids.RUN, "value"),
-                  prevent_initial_call=True)
-    def _whatif(opt, log_lr, beta, steps, pick, run_id):
+                  State(ids.WHATIF_SHOWN, "data"), prevent_initial_call=True)
+    def _whatif(opt, log_lr, beta, steps, pick, run_id, before):
         # the lr and β sliders go to whatif_route (assets/whatif.js), not through here
         if run_id is None:
             raise PreventUpdate
         try:
             if ctx.triggered_id == ids.WHATIF_PICK:
                 shown = {"run": run_id, "variant": None if pick == OWN else pick, "live": None}
-                return shown, SURFACE_NOTE, summary_children(shown_run(state, run_id, shown))
+                text = ("On screen: the run's own setting." if pick == OWN
+                        else f"On screen: the kept variant {pick!r}.")
+                return shown, text, summary_children(shown_run(state, run_id, shown))
             out = answer(state, run_id, changes_of(opt, log_lr, beta, steps))
         except (RunError, WorkerError, ValueError) as exc:
             return no_update, f"Not recomputed: {exc}", no_update
         if out is None:
             raise PreventUpdate  # a newer change replaced this one
+        if same_picture(before, out["shown"], run_id):  # e.g. a new run's own settings
+            return no_update, out["status"], no_update
         return out["shown"], out["status"], summary_children(out["run"])
 
     @app.callback(Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
-                  Output(ids.RUNS_VERSION, "data", allow_duplicate=True),
-                  Input(ids.WHATIF_KEEP, "n_clicks"), State(ids.WHATIF_OPT, "value"),
-                  State(ids.WHATIF_LR, "value"), State(ids.WHATIF_BETA, "value"),
-                  State(ids.WHATIF_STEPS, "value"), State(ids.WHATIF_NAME, "value"),
-                  State(ids.RUN, "value"), State(ids.RUNS_VERSION, "data"), prevent_initial_call=True)
-    def _keep(_clicks, opt, log_lr, beta, steps, name, run_id, version):
-        try:
-            changes = changes_of(opt, log_lr, beta, steps)
-            name = (name or "").strip() or " ".join(f"{k}={v}" for k, v in changes.items())
-            if name in state.cache.get(run_id).inner_variants:
-                raise ValueError(f"the run already has a variant named {name!r}; give another name")
-            worker = state.whatif.pool.get(run_id, state.cache.path_of(run_id))
-            worker.call("keep", changes=changes, name=name)  # never dropped: not behind the gate
-        except (RunError, WorkerError, ValueError) as exc:
-            return f"Not kept: {exc}", no_update
-        version = dict(version or {"n": 0})
-        version.update(n=version.get("n", 0) + 1, select=run_id)
-        return f"Kept as {name!r}: it is in the run now, listed under “Shown setting”.", version
+                  Output(ids.WHATIF_PICK, "options"), Output(ids.WHATIF_PICK, "value"),
+                  Input(ids.WHATIF_KEEP, "n_clicks"), State(ids.WHATIF_SHOWN, "data"),
+                  State(ids.WHATIF_NAME, "value"), State(ids.RUN, "value"),
+                  prevent_initial_call=True)
+    def _keep(_clicks, shown, name, run_id):
+        o = keep_shown(state, run_id, shown, name)
+        return o["status"], o["options"], o["pick"]
 
+    app.clientside_callback(  # no β for SGD
+        "function (opt) { return (opt === 'momentum' || opt === 'adam') ? {} : {display: 'none'}; }",
+        Output(ids.WHATIF_BETA_ROW, "style"), Input(ids.WHATIF_OPT, "value"))
     app.clientside_callback(  # the sliders: posted to whatif_route, drawn fast (assets/whatif.js)
         ClientsideFunction("trajviz_whatif", "change"),
         Input(ids.WHATIF_LR, "value"), Input(ids.WHATIF_BETA, "value"),
@@ -251,5 +312,5 @@ def register_whatif(app, state) -> None:
         prevent_initial_call=True)
 
 
-__all__ = ["WhatIfService", "answer", "changes_of", "recompute", "register_whatif", "run_changed",
-           "shown_run", "whatif_box"]
+__all__ = ["WhatIfService", "answer", "beta_style", "changes_of", "keep_shown", "recompute",
+           "register_whatif", "run_changed", "same_picture", "shown_run", "whatif_box"]

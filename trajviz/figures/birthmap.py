@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from trajviz.viewmodel.birthview import BirthSelection
 from trajviz.viewmodel.selection import slice_name
 from trajviz.figures.plane import plane_axes
+from trajviz.viewmodel.placement import label_positions
 from trajviz.figures.style import base_layout, clean, learner_colour
 
 #: Low (fast, unspecialised) is light, high is dark; the birth star stays visible on both.
@@ -39,12 +40,19 @@ def birth_figure(bs: BirthSelection, kind: str = "") -> go.Figure:
         hovertemplate=(f"birth point<br>a: %{{x:.3g}}, b: %{{y:.3g}}<br>mean {bs.ranked_by} "
                        f"{bs.birth_value:.4g}<extra></extra>"))
     fig = go.Figure([heat, star])
+    # the birth point's label first, then each θ0's, placed so that no two overlap (θ0s of
+    # learners that barely moved sit close together)
+    where = label_positions(np.array([bs.birth, *[(m.a, m.b) for m in bs.marks]], float),
+                            ["birth point", *[m.name for m in bs.marks]],
+                            (float(bs.alpha[0]), float(bs.alpha[-1]),
+                             float(bs.beta[0]), float(bs.beta[-1])))
+    star.textposition, where = where[0], where[1:]
     for i, m in enumerate(bs.marks):
         colour = learner_colour(m.name)
         value = f"<br>mean {bs.ranked_by} at θ0: {m.value:.4g}" if np.isfinite(m.value) else ""
         fig.add_trace(go.Scatter(
             x=[m.a], y=[m.b], mode="markers+text", name=f"{m.name} θ0", text=[m.name],
-            textposition="bottom center" if i % 2 == 0 else "top center", textfont={"color": colour, "size": 11},
+            textposition=where[i], textfont={"color": colour, "size": 11},
             marker={"symbol": "circle-open", "size": 13, "color": colour,
                     "line": {"width": 3, "color": colour}},
             hovertemplate=f"{m.name} θ0<br>a: %{{x:.3g}}, b: %{{y:.3g}}{value}<extra></extra>"))

@@ -130,6 +130,10 @@ def zoom_box(sel: Selection, zoom: str) -> tuple[float, float, float, float]:
     return fit_box(sel) if zoom == "fit" else sel.view_box if zoom == "all" else sel.extent
 
 
+MIN_CELLS = 12
+RING = 5.0  # px a marker grows per learner drawn after it (path_group's rank)
+
+
 def fit_box(sel: Selection, margin: float = 0.1) -> tuple[float, float, float, float]:
     """The selected paths (this task, these learners) plus ``margin`` of their span on
     each axis, inside the grid's extent; the extent when there is no finite point."""
@@ -141,12 +145,32 @@ def fit_box(sel: Selection, margin: float = 0.1) -> tuple[float, float, float, f
         return ext
     lo, hi = pts.min(0), pts.max(0)
     full = np.array([ext[1] - ext[0], ext[3] - ext[2]])
-    span = np.maximum(hi - lo, 0.05 * full)
+    cells = np.maximum([len(sel.alpha) - 1, len(sel.beta) - 1], 1)
+    # never less than MIN_CELLS grid cells a side: a path that hardly moves (one learner on
+    # the task mean) would otherwise zoom into one cell of one flat colour
+    span = np.maximum(hi - lo, full * np.maximum(0.05, MIN_CELLS / cells))
     mid = (lo + hi) / 2
     lo, hi = mid - (0.5 + margin) * span, mid + (0.5 + margin) * span
     x0, x1 = max(lo[0], ext[0]), min(hi[0], ext[1])
     y0, y1 = max(lo[1], ext[2]), min(hi[1], ext[3])
     return (float(x0), float(x1), float(y0), float(y1)) if x1 > x0 and y1 > y0 else ext
+
+
+def end_ranks(sel: Selection, box: tuple[float, float, float, float],
+              rel_tol: float = 0.03) -> dict[str, int]:
+    """Per learner, how many learners drawn after it end within ``rel_tol`` of the view's
+    span of its end point: ``path_group`` grows its end marker by that
+    many rings, so paths that end on one point stay told apart."""
+    tol = rel_tol * max(box[1] - box[0], box[3] - box[2])
+    ends = {}
+    for n in sel.learners:
+        xy = np.asarray(sel.coords[n], float)
+        ok = np.flatnonzero(np.isfinite(xy).all(1))
+        ends[n] = xy[ok[-1]] if ok.size else None
+    names = list(sel.learners)
+    return {n: sum(1 for m in names[i + 1:] if ends[n] is not None and ends[m] is not None
+                   and float(np.linalg.norm(ends[n] - ends[m])) <= tol)
+            for i, n in enumerate(names)}
 
 
 def plane_axes(fig: go.Figure, box: tuple[float, float, float, float],
@@ -182,10 +206,12 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
     unit = unit_title(sel)
     zc = sel.colour_of(sel.z)
     ax, ay = sel.axis_titles
+    ranks = end_ranks(sel, box)
     for n in sel.learners:
         xy = sel.coords[n]
         zz = sel.colour_of(sel.plane[n]) if three_d else None
-        for trace in path_group(n, xy, zz, k, "step", np.arange(len(xy)), three_d):
+        for trace in path_group(n, xy, zz, k, "step", np.arange(len(xy)), three_d,
+                                rank=ranks[n]):
             fig.add_trace(trace)
     if sel.diagnosis.diverged:  # an overlay: after the groups, so their indices never move
         fig.add_trace(diverged_trace(sel, three_d))
@@ -229,8 +255,14 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
 
 
 def path_group(name: str, xy: np.ndarray, z: np.ndarray | None, k: int, unit: str,
-               labels: np.ndarray, three_d: bool, legend: bool = True) -> list[Any]:
-    """The five traces of GROUP for one learner's path ``xy`` [N, 2] (z: [N] in 3D)."""
+               labels: np.ndarray, three_d: bool, legend: bool = True,
+               rank: int = 0) -> list[Any]:
+    """The five traces of GROUP for one learner's path ``xy`` [N, 2] (z: [N] in 3D).
+    ``rank``: how many learners drawn after this one end on the same point; the end marker
+    grows by ``RING`` per rank, so paths that end on one point show as concentric rings
+    (the last drawn, smallest, on top; at the last step they frame the current-step dots)
+    instead of the last learner hiding the others."""
+    grow = rank * (RING if not three_d else RING / 3)
     colour = learner_colour(name)
     xy = clean(xy)
     scatter = go.Scatter3d if three_d else go.Scatter
@@ -259,7 +291,8 @@ def path_group(name: str, xy: np.ndarray, z: np.ndarray | None, k: int, unit: st
         **xyz(xy[last:last + 1], zs[last:last + 1]), mode="markers", name=f"{name} end",
         legendgroup=name, showlegend=False, customdata=labels[last:last + 1],
         hovertemplate=f"{name} end, {unit} %{{customdata}}<extra></extra>",
-        marker={"symbol": "square" if three_d else "diamond", "size": 11 if not three_d else 5,
+        marker={"symbol": "square" if three_d else "diamond",
+                "size": (11 if not three_d else 5) + grow,
                 "color": colour, "line": {"width": 1.2, "color": "white"}})
     tail = scatter(
         **xyz(tail_of(xy, k), tail_of(zs, k)), mode="lines", name=f"{name} tail",

@@ -11,7 +11,11 @@ import numpy as np
 from trajviz.viewmodel.palette import EXTRA_COLOURS, PALETTE, learner_colour  # noqa: F401 - re-exported
 
 #: The surface: light for low loss, slate for high, so coloured paths stay readable.
-SURFACE_SCALE = [[0.0, "#FBFCFE"], [0.3, "#E3EAF2"], [0.65, "#B9C6D6"], [1.0, "#7F91A8"]]
+#: Low loss white, high loss slate: a relative luminance range of 1.0 .. 0.16 (the old
+#: scale's 0.97 .. 0.28 washed out on a projector); one hue, so the learners' colours
+#: stay the only colours on the plane (tests/test_page.py checks the range).
+SURFACE_SCALE = [[0.0, "#FFFFFF"], [0.2, "#E6EDF4"], [0.5, "#B3C3D4"], [0.8, "#7C93AB"],
+                 [1.0, "#5B728A"]]
 FONT_FAMILY = "Helvetica, Arial, 'Liberation Sans', 'DejaVu Sans', sans-serif"
 APP_FONT = {"family": FONT_FAMILY, "size": 12, "color": "#1f2933"}
 PAPER_FONT = {"family": FONT_FAMILY, "size": 10, "color": "#000000"}

@@ -198,7 +198,8 @@
 
   // ---------------------------------------------------------------- page controls
   // Keyboard: Space plays/pauses, ←/→ step, on the visible tab's player (not while typing).
-  // ☰ folds the controls, ⛶ presentation mode; a double-click on a learner solos it.
+  // ☰ folds the controls, ⛶ presentation mode; a double-click on a learner solos it,
+  // a second one brings the others back.
   function visiblePlayer() {
     var ids = ["inner", "meta"];
     for (var i = 0; i < ids.length; i++) {
@@ -347,7 +348,12 @@
     var input = label.querySelector("input");
     if (!input || input.disabled || !window.dash_clientside.set_props) { return; }
     ev.preventDefault();
-    window.dash_clientside.set_props("learner-toggles", {value: [input.value]});
+    // alone already (the double-click's two clicks leave the boxes as they were): all back
+    var boxes = Array.prototype.slice.call(box.querySelectorAll("input[type=checkbox]"));
+    var on = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
+    var every = boxes.filter(function (b) { return !b.disabled; }).map(function (b) { return b.value; });
+    var alone = on.length === 1 && on[0] === input.value;
+    window.dash_clientside.set_props("learner-toggles", {value: alone ? every : [input.value]});
   }
 
   document.addEventListener("keydown", onKey);

@@ -1,0 +1,109 @@
+"""The page in a real browser: time from an input event to the settled picture, per control.
+
+``python bench/bench_page.py RUNS [--repeats N]`` serves RUNS (e.g. the demo runs: a
+sinusoid-demo and a linear2d-demo run) in headless chromium at 1366x768 and, on each
+run, times: a what-if learning-rate key press (the lr slider's ←), switching the inner
+optimiser (What if?), the view ("all tasks" and back), 2D -> 3D and back, and switching
+to the other run. "Settled": the last change to the page's DOM after the input event,
+once no request has been out for 0.8 s and ten animation frames came in a row (the
+page is idle). Times are printed per event as the median over ``--repeats``, with the
+machine's load (uptime): they are noisy on a shared machine.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from whatif_page import ARGS, CHROMIUM, _quiet, _serve, counted_page  # noqa: E402
+
+INSTRUMENT = """() => {
+  window.__t0 = null; window.__last = null;
+  const mark = () => { window.__t0 = performance.now(); window.__last = null; };
+  document.addEventListener('mousedown', mark, true);
+  document.addEventListener('keydown', mark, true);
+  new MutationObserver(() => { if (window.__t0 !== null) window.__last = performance.now(); })
+    .observe(document.querySelector('.tv-app'), {subtree: true, childList: true,
+                                                  attributes: true, characterData: true});
+}"""
+
+
+def _settled(page, pending) -> float:
+    _quiet(page, pending, 0.8)
+    return page.evaluate("() => window.__last === null ? NaN : window.__last - window.__t0")
+
+
+def _click_label(page, box: str, text: str) -> None:
+    page.locator(f"#{box} label", has_text=text).first.click()
+
+
+def _switch_run(page, name: str) -> None:
+    page.click("#run-picker")
+    page.locator("[role=option]", has_text=name).first.click()
+
+
+def bench(runs: Path, repeats: int) -> dict[str, dict[str, float]]:
+    from playwright.sync_api import sync_playwright
+
+    app, srv, _log = _serve(runs)
+    state = app.trajviz_state
+    names = sorted(p.name for p in runs.iterdir() if (p / "run.json").exists())
+    out: dict[str, dict[str, list[float]]] = {}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page, pending = counted_page(browser, srv, 1366, 768)
+            page.wait_for_function("""() => { const g = document.querySelector('#surface-graph .js-plotly-plot');
+                return g && g._fullData && g._fullData.length > 1; }""", timeout=180_000)
+            page.evaluate(INSTRUMENT)
+            deadline = time.monotonic() + 180
+            while len(state.whatif.pool._workers) < 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            _quiet(page, pending, 1.5)
+            for r in range(repeats):
+                for run_name in names:
+                    label = run_name.split("-")[2] if run_name.count("-") >= 3 else run_name
+                    times = out.setdefault(label, {})
+
+                    def timed(event: str, act) -> None:
+                        act()
+                        times.setdefault(event, []).append(_settled(page, pending))
+
+                    timed("run switch", lambda: _switch_run(page, run_name))
+                    _quiet(page, pending, 2.0)  # the run's worker warms
+                    page.locator("#whatif-lr [role=slider]").first.focus()
+                    timed("what-if lr ←", lambda: page.keyboard.press("ArrowLeft"))
+                    page.keyboard.press("ArrowRight")
+                    _quiet(page, pending, 1.0)
+                    timed("optimiser → momentum", lambda: _click_label(page, "whatif-optimizer", "momentum"))
+                    timed("optimiser → back", lambda: _click_label(page, "whatif-optimizer", "SGD" if "linear" in label else "Adam"))
+                    timed("view → all tasks", lambda: _click_label(page, "surface-zoom", "all tasks"))
+                    timed("view → fit", lambda: _click_label(page, "surface-zoom", "fit these paths"))
+                    timed("2D → 3D", lambda: _click_label(page, "surface-mode", "3D"))
+                    timed("3D → 2D", lambda: _click_label(page, "surface-mode", "2D contour"))
+            browser.close()
+    finally:
+        srv.shutdown()
+        state.whatif.shutdown()
+    return {run: {e: statistics.median(v) for e, v in ev.items()} for run, ev in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
+    res = bench(args.runs, args.repeats)
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+    for run, events in res.items():
+        for event, ms in events.items():
+            print(f"{run:10s} {event:24s} {ms:7.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
