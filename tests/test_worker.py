@@ -69,6 +69,7 @@ def test_worker_and_birth_job_usage_errors_exit_2(capsys):
 def test_a_worker_that_does_not_answer_is_stopped_with_one_line(tmp_path):
     client = WorkerClient.__new__(WorkerClient)  # a "worker" that reads and never answers
     client.run_path, client.timeout, client._lock = tmp_path / "run", 0.5, threading.Lock()
+    client._calls, client._running = 0, None
     client.process = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; sys.stdin.readline(); time.sleep(60)"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -194,3 +194,19 @@ def honesty_card(sel: Selection) -> list:
     items = [html.Li([html.Strong(lead), text]) if lead else html.Li(text)
              for lead, text in honesty_items(sel)]
     return [html.Ul(items, className="tv-honesty-list")]
+
+
+def progress_row(pids: ids.Progress) -> html.Div:
+    """An action's progress (trajviz.app.actions): a line of text, a bar and Cancel; hidden
+    while nothing runs. The poll Interval and the action id Store come with it."""
+    return html.Div(children=[
+        html.Div(id=pids.row, className="tv-action", style={"display": "none"}, children=[
+            html.Div(id=pids.text, className="tv-hint", role="status"),
+            html.Div(className="tv-run-row", children=[
+                html.Div(className="tv-progress", style={"flex": "1"}, children=html.Div(
+                    id=pids.bar, className="tv-progress-bar", style={"width": "0%"})),
+                html.Button("Cancel", id=pids.cancel, className="tv-btn")]),
+        ]),
+        dcc.Interval(id=pids.poll, interval=300, disabled=True),
+        dcc.Store(id=pids.job),
+    ])

@@ -10,6 +10,8 @@ from typing import Any
 
 from trajviz.data.run import Run
 from trajviz.store import RunError, load_run
+from trajviz.app.actions import ActionBoard
+from trajviz.app.estimate import Rates
 from trajviz.app.jobs import JobManager
 from trajviz.app.launches import BirthJobs, LaunchBoard
 
@@ -73,6 +75,8 @@ class AppState:
     whatif: Any = None  # the what-if service (app/whatif.py), set by register_whatif
     launches: LaunchBoard = field(default_factory=LaunchBoard)  # click-to-launch worker
     births: BirthJobs = field(default_factory=BirthJobs)  # birth-map jobs
+    actions: ActionBoard = field(default_factory=ActionBoard)  # what-ifs and launches running
+    rates: Rates = field(default_factory=Rates)  # measured seconds per rollout-step, by run
 
     @classmethod
     def for_dir(cls, runs_dir: Path) -> AppState:
