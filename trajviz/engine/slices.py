@@ -100,7 +100,18 @@ def _complete(rows: list[np.ndarray], p: int) -> np.ndarray:
     return np.stack(rows[:2])
 
 
-def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Slice:
+def finite_rows(x) -> tuple[list[slice], np.ndarray]:
+    """Column blocks of ``x`` [N, P] (each ~64 MiB of float64) and its finite rows [N] bool."""
+    block = max(1, _BLOCK_BYTES // (8 * max(x.shape[0], 1)))
+    cols = [slice(c, min(c + block, x.shape[1])) for c in range(0, x.shape[1], block)]
+    keep = np.ones(x.shape[0], dtype=bool)
+    for c in cols:
+        keep &= np.isfinite(_block_to_numpy(x[:, c])).all(axis=1)
+    return cols, keep
+
+
+def pca_slice(points, origin=None, label: str = "", method: str = "auto",
+              weights=None) -> Slice:
     """The plane of the top two principal directions of ``points``.
 
     points: [N, P] (torch or numpy; e.g. every learner's held-out paths,
@@ -112,6 +123,7 @@ def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Sli
     matrix of the centred points, accumulated over blocks of columns
     (O(N²P) time, O(N² + N·block) memory, for P ≥ N); ``"svd"`` takes a thin
     SVD of the centred [N, P] matrix (for P < N); ``"auto"`` picks by shape.
+    weights: [N] row weights ≥ 0 (``robustfit.robust_rows``; None: equal), 0 leaves a row out.
 
     basis: the top-2 right singular vectors, each signed so that its largest
     entry in magnitude is positive. explained_variance: s_k² / Σ_j s_j² for
@@ -128,23 +140,24 @@ def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Sli
         raise ValueError(f"a 2D slice needs P >= 2 parameters, got P = {p}")
     if method not in ("auto", "gram", "svd"):
         raise ValueError(f"unknown pca method {method!r}; accepted: 'auto', 'gram', 'svd'")
-    block = max(1, _BLOCK_BYTES // (8 * max(n_all, 1)))
-    cols = [slice(c, min(c + block, p)) for c in range(0, p, block)]
-    keep = np.ones(n_all, dtype=bool)
-    for c in cols:
-        keep &= np.isfinite(_block_to_numpy(x[:, c])).all(axis=1)
+    cols, keep = finite_rows(x)
+    w = np.ones(n_all) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (n_all,) or not (np.isfinite(w).all() and (w >= 0).all()):
+        raise ValueError(f"weights must be [{n_all}] finite non-negative numbers")
+    keep &= w > 0
     n = int(keep.sum())
     if n == 0:
         raise ValueError("pca_slice needs at least one finite point; every row has NaN or inf")
     use_gram = method == "gram" or (method == "auto" and p >= n)
+    w = w[keep] / w[keep].sum()
 
     mean = np.empty(p)
     if use_gram:
         gram = np.zeros((n, n))
         for c in cols:
             y = _block_to_numpy(x[:, c])[keep]
-            mean[c] = y.mean(axis=0)
-            y -= mean[c]
+            mean[c] = w @ y
+            y = (y - mean[c]) * np.sqrt(w * n)[:, None]  # equal weights: 1, the plain PCA
             gram += y @ y.T
         total = float(np.trace(gram))
         k = min(2, n)
@@ -157,12 +170,12 @@ def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Sli
         if ok:
             scale = vecs[:, ok] / np.sqrt(lam[ok])
             for c in cols:
-                y = _block_to_numpy(x[:, c])[keep] - mean[c]
+                y = (_block_to_numpy(x[:, c])[keep] - mean[c]) * np.sqrt(w * n)[:, None]
                 directions[:, c] = scale.T @ y
     else:
         y = _block_to_numpy(x)[keep]
-        mean[:] = y.mean(axis=0)
-        y -= mean
+        mean[:] = w @ y
+        y = (y - mean) * np.sqrt(w * n)[:, None]
         _, s, vt = np.linalg.svd(y, full_matrices=False)
         sq = s[:2] ** 2
         total = float((s ** 2).sum())

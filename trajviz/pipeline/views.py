@@ -26,7 +26,9 @@ from trajviz.engine.slices import (
     three_point_slice,
     with_extent,
 )
+from trajviz.data.outliers import plane_outliers
 from trajviz.data.stability import good_prefix
+from trajviz.engine.robustfit import robust_rows
 from trajviz.engine.surface import evaluate_surface, plane_losses
 from trajviz.problem.tasks import Problem, TaskSet
 
@@ -48,9 +50,15 @@ def slice_origin(name: str, records: dict[str, LearnerRecord]) -> tuple[np.ndarr
 
 def good_path_points(records: dict[str, LearnerRecord]) -> np.ndarray:
     """[N, P] every learner's held-out path points before divergence (finite)."""
-    points = np.concatenate([r.params[good_prefix(r.diverged_at, r.params.shape[1] - 1)]
-                             for r in records.values()])
-    return points[np.isfinite(points).all(axis=1)]
+    return good_path_groups(records)[0]
+
+
+def good_path_groups(records: dict[str, LearnerRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """``good_path_points`` and the learner each row belongs to, [N] names."""
+    parts = {n: r.params[good_prefix(r.diverged_at, r.params.shape[1] - 1)] for n, r in records.items()}
+    parts = {n: x[np.isfinite(x).all(axis=1)] for n, x in parts.items()}
+    groups = np.concatenate([np.full(len(x), n, dtype=object) for n, x in parts.items()])
+    return np.concatenate(list(parts.values())), groups
 
 
 def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
@@ -60,7 +68,7 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
     The ``hessian`` kind needs ``heldout`` (its mean loss's Hessian is taken at
     the origin; origin "mean" means the first learner's θ0 here).
     """
-    points = good_path_points(records)
+    points, groups = good_path_groups(records)
     origin_name = config.slices.origin
     if kind == "hessian" and origin_name == "mean":
         origin_name = next(iter(records))
@@ -68,7 +76,9 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
     if kind == "pca":
         if len(points) < 3:
             raise ValueError("pca slice needs at least 3 finite path points; every held-out path diverged")
-        return pca_slice(points, origin=origin, label=f"PCA of all held-out paths, origin at {origin_label}")
+        fit = robust_rows(points, groups)  # one exploding learner cannot take the plane over
+        return pca_slice(points, origin=origin, weights=fit.weights,
+                         label=f"PCA of all held-out paths, origin at {origin_label}{fit.note()}")
     if kind == "exact":
         return exact_slice(problem.model.spec.size, label="the parameter plane itself (nothing projected)")
     if kind == "three_point":
@@ -98,8 +108,9 @@ def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: T
     slc = build_slice(kind, config, problem, records, heldout)
     dtype = getattr(torch, config.dtype)
     paths = {n: record_paths(problem, slc, heldout, r, config.device, dtype) for n, r in records.items()}
-    every = np.concatenate([p.coords.reshape(-1, 2) for p in paths.values()]
-                           + [p.meta_coords.reshape(-1, 2) for p in paths.values()])
+    _, far = plane_outliers({n: p.coords for n, p in paths.items()})  # drawn clipped, not fitted
+    every = np.concatenate([p.coords.reshape(-1, 2) for n, p in paths.items() if n not in far]
+                           + [p.meta_coords.reshape(-1, 2) for n, p in paths.items() if n not in far])
     slc = with_extent(slc, every, margin=config.slices.margin)
     res = config.slices.resolution
     report = None if progress is None else (lambda done, total: progress(f"surface:{kind}", done, total))
