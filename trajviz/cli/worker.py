@@ -1,6 +1,7 @@
 """A warm worker process for one run: the torch side of the page's recomputations.
 
-``python -m trajviz.cli.worker RUN_PATH`` loads the run once (heavy), then answers
+``python -m trajviz.cli.worker RUN_PATH`` loads the run once (light, with its slices:
+``load_run(heavy="slices")``; never the recorded paths' params and grads), then answers
 requests on stdin with replies on stdout, one at a time. A frame is one line of
 JSON (the header) followed by ``header["bytes"]`` raw bytes (arrays or nothing);
 no pickle crosses the pipe. The app's torch-free side is
@@ -136,7 +137,7 @@ def _test_delay() -> None:
 
 @dataclass
 class WorkerState:
-    """What one worker keeps warm: the run (heavy), its contexts (built on first use), the
+    """What one worker keeps warm: the run (light, with its slices), its contexts (built on first use), the
     last variant and the latest launch."""
 
     path: Path
@@ -288,7 +289,7 @@ def serve(path: Path, stdin: BinaryIO, stdout: BinaryIO, warm: str = "whatif") -
     lock = threading.Lock()  # the progress thread and the replies share stdout
     guard = _Guard(stdout, lock)  # before "ready": a cancel sent during the warm-up is ignored
     try:
-        state = WorkerState(path, load_run(path))
+        state = WorkerState(path, load_run(path, heavy="slices"))  # never the paths' params
         _ = state.launch_context if warm == "launch" else state.context
         write_frame(stdout, {"ok": True, "ready": True})
     except Exception as exc:  # noqa: BLE001 - reported to the app in one line
