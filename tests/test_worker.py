@@ -36,7 +36,8 @@ def test_the_worker_launches_keeps_and_refuses_in_one_line(tmp_path):
     replies.seek(0)
     frames = []
     while (frame := read_frame(replies)) is not None:
-        frames.append(frame[0])
+        if not frame[0].get("progress"):  # a slow warm-up's heartbeats
+            frames.append(frame[0])
     ready, ping, launched, unknown, bad_name, kept, bogus = frames
     assert ready["ready"] and ping["ok"]
 

@@ -82,9 +82,8 @@ class WorkerClient:
              **header: Any) -> tuple[dict, bytes]:
         """Send one request and wait for its reply; WorkerError (one line) if refused,
         WorkerCancelled if ``cancel`` stopped it. ``on_progress(frame)`` is called with each
-        progress frame ({"stage", "elapsed"}) of a cancellable request (``worker.CANCELLABLE``)."""
-        if on_progress is not None:
-            header["progress"] = True
+        progress frame ({"stage", "elapsed"}); ``timeout`` is the longest silence allowed."""
+        header["progress"] = True  # heartbeats: a long request is not taken for a hung one
         with self._lock:
             if self.process.poll() is not None:
                 raise WorkerError(f"the worker for {self.run_path.name} has stopped")

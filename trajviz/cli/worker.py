@@ -25,9 +25,10 @@ recomputations (a click-to-launch, say) can be added as one more entry:
 - ``keep_launch``: {"name": N, "as": M} -> {"name": M}: that launch stored in the run as
   the fixed initialisation M (``launch.keep``, atomic).
 
-Long requests (``CANCELLABLE``: whatif, launch) can be watched and stopped. A request
-with ``"progress": true`` gets {"progress": true, "stage": text, "elapsed": s} frames
-every ``PROGRESS_S`` while it runs, before its reply. SIGUSR1 cancels the request
+Requests can be watched, and long ones (``CANCELLABLE``: whatif, launch) stopped. A
+request with ``"progress": true`` gets {"progress": true, "stage": text, "elapsed": s}
+frames every ``PROGRESS_S`` while it runs, before its reply (so a long ``keep`` is not
+taken for a hung worker). SIGUSR1 cancels the request
 running (``Cancelled`` is raised in it, between two torch operations): its reply is
 {"ok": false, "cancelled": true, "error": ...} and the worker stays warm for the next;
 a signal that comes between requests, or during a ``keep`` (which writes the run), is
@@ -71,6 +72,7 @@ def write_frame(stream: BinaryIO, header: dict, payload: bytes = b"") -> None:
 
 
 PROGRESS_S = 0.25
+WARM_BEAT_S = 10.0  # a pipe's 64 KiB of unread heartbeats last hours at this rate
 CANCELLABLE = ("whatif", "launch")
 DELAY_ENV = "TRAJVIZ_TEST_WORKER_DELAY_S"
 
@@ -95,14 +97,18 @@ class _Guard:
             self.active = False
             raise Cancelled("cancelled")
 
-    def run(self, fn: Callable[[], Any], kind: str, progress: bool) -> Any:
+    def run(self, fn: Callable[[], Any], kind: str, progress: bool, cancellable: bool,
+            period: float = PROGRESS_S) -> Any:
         done = threading.Event()
         started = time.perf_counter()
         self.stage = {"whatif": "recomputing the held-out paths",
-                      "launch": "training from the clicked point"}.get(kind, kind)
+                      "launch": "training from the clicked point",
+                      "keep": "recomputing with sharpness and storing the variant",
+                      "keep_launch": "storing the point in the run",
+                      "warm-up": "warming up (the worker's first computation)"}.get(kind, kind)
 
         def tick() -> None:
-            while not done.wait(PROGRESS_S):
+            while not done.wait(period):
                 with self.lock:
                     if not done.is_set():
                         write_frame(self.stdout, {"progress": True, "stage": self.stage,
@@ -111,10 +117,11 @@ class _Guard:
         ticker = threading.Thread(target=tick, daemon=True) if progress else None
         try:
             try:
-                self.active = True
+                self.active = cancellable
                 if ticker is not None:
                     ticker.start()
-                _test_delay()
+                if cancellable:
+                    _test_delay()
                 return fn()
             finally:
                 self.active = False
@@ -277,7 +284,10 @@ def warm_up(state: WorkerState, work: str = "whatif") -> None:
         else:
             from trajviz.pipeline.whatif import whatif
 
-            whatif(state.run, {}, context=state.context, diagnostics="norms")
+            # one rollout of one step: torch's first dispatches at a small fraction of a
+            # what-if's cost (a 1M-parameter run's full one takes minutes on 2 busy cores)
+            whatif(state.run, {"steps": 1}, learners=list(state.run.learners)[:1], tasks=[0],
+                   context=state.context, diagnostics="norms")
     except Exception:  # noqa: BLE001, S110 - a request will report what is wrong
         pass
 
@@ -295,7 +305,9 @@ def serve(path: Path, stdin: BinaryIO, stdout: BinaryIO, warm: str = "whatif") -
     except Exception as exc:  # noqa: BLE001 - reported to the app in one line
         write_frame(stdout, {"ok": False, "error": " ".join(str(exc).split())[:400]})
         return 1
-    warm_up(state, warm)
+    # heartbeats while warming up (slow: nothing reads them before the first request), so
+    # a request sent meanwhile is not taken for one the worker never answers
+    guard.run(lambda: warm_up(state, warm), "warm-up", True, False, period=WARM_BEAT_S)
     while (frame := read_frame(stdin)) is not None:
         header, payload = frame
         kind = str(header.get("kind"))
@@ -303,11 +315,8 @@ def serve(path: Path, stdin: BinaryIO, stdout: BinaryIO, warm: str = "whatif") -
         try:
             if handler is None:
                 raise ValueError(f"unknown request {header.get('kind')!r}; accepted: {sorted(HANDLERS)}")
-            if kind in CANCELLABLE:
-                reply, data = guard.run(lambda: handler(state, header, payload), kind,
-                                        bool(header.get("progress")))
-            else:
-                reply, data = handler(state, header, payload)
+            reply, data = guard.run(lambda: handler(state, header, payload), kind,
+                                    bool(header.get("progress")), kind in CANCELLABLE)
         except Cancelled:
             reply, data = {"ok": False, "cancelled": True,
                            "error": f"the {kind} was cancelled"}, b""
