@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs")
     parser.add_argument("--port", type=int, default=8130)
-    parser.add_argument("--whatif-steps", type=int, default=20)
+    parser.add_argument("--whatif-steps", type=int, default=20, help="0: only open the run")
     parser.add_argument("--cancel-after", type=float, default=0.0,
                         help="cancel the what-if after this many seconds (0: let it land)")
     parser.add_argument("--timeout", type=float, default=1200.0)
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
                 kind = "scripts" if ".js" in response.url.rsplit("/", 1)[-1] else "data"
                 try:
                     sizes[kind] += len(response.body() or b"")
-                except Exception:  # noqa: BLE001 - a redirect or an aborted request has no body
+                except Exception:  # noqa: BLE001, S110 - a redirect or an aborted request has no body
                     pass
 
             page.on("response", count)
@@ -73,6 +73,9 @@ def main(argv: list[str]) -> int:
             print(f"downloaded: Dash data {sizes['data'] / 1e6:.2f} MB, scripts "
                   f"{sizes['scripts'] / 1e6:.2f} MB")
             print(f"server with the run open: {memory(server.pid)}")
+            if args.whatif_steps <= 0:  # only the opening
+                browser.close()
+                return 0
             steps = page.locator("#whatif-steps")
             steps.fill(str(args.whatif_steps))
             asked = time.perf_counter()

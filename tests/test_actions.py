@@ -14,7 +14,7 @@ from dash import no_update
 from test_whatif_app import quadratic_run
 
 from trajviz.app.actions import ActionBoard, poll_action, progress_line
-from trajviz.app.estimate import Estimate, Rates, whatif_estimate, launch_estimate
+from trajviz.app.estimate import Estimate, Rates, launch_estimate, whatif_estimate
 from trajviz.app.state import AppState
 from trajviz.app.whatif import WhatIfService, answer, poll_whatif, shown_run
 from trajviz.app.worker_client import WorkerCancelled, WorkerClient, WorkerError

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trajviz.store import RunError
 from trajviz.app.estimate import FEW_S, Estimate, duration
 from trajviz.app.worker_client import WorkerCancelled, WorkerError
+from trajviz.store import RunError
 
 KEEP = 32  # finished actions remembered (their results are taken once drawn)
 
@@ -207,5 +207,12 @@ def progress_wiring(pids) -> list:
 PROGRESS_KEYS = ("poll_disabled", "row", "text", "bar")
 
 
-__all__ = ["Action", "ActionBoard", "PROGRESS_KEYS", "Report", "poll_action", "progress_line",
-           "progress_wiring"]
+__all__ = [
+    "PROGRESS_KEYS",
+    "Action",
+    "ActionBoard",
+    "Report",
+    "poll_action",
+    "progress_line",
+    "progress_wiring",
+]

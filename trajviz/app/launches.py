@@ -85,11 +85,14 @@ class LaunchBoard:
             if report is not None and not self._pool.is_warm(str(run_path)):
                 report.stage("starting the worker for this run (importing torch, reading the run)")
             worker = self._pool.get(str(run_path), Path(run_path))
-            progress = None
             if report is not None:
                 report.on_cancel(worker.cancel)
                 report.stage("waiting for the worker")  # its progress frames say when it has begun
-                progress = lambda frame: report.stage(frame.get("stage", ""))  # noqa: E731
+
+            def progress(frame: dict) -> None:
+                if report is not None:
+                    report.stage(frame.get("stage", ""))
+
             reply, _ = worker.call("launch", view=view, a=a, b=b, name=name, on_progress=progress)
             restore_nonfinite(reply["launch"], reply.get("nonfinite", []))  # in place
             result = decode_launch(reply["launch"])

@@ -315,7 +315,7 @@ def serve(path: Path, stdin: BinaryIO, stdout: BinaryIO, warm: str = "whatif") -
         try:
             if handler is None:
                 raise ValueError(f"unknown request {header.get('kind')!r}; accepted: {sorted(HANDLERS)}")
-            reply, data = guard.run(lambda: handler(state, header, payload), kind,
+            reply, data = guard.run(lambda h=handler, f=header, b=payload: h(state, f, b), kind,
                                     bool(header.get("progress")), kind in CANCELLABLE)
         except Cancelled:
             reply, data = {"ok": False, "cancelled": True,

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trajviz.data.outliers import FAR_FACTOR, equal_weights, far_groups, far_note, group_sq_distance, spreads
+from trajviz.data.outliers import (
+    FAR_FACTOR,
+    equal_weights,
+    far_groups,
+    far_note,
+    group_sq_distance,
+    spreads,
+)
 from trajviz.engine.slices import _as_array, _block_to_numpy, finite_rows
 
 

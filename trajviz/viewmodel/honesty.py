@@ -129,8 +129,8 @@ def honesty_items(sel: Selection, h: Honesty | None = None) -> list[tuple[str | 
         items.append(("Loss gap ", f"recorded vs on the slice: at most {fmt(h.loss_gap_max)} "
                                    f"({100 * h.loss_gap_rel:.0f}% of the loss range)."))
     if h.left_out:
-        items.append(("Left out of the frame's fit: ", f"{far_note(h.left_out)}; drawn clipped "
-                                                        "at the frame's edge and marked ◆."))
+        items.append(("Left out of the frame's fit: ",
+                      f"{far_note(h.left_out)}; drawn clipped at the frame's edge and marked ◆."))
     return items
 
 
