@@ -143,3 +143,22 @@ def test_the_views_extent_leaves_the_far_learner_out():
         assert (xy[:, 0] >= slc.extent[0]).all() and (xy[:, 0] <= slc.extent[1]).all()
     assert slc.extent[1] < np.nanmax(view.coords["reptile"][..., 0]) or \
         slc.extent[0] > np.nanmin(view.coords["reptile"][..., 0])
+
+
+def test_build_slice_fits_pca_without_the_far_learner_and_says_so():
+    from trajviz.pipeline.views import build_slice, good_path_points
+    from trajviz.spec.config import from_dict
+
+    run = make_run(learners=("leap", "reptile", "random"), steps=8, n_params=3)
+    records = dict(run.learners)
+    far = records["reptile"].params.copy()
+    far[:, 6:] = far[:, :1] + 1e4 * (far[:, 6:] - far[:, :1])
+    records["reptile"] = dataclasses.replace(records["reptile"], params=far)
+    config = from_dict({"family": "quadratic", "family_options": {"dim": 3},
+                        "learners": ["leap", "reptile", "random"], "slices": {"kinds": ["pca"]}})
+    slc = build_slice("pca", config, None, records)
+    assert "; left out of the fit: reptile (its path reached" in slc.label
+    others = good_path_points({n: records[n] for n in ("leap", "random")})
+    np.testing.assert_allclose(slc.basis, pca_slice(others).basis, atol=1e-9)
+    plain = build_slice("pca", config, None, dict(run.learners))  # nothing far: as before
+    assert "left out" not in plain.label

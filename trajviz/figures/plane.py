@@ -204,8 +204,9 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
             fig.add_trace(trace)
     if sel.diagnosis.diverged:  # an overlay: after the groups, so their indices never move
         fig.add_trace(diverged_trace(sel, three_d))
-    if not three_d:  # paths leaving the frame: marked on its edge (annotations: no trace moves)
-        fig.update_layout(annotations=edge_annotations(sel, box))
+    marks = [] if three_d else edge_annotations(sel, box)
+    if marks:  # paths leaving the frame: marked on its edge (annotations: no trace moves)
+        fig.update_layout(annotations=marks)
     if bar is not None:  # the hover grid, then the colour bar: the last overlay
         fig.add_trace(hover_grid(sel, box))
         fig.add_trace(bar)
