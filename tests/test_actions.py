@@ -187,3 +187,19 @@ def test_a_background_whatif_lands_and_a_cancelled_one_changes_nothing(tmp_path,
         assert worker.process.poll() is None and state.whatif.live.get("q") == live_before
     finally:
         state.whatif.shutdown()
+
+
+def test_a_whatif_cancelled_while_its_worker_starts_never_reaches_it(tmp_path):
+    quadratic_run(tmp_path)
+    state = AppState.for_dir(tmp_path)
+    state.whatif = WhatIfService()
+    try:
+        started = answer(state, "q", {"optimizer": "sgd", "lr": 0.3, "steps": 7}, background=True)
+        assert state.actions.cancel(started["job"]["id"])  # the worker is still starting
+        worker = state.whatif.pool.get("q", state.cache.path_of("q"))  # waits for the start
+        wait_for(lambda: state.actions._actions[started["job"]["id"]].finished is not None)
+        assert state.actions.status(started["job"]["id"])["state"] == "cancelled"
+        time.sleep(0.5)
+        assert worker._calls == 0 and state.whatif.live.get("q") is None  # nothing was asked
+    finally:
+        state.whatif.shutdown()

@@ -24,7 +24,7 @@ from trajviz.data.jsonfloats import restore_nonfinite
 from trajviz.data.run import Launch, LearnerRecord, Run, ViewPaths, with_learner
 from trajviz.app.jobs import job_status, scratch, spawn, stop
 from trajviz.app.actions import Report
-from trajviz.app.worker_client import CANCEL_GRACE_S, WorkerPool
+from trajviz.app.worker_client import CANCEL_GRACE_S, WorkerCancelled, WorkerPool
 
 CLICK_PREFIX = "click"
 
@@ -86,6 +86,8 @@ class LaunchBoard:
                 report.stage("starting the worker for this run (importing torch, reading the run)")
             worker = self._pool.get(str(run_path), Path(run_path))
             if report is not None:
+                if report.cancelled:  # cancelled while it waited for the worker
+                    raise WorkerCancelled("cancelled before it began")
                 report.on_cancel(worker.cancel)
                 report.stage("waiting for the worker")  # its progress frames say when it has begun
 

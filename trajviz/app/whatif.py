@@ -149,6 +149,8 @@ def recompute(state, run_id: str, changes: dict[str, Any], report: Report | None
         worker = service.pool.get(run_id, state.cache.path_of(run_id))
         if report is None:
             return worker.call("whatif", changes=changes)
+        if report.cancelled:  # cancelled while it waited for the worker or the gate
+            raise WorkerCancelled("cancelled before it began")
         report.on_cancel(worker.cancel)
         report.stage("waiting for the worker")  # its progress frames say when it has begun
         return worker.call("whatif", changes=changes,
