@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from dash import no_update
 from birth_fixtures import make_birth_run
 
 from trajviz.app import create_app
@@ -15,6 +16,7 @@ from trajviz.app.birth import (
     keep_launch,
     parse_click,
     poll_birth,
+    poll_launch,
     start_birth,
 )
 from trajviz.app.callbacks import draw
@@ -100,11 +102,27 @@ def test_parse_click():
     assert parse_click(None) is None and parse_click({"points": []}) is None
 
 
+def landed(state, started: dict, polls: int = 3000) -> dict:
+    """Poll a launch action until it has ended (bounded: about five minutes)."""
+    import time
+
+    assert started["job"] is not None, started["status"]
+    for _ in range(polls):
+        o = poll_launch(state, started["job"], False)
+        if o["poll_disabled"]:
+            return o
+        assert o["row"] == {} and "·" in o["text"]  # the progress row shows while it runs
+        time.sleep(0.1)
+    raise AssertionError("the launch did not end")
+
+
 def test_click_launch_draws_a_new_learner_and_keep_stores_it(app_state, birth_run):
     path, run = birth_run
     run_id = path.name
     leap = run.views["exact"].coords["leap"][0, 0]
-    o = click_launch(app_state, run_id, "exact", {"points": [{"x": leap[0], "y": leap[1]}]})
+    started = click_launch(app_state, run_id, "exact", {"points": [{"x": leap[0], "y": leap[1]}]})
+    assert started["job"]["a"] == leap[0] and "Training from" in started["status"]
+    o = landed(app_state, started)
     launched = o["launched"]
     assert launched["name"] == "click-1", o["status"]
     assert "trained from" in o["status"]
@@ -117,13 +135,14 @@ def test_click_launch_draws_a_new_learner_and_keep_stores_it(app_state, birth_ru
                                atol=1e-6)
     np.testing.assert_allclose(result.views["exact"].coords,
                                run.views["exact"].coords["leap"], rtol=1e-4, atol=1e-5)
-    # one launch at a time
+    # one launch at a time: a launch that cannot get the worker says so in one line
     app_state.launches._busy.acquire()
     try:
-        busy = click_launch(app_state, run_id, "exact", {"points": [{"x": 0.0, "y": 0.0}]})
+        busy = landed(app_state, click_launch(app_state, run_id, "exact",
+                                              {"points": [{"x": 0.0, "y": 0.0}]}))
     finally:
         app_state.launches._busy.release()
-    assert "already running" in busy["status"]
+    assert "already running" in busy["status"] and busy["launched"] is no_update
     # keep: a bad name is refused in one line; a good one lands in the run
     assert "not accepted" in keep_launch(app_state, run_id, "bad name!", None)["status"]
     assert "already has" in keep_launch(app_state, run_id, "leap", None)["status"]

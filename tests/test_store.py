@@ -442,3 +442,24 @@ def test_a_malformed_nonfinite_list_is_refused(tmp_path: Path, entry) -> None:
     (path / "run.json").write_text(json.dumps(doc), encoding="utf-8")
     with pytest.raises(RunError, match="nonfinite"):
         load_run(path)
+
+
+def test_load_run_slices_reads_only_the_slices_of_heavy_npz(tmp_path):
+    """heavy="slices" (the page's workers): slice origin and basis as written, the
+    recorded paths' params and grads not read ([.., 0]), everything light as written."""
+    from app_fixtures import make_run as make_app_run
+
+    from trajviz.store import load_run, write_run
+
+    path = write_run(make_app_run(n_params=3), tmp_path)
+    full, some = load_run(path), load_run(path, heavy="slices")
+    for name, view in full.views.items():
+        np.testing.assert_array_equal(some.views[name].slice.origin, view.slice.origin)
+        np.testing.assert_array_equal(some.views[name].slice.basis, view.slice.basis)
+    for name, rec in full.learners.items():
+        assert some.learners[name].params.shape == rec.params.shape[:-1] + (0,)
+        assert some.learners[name].grads.shape == rec.grads.shape[:-1] + (0,)
+        np.testing.assert_array_equal(some.learners[name].losses, rec.losses)
+        np.testing.assert_array_equal(some.learners[name].theta0, rec.theta0)
+    with pytest.raises(ValueError, match="heavy must be True, False or 'slices'"):
+        load_run(path, heavy="params")

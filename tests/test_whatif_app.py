@@ -114,8 +114,17 @@ def test_the_sliders_route_answers_json_never_a_500(tmp_path):
         assert all(set(r.get_json()) == {"status"} for r in refused)
         own = client.post(ROUTE, json={**body, "lr": -1.3}).get_json()  # 10^-1.3 = 0.05: its own
         assert own["shown"] is None and "fast" not in own and "<table" in own["summary_html"]
-        reply = client.post(ROUTE, json=body).get_json()
         state = app.trajviz_state
+        # a cold worker: the change runs as an action (progress row ids and the job back)
+        cold = client.post(ROUTE, json={**body, "lr": -1.1}).get_json()
+        assert cold["job"]["run"] == "q" and cold["progress"]["job"] == "whatif-progress-job"
+        assert cold["status"].startswith("Recomputing 4 rollouts") and "shown" not in cold
+        for _ in range(3000):  # bounded: about five minutes
+            if state.actions.status(cold["job"]["id"])["state"] != "running":
+                break
+            time.sleep(0.1)
+        assert state.actions.status(cold["job"]["id"])["state"] == "done"
+        reply = client.post(ROUTE, json=body).get_json()  # warm and quick: answered at once
         run = shown_run(state, "q", reply["shown"])
         expected = whatif(load_run(path), {"lr": 0.1}, diagnostics="norms")
         np.testing.assert_array_equal(run.learners["leap"].losses, expected.learners["leap"].losses)

@@ -20,7 +20,9 @@ from trajviz.viewmodel.palette import learner_colour
 from trajviz.viewmodel.selection import fmt
 from trajviz.store import RunError
 from trajviz.app import ids
-from trajviz.app.components import GRAPH_CONFIG, BLANK, empty_figure, explain, field
+from trajviz.app.actions import PROGRESS_KEYS, poll_action, progress_wiring
+from trajviz.app.components import GRAPH_CONFIG, BLANK, empty_figure, explain, field, progress_row
+from trajviz.app.estimate import birth_estimate, launch_estimate
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}
@@ -28,6 +30,8 @@ SHOW: dict[str, str] = {}
 # about 1-2 s on 2 cores (linear2d, exact path: 0.5 s); the job adds the worker's start.
 BIRTH_GRID = 41
 BIRTH_TASKS = 8
+BIRTH_NOTE = (f"{BIRTH_GRID}×{BIRTH_GRID} points × up to {BIRTH_TASKS} held-out tasks, in the "
+              "background; it is stored in the run.")
 
 
 # ---------------------------------------------------------------------------- components
@@ -45,8 +49,7 @@ def launch_bar() -> html.Div:
     """Under the surface: what a click does, the running notice, and "keep as"."""
     return html.Div(className="tv-launch", children=[
         html.Div(id=ids.LAUNCH_STATUS, className="tv-hint", children=launch_hint("2d")),
-        html.Div("Training from the clicked point… (one launch at a time)", id=ids.LAUNCH_BUSY,
-                 className="tv-msg tv-msg-info", style=HIDE),
+        progress_row(ids.LAUNCH_PROGRESS),
         html.Div(className="tv-run-row", children=[
             dcc.Input(id=ids.LAUNCH_NAME, type="text", value="", placeholder="name, e.g. my-init",
                       debounce=False),
@@ -72,10 +75,12 @@ def birth_card() -> html.Div:
         html.Div(id=ids.BIRTH_COMPUTE_ROW, style=HIDE, children=[
             html.Button("Compute a birth map for this slice", id=ids.BIRTH_COMPUTE,
                         className="tv-btn tv-primary"),
-            html.Div(f"{BIRTH_GRID}×{BIRTH_GRID} points × up to {BIRTH_TASKS} held-out tasks, "
-                     "in the background; it is stored in the run.", className="tv-hint"),
-            html.Div(className="tv-progress", children=html.Div(
-                id=ids.BIRTH_BAR, className="tv-progress-bar", style={"width": "0%"})),
+            html.Div(BIRTH_NOTE, id=ids.BIRTH_ESTIMATE,
+                     className="tv-hint"),
+            html.Div(className="tv-run-row", children=[
+                html.Div(className="tv-progress", style={"flex": "1"}, children=html.Div(
+                    id=ids.BIRTH_BAR, className="tv-progress-bar", style={"width": "0%"})),
+                html.Button("Cancel", id=ids.BIRTH_CANCEL, className="tv-btn", style=HIDE)]),
         ]),
         html.Div(id=ids.BIRTH_STATUS, className="tv-hint"),
         dcc.Interval(id=ids.BIRTH_POLL, interval=800, disabled=True),
@@ -103,7 +108,7 @@ def birth_table(rows) -> html.Table:
 def birth_panel(state, run_id: str | None, view: str | None, statistic: str | None) -> dict:
     """The birth card's figure, lines, table and whether to offer the compute button."""
     out = {"figure": empty_figure(), "lines": [], "table": [], "compute": HIDE,
-           "graph": HIDE}  # no map: no empty 520 px box, just the line and the button
+           "graph": HIDE, "estimate": BIRTH_NOTE}  # no map: no empty 520 px box, just the line and the button
     if run_id is None:
         return out
     try:
@@ -112,8 +117,11 @@ def birth_panel(state, run_id: str | None, view: str | None, statistic: str | No
         return {**out, "lines": [exc.reason]}
     view = view if view in run.views else next(iter(run.views), None)
     if view not in run.birthmaps:
-        return {**out, "compute": SHOW, "lines": [html.P(
-            "No birth map on this slice yet: compute one below (or `trajviz birthmap RUN`).")]}
+        est = birth_estimate(run, state.cache.path_of(run_id), BIRTH_GRID,
+                             min(BIRTH_TASKS, len(run.task_ids))).text()
+        return {**out, "compute": SHOW, "estimate": BIRTH_NOTE + (f" It takes {est}." if est else ""),
+                "lines": [html.P("No birth map on this slice yet: compute one below "
+                                 "(or `trajviz birthmap RUN`).")]}
     try:
         bs = select_birth(run, view, statistic)
     except ValueError as exc:
@@ -131,7 +139,7 @@ def warm_launch(state, run_id: str | None, mode: str | None):
         state.launches.warm(state.cache.path_of(run_id))
     except ValueError:  # RunError: not a run of this app; no process is started
         return no_update
-    return launch_hint(mode)
+    return launch_hint(mode) + ("" if mode == "3d" else launch_estimate_text(state, run_id))
 
 
 def parse_click(click: dict | None) -> tuple[float, float] | None:
@@ -144,26 +152,66 @@ def parse_click(click: dict | None) -> tuple[float, float] | None:
     return a, b
 
 
-def click_launch(state, run_id: str | None, view: str | None, click: dict | None) -> dict:
-    """Train from the clicked point; {"launched": data for the draw callback, "status": text}."""
-    point = parse_click(click)
-    if run_id is None or point is None:
-        return {"launched": no_update, "status": no_update}
-    started = time.perf_counter()
+def launch_estimate_text(state, run_id: str | None) -> str:
+    """'A click takes about 40 s (…)' when a launch on this run is slow, else ''."""
     try:
         run = state.cache.get(run_id)
+        path = state.cache.path_of(run_id)
+    except (RunError, TypeError):
+        return ""
+    est = launch_estimate(run, run_id, path, state.rates, state.launches.is_warm(path))
+    return f" A click takes {est.text()}." if est.text() else ""
+
+
+def click_launch(state, run_id: str | None, view: str | None, click: dict | None) -> dict:
+    """Start training from the clicked point, as an action (progress, Cancel; a newer
+    click replaces it): {"job": {"id", "run", "a", "b"}, "status": what runs, how long}."""
+    point = parse_click(click)
+    if run_id is None or point is None:
+        return {"job": no_update, "status": no_update}
+    try:
+        run = state.cache.get(run_id)
+        path = state.cache.path_of(run_id)
         view = view if view in run.views else next(iter(run.views))
-        result = state.launches.launch(run_id, state.cache.path_of(run_id), view, *point)
     except (RunError, ValueError) as exc:
         reason = exc.reason if isinstance(exc, RunError) else str(exc)
-        return {"launched": no_update, "status": f"Not launched: {reason}"}
-    name = result.record.name
-    server = time.perf_counter() - started
-    return {"launched": {"run": run_id, "name": name, "a": point[0], "b": point[1],
-                         "seconds": round(result.seconds, 3), "server": round(server, 3)},
-            "status": (f"{name}: trained from (a, b) = ({point[0]:.3g}, {point[1]:.3g}) on "
-                       f"{len(run.task_ids)} held-out tasks in {result.seconds:.2f} s "
-                       f"({server:.2f} s with the transfer). Keep it to compare it everywhere.")}
+        return {"job": no_update, "status": f"Not launched: {reason}"}
+    est = launch_estimate(run, run_id, path, state.rates, state.launches.is_warm(path))
+
+    def work(report):
+        started = time.perf_counter()
+        result = state.launches.launch(run_id, path, view, *point, report=report)
+        steps = int(run.config.get("inner", {}).get("steps", 16)) + 1
+        state.rates.record(run_id, result.seconds, len(run.task_ids) * steps)
+        return {"result": result, "server": time.perf_counter() - started}
+
+    job = state.actions.start("launch", run_id, est, work)
+    when = est.text()
+    return {"job": {"id": job, "run": run_id, "a": point[0], "b": point[1]},
+            "status": (f"Training from (a, b) = ({point[0]:.3g}, {point[1]:.3g}) on "
+                       f"{len(run.task_ids)} held-out tasks" + (f": {when}." if when else "…"))}
+
+
+def poll_launch(state, job: dict | None, cancel: bool) -> dict:
+    """One poll (or the Cancel) of a launch: the progress row, and once it has landed
+    {"launched": data for the draw callback, "status": text} (else no_update)."""
+    job = job if isinstance(job, dict) else {}
+    out = poll_action(state.actions, job.get("id"), cancel)
+    out.update(launched=no_update, status=no_update)
+    if out["state"] == "done":
+        landed = state.actions.result(job.get("id"))
+        result, server = landed["result"], landed["server"]
+        name = result.record.name
+        out["launched"] = {"run": job.get("run"), "name": name, "a": job.get("a"), "b": job.get("b"),
+                           "seconds": round(result.seconds, 3), "server": round(server, 3)}
+        out["status"] = (f"{name}: trained from (a, b) = ({job.get('a'):.3g}, {job.get('b'):.3g}) "
+                         f"on {len(result.record.losses)} held-out tasks in {result.seconds:.2f} s "
+                         f"({server:.2f} s with the transfer). Keep it to compare it everywhere.")
+    elif out["state"] == "cancelled":
+        out["status"] = "Launch cancelled: nothing was trained; the picture is as it was."
+    elif out["state"] in ("failed", "unknown"):
+        out["status"] = f"Not launched: {out['error']}"
+    return out
 
 
 def keep_launch(state, run_id: str | None, name: str | None, version: dict | None) -> dict:
@@ -210,6 +258,9 @@ def poll_birth(state, job: dict | None, version: int | None) -> dict:
     if s["state"] == "done":
         return {"poll": True, "bar": bar, "status": f"Birth map done in {s['elapsed']:.0f} s.",
                 "version": int(version or 0) + 1}
+    if s["state"] == "cancelled":
+        return {"poll": True, "bar": {"width": "0%"}, "version": no_update,
+                "status": "Birth map cancelled: nothing was stored; the run is as it was."}
     return {"poll": True, "bar": {"width": "0%"},
             "status": f"The birth map failed: {s.get('message', '')}", "version": no_update}
 
@@ -223,12 +274,13 @@ def register_birth(app, state) -> None:
 
     @app.callback(Output(ids.BIRTH_GRAPH, "figure"), Output(ids.BIRTH_LINES, "children"),
                   Output(ids.BIRTH_TABLE, "children"), Output(ids.BIRTH_COMPUTE_ROW, "style"),
-                  Output(ids.BIRTH_GRAPH_ROW, "style"), Input(ids.RUN, "value"), Input(ids.SLICE, "value"),
+                  Output(ids.BIRTH_GRAPH_ROW, "style"), Output(ids.BIRTH_ESTIMATE, "children"),
+                  Input(ids.RUN, "value"), Input(ids.SLICE, "value"),
                   Input(ids.BIRTH_STAT, "value"), Input(ids.BIRTH_VERSION, "data"),
                   Input(ids.RUNS_VERSION, "data"))
     def _birth(run_id, view, statistic, _version, _runs):
         o = birth_panel(state, run_id, view, statistic)
-        return o["figure"], o["lines"], o["table"], o["compute"], o["graph"]
+        return o["figure"], o["lines"], o["table"], o["compute"], o["graph"], o["estimate"]
 
     @app.callback(Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
                   Input(ids.RUN, "value"), State(ids.MODE, "value"),
@@ -241,18 +293,30 @@ def register_birth(app, state) -> None:
     def _hint(mode):
         return launch_hint(mode)
 
-    @app.callback(Output(ids.LAUNCHED, "data"),
+    pids = ids.LAUNCH_PROGRESS
+
+    @app.callback(Output(pids.job, "data"),
                   Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
+                  Output(pids.poll, "disabled"), Output(pids.row, "style"),
+                  Output(pids.text, "children"), Output(pids.bar, "style"),
                   Input(ids.MAIN_GRAPH, "clickData"), Input(ids.BIRTH_GRAPH, "clickData"),
                   State(ids.RUN, "value"), State(ids.SLICE, "value"), State(ids.MODE, "value"),
-                  prevent_initial_call=True,
-                  running=[(Output(ids.LAUNCH_BUSY, "style"), SHOW, HIDE)])
+                  prevent_initial_call=True)
     def _launch(main_click, birth_click, run_id, view, mode):
         # in 3D plotly reports a click on a picked trace point only: no launch (launch_hint)
         click = (birth_click if ctx.triggered_id == ids.BIRTH_GRAPH
                  else None if mode == "3d" else main_click)
         o = click_launch(state, run_id, view, click)
-        return o["launched"], o["status"]
+        if o["job"] is no_update:
+            return no_update, o["status"], no_update, no_update, no_update, no_update
+        return o["job"], o["status"], False, SHOW, o["status"], {"width": "0%"}
+
+    @app.callback(Output(ids.LAUNCHED, "data"),
+                  Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
+                  *progress_wiring(pids), prevent_initial_call=True)
+    def _launch_poll(_tick, _cancel, job):
+        o = poll_launch(state, job, ctx.triggered_id == pids.cancel)
+        return o["launched"], o["status"], *(o[k] for k in PROGRESS_KEYS)
 
     @app.callback(Output(ids.LAUNCH_STATUS, "children", allow_duplicate=True),
                   Output(ids.RUNS_VERSION, "data", allow_duplicate=True),
@@ -265,17 +329,22 @@ def register_birth(app, state) -> None:
 
     @app.callback(Output(ids.BIRTH_JOB, "data"), Output(ids.BIRTH_POLL, "disabled"),
                   Output(ids.BIRTH_STATUS, "children"), Output(ids.BIRTH_BAR, "style"),
-                  Output(ids.BIRTH_VERSION, "data"),
+                  Output(ids.BIRTH_VERSION, "data"), Output(ids.BIRTH_CANCEL, "style"),
                   Input(ids.BIRTH_COMPUTE, "n_clicks"), Input(ids.BIRTH_POLL, "n_intervals"),
+                  Input(ids.BIRTH_CANCEL, "n_clicks"),
                   State(ids.RUN, "value"), State(ids.SLICE, "value"), State(ids.BIRTH_JOB, "data"),
                   State(ids.BIRTH_VERSION, "data"), prevent_initial_call=True)
-    def _birth_job(_n, _tick, run_id, view, job, version):
+    def _birth_job(_n, _tick, _cancel, run_id, view, job, version):
         if ctx.triggered_id == ids.BIRTH_COMPUTE:
             o = start_birth(state, run_id, view)
-            return o["job"], o["poll"], o["status"], {"width": "0%"}, no_update
+            return (o["job"], o["poll"], o["status"], {"width": "0%"}, no_update,
+                    HIDE if o["poll"] else SHOW)
+        if ctx.triggered_id == ids.BIRTH_CANCEL:
+            state.births.cancel((job or {}).get("id"))
         o = poll_birth(state, job, version)
-        return no_update, o["poll"], o["status"], o["bar"], o["version"]
+        return no_update, o["poll"], o["status"], o["bar"], o["version"], HIDE if o["poll"] else SHOW
 
 
 __all__ = ["birth_card", "birth_panel", "click_launch", "keep_launch", "launch_bar",
-           "parse_click", "poll_birth", "register_birth", "start_birth", "warm_launch"]
+           "launch_estimate_text", "parse_click", "poll_birth", "poll_launch", "register_birth",
+           "start_birth", "warm_launch"]

@@ -245,3 +245,17 @@ def tuning_table(rows: list[dict[str, Any]]) -> html.Table:
                        for g, s in zip(r["grid"], r["scores"])])
             for r in rows]
     return html.Table([html.Thead(head), html.Tbody(body)], className="tv-table tv-tuning")
+def progress_row(pids: ids.Progress) -> html.Div:
+    """An action's progress (trajviz.app.actions): a line of text, a bar and Cancel; hidden
+    while nothing runs. The poll Interval and the action id Store come with it."""
+    return html.Div(children=[
+        html.Div(id=pids.row, className="tv-action", style={"display": "none"}, children=[
+            html.Div(id=pids.text, className="tv-hint", role="status"),
+            html.Div(className="tv-run-row", children=[
+                html.Div(className="tv-progress", style={"flex": "1"}, children=html.Div(
+                    id=pids.bar, className="tv-progress-bar", style={"width": "0%"})),
+                html.Button("Cancel", id=pids.cancel, className="tv-btn")]),
+        ]),
+        dcc.Interval(id=pids.poll, interval=300, disabled=True),
+        dcc.Store(id=pids.job),
+    ])

@@ -122,6 +122,28 @@ BIRTH_STATUS = "birth-status"
 BIRTH_VERSION = "birth-version"
 LAUNCHED = "launched"
 LAUNCH_STATUS = "launch-status"
-LAUNCH_BUSY = "launch-busy"
 LAUNCH_NAME = "launch-name"
 LAUNCH_KEEP = "launch-keep"
+BIRTH_CANCEL = "birth-cancel"
+BIRTH_ESTIMATE = "birth-estimate"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Ids of one action's progress row (trajviz.app.actions): the row (hidden when idle),
+    its line of text, bar and Cancel button, the action id Store and the poll Interval."""
+
+    row: str
+    text: str
+    bar: str
+    cancel: str
+    job: str
+    poll: str
+
+
+def progress(prefix: str) -> Progress:
+    return Progress(*(f"{prefix}-progress-{f}" for f in Progress.__dataclass_fields__))
+
+
+WHATIF_PROGRESS = progress("whatif")
+LAUNCH_PROGRESS = progress("launch")

@@ -23,7 +23,8 @@ import numpy as np
 from trajviz.data.jsonfloats import restore_nonfinite
 from trajviz.data.run import Launch, LearnerRecord, Run, ViewPaths, with_learner
 from trajviz.app.jobs import job_status, scratch, spawn, stop
-from trajviz.app.worker_client import WorkerPool
+from trajviz.app.actions import Report
+from trajviz.app.worker_client import CANCEL_GRACE_S, WorkerCancelled, WorkerPool
 
 CLICK_PREFIX = "click"
 
@@ -44,6 +45,10 @@ def decode_launch(data: dict[str, Any]) -> Launch:
     return Launch(record, views, float(data["seconds"]))
 
 
+def _now(fn):
+    return fn()
+
+
 class LaunchBoard:
     """The app's launches: one warm worker (for the run on screen), one launch at a time,
     and the latest launch of each run, drawn beside its learners until replaced or kept."""
@@ -61,18 +66,40 @@ class LaunchBoard:
     def busy(self) -> bool:
         return self._busy.locked()
 
-    def launch(self, run_id: str, run_path: Path, view: str, a: float, b: float) -> Launch:
-        """Launch from (a, b) on ``view``; ValueError (one line) if one is running or it failed."""
-        if not self._busy.acquire(blocking=False):
+    def is_warm(self, run_path: Path) -> bool:
+        return self._pool.is_warm(str(run_path))
+
+    def launch(self, run_id: str, run_path: Path, view: str, a: float, b: float,
+               report: Report | None = None) -> Launch:
+        """Launch from (a, b) on ``view``; ValueError (one line) if one is running or it failed.
+        With ``report`` (an action): it waits for a launch being cancelled to end, its stage
+        follows the worker, a cancel stops the worker's job (WorkerCancelled), and a
+        cancelled launch is not made the run's latest."""
+        waited = self._busy.acquire(timeout=CANCEL_GRACE_S + 1) if report is not None \
+            else self._busy.acquire(blocking=False)
+        if not waited:
             raise ValueError("a launch is already running; wait for it to finish")
         try:
             self._count += 1
             name = f"{CLICK_PREFIX}-{self._count}"
-            reply, _ = self._pool.get(str(run_path), Path(run_path)).call(
-                "launch", view=view, a=a, b=b, name=name)
+            if report is not None and not self._pool.is_warm(str(run_path)):
+                report.stage("starting the worker for this run (importing torch, reading the run)")
+            worker = self._pool.get(str(run_path), Path(run_path))
+            if report is not None:
+                if report.cancelled:  # cancelled while it waited for the worker
+                    raise WorkerCancelled("cancelled before it began")
+                report.on_cancel(worker.cancel)
+                report.stage("waiting for the worker")  # its progress frames say when it has begun
+
+            def progress(frame: dict) -> None:
+                if report is not None:
+                    report.stage(frame.get("stage", ""))
+
+            reply, _ = worker.call("launch", view=view, a=a, b=b, name=name, on_progress=progress)
             restore_nonfinite(reply["launch"], reply.get("nonfinite", []))  # in place
             result = decode_launch(reply["launch"])
-            self._latest[run_id] = result
+            (report.land if report is not None else _now)(
+                lambda: self._latest.__setitem__(run_id, result))
             return result
         finally:
             self._busy.release()
@@ -113,6 +140,7 @@ class BirthJob:
     folder: Path
     process: subprocess.Popen
     started: float = field(default_factory=time.time)
+    cancelled: bool = False
 
 
 class BirthJobs:
@@ -145,7 +173,20 @@ class BirthJobs:
         if job is None:
             return {"state": "unknown", "fraction": 0.0, "stage": "", "message": "no such job",
                     "elapsed": 0.0, "run_id": ""}
+        if job.cancelled:
+            return {"state": "cancelled", "fraction": 0.0, "stage": "", "message": "cancelled",
+                    "elapsed": 0.0, "run_id": job.run_id}
         return {**job_status(job.folder, job.process, job.started), "run_id": job.run_id}
+
+    def cancel(self, job_id: str | None) -> bool:
+        """Stop a running birth-map job (SIGTERM: it writes nothing; the run is unchanged)."""
+        with self._lock:
+            job = self._jobs.get(job_id or "")
+        if job is None or job.process.poll() is not None:
+            return False
+        job.cancelled = True
+        stop(job.process, job.folder)
+        return True
 
     def shutdown(self) -> None:
         with self._lock:

@@ -12,6 +12,8 @@ from typing import Any
 from trajviz.data.run import Run
 from trajviz.store import RunError, load_run
 from trajviz.store.safe import run_folder
+from trajviz.app.actions import ActionBoard
+from trajviz.app.estimate import Rates
 from trajviz.app.jobs import JobManager
 from trajviz.app.launches import BirthJobs, LaunchBoard
 
@@ -80,6 +82,8 @@ class AppState:
     launches: LaunchBoard = field(default_factory=LaunchBoard)  # click-to-launch worker
     births: BirthJobs = field(default_factory=BirthJobs)  # birth-map jobs
     demo: str | None = None  # the job training the demo runs behind the page (trajviz demo)
+    actions: ActionBoard = field(default_factory=ActionBoard)  # what-ifs and launches running
+    rates: Rates = field(default_factory=Rates)  # measured seconds per rollout-step, by run
 
     @classmethod
     def for_dir(cls, runs_dir: Path) -> AppState:

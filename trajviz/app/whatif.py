@@ -27,9 +27,11 @@ from dash.exceptions import PreventUpdate
 
 from trajviz.data.run import InnerVariant, Run, apply_inner_variant
 from trajviz.store import RunError
-from trajviz.app import ids
-from trajviz.app.components import field, summary_children
-from trajviz.app.worker_client import SUPERSEDED, LatestWins, WorkerError, WorkerPool
+from trajviz.app import ids, inputs
+from trajviz.app.actions import PROGRESS_KEYS, Report, poll_action, progress_wiring
+from trajviz.app.components import field, progress_row, summary_children
+from trajviz.app.estimate import Estimate, whatif_estimate
+from trajviz.app.worker_client import SUPERSEDED, LatestWins, WorkerCancelled, WorkerError, WorkerPool
 
 OWN = "__own__"
 SURFACE_NOTE = ("The surface is reused: it is the loss over the slice and does not depend on "
@@ -41,6 +43,9 @@ OPTIMIZERS = [{"label": "SGD", "value": "sgd"}, {"label": "momentum", "value": "
 LR_MARKS = {e: f"1e{e}" for e in range(-4, 2)}
 #: Seconds the K box waits after the last key before it recomputes (typing 16 sends 16, not 1).
 STEPS_DEBOUNCE = 0.6
+# A slider change whose estimate is below this (worker warm) is answered in the request
+# itself and restyled at once; a longer one runs as an action with progress and Cancel.
+SYNC_S = 1.5
 
 
 def whatif_box() -> html.Section:
@@ -80,6 +85,7 @@ def whatif_box() -> html.Section:
             html.Div(className="tv-whatif-status", children=[
                 html.Div(id=ids.WHATIF_STATUS_LIVE, className="tv-hint tv-live"),  # whatif.js
                 html.Div(id=ids.WHATIF_STATUS, className="tv-hint", children=READY)]),
+            progress_row(ids.WHATIF_PROGRESS),
         ]),
         dcc.Store(id=ids.WHATIF_SHOWN, data=None),
     ])
@@ -145,42 +151,107 @@ def changes_of(optimizer: str, log_lr: Any, beta: Any, steps: Any) -> dict[str, 
     return changes
 
 
-def recompute(state, run_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+def recompute(state, run_id: str, changes: dict[str, Any], report: Report | None = None
+              ) -> dict[str, Any] | None:
     """Ask the run's worker for the what-if; None when a newer request replaced this one.
 
-    Returns {"shown", "status", "run"} (run: the variant applied, for the summary)."""
+    Returns {"shown", "status", "run"} (run: the variant applied, for the summary). With
+    ``report`` (an action, ``actions.Report``): its stage follows the worker's progress, a
+    cancel stops the worker's job (WorkerCancelled), and the variant is only made the live
+    one if it was not cancelled meanwhile."""
     from trajviz.store.inner_variants import variant_from_bytes
 
     service: WhatIfService = state.whatif
     base = state.cache.get(run_id)
 
     def work():
+        if report is not None and not service.pool.is_warm(run_id):
+            report.stage("starting the worker for this run (importing torch, reading the run)")
         worker = service.pool.get(run_id, state.cache.path_of(run_id))
-        header, data = worker.call("whatif", changes=changes)
-        return header, data
+        if report is None:
+            return worker.call("whatif", changes=changes)
+        if report.cancelled:  # cancelled while it waited for the worker or the gate
+            raise WorkerCancelled("cancelled before it began")
+        report.on_cancel(worker.cancel)
+        report.stage("waiting for the worker")  # its progress frames say when it has begun
+        return worker.call("whatif", changes=changes,
+                           on_progress=lambda frame: report.stage(frame.get("stage", "")))
 
     out = service.gate(run_id).run(work)
     if out is SUPERSEDED:
+        if report is not None:
+            raise WorkerCancelled("a newer change replaced this one")
         return None
     header, data = out
     variant = variant_from_bytes(header["variant"], data, base.learners, base.views)
-    token = service.store(run_id, variant)
-    shown = apply_inner_variant(base, variant)
     rollouts = len(variant.learners) * len(variant.task_index)
+    rates = getattr(state, "rates", None)
+    if rates is not None:
+        rates.record(run_id, float(header["seconds"]), rollouts * (int(variant.inner["steps"]) + 1))
+    token = (report.land if report is not None else _now)(lambda: service.store(run_id, variant))
+    shown = apply_inner_variant(base, variant)
     text = (f"On screen: {describe(variant.inner)} (not kept) · {rollouts} rollouts "
             f"recomputed in {1e3 * header['seconds']:.0f} ms; the surface is reused.")
     return {"shown": {"run": run_id, "live": token, "variant": None}, "status": text, "run": shown}
 
 
-def answer(state, run_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+def _now(fn):
+    return fn()
+
+
+def estimate_for(state, run_id: str, changes: dict[str, Any]) -> Estimate:
+    """How long the what-if ``changes`` will take (``app.estimate``)."""
+    run = state.cache.get(run_id)
+    return whatif_estimate(run, run_id, state.cache.path_of(run_id), int(changes["steps"]),
+                           getattr(state, "rates", None), state.whatif.pool.is_warm(run_id))
+
+
+def answer(state, run_id: str, changes: dict[str, Any], background: bool = False
+           ) -> dict[str, Any] | None:
     """``recompute``, or the stored run (``shown`` None) when ``changes`` are the run's own
     settings; None when a newer request replaced this one. Raises RunError, WorkerError
-    or ValueError (one line)."""
+    or ValueError (one line).
+
+    With ``background`` (or when the estimate is over ``SYNC_S`` or the worker is not
+    warm) the recomputation becomes an action (``actions.ActionBoard``) and this returns
+    at once {"job": {"id", "run"}, "status": what runs and how long it should take}; the
+    page polls it (``poll_whatif``)."""
     run = state.cache.get(run_id)
     if changes_of(*own_controls(run)) == changes:
+        state.actions.cancel_kind("whatif")
         return {"shown": None, "status": "On screen: the run's own setting (nothing to "
                                           "recompute).", "run": run}
-    return recompute(state, run_id, changes)
+    est = estimate_for(state, run_id, changes)
+    if not background and state.whatif.pool.is_warm(run_id) and est.seconds <= SYNC_S:
+        state.actions.cancel_kind("whatif")
+        return recompute(state, run_id, changes)
+    job = state.actions.start("whatif", run_id, est,
+                              lambda report: recompute(state, run_id, changes, report))
+    rollouts = len(run.learners) * len(run.task_ids)
+    when = est.text()
+    text = (f"Recomputing {rollouts} rollouts with {describe(changes)}"
+            + (f": {when}." if when else "…"))
+    return {"job": {"id": job, "run": run_id}, "status": text}
+
+
+def poll_whatif(state, job: dict | None, cancel: bool) -> dict[str, Any]:
+    """One poll (or the Cancel) of a background what-if: the progress row, and when it
+    has landed {"shown", "status", "summary"} (else no_update for those)."""
+    job_id = job.get("id") if isinstance(job, dict) else None
+    out = poll_action(state.actions, job_id, cancel)
+    out.update(shown=no_update, summary=no_update)
+    if out["state"] == "done":
+        result = state.actions.result(job_id)
+        out.update(shown=result["shown"], status=result["status"],
+                   summary=summary_children(result["run"]))
+    elif out["state"] == "cancelled":
+        out["status"] = ("Cancelled: nothing was changed; the picture shows the setting it "
+                         "showed before (the controls may differ from it).")
+    elif out["state"] in ("failed", "unknown"):
+        out["status"] = f"Not recomputed: {inputs.public(out['error'], state.runs_dir)}"
+    if out["status"] is None:
+        out["status"] = no_update
+    return out
 
 
 def describe(inner: dict) -> str:
@@ -266,8 +337,13 @@ def register_whatif(app, state) -> None:
     def _run_changed(run_id, _version):
         return run_changed(state, run_id)
 
+    pids = ids.WHATIF_PROGRESS
+
     @app.callback(Output(ids.WHATIF_SHOWN, "data"), Output(ids.WHATIF_STATUS, "children"),
                   Output(ids.SUMMARY, "children", allow_duplicate=True),
+                  Output(pids.job, "data"), Output(pids.poll, "disabled"),
+                  Output(pids.row, "style"), Output(pids.text, "children"),
+                  Output(pids.bar, "style"),
                   Input(ids.WHATIF_OPT, "value"), State(ids.WHATIF_LR, "value"),
                   State(ids.WHATIF_BETA, "value"), Input(ids.WHATIF_STEPS, "value"),
                   Input(ids.WHATIF_PICK, "value"), State(ids.RUN, "value"),
@@ -276,20 +352,33 @@ def register_whatif(app, state) -> None:
         # the lr and β sliders go to whatif_route (assets/whatif.js), not through here
         if run_id is None:
             raise PreventUpdate
+        idle = (no_update, True, {"display": "none"}, "", {"width": "0%"})
         try:
             if ctx.triggered_id == ids.WHATIF_PICK:
+                state.actions.cancel_kind("whatif")
                 shown = {"run": run_id, "variant": None if pick == OWN else pick, "live": None}
                 text = ("On screen: the run's own setting." if pick == OWN
                         else f"On screen: the kept variant {pick!r}.")
-                return shown, text, summary_children(shown_run(state, run_id, shown))
-            out = answer(state, run_id, changes_of(opt, log_lr, beta, steps))
+                return shown, text, summary_children(shown_run(state, run_id, shown)), *idle
+            out = answer(state, run_id, changes_of(opt, log_lr, beta, steps), background=True)
         except (RunError, WorkerError, ValueError) as exc:
-            return no_update, f"Not recomputed: {exc}", no_update
+            return no_update, f"Not recomputed: {exc}", no_update, *idle
         if out is None:
             raise PreventUpdate  # a newer change replaced this one
+        if "job" in out:  # progress shows at once; poll_whatif lands the result
+            return (no_update, out["status"], no_update, out["job"], False, {}, out["status"],
+                    {"width": "0%"})
         if same_picture(before, out["shown"], run_id):  # e.g. a new run's own settings
-            return no_update, out["status"], no_update
-        return out["shown"], out["status"], summary_children(out["run"])
+            return no_update, out["status"], no_update, *idle
+        return out["shown"], out["status"], summary_children(out["run"]), *idle
+
+    @app.callback(Output(ids.WHATIF_SHOWN, "data", allow_duplicate=True),
+                  Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
+                  Output(ids.SUMMARY, "children", allow_duplicate=True),
+                  *progress_wiring(pids), prevent_initial_call=True)
+    def _whatif_poll(_tick, _cancel, job):
+        o = poll_whatif(state, job, ctx.triggered_id == pids.cancel)
+        return o["shown"], o["status"], o["summary"], *(o[k] for k in PROGRESS_KEYS)
 
     @app.callback(Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
                   Output(ids.WHATIF_PICK, "options"), Output(ids.WHATIF_PICK, "value"),

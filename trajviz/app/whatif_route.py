@@ -9,7 +9,9 @@ the new path data for the figures drawn (``whatif_fast.fast_update``).
 
 The reply is always HTTP 200 with a JSON object (bad input is a message, never a 500):
 ``{"status": text}`` when nothing was recomputed (the reason); ``{"superseded": true}``
-when a newer request replaced this one; else ``{"shown", "status", "summary"}`` (the
+when a newer request replaced this one; ``{"job", "status", "progress"}`` when the
+change is slow (``whatif.SYNC_S``) and runs as an action: the browser shows its progress
+row (ids in "progress") and the page's poll lands it; else ``{"shown", "status", "summary"}`` (the
 summary as Dash component JSON for ``set_props`` and as HTML, ``summary_html``, shown at
 once), with ``"fast"`` (``restyle_data``
 plus ``shown``) when the drawn figures can be restyled, else the browser draws
@@ -24,13 +26,15 @@ from html import escape
 from typing import Any
 
 from trajviz.store import RunError
-from trajviz.app import inputs
+from trajviz.app import ids, inputs
 from trajviz.app.whatif import answer, changes_of, summary_children
 from trajviz.app.whatif_fast import fast_update
 from trajviz.app.worker_client import WorkerError
 
 ROUTE = "/_trajviz/whatif"
 FIELDS = "run, lr, beta, opt, steps, view, task, learners, mode, frame"
+PROGRESS_IDS = {"job": ids.WHATIF_PROGRESS.job, "poll": ids.WHATIF_PROGRESS.poll,
+                "row": ids.WHATIF_PROGRESS.row, "text": ids.WHATIF_PROGRESS.text}
 _CAMEL = re.compile("([A-Z])")  # marginRight -> margin-right
 
 
@@ -81,6 +85,8 @@ def fast_reply(state, body: Any) -> dict[str, Any]:
         return {"status": f"Not recomputed: {inputs.public(str(exc), state.runs_dir)}"}
     if out is None:
         return {"superseded": True}
+    if "job" in out:  # slow: an action with progress and Cancel (assets/whatif.js shows it)
+        return {"job": out["job"], "status": out["status"], "progress": PROGRESS_IDS}
     summary = plain(summary_children(out["run"]))
     reply = {"shown": out["shown"], "status": out["status"], "summary": summary,
              "summary_html": html_of(summary)}

@@ -8,12 +8,16 @@ launch never waits behind a slider's recomputation.
 ``LatestWins`` runs one computation at a time and lets a newer request replace
 a pending one: a request overtaken while it waited returns ``SUPERSEDED`` at
 once, so the page never works through a queue that lags behind a slider.
+``call(..., on_progress=f)`` hears the worker's progress frames while it works, and
+``cancel()`` stops the request running (SIGUSR1: the worker stays warm; killed if it
+has not answered within ``CANCEL_GRACE_S``): that call raises ``WorkerCancelled``.
 """
 from __future__ import annotations
 
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +30,7 @@ from typing import Any
 # before it is stopped: far above a busy 2-core machine's 20 s start and a sinusoid what-if
 # with full diagnostics (5 s), so only a hung worker meets it.
 TIMEOUT_S = 120.0
+CANCEL_GRACE_S = 5.0  # a cancelled request answers within a few torch operations
 
 
 def _wait_readable(stream, timeout: float) -> bool:
@@ -50,6 +55,10 @@ class WorkerError(ValueError):
     """The worker refused a request or died: one line."""
 
 
+class WorkerCancelled(WorkerError):
+    """The request was cancelled (``WorkerClient.cancel``)."""
+
+
 class WorkerClient:
     """One worker process for one run; ``call`` is serialised by a lock. ``warm``: the
     work it is for, what-if or launch (``trajviz.cli.worker``'s ``--warm``)."""
@@ -57,6 +66,7 @@ class WorkerClient:
     def __init__(self, run_path: Path, warm: str = "whatif", timeout: float = TIMEOUT_S):
         self.run_path, self.timeout = Path(run_path), timeout
         self._lock = threading.Lock()
+        self._calls, self._running = 0, None  # which call is in flight (for cancel)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "trajviz.cli.worker", str(self.run_path), "--warm", warm],
@@ -68,29 +78,69 @@ class WorkerClient:
             reason = "it exited" if ready is None else ready[0].get("error", "")
             raise WorkerError(f"the worker for {self.run_path.name} did not start: {reason}")
 
-    def call(self, kind: str, payload: bytes = b"", **header: Any) -> tuple[dict, bytes]:
-        """Send one request and wait for its reply; WorkerError (one line) if refused."""
+    def call(self, kind: str, payload: bytes = b"", on_progress: Callable[[dict], None] | None = None,
+             **header: Any) -> tuple[dict, bytes]:
+        """Send one request and wait for its reply; WorkerError (one line) if refused,
+        WorkerCancelled if ``cancel`` stopped it. ``on_progress(frame)`` is called with each
+        progress frame ({"stage", "elapsed"}); ``timeout`` is the longest silence allowed."""
+        header["progress"] = True  # heartbeats: a long request is not taken for a hung one
         with self._lock:
             if self.process.poll() is not None:
                 raise WorkerError(f"the worker for {self.run_path.name} has stopped")
             line = json.dumps({**header, "kind": kind, "bytes": len(payload)}, allow_nan=False)
+            self._calls += 1
+            self._running = self._calls
             try:
                 self.process.stdin.write(line.encode() + b"\n" + payload)
                 self.process.stdin.flush()
-                if not _wait_readable(self.process.stdout, self.timeout):
-                    self.process.kill()  # hung: the next request starts a fresh worker
-                    raise WorkerError(f"the worker for {self.run_path.name} did not answer within "
-                                      f"{self.timeout:.0f} s and was stopped; try again")
-                reply = _read_frame(self.process.stdout)
+                reply = self._reply(on_progress)
             except WorkerError:
                 raise
             except (OSError, ValueError) as exc:
                 raise WorkerError(f"the worker for {self.run_path.name} failed: {exc}") from None
+            finally:
+                self._running = None
         if reply is None:
             raise WorkerError(f"the worker for {self.run_path.name} exited")
+        if reply[0].get("cancelled"):
+            raise WorkerCancelled(reply[0].get("error", "cancelled"))
         if not reply[0].get("ok"):
             raise WorkerError(reply[0].get("error", "the worker refused the request"))
         return reply
+
+    def _reply(self, on_progress) -> tuple[dict, bytes] | None:
+        """The reply frame, handing progress frames to ``on_progress`` on the way."""
+        while True:
+            if not _wait_readable(self.process.stdout, self.timeout):
+                self.process.kill()  # hung: the next request starts a fresh worker
+                raise WorkerError(f"the worker for {self.run_path.name} did not answer within "
+                                  f"{self.timeout:.0f} s and was stopped; try again")
+            frame = _read_frame(self.process.stdout)
+            if frame is None or not frame[0].get("progress"):
+                return frame
+            if on_progress is not None:
+                on_progress(frame[0])
+
+    def cancel(self) -> bool:
+        """Stop the request running, if any (False: nothing was running). The worker
+        answers it as cancelled and stays warm; one that has not within
+        ``CANCEL_GRACE_S`` is killed (the next request starts a fresh one)."""
+        running = self._running
+        if running is None or self.process.poll() is not None:
+            return False
+        try:
+            os.kill(self.process.pid, getattr(signal, "SIGUSR1", signal.SIGTERM))
+        except OSError:
+            return False
+
+        def stop_if_still_running() -> None:
+            if self._running == running and self.process.poll() is None:
+                self.process.kill()
+
+        timer = threading.Timer(CANCEL_GRACE_S, stop_if_still_running)
+        timer.daemon = True
+        timer.start()
+        return True
 
     def close(self) -> None:
         close_process(self.process)
@@ -133,6 +183,12 @@ class WorkerPool:
             worker = WorkerClient(path, self.warm)
             self._put(run_id, stamp, worker)
         return worker
+
+    def is_warm(self, run_id: str) -> bool:
+        """Whether a live worker for ``run_id`` is held (a request then pays no start)."""
+        with self._lock:
+            found = self._workers.get(run_id)
+            return bool(found and found[1].process.poll() is None)
 
     def _put(self, run_id: str, stamp: int, worker: WorkerClient) -> None:
         with self._lock:
@@ -215,4 +271,4 @@ class LatestWins:
                 self._cond.notify_all()
 
 
-__all__ = ["SUPERSEDED", "LatestWins", "WorkerClient", "WorkerError", "WorkerPool"]
+__all__ = ["SUPERSEDED", "LatestWins", "WorkerCancelled", "WorkerClient", "WorkerError", "WorkerPool"]

@@ -4,7 +4,8 @@ Computes the birth map of view VIEW (``birthmap.birth_map``), writes progress as
 JSON ({state, fraction, stage, message}) atomically to PROGRESS, and stores the
 map in the run (``birthmap.add_birth_map``, atomic). Started and polled by the
 app's ``BirthJobs`` (``trajviz/app/launches.py``); a failure is one line in
-PROGRESS, state "failed".
+PROGRESS, state "failed". SIGTERM (the page's Cancel) stops it like Ctrl-C: a write
+under way removes its temporary folder, so the run is left as it was.
 """
 from __future__ import annotations
 
@@ -19,8 +20,15 @@ def _write(progress: Path, **status: Any) -> None:
     write_json(progress, status)
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # unwinds through replace_run, which removes its temporary folder
+
+
 def birth_job(path: Path, view: str, grid: int, tasks: int, progress: Path) -> int:
     """Compute and store the birth map of ``view``, reporting progress to ``progress``."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     _write(progress, state="running", fraction=0.0, stage="starting", message="")
     try:
         from trajviz.pipeline.birthmap import add_birth_map, birth_map
@@ -33,6 +41,8 @@ def birth_job(path: Path, view: str, grid: int, tasks: int, progress: Path) -> i
         bm = birth_map(load_run(path), view, grid=grid, tasks=tasks, progress=report)
         _write(progress, state="running", fraction=0.98, stage="writing the run", message="")
         add_birth_map(path, bm)
+    except KeyboardInterrupt:
+        return 130
     except Exception as exc:  # noqa: BLE001 - reported to the page in one line
         _write(progress, state="failed", fraction=0.0, stage="",
                message=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:400])

@@ -1,6 +1,7 @@
 """A warm worker process for one run: the torch side of the page's recomputations.
 
-``python -m trajviz.cli.worker RUN_PATH`` loads the run once (heavy), then answers
+``python -m trajviz.cli.worker RUN_PATH`` loads the run once (light, with its slices:
+``load_run(heavy="slices")``; never the recorded paths' params and grads), then answers
 requests on stdin with replies on stdout, one at a time. A frame is one line of
 JSON (the header) followed by ``header["bytes"]`` raw bytes (arrays or nothing);
 no pickle crosses the pipe. The app's torch-free side is
@@ -24,6 +25,16 @@ recomputations (a click-to-launch, say) can be added as one more entry:
 - ``keep_launch``: {"name": N, "as": M} -> {"name": M}: that launch stored in the run as
   the fixed initialisation M (``launch.keep``, atomic).
 
+Requests can be watched, and long ones (``CANCELLABLE``: whatif, launch) stopped. A
+request with ``"progress": true`` gets {"progress": true, "stage": text, "elapsed": s}
+frames every ``PROGRESS_S`` while it runs, before its reply (so a long ``keep`` is not
+taken for a hung worker). SIGUSR1 cancels the request
+running (``Cancelled`` is raised in it, between two torch operations): its reply is
+{"ok": false, "cancelled": true, "error": ...} and the worker stays warm for the next;
+a signal that comes between requests, or during a ``keep`` (which writes the run), is
+ignored. ``TRAJVIZ_TEST_WORKER_DELAY_S`` (tests only) makes every cancellable request
+first wait that long, cancellably: a deterministic slow what-if.
+
 ``python -m trajviz.cli.worker RUN_PATH [--warm whatif|launch]``: ``--warm`` names the
 work the worker is for (default whatif); one such request is run and discarded
 before the first real one, so that one does not pay for torch's first dispatches.
@@ -32,7 +43,10 @@ Its contexts (``rerun.whatif_context``, ``launch.launch_context``) are built on 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,9 +71,80 @@ def write_frame(stream: BinaryIO, header: dict, payload: bytes = b"") -> None:
     stream.flush()
 
 
+PROGRESS_S = 0.25
+WARM_BEAT_S = 10.0  # a pipe's 64 KiB of unread heartbeats last hours at this rate
+CANCELLABLE = ("whatif", "launch")
+DELAY_ENV = "TRAJVIZ_TEST_WORKER_DELAY_S"
+
+
+class Cancelled(Exception):
+    """Raised inside a cancellable request when the app sends SIGUSR1."""
+
+
+class _Guard:
+    """While a cancellable request runs: SIGUSR1 raises ``Cancelled`` in it, and (if
+    asked) a thread writes progress frames. Outside, the signal is ignored."""
+
+    def __init__(self, stdout: BinaryIO, lock: threading.Lock):
+        self.stdout, self.lock = stdout, lock
+        self.active = False
+        self.stage = ""
+        if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, self._signal)
+
+    def _signal(self, signum, frame) -> None:
+        if self.active:
+            self.active = False
+            raise Cancelled("cancelled")
+
+    def run(self, fn: Callable[[], Any], kind: str, progress: bool, cancellable: bool,
+            period: float = PROGRESS_S) -> Any:
+        done = threading.Event()
+        started = time.perf_counter()
+        self.stage = {"whatif": "recomputing the held-out paths",
+                      "launch": "training from the clicked point",
+                      "keep": "recomputing with sharpness and storing the variant",
+                      "keep_launch": "storing the point in the run",
+                      "warm-up": "warming up (the worker's first computation)"}.get(kind, kind)
+
+        def tick() -> None:
+            while not done.wait(period):
+                with self.lock:
+                    if not done.is_set():
+                        write_frame(self.stdout, {"progress": True, "stage": self.stage,
+                                                  "elapsed": time.perf_counter() - started})
+
+        ticker = threading.Thread(target=tick, daemon=True) if progress else None
+        try:
+            try:
+                self.active = cancellable
+                if ticker is not None:
+                    ticker.start()
+                if cancellable:
+                    _test_delay()
+                return fn()
+            finally:
+                self.active = False
+        finally:  # even when the signal landed in the inner finally (it clears ``active``)
+            done.set()
+            if ticker is not None and ticker.is_alive():
+                ticker.join()
+
+
+def _test_delay() -> None:
+    """Tests only (``DELAY_ENV``): wait, in short sleeps a cancel can interrupt."""
+    try:
+        delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+    except ValueError:
+        delay = 0.0
+    end = time.perf_counter() + min(max(delay, 0.0), 600.0)
+    while time.perf_counter() < end:
+        time.sleep(0.05)
+
+
 @dataclass
 class WorkerState:
-    """What one worker keeps warm: the run (heavy), its contexts (built on first use), the
+    """What one worker keeps warm: the run (light, with its slices), its contexts (built on first use), the
     last variant and the latest launch."""
 
     path: Path
@@ -199,7 +284,10 @@ def warm_up(state: WorkerState, work: str = "whatif") -> None:
         else:
             from trajviz.pipeline.whatif import whatif
 
-            whatif(state.run, {}, context=state.context, diagnostics="norms")
+            # one rollout of one step: torch's first dispatches at a small fraction of a
+            # what-if's cost (a 1M-parameter run's full one takes minutes on 2 busy cores)
+            whatif(state.run, {"steps": 1}, learners=list(state.run.learners)[:1], tasks=[0],
+                   context=state.context, diagnostics="norms")
     except Exception:  # noqa: BLE001, S110 - a request will report what is wrong
         pass
 
@@ -208,24 +296,34 @@ def serve(path: Path, stdin: BinaryIO, stdout: BinaryIO, warm: str = "whatif") -
     """Answer frames from ``stdin`` until it closes; ``warm``: see ``warm_up``."""
     from trajviz.store import load_run
 
+    lock = threading.Lock()  # the progress thread and the replies share stdout
+    guard = _Guard(stdout, lock)  # before "ready": a cancel sent during the warm-up is ignored
     try:
-        state = WorkerState(path, load_run(path))
+        state = WorkerState(path, load_run(path, heavy="slices"))  # never the paths' params
         _ = state.launch_context if warm == "launch" else state.context
         write_frame(stdout, {"ok": True, "ready": True})
     except Exception as exc:  # noqa: BLE001 - reported to the app in one line
         write_frame(stdout, {"ok": False, "error": " ".join(str(exc).split())[:400]})
         return 1
-    warm_up(state, warm)
+    # heartbeats while warming up (slow: nothing reads them before the first request), so
+    # a request sent meanwhile is not taken for one the worker never answers
+    guard.run(lambda: warm_up(state, warm), "warm-up", True, False, period=WARM_BEAT_S)
     while (frame := read_frame(stdin)) is not None:
         header, payload = frame
-        handler = HANDLERS.get(str(header.get("kind")))
+        kind = str(header.get("kind"))
+        handler = HANDLERS.get(kind)
         try:
             if handler is None:
                 raise ValueError(f"unknown request {header.get('kind')!r}; accepted: {sorted(HANDLERS)}")
-            reply, data = handler(state, header, payload)
+            reply, data = guard.run(lambda h=handler, f=header, b=payload: h(state, f, b), kind,
+                                    bool(header.get("progress")), kind in CANCELLABLE)
+        except Cancelled:
+            reply, data = {"ok": False, "cancelled": True,
+                           "error": f"the {kind} was cancelled"}, b""
         except Exception as exc:  # noqa: BLE001 - a bad request must not kill the worker
             reply, data = {"ok": False, "error": " ".join(str(exc).split())[:400]}, b""
-        write_frame(stdout, reply, data)
+        with lock:
+            write_frame(stdout, reply, data)
     return 0
 
 

@@ -16,46 +16,19 @@ import torch
 from torch import Tensor
 
 from trajviz.data.run import Slice
+from trajviz.engine.columns import (  # noqa: F401 - points_mean, finite_rows: part of the slices' API
+    _BLOCK_BYTES,
+    _as_array,
+    _block_to_numpy,
+    _column_blocks,
+    finite_rows,
+    points_mean,
+)
 
 SLICE_KINDS = ("pca", "exact", "three_point", "random", "hessian")
 
 
-# Array inputs may be torch tensors (any device/dtype) or numpy arrays; the
-# work is done in numpy float64, one block at a time, so a [N, P] input with
-# P ~ 10^6 never needs more than about this many bytes of float64 scratch.
-_BLOCK_BYTES = 64 * 2**20
 _DEFAULT_EXTENT = (-1.0, 1.0, -1.0, 1.0)
-
-
-def _block_to_numpy(x) -> np.ndarray:
-    """A (small) block of a torch tensor or array as numpy float64."""
-    if isinstance(x, Tensor):
-        return x.detach().to(device="cpu", dtype=torch.float64).numpy()
-    return np.asarray(x, dtype=np.float64)
-
-
-def _as_array(x):
-    """A torch tensor stays a tensor (no copy); an array-like that reads itself in blocks
-    (``x[:, a:b]`` columns, ``x[a:b]`` rows, ``.shape``, ``.reshape``: e.g. the streaming
-    record's ``ScratchRows``) stays as it is; anything else becomes a numpy array."""
-    if isinstance(x, Tensor):
-        return x.detach()
-    return x if hasattr(x, "select") and hasattr(x, "shape") else np.asarray(x)
-
-
-def _column_blocks(n: int, p: int) -> list[slice]:
-    block = max(1, _BLOCK_BYTES // (8 * max(n, 1)))
-    return [slice(c, min(c + block, p)) for c in range(0, p, block)]
-
-
-def points_mean(points) -> np.ndarray:
-    """The mean [P] of ``points`` [N, P] (any array-like ``pca_slice`` takes), by column blocks."""
-    x = _as_array(points)
-    n, p = x.shape
-    mean = np.empty(p)
-    for c in _column_blocks(n, p):
-        mean[c] = _block_to_numpy(x[:, c]).mean(axis=0)
-    return mean
 
 
 def _vector(x, size: int, name: str) -> np.ndarray:
@@ -119,7 +92,8 @@ def _complete(rows: list[np.ndarray], p: int) -> np.ndarray:
     return np.stack(rows[:2])
 
 
-def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Slice:
+def pca_slice(points, origin=None, label: str = "", method: str = "auto",
+              weights=None) -> Slice:
     """The plane of the top two principal directions of ``points``.
 
     points: [N, P] (torch or numpy; e.g. every learner's held-out paths,
@@ -131,6 +105,7 @@ def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Sli
     matrix of the centred points, accumulated over blocks of columns
     (O(N²P) time, O(N² + N·block) memory, for P ≥ N); ``"svd"`` takes a thin
     SVD of the centred [N, P] matrix (for P < N); ``"auto"`` picks by shape.
+    weights: [N] row weights ≥ 0 (``robustfit.robust_rows``; None: equal), 0 leaves a row out.
 
     basis: the top-2 right singular vectors, each signed so that its largest
     entry in magnitude is positive. explained_variance: s_k² / Σ_j s_j² for
@@ -147,22 +122,24 @@ def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Sli
         raise ValueError(f"a 2D slice needs P >= 2 parameters, got P = {p}")
     if method not in ("auto", "gram", "svd"):
         raise ValueError(f"unknown pca method {method!r}; accepted: 'auto', 'gram', 'svd'")
-    cols = _column_blocks(n_all, p)
-    keep = np.ones(n_all, dtype=bool)
-    for c in cols:
-        keep &= np.isfinite(_block_to_numpy(x[:, c])).all(axis=1)
+    cols, keep = finite_rows(x)
+    w = np.ones(n_all) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (n_all,) or not (np.isfinite(w).all() and (w >= 0).all()):
+        raise ValueError(f"weights must be [{n_all}] finite non-negative numbers")
+    keep &= w > 0
     n = int(keep.sum())
     if n == 0:
         raise ValueError("pca_slice needs at least one finite point; every row has NaN or inf")
     use_gram = method == "gram" or (method == "auto" and p >= n)
+    w = w[keep] / w[keep].sum()
 
     mean = np.empty(p)
     if use_gram:
         gram = np.zeros((n, n))
         for c in cols:
             y = _block_to_numpy(x[:, c])[keep]
-            mean[c] = y.mean(axis=0)
-            y -= mean[c]
+            mean[c] = w @ y
+            y = (y - mean[c]) * np.sqrt(w * n)[:, None]  # equal weights: 1, the plain PCA
             gram += y @ y.T
         total = float(np.trace(gram))
         k = min(2, n)
@@ -175,12 +152,12 @@ def pca_slice(points, origin=None, label: str = "", method: str = "auto") -> Sli
         if ok:
             scale = vecs[:, ok] / np.sqrt(lam[ok])
             for c in cols:
-                y = _block_to_numpy(x[:, c])[keep] - mean[c]
+                y = (_block_to_numpy(x[:, c])[keep] - mean[c]) * np.sqrt(w * n)[:, None]
                 directions[:, c] = scale.T @ y
     else:
         y = _block_to_numpy(x[:, 0:p])[keep]
-        mean[:] = y.mean(axis=0)
-        y -= mean
+        mean[:] = w @ y
+        y = (y - mean) * np.sqrt(w * n)[:, None]
         _, s, vt = np.linalg.svd(y, full_matrices=False)
         sq = s[:2] ** 2
         total = float((s ** 2).sum())

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from trajviz.viewmodel.framing import edge_marks, framed_points
 from trajviz.viewmodel.honesty import honesty_line
 from trajviz.viewmodel.selection import Selection, slice_name, value_range
 from trajviz.figures.playback import tail_of
@@ -136,10 +137,10 @@ RING = 5.0  # px a marker grows per learner drawn after it (path_group's rank)
 
 def fit_box(sel: Selection, margin: float = 0.1) -> tuple[float, float, float, float]:
     """The selected paths (this task, these learners) plus ``margin`` of their span on
-    each axis, inside the grid's extent; the extent when there is no finite point."""
-    pts = [sel.coords[n] for n in sel.learners]
-    pts = np.concatenate(pts) if pts else np.empty((0, 2))
-    pts = pts[np.isfinite(pts).all(1)]
+    each axis, inside the grid's extent; the extent when there is no finite point. A
+    learner whose path went far is left out of the fit (``viewmodel.framing``): it is
+    drawn clipped at the frame's edge and marked (``edge_annotations``)."""
+    pts, _ = framed_points({n: sel.coords[n] for n in sel.learners})
     ext = sel.extent
     if not len(pts):
         return ext
@@ -171,6 +172,18 @@ def end_ranks(sel: Selection, box: tuple[float, float, float, float],
     return {n: sum(1 for m in names[i + 1:] if ends[n] is not None and ends[m] is not None
                    and float(np.linalg.norm(ends[n] - ends[m])) <= tol)
             for i, n in enumerate(names)}
+def edge_annotations(sel: Selection, box: tuple[float, float, float, float]) -> list[dict]:
+    """A mark on the frame's edge where each selected learner's path leaves ``box``,
+    saying where its farthest point really is."""
+    marks = edge_marks({n: sel.coords[n] for n in sel.learners}, box)
+    return [{"x": m.a, "y": m.b, "xref": "x", "yref": "y", "showarrow": False,
+             "text": f"◆ {m.learner}: {m.count} point{'s' if m.count > 1 else ''} off the frame",
+             "hovertext": f"{m.learner}'s farthest point: (a, b) = ({m.true_a:.3g}, {m.true_b:.3g})",
+             "font": {"size": 11, "color": learner_colour(m.learner)},
+             "bgcolor": "rgba(255,255,255,0.85)",
+             "xanchor": "right" if m.a >= box[1] else "left" if m.a <= box[0] else "center",
+             "yanchor": "top" if m.b >= box[3] else "bottom" if m.b <= box[2] else "middle"}
+            for m in marks]
 
 
 def plane_axes(fig: go.Figure, box: tuple[float, float, float, float],
@@ -215,6 +228,9 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
             fig.add_trace(trace)
     if sel.diagnosis.diverged:  # an overlay: after the groups, so their indices never move
         fig.add_trace(diverged_trace(sel, three_d))
+    marks = [] if three_d else edge_annotations(sel, box)
+    if marks:  # paths leaving the frame: marked on its edge (annotations: no trace moves)
+        fig.update_layout(annotations=marks)
     if bar is not None:  # the hover grid, then the colour bar: the last overlay
         fig.add_trace(hover_grid(sel, box))
         fig.add_trace(bar)

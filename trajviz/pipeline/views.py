@@ -27,8 +27,10 @@ from trajviz.engine.slices import (
     three_point_slice,
     with_extent,
 )
+from trajviz.data.outliers import plane_outliers
 from trajviz.data.stability import good_prefix
 from trajviz.pipeline.record import ScratchRows, concat_rows
+from trajviz.engine.robustfit import robust_rows
 from trajviz.engine.surface import evaluate_surface, plane_losses
 from trajviz.problem.tasks import Problem, TaskSet
 
@@ -66,12 +68,21 @@ def _rows(x, keep: np.ndarray) -> np.ndarray:
 def good_path_points(records: dict[str, LearnerRecord], points: dict | None = None):
     """[N, P] every learner's held-out path points before divergence (finite): an array, or
     ``ScratchRows`` when ``points`` are."""
+    return good_path_groups(records, points)[0]
+
+
+def good_path_groups(records: dict[str, LearnerRecord], points: dict | None = None):
+    """``good_path_points`` and the learner each row belongs to, [N] names. On a scratch
+    file the rows are not read here: the fit leaves out rows with a non-finite entry."""
     x = _points(records, points)
     masks = {n: good_prefix(r.diverged_at, x[n].shape[1] - 1) for n, r in records.items()}
     if all(isinstance(x[n], ScratchRows) for n in records):
-        return concat_rows([x[n].select(masks[n]) for n in records])
-    every = np.concatenate([x[n][masks[n]] for n in records])
-    return every[np.isfinite(every).all(axis=1)]
+        groups = np.concatenate([np.full(int(masks[n].sum()), n, dtype=object) for n in records])
+        return concat_rows([x[n].select(masks[n]) for n in records]), groups
+    parts = {n: x[n][masks[n]] for n in records}
+    parts = {n: v[np.isfinite(v).all(axis=1)] for n, v in parts.items()}
+    groups = np.concatenate([np.full(len(v), n, dtype=object) for n, v in parts.items()])
+    return np.concatenate(list(parts.values())), groups
 
 
 def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
@@ -83,7 +94,7 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
     the origin; origin "mean" means the first learner's θ0 here).
     """
     paths = points
-    points = good_path_points(records, paths)
+    points, groups = good_path_groups(records, paths)
     origin_name = config.slices.origin
     if kind == "hessian" and origin_name == "mean":
         origin_name = next(iter(records))
@@ -91,7 +102,9 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
     if kind == "pca":
         if len(points) < 3:
             raise ValueError("pca slice needs at least 3 finite path points; every held-out path diverged")
-        return pca_slice(points, origin=origin, label=f"PCA of all held-out paths, origin at {origin_label}")
+        fit = robust_rows(points, groups)  # one exploding learner cannot take the plane over
+        return pca_slice(points, origin=origin, weights=fit.weights,
+                         label=f"PCA of all held-out paths, origin at {origin_label}{fit.note()}")
     if kind == "exact":
         return exact_slice(problem.model.spec.size, label="the parameter plane itself (nothing projected)")
     if kind == "three_point":
@@ -124,8 +137,9 @@ def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: T
     dtype = getattr(torch, config.dtype)
     paths = {n: record_paths(problem, slc, heldout, r, config.device, dtype,
                              None if points is None else points[n]) for n, r in records.items()}
-    every = np.concatenate([p.coords.reshape(-1, 2) for p in paths.values()]
-                           + [p.meta_coords.reshape(-1, 2) for p in paths.values()])
+    _, far = plane_outliers({n: p.coords for n, p in paths.items()})  # drawn clipped, not fitted
+    every = np.concatenate([p.coords.reshape(-1, 2) for n, p in paths.items() if n not in far]
+                           + [p.meta_coords.reshape(-1, 2) for n, p in paths.items() if n not in far])
     slc = with_extent(slc, every, margin=config.slices.margin)
     res = config.slices.resolution
     report = None if progress is None else (lambda done, total: progress(f"surface:{kind}", done, total))

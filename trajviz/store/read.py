@@ -45,7 +45,7 @@ from trajviz.store.schema import (
     RunError,
 )
 
-def load_run(path: str | Path, *, heavy: bool = True) -> Run:
+def load_run(path: str | Path, *, heavy: bool | str = True) -> Run:
     """Read and validate the run folder ``path``; any problem raises RunError (one line).
 
     Checked: run.json exists and is valid JSON, its schema_version equals
@@ -57,7 +57,9 @@ def load_run(path: str | Path, *, heavy: bool = True) -> Run:
     back as zero-size float32 placeholders: the recorded shape with the last
     (P) axis set to 0, i.e. ``params``/``grads`` [T, K+1, 0], ``meta_path``
     [S'+1, 0], slice ``origin`` [0] and ``basis`` [2, 0]. Every light array is
-    read in full and is identical to what was written.
+    read in full and is identical to what was written. ``heavy="slices"`` reads, of
+    heavy.npz, only the slices' ``origin`` and ``basis`` (3·P numbers a view: what a
+    recomputation from θ0 needs, the page's workers), the rest as with ``heavy=False``.
 
     ``run_id`` is the folder name (the run's identity on disk).
     """
@@ -65,12 +67,15 @@ def load_run(path: str | Path, *, heavy: bool = True) -> Run:
     doc = _read_doc(path)
     index = _check_index(path, doc)
     arrays = _read_arrays(path, index, "light")
-    if heavy:
+    if heavy not in (True, False, "slices"):
+        raise ValueError(f"heavy must be True, False or 'slices', got {heavy!r}")
+    if heavy is True:
         arrays.update(_read_arrays(path, index, "heavy"))
     else:
-        _check_headers(path, index, "heavy")
+        only = _slice_keys(path, doc) if heavy == "slices" else set()
+        arrays.update(_scan_npz(path, index, "heavy", read=bool(only), only=only))
         for key, spec in index.items():
-            if spec["file"] == "heavy":
+            if spec["file"] == "heavy" and key not in arrays:
                 arrays[key] = np.zeros(tuple(spec["shape"][:-1]) + (0,), dtype=np.float32)
     try:
         return _decode(path, doc, arrays)
@@ -146,6 +151,12 @@ def _rename_old_keys(doc: dict[str, Any]) -> None:
                     arrays[new] = arrays.pop(old)
 
 
+def _slice_keys(path: Path, doc: dict[str, Any]) -> set[str]:
+    """The index keys of every view's slice origin and basis."""
+    return {entry["slice"]["arrays"][field] for _, entry in _named(path, doc, "views")
+            for field in ("origin", "basis")}
+
+
 def _check_headers(path: Path, index: dict[str, dict[str, Any]], part: str) -> None:
     """Check an npz from its zip directory and .npy headers, without reading array data."""
     _scan_npz(path, index, part, read=False)
@@ -156,10 +167,11 @@ def _read_arrays(path: Path, index: dict[str, dict[str, Any]], part: str) -> dic
 
 
 def _scan_npz(path: Path, index: dict[str, dict[str, Any]], part: str,
-              read: bool) -> dict[str, np.ndarray]:
+              read: bool, only: set[str] | None = None) -> dict[str, np.ndarray]:
     """Open one npz safely (``safe.open_regular``), check every indexed member's .npy
     header against run.json (whose sizes ``_check_index`` capped), and only then, if
-    ``read``, read the member: nothing is allocated from an unchecked header."""
+    ``read``, read the member (only the keys in ``only``, if given): nothing is allocated
+    from an unchecked header."""
     name = _FILES[part]
     out = {}
     try:
@@ -184,7 +196,7 @@ def _scan_npz(path: Path, index: dict[str, dict[str, Any]], part: str,
                     problem = _mismatch(key, spec, shape, dtype)
                     if problem:
                         raise RunError(path, f"{name}: {problem}")
-                    if read:
+                    if read and (only is None or key in only):
                         out[key] = _read_data(f, shape, order, dtype, key, name, path)
     except RunError:
         raise

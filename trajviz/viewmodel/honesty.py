@@ -7,11 +7,13 @@ page's card (``honesty_items``) are all written from it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trajviz.data.outliers import far_note
+from trajviz.viewmodel.framing import framed_points
 from trajviz.viewmodel.labels import fmt, slice_name
 from trajviz.viewmodel.selection import ON_PLANE, quiet
 
@@ -27,7 +29,9 @@ class Honesty:
     residual_max / residual_median: off-plane distances; spread: the paths' largest
     extent on the plane (for scale); loss_gap_max: largest |recorded − on-plane loss|,
     loss_gap_rel: the same as a fraction of the recorded losses' range; on_plane: every
-    residual is rounding noise (≤ ON_PLANE × the spread, or × 1 for small spreads)."""
+    residual is rounding noise (≤ ON_PLANE × the spread, or × 1 for small spreads);
+    left_out: {learner: how many times as far as the others' paths its path reached} for
+    the learners left out of the frame's fit (``viewmodel.framing``), drawn clipped."""
 
     explained: float
     residual_max: float
@@ -36,6 +40,7 @@ class Honesty:
     loss_gap_max: float
     loss_gap_rel: float
     on_plane: bool
+    left_out: dict[str, float] = field(default_factory=dict)
 
 
 def _concat(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
@@ -64,6 +69,7 @@ def honesty(sel: Selection) -> Honesty:
             if np.isfinite(gap).any() and scale > 0 else math.nan,
             on_plane=bool(np.isfinite(res).any()
                           and np.nanmax(res) <= ON_PLANE * (spread if spread > 1 else 1.0)),
+            left_out=framed_points({n: sel.coords[n] for n in sel.learners})[1],
         )
 
 
@@ -80,6 +86,8 @@ def honesty_line(sel: Selection, h: Honesty | None = None) -> str:
         parts.append("every point lies on the plane")
     elif np.isfinite(h.residual_max):
         parts.append(f"off-plane residual ≤ {fmt(h.residual_max)}")
+    if h.left_out:
+        parts.append(f"left out of the frame's fit, drawn clipped: {', '.join(h.left_out)}")
     return " · ".join(parts)
 
 
@@ -90,7 +98,8 @@ def honesty_notes(sel: Selection, h: Honesty | None = None) -> list[str]:
             f"explained variance: {fmt(100 * h.explained)}%" if np.isfinite(h.explained)
             else "explained variance: n/a for this slice",
             f"off-plane residual: max {fmt(h.residual_max)}, median {fmt(h.residual_median)}",
-            f"recorded vs plane loss: max gap {fmt(h.loss_gap_max)}"]
+            f"recorded vs plane loss: max gap {fmt(h.loss_gap_max)}",
+            *([f"left out of the frame's fit: {far_note(h.left_out)}"] if h.left_out else [])]
 
 
 def honesty_items(sel: Selection, h: Honesty | None = None) -> list[tuple[str | None, str]]:
@@ -119,6 +128,9 @@ def honesty_items(sel: Selection, h: Honesty | None = None) -> list[tuple[str | 
     if np.isfinite(h.loss_gap_rel):
         items.append(("Loss gap ", f"recorded vs on the slice: at most {fmt(h.loss_gap_max)} "
                                    f"({100 * h.loss_gap_rel:.0f}% of the loss range)."))
+    if h.left_out:
+        items.append(("Left out of the frame's fit: ",
+                      f"{far_note(h.left_out)}; drawn clipped at the frame's edge and marked ◆."))
     return items
 
 

@@ -238,10 +238,11 @@ def _pick(values: np.ndarray, task: int | None) -> np.ndarray:
 
 def path_box(view: View, extent: tuple[float, float, float, float],
              margin: float = 0.12) -> tuple[float, float, float, float]:
-    """Every held-out path point of the view plus ``margin`` of its span, within ``extent``."""
-    pts = np.concatenate([np.asarray(c, float).reshape(-1, 2) for c in view.coords.values()]) \
-        if view.coords else np.empty((0, 2))
-    pts = pts[np.isfinite(pts).all(1)]
+    """Every held-out path point of the view plus ``margin`` of its span, within ``extent``;
+    a learner whose path went far is left out (``framing``: drawn clipped and marked)."""
+    from trajviz.viewmodel.framing import framed_points
+
+    pts, _ = framed_points(view.coords)
     if not len(pts):
         return extent
     lo, hi = pts.min(0), pts.max(0)

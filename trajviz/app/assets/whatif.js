@@ -295,6 +295,13 @@
   // whatif-shown Store held when the change was made (null: the stored run).
   function answer(reply, frame, shownBefore) {
     if (reply.superseded) { return; }
+    if (reply.job && reply.progress) {  // slow: the progress row and the page's poll take it
+      var set = window.dash_clientside.set_props, ids = reply.progress;
+      set(ids.job, {data: reply.job});
+      set(ids.row, {style: {}});
+      set(ids.text, {children: reply.status});
+      set(ids.poll, {disabled: false});
+    }
     if (reply.shown === null && !reply.fast && shownBefore === null && !restyled) {
       return;  // the run's own settings, and the page shows the stored run already
     }

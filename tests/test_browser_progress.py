@@ -1,0 +1,106 @@
+"""Real browser: a slow what-if shows its progress row (text, bar, Cancel) while it runs,
+and Cancel stops the worker's job and leaves the page as it was (trajviz.app.actions).
+
+The what-if is made slow deterministically by the worker's test delay
+(``TRAJVIZ_TEST_WORKER_DELAY_S``, set before the server starts the run's worker): every
+recomputation first waits, cancellably, 600 s. Times are printed, never asserted."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import pytest
+from test_browser import ARGS, CHROMIUM, sync_api  # noqa: F401 - skips without playwright/chromium
+
+from trajviz.cli.worker import DELAY_ENV
+from trajviz.pipeline.experiment import run_experiment
+from trajviz.spec.config import from_dict
+from trajviz.store import write_run
+
+pytestmark = pytest.mark.browser
+
+PATHS_JS = """() => { const gd = document.querySelector('#surface-graph .js-plotly-plot');
+    return gd && gd._fullData ? JSON.stringify(gd._fullData.filter(t => t.name === 'leap')
+                                   .map(t => [t.x, t.y].map(v => Array.from(v || [])
+                                        .map(z => Number(z).toFixed(5))))) : null; }"""
+SHOWN_JS = "(id) => { const el = document.getElementById(id); return !!el && el.offsetParent !== null; }"
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory):
+    from werkzeug.serving import make_server
+
+    from trajviz.app import create_app
+
+    runs = tmp_path_factory.mktemp("progress-runs")
+    config = from_dict({"family": "linear2d", "learners": ["leap", "random"], "seed": 3,
+                        "inner": {"steps": 8, "lr": 0.1},
+                        "outer": {"meta_steps": 3, "meta_batch": 3, "eval_every": 3, "eval_tasks": 2},
+                        "heldout_tasks": 3, "slices": {"kinds": ["exact"], "resolution": 15}})
+    write_run(run_experiment(config, run_id="slow"), runs)
+    old = os.environ.get(DELAY_ENV)
+    os.environ[DELAY_ENV] = "600"  # the workers this server starts inherit it
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    app = create_app(runs)
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}/", app.trajviz_state
+    finally:
+        srv.shutdown()
+        thread.join(timeout=10)
+        app.trajviz_state.whatif.shutdown()
+        app.trajviz_state.launches.shutdown()
+        if old is None:
+            os.environ.pop(DELAY_ENV, None)
+        else:
+            os.environ[DELAY_ENV] = old
+
+
+def test_a_slow_whatif_shows_progress_and_cancel_leaves_the_page_as_it_was(slow, tmp_path):
+    url, state = slow
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_function(f"({PATHS_JS})() !== null && ({PATHS_JS})() !== '[]'", timeout=60_000)
+        before = page.evaluate(PATHS_JS)
+        assert not page.evaluate(SHOWN_JS, "whatif-progress-row")  # idle: no row
+        steps = page.locator("#whatif-steps")
+        steps.fill("12")
+        asked = time.perf_counter()
+        steps.press("Enter")
+        page.wait_for_function(SHOWN_JS, arg="whatif-progress-row", timeout=60_000)
+        shown_after = time.perf_counter() - asked
+        text = page.inner_text("#whatif-progress-text")
+        # at once: what runs and, beyond a few seconds, how long it should take; then the polls
+        assert text.startswith("Recomputing 6 rollouts with sgd, lr 0.1, K 12"), text
+        assert page.inner_text("#whatif-status") == text
+        # the worker's own progress frames come through the poll
+        page.wait_for_function("() => document.querySelector('#whatif-progress-text').innerText"
+                               ".startsWith('recomputing the held-out paths · ')", timeout=120_000)
+        worker = state.whatif.pool.get("slow", state.cache.path_of("slow"))
+        pid = worker.process.pid
+        assert worker._running is not None  # the job is in the worker now
+        page.click("#whatif-progress-cancel")
+        page.wait_for_function(f"() => !({SHOWN_JS})('whatif-progress-row')", timeout=30_000)
+        page.wait_for_function("() => document.querySelector('#whatif-status').innerText"
+                               ".startsWith('Cancelled')", timeout=30_000)
+        for _ in range(300):  # bounded: the worker answers the cancel
+            if worker._running is None:
+                break
+            time.sleep(0.1)
+        assert worker._running is None and worker.process.poll() is None  # stopped, still warm
+        assert worker.process.pid == pid
+        page.wait_for_timeout(1000)  # nothing lands later
+        assert page.evaluate(PATHS_JS) == before  # the picture is as it was
+        page.screenshot(path=str(tmp_path / "cancelled.png"), full_page=True)
+        browser.close()
+    assert not errors, errors
+    print(f"\nprogress row on screen {shown_after:.2f} s after the change (load: "
+          f"{os.getloadavg()[0]:.1f})")
