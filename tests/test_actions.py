@@ -161,7 +161,7 @@ def test_a_background_whatif_lands_and_a_cancelled_one_changes_nothing(tmp_path,
         assert started["job"]["run"] == "q" and started["status"].startswith("Recomputing 4 rollouts")
         o = {}
         wait_for(lambda: o.update(poll_whatif(state, started["job"], False)) or o["poll_disabled"])
-        assert o["state"] == "done" and "Recomputed 4 rollouts" in o["status"]
+        assert o["state"] == "done" and "4 rollouts recomputed" in o["status"]
         expected = whatif(load_run(path), {"lr": 0.2, "steps": 7}, diagnostics="norms")
         drawn = shown_run(state, "q", o["shown"])
         np.testing.assert_array_equal(drawn.learners["leap"].losses, expected.learners["leap"].losses)
