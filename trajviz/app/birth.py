@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import time
-from typing import Any
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 

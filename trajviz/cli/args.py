@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import tomllib
+from pathlib import Path
 from typing import Any
 
 
@@ -28,3 +29,15 @@ def add_trust_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-plugin", action="append", default=[], metavar="MODULE:FUNCTION",
                    help="run this undeclared family plugin of your own (repeatable); a config "
                         "file can name declared plugins only (docs/plugins.md)")
+
+
+def check_runs_dir(path: Path, flag: str = "--out") -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"runs directory {str(path)!r} is a file; give a folder"
+                         + (f" with {flag}" if flag else ""))
+
+
+def _threads(args: argparse.Namespace) -> int | None:
+    if args.threads is not None and args.threads <= 0:
+        raise UsageError(f"--threads must be a positive integer, got {args.threads}")
+    return args.threads

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,9 @@ from typing import Any
 from trajviz.cli.args import (  # noqa: F401 - UsageError is part of the CLI's API
     UsageError,
     _Parser,
+    _threads,
     add_trust_arg,
+    check_runs_dir,
     parse_value,
 )
 
@@ -163,12 +164,6 @@ def config_from_args(args: argparse.Namespace):
     return from_dict(data)
 
 
-def check_runs_dir(path: Path, flag: str = "--out") -> None:
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"runs directory {str(path)!r} is a file; give a folder"
-                         + (f" with {flag}" if flag else ""))
-
-
 _STAGE_OPS = {"meta": "step", "record": "step", "surface": "plane", "birthmap": "birth"}  # bar -> op
 
 
@@ -237,12 +232,6 @@ def cmd_birthmap(args: argparse.Namespace) -> int:
     return 0
 
 
-def _threads(args: argparse.Namespace) -> int | None:
-    if args.threads is not None and args.threads <= 0:
-        raise UsageError(f"--threads must be a positive integer, got {args.threads}")
-    return args.threads
-
-
 # The run folder create_run is about to write: on an interrupt, main() looks whether it
 # exists, so its message says truly whether the run was written.
 _WRITING: list[Path] = []
@@ -288,49 +277,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace, demo=None) -> int:
-    from trajviz.app import serve
-    from trajviz.engine.executors import SCHEDULER_ENV, parse_scheduler
-
-    check_runs_dir(args.runs, flag="")
-    check_listen(args.host, args.port)
-    if args.scheduler:  # the app's background jobs read it (they inherit the environment)
-        parse_scheduler(args.scheduler)
-        os.environ[SCHEDULER_ENV] = args.scheduler
-    serve(args.runs, host=args.host, port=args.port, token=not args.no_token, demo=demo)
-    return 0
-
-
-def missing_demos(runs_dir: Path) -> list:
-    """The demo configs with no readable run of their name in ``runs_dir``, the quickest
-    first (by ``spec.budget``'s estimate), so the page has a run to show soonest."""
-    from trajviz.spec import budget
-    from trajviz.spec.config import demo_configs
-    from trajviz.store import list_runs
-
-    have = {e.name for e in list_runs(runs_dir) if e.ok}
-    missing = [c for name, c in demo_configs().items() if name not in have]
-    return sorted(missing, key=lambda c: budget.estimate(
-        c, budget.family_sizes(c.family, c.family_options)).seconds)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Serve at once; the demo runs not made yet are made behind the page, quickest first,
-    and fill its run picker as each is written (a second start reuses them)."""
-    from trajviz.app.demo import DemoJob
-
-    check_listen(args.host, args.port)
-    check_runs_dir(args.runs, flag="--runs")
-    threads = _threads(args)
-    missing = missing_demos(args.runs)
-    if missing:
-        print(f"trajviz: making the demo runs {', '.join(c.name for c in missing)} behind the "
-              "page (first start only); the page shows how far", file=sys.stderr)
-    return cmd_serve(argparse.Namespace(runs=args.runs, host=args.host, port=args.port,
-                                        scheduler=args.scheduler, no_token=args.no_token),
-                     demo=DemoJob(tuple(missing), threads))
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from trajviz.figures.export import export_run
     from trajviz.store import load_run
@@ -341,32 +287,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                            preset=args.preset):
         print(path)
     return 0
-
-
-def _check_port(port: int) -> None:
-    if not 1 <= port <= 65535:
-        raise UsageError(f"--port must be 1..65535, got {port}")
-
-
-def check_listen(host: str, port: int) -> None:
-    """UsageError (one line) unless ``host:port`` can be served: a known interface and a
-    free port. Checked by binding a socket, as the server will, then closing it."""
-    _check_port(port)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, ValueError) as exc:
-        raise UsageError(f"--host {host!r} is not an address or name this machine can serve "
-                         f"on ({exc}); e.g. 127.0.0.1") from None
-    family, kind, proto, _, addr = infos[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(addr)
-        except OSError as exc:
-            if exc.errno in (98, 48):  # EADDRINUSE (Linux, macOS)
-                raise UsageError(f"port {port} on {host} is already in use; "
-                                 "choose another with --port") from None
-            raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror}") from None
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -381,6 +301,7 @@ def _interrupted() -> str:
     return "trajviz: interrupted; nothing was written"
 
 
+from trajviz.cli.serve import check_listen, cmd_demo, cmd_serve, missing_demos  # noqa: E402,F401
 from trajviz.cli.whatif import add_whatif_parser, cmd_whatif  # noqa: E402 - trajviz whatif
 from trajviz.spec.plugins import trust  # noqa: E402 - torch-free
 
