@@ -31,7 +31,7 @@ import torch
 
 from trajviz.spec.config import from_dict
 from trajviz.pipeline.experiment import train_and_record
-from trajviz.engine.metrics import summarise
+from trajviz.data.stats import summarise
 from trajviz.spec.learner_variants import PREDEFINED
 
 VARIANTS = ("leap", *PREDEFINED)

@@ -27,7 +27,7 @@ import torch
 
 from trajviz.spec.config import from_dict
 from trajviz.pipeline.experiment import train_and_record
-from trajviz.engine.metrics import summarise
+from trajviz.data.stats import summarise
 
 COLUMNS = ("length", "oscillation", "monotonicity", "final_loss", "auc")
 
