@@ -278,7 +278,7 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     ``inits``: {name: θ0} fixed initialisations compared beside the learners;
     a θ0 is a [P] array, {param name: array}, or a file (``trajviz.problem.inits``).
     With ``config.birthmap.enabled`` every view gets a birth map. ``threads``:
-    torch threads for the work (default: the policy of ``trajviz/threads.py``). The
+    torch threads for the work (default: the policy of ``trajviz/kernels/threads.py``). The
     chunks of the surfaces, birth maps and sharpness diagnostics go through ``executor``: an Executor, a scheduler
     string (``local-dask:2``, ``tcp://HOST:PORT``: started or reached before any work,
     closed at the end) or None (in-process).
