@@ -37,8 +37,7 @@ def birth_run(tmp_path_factory):
 def app_state(birth_run):
     app = create_app(birth_run[0].parent)
     yield app.trajviz_state
-    app.trajviz_state.launches.shutdown()
-    app.trajviz_state.births.shutdown()
+    app.trajviz_state.shutdown()  # every worker and job it started
 
 
 def test_select_birth_values_follow_the_stored_map(birth_run):

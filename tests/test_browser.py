@@ -42,7 +42,7 @@ def _serve(runs: Path):
     yield f"http://127.0.0.1:{srv.server_port}/"
     srv.shutdown()
     thread.join(timeout=10)
-    app.trajviz_state.jobs.shutdown()
+    app.trajviz_state.shutdown()  # every worker and job it started
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ def page(worse_run, tmp_path_factory):  # noqa: F811
         browser.close()
     srv.shutdown()
     thread.join(timeout=10)
-    app.trajviz_state.jobs.shutdown()
+    app.trajviz_state.shutdown()  # every worker and job it started
 
 
 def test_the_line_and_its_question_mark_in_the_summary_and_the_meta_tab(page, worse_run):  # noqa: F811

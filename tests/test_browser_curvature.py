@@ -59,7 +59,7 @@ def page(tmp_path_factory):
         browser.close()
     srv.shutdown()
     thread.join(timeout=10)
-    app.trajviz_state.jobs.shutdown()
+    app.trajviz_state.shutdown()  # every worker and job it started
 
 
 SPECTRUM = "() => { const gd = document.querySelector('#panel-spectrum .js-plotly-plot'); " \

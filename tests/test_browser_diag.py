@@ -70,7 +70,7 @@ def page(blown_up_runs):
         browser.close()
     srv.shutdown()
     thread.join(timeout=10)
-    app.trajviz_state.jobs.shutdown()
+    app.trajviz_state.shutdown()  # every worker and job it started
 
 
 def _traces(pg, graph: str):

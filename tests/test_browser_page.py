@@ -78,7 +78,7 @@ def live(tmp_path_factory):
     yield f"http://127.0.0.1:{srv.server_port}/", runs
     srv.shutdown()
     thread.join(timeout=10)
-    app.trajviz_state.whatif.shutdown()
+    app.trajviz_state.shutdown()  # every worker and job it started
 
 
 def _open(browser, url, width, height):

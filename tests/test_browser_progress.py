@@ -52,8 +52,7 @@ def slow(tmp_path_factory):
     finally:
         srv.shutdown()
         thread.join(timeout=10)
-        app.trajviz_state.whatif.shutdown()
-        app.trajviz_state.launches.shutdown()
+        app.trajviz_state.shutdown()  # every worker and job it started
         if old is None:
             os.environ.pop(DELAY_ENV, None)
         else:

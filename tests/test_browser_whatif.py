@@ -82,7 +82,7 @@ def live(tmp_path_factory):
     yield f"http://127.0.0.1:{srv.server_port}/", app.trajviz_state
     srv.shutdown()
     thread.join(timeout=10)
-    app.trajviz_state.whatif.shutdown()
+    app.trajviz_state.shutdown()  # every worker and job it started
 
 
 def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tmp_path):

@@ -183,7 +183,7 @@ def test_the_page_answers_at_once_and_its_picker_fills_as_the_runs_are_written(t
         assert demo_line(url) == "The demo runs are ready: 2 in the picker."
     finally:
         server.shutdown()
-        app.trajviz_state.jobs.shutdown()
+        app.trajviz_state.shutdown()  # every worker and job it started
 
 
 def test_trajviz_demo_serves_the_page_before_the_runs_exist(tmp_path):

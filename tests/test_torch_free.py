@@ -29,7 +29,7 @@ for name in {modules!r}:
 from trajviz.app import create_app
 with tempfile.TemporaryDirectory() as runs:
     app = create_app(runs)
-    app.trajviz_state.jobs.shutdown()
+    app.trajviz_state.shutdown()  # every worker and job it started
 print(json.dumps({{"torch": sorted(m for m in sys.modules if m == "torch"
                                   or m.startswith("torch."))}}))
 """

@@ -279,4 +279,4 @@ def test_new_run_offers_and_accepts_an_entry_point_family(world, spawned, tmp_pa
     assert "Starting" in text, text
     assert [args[0] for args in spawned] == ["trajviz.app.jobs"]
     assert not (site / "tvt_ep_page.imported").exists()  # the server itself imports nothing
-    app.trajviz_state.jobs.shutdown()
+    app.trajviz_state.shutdown()  # every worker and job it started

@@ -138,7 +138,7 @@ def test_the_sliders_route_answers_json_never_a_500(tmp_path):
         three_d = client.post(ROUTE, json={**body, "lr": -0.9, "mode": "3d"}).get_json()
         assert "fast" not in three_d and three_d["shown"]["live"] > reply["shown"]["live"]
     finally:
-        app.trajviz_state.whatif.shutdown()
+        app.trajviz_state.shutdown()  # every worker and job it started
 
 
 def test_html_of_escapes_text_and_writes_classes_and_styles():

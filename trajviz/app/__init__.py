@@ -79,8 +79,7 @@ def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050, token: bool
             print("trajviz: warning: --no-token: no access token is required", file=sys.stderr)
     sweep_stale(runs_dir)
     app = create_app(runs_dir, token=secret, demo=demo)
-    atexit.register(app.trajviz_state.jobs.shutdown)
-    atexit.register(app.trajviz_state.whatif.shutdown)
+    atexit.register(app.trajviz_state.shutdown)  # every worker and job it started
 
     def stop(signum, frame):
         raise KeyboardInterrupt

@@ -8,7 +8,6 @@ wires it; the inner-loop ``draw`` adds the latest launch through
 """
 from __future__ import annotations
 
-import atexit
 import time
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -268,8 +267,6 @@ def poll_birth(state, job: dict | None, version: int | None) -> dict:
 
 def register_birth(app, state) -> None:
     """Wire the birth card and click-to-launch to ``app``."""
-    atexit.register(state.launches.shutdown)
-    atexit.register(state.births.shutdown)
 
     @app.callback(Output(ids.BIRTH_GRAPH, "figure"), Output(ids.BIRTH_LINES, "children"),
                   Output(ids.BIRTH_TABLE, "children"), Output(ids.BIRTH_COMPUTE_ROW, "style"),

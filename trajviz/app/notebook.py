@@ -91,8 +91,7 @@ class NotebookServer:
             apps = [app for _, app in self._apps.values()]
             self._apps.clear()
         for app in apps:
-            app.trajviz_state.jobs.shutdown()
-            app.trajviz_state.whatif.shutdown()
+            app.trajviz_state.shutdown()
 
 
 def _quiet_handler():

@@ -90,5 +90,12 @@ class AppState:
         runs_dir = Path(runs_dir).resolve()
         return cls(runs_dir, RunCache(runs_dir), JobManager(runs_dir))
 
+    def shutdown(self) -> None:
+        """Stop every process this app started: new-run jobs, what-if and launch workers,
+        birth-map jobs, running actions (at exit, and when a test's server stops)."""
+        for part in (self.actions, self.jobs, self.whatif, self.launches, self.births):
+            if part is not None:
+                part.shutdown()
+
 
 __all__ = ["AppState", "RunCache"]
