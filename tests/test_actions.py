@@ -6,6 +6,7 @@ callbacks' functions. A slow what-if is made deterministic with the worker's tes
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 import time
 
 import numpy as np
@@ -73,6 +74,32 @@ def test_a_newer_action_of_a_kind_cancels_the_older_and_failures_are_one_line():
     wait_for(lambda: board.status(bad)["state"] != "running")
     assert board.status(bad)["error"] == "the worker for r exited with a traceback"
     assert board.status("nope")["state"] == "unknown"
+
+
+def test_a_finished_result_the_page_has_not_taken_is_dropped_by_a_newer_request():
+    """A what-if that finished before its poll came, then replaced by a newer change (the
+    run's own settings, answered at once): the late poll must not draw the older one."""
+    board = ActionBoard()
+    old = board.start("whatif", "r", Estimate(0.0, "t"), lambda report: "old picture")
+    wait_for(lambda: board.status(old)["state"] == "done")
+    taken = board.start("launch", "r", Estimate(0.0, "t"), lambda report: "a launch")
+    wait_for(lambda: board.status(taken)["state"] == "done")
+    assert board.result(taken) == "a launch"  # taken by the page: stays done
+    board.cancel_kind("whatif")  # the newer request
+    board.cancel_kind("launch")
+    assert board.status(old)["state"] == "superseded" and board.result(old) is None
+    assert board.status(taken)["state"] == "done"
+    state = AppState.for_dir(Path("unused"))
+    state.actions = board
+    out = poll_whatif(state, {"id": old, "run": "r"}, cancel=False)
+    assert out["shown"] is no_update and out["status"] is no_update and out["poll_disabled"]
+
+
+def test_picking_no_run_leaves_the_what_if_controls_alone():
+    """At load the run picker has no value yet: resetting the controls then would start a
+    what-if with the defaults once a run is picked."""
+    from trajviz.app.whatif import run_changed
+    assert run_changed(AppState.for_dir(Path("unused")), None) == (no_update,) * 6
 
 
 def test_poll_action_shows_the_row_while_running_and_hides_it_after():

@@ -30,7 +30,8 @@ KEEP = 32  # finished actions remembered (their results are taken once drawn)
 @dataclass
 class Action:
     """One computation: kind ("whatif", "launch"), the run, the estimate, and how it went
-    (state: running | landing | done | failed | cancelled; stage: what it is doing, in words)."""
+    (state: running | landing | done | failed | cancelled | superseded, a done one replaced
+    by a newer request before the page took its result; stage: what it is doing, in words)."""
 
     action_id: str
     kind: str
@@ -43,6 +44,7 @@ class Action:
     error: str = ""
     finished: float | None = None
     cancel_hook: Callable[[], Any] | None = None
+    taken: bool = False  # its result was handed to the page (``ActionBoard.result``)
 
 
 class Report:
@@ -152,12 +154,21 @@ class ActionBoard:
         """The result of a done action (None otherwise)."""
         with self._lock:
             action = self._actions.get(action_id or "")
-            return action.result if action is not None and action.state == "done" else None
+            if action is None or action.state != "done":
+                return None
+            action.taken = True
+            return action.result
 
     def cancel_kind(self, kind: str) -> None:
-        """Cancel every running action of ``kind`` (a newer request has replaced it)."""
+        """A newer request of ``kind`` has replaced every earlier one: cancel those running,
+        and drop the results the page has not taken yet of those that finished (else a late
+        poll would draw an older change over the newer one)."""
         for action in self._running(kind):
             self.cancel(action.action_id)
+        with self._lock:
+            for action in self._actions.values():
+                if action.kind == kind and action.state == "done" and not action.taken:
+                    action.state, action.result = "superseded", None
 
     def shutdown(self) -> None:
         for action in self._running_all():

@@ -197,6 +197,8 @@ def poll_whatif(state, job: dict | None, cancel: bool) -> dict[str, Any]:
         result = state.actions.result(job_id)
         out.update(shown=result["shown"], status=result["status"],
                    summary=summary_children(result["run"]))
+    elif out["state"] == "superseded":  # a newer change came after it finished: not drawn
+        out["status"] = no_update
     elif out["state"] == "cancelled":
         out["status"] = ("Cancelled: nothing was changed; the picture shows the setting it "
                          "showed before (the controls may differ from it).")
@@ -271,6 +273,8 @@ def keep_shown(state, run_id: str | None, shown: dict | None, name: str | None) 
 def run_changed(state, run_id: Any) -> tuple:
     """The controls for a picked run, its worker warmed only for a listed, readable run
     (``state.cache.checked``); the defaults, and no process, for anything else."""
+    if run_id is None:  # nothing picked yet: leave the controls (a reset would start a what-if)
+        return (no_update,) * 6
     try:
         path, run = state.cache.checked(run_id)
     except ValueError:  # RunError: not a run of this app
