@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trajviz.engine.curvature_path import CURVATURE_NAMES
+
 from trajviz.spec.config import from_dict
 from trajviz.pipeline.experiment import run_experiment
 from trajviz.data.run import SCHEMA_VERSION
@@ -85,7 +87,10 @@ def test_run_json_is_strict_and_round_trips(blown_up, tmp_path: Path):
     back = load_run(path)
     assert back.info["divergence"] == blown_up.info["divergence"]
     for name, rec in blown_up.learners.items():
-        assert list(back.learners[name].diagnostics) == ["grad_norm", "update_norm", "sharpness"]
+        keys = list(back.learners[name].diagnostics)
+        assert keys == list(rec.diagnostics)  # every diagnostic back, in order
+        assert keys[:3] == ["grad_norm", "update_norm", "sharpness"]
+        assert set(CURVATURE_NAMES) <= set(keys)  # λ_min and the trace with their error bars
         for key, values in rec.diagnostics.items():
             np.testing.assert_array_equal(back.learners[name].diagnostics[key], values)
 
