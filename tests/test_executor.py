@@ -175,7 +175,9 @@ def test_shipped_sharpness_diagnostics_are_bitwise_the_in_process_ones(dtype):
     here = path_diagnostics(problem, traj, tasks, spec, 2, dspec)
     ship = Shipping()
     there = path_diagnostics(problem, traj, tasks, spec, 2, dspec, executor=ship, ref=ref)
-    assert set(here.values) == {"grad_norm", "update_norm", "sharpness", "preconditioned_sharpness"}
+    from trajviz.engine.curvature_path import CURVATURE_NAMES, SPECTRUM_NAMES
+    assert set(here.values) == {"grad_norm", "update_norm", "sharpness", "preconditioned_sharpness",
+                                *CURVATURE_NAMES, *SPECTRUM_NAMES, "straight_loss"}
     for name, value in here.values.items():
         assert np.array_equal(value, there.values[name], equal_nan=True), name
     assert np.isfinite(here.values["sharpness"]).all() and here.values["sharpness"].shape == (3, 5)
