@@ -5,6 +5,7 @@ one good run and one broken run. Screenshots go to each test's tmp_path.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
@@ -28,8 +29,10 @@ if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
     pytest.skip("no chromium at /usr/bin/chromium", allow_module_level=True)
 
 
-def _serve(runs: Path):
-    """Serve the app over ``runs`` in a thread on a free port; yields its URL."""
+@contextlib.contextmanager
+def serving(runs: Path):
+    """The app over ``runs`` served in a thread on a free port: (URL, its AppState). On exit
+    the server stops and so does every worker and job the app started."""
     from werkzeug.serving import make_server
 
     from trajviz.app import create_app
@@ -39,10 +42,18 @@ def _serve(runs: Path):
     srv = make_server("127.0.0.1", 0, app.server, threaded=True)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}/"
-    srv.shutdown()
-    thread.join(timeout=10)
-    app.trajviz_state.shutdown()  # every worker and job it started
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}/", app.trajviz_state
+    finally:
+        srv.shutdown()
+        thread.join(timeout=10)
+        app.trajviz_state.shutdown()  # every worker and job it started
+
+
+def _serve(runs: Path):
+    """Serve the app over ``runs`` (``serving``); yields its URL."""
+    with serving(runs) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")

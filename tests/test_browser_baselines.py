@@ -3,10 +3,9 @@ the unit bowl doubles |θ0| every meta-step, tests/test_training.py) shows the l
 summary card and the Meta-training tab, and its '?' opens the likely causes."""
 from __future__ import annotations
 
-import logging
-import threading
 
 import pytest
+from test_browser import serving
 from test_browser_diag import ARGS, CHROMIUM, sync_api
 from test_training import worse_run  # noqa: F401  (the fixture)
 
@@ -19,32 +18,22 @@ pytestmark = pytest.mark.browser
 def page(worse_run, tmp_path_factory):  # noqa: F811
     import dataclasses
 
-    from werkzeug.serving import make_server
-
-    from trajviz.app import create_app
     from trajviz.store import write_run
 
     runs = tmp_path_factory.mktemp("worse-runs")
     write_run(dataclasses.replace(worse_run, run_id="worse"), runs)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app(runs)
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1366, "height": 768})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(f"http://127.0.0.1:{srv.server_port}/")
-        pg.wait_for_selector("#summary .tv-table", timeout=30_000)
-        pg.wait_for_load_state("networkidle")
-        pg.errors = errors
-        yield pg
-        browser.close()
-    srv.shutdown()
-    thread.join(timeout=10)
-    app.trajviz_state.shutdown()  # every worker and job it started
+    with serving(runs) as (url, _state):
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            pg = browser.new_page(viewport={"width": 1366, "height": 768})
+            errors: list[str] = []
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.goto(url)
+            pg.wait_for_selector("#summary .tv-table", timeout=30_000)
+            pg.wait_for_load_state("networkidle")
+            pg.errors = errors
+            yield pg
+            browser.close()
 
 
 def test_the_line_and_its_question_mark_in_the_summary_and_the_meta_tab(page, worse_run):  # noqa: F811

@@ -3,31 +3,16 @@ spectra): the spectrum panel follows the playback clock in the browser, with no 
 request per frame, and the λ_min, trace and straight-line panels draw."""
 from __future__ import annotations
 
-import logging
-import shutil
-import threading
 import time
-from pathlib import Path
 
 import pytest
+from test_browser import ARGS, CHROMIUM, serving, sync_api  # skips without playwright/chromium
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-
-sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-    pytest.skip("no chromium at /usr/bin/chromium", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    from werkzeug.serving import make_server
-
-    from trajviz.app import create_app
     from trajviz.pipeline.experiment import run_experiment
     from trajviz.spec.config import from_dict
     from trajviz.store import write_run
@@ -39,27 +24,20 @@ def page(tmp_path_factory):
         "slices": {"kinds": ["pca"], "resolution": 21}})
     runs = tmp_path_factory.mktemp("curvature-runs")
     write_run(run_experiment(config, run_id="sinusoid-small"), runs)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app(runs)
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1024, "height": 768})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(f"http://127.0.0.1:{srv.server_port}/")
-        pg.wait_for_function("""() => { const gd = document.querySelector(
-            '#surface-graph .js-plotly-plot');
-            return gd && gd.layout && gd.layout.meta && gd.layout.meta.key && gd._fullLayout; }""",
-                             timeout=60_000)
-        pg.errors = errors
-        yield pg
-        browser.close()
-    srv.shutdown()
-    thread.join(timeout=10)
-    app.trajviz_state.shutdown()  # every worker and job it started
+    with serving(runs) as (url, _state):
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            pg = browser.new_page(viewport={"width": 1024, "height": 768})
+            errors: list[str] = []
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.goto(url)
+            pg.wait_for_function("""() => { const gd = document.querySelector(
+                '#surface-graph .js-plotly-plot');
+                return gd && gd.layout && gd.layout.meta && gd.layout.meta.key && gd._fullLayout; }""",
+                                 timeout=60_000)
+            pg.errors = errors
+            yield pg
+            browser.close()
 
 
 SPECTRUM = "() => { const gd = document.querySelector('#panel-spectrum .js-plotly-plot'); " \

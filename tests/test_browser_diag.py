@@ -5,13 +5,12 @@ Chromium via Playwright against a live app on 127.0.0.1, as in test_browser.py.
 """
 from __future__ import annotations
 
-import logging
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_browser import serving
 
 pytestmark = pytest.mark.browser
 
@@ -46,31 +45,21 @@ def blown_up_runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(blown_up_runs):
-    from werkzeug.serving import make_server
 
-    from trajviz.app import create_app
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app(blown_up_runs[0])
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1366, "height": 768})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(f"http://127.0.0.1:{srv.server_port}/")
-        pg.wait_for_function("""() => { const gd = document.querySelector(
-            '#surface-graph .js-plotly-plot');
-            return gd && gd.layout && gd.layout.meta && gd.layout.meta.key && gd._fullLayout; }""",
-                             timeout=30_000)
-        pg.errors = errors
-        yield pg
-        browser.close()
-    srv.shutdown()
-    thread.join(timeout=10)
-    app.trajviz_state.shutdown()  # every worker and job it started
+    with serving(blown_up_runs[0]) as (url, _state):
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            pg = browser.new_page(viewport={"width": 1366, "height": 768})
+            errors: list[str] = []
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.goto(url)
+            pg.wait_for_function("""() => { const gd = document.querySelector(
+                '#surface-graph .js-plotly-plot');
+                return gd && gd.layout && gd.layout.meta && gd.layout.meta.key && gd._fullLayout; }""",
+                                 timeout=30_000)
+            pg.errors = errors
+            yield pg
+            browser.close()
 
 
 def _traces(pg, graph: str):

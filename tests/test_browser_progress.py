@@ -6,13 +6,11 @@ The what-if is made slow deterministically by the worker's test delay
 recomputation first waits, cancellably, 600 s. Times are printed, never asserted."""
 from __future__ import annotations
 
-import logging
 import os
-import threading
 import time
 
 import pytest
-from test_browser import ARGS, CHROMIUM, sync_api  # noqa: F401 - skips without playwright/chromium
+from test_browser import ARGS, CHROMIUM, serving, sync_api  # noqa: F401 - skips without playwright/chromium
 
 from trajviz.cli.worker import DELAY_ENV
 from trajviz.pipeline.experiment import run_experiment
@@ -30,10 +28,6 @@ SHOWN_JS = "(id) => { const el = document.getElementById(id); return !!el && el.
 
 @pytest.fixture(scope="module")
 def slow(tmp_path_factory):
-    from werkzeug.serving import make_server
-
-    from trajviz.app import create_app
-
     runs = tmp_path_factory.mktemp("progress-runs")
     config = from_dict({"family": "linear2d", "learners": ["leap", "random"], "seed": 3,
                         "inner": {"steps": 8, "lr": 0.1},
@@ -42,17 +36,10 @@ def slow(tmp_path_factory):
     write_run(run_experiment(config, run_id="slow"), runs)
     old = os.environ.get(DELAY_ENV)
     os.environ[DELAY_ENV] = "600"  # the workers this server starts inherit it
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app(runs)
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{srv.server_port}/", app.trajviz_state
+        with serving(runs) as served:
+            yield served
     finally:
-        srv.shutdown()
-        thread.join(timeout=10)
-        app.trajviz_state.shutdown()  # every worker and job it started
         if old is None:
             os.environ.pop(DELAY_ENV, None)
         else:

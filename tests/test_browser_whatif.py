@@ -7,13 +7,11 @@ The time from a change to the new picture is printed, never asserted (bench/benc
 --browser measures it)."""
 from __future__ import annotations
 
-import logging
-import threading
 import time
 
 import numpy as np
 import pytest
-from test_browser import ARGS, CHROMIUM, sync_api  # noqa: F401 - skips without playwright/chromium
+from test_browser import ARGS, CHROMIUM, serving, sync_api  # noqa: F401 - skips without playwright/chromium
 
 from trajviz.spec.config import from_dict
 from trajviz.pipeline.experiment import run_experiment
@@ -64,25 +62,14 @@ COMPARE_JS = """() => { const f = window.__fast[window.__fast.length - 1];
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from werkzeug.serving import make_server
-
-    from trajviz.app import create_app
-
     runs = tmp_path_factory.mktemp("whatif-runs")
     config = from_dict({"family": "linear2d", "learners": ["leap", "random"], "seed": 3,
                         "inner": {"steps": 8, "lr": 0.1},
                         "outer": {"meta_steps": 3, "meta_batch": 3, "eval_every": 3, "eval_tasks": 2},
                         "heldout_tasks": 3, "slices": {"kinds": ["exact", "pca"], "resolution": 15}})
     write_run(run_experiment(config, run_id="wi"), runs)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app(runs)
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}/", app.trajviz_state
-    srv.shutdown()
-    thread.join(timeout=10)
-    app.trajviz_state.shutdown()  # every worker and job it started
+    with serving(runs) as (url, _state):
+        yield url, _state
 
 
 def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tmp_path):
