@@ -111,6 +111,7 @@ def fingerprint_app(run, tag: str, out: dict[str, str], tmp: Path) -> None:
     from app_fixtures import write_run_dir
 
     from trajviz.app import callbacks as cb
+    from trajviz.app.choice import PageChoice
 
     write_run_dir(tmp, run)
     state = cb.AppState.for_dir(tmp)
@@ -121,9 +122,9 @@ def fingerprint_app(run, tag: str, out: dict[str, str], tmp: Path) -> None:
             for task in ("mean", "0"):
                 for frame in (None, 2, 99):
                     out[f"{tag}/app/draw/{view}/{mode}/{task}/{frame}"] = _digest(
-                        cb.draw(state, run_id, view, task, list(run.learners), mode, frame))
+                        cb.draw(state, PageChoice(run_id, view, task, list(run.learners), mode, frame)))
         out[f"{tag}/app/draw/{view}/none"] = _digest(
-            cb.draw(state, run_id, view, "mean", [], "2d", 0))
+            cb.draw(state, PageChoice(run_id, view, "mean", [], "2d", 0)))
         for frame in (None, 1, -5):
             out[f"{tag}/app/meta/{view}/{frame}"] = _digest(
                 cb.draw_meta(state, run_id, view, list(run.learners), frame))

@@ -110,7 +110,7 @@ def test_blown_up_run_draws_a_finite_surface_crosses_and_one_note(page, blown_up
 
 
 def test_steps_panels_show_threshold_and_crossings(page, blown_up_runs):
-    page.get_by_text("Steps & curvature").click()
+    page.get_by_text("Step size").click()
     page.locator("#panel-card-sharpness").wait_for(state="visible", timeout=10_000)
     assert not page.locator("#panel-card-length").is_visible()
     traces = _traces(page, "panel-sharpness")

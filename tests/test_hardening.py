@@ -17,6 +17,7 @@ from app_fixtures import make_run, write_run_dir
 
 from trajviz.cli import main as cli
 from trajviz.app import callbacks as cb
+from trajviz.app.choice import PageChoice
 from trajviz.app import create_app, inputs
 from trajviz.figures.export import export_run, file_stem
 from trajviz.store import RunError, check_run, list_runs, load_run, safe
@@ -298,7 +299,7 @@ def _text(component) -> str:
 def _draw(**kw):
     args = {"run_id": "good", "view": None, "task": None, "learners": ["leap"], "mode": "2d",
             "frame": 0, **kw}
-    return lambda st: _text(cb.draw(st, **args)["notes"])
+    return lambda st: _text(cb.draw(st, PageChoice(**args))["notes"])
 
 
 def _export(**kw):

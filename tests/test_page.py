@@ -11,6 +11,7 @@ import pytest
 from app_fixtures import make_run, write_run_dir
 
 from trajviz.app import callbacks as cb
+from trajviz.app.choice import PageChoice
 from trajviz.app.components import GRAPH_CONFIG, MAIN_GRAPH_CONFIG, surface_key
 from trajviz.app.whatif import beta_style, keep_shown, same_picture
 from trajviz.figures.plane import MIN_CELLS, RING, end_ranks, fit_box, surface_figure
@@ -170,7 +171,7 @@ def test_the_page_surface_has_no_legend_under_its_axis_title(tmp_path, zoom):
     write_run_dir(tmp_path, make_run(run_id="r"))
     state = cb.AppState.for_dir(tmp_path)
     state.launches = type("L", (), {"over": staticmethod(lambda rid, run, ls: (run, ls))})()
-    o = cb.draw(state, "r", None, "0", ["leap", "random"], "2d", 0, zoom)
+    o = cb.draw(state, PageChoice("r", None, "0", ["leap", "random"], "2d", 0, zoom))
     assert o["main"].layout.showlegend is False
     assert "leap" in str(o["key"]) and "random" in str(o["key"])
 

@@ -18,6 +18,7 @@ from test_trust import _distribution, _module
 
 from trajviz.app import birth, create_app, ids, jobs, launches, worker_client
 from trajviz.app import callbacks as cb
+from trajviz.app.choice import PageChoice
 from trajviz.app.state import AppState
 from trajviz.app.whatif import WhatIfService, answer, run_changed
 from trajviz.app.whatif_route import fast_reply
@@ -132,7 +133,7 @@ def _settle(state) -> None:
 STEPS = [
     ("picker", lambda st, r: cb.run_options(st, r, r)),
     ("run-controls", lambda st, r: cb.run_controls(st, r)),
-    ("draw", lambda st, r: cb.draw(st, r, None, None, ["leap"], "2d", 0)),
+    ("draw", lambda st, r: cb.draw(st, PageChoice(r, None, None, ["leap"], "2d", 0))),
     ("draw-meta", lambda st, r: cb.draw_meta(st, r, None, ["leap"], 0)),
     ("export-download", lambda st, r: cb.export(st, "html", "surface", r, None, None, ["leap"],
                                                 "2d", 0)),

@@ -4,6 +4,7 @@ are one line and the worker keeps serving."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import threading
@@ -77,3 +78,18 @@ def test_a_worker_that_does_not_answer_is_stopped_with_one_line(tmp_path):
     with pytest.raises(WorkerError, match=r"did not answer within 0 s and was stopped; try again$"):
         client.call("ping")
     assert client.process.wait(timeout=10) != 0  # killed, so a pool starts a fresh one
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="niceness is a POSIX notion")
+def test_a_worker_runs_below_the_page(tmp_path):
+    """A worker warming up (importing torch) must not slow the page's draw: it runs
+    WORKER_NICE lower than the app that started it."""
+    from trajviz.cli.worker import WORKER_NICE
+
+    worker = WorkerClient(make_birth_run(tmp_path / "runs"), "whatif")
+    try:
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, worker.process.pid) == min(19, mine + WORKER_NICE)
+        assert worker.call("ping")[0]["ok"]
+    finally:
+        worker.close()

@@ -36,6 +36,7 @@ from trajviz.viewmodel.selection import (
 from trajviz.store import RunError, list_runs
 from trajviz.app import ids, inputs
 from trajviz.app.birth import register_birth
+from trajviz.app.draw import PageChoice, draw, panel_styles, parts_for  # noqa: F401 - draw, panel_styles re-exported
 from trajviz.app.demo import demo_training
 from trajviz.app.components import (
     empty_figure,
@@ -150,50 +151,6 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     return out
 
 
-def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
-         learners: list[str] | None, mode: str, frame: int | None,
-         zoom: str = "fit", shown: dict | None = None,
-         _launched: Any = None) -> dict[str, Any]:
-    """The inner-loop tab: surface and panel figures at ``frame``, their playback data,
-    the honesty card and notes. On a problem, empty figures and a note. ``shown``: the
-    what-if inner setting to draw (``app.whatif.shown_run``; None: the stored run)."""
-    blank = {"main": empty_figure(), "panels": {k: empty_figure() for k in PANEL_KEYS},
-             "data": None, "max": 1, "honesty": [], "notes": [], "key": surface_key([]),
-             "panel_notes": {k: "" for k in PANEL_KEYS}}
-    try:
-        run_id, view = inputs.run_id(run_id), inputs.text(view, "slice")
-        learners, frame = inputs.names(learners), inputs.frame(frame)
-        mode = inputs.text(mode, "mode")
-        if run_id is None:
-            return blank
-        sel = pick(state, run_id, shown_run(state, run_id, shown), view, task, learners)
-    except (RunError, ValueError) as exc:
-        return {**blank, "notes": [message("Nothing to draw", inputs.public(str(exc), state.runs_dir))]}
-    three_d = mode == "3d"
-    if not sel.learners:
-        text = "Tick a learner on the left."
-        return {**blank, "main": surface_figure(sel, 0, three_d),
-                "panels": {k: empty_figure(text) for k in PANEL_KEYS},
-                "notes": [message("No learner selected", text, kind="info")],
-                "honesty": honesty_card(sel)}
-    k = sel.frame(int(frame or 0))
-    data = frame_data(sel, ids.MAIN_GRAPH, ids.PANEL_GRAPH, three_d=three_d, frame=k)
-    notes = [message("Note", n, kind="warn") for n in sel.notes]
-    main = surface_figure(sel, k, three_d, zoom=zoom if zoom in ("all", "full") else "fit")
-    # the page's key names the learners (layout: over the plot), so no legend under the
-    # axis title to collide with it at narrow widths
-    main.update_layout(showlegend=False)
-    return {"main": main, "key": surface_key(sel.learners),
-            "panels": {key: panel_figure(sel, key, k) for key in PANEL_KEYS},
-            "data": data, "max": sel.steps, "honesty": honesty_card(sel), "notes": notes,
-            "panel_notes": {key: sel.diagnosis.lines.get(key, "") for key in PANEL_KEYS}}
-
-
-def panel_styles(group: str | None) -> list[dict[str, str]]:
-    """The panel cards' styles (PANELS order): shown when in the chosen set of panels."""
-    return [panel_style(p, group) for p in PANELS]
-
-
 def draw_meta(state: AppState, run_id: str | None, view: str | None,
               learners: list[str] | None, frame: int | None) -> dict[str, Any]:
     """The meta-training tab: θ0 paths on the slice, held-out curves, playback data."""
@@ -276,20 +233,19 @@ def register(app, state: AppState) -> None:
                   Output(ids.HONESTY, "children"), Output(ids.NOTES, "children"),
                   *[Output(ids.PANEL_NOTE[k], "children") for k in PANEL_KEYS],
                   Output(ids.SURFACE_KEY, "children"),
+                  *[Output(ids.PANEL_CARD[k], "style") for k in PANEL_KEYS],
                   Input(ids.RUN, "value"), Input(ids.SLICE, "value"), Input(ids.TASK, "value"),
                   Input(ids.LEARNERS, "value"), Input(ids.MODE, "value"),
                   Input(ids.ZOOM, "value"), State(ids.INNER.frame, "data"),
-                  Input(ids.WHATIF_SHOWN, "data"), Input(ids.LAUNCHED, "data"))
-    def _draw(run_id, view, task, learners, mode, zoom, frame, shown, launched):
-        o = draw(state, run_id, view, task, learners, mode, frame, zoom, shown, launched)
-        return (o["main"], *[o["panels"][k] for k in PANEL_KEYS], o["data"], o["max"],
-                o["honesty"], o["notes"], *[o["panel_notes"][k] for k in PANEL_KEYS],
-                o.get("key", surface_key([])))
-
-    @app.callback(*[Output(ids.PANEL_CARD[k], "style") for k in PANEL_KEYS],
+                  Input(ids.WHATIF_SHOWN, "data"), Input(ids.LAUNCHED, "data"),
                   Input(ids.PANEL_SET, "value"))
-    def _panel_set(group):
-        return tuple(panel_styles(group))
+    def _draw(run_id, view, task, learners, mode, zoom, frame, shown, _launched, group):
+        page = PageChoice(run_id, view, task, learners, mode, frame, zoom, shown, group)
+        triggered = {t["prop_id"].split(".")[0] for t in ctx.triggered or []} - {""}
+        o = draw(state, page, parts_for(triggered))
+        return (o["main"], *[o["panels"].get(k, no_update) for k in PANEL_KEYS], o["data"],
+                o["max"], o["honesty"], o["notes"], *[o["panel_notes"][k] for k in PANEL_KEYS],
+                o["key"], *o["styles"])
 
     @app.callback(Output(ids.META_GRAPH, "figure"), Output(ids.META_CURVES, "figure"),
                   Output(ids.META.data, "data"), Output(ids.META.slider, "max"),

@@ -34,6 +34,7 @@ from trajviz.app.estimate import Estimate, whatif_estimate
 from trajviz.app.worker_client import SUPERSEDED, LatestWins, WorkerCancelled, WorkerError, WorkerPool
 
 from trajviz.app.whatif_layout import (  # noqa: F401 - the box's names, re-exported
+    LIVE,
     LR_MARKS,
     OPTIMIZERS,
     OWN,
@@ -270,6 +271,29 @@ def keep_shown(state, run_id: str | None, shown: dict | None, name: str | None) 
                       "in the run now, chosen under “Shown”."}
 
 
+def picker_for(state, run_id: Any, shown: Any, current: Any) -> tuple:
+    """("Shown" picker options, value) for what is on screen (``shown``, the WHATIF_SHOWN
+    store): a what-if not kept is listed as "on screen now" and picked; a kept variant or
+    the run's own setting is picked. ``no_update`` where the picker already says so (a
+    value set here would start the picker's own callback again)."""
+    try:
+        run = state.cache.get(run_id) if isinstance(run_id, str) else None
+    except RunError:
+        run = None
+    if run is None:
+        return no_update, no_update
+    options = variant_options(run)
+    shown = shown if isinstance(shown, dict) and shown.get("run") == run_id else {}
+    live = state.whatif.live.get(run_id)
+    if shown.get("live") is not None and live is not None:
+        options.append({"label": f"on screen now: {describe(live[1].inner)} (not kept)",
+                        "value": LIVE})
+        value = LIVE
+    else:
+        value = shown.get("variant") or OWN
+    return options, (no_update if value == current else value)
+
+
 def run_changed(state, run_id: Any) -> tuple:
     """The controls for a picked run, its worker warmed only for a listed, readable run
     (``state.cache.checked``); the defaults, and no process, for anything else."""
@@ -312,6 +336,8 @@ def register_whatif(app, state) -> None:
         idle = (no_update, True, {"display": "none"}, "", {"width": "0%"})
         try:
             if ctx.triggered_id == ids.WHATIF_PICK:
+                if pick == LIVE:  # set by picker_for: the what-if on screen is shown already
+                    raise PreventUpdate
                 state.actions.cancel_kind("whatif")
                 shown = {"run": run_id, "variant": None if pick == OWN else pick, "live": None}
                 text = ("On screen: the run's own setting." if pick == OWN
@@ -346,6 +372,13 @@ def register_whatif(app, state) -> None:
         o = keep_shown(state, run_id, shown, name)
         return o["status"], o["options"], o["pick"]
 
+    @app.callback(Output(ids.WHATIF_PICK, "options", allow_duplicate=True),
+                  Output(ids.WHATIF_PICK, "value", allow_duplicate=True),
+                  Input(ids.WHATIF_SHOWN, "data"), State(ids.RUN, "value"),
+                  State(ids.WHATIF_PICK, "value"), prevent_initial_call=True)
+    def _follow(shown, run_id, current):
+        return picker_for(state, run_id, shown, current)
+
     app.clientside_callback(  # no β for SGD
         "function (opt) { return (opt === 'momentum' || opt === 'adam') ? {} : {display: 'none'}; }",
         Output(ids.WHATIF_BETA_ROW, "style"), Input(ids.WHATIF_OPT, "value"))
@@ -355,8 +388,8 @@ def register_whatif(app, state) -> None:
         State(ids.WHATIF_OPT, "value"), State(ids.WHATIF_STEPS, "value"), State(ids.RUN, "value"),
         State(ids.SLICE, "value"), State(ids.TASK, "value"), State(ids.LEARNERS, "value"),
         State(ids.MODE, "value"), State(ids.INNER.frame, "data"), State(ids.WHATIF_SHOWN, "data"),
-        prevent_initial_call=True)
+        State(ids.PANEL_SET, "value"), prevent_initial_call=True)
 
 
-__all__ = ["WhatIfService", "answer", "beta_style", "changes_of", "keep_shown", "recompute",
+__all__ = ["WhatIfService", "answer", "beta_style", "changes_of", "keep_shown", "picker_for", "recompute",
            "register_whatif", "run_changed", "same_picture", "shown_run", "whatif_box"]

@@ -12,6 +12,7 @@ from trajviz.figures.restyle import restyle_data
 from trajviz.data.run import Run
 from trajviz.viewmodel.selection import Selection, select
 from trajviz.app import ids, inputs
+from trajviz.app.choice import PageChoice, shown_keys
 
 
 def pick(state, run_id: str, run: Run, view: Any, task: Any,
@@ -23,14 +24,15 @@ def pick(state, run_id: str, run: Run, view: Any, task: Any,
     return select(run, view, inputs.task(task), [n for n in learners if n in run.learners])
 
 
-def fast_update(state, run_id: str, run: Run, view: Any, task: Any, learners: Any,
-                frame: Any) -> dict[str, Any]:
-    """``restyle_data`` for the page's graphs; ValueError for a bad choice or no learner."""
-    view, learners = inputs.text(view, "slice"), inputs.names(learners)
-    sel = pick(state, run_id, run, view, task, learners)
+def fast_update(state, run_id: str, run: Run, page: PageChoice) -> dict[str, Any]:
+    """``restyle_data`` for the page's graphs (the surface and the panels of the chosen set)
+    over ``run``; ValueError for a bad choice or no learner."""
+    view, learners = inputs.text(page.view, "slice"), inputs.names(page.learners)
+    sel = pick(state, run_id, run, view, page.task, learners)
     if not sel.learners:
         raise ValueError("no learner selected")
-    return restyle_data(sel, ids.MAIN_GRAPH, ids.PANEL_GRAPH, inputs.frame(frame))
+    panels = {key: ids.PANEL_GRAPH[key] for key in shown_keys(page.group)}
+    return restyle_data(sel, ids.MAIN_GRAPH, panels, inputs.frame(page.frame))
 
 
 __all__ = ["fast_update", "pick"]

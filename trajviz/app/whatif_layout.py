@@ -8,6 +8,7 @@ from trajviz.app import ids
 from trajviz.app.components import field, progress_row
 
 OWN = "__own__"
+LIVE = "__live__"  # the "Shown" picker's entry for a what-if on screen, not kept
 SURFACE_NOTE = ("The surface is reused: it is the loss over the slice and does not depend on "
                 "the inner optimiser; only the paths, panels and summary are recomputed "
                 "(sharpness only when a variant is kept: it is the slow part).")

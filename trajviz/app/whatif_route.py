@@ -28,11 +28,12 @@ from typing import Any
 from trajviz.store import RunError
 from trajviz.app import ids, inputs
 from trajviz.app.whatif import answer, changes_of, summary_children
+from trajviz.app.choice import PageChoice
 from trajviz.app.whatif_fast import fast_update
 from trajviz.app.worker_client import WorkerError
 
 ROUTE = "/_trajviz/whatif"
-FIELDS = "run, lr, beta, opt, steps, view, task, learners, mode, frame"
+FIELDS = "run, lr, beta, opt, steps, view, task, learners, mode, frame, group"
 PROGRESS_IDS = {"job": ids.WHATIF_PROGRESS.job, "poll": ids.WHATIF_PROGRESS.poll,
                 "row": ids.WHATIF_PROGRESS.row, "text": ids.WHATIF_PROGRESS.text}
 _CAMEL = re.compile("([A-Z])")  # marginRight -> margin-right
@@ -92,8 +93,9 @@ def fast_reply(state, body: Any) -> dict[str, Any]:
              "summary_html": html_of(summary)}
     if out["shown"] is not None and body.get("mode") != "3d":
         try:  # only the new path data; the full draw follows when the slider rests
-            fast = fast_update(state, run_id, out["run"], body.get("view"), body.get("task"),
-                               body.get("learners"), body.get("frame"))
+            fast = fast_update(state, run_id, out["run"], PageChoice(
+                run_id, body.get("view"), body.get("task"), body.get("learners"),
+                frame=body.get("frame"), group=body.get("group")))
             reply["fast"] = {**fast, "shown": out["shown"]}
         except (RunError, ValueError):
             pass  # nothing the fast path can restyle: the browser draws in full

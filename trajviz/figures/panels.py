@@ -30,6 +30,7 @@ from trajviz.figures.style import (
     base_layout,
     clean,
     learner_colour,
+    new_figure,
     step_dtick,
     wrap,
 )
@@ -136,8 +137,7 @@ def panel_figure(sel: Selection, key: str, frame: int | None = None,
         return spectrum_figure(sel, frame, paper)
     k = sel.frame(frame)
     traces, axis = panel_traces(sel, key, k)
-    fig = go.Figure(traces)
-    base_layout(fig, paper)
+    fig = new_figure(traces, paper)
     fig.update_layout(margin={"l": 44, "r": 10, "t": 8, "b": 24}, showlegend=False,
                       meta={"key": sel.key, "frame": k}, uirevision=sel.key)
     axis["y"]["title"] = None  # the page's card title names the panel

@@ -16,7 +16,7 @@ from trajviz.viewmodel.honesty import honesty_line
 from trajviz.viewmodel.selection import Selection, slice_name, value_range
 from trajviz.figures.playback import tail_of
 from trajviz.figures.raster import contour_segments, image_uri, in_box, robust_range
-from trajviz.figures.style import SURFACE_SCALE, base_layout, clean, learner_colour
+from trajviz.figures.style import SURFACE_SCALE, clean, learner_colour, new_figure
 
 #: Contour lines drawn on the screen surface, evenly over its fitted colour range.
 SCREEN_LEVELS = 14
@@ -210,7 +210,7 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
     same box for every task and learner choice, so pictures compare), "full" the grid."""
     k = sel.frame(frame)
     box = zoom_box(sel, zoom)
-    fig = go.Figure()
+    fig = new_figure(paper=paper)
     bar = None
     if three_d or paper:  # 3D: the z axis is the colour's scale, so no colour bar (width)
         fig.add_trace(surface_trace(sel, three_d, **({"showscale": False} if three_d else {})))
@@ -234,7 +234,6 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
     if bar is not None:  # the hover grid, then the colour bar: the last overlay
         fig.add_trace(hover_grid(sel, box))
         fig.add_trace(bar)
-    base_layout(fig, paper)
     title = f"{slice_name(sel.slice_kind)} · {sel.task_label}"
     fig.update_layout(
         title={"text": title, "subtitle": {"text": honesty_line(sel)}, "x": 0.01,

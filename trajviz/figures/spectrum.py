@@ -12,7 +12,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from trajviz.figures.style import GRID_COLOUR, base_layout, clean, learner_colour
+from trajviz.figures.style import GRID_COLOUR, clean, learner_colour, new_figure
 from trajviz.viewmodel.diagnosis import NOT_RECORDED
 from trajviz.viewmodel.selection import Selection
 
@@ -40,8 +40,7 @@ def spectrum_figure(sel: Selection, frame: int | None = None, paper: bool = Fals
     """The spectrum panel at ``frame`` (a "not recorded" note when the run kept no density)."""
     k = sel.frame(frame)
     view = sel.spectrum
-    fig = go.Figure(spectrum_traces(sel, k) if view is not None else [])
-    base_layout(fig, paper)
+    fig = new_figure(spectrum_traces(sel, k) if view is not None else [], paper)
     fig.update_layout(margin={"l": 44, "r": 10, "t": 8, "b": 24}, showlegend=False,
                       meta={"key": sel.key, "frame": k}, uirevision=sel.key)
     if view is None:

@@ -109,7 +109,7 @@ class PanelSpec:
 
 
 #: The page shows one set of panels at a time: (key, label).
-PANEL_GROUPS = (("shape", "Path shape"), ("steps", "Steps & curvature"), ("curvature", "Curvature"))
+PANEL_GROUPS = (("shape", "Path shape"), ("steps", "Step size"), ("curvature", "Curvature"))
 
 PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("loss", "Loss: recorded (solid) and on the slice (dashed)",

@@ -347,11 +347,11 @@
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     trajviz_whatif: {
-      change: function (lr, beta, opt, steps, run, view, task, learners, mode, frame, shown) {
+      change: function (lr, beta, opt, steps, run, view, task, learners, mode, frame, shown, group) {
         if (!window.fetch || !window.Plotly) { return; }
         var playback = window.dash_clientside.trajviz;
         post({run: run, lr: lr, beta: beta, opt: opt, steps: steps, view: view, task: task,
-              learners: learners, mode: mode, frame: frame},
+              learners: learners, mode: mode, frame: frame, group: group},
              function () { return playback.shownFrame("inner step", frame); },
              shown === undefined ? null : shown);
       },
