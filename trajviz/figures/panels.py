@@ -27,6 +27,7 @@ from trajviz.figures.style import (
     CURSOR_COLOUR,
     GRID_COLOUR,
     PAPER_FONT,
+    Scatter,
     base_layout,
     clean,
     learner_colour,
@@ -52,7 +53,7 @@ def panel_traces(sel: Selection, key: str, k: int,
     for n in sel.learners:
         colour = learner_colour(n)
         err = errors.get(n)
-        traces.append(go.Scatter(
+        traces.append(Scatter(
             x=steps, y=clean(sel.series[key][n]), mode="lines+markers", name=n,
             legendgroup=n, showlegend=legend,
             line={"color": colour, "width": 2, "dash": "dot" if key == "straight" else "solid"},
@@ -63,16 +64,16 @@ def panel_traces(sel: Selection, key: str, k: int,
         if key == "straight":
             traces += straight_traces(sel, n, steps, colour)
         if key == "loss":
-            traces.append(go.Scatter(
+            traces.append(Scatter(
                 x=steps, y=clean(sel.plane[n]), mode="lines", name=f"{n} on the slice",
                 legendgroup=n, showlegend=False,
                 line={"color": colour, "width": 1.5, "dash": "dash"},
                 hovertemplate=f"{n} on the slice<br>step %{{x}}<br>loss %{{y:.4g}}<extra></extra>"))
     lo, hi = pa["cursor"]
-    traces.append(go.Scatter(
+    traces.append(Scatter(
         x=[k, k], y=[lo, hi], mode="lines", name="cursor", showlegend=False, hoverinfo="skip",
         line={"color": CURSOR_COLOUR, "width": 1.2, "dash": "dot"}))
-    traces.append(go.Scatter(
+    traces.append(Scatter(
         x=[k] * len(sel.learners), y=cursor_dots(sel, key, k),
         mode="markers", name="now", showlegend=False, hoverinfo="skip",
         marker={"size": 9, "color": [learner_colour(n) for n in sel.learners],
@@ -91,11 +92,11 @@ def panel_traces(sel: Selection, key: str, k: int,
 def straight_traces(sel: Selection, n: str, steps: np.ndarray, colour: str) -> list[Any]:
     """The straight panel's 2nd and 3rd traces of learner ``n``: the path's own recorded loss
     (solid) and the loss along the plane's straight segment (dash-dot)."""
-    return [go.Scatter(x=steps, y=clean(sel.series["loss"][n]), mode="lines", name=f"{n} path",
+    return [Scatter(x=steps, y=clean(sel.series["loss"][n]), mode="lines", name=f"{n} path",
                        legendgroup=n, showlegend=False, line={"color": colour, "width": 1.2},
                        opacity=0.6,
                        hovertemplate=f"{n} path<br>step %{{x}}<br>loss %{{y:.4g}}<extra></extra>"),
-            go.Scatter(x=steps, y=clean(sel.straight.plane[n]), mode="lines",
+            Scatter(x=steps, y=clean(sel.straight.plane[n]), mode="lines",
                        name=f"{n} straight on the slice", legendgroup=n, showlegend=False,
                        line={"color": colour, "width": 1, "dash": "dashdot"}, opacity=0.6,
                        hovertemplate=f"{n} straight segment on the slice<br>t = step/K, step "
@@ -106,7 +107,7 @@ def threshold_traces(sel: Selection, key: str) -> list[Any]:
     """The ``spec.extra_traces`` of a threshold panel: the threshold as a horizontal
     dashed line (empty when the run states none), then one × per learner at the step
     where its drawn path first exceeds it (the contract in ``playback``)."""
-    line = go.Scatter(**threshold_line(sel, key), mode="lines",
+    line = Scatter(**threshold_line(sel, key), mode="lines",
                       name="stability threshold", showlegend=False,
                       line={"color": "#c0392b", "width": 1.5, "dash": "dash"},
                       hovertemplate="stability threshold %{y:.4g}<extra></extra>")
@@ -117,7 +118,7 @@ def threshold_traces(sel: Selection, key: str) -> list[Any]:
             ys.append(float(clean(sel.series[key][n])[step]))
             colours.append(learner_colour(n))
             texts.append(f"{n} crosses the threshold at step {step}")
-    marks = go.Scatter(x=xs, y=ys, mode="markers", name="crosses threshold", showlegend=False,
+    marks = Scatter(x=xs, y=ys, mode="markers", name="crosses threshold", showlegend=False,
                        text=texts, hovertemplate="%{text}<extra></extra>",
                        marker={"symbol": "x-thin", "size": 12, "color": colours or "#c0392b",
                                "line": {"width": 2.5, "color": colours or "#c0392b"}})

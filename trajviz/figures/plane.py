@@ -16,7 +16,16 @@ from trajviz.viewmodel.honesty import honesty_line
 from trajviz.viewmodel.selection import Selection, slice_name, value_range
 from trajviz.figures.playback import tail_of
 from trajviz.figures.raster import contour_segments, image_uri, in_box, robust_range
-from trajviz.figures.style import SURFACE_SCALE, clean, learner_colour, new_figure
+from trajviz.figures.style import (
+    SURFACE_SCALE,
+    Contour,
+    Scatter,
+    Scatter3d,
+    Surface,
+    clean,
+    learner_colour,
+    new_figure,
+)
 
 #: Contour lines drawn on the screen surface, evenly over its fitted colour range.
 SCREEN_LEVELS = 14
@@ -47,8 +56,8 @@ def surface_trace(sel: Selection, three_d: bool = False, what: str = "loss",
             common["hovertemplate"] = (
                 f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>{what}: %{{customdata:.4g}}"
                 f"<br>(height and colour: {unit} %{{z:.3g}})<extra></extra>")
-        return go.Surface(**{**common, "opacity": 0.8, **style})
-    return go.Contour(**{**common, "ncontours": 22,
+        return Surface(**{**common, "opacity": 0.8, **style})
+    return Contour(**{**common, "ncontours": 22,
                          "line": {"width": 0.6, "color": "rgba(60,72,88,0.35)"},
                          "contours": {"coloring": "heatmap", "showlines": True}, **style})
 
@@ -76,10 +85,10 @@ def screen_surface(fig: go.Figure, sel: Selection, box: tuple[float, float, floa
     levels = np.linspace(lo, hi, SCREEN_LEVELS + 2)[1:-1]
     x, y = contour_segments(sel.alpha, sel.beta, zc, levels)
     unit = unit_title(sel, what)
-    fig.add_trace(go.Scatter(
+    fig.add_trace(Scatter(
         x=clean(x), y=clean(y), mode="lines", name="surface", hoverinfo="skip",
         showlegend=False, line={"width": 0.7, "color": "rgba(60,72,88,0.45)"}))
-    bar = go.Scatter(
+    bar = Scatter(
         x=[None, None], y=[None, None], mode="markers", name="colour scale",
         showlegend=False, hoverinfo="skip",
         marker={"color": [lo, hi], "colorscale": SURFACE_SCALE, "cmin": lo, "cmax": hi,
@@ -114,7 +123,7 @@ def hover_grid(sel: Selection, box: tuple[float, float, float, float]) -> go.Sca
     aa, bb = np.meshgrid(a[ia], b[ib])  # [B', A']
     ax, ay = sel.axis_titles
     scale = f" (colour: {unit_title(sel)})" if sel.log_z else ""
-    return go.Scatter(
+    return Scatter(
         x=clean(aa.ravel()), y=clean(bb.ravel()), mode="none", name="surface value",
         showlegend=False, customdata=clean(np.asarray(sel.z)[np.ix_(ib, ia)].ravel()),
         hovertemplate=(f"{ax}: %{{x:.3g}}<br>{ay}: %{{y:.3g}}<br>loss: %{{customdata:.4g}}"
@@ -212,8 +221,9 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
     box = zoom_box(sel, zoom)
     fig = new_figure(paper=paper)
     bar = None
+    traces = []  # added at once: plotly's add_trace re-checks every trace each call
     if three_d or paper:  # 3D: the z axis is the colour's scale, so no colour bar (width)
-        fig.add_trace(surface_trace(sel, three_d, **({"showscale": False} if three_d else {})))
+        traces.append(surface_trace(sel, three_d, **({"showscale": False} if three_d else {})))
     else:
         bar = screen_surface(fig, sel, box)
     unit = unit_title(sel)
@@ -223,17 +233,15 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
     for n in sel.learners:
         xy = sel.coords[n]
         zz = sel.colour_of(sel.plane[n]) if three_d else None
-        for trace in path_group(n, xy, zz, k, "step", np.arange(len(xy)), three_d,
-                                rank=ranks[n]):
-            fig.add_trace(trace)
+        traces += path_group(n, xy, zz, k, "step", np.arange(len(xy)), three_d, rank=ranks[n])
     if sel.diagnosis.diverged:  # an overlay: after the groups, so their indices never move
-        fig.add_trace(diverged_trace(sel, three_d))
+        traces.append(diverged_trace(sel, three_d))
     marks = [] if three_d else edge_annotations(sel, box)
     if marks:  # paths leaving the frame: marked on its edge (annotations: no trace moves)
         fig.update_layout(annotations=marks)
     if bar is not None:  # the hover grid, then the colour bar: the last overlay
-        fig.add_trace(hover_grid(sel, box))
-        fig.add_trace(bar)
+        traces += [hover_grid(sel, box), bar]
+    fig.add_traces(traces)
     title = f"{slice_name(sel.slice_kind)} · {sel.task_label}"
     fig.update_layout(
         title={"text": title, "subtitle": {"text": honesty_line(sel)}, "x": 0.01,
@@ -280,7 +288,7 @@ def path_group(name: str, xy: np.ndarray, z: np.ndarray | None, k: int, unit: st
     grow = rank * (RING if not three_d else RING / 3)
     colour = learner_colour(name)
     xy = clean(xy)
-    scatter = go.Scatter3d if three_d else go.Scatter
+    scatter = Scatter3d if three_d else Scatter
 
     def xyz(points: np.ndarray, zs: np.ndarray | None) -> dict[str, Any]:
         out = {"x": points[:, 0], "y": points[:, 1]}
@@ -334,6 +342,6 @@ def diverged_trace(sel: Selection, three_d: bool = False) -> go.Scatter | go.Sca
     common = {"x": xy[:, 0], "y": xy[:, 1], "mode": "markers", "name": "diverged",
               "showlegend": False, "text": texts, "hovertemplate": "%{text}<extra></extra>"}
     if three_d:
-        return go.Scatter3d(**common, z=zs, marker={"symbol": "x", "size": 6, "color": colours})
-    return go.Scatter(**common, marker={"symbol": "x", "size": 15, "color": colours,
+        return Scatter3d(**common, z=zs, marker={"symbol": "x", "size": 6, "color": colours})
+    return Scatter(**common, marker={"symbol": "x", "size": 15, "color": colours,
                                         "line": {"width": 1.5, "color": "white"}})

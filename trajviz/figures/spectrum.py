@@ -12,7 +12,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from trajviz.figures.style import GRID_COLOUR, clean, learner_colour, new_figure
+from trajviz.figures.style import GRID_COLOUR, Scatter, clean, learner_colour, new_figure
 from trajviz.viewmodel.diagnosis import NOT_RECORDED
 from trajviz.viewmodel.selection import Selection
 
@@ -25,11 +25,11 @@ def spectrum_traces(sel: Selection, k: int) -> list[Any]:
     for n in sel.learners:
         colour = learner_colour(n)
         y = view.density.get(n)
-        traces.append(go.Scatter(
+        traces.append(Scatter(
             x=clean(view.grid), y=clean(y[row]) if y is not None else [], mode="lines", name=n,
             showlegend=False, line={"color": colour, "width": 2, "shape": "spline"},
             hovertemplate=f"{n}<br>eigenvalue %{{x:.3g}}<br>density %{{y:.3g}}<extra></extra>"))
-    traces.append(go.Scatter(
+    traces.append(Scatter(
         x=[float(view.grid[-1])], y=[view.label_y()], mode="text", text=[view.label(k)],
         textposition="bottom left", name="step", showlegend=False, hoverinfo="skip",
         textfont={"color": "#52606d"}))
