@@ -110,8 +110,12 @@ def test_blown_up_run_draws_a_finite_surface_crosses_and_one_note(page, blown_up
 
 
 def test_steps_panels_show_threshold_and_crossings(page, blown_up_runs):
-    page.get_by_text("Step size").click()
+    page.get_by_text("Step size", exact=True).click()
     page.locator("#panel-card-sharpness").wait_for(state="visible", timeout=10_000)
+    # a panel set's figures are drawn when it is picked (app/draw.py): wait for them
+    page.wait_for_function("""() => { const g = document.querySelector('#panel-sharpness .js-plotly-plot');
+        return g && g.data && g.data.some(t => t.name === 'stability threshold'); }""",
+                           timeout=30_000)
     assert not page.locator("#panel-card-length").is_visible()
     traces = _traces(page, "panel-sharpness")
     thr = [t for t in traces if t["name"] == "stability threshold"][0]
