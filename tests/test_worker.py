@@ -84,7 +84,7 @@ def test_a_worker_that_does_not_answer_is_stopped_with_one_line(tmp_path):
 def test_a_worker_runs_below_the_page(tmp_path):
     """A worker warming up (importing torch) must not slow the page's draw: it runs
     WORKER_NICE lower than the app that started it."""
-    from trajviz.cli.worker import WORKER_NICE
+    from trajviz.spec.priority import WORKER_NICE
 
     worker = WorkerClient(make_birth_run(tmp_path / "runs"), "whatif")
     try:

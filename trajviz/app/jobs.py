@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trajviz.spec.priority import lower_priority
 from trajviz.store.files import write_json
 
 
@@ -319,4 +320,5 @@ if __name__ == "__main__":
         print("usage: python -m trajviz.app.jobs CONFIG.json RUNS_DIR PROGRESS.json",
               file=sys.stderr)
         sys.exit(2)
+    lower_priority()  # training behind the page never slows the page
     sys.exit(work(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))

@@ -60,4 +60,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from trajviz.spec.priority import lower_priority
+
+    lower_priority()  # a birth map behind the page never slows the page
     sys.exit(main(sys.argv[1:]))

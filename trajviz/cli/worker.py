@@ -327,28 +327,13 @@ def serve(path: Path, stdin: BinaryIO, stdout: BinaryIO, warm: str = "whatif") -
     return 0
 
 
-#: The worker's niceness above the app's. Starting one (importing torch, reading the run)
-#: takes seconds of CPU; on a small machine that would slow the page's own draw and the
-#: browser's rendering right after a run switch. While the page waits on the worker it is
-#: the only busy process, and nice costs it nothing.
-WORKER_NICE = 5
-
-
-def lower_priority() -> None:
-    """Run this process ``WORKER_NICE`` lower than its parent, where the OS allows it."""
-    nice = getattr(os, "nice", None)
-    if nice is not None:
-        try:
-            nice(WORKER_NICE)
-        except OSError:
-            pass
-
-
 def main(argv: list[str]) -> int:
     if not (len(argv) == 1 or (len(argv) == 3 and argv[1] == "--warm" and argv[2] in WARM)):
         print(f"usage: python -m trajviz.cli.worker RUN_PATH [--warm {'|'.join(WARM)}]", file=sys.stderr)
         return 2
-    lower_priority()
+    from trajviz.spec.priority import lower_priority
+
+    lower_priority()  # a worker warming up never slows the page
     import torch
 
     torch.set_num_threads(1)
