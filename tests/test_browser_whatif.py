@@ -80,9 +80,11 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         errors, whatif_posts = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: r.url.endswith(ROUTE) and whatif_posts.append(r.url))
-        dash_whatif = []  # the sliders must not go through the what-if callback
+        dash_whatif = []  # the sliders must not go through the what-if callback (the "Shown"
+        # picker following what is on screen, whatif.picker_for, only names it: not counted)
         page.on("request", lambda r: "_dash-update-component" in r.url and "whatif-status.children"
-                in (r.post_data or "") and dash_whatif.append(r.url))
+                in (r.post_data or "") and '"changedPropIds":["whatif-variant.value"]'
+                not in (r.post_data or "") and dash_whatif.append(r.url))
         full_draws = []  # answered requests for the full inner-loop figures
         page.on("requestfinished", lambda r: "_dash-update-component" in r.url and
                 "surface-graph.figure" in (r.post_data or "") and full_draws.append(1))
@@ -131,6 +133,8 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         page.wait_for_function("() => document.querySelector('#summary-live').innerText === ''",
                                timeout=10_000)
         rested_summary = page.evaluate(SUMMARY_JS)  # handed to Dash
+        page.wait_for_function("() => document.querySelector('#whatif-variant').innerText"
+                               ".includes('on screen now: sgd, lr 0.0')", timeout=10_000)
         lives = [v for v in page.evaluate("() => window.__live") if v["live"]]
         browser.close()
     assert after_paths != before_paths and after_summary != before_summary

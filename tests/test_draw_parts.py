@@ -9,7 +9,7 @@ from dash import no_update
 from trajviz.app import ids
 from trajviz.app.callbacks import AppState
 from trajviz.app.choice import PageChoice, shown_keys
-from trajviz.app.draw import CARDS, DATA, FULL, PANEL, SURFACE, draw, parts_for
+from trajviz.app.draw import CARDS, DATA, FULL, PANEL, SURFACE, draw, parts_for, values
 from trajviz.app.whatif_fast import fast_update
 from trajviz.viewmodel.selection import PANEL_GROUPS, PANEL_KEYS, PANELS
 
@@ -61,8 +61,9 @@ def test_zoom_mode_and_panel_set_leave_the_rest_alone(state):
     page = PageChoice("r", None, "0", ["leap", "reptile"], "2d", 2, group="shape")
     zoomed = draw(state, page, parts_for({ids.ZOOM}))
     assert zoomed["main"] is not no_update and zoomed["panels"] == {}
-    for name in ("data", "max", "honesty", "notes", "styles"):
+    for name in ("data", "max", "honesty", "notes"):
         assert zoomed[name] is no_update, name
+    assert zoomed["styles"] == [no_update] * len(PANELS)  # one per card: the callback spreads it
     three_d = draw(state, PageChoice(**{**page.__dict__, "mode": "3d"}), parts_for({ids.MODE}))
     assert three_d["data"]["main"]["three_d"] is True and three_d["panels"] == {}
     assert any(t.type == "surface" for t in three_d["main"].data)
@@ -70,7 +71,7 @@ def test_zoom_mode_and_panel_set_leave_the_rest_alone(state):
                   parts_for({ids.PANEL_SET}))
     assert picked["main"] is no_update and picked["key"] is no_update
     assert set(picked["panels"]) == set(shown_keys("curvature"))
-    assert picked["styles"] is not no_update and picked["data"]["main"]["three_d"] is False
+    assert no_update not in picked["styles"] and picked["data"]["main"]["three_d"] is False
     whole = draw(state, page, parts_for({ids.LEARNERS}))
     assert CARDS in FULL and whole["max"] == 10 and whole["honesty"] is not no_update
 
@@ -90,3 +91,14 @@ def test_the_fast_route_restyles_only_the_chosen_panels(state):
     every = fast_update(state, "r", run, PageChoice("r", None, "1", ["leap"], frame=4))
     assert len(every["panels"]) == len(PANEL_KEYS)
     np.testing.assert_array_equal(fast["main"]["data"][0]["x"], every["main"]["data"][0]["x"])
+
+
+@pytest.mark.parametrize("light", [set(), {ids.ZOOM}, {ids.MODE}, {ids.PANEL_SET}])
+def test_every_draw_fills_each_output_of_the_callback_once(state, light):
+    """The callback spreads the result over its outputs: one value each, whatever was drawn."""
+    o = draw(state, PageChoice("r", None, "0", ["leap"], "2d", 1, group="steps"), parts_for(light))
+    out = values(o)
+    assert len(out) == 1 + len(PANEL_KEYS) + 4 + len(PANEL_KEYS) + 1 + len(PANELS)
+    panels = out[1:1 + len(PANEL_KEYS)]
+    drawn = [k for k, f in zip(PANEL_KEYS, panels) if f is not no_update]
+    assert drawn == ([] if PANEL not in parts_for(light) else list(shown_keys("steps")))

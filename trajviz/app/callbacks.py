@@ -37,6 +37,7 @@ from trajviz.store import RunError, list_runs
 from trajviz.app import ids, inputs
 from trajviz.app.birth import register_birth
 from trajviz.app.draw import PageChoice, draw, panel_styles, parts_for  # noqa: F401 - draw, panel_styles re-exported
+from trajviz.app.draw import values as draw_values
 from trajviz.app.demo import demo_training
 from trajviz.app.components import (
     empty_figure,
@@ -242,19 +243,19 @@ def register(app, state: AppState) -> None:
     def _draw(run_id, view, task, learners, mode, zoom, frame, shown, _launched, group):
         page = PageChoice(run_id, view, task, learners, mode, frame, zoom, shown, group)
         triggered = {t["prop_id"].split(".")[0] for t in ctx.triggered or []} - {""}
-        o = draw(state, page, parts_for(triggered))
-        return (o["main"], *[o["panels"].get(k, no_update) for k in PANEL_KEYS], o["data"],
-                o["max"], o["honesty"], o["notes"], *[o["panel_notes"][k] for k in PANEL_KEYS],
-                o["key"], *o["styles"])
+        return draw_values(draw(state, page, parts_for(triggered)))
 
     @app.callback(Output(ids.META_GRAPH, "figure"), Output(ids.META_CURVES, "figure"),
                   Output(ids.META.data, "data"), Output(ids.META.slider, "max"),
                   Input(ids.RUN, "value"), Input(ids.SLICE, "value"),
-                  Input(ids.LEARNERS, "value"), State(ids.META.frame, "data"))
-    def _draw_meta(run_id, view, learners, frame):
-        # a new run starts at its last meta-step (θ0 as meta-learned), not the old index
+                  Input(ids.LEARNERS, "value"), State(ids.META.frame, "data"),
+                  Input(ids.TABS, "value"))
+    def _draw_meta(run_id, view, learners, frame, tab):
+        if tab != "meta":  # drawn when its tab is opened: a run switch does not wait for it
+            return no_update, no_update, no_update, no_update
+        # a new run, or the tab opened, starts at the last meta-step (θ0 as meta-learned)
         o = draw_meta(state, run_id, view, learners,
-                      None if ctx.triggered_id == ids.RUN else frame)
+                      None if ctx.triggered_id in (ids.RUN, ids.TABS) else frame)
         return o["main"], o["curves"], o["data"], o["max"]
 
     @app.callback(Output(ids.DOWNLOAD, "data"), Output(ids.EXPORT_STATUS, "children"),

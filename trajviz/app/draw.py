@@ -81,8 +81,8 @@ def draw(state: AppState, page: PageChoice, parts: frozenset[str] = FULL) -> dic
                 "honesty": honesty_card(sel)}
     k = sel.frame(int(frame or 0))
     out: dict[str, Any] = {name: no_update for name in
-                           ("main", "key", "data", "max", "honesty", "notes", "styles")}
-    out["panels"] = {}
+                           ("main", "key", "data", "max", "honesty", "notes")}
+    out["panels"], out["styles"] = {}, [no_update] * len(PANELS)
     out["panel_notes"] = {key: no_update for key in PANEL_KEYS}
     if SURFACE in parts:
         main = surface_figure(sel, k, three_d, zoom=page.zoom if page.zoom in ("all", "full") else "fit")
@@ -103,5 +103,14 @@ def draw(state: AppState, page: PageChoice, parts: frozenset[str] = FULL) -> dic
     return out
 
 
+def values(o: dict[str, Any]) -> tuple:
+    """``draw``'s result in the draw callback's output order (``callbacks.register``): the
+    surface, one figure per panel (PANEL_KEYS), data, slider max, honesty, notes, one note
+    per panel, the surface key, one style per panel card (PANELS)."""
+    return (o["main"], *[o["panels"].get(k, no_update) for k in PANEL_KEYS], o["data"],
+            o["max"], o["honesty"], o["notes"], *[o["panel_notes"][k] for k in PANEL_KEYS],
+            o["key"], *o["styles"])
+
+
 __all__ = ["CARDS", "DATA", "FULL", "PANEL", "SURFACE", "PageChoice", "draw", "panel_styles",
-           "parts_for", "shown_keys"]
+           "parts_for", "shown_keys", "values"]
