@@ -336,7 +336,8 @@ def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int =
     setup = heldout_setup(config)
     settings = BirthmapConfig(True, grid, tasks, statistic, quantile)
     # an Executor or a scheduler string; threads as the run's policy chooses (threads.py)
-    with using(executor) as ex, thread_scope(config_threads(config), policy=True):
+    with using(executor) as ex, thread_scope(config_threads(config, None, setup.problem),
+                                                      policy=True):
         return birth_map_on(setup.problem, setup.tasks, setup.spec, setup.seed, run.views[view],
                             run.learners, settings, chunk=chunk, executor=ex, progress=progress,
                             ref=ProblemRef.of(config.family, config.family_options))

@@ -36,9 +36,7 @@ from trajviz.spec.learner_variants import learner_specs
 from trajviz.pipeline.heldout import (
     HeldOut,
     config_threads,
-    heldout_seed,
     heldout_setup,
-    inner_spec,
 )
 from trajviz.pipeline.collapse import dead_fraction
 from trajviz.pipeline.record import (
@@ -165,7 +163,8 @@ def init_params(problem: Problem, theta0, device: str, dtype: torch.dtype) -> to
 
 def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
                      inits: dict[str, np.ndarray] | None = None,
-                     executor: Executor | None = None, scratch: PathScratch | None = None) -> Recorded:
+                     executor: Executor | None = None, scratch: PathScratch | None = None,
+                     setup: HeldOut | None = None) -> Recorded:
     """Meta-train every learner of ``config`` and record its held-out inner loops.
 
     ``inits``: {name: θ0 [P]} fixed initialisations (e.g. a user's own file, see
@@ -173,15 +172,16 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
     and minibatches. Held-out rollouts are recorded in chunks (``pipeline.record``) onto
     ``scratch``, whose points ``Recorded.recordings`` refer to; without ``scratch`` the
     records come back with their paths filled as the record policy says (full or
-    placeholders) and no recordings.
+    placeholders) and no recordings. ``setup``: ``heldout_setup(config)`` when the caller
+    has built it (``run_experiment`` builds the family once per run).
     """
     if scratch is None:
         with PathScratch() as own:
-            rec = train_and_record(config, progress, inits, executor, own)
+            rec = train_and_record(config, progress, inits, executor, own, setup)
             full = rec.plan.policy == "full"
             return replace(rec, records={n: with_paths(r, rec.recordings[n], full)
                                          for n, r in rec.records.items()}, recordings={})
-    setup = heldout_setup(config)
+    setup = setup or heldout_setup(config)
     device, dtype, family, problem, spec = setup.device, setup.dtype, setup.family, setup.problem, setup.spec
     check_slices(config, problem)
     clash = sorted(set(inits or {}) & set(config.learners))
@@ -283,19 +283,23 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     string (``local-dask:2``, ``tcp://HOST:PORT``: started or reached before any work,
     closed at the end) or None (in-process).
     """
-    chosen = config_threads(config, threads)
+    setup = heldout_setup(config)  # the one family of the run, passed down from here
+    chosen = config_threads(config, threads, setup.problem)
     with thread_scope(chosen, policy=threads is None), using(executor) as ex, recording():
-        return _run_experiment(config, progress=progress, run_id=run_id, inits=inits, executor=ex)
+        return _run_experiment(config, setup, progress=progress, run_id=run_id, inits=inits,
+                               executor=ex)
 
 
-def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
-                    run_id: str = "", inits: dict | None = None,
-                    executor: Executor | None = None) -> Run:
+def _run_experiment(config: ExperimentConfig, setup: HeldOut, *,
+                    progress: Progress | None = None, run_id: str = "",
+                    inits: dict | None = None, executor: Executor | None = None) -> Run:
     from trajviz.problem.inits import resolve_inits
 
     started = time.perf_counter()
     with PathScratch() as scratch:
-        rec = train_and_record(config, progress, resolve_inits(config, inits), executor, scratch)
+        rec = train_and_record(config, progress,
+                               resolve_inits(config, inits, setup.problem.model.spec),
+                               executor, scratch, setup)
         timings = dict(rec.timings)
         views = {}
         points = {n: r.points for n, r in rec.recordings.items()}
@@ -314,8 +318,7 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
             t0 = time.perf_counter()
             report = None if progress is None else (
                 lambda done, total, k=kind: progress(f"birthmap:{k}", done, total))
-            birthmaps[kind] = birth_map_on(rec.problem, rec.heldout, inner_spec(config.inner),
-                                           heldout_seed(config), view, rec.records, config.birthmap,
+            birthmaps[kind] = birth_map_on(rec.problem, rec.heldout, setup.spec, setup.seed, view, rec.records, config.birthmap,
                                            progress=report, executor=executor,
                                            ref=ProblemRef.of(config.family, config.family_options))
             timings[f"birthmap:{kind}"] = time.perf_counter() - t0

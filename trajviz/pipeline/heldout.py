@@ -77,10 +77,15 @@ def heldout_seed(config: ExperimentConfig) -> int:
     return int(np.random.SeedSequence([config.seed, HELDOUT_STREAM]).generate_state(1)[0])
 
 
-def config_threads(config: ExperimentConfig, requested: int | None = None) -> int | None:
-    """The thread count ``run_experiment`` uses for ``config`` (see ``threads.threads_for``)."""
+def config_threads(config: ExperimentConfig, requested: int | None = None,
+                   problem: Problem | None = None) -> int | None:
+    """The thread count ``run_experiment`` uses for ``config`` (see ``threads.threads_for``).
+    ``problem``: the config's, when the caller has built it (``HeldOut.problem``), so that
+    the family is not built again just to read the model's size."""
     if requested is not None:
         return check_threads(requested)
-    size = make_family(config.family, config.family_options).problem().model.spec.size
+    if problem is None:
+        problem = make_family(config.family, config.family_options).problem()
+    size = problem.model.spec.size
     rollouts = max(config.outer.meta_batch, config.heldout_tasks)
     return threads_for(size, rollouts, device=config.device)
