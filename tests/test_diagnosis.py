@@ -247,7 +247,7 @@ def test_panel_sets_and_panel_lines():
 def test_draw_and_run_controls_carry_the_diagnostics(diag, tmp_path):
     write_run_dir(tmp_path, dataclasses.replace(diag, run_id="diag"))
     state = cb.AppState.for_dir(tmp_path)
-    out = cb.draw(state, "diag", "pca", "2", ["leap", "reptile", "random"], "2d", 0)
+    out = cb.draw(state, cb.PageInputs("diag", "pca", "2", ["leap", "reptile", "random"], "2d", 0))
     assert out["panel_notes"]["sharpness"].startswith("Dashed: threshold 2/lr = 4.")
     assert out["panel_notes"]["length"] == ""
     names = [t.name for t in out["panels"]["sharpness"].data]

@@ -35,6 +35,7 @@ from trajviz.viewmodel.selection import (
 )
 from trajviz.store import RunError, list_runs
 from trajviz.app import ids, inputs
+from trajviz.app.inputs import PageInputs
 from trajviz.app.birth import register_birth
 from trajviz.app.demo import demo_training
 from trajviz.app.components import (
@@ -150,13 +151,13 @@ def run_controls(state: AppState, run_id: str | None) -> dict[str, Any]:
     return out
 
 
-def draw(state: AppState, run_id: str | None, view: str | None, task: Any,
-         learners: list[str] | None, mode: str, frame: int | None,
-         zoom: str = "fit", shown: dict | None = None,
-         _launched: Any = None) -> dict[str, Any]:
-    """The inner-loop tab: surface and panel figures at ``frame``, their playback data,
-    the honesty card and notes. On a problem, empty figures and a note. ``shown``: the
+def draw(state: AppState, page: PageInputs, _launched: Any = None) -> dict[str, Any]:
+    """The inner-loop tab: surface and panel figures at ``page.frame``, their playback data,
+    the honesty card and notes. On a problem, empty figures and a note. ``page.shown``: the
     what-if inner setting to draw (``app.whatif.shown_run``; None: the stored run)."""
+    run_id, view, task, learners, mode, frame, zoom, shown = (
+        page.run_id, page.view, page.task, page.learners, page.mode, page.frame, page.zoom,
+        page.shown)
     blank = {"main": empty_figure(), "panels": {k: empty_figure() for k in PANEL_KEYS},
              "data": None, "max": 1, "honesty": [], "notes": [], "key": surface_key([]),
              "panel_notes": {k: "" for k in PANEL_KEYS}}
@@ -216,11 +217,12 @@ def draw_meta(state: AppState, run_id: str | None, view: str | None,
             "max": meta.frames - 1}
 
 
-def export(state: AppState, fmt: str, what: str, run_id: str | None, view: str | None,
-           task: Any, learners: list[str] | None, mode: str, frame: int | None,
-           preset: str | None = None, shown: dict | None = None):
+def export(state: AppState, fmt: str, what: str, page: PageInputs, preset: str | None = None):
     """(download dict or None, status text) for the page's export buttons: the picture on
-    screen, with the what-if that is ``shown`` and the clicked point's path if drawn."""
+    screen (``page``), with the what-if that is ``page.shown`` and the clicked point's path
+    if drawn."""
+    run_id, view, task, learners, mode, frame, shown = (
+        page.run_id, page.view, page.task, page.learners, page.mode, page.frame, page.shown)
     try:
         run_id, view = inputs.run_id(run_id), inputs.text(view, "slice")
         what = inputs.text(what, "what to export", empty=False)
@@ -281,7 +283,8 @@ def register(app, state: AppState) -> None:
                   Input(ids.ZOOM, "value"), State(ids.INNER.frame, "data"),
                   Input(ids.WHATIF_SHOWN, "data"), Input(ids.LAUNCHED, "data"))
     def _draw(run_id, view, task, learners, mode, zoom, frame, shown, launched):
-        o = draw(state, run_id, view, task, learners, mode, frame, zoom, shown, launched)
+        o = draw(state, PageInputs(run_id, view, task, learners, mode, frame, zoom, shown),
+                 launched)
         return (o["main"], *[o["panels"][k] for k in PANEL_KEYS], o["data"], o["max"],
                 o["honesty"], o["notes"], *[o["panel_notes"][k] for k in PANEL_KEYS],
                 o.get("key", surface_key([])))
@@ -313,8 +316,9 @@ def register(app, state: AppState) -> None:
         what, run_id, view, task, learners, mode, frame, preset, shown = \
             args[len(ids.EXPORT_FORMATS):]
         fmt = next(f for f in ids.EXPORT_FORMATS if ids.EXPORT[f] == ctx.triggered_id)
-        data, text = export(state, fmt, what, run_id, view, task, learners, mode, frame,
-                            preset, shown)
+        data, text = export(state, fmt, what,
+                            PageInputs(run_id, view, task, learners, mode, frame, shown=shown),
+                            preset)
         return (data if data is not None else no_update), text
 
     @app.callback(Output(ids.JOB_STORE, "data"), Output(ids.JOB_POLL, "disabled"),
@@ -356,6 +360,7 @@ def register(app, state: AppState) -> None:
 
 __all__ = [
     "AppState",
+    "PageInputs",
     "RunCache",
     "draw",
     "draw_meta",

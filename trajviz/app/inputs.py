@@ -8,6 +8,7 @@ HTTP 500). ``public`` removes the server's absolute runs path from a message.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,21 @@ def _show(value: Any) -> str:
     """A value for a message: its repr, cut to 40 characters."""
     text_ = repr(value)
     return text_ if len(text_) <= 40 else text_[:37] + "..."
+
+
+@dataclass(frozen=True)
+class PageInputs:
+    """What the page shows, as its controls send it (raw: each value is parsed by the
+    functions above where it is used): run, slice (``view``), task, ticked learners, mode
+    ("2d" | "3d"), frame, zoom, and the what-if setting ``shown``. One bundle for the
+    callback steps that draw or export the page's picture (``callbacks.draw``, ``export``).
+    """
+
+    run_id: Any = None
+    view: Any = None
+    task: Any = None
+    learners: Any = None
+    mode: Any = "2d"
+    frame: Any = None
+    zoom: Any = "fit"
+    shown: Any = None

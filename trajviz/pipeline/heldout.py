@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trajviz.engine.inner import InnerSpec, minibatch_indices
+from trajviz.engine.inner import InnerSpec, Rollouts, minibatch_indices
 from trajviz.kernels.threads import check_threads, threads_for
 from trajviz.problem.optim import InnerOptimizer, make_optimizer
 from trajviz.problem.tasks import Problem, TaskFamily, TaskSet, make_family
@@ -57,6 +57,11 @@ class HeldOut:
     seed: int
     device: str
     dtype: torch.dtype
+
+    @property
+    def rollouts(self) -> Rollouts:
+        """The held-out rollouts' bundle: problem, tasks, inner spec, minibatch seed."""
+        return Rollouts(self.problem, self.tasks, self.spec, self.seed)
 
 
 def heldout_setup(config: ExperimentConfig) -> HeldOut:
