@@ -315,18 +315,15 @@ def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
                      work: Work = DEFAULT_WORK) -> Surface:
     """The loss of every task on its full support set over the slice's grid.
 
-    alpha = linspace(a_min, a_max, A), beta = linspace(b_min, b_max, B) from
-    ``slc.extent``; ``resolution`` = (A, B), each 2..1000, at most 250,000
-    points. The grid is computed on the tasks' device and in their dtype
-    (``TaskSet.placement``: move them first with ``tasks.to(device, dtype)``).
-    ``work.chunk`` grid points are evaluated at once (default
-    ``choose_chunk``, or ``native.chunk_points`` for the native backend); ``method``:
-    as ``evaluate_chunk``'s, the backend chosen once here; ``work.progress(done, total)``
-    is called after each chunk with grid points done and in all. alpha and beta hold the
-    coordinates as evaluated (in that dtype). The chunks go through ``work.executor``
-    (default in-process; see ``trajviz.engine.executors.base``); ``work.ref``, the
-    problem's family and options, lets Dask workers rebuild the problem rather than
-    receive it.
+    alpha = linspace(a_min, a_max, A), beta = linspace(b_min, b_max, B) from ``slc.extent``;
+    ``resolution`` = (A, B), each 2..1000, at most 250,000 points, computed on the tasks'
+    device and in their dtype (``TaskSet.placement``; move them first with ``tasks.to``).
+    ``work.chunk`` grid points are evaluated at once (default ``choose_chunk``, or
+    ``native.chunk_points`` for the native backend); ``method``: as ``evaluate_chunk``'s,
+    the backend chosen once here; ``work.progress(done, total)`` is called after each chunk
+    with grid points done and in all. alpha and beta hold the coordinates as evaluated.
+    The chunks go through ``work.executor`` (default in-process; ``engine.executors.base``);
+    ``work.ref``, the problem's family and options, lets Dask workers rebuild the problem.
     """
     device, dtype = tasks.placement()
     chunk, progress, executor, ref = work.chunk, work.progress, work.executor, work.ref

@@ -74,7 +74,6 @@ PREDICTOR = ("mean over tasks of the AUC extrapolated from the first {m} steps a
 SPECIALISATION = "coefficient of variation of per-task AUC, std_t / |mean_t|"
 
 
-
 @dataclass(frozen=True)
 class BirthContext:
     """What every chunk shares (handed to an executor once).
