@@ -44,6 +44,9 @@ import numpy as np
 import torch
 from timing import median_times  # bench/timing.py (scripts run from bench/)
 
+from trajviz.spec.config import BirthmapConfig
+from trajviz.engine.work import Work
+from trajviz.problem.batches import Rollouts
 from trajviz.kernels import choose_birth, kernels, recording
 from trajviz.pipeline.birthmap import BIRTH_STATISTICS, compute_birth_map, rollout_statistics
 from trajviz.engine.inner import InnerSpec
@@ -100,13 +103,15 @@ def run(args, problem, tasks, spec, view) -> None:
     grid_backend = choose_birth(problem, tasks, spec).name
     kernel = grid_backend == "native"
     with recording() as ran:
-        rollout_statistics(problem, torch.zeros(1, P), tasks, InnerSpec(spec.optimizer, 1), 0)
+        rollout_statistics(Rollouts(problem, tasks, InnerSpec(spec.optimizer, 1), 0),
+                           torch.zeros(1, P))
     print(f"backend of the map's grid: {grid_backend} (kernels {args.kernels}); "
           f"of the loop baseline: inner loop, step on {'+'.join(sorted(ran['step']))}")
     if args.sweep:
         for chunk in (8, 16, 32, 48, 64, 128, 256):
             t, c = time.perf_counter(), time.process_time()
-            compute_birth_map(problem, tasks, spec, 0, view, {}, grid=21, chunk=chunk)
+            compute_birth_map(Rollouts(problem, tasks, spec, 0), view, {},
+                              BirthmapConfig(grid=21, tasks=len(tasks)), work=Work(chunk=chunk))
             print(f"  chunk {chunk:>4} grid points: {time.perf_counter() - t:.2f} s wall, "
                   f"{time.process_time() - c:.2f} s CPU for 21x21")
 
@@ -118,7 +123,8 @@ def run(args, problem, tasks, spec, view) -> None:
         return call
 
     def the_map():
-        return compute_birth_map(problem, tasks, spec, 0, view, {}, grid=args.grid)
+        return compute_birth_map(Rollouts(problem, tasks, spec, 0), view, {},
+                                 BirthmapConfig(grid=args.grid, tasks=len(tasks)))
 
     n = args.threads  # None: the policy
 
@@ -134,7 +140,8 @@ def run(args, problem, tasks, spec, view) -> None:
 
     def loop(native: bool = False, count: int | None = None):
         backend = "native" if native else "plain"
-        return [rollout_statistics(problem, thetas[i:i + 1], tasks, spec, 0, backend=backend)
+        return [rollout_statistics(Rollouts(problem, tasks, spec, 0), thetas[i:i + 1],
+                                   backend=backend)
                 for i in range(count or len(pick))]
 
     t = time.perf_counter()
@@ -220,7 +227,8 @@ def _timed(fn) -> float:
 def exact_map(problem, tasks, spec, view, grid):
     """The map without the native kernel: the inner loop (torch step) on the grid too."""
     with kernels("torch"):
-        return compute_birth_map(problem, tasks, spec, 0, view, {}, grid=grid)
+        return compute_birth_map(Rollouts(problem, tasks, spec, 0), view, {},
+                                 BirthmapConfig(grid=grid, tasks=len(tasks)))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ import time
 import numpy as np
 import torch
 
+from trajviz.spec.config import BirthmapConfig
+from trajviz.engine.work import Work
+from trajviz.problem.batches import Rollouts
 from trajviz.engine.context import ProblemRef
 from trajviz.problem.models import flatten
 from trajviz.data.run import Slice, Surface, View
@@ -79,8 +82,8 @@ def make_job(kind: str):
         chunk = choose_chunk(problem, tasks, spec.size)
         return (f"surface of the sinusoid MLP 1-40-40-1 (P = {spec.size}), {n_tasks} tasks x 100 "
                 f"points, float32", chunk,
-                lambda n, ex: evaluate_surface(problem, slc, tasks, (n, n), chunk=chunk,
-                                               executor=ex, ref=ref).loss)
+                lambda n, ex: evaluate_surface(problem, slc, tasks, (n, n),
+                                               work=Work(ex, ref=ref, chunk=chunk)).loss)
     inner = InnerSpec(make_optimizer("adam", 0.01), 32)
     empty = np.zeros(0, np.float32)
     view = View("random", slc, Surface(empty, empty, np.zeros((0, 0, 0)), np.zeros((0, 0)), empty),
@@ -88,8 +91,9 @@ def make_job(kind: str):
     chunk = default_chunk(spec.size, n_tasks)
     return (f"birth map of the sinusoid MLP 1-40-40-1 (P = {spec.size}), {n_tasks} tasks x 32 Adam "
             f"steps, float32", chunk,
-            lambda n, ex: compute_birth_map(problem, tasks, inner, 0, view, {}, grid=n,
-                                            executor=ex or IN_PROCESS, ref=ref).mean["auc"])
+            lambda n, ex: compute_birth_map(Rollouts(problem, tasks, inner, 0), view, {},
+                                            BirthmapConfig(grid=n, tasks=len(tasks)),
+                                            work=Work(ex or IN_PROCESS, ref=ref)).mean["auc"])
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import median_times  # noqa: E402
 
+from trajviz.problem.batches import Rollouts  # noqa: E402
 from trajviz.engine.curvature import point_sharpness, top_eigenvalues  # noqa: E402
 from trajviz.engine.inner import InnerSpec, inner_loop  # noqa: E402
 from trajviz.problem.models import unflatten  # noqa: E402
@@ -42,7 +43,7 @@ def main() -> None:
     problem = family.problem()
     spec_p = problem.model.spec
     tasks = family.sample(0, 8, "heldout")
-    traj = inner_loop(problem, problem.model.init(0), tasks, InnerSpec(adam(0.01), 32),
+    traj = inner_loop(Rollouts(problem, tasks, InnerSpec(adam(0.01), 32)), problem.model.init(0),
                       record=True).trajectory
     n_tasks, n_points, size = traj.params.shape
     theta = traj.params.reshape(-1, size)  # [264, P], task-major

@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import median_times  # noqa: E402
 
+from trajviz.problem.batches import Rollouts  # noqa: E402
 from trajviz.engine.curvature import SpectrumSpec, hvp_fn, rademacher, spectra  # noqa: E402
 from trajviz.engine.inner import InnerSpec, inner_loop  # noqa: E402
 from trajviz.problem.models import flatten, unflatten  # noqa: E402
@@ -76,7 +77,7 @@ def main() -> None:
     family = make_family("sinusoid", {})
     problem = family.problem()
     tasks = family.sample(0, 8, "heldout")
-    traj = inner_loop(problem, problem.model.init(0), tasks, InnerSpec(adam(0.01), 32),
+    traj = inner_loop(Rollouts(problem, tasks, InnerSpec(adam(0.01), 32)), problem.model.init(0),
                       record=True).trajectory
     n_tasks, n_points, size = traj.params.shape
     theta = traj.params.reshape(-1, size).detach()

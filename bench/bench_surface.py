@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from timing import median_times  # bench/timing.py (scripts run from bench/)
 
+from trajviz.engine.work import Work
 from trajviz.kernels import calibrate, kernels, recording
 from trajviz.kernels.cache import native_dir
 from trajviz.kernels.native import chunk_points
@@ -101,7 +102,8 @@ class Setup:
     def trajviz(self, chunk: int | None = None, kernels_: str = "auto") -> np.ndarray:
         """(a): [B, A] losses, on the kernels ``kernels_`` asks for."""
         with kernels(kernels_):
-            surface = evaluate_surface(self.problem, self.slice, self.tasks, (RES, RES), chunk=chunk)
+            surface = evaluate_surface(self.problem, self.slice, self.tasks, (RES, RES),
+                                       work=Work(chunk=chunk))
         return surface.loss[0]
 
     def loop(self) -> np.ndarray:

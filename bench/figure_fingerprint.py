@@ -40,6 +40,13 @@ def _digest(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _draw(cb, state, *page):
+    """``callbacks.draw`` on the page's inputs: bundled since issue 21, positional before."""
+    if hasattr(cb, "PageInputs"):
+        return cb.draw(state, cb.PageInputs(*page))
+    return cb.draw(state, *page)
+
+
 def _html_page(figs, title, notes):
     try:
         from trajviz.figures.formats import html_page
@@ -111,7 +118,7 @@ def fingerprint_app(run, tag: str, out: dict[str, str], tmp: Path) -> None:
     from app_fixtures import write_run_dir
 
     from trajviz.app import callbacks as cb
-    from trajviz.app.choice import PageChoice
+    from trajviz.app.inputs import PageInputs
 
     write_run_dir(tmp, run)
     state = cb.AppState.for_dir(tmp)
@@ -122,9 +129,9 @@ def fingerprint_app(run, tag: str, out: dict[str, str], tmp: Path) -> None:
             for task in ("mean", "0"):
                 for frame in (None, 2, 99):
                     out[f"{tag}/app/draw/{view}/{mode}/{task}/{frame}"] = _digest(
-                        cb.draw(state, PageChoice(run_id, view, task, list(run.learners), mode, frame)))
+                        _draw(cb, state, run_id, view, task, list(run.learners), mode, frame))
         out[f"{tag}/app/draw/{view}/none"] = _digest(
-            cb.draw(state, PageChoice(run_id, view, "mean", [], "2d", 0)))
+            _draw(cb, state, run_id, view, "mean", [], "2d", 0))
         for frame in (None, 1, -5):
             out[f"{tag}/app/meta/{view}/{frame}"] = _digest(
                 cb.draw_meta(state, run_id, view, list(run.learners), frame))

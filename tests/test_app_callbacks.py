@@ -14,7 +14,6 @@ from app_fixtures import make_run, write_broken_run, write_empty_run, write_run_
 from trajviz import figures as F
 from trajviz.app import ASSETS, create_app, ids
 from trajviz.app import callbacks as cb
-from trajviz.app.choice import PageChoice
 from trajviz.app.jobs import Job, JobManager, _Reporter, job_config, work
 from trajviz.store import RunError
 
@@ -76,7 +75,7 @@ def test_a_bad_run_shows_a_clear_message(state, run_id, reason):
     assert out["workspace_style"] == cb.HIDE and out["message_style"] == cb.SHOW
     text = text_of(out["message"])
     assert reason in text and "Traceback" not in text
-    drawn = cb.draw(state, PageChoice(run_id, None, "mean", ["leap"], "2d", 0))
+    drawn = cb.draw(state, cb.PageInputs(run_id, None, "mean", ["leap"], "2d", 0))
     assert drawn["data"] is None and drawn["notes"]
 
 
@@ -94,7 +93,7 @@ def test_run_controls_fill_the_pickers(state):
 
 
 def test_draw_returns_figures_at_the_frame_and_compact_playback_data(state):
-    out = cb.draw(state, PageChoice("good", "pca", "2", ["leap", "random"], "2d", 4))
+    out = cb.draw(state, cb.PageInputs("good", "pca", "2", ["leap", "random"], "2d", 4))
     main = out["main"]
     assert isinstance(main, go.Figure) and main.data[0].name == "surface"
     assert [t.name for t in main.data if t.name in ("leap", "reptile", "random")] == \
@@ -109,15 +108,15 @@ def test_draw_returns_figures_at_the_frame_and_compact_playback_data(state):
 
 
 def test_draw_clamps_and_falls_back(state):
-    out = cb.draw(state, PageChoice("good", "not-a-slice", "mean", ["leap"], "3d", 99))
+    out = cb.draw(state, cb.PageInputs("good", "not-a-slice", "mean", ["leap"], "3d", 99))
     assert out["data"]["frame"] == 10 and out["data"]["main"]["three_d"] is True
     assert out["main"].data[0].type == "surface"
-    notes = cb.draw(state, PageChoice("good", "pca", "3", ["reptile"], "2d", 0))["notes"]
+    notes = cb.draw(state, cb.PageInputs("good", "pca", "3", ["reptile"], "2d", 0))["notes"]
     assert len(notes) == 1 and "Diverged on this task: reptile at step" in text_of(notes[0])
 
 
 def test_draw_without_learners_asks_for_one(state):
-    out = cb.draw(state, PageChoice("good", "pca", "mean", [], "2d", 0))
+    out = cb.draw(state, cb.PageInputs("good", "pca", "mean", [], "2d", 0))
     assert out["data"] is None and "Tick a learner" in text_of(out["notes"])
     assert out["main"].data[0].name == "surface" and len(out["main"].data) == 3  # + hover grid, bar
 
@@ -131,12 +130,15 @@ def test_draw_meta(state):
 
 
 def test_export_from_the_page(state):
-    download, text = cb.export(state, "html", "surface", "good", "pca", "1", ["leap"], "2d", 3)
+    download, text = cb.export(state, "html", "surface",
+                               cb.PageInputs("good", "pca", "1", ["leap"], "2d", 3))
     assert download["filename"] == "trajviz-good-surface-pca-task1.html" and download["base64"]
     assert text.startswith("Saved trajviz-good-surface-pca-task1.html")
-    download, text = cb.export(state, "png", "surface", "broken", "pca", "1", ["leap"], "2d", 3)
+    download, text = cb.export(state, "png", "surface",
+                               cb.PageInputs("broken", "pca", "1", ["leap"], "2d", 3))
     assert download is None and text.startswith("Export failed: run ") and "not valid JSON" in text
-    assert cb.export(state, "png", "surface", None, None, None, None, "2d", 0)[0] is None
+    blank = cb.PageInputs(None, None, None, None, "2d", 0)
+    assert cb.export(state, "png", "surface", blank)[0] is None
 
 
 def test_parse_task():

@@ -20,7 +20,7 @@ from trajviz.app.birth import (
     start_birth,
 )
 from trajviz.app.callbacks import draw
-from trajviz.app.choice import PageChoice
+from trajviz.app.inputs import PageInputs
 from trajviz.viewmodel.birthview import BIRTH_CHOICES, select_birth
 from trajviz.figures.birthmap import birth_figure
 from trajviz.viewmodel.selection import summary_rows
@@ -126,7 +126,7 @@ def test_click_launch_draws_a_new_learner_and_keep_stores_it(app_state, birth_ru
     launched = o["launched"]
     assert launched["name"] == "click-1", o["status"]
     assert "trained from" in o["status"]
-    drawn = draw(app_state, PageChoice(run_id, "exact", "mean", ["leap"], "2d", 0))
+    drawn = draw(app_state, PageInputs(run_id, "exact", "mean", ["leap"], "2d", 0))
     names = [t.name for t in drawn["main"].data]
     assert "click-1" in names and "leap" in names
     result = app_state.launches.latest(run_id)

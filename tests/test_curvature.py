@@ -6,6 +6,7 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
+from trajviz.problem.batches import Rollouts
 from trajviz.engine.curvature import SpectrumSpec, exact_spectra, rademacher, slq_spectra, spectra
 from trajviz.engine.curvature_path import density_steps
 from trajviz.engine.diagnostics import DiagnosticsSpec, path_diagnostics
@@ -95,8 +96,9 @@ def test_two_parameter_saddle_along_gradient_descent(sspec):
     tasks = _tasks({"s": torch.full((2, 1), s, dtype=F64)})
     theta0 = {"theta": torch.tensor([0.05, 0.0], dtype=F64)}
     spec = InnerSpec(sgd(0.2), 150)
-    traj = inner_loop(problem, theta0, tasks, spec, record=True).trajectory
-    diag = path_diagnostics(problem, traj, tasks, spec, 0, DiagnosticsSpec(spectrum=sspec))
+    traj = inner_loop(Rollouts(problem, tasks, spec), theta0, record=True).trajectory
+    diag = path_diagnostics(Rollouts(problem, tasks, spec, 0), traj,
+                            DiagnosticsSpec(spectrum=sspec))
     p = traj.params.numpy()
     h = _saddle_hessian(p[..., 0], p[..., 1], s)
     eig = np.linalg.eigvalsh(h)
@@ -155,8 +157,9 @@ def test_seeded_and_deterministic():
 def test_straight_line_ends_are_the_recorded_losses():
     problem, tasks = _bowls(dim=3)
     spec = InnerSpec(sgd(0.02), 12)
-    traj = inner_loop(problem, problem.model.init(0, "cpu", F64), tasks, spec, record=True).trajectory
-    diag = path_diagnostics(problem, traj, tasks, spec, 0)
+    traj = inner_loop(Rollouts(problem, tasks, spec), problem.model.init(0, "cpu", F64),
+                      record=True).trajectory
+    diag = path_diagnostics(Rollouts(problem, tasks, spec, 0), traj)
     line = diag.values["straight_loss"]
     assert line.shape == (3, 13)
     np.testing.assert_allclose(line[:, 0], traj.losses[:, 0].numpy(), rtol=1e-12)
@@ -177,15 +180,18 @@ def test_straight_line_ends_are_the_recorded_losses():
 def test_diagnostics_store_curvature_at_the_sharpness_steps():
     problem, tasks = _bowls(dim=3)
     spec = InnerSpec(sgd(0.02), 30)
-    traj = inner_loop(problem, problem.model.init(0, "cpu", F64), tasks, spec, record=True).trajectory
-    diag = path_diagnostics(problem, traj, tasks, spec, 0, DiagnosticsSpec(budget=3 * 10))
+    traj = inner_loop(Rollouts(problem, tasks, spec), problem.model.init(0, "cpu", F64),
+                      record=True).trajectory
+    diag = path_diagnostics(Rollouts(problem, tasks, spec, 0), traj,
+                            DiagnosticsSpec(budget=3 * 10))
     assert diag.subsampled
     done = ~np.isnan(diag.values["lambda_min"][0])
     assert np.flatnonzero(done).tolist() == diag.steps.tolist()
     keep = density_steps(diag.steps)
     np.testing.assert_array_equal(diag.values["spectrum_steps"], np.broadcast_to(keep, (3, len(keep))))
     assert diag.values["spectrum_nodes"].shape == (3, len(keep), 3)
-    off = path_diagnostics(problem, traj, tasks, spec, 0, DiagnosticsSpec(curvature=False))
+    off = path_diagnostics(Rollouts(problem, tasks, spec, 0), traj,
+                           DiagnosticsSpec(curvature=False))
     assert "lambda_min" not in off.values and "spectrum_nodes" not in off.values
     np.testing.assert_array_equal(off.values["straight_loss"], diag.values["straight_loss"])
     assert density_steps(np.arange(101)).tolist() == list(range(0, 101, 5))

@@ -12,7 +12,6 @@ from app_fixtures import make_run, write_run_dir
 from trajviz import figures as F
 from trajviz.viewmodel import selection as S
 from trajviz.app import callbacks as cb
-from trajviz.app.choice import PageChoice
 from trajviz.viewmodel.diagnosis import NOT_RECORDED, crossing_marks, divergence_note, threshold_of
 from trajviz.viewmodel.summary import best_learners, coverage, not_eligible
 from trajviz.viewmodel.ticks import log_ticks, tick_text
@@ -248,7 +247,7 @@ def test_panel_sets_and_panel_lines():
 def test_draw_and_run_controls_carry_the_diagnostics(diag, tmp_path):
     write_run_dir(tmp_path, dataclasses.replace(diag, run_id="diag"))
     state = cb.AppState.for_dir(tmp_path)
-    out = cb.draw(state, PageChoice("diag", "pca", "2", ["leap", "reptile", "random"], "2d", 0))
+    out = cb.draw(state, cb.PageInputs("diag", "pca", "2", ["leap", "reptile", "random"], "2d", 0))
     assert out["panel_notes"]["sharpness"].startswith("Dashed: threshold 2/lr = 4.")
     assert out["panel_notes"]["length"] == ""
     names = [t.name for t in out["panels"]["sharpness"].data]

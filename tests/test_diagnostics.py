@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from trajviz.problem.batches import Rollouts
 from trajviz.engine.diagnostics import (
     DiagnosticsSpec,
     adam_scale,
@@ -38,8 +39,8 @@ def test_quadratic_sharpness_is_the_condition_number_at_every_step():
     problem, tasks = _bowls()
     theta0 = problem.model.init(0, "cpu", F64)
     spec = InnerSpec(sgd(0.05), 8)
-    traj = inner_loop(problem, theta0, tasks, spec, record=True).trajectory
-    diag = path_diagnostics(problem, traj, tasks, spec, 0, DiagnosticsSpec(iters=60))
+    traj = inner_loop(Rollouts(problem, tasks, spec), theta0, record=True).trajectory
+    diag = path_diagnostics(Rollouts(problem, tasks, spec, 0), traj, DiagnosticsSpec(iters=60))
     lam = np.linalg.eigvalsh(tasks.support["A"].numpy())[:, -1]  # = condition up to float32 rounding
     np.testing.assert_allclose(lam, 10.0, rtol=1e-6)
     np.testing.assert_allclose(diag.values["sharpness"], np.broadcast_to(lam[:, None], (3, 9)), atol=1e-5)
@@ -60,9 +61,9 @@ def test_linear2d_sharpness_is_the_batch_hessians_top_eigenvalue():
     problem = family.problem()
     tasks = family.sample(3, 4, "heldout").to("cpu", F64)
     spec = InnerSpec(sgd(0.1), 6, batch_size=5)
-    traj = inner_loop(problem, problem.model.init(0, "cpu", F64), tasks, spec, seed=11,
+    traj = inner_loop(Rollouts(problem, tasks, spec, 11), problem.model.init(0, "cpu", F64),
                       record=True).trajectory
-    diag = path_diagnostics(problem, traj, tasks, spec, 11, DiagnosticsSpec(iters=100))
+    diag = path_diagnostics(Rollouts(problem, tasks, spec, 11), traj, DiagnosticsSpec(iters=100))
     x = all_batches(tasks, minibatch_indices(tasks, spec, 11))["x"].numpy()  # [R, K+1, B, 2]
     closed = np.linalg.eigvalsh(2.0 / 5 * np.einsum("rkbi,rkbj->rkij", x, x))[..., -1]
     np.testing.assert_allclose(diag.values["sharpness"], closed, rtol=1e-8)
@@ -80,13 +81,13 @@ def test_edge_of_stability_on_a_bowl(factor, oscillation, crosses):
                     torch.arange(1), minibatchable=False)
     lr = factor / 10.0
     spec = InnerSpec(sgd(lr), 12)
-    traj = inner_loop(problem, {"theta": torch.tensor([1.0, 1.0], dtype=F64)}, tasks, spec,
-                      record=True).trajectory
+    traj = inner_loop(Rollouts(problem, tasks, spec),
+                      {"theta": torch.tensor([1.0, 1.0], dtype=F64)}, record=True).trajectory
     metrics = path_metrics(traj.params, traj.losses)
     assert float(metrics["oscillation"][0]) == oscillation
     grows = bool(traj.losses[0, -1] > traj.losses[0, 0])
     assert grows == (factor > 2)
-    diag = path_diagnostics(problem, traj, tasks, spec, 0, DiagnosticsSpec(iters=30))
+    diag = path_diagnostics(Rollouts(problem, tasks, spec, 0), traj, DiagnosticsSpec(iters=30))
     threshold, applies_to, rule = stability_threshold("sgd", {"lr": lr})
     assert applies_to == "sharpness" and rule == "2/lr" and threshold == pytest.approx(2 / lr)
     assert crossings(diag.values["sharpness"], threshold).tolist() == [crosses]
@@ -111,7 +112,8 @@ def test_momentum_threshold_separates_decay_from_growth(nesterov):
         tasks = TaskSet({"A": a, "c": torch.zeros(1, 1, dtype=F64)}, {"A": a, "c": torch.zeros(1, 1, dtype=F64)},
                         torch.arange(1), minibatchable=False)
         spec = InnerSpec(momentum(lr, beta, nesterov), 200, divergence_factor=float("inf"))
-        traj = inner_loop(problem, {"theta": torch.ones(1, dtype=F64)}, tasks, spec, record=True).trajectory
+        traj = inner_loop(Rollouts(problem, tasks, spec), {"theta": torch.ones(1, dtype=F64)},
+                          record=True).trajectory
         assert bool(traj.losses[0, -1] > traj.losses[0, 0]) == grows, scale
 
 
@@ -119,14 +121,15 @@ def test_adam_preconditioned_sharpness_matches_the_optimiser_and_closed_form():
     problem, tasks = _bowls(dim=3, n=2)
     lr, b1, b2, eps = 0.05, 0.9, 0.999, 1e-8
     spec = InnerSpec(adam(lr, b1, b2, eps), 6)
-    traj = inner_loop(problem, problem.model.init(0, "cpu", F64), tasks, spec, record=True).trajectory
+    traj = inner_loop(Rollouts(problem, tasks, spec), problem.model.init(0, "cpu", F64),
+                      record=True).trajectory
     scale = adam_scale(traj.grads, b1, b2, eps)  # √(P⁻¹)
     m = torch.zeros_like(traj.grads[:, 0])
     for i in range(6):  # θ_{i+1} − θ_i = −lr·P_i⁻¹·m_i
         m = b1 * m + (1 - b1) * traj.grads[:, i]
         torch.testing.assert_close(traj.params[:, i + 1] - traj.params[:, i], -lr * scale[:, i] ** 2 * m,
                                    rtol=1e-10, atol=1e-12)
-    diag = path_diagnostics(problem, traj, tasks, spec, 0, DiagnosticsSpec(iters=200))
+    diag = path_diagnostics(Rollouts(problem, tasks, spec, 0), traj, DiagnosticsSpec(iters=200))
     s, a = scale.numpy(), tasks.support["A"].numpy()
     closed = np.linalg.eigvalsh(s[..., :, None] * a[:, None] * s[..., None, :])[..., -1]
     np.testing.assert_allclose(diag.values["preconditioned_sharpness"], closed, rtol=1e-6)
@@ -151,8 +154,10 @@ def test_vmapped_points_equal_the_per_point_loop():
     problem = family.problem()
     tasks = family.sample(0, 3, "heldout").to("cpu", F64)
     spec = InnerSpec(sgd(0.01), 3)
-    traj = inner_loop(problem, problem.model.init(0, "cpu", F64), tasks, spec, record=True).trajectory
-    diag = path_diagnostics(problem, traj, tasks, spec, 0, DiagnosticsSpec(iters=10, seed=4))
+    traj = inner_loop(Rollouts(problem, tasks, spec), problem.model.init(0, "cpu", F64),
+                      record=True).trajectory
+    diag = path_diagnostics(Rollouts(problem, tasks, spec, 0), traj,
+                            DiagnosticsSpec(iters=10, seed=4))
     sharp = point_sharpness(problem, 10)
     gen = torch.Generator().manual_seed(4)
     v0 = unflatten(torch.randn(problem.model.spec.size, generator=gen, dtype=F64), problem.model.spec)
@@ -169,8 +174,10 @@ def test_large_models_subsample_steps_and_say_so():
     assert sharpness_steps(32, 1000, 10_000).tolist() == [0, 4, 7, 11, 14, 18, 21, 25, 28, 32]
     problem, tasks = _bowls(dim=4, n=2)
     spec = InnerSpec(sgd(0.05), 8)
-    traj = inner_loop(problem, problem.model.init(0, "cpu", F64), tasks, spec, record=True).trajectory
-    diag = path_diagnostics(problem, traj, tasks, spec, 0, DiagnosticsSpec(budget=12))  # 12 // P = 3 steps
+    traj = inner_loop(Rollouts(problem, tasks, spec), problem.model.init(0, "cpu", F64),
+                      record=True).trajectory
+    diag = path_diagnostics(Rollouts(problem, tasks, spec, 0), traj,
+                            DiagnosticsSpec(budget=12))  # 12 // P = 3 steps
     assert diag.subsampled and diag.steps.tolist() == [0, 4, 8]
     evaluated = ~np.isnan(diag.values["sharpness"])
     assert evaluated[:, [0, 4, 8]].all() and evaluated.sum() == 6
@@ -183,9 +190,10 @@ def test_diagnostics_stop_at_divergence():
     c = torch.tensor([[1.0, -1.0], [0.5, 0.5]], dtype=F64)
     tasks = TaskSet({"A": a, "c": c}, {"A": a, "c": c}, torch.arange(2), minibatchable=False)
     spec = InnerSpec(sgd(1.5), 5)
-    traj = inner_loop(problem, {"theta": torch.zeros(2, dtype=F64)}, tasks, spec, record=True).trajectory
+    traj = inner_loop(Rollouts(problem, tasks, spec), {"theta": torch.zeros(2, dtype=F64)},
+                      record=True).trajectory
     assert traj.diverged_at.tolist() == [-1, 1]
-    diag = path_diagnostics(problem, traj, tasks, spec, 0, DiagnosticsSpec(iters=20))
+    diag = path_diagnostics(Rollouts(problem, tasks, spec, 0), traj, DiagnosticsSpec(iters=20))
     for name in ("grad_norm", "sharpness"):
         assert not np.isnan(diag.values[name][0]).any()
         assert not np.isnan(diag.values[name][1, 0]) and np.isnan(diag.values[name][1, 1:]).all()

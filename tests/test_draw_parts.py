@@ -8,7 +8,7 @@ from dash import no_update
 
 from trajviz.app import ids
 from trajviz.app.callbacks import AppState
-from trajviz.app.choice import PageChoice, shown_keys
+from trajviz.app.inputs import PageInputs, shown_keys
 from trajviz.app.draw import CARDS, DATA, FULL, PANEL, SURFACE, draw, parts_for, values
 from trajviz.app.whatif_fast import fast_update
 from trajviz.viewmodel.selection import PANEL_GROUPS, PANEL_KEYS, PANELS
@@ -42,7 +42,7 @@ def test_panel_sets_partition_as_the_cards_say():
 def test_a_full_draw_builds_only_the_chosen_sets_panels(state):
     group = PANEL_GROUPS[1][0]
     keys = shown_keys(group)
-    o = draw(state, PageChoice("r", None, "0", ["leap", "random"], "2d", 3, group=group))
+    o = draw(state, PageInputs("r", None, "0", ["leap", "random"], "2d", 3, group=group))
     assert set(o["panels"]) == set(keys) and len(keys) < len(PANEL_KEYS)
     assert [p["id"] for p in o["data"]["panels"]] == [ids.PANEL_GRAPH[k] for k in keys]
     hidden = [s == {"display": "none"} for s in o["styles"]]
@@ -51,23 +51,23 @@ def test_a_full_draw_builds_only_the_chosen_sets_panels(state):
     assert o["main"].layout.meta["key"] == o["data"]["key"]
     for k in keys:  # each drawn panel belongs to this selection, at the shown frame
         assert o["panels"][k].layout.meta == {"key": o["data"]["key"], "frame": 3}
-    full = draw(state, PageChoice("r", None, "0", ["leap", "random"], "2d", 3))
+    full = draw(state, PageInputs("r", None, "0", ["leap", "random"], "2d", 3))
     assert set(full["panels"]) == set(PANEL_KEYS)  # no set: every panel (exports, tests)
     for k in keys:  # the same figure whichever set asked for it
         assert o["panels"][k].to_json() == full["panels"][k].to_json()
 
 
 def test_zoom_mode_and_panel_set_leave_the_rest_alone(state):
-    page = PageChoice("r", None, "0", ["leap", "reptile"], "2d", 2, group="shape")
+    page = PageInputs("r", None, "0", ["leap", "reptile"], "2d", 2, group="shape")
     zoomed = draw(state, page, parts_for({ids.ZOOM}))
     assert zoomed["main"] is not no_update and zoomed["panels"] == {}
     for name in ("data", "max", "honesty", "notes"):
         assert zoomed[name] is no_update, name
     assert zoomed["styles"] == [no_update] * len(PANELS)  # one per card: the callback spreads it
-    three_d = draw(state, PageChoice(**{**page.__dict__, "mode": "3d"}), parts_for({ids.MODE}))
+    three_d = draw(state, PageInputs(**{**page.__dict__, "mode": "3d"}), parts_for({ids.MODE}))
     assert three_d["data"]["main"]["three_d"] is True and three_d["panels"] == {}
     assert any(t.type == "surface" for t in three_d["main"].data)
-    picked = draw(state, PageChoice(**{**page.__dict__, "group": "curvature"}),
+    picked = draw(state, PageInputs(**{**page.__dict__, "group": "curvature"}),
                   parts_for({ids.PANEL_SET}))
     assert picked["main"] is no_update and picked["key"] is no_update
     assert set(picked["panels"]) == set(shown_keys("curvature"))
@@ -77,18 +77,18 @@ def test_zoom_mode_and_panel_set_leave_the_rest_alone(state):
 
 
 def test_a_problem_fills_every_part(state):
-    o = draw(state, PageChoice("no-such-run", group="shape"), parts_for({ids.ZOOM}))
+    o = draw(state, PageInputs("no-such-run", group="shape"), parts_for({ids.ZOOM}))
     assert "Nothing to draw" in str(o["notes"]) and o["main"] is not no_update
     assert set(o["panels"]) == set(shown_keys("shape"))
 
 
 def test_the_fast_route_restyles_only_the_chosen_panels(state):
     run = state.cache.get("r")
-    fast = fast_update(state, "r", run, PageChoice("r", None, "1", ["leap"], frame=4,
+    fast = fast_update(state, "r", run, PageInputs("r", None, "1", ["leap"], frame=4,
                                                    group="shape"))
     assert [p["id"] for p in fast["panels"]] == [ids.PANEL_GRAPH[k] for k in shown_keys("shape")]
     assert fast["frame_data"]["frame"] == 4
-    every = fast_update(state, "r", run, PageChoice("r", None, "1", ["leap"], frame=4))
+    every = fast_update(state, "r", run, PageInputs("r", None, "1", ["leap"], frame=4))
     assert len(every["panels"]) == len(PANEL_KEYS)
     np.testing.assert_array_equal(fast["main"]["data"][0]["x"], every["main"]["data"][0]["x"])
 
@@ -96,7 +96,7 @@ def test_the_fast_route_restyles_only_the_chosen_panels(state):
 @pytest.mark.parametrize("light", [set(), {ids.ZOOM}, {ids.MODE}, {ids.PANEL_SET}])
 def test_every_draw_fills_each_output_of_the_callback_once(state, light):
     """The callback spreads the result over its outputs: one value each, whatever was drawn."""
-    o = draw(state, PageChoice("r", None, "0", ["leap"], "2d", 1, group="steps"), parts_for(light))
+    o = draw(state, PageInputs("r", None, "0", ["leap"], "2d", 1, group="steps"), parts_for(light))
     out = values(o)
     assert len(out) == 1 + len(PANEL_KEYS) + 4 + len(PANEL_KEYS) + 1 + len(PANELS)
     panels = out[1:1 + len(PANEL_KEYS)]

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from trajviz.engine.work import Work
+from trajviz.problem.batches import Rollouts
 from trajviz.kernels import mlp_plan
 from trajviz.engine import surface
 from trajviz.engine.context import ChunkContext, ProblemRef, ship
@@ -147,11 +149,12 @@ def test_a_shipped_surface_is_bitwise_the_in_process_one(dtype):
     origin = flatten(problem.model.init(0), spec).double().numpy()
     basis = np.linalg.qr(np.random.default_rng(0).normal(size=(spec.size, 2)))[0].T
     slc = Slice("random", origin, basis, np.full(2, np.nan), (-1.0, 2.0, -0.5, 0.5))
-    here = evaluate_surface(problem, slc, tasks, (9, 8), chunk=10, dtype=dtype)
+    here = evaluate_surface(problem, slc, tasks.to("cpu", dtype), (9, 8), work=Work(chunk=10))
     ship = Shipping()
     calls = []
-    there = evaluate_surface(problem, slc, tasks, (9, 8), chunk=10, dtype=dtype, executor=ship,
-                             ref=ref, progress=lambda done, total: calls.append((done, total)))
+    there = evaluate_surface(problem, slc, tasks.to("cpu", dtype), (9, 8),
+                             work=Work(ship, lambda done, total: calls.append((done, total)),
+                                       ref, 10))
     assert np.array_equal(here.loss, there.loss) and np.array_equal(here.mean, there.mean)
     assert here.loss.dtype == there.loss.dtype == np.dtype(str(dtype).removeprefix("torch."))
     assert len(ship.chunk_bytes) == 8 and max(ship.chunk_bytes) < 200  # index ranges only
@@ -170,11 +173,11 @@ def test_shipped_sharpness_diagnostics_are_bitwise_the_in_process_ones(dtype):
     tasks = tasks.to("cpu", dtype)
     spec = InnerSpec(make_optimizer("adam", lr=0.01), steps=4)
     theta0 = {k: v.to(dtype) for k, v in problem.model.init(0).items()}
-    traj = inner_loop(problem, theta0, tasks, spec, seed=2, record=True).trajectory
+    traj = inner_loop(Rollouts(problem, tasks, spec, 2), theta0, record=True).trajectory
     dspec = DiagnosticsSpec(iters=5, chunk_bytes=6000)  # a few points per chunk
-    here = path_diagnostics(problem, traj, tasks, spec, 2, dspec)
+    here = path_diagnostics(Rollouts(problem, tasks, spec, 2), traj, dspec)
     ship = Shipping()
-    there = path_diagnostics(problem, traj, tasks, spec, 2, dspec, executor=ship, ref=ref)
+    there = path_diagnostics(Rollouts(problem, tasks, spec, 2), traj, dspec, Work(ship, ref=ref))
     from trajviz.engine.curvature_path import CURVATURE_NAMES, SPECTRUM_NAMES
     assert set(here.values) == {"grad_norm", "update_norm", "sharpness", "preconditioned_sharpness",
                                 *CURVATURE_NAMES, *SPECTRUM_NAMES, "straight_loss"}

@@ -13,6 +13,7 @@ distributed = pytest.importorskip(
     "distributed", reason="dask.distributed is not installed (pip install 'trajviz[dask]')")
 
 from dask_faults import DyingFirst  # noqa: E402  (tests/, importable by the workers too)
+from trajviz.engine.work import Work  # noqa: E402
 from trajviz.engine import context as ctx_module  # noqa: E402
 from trajviz.engine.executors import dask_cluster as executor_dask  # noqa: E402
 from trajviz.cli.main import main  # noqa: E402
@@ -56,10 +57,11 @@ def job():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_two_workers_give_the_in_process_surface(cluster, job, dtype):
     problem, tasks, slc = job
-    here = evaluate_surface(problem, slc, tasks, (13, 11), chunk=12, dtype=dtype)
+    here = evaluate_surface(problem, slc, tasks.to("cpu", dtype), (13, 11), work=Work(chunk=12))
     calls = []
-    there = evaluate_surface(problem, slc, tasks, (13, 11), chunk=12, dtype=dtype, executor=cluster,
-                             ref=REF, progress=lambda done, total: calls.append((done, total)))
+    there = evaluate_surface(problem, slc, tasks.to("cpu", dtype), (13, 11),
+                             work=Work(cluster, lambda done, total: calls.append((done, total)),
+                                       REF, 12))
     if dtype == torch.float64:
         assert np.array_equal(here.loss, there.loss) and np.array_equal(here.mean, there.mean)
     else:
@@ -121,8 +123,9 @@ def test_a_worker_killed_mid_job_still_gives_the_whole_grid(cluster, job, tmp_pa
         nanny.close_gracefully()
     problem, tasks, slc = job
     marker = tmp_path / "died"
-    here = evaluate_surface(problem, slc, tasks, (9, 9), chunk=9, dtype=torch.float64)
-    there = evaluate_surface(problem, slc, tasks, (9, 9), chunk=9, dtype=torch.float64,
-                             executor=DyingFirst(cluster, str(marker)), ref=REF)
+    here = evaluate_surface(problem, slc, tasks.to("cpu", torch.float64), (9, 9),
+                            work=Work(chunk=9))
+    there = evaluate_surface(problem, slc, tasks.to("cpu", torch.float64), (9, 9),
+                             work=Work(DyingFirst(cluster, str(marker)), ref=REF, chunk=9))
     assert marker.exists()  # a worker really started chunk 0 and died in it
     assert np.array_equal(here.loss, there.loss)

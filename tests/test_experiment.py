@@ -114,3 +114,24 @@ def test_slice_origin_choices(origin):
         expected = run.learners["reptile"].params[:, -1].mean(axis=0)
     np.testing.assert_allclose(slc.origin, expected, rtol=1e-6, atol=1e-7)
     assert origin.removeprefix("final:") in slc.label or origin == "mean"
+
+
+def test_one_run_builds_its_task_family_once(monkeypatch):
+    """The family (and so its problem) is built once per run and passed down: thread
+    policy, held-out setting, fixed inits, the outer-lr sweep and the birth maps share it."""
+    from trajviz.problem.tasks import FAMILIES
+
+    built = []
+    real = FAMILIES["linear2d"]
+
+    def counting(**options):
+        built.append(options)
+        return real(**options)
+
+    monkeypatch.setitem(FAMILIES, "linear2d", counting)
+    config = tiny(outer={"meta_steps": 2, "meta_batch": 2, "eval_every": 1, "eval_tasks": 2,
+                         "lr": "tune", "lr_grid": [0.01, 0.03], "tune_tasks": 2},
+                  birthmap={"enabled": True, "grid": 3, "tasks": 2})
+    run = run_experiment(config, inits={"mine": np.array([0.5, -0.5])})
+    assert len(built) == 1
+    assert set(run.birthmaps) == {"exact", "pca"} and "mine" in run.learners  # all of it ran

@@ -17,7 +17,6 @@ from app_fixtures import make_run, write_run_dir
 
 from trajviz.cli import main as cli
 from trajviz.app import callbacks as cb
-from trajviz.app.choice import PageChoice
 from trajviz.app import create_app, inputs
 from trajviz.figures.export import export_run, file_stem
 from trajviz.store import RunError, check_run, list_runs, load_run, safe
@@ -299,13 +298,14 @@ def _text(component) -> str:
 def _draw(**kw):
     args = {"run_id": "good", "view": None, "task": None, "learners": ["leap"], "mode": "2d",
             "frame": 0, **kw}
-    return lambda st: _text(cb.draw(st, PageChoice(**args))["notes"])
+    return lambda st: _text(cb.draw(st, cb.PageInputs(**args))["notes"])
 
 
 def _export(**kw):
-    args = {"fmt": "html", "what": "surface", "run_id": "good", "view": None, "task": None,
-            "learners": ["leap"], "mode": "2d", "frame": 0, **kw}
-    return lambda st: cb.export(st, **args)[1]
+    args = {"run_id": "good", "view": None, "task": None, "learners": ["leap"], "mode": "2d",
+            "frame": 0, **kw}
+    fmt, what = args.pop("fmt", "html"), args.pop("what", "surface")
+    return lambda st: cb.export(st, fmt, what, cb.PageInputs(**args))[1]
 
 
 def _job(**kw):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.func import grad
 
+from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import (
     InnerSpec,
     all_batches,
@@ -30,12 +31,12 @@ def _sinusoid(n_tasks=3, shots=24, hidden=(5,)):
 def test_k_steps_give_k_plus_1_points(steps):
     problem, tasks = _sinusoid()
     theta0 = problem.model.init(0, dtype=F64)
-    result = inner_loop(problem, theta0, tasks, InnerSpec(sgd(0.05), steps, batch_size=4),
-                        record=True, learner="leap")
+    result = inner_loop(Rollouts(problem, tasks, InnerSpec(sgd(0.05), steps, batch_size=4)),
+                        theta0, record=True)
     traj, p = result.trajectory, problem.model.spec.size
     assert traj.params.shape == (3, steps + 1, p) and traj.grads.shape == (3, steps + 1, p)
     assert traj.losses.shape == traj.query_losses.shape == (3, steps + 1)
-    assert traj.steps == steps and traj.learner == "leap"
+    assert traj.steps == steps
     assert traj.diverged_at.tolist() == [-1, -1, -1] and traj.task_ids.tolist() == [0, 1, 2]
     # θ_0 is the initialisation, θ_K is the returned final point with its loss
     torch.testing.assert_close(traj.params[:, 0], flatten(theta0, problem.model.spec).expand(3, -1),
@@ -49,14 +50,15 @@ def test_on_segment_sees_every_segment_once_in_order():
     problem, tasks = _sinusoid()
     theta0 = problem.model.init(0, dtype=F64)
     spec = InnerSpec(sgd(0.05), 5, batch_size=4)
-    traj = inner_loop(problem, theta0, tasks, spec, record=True).trajectory
+    traj = inner_loop(Rollouts(problem, tasks, spec), theta0, record=True).trajectory
 
     def fold(acc, prev, curr):
         acc.append((flatten(prev.params, problem.model.spec).clone(), prev.loss.clone(),
                     flatten(curr.params, problem.model.spec).clone(), curr.loss.clone()))
         return acc
 
-    segments = inner_loop(problem, theta0, tasks, spec, on_segment=fold, initial=[]).accumulated
+    segments = inner_loop(Rollouts(problem, tasks, spec), theta0, on_segment=fold,
+                          initial=[]).accumulated
     assert len(segments) == 5  # K segments, the last one θ_4 → θ_5 included
     for i, (p0, f0, p1, f1) in enumerate(segments):
         torch.testing.assert_close(p0, traj.params[:, i], rtol=0, atol=0)
@@ -72,7 +74,7 @@ def test_recorded_values_equal_direct_evaluation(opt):
     problem, tasks = _sinusoid()
     spec = InnerSpec(opt, 4, batch_size=5)
     theta0 = problem.model.init(1, dtype=F64)
-    traj = inner_loop(problem, theta0, tasks, spec, seed=9, record=True).trajectory
+    traj = inner_loop(Rollouts(problem, tasks, spec, 9), theta0, record=True).trajectory
     indices = minibatch_indices(tasks, spec, seed=9)
     model_spec = problem.model.spec
     for r in range(len(tasks)):
@@ -101,7 +103,8 @@ def test_full_batch_uses_the_whole_support_every_step():
     problem, tasks = _sinusoid(shots=9)
     spec = InnerSpec(sgd(0.1), 3)
     assert minibatch_indices(tasks, spec, 0) is None
-    traj = inner_loop(problem, problem.model.init(0, dtype=F64), tasks, spec, record=True).trajectory
+    traj = inner_loop(Rollouts(problem, tasks, spec), problem.model.init(0, dtype=F64),
+                      record=True).trajectory
     for i in range(4):
         direct = torch.vmap(problem.loss)(
             unflatten(traj.params[:, i], problem.model.spec), tasks.support)
@@ -150,9 +153,10 @@ def test_vectorised_over_tasks_equals_sequential_rollouts(opt):
     problem, tasks = _sinusoid(n_tasks=4)
     spec = InnerSpec(opt, 5, batch_size=4)
     theta0 = problem.model.init(3, dtype=F64)
-    together = inner_loop(problem, theta0, tasks, spec, seed=5, record=True).trajectory
+    together = inner_loop(Rollouts(problem, tasks, spec, 5), theta0, record=True).trajectory
     for t in range(4):
-        alone = inner_loop(problem, theta0, tasks.select([t]), spec, seed=5, record=True).trajectory
+        alone = inner_loop(Rollouts(problem, tasks.select([t]), spec, 5), theta0,
+                           record=True).trajectory
         for field in ("params", "losses", "grads", "query_losses"):
             torch.testing.assert_close(getattr(together, field)[t], getattr(alone, field)[0],
                                        rtol=0, atol=1e-12)
@@ -165,9 +169,9 @@ def test_pair_theta0_with_tasks_equals_separate_rollouts():
     stacked = {k: torch.stack([t[k] for t in theta0s]) for k in theta0s[0]}
     params, paired = pair_theta0_with_tasks(stacked, tasks, problem)
     assert len(paired) == 6 and paired.ids.tolist() == [0, 1, 2, 0, 1, 2]
-    together = inner_loop(problem, params, paired, spec, seed=1, record=True).trajectory
+    together = inner_loop(Rollouts(problem, paired, spec, 1), params, record=True).trajectory
     for i, theta0 in enumerate(theta0s):
-        alone = inner_loop(problem, theta0, tasks, spec, seed=1, record=True).trajectory
+        alone = inner_loop(Rollouts(problem, tasks, spec, 1), theta0, record=True).trajectory
         for field in ("params", "losses", "grads", "query_losses"):
             torch.testing.assert_close(getattr(together, field)[i * 3:(i + 1) * 3],
                                        getattr(alone, field), rtol=0, atol=1e-12)
@@ -177,7 +181,7 @@ def test_theta0_with_wrong_batch_shape_is_refused():
     problem, tasks = _sinusoid(n_tasks=3)
     theta0 = {k: v.expand(2, *v.shape) for k, v in problem.model.init(0, dtype=F64).items()}
     with pytest.raises(ValueError, match=r"theta0 has batch shape \(2,\), expected \(\) or \(3,\)"):
-        inner_loop(problem, theta0, tasks, InnerSpec(sgd(0.1), 2))
+        inner_loop(Rollouts(problem, tasks, InnerSpec(sgd(0.1), 2)), theta0)
 
 
 def _two_bowls() -> tuple:
@@ -196,11 +200,12 @@ def test_divergence_is_recorded_not_raised():
     (f_1/f_0 = 1499² ≈ 2.2e6 > 1e6)."""
     problem, tasks = _two_bowls()
     theta0 = {"theta": torch.zeros(2, dtype=F64)}
-    default = inner_loop(problem, theta0, tasks, InnerSpec(sgd(1.5), 60), record=True)
+    default = inner_loop(Rollouts(problem, tasks, InnerSpec(sgd(1.5), 60)), theta0, record=True)
     assert default.diverged_at.tolist() == [-1, 1]
     assert default.trajectory.losses[1, 1] / default.trajectory.losses[1, 0] > 1e6
-    result = inner_loop(problem, theta0, tasks, InnerSpec(sgd(1.5), 60, divergence_factor=float("inf")),
-                        record=True)
+    never = InnerSpec(sgd(1.5), 60, divergence_factor=float("inf"))
+    result = inner_loop(Rollouts(problem, tasks, never),
+                        theta0, record=True)
     traj = result.trajectory
     d = int(traj.diverged_at[1])
     assert int(traj.diverged_at[0]) == -1 and 0 < d <= 60
@@ -220,8 +225,8 @@ def test_diverged_rollout_does_not_disturb_the_others():
     problem, tasks = _two_bowls()
     theta0 = {"theta": torch.zeros(2, dtype=F64)}
     spec = InnerSpec(sgd(1.5), 60)
-    both = inner_loop(problem, theta0, tasks, spec, record=True).trajectory
-    gentle = inner_loop(problem, theta0, tasks.select([0]), spec, record=True).trajectory
+    both = inner_loop(Rollouts(problem, tasks, spec), theta0, record=True).trajectory
+    gentle = inner_loop(Rollouts(problem, tasks.select([0]), spec), theta0, record=True).trajectory
     torch.testing.assert_close(both.params[0], gentle.params[0], rtol=0, atol=0)
 
 
@@ -233,7 +238,7 @@ def test_differentiable_loop_keeps_the_graph(n_tasks, chunk):
     problem, tasks = family.problem(), family.sample(0, n_tasks).to("cpu", F64)
     lr, steps = 0.1, 3
     w0 = torch.tensor([[0.3, -0.2]], dtype=F64, requires_grad=True)
-    result = inner_loop(problem, {"weight": w0}, tasks, InnerSpec(sgd(lr), steps),
+    result = inner_loop(Rollouts(problem, tasks, InnerSpec(sgd(lr), steps)), {"weight": w0},
                         differentiable=True, chunk=chunk)
     assert result.final["weight"].requires_grad
     for t in range(n_tasks):
@@ -258,8 +263,10 @@ def test_chunked_loop_slices_initial_per_rollout():
     def fold(acc, prev, curr):
         return {k: acc[k] + (curr.params[k] - prev.params[k]) for k in acc}
 
-    whole = inner_loop(problem, theta0, tasks, spec, on_segment=fold, initial=start, chunk=3)
-    chunked = inner_loop(problem, theta0, tasks, spec, on_segment=fold, initial=start, chunk=1)
+    whole = inner_loop(Rollouts(problem, tasks, spec), theta0, on_segment=fold, initial=start,
+                       chunk=3)
+    chunked = inner_loop(Rollouts(problem, tasks, spec), theta0, on_segment=fold, initial=start,
+                         chunk=1)
     for k, v in theta0.items():
         expected = start[k] + whole.final[k] - v
         torch.testing.assert_close(whole.accumulated[k], expected, rtol=0, atol=1e-12)

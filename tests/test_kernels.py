@@ -17,6 +17,8 @@ import pytest
 import torch
 from torch import nn
 
+from trajviz.engine.work import Work
+from trajviz.problem.batches import Rollouts
 from trajviz.data.run import Slice
 from trajviz.engine.inner import InnerSpec, inner_loop
 from trajviz.engine.surface import evaluate_surface
@@ -99,7 +101,7 @@ def test_inner_steps_equal_plain_autograd(request_, act, opt, minibatch, dtype):
     runs = {}
     for name in ("plain", request_):
         with kernels(name), recording() as ran:
-            runs[name] = inner_loop(problem, theta0(problem, dtype), tasks, spec, seed=3,
+            runs[name] = inner_loop(Rollouts(problem, tasks, spec, 3), theta0(problem, dtype),
                                     record=True).trajectory
         runs[name + ":ran"] = ran["step"]
     assert runs["plain:ran"] == {"plain"}
@@ -121,7 +123,8 @@ def test_plane_losses_equal_plain_vmap(request_, act, n, dtype):
     out = {}
     for name in ("plain", request_):
         with kernels(name), recording() as ran:
-            out[name] = evaluate_surface(problem, slc, tasks, (7, 5), dtype=dtype, chunk=6).loss
+            out[name] = evaluate_surface(problem, slc, tasks.to("cpu", dtype), (7, 5),
+                                         work=Work(chunk=6)).loss
         out[name + ":ran"] = ran["plane"]
     assert out["plain:ran"] == {"plain"}
     if request_ == "auto":  # the measured fastest of the eligible fast backends
@@ -146,7 +149,8 @@ def test_birth_statistics_equal_plain_autograd(request_, act, opt, minibatch, dt
     for name in ("plain", request_):
         with kernels(name), recording() as ran:
             backend = choose_birth(problem, tasks, spec).name
-            out[name] = rollout_statistics(problem, inits, tasks, spec, 3, backend=backend)
+            out[name] = rollout_statistics(Rollouts(problem, tasks, spec, 3), inits,
+                                           backend=backend)
         out[name + ":ran"] = ran
     assert out["plain:ran"]["birth"] == {"plain"} and out["plain:ran"]["step"] == {"plain"}
     want = expected("birth", request_, act, dtype, opt)

@@ -12,6 +12,8 @@ import torch
 from test_kernels import HAVE_CC, assert_close, mlp_problem, task_set
 from torch import nn
 
+from trajviz.spec.config import BirthmapConfig
+from trajviz.problem.batches import Rollouts
 from trajviz.data.run import Slice, View
 from trajviz.engine.inner import InnerSpec, inner_loop
 from trajviz.engine.learners import MAML, Leap, Reptile
@@ -109,9 +111,9 @@ def test_recordings_nest_and_name_every_op():
     spec = InnerSpec(sgd(0.1), 2)
     with recording() as outer:
         with kernels("torch"), recording() as inner:
-            inner_loop(problem, problem.model.init(0), tasks, spec)
+            inner_loop(Rollouts(problem, tasks, spec), problem.model.init(0))
         with kernels("plain"):
-            inner_loop(problem, problem.model.init(0), tasks, spec)
+            inner_loop(Rollouts(problem, tasks, spec), problem.model.init(0))
     assert inner == {"step": {"torch"}} and outer == {"step": {"plain", "torch"}}
 
 
@@ -144,9 +146,10 @@ def test_an_optimiser_outside_the_table_runs_plain_and_not_as_sgd():
         choice = choose_birth(problem, tasks, spec, request=request)
         assert choice.name == "plain" and "'halving'" in choice.declined[-1][1]
     with kernels("native"):
-        got = inner_loop(problem, problem.model.init(0), tasks, spec, record=True).trajectory
-    plain_sgd = inner_loop(problem, problem.model.init(0), tasks, InnerSpec(sgd(0.05), 3),
-                           record=True).trajectory
+        got = inner_loop(Rollouts(problem, tasks, spec), problem.model.init(0),
+                         record=True).trajectory
+    plain_sgd = inner_loop(Rollouts(problem, tasks, InnerSpec(sgd(0.05), 3)),
+                           problem.model.init(0), record=True).trajectory
     assert_close(got.params, plain_sgd.params, torch.float32)  # halving's steps, lr/2 as SGD
 
 
@@ -309,7 +312,7 @@ def test_diverging_rollouts_are_non_finite_on_every_backend(request_):
     out = {}
     for name in ("plain", request_):
         with kernels(name):
-            out[name] = rollout_statistics(problem, inits, tasks, spec, 0,
+            out[name] = rollout_statistics(Rollouts(problem, tasks, spec, 0), inits,
                                            backend=choose_birth(problem, tasks, spec).name)
     diverged = ~np.isfinite(out["plain"]["length"])
     assert diverged.any()
@@ -398,13 +401,16 @@ def test_the_map_runs_its_grid_natively_and_learners_on_the_inner_loop():
     maps = {}
     for request in ("auto", "plain"):
         with kernels(request), recording() as ran:
-            maps[request] = compute_birth_map(problem, tasks, spec, 3, view, {"me": theta}, grid=5)
+            maps[request] = compute_birth_map(Rollouts(problem, tasks, spec, 3), view,
+                                              {"me": theta},
+                                              BirthmapConfig(grid=5, tasks=len(tasks)))
         assert ran["birth"] == {"native" if request == "auto" else "plain"}
     for stat in maps["auto"].mean:
         np.testing.assert_allclose(maps["auto"].mean[stat], maps["plain"].mean[stat], rtol=1e-4,
                                    atol=1e-7)
     with kernels("torch"):
-        torch_map = compute_birth_map(problem, tasks, spec, 3, view, {"me": theta}, grid=5)
+        torch_map = compute_birth_map(Rollouts(problem, tasks, spec, 3), view, {"me": theta},
+                                      BirthmapConfig(grid=5, tasks=len(tasks)))
     for stat in maps["auto"].learner_tasks:  # learners: the inner loop (torch step) on both
         np.testing.assert_array_equal(maps["auto"].learner_tasks[stat], torch_map.learner_tasks[stat])
 

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from trajviz.engine.learners import Training
+from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import InnerSpec, inner_loop, minibatch_indices, query_losses
 from trajviz.engine.learners import (
     FOMAML,
@@ -244,8 +246,9 @@ def test_leap_segment_increment_matches_accumulate():
         inc = learner.segment_increment(prev, curr)
         return inc if acc is None else {k: acc[k] + inc[k] for k in acc}
 
-    pure = inner_loop(problem, theta0, tasks, spec, seed=2, on_segment=fold).accumulated
-    fused = inner_loop(problem, theta0, tasks, spec, seed=2, on_segment=learner.accumulate).accumulated
+    pure = inner_loop(Rollouts(problem, tasks, spec, 2), theta0, on_segment=fold).accumulated
+    fused = inner_loop(Rollouts(problem, tasks, spec, 2), theta0,
+                       on_segment=learner.accumulate).accumulated
     for k in pure:
         torch.testing.assert_close(fused[k], pure[k], rtol=0, atol=1e-12)
 
@@ -297,7 +300,7 @@ def _linear2d(n_tasks=3):
 def _meta_loss(problem, theta_vec, tasks, spec, seed):
     """Mean query loss after K inner steps from θ0 = theta_vec (no autograd)."""
     theta0 = unflatten(theta_vec, problem.model.spec)
-    final = inner_loop(problem, theta0, tasks, spec, seed=seed).final
+    final = inner_loop(Rollouts(problem, tasks, spec, seed), theta0).final
     return float(query_losses(problem, final, tasks).mean())
 
 
@@ -374,8 +377,10 @@ def test_random_init_does_not_train():
     assert torch.equal(meta.grad["weight"], torch.zeros(1, 2, dtype=F64))
     assert RandomInit.trains is False
     family = Linear2D()
-    trace = meta_train(RandomInit(), problem, family, InnerSpec(sgd(0.1), 2),
-                       OuterSpec(meta_steps=3, meta_batch=2), theta0, dtype=F64)
+    trace = meta_train(RandomInit(),
+                       Training(problem, family, InnerSpec(sgd(0.1), 2),
+                                OuterSpec(meta_steps=3, meta_batch=2)),
+                       theta0)
     assert torch.equal(trace.path, theta0["weight"].reshape(1, 2).expand(4, 2))
 
 
@@ -419,7 +424,7 @@ def test_meta_train_applies_the_outer_optimiser_to_each_meta_gradient():
         seen.append(flatten(theta0, problem.model.spec).clone())
         return {"norm": float(theta0["weight"].norm())}
 
-    trace = meta_train(Leap(), problem, family, spec, outer, theta, seed=7, dtype=F64,
+    trace = meta_train(Leap(), Training(problem, family, spec, outer), theta, seed=7,
                        evaluate=evaluate)
     assert trace.learner == "leap" and trace.path.shape == (4, 2)
     # replay: θ_{s+1} = θ_s − lr·g_s on the meta-batch sampled from step_seed(seed, s)
@@ -463,8 +468,8 @@ def test_every_learner_gets_the_same_tasks():
     outer = OuterSpec(meta_steps=3, meta_batch=2, eval_every=3)
     spies = {name: _Spy(make_learner(name)) for name in LEARNERS}
     for spy in spies.values():
-        meta_train(spy, problem, family, spec, outer, problem.model.init(0, dtype=F64), seed=5,
-                   dtype=F64)
+        meta_train(spy, Training(problem, family, spec, outer), problem.model.init(0, dtype=F64),
+                   seed=5)
     assert spies.pop("random").seen == []  # a fixed initialisation is never handed tasks
     reference = spies.pop("leap").seen
     assert len(reference) == 3
@@ -528,8 +533,10 @@ def test_outer_loop_skips_a_non_finite_meta_gradient():
             from trajviz.engine.learners import MetaGradient
             return MetaGradient({k: torch.full_like(v, float("nan")) for k, v in theta0.items()})
 
-    trace = meta_train(Broken(), problem, family, InnerSpec(sgd(0.1), 2),
-                       OuterSpec(meta_steps=2, meta_batch=3, eval_every=1), theta, dtype=F64)
+    trace = meta_train(Broken(),
+                       Training(problem, family, InnerSpec(sgd(0.1), 2),
+                                OuterSpec(meta_steps=2, meta_batch=3, eval_every=1)),
+                       theta)
     assert torch.isfinite(trace.path).all()
     torch.testing.assert_close(trace.path[-1], trace.path[0], rtol=0, atol=0)
     assert trace.diverged.tolist() == [3, 3]

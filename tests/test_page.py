@@ -11,7 +11,6 @@ import pytest
 from app_fixtures import make_run, write_run_dir
 
 from trajviz.app import callbacks as cb
-from trajviz.app.choice import PageChoice
 from trajviz.app.components import GRAPH_CONFIG, MAIN_GRAPH_CONFIG, surface_key
 from trajviz.app.whatif import beta_style, keep_shown, same_picture
 from trajviz.figures.plane import MIN_CELLS, RING, end_ranks, fit_box, surface_figure
@@ -171,7 +170,7 @@ def test_the_page_surface_has_no_legend_under_its_axis_title(tmp_path, zoom):
     write_run_dir(tmp_path, make_run(run_id="r"))
     state = cb.AppState.for_dir(tmp_path)
     state.launches = type("L", (), {"over": staticmethod(lambda rid, run, ls: (run, ls))})()
-    o = cb.draw(state, PageChoice("r", None, "0", ["leap", "random"], "2d", 0, zoom))
+    o = cb.draw(state, cb.PageInputs("r", None, "0", ["leap", "random"], "2d", 0, zoom=zoom))
     assert o["main"].layout.showlegend is False
     assert "leap" in str(o["key"]) and "random" in str(o["key"])
 
@@ -228,6 +227,7 @@ def test_the_export_draws_the_clicked_path_and_the_what_if_on_screen(tmp_path, m
     monkeypatch.setattr(cb, "shown_run", lambda st, rid, shown: (seen.update(shown=shown)
                                                                  or st.cache.get(rid)))
     shown = {"run": "r", "live": 3, "variant": None}
-    _, text = cb.export(state, "png", "surface", "r", None, "0", ["leap"], "2d", 2, None, shown)
+    _, text = cb.export(state, "png", "surface",
+                        cb.PageInputs("r", None, "0", ["leap"], "2d", 2, shown=shown), None)
     assert seen["run"] == "with-click" and seen["learners"] == ["leap", "clicked"]
     assert seen["shown"] == shown and "x.png" in text

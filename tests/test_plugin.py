@@ -6,6 +6,7 @@ import textwrap
 import pytest
 import torch
 
+from trajviz.engine.learners import Training
 from trajviz.engine.inner import InnerSpec
 from trajviz.engine.learners import Leap, OuterSpec, meta_train, step_seed
 from trajviz.problem.models import flatten
@@ -50,7 +51,7 @@ def test_example_meta_trains_two_leap_steps():
     spec = InnerSpec(sgd(0.1), 4, batch_size=5)
     theta = problem.model.init(0, dtype=torch.float64)
     outer = OuterSpec(meta_steps=2, meta_batch=3, optimizer="sgd", lr=0.1)
-    trace = meta_train(Leap(), problem, family, spec, outer, theta, seed=1, dtype=torch.float64)
+    trace = meta_train(Leap(), Training(problem, family, spec, outer), theta, seed=1)
     assert trace.path.shape == (3, 4) and torch.isfinite(trace.path).all()
     assert trace.diverged.tolist() == [0, 0]
     # step 1 is θ0 − lr·(Leap's meta-gradient on the step's tasks)

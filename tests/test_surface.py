@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from trajviz.engine.work import Work
+from trajviz.problem.batches import Rollouts
 from trajviz.kernels import mlp_plan
 from trajviz.engine import surface
 from trajviz.engine.inner import InnerSpec, inner_loop
@@ -89,7 +91,7 @@ def test_grid_points_equal_direct_evaluation_float32(sinusoid, method):
 def test_grid_points_equal_direct_evaluation_float64(sinusoid, method):
     problem, tasks = sinusoid
     slc = random_slice(problem, seed=1)
-    surf = evaluate_surface(problem, slc, tasks, (5, 6), dtype=torch.float64, method=method)
+    surf = evaluate_surface(problem, slc, tasks.to("cpu", torch.float64), (5, 6), method=method)
     assert surf.loss.dtype == np.float64
     for t in range(3):
         for j in range(6):
@@ -108,7 +110,7 @@ def test_mean_is_the_mean_over_tasks(sinusoid):
 def test_chunk_sizes_give_identical_results(sinusoid, method):
     problem, tasks = sinusoid
     slc = random_slice(problem, seed=2)
-    surfs = [evaluate_surface(problem, slc, tasks, (11, 10), chunk=c, method=method)
+    surfs = [evaluate_surface(problem, slc, tasks, (11, 10), method=method, work=Work(chunk=c))
              for c in (1, 7, None)]
     for other in surfs[1:]:
         np.testing.assert_allclose(other.loss, surfs[0].loss, rtol=1e-6, atol=0)
@@ -127,8 +129,10 @@ def test_fused_and_vmap_paths_agree_on_mlps(monkeypatch, rows):
             problem = Problem(model, mse_loss(model))
         tasks = family.sample(seed=0, n_tasks=2)
         slc = random_slice(problem, seed=4)
-        fused = evaluate_surface(problem, slc, tasks, (8, 9), method="fused", dtype=torch.float64)
-        plain = evaluate_surface(problem, slc, tasks, (8, 9), method="vmap", dtype=torch.float64)
+        fused = evaluate_surface(problem, slc, tasks.to("cpu", torch.float64), (8, 9),
+                                 method="fused")
+        plain = evaluate_surface(problem, slc, tasks.to("cpu", torch.float64), (8, 9),
+                                 method="vmap")
         np.testing.assert_allclose(fused.loss, plain.loss, rtol=1e-10, atol=1e-12)
 
 
@@ -146,7 +150,7 @@ def test_fused_path_with_some_layers_bias_free_and_activations_that_move_one(mon
     assert mlp_plan.mlp_layers(problem) is not None  # the fused path applies
     tasks = Sinusoid(shots=11).sample(seed=1, n_tasks=2)
     slc = random_slice(problem, seed=2)
-    fused = evaluate_surface(problem, slc, tasks, (6, 7), method="fused", dtype=torch.float64)
+    fused = evaluate_surface(problem, slc, tasks.to("cpu", torch.float64), (6, 7), method="fused")
     for (i, j) in ((0, 0), (3, 5), (6, 2)):
         a, b = fused.alpha[j], fused.beta[i]
         for t in range(2):
@@ -167,7 +171,7 @@ def test_fused_path_on_a_bias_free_linear_model(monkeypatch, rows):
     # the loss vanishes at each task's own weights: put a grid point there
     slc_w = Slice("exact", np.zeros(2), np.eye(2), np.full(2, np.nan),
                   (w[0, 0] - 1.0, w[0, 0] + 1.0, w[0, 1] - 1.0, w[0, 1] + 1.0))
-    at_w = evaluate_surface(problem, slc_w, tasks, (3, 3), dtype=torch.float64)
+    at_w = evaluate_surface(problem, slc_w, tasks.to("cpu", torch.float64), (3, 3))
     assert at_w.loss[0, 1, 1] == pytest.approx(0.0, abs=1e-12)
 
 
@@ -190,8 +194,8 @@ def test_fused_is_refused_where_it_does_not_apply():
 def test_generic_models_quadratic_bowls():
     quad = Quadratic(dim=2)
     problem, tasks = quad.problem(), quad.sample(seed=5, n_tasks=3)
-    surf = evaluate_surface(problem, identity_slice((-3.0, 3.0, -3.0, 3.0)), tasks, (13, 13),
-                            chunk=10, dtype=torch.float64)
+    surf = evaluate_surface(problem, identity_slice((-3.0, 3.0, -3.0, 3.0)),
+                            tasks.to("cpu", torch.float64), (13, 13), work=Work(chunk=10))
     a_mat, c = tasks.support["A"].double(), tasks.support["c"].double()
     for t in range(3):
         for j, i in ((0, 0), (6, 3), (12, 12)):
@@ -223,8 +227,8 @@ def test_convnet_takes_the_vmap_path():
 def test_progress_reports_every_chunk(sinusoid):
     problem, tasks = sinusoid
     calls = []
-    evaluate_surface(problem, random_slice(problem), tasks, (5, 4), chunk=6,
-                     progress=lambda done, total: calls.append((done, total)))
+    evaluate_surface(problem, random_slice(problem), tasks, (5, 4),
+                     work=Work(progress=lambda done, total: calls.append((done, total)), chunk=6))
     assert calls == [(6, 20), (12, 20), (18, 20), (20, 20)]
 
 
@@ -281,7 +285,7 @@ def test_plane_losses_on_the_identity_plane_equal_the_recorded_losses():
     family = Linear2D(shots=20)
     problem, tasks = family.problem(), family.sample(seed=2, n_tasks=4)
     theta0 = {"weight": torch.tensor([[-0.5, 0.8]])}
-    result = inner_loop(problem, theta0, tasks, InnerSpec(sgd(0.1), 5), record=True)
+    result = inner_loop(Rollouts(problem, tasks, InnerSpec(sgd(0.1), 5)), theta0, record=True)
     path = result.trajectory
     assert path.params.shape == (4, 6, 2)
     got = plane_losses(problem, identity_slice(), path.params.numpy(), tasks)
@@ -319,12 +323,14 @@ def test_bad_inputs_are_refused(sinusoid):
     problem, tasks = sinusoid
     slc = random_slice(problem)
     with pytest.raises(ValueError, match="chunk"):
-        evaluate_surface(problem, slc, tasks, (4, 4), chunk=0)
+        evaluate_surface(problem, slc, tasks, (4, 4), work=Work(chunk=0))
     with pytest.raises(ValueError, match="method"):
         evaluate_surface(problem, slc, tasks, (4, 4), method="fast")
     with pytest.raises(ValueError, match="extent"):
-        evaluate_surface(problem, Slice("random", slc.origin, slc.basis, slc.explained_variance,
-                                        (1.0, -1.0, 0.0, 1.0)), tasks, (4, 4))
+        evaluate_surface(problem,
+                         Slice("random", slc.origin, slc.basis, slc.explained_variance,
+                                        (1.0, -1.0, 0.0, 1.0)),
+                         tasks, (4, 4))
     with pytest.raises(ValueError, match="parameters"):
         evaluate_surface(problem, identity_slice(), tasks, (4, 4))
     with pytest.raises(ValueError, match="rollouts"):

@@ -18,7 +18,6 @@ from test_trust import _distribution, _module
 
 from trajviz.app import birth, create_app, ids, jobs, launches, worker_client
 from trajviz.app import callbacks as cb
-from trajviz.app.choice import PageChoice
 from trajviz.app.state import AppState
 from trajviz.app.whatif import WhatIfService, answer, run_changed
 from trajviz.app.whatif_route import fast_reply
@@ -133,10 +132,10 @@ def _settle(state) -> None:
 STEPS = [
     ("picker", lambda st, r: cb.run_options(st, r, r)),
     ("run-controls", lambda st, r: cb.run_controls(st, r)),
-    ("draw", lambda st, r: cb.draw(st, PageChoice(r, None, None, ["leap"], "2d", 0))),
+    ("draw", lambda st, r: cb.draw(st, cb.PageInputs(r, None, None, ["leap"], "2d", 0))),
     ("draw-meta", lambda st, r: cb.draw_meta(st, r, None, ["leap"], 0)),
-    ("export-download", lambda st, r: cb.export(st, "html", "surface", r, None, None, ["leap"],
-                                                "2d", 0)),
+    ("export-download", lambda st, r: cb.export(st, "html", "surface",
+                                                cb.PageInputs(r, None, None, ["leap"], "2d", 0))),
     ("birth-panel", lambda st, r: birth.birth_panel(st, r, None, "auc")),
     ("launch-warm-up", lambda st, r: birth.warm_launch(st, r, "2d")),
     ("launch", lambda st, r: birth.click_launch(st, r, None, CLICK)),
@@ -180,8 +179,9 @@ def test_each_step_says_why_in_a_message(world, spawned):
     assert birth.click_launch(state, "link-outside", None, CLICK)["status"].startswith(
         "Not launched: is a symbolic link")
     assert birth.start_birth(state, "broken", None)["status"].startswith("Not started: ")
-    assert cb.export(state, "html", "surface", "../outside/real", None, None, ["leap"], "2d",
-                     0)[1].startswith("Export failed: ")
+    assert cb.export(state, "html", "surface",
+                     cb.PageInputs("../outside/real", None, None, ["leap"], "2d", 0)
+                     )[1].startswith("Export failed: ")
     assert fast_reply(state, {"run": "link-inside", "opt": "sgd", "lr": -1, "beta": 0.9,
                               "steps": 4})["status"].startswith("Not recomputed: ")
     options, value = cb.run_options(state, "link-outside", "link-outside")

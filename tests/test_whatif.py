@@ -10,6 +10,7 @@ import torch
 from birth_fixtures import RECORDED, tiny  # tests/ is on the path
 
 import trajviz
+from trajviz.problem.batches import Rollouts
 from trajviz.cli.main import main
 from trajviz.spec.config import from_dict
 from trajviz.pipeline.experiment import run_experiment
@@ -53,7 +54,7 @@ def test_another_lr_equals_a_fresh_inner_loop_from_the_same_theta0(saved):
     for name, rec in run.learners.items():
         theta0 = unflatten(torch.as_tensor(rec.theta0), setup.problem.model.spec)
         with torch.no_grad():
-            fresh = inner_loop(setup.problem, theta0, setup.tasks, spec, seed=setup.seed,
+            fresh = inner_loop(Rollouts(setup.problem, setup.tasks, spec, setup.seed), theta0,
                                record=True).trajectory
         np.testing.assert_array_equal(variant.learners[name].params, fresh.params.numpy())
         np.testing.assert_array_equal(variant.learners[name].losses, fresh.losses.numpy())

@@ -10,7 +10,7 @@ import numpy as np
 from trajviz.app.state import AppState
 from trajviz.app.whatif import WhatIfService, changes_of, recompute, shown_run
 from trajviz.app.whatif_fast import fast_update
-from trajviz.app.choice import PageChoice
+from trajviz.app.inputs import PageInputs
 from trajviz.app.worker_client import SUPERSEDED, LatestWins
 from trajviz.spec.config import from_dict
 from trajviz.pipeline.experiment import run_experiment
@@ -70,7 +70,7 @@ def test_worker_recomputes_and_the_page_draws_the_variant(tmp_path):
                                           expected.views["exact"][name].coords)
         assert shown_run(state, "q", None).steps == 5  # the stored run is untouched
         # a slider's fast redraw: the drawn selection's key, the variant's paths
-        fast = fast_update(state, "q", out["run"], PageChoice("q", "exact", "1", ["leap", "random"], frame=3))
+        fast = fast_update(state, "q", out["run"], PageInputs("q", "exact", "1", ["leap", "random"], frame=3))
         assert fast["key"] == select(shown_run(state, "q", None), "exact", 1).key
         assert fast["frames"] == 8 and fast["frame_data"]["frame"] == 3
         np.testing.assert_allclose(fast["main"]["data"][0]["x"],

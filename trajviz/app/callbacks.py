@@ -17,17 +17,13 @@ from dash import ClientsideFunction, Input, Output, State, ctx, dcc, no_update
 
 from trajviz.figures.export import export_current
 from trajviz.figures import (
-    frame_data,
     meta_curves_figure,
     meta_figure,
     meta_frame_data,
-    panel_figure,
-    surface_figure,
 )
 from trajviz.spec.names import LEARNER_NAMES as LEARNERS
 from trajviz.viewmodel.selection import (
     PANEL_KEYS,
-    PANELS,
     select,
     select_meta,
     slice_name,
@@ -35,26 +31,23 @@ from trajviz.viewmodel.selection import (
 )
 from trajviz.store import RunError, list_runs
 from trajviz.app import ids, inputs
+from trajviz.app.inputs import PageInputs
 from trajviz.app.birth import register_birth
-from trajviz.app.draw import PageChoice, draw, panel_styles, parts_for  # noqa: F401 - draw, panel_styles re-exported
+from trajviz.app.draw import draw, panel_styles, parts_for  # noqa: F401 - draw, panel_styles re-exported
 from trajviz.app.draw import values as draw_values
 from trajviz.app.demo import demo_training
 from trajviz.app.components import (
     empty_figure,
-    honesty_card,
     learner_option,
     message,
     run_info,
-    panel_style,
     run_label,
     summary_children,
     training_note,
-    surface_key,
 )
 from trajviz.app.jobsteps import job_on_listing, poll_job, start_job
 from trajviz.app.state import AppState, RunCache
 from trajviz.app.whatif import shown_run
-from trajviz.app.whatif_fast import pick
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}
@@ -174,11 +167,12 @@ def draw_meta(state: AppState, run_id: str | None, view: str | None,
             "max": meta.frames - 1}
 
 
-def export(state: AppState, fmt: str, what: str, run_id: str | None, view: str | None,
-           task: Any, learners: list[str] | None, mode: str, frame: int | None,
-           preset: str | None = None, shown: dict | None = None):
+def export(state: AppState, fmt: str, what: str, page: PageInputs, preset: str | None = None):
     """(download dict or None, status text) for the page's export buttons: the picture on
-    screen, with the what-if that is ``shown`` and the clicked point's path if drawn."""
+    screen (``page``), with the what-if that is ``page.shown`` and the clicked point's path
+    if drawn."""
+    run_id, view, task, learners, mode, frame, shown = (
+        page.run_id, page.view, page.task, page.learners, page.mode, page.frame, page.shown)
     try:
         run_id, view = inputs.run_id(run_id), inputs.text(view, "slice")
         what = inputs.text(what, "what to export", empty=False)
@@ -241,7 +235,7 @@ def register(app, state: AppState) -> None:
                   Input(ids.WHATIF_SHOWN, "data"), Input(ids.LAUNCHED, "data"),
                   Input(ids.PANEL_SET, "value"))
     def _draw(run_id, view, task, learners, mode, zoom, frame, shown, _launched, group):
-        page = PageChoice(run_id, view, task, learners, mode, frame, zoom, shown, group)
+        page = PageInputs(run_id, view, task, learners, mode, frame, zoom, shown, group)
         triggered = {t["prop_id"].split(".")[0] for t in ctx.triggered or []} - {""}
         return draw_values(draw(state, page, parts_for(triggered)))
 
@@ -270,8 +264,9 @@ def register(app, state: AppState) -> None:
         what, run_id, view, task, learners, mode, frame, preset, shown = \
             args[len(ids.EXPORT_FORMATS):]
         fmt = next(f for f in ids.EXPORT_FORMATS if ids.EXPORT[f] == ctx.triggered_id)
-        data, text = export(state, fmt, what, run_id, view, task, learners, mode, frame,
-                            preset, shown)
+        data, text = export(state, fmt, what,
+                            PageInputs(run_id, view, task, learners, mode, frame, shown=shown),
+                            preset)
         return (data if data is not None else no_update), text
 
     @app.callback(Output(ids.JOB_STORE, "data"), Output(ids.JOB_POLL, "disabled"),
@@ -313,6 +308,7 @@ def register(app, state: AppState) -> None:
 
 __all__ = [
     "AppState",
+    "PageInputs",
     "RunCache",
     "draw",
     "draw_meta",

@@ -18,7 +18,7 @@ from trajviz.figures import frame_data, panel_figure, surface_figure
 from trajviz.store import RunError
 from trajviz.viewmodel.selection import PANEL_KEYS, PANELS
 from trajviz.app import ids, inputs
-from trajviz.app.choice import PageChoice, shown_keys
+from trajviz.app.inputs import PageInputs, shown_keys
 from trajviz.app.components import empty_figure, honesty_card, message, panel_style, surface_key
 from trajviz.app.state import AppState
 from trajviz.app.whatif import shown_run
@@ -56,7 +56,7 @@ def _blank(keys: tuple[str, ...], group: Any, text: str = "") -> dict[str, Any]:
             "panel_notes": {k: "" for k in PANEL_KEYS}, "styles": panel_styles(group)}
 
 
-def draw(state: AppState, page: PageChoice, parts: frozenset[str] = FULL) -> dict[str, Any]:
+def draw(state: AppState, page: PageInputs, parts: frozenset[str] = FULL) -> dict[str, Any]:
     """The inner-loop tab for ``page``: {"main" (surface figure), "key" (its learner key),
     "panels" {key: figure} (the chosen set's only), "panel_notes" {key: text} (every
     panel), "styles" (the panel cards'), "data" (playback), "max" (the slider's), "honesty",
@@ -112,5 +112,5 @@ def values(o: dict[str, Any]) -> tuple:
             o["key"], *o["styles"])
 
 
-__all__ = ["CARDS", "DATA", "FULL", "PANEL", "SURFACE", "PageChoice", "draw", "panel_styles",
+__all__ = ["CARDS", "DATA", "FULL", "PANEL", "SURFACE", "PageInputs", "draw", "panel_styles",
            "parts_for", "shown_keys", "values"]

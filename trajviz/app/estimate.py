@@ -127,14 +127,13 @@ def start_seconds(run: Run, path: Path, warm_rollouts: int, rate: float) -> floa
 
 
 def rollouts_estimate(run: Run, run_id: str, path: Path, *, rollouts: int, steps: int,
-                      rates: Rates | None = None, warm: bool = True,
-                      warm_rollouts: int = 0) -> Estimate:
-    """``rollouts`` inner loops of ``steps`` steps in the run's worker (started first if
-    not ``warm``, with a warm-up of ``warm_rollouts`` rollouts at the run's own K)."""
+                      rates: Rates | None = None, cold_start: int | None = None) -> Estimate:
+    """``rollouts`` inner loops of ``steps`` steps in the run's worker: warm (``cold_start``
+    None), or started first with a warm-up of ``cold_start`` rollouts at the run's own K."""
     rate, basis = rollout_rate(run, run_id, rates, rollouts)
     seconds = rollouts * (steps + 1) * rate
-    if not warm:
-        seconds += start_seconds(run, path, warm_rollouts, rate)
+    if cold_start is not None:
+        seconds += start_seconds(run, path, cold_start, rate)
         basis += ", and the worker's start"
     return Estimate(seconds, basis)
 
@@ -143,8 +142,8 @@ def whatif_estimate(run: Run, run_id: str, path: Path, steps: int, rates: Rates 
                     warm: bool = True) -> Estimate:
     """Every learner × held-out task, ``steps`` inner steps."""
     n = len(run.learners) * len(run.task_ids)
-    return rollouts_estimate(run, run_id, path, rollouts=n, steps=steps, rates=rates, warm=warm,
-                             warm_rollouts=n)
+    return rollouts_estimate(run, run_id, path, rollouts=n, steps=steps, rates=rates,
+                             cold_start=None if warm else n)
 
 
 def launch_estimate(run: Run, run_id: str, path: Path, rates: Rates | None = None,
@@ -152,7 +151,7 @@ def launch_estimate(run: Run, run_id: str, path: Path, rates: Rates | None = Non
     """Every held-out task from one point, at the run's own K."""
     n = len(run.task_ids)
     return rollouts_estimate(run, run_id, path, rollouts=n, steps=int(_inner(run).get("steps", 16)),
-                             rates=rates, warm=warm, warm_rollouts=n)
+                             rates=rates, cold_start=None if warm else n)
 
 
 def birth_estimate(run: Run, path: Path, grid: int, tasks: int) -> Estimate:

@@ -8,8 +8,11 @@ HTTP 500). ``public`` removes the server's absolute runs path from a message.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from trajviz.viewmodel.selection import PANEL_GROUPS, PANEL_KEYS, PANELS
 
 MAX_REQUEST_BYTES = 256 * 1024      # a callback request body (Flask MAX_CONTENT_LENGTH)
 MAX_TEXT = 200                      # ids, names, option values
@@ -143,3 +146,29 @@ def _show(value: Any) -> str:
     """A value for a message: its repr, cut to 40 characters."""
     text_ = repr(value)
     return text_ if len(text_) <= 40 else text_[:37] + "..."
+
+
+@dataclass(frozen=True)
+class PageInputs:
+    """What the page shows, as its controls send it (raw: each value is parsed by the
+    functions above where it is used): run, slice (``view``), task, ticked learners, mode
+    ("2d" | "3d"), frame, zoom, the what-if setting ``shown`` and the panel set ``group``
+    (``PANEL_GROUPS``; None: every panel). One bundle for the callback steps that draw or
+    export the page's picture (``draw.draw``, ``callbacks.export``, ``whatif_fast``)."""
+
+    run_id: Any = None
+    view: Any = None
+    task: Any = None
+    learners: Any = None
+    mode: Any = "2d"
+    frame: Any = None
+    zoom: Any = "fit"
+    shown: Any = None
+    group: Any = None
+
+
+def shown_keys(group: Any) -> tuple[str, ...]:
+    """The panels of set ``group`` (PANELS order); every panel for None or an unknown set."""
+    if group not in {g for g, _ in PANEL_GROUPS}:
+        return PANEL_KEYS
+    return tuple(p.key for p in PANELS if group in p.groups)

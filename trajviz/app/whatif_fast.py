@@ -12,7 +12,7 @@ from trajviz.figures.restyle import restyle_data
 from trajviz.data.run import Run
 from trajviz.viewmodel.selection import Selection, select
 from trajviz.app import ids, inputs
-from trajviz.app.choice import PageChoice, shown_keys
+from trajviz.app.inputs import PageInputs, shown_keys
 
 
 def pick(state, run_id: str, run: Run, view: Any, task: Any,
@@ -24,7 +24,7 @@ def pick(state, run_id: str, run: Run, view: Any, task: Any,
     return select(run, view, inputs.task(task), [n for n in learners if n in run.learners])
 
 
-def fast_update(state, run_id: str, run: Run, page: PageChoice) -> dict[str, Any]:
+def fast_update(state, run_id: str, run: Run, page: PageInputs) -> dict[str, Any]:
     """``restyle_data`` for the page's graphs (the surface and the panels of the chosen set)
     over ``run``; ValueError for a bad choice or no learner."""
     view, learners = inputs.text(page.view, "slice"), inputs.names(page.learners)

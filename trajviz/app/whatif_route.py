@@ -28,7 +28,7 @@ from typing import Any
 from trajviz.store import RunError
 from trajviz.app import ids, inputs
 from trajviz.app.whatif import answer, changes_of, summary_children
-from trajviz.app.choice import PageChoice
+from trajviz.app.inputs import PageInputs
 from trajviz.app.whatif_fast import fast_update
 from trajviz.app.worker_client import WorkerError
 
@@ -93,7 +93,7 @@ def fast_reply(state, body: Any) -> dict[str, Any]:
              "summary_html": html_of(summary)}
     if out["shown"] is not None and body.get("mode") != "3d":
         try:  # only the new path data; the full draw follows when the slider rests
-            fast = fast_update(state, run_id, out["run"], PageChoice(
+            fast = fast_update(state, run_id, out["run"], PageInputs(
                 run_id, body.get("view"), body.get("task"), body.get("learners"),
                 frame=body.get("frame"), group=body.get("group")))
             reply["fast"] = {**fast, "shown": out["shown"]}

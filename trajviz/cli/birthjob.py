@@ -31,6 +31,7 @@ def birth_job(path: Path, view: str, grid: int, tasks: int, progress: Path) -> i
     signal.signal(signal.SIGTERM, _on_sigterm)
     _write(progress, state="running", fraction=0.0, stage="starting", message="")
     try:
+        from trajviz.engine.work import Work
         from trajviz.pipeline.birthmap import add_birth_map, birth_map
         from trajviz.store import load_run
 
@@ -38,7 +39,7 @@ def birth_job(path: Path, view: str, grid: int, tasks: int, progress: Path) -> i
             _write(progress, state="running", fraction=round(0.97 * done / max(total, 1), 4),
                    stage=f"training from grid points: chunk {done}/{total}", message="")
 
-        bm = birth_map(load_run(path), view, grid=grid, tasks=tasks, progress=report)
+        bm = birth_map(load_run(path), view, grid=grid, tasks=tasks, work=Work(progress=report))
         _write(progress, state="running", fraction=0.98, stage="writing the run", message="")
         add_birth_map(path, bm)
     except KeyboardInterrupt:

@@ -210,6 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_birthmap(args: argparse.Namespace) -> int:
+    from trajviz.engine.work import Work
     from trajviz.pipeline.birthmap import add_birth_map, birth_map, format_birth_map
     from trajviz.spec.config import check_birthmap
     from trajviz.engine.executors import make_executor
@@ -222,9 +223,10 @@ def cmd_birthmap(args: argparse.Namespace) -> int:
     with make_executor(args.scheduler) as executor, kernels(request), recording() as ran:
         progress, close = progress_bars(args.quiet, ran)
         try:
+            report = progress and (lambda done, total: progress("birthmap", done, total))
             bm = birth_map(run, args.slice_name, grid=args.grid, tasks=args.tasks,
-                           statistic=args.statistic, quantile=args.quantile, executor=executor,
-                           progress=progress and (lambda done, total: progress("birthmap", done, total)))
+                           statistic=args.statistic, quantile=args.quantile,
+                           work=Work(executor, report))
         finally:
             close()
     print(format_birth_map(bm))

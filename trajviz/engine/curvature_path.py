@@ -29,6 +29,7 @@ from trajviz.data.stability import subsample_steps
 from trajviz.engine.context import ChunkContext, ProblemRef
 from trajviz.engine.curvature import SpectrumSpec, spectra
 from trajviz.engine.executors import IN_PROCESS, Executor
+from trajviz.engine.work import Work
 from trajviz.engine.straight import straight_losses
 from trajviz.problem.tasks import Problem, TaskSet
 
@@ -89,18 +90,18 @@ def density_steps(evaluated: np.ndarray) -> np.ndarray:
 
 
 def path_curvature(problem: Problem, params: Tensor, ok: Tensor, evaluated: np.ndarray,
-                   batch: dict, sspec: SpectrumSpec, chunk_bytes: int,
-                   executor: Executor | None = None, ref: ProblemRef | None = None) -> dict[str, np.ndarray]:
+                   batch: dict, sspec: SpectrumSpec, work: Work) -> dict[str, np.ndarray]:
     """The module docstring's arrays for R paths. params [R, K+1, P]; ok [R, K+1] the good
     points; evaluated [S'] the steps to evaluate (as the sharpness); batch {key: [R·S', ...]}
-    each (rollout, evaluated step) point's batch, rollout-major. All but straight_loss."""
+    each (rollout, evaluated step) point's batch, rollout-major. All but straight_loss.
+    ``work``: the chunks' executor and problem ref, ``work.chunk`` their size in bytes."""
     runs, points, p = params.shape
     m = measure_size(p, sspec)
     cols = torch.as_tensor(evaluated, device=params.device, dtype=torch.long).repeat(runs)
     rows = torch.arange(runs, device=params.device).repeat_interleave(len(evaluated))
     mask = ok[rows, cols].cpu().numpy()
     theta = torch.where(ok[rows, cols][:, None], params[rows, cols], torch.zeros_like(params[rows, cols]))
-    got = point_spectra(problem, theta, batch, sspec, chunk_bytes, executor, ref)
+    got = point_spectra(problem, theta, batch, sspec, work.chunk, work.executor, work.ref)
     got[~mask] = np.nan
     r, c = rows.cpu().numpy(), cols.cpu().numpy()
     out = {}

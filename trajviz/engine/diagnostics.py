@@ -38,7 +38,8 @@ from trajviz.engine.context import ChunkContext, ProblemRef
 from trajviz.engine.executors import IN_PROCESS, Executor
 from trajviz.engine.curvature import SpectrumSpec, top_eigenvalues
 from trajviz.engine.curvature_path import method, path_curvature, path_straight
-from trajviz.engine.inner import InnerSpec, Trajectory, all_batches, minibatch_indices
+from trajviz.engine.inner import InnerSpec, Rollouts, Trajectory, all_batches, minibatch_indices
+from trajviz.engine.work import DEFAULT_WORK, Work
 from trajviz.problem.models import unflatten
 from trajviz.data.stability import subsample_steps
 from trajviz.problem.tasks import Problem, TaskSet
@@ -166,16 +167,18 @@ def sharpness_chunk(context: ChunkContext, chunk: tuple[int, int]) -> np.ndarray
                            context.options["iters"]).cpu().numpy()
 
 
-def path_diagnostics(problem: Problem, traj: Trajectory, tasks: TaskSet, spec: InnerSpec, seed: int,
-                     dspec: DiagnosticsSpec = DiagnosticsSpec(), *, executor: Executor | None = None,
-                     ref: ProblemRef | None = None) -> Diagnostics:
+def path_diagnostics(rollouts: Rollouts, traj: Trajectory,
+                     dspec: DiagnosticsSpec = DiagnosticsSpec(),
+                     work: Work = DEFAULT_WORK) -> Diagnostics:
     """Every diagnostic of the module docstring for the R rollouts of ``traj``.
 
-    tasks: the R tasks the rollouts ran on (``traj`` row r on task r); spec and
-    seed: the inner spec and minibatch seed that produced ``traj``, so each
-    step's batch is rebuilt exactly. The sharpness chunks go through
-    ``executor`` (``ref``: the problem's family, to rebuild it on a worker).
+    rollouts: what produced ``traj``: its R tasks (``traj`` row r on task r), inner spec
+    and minibatch seed, so each step's batch is rebuilt exactly. The sharpness and
+    curvature chunks go through ``work.executor`` (``work.ref``: the problem's family, to
+    rebuild it on a worker; ``work.chunk`` is not read: ``dspec.chunk_bytes`` sizes them).
     """
+    problem, tasks, spec, seed = rollouts.problem, rollouts.tasks, rollouts.spec, rollouts.seed
+    executor, ref = work.executor, work.ref
     params, grads = traj.params.detach(), traj.grads.detach()
     runs, points, p = params.shape
     ok = good_points(traj)
@@ -206,7 +209,7 @@ def path_diagnostics(problem: Problem, traj: Trajectory, tasks: TaskSet, spec: I
     if dspec.curvature and dspec.sharpness:
         sspec = replace(dspec.spectrum, seed=dspec.seed)
         arrays.update(path_curvature(problem, params, ok, evaluated, batch, sspec,
-                                     dspec.chunk_bytes, executor, ref))
+                                     replace(work, chunk=dspec.chunk_bytes)))
         how = method(sspec, p)
     with torch.no_grad():
         arrays["straight_loss"] = path_straight(problem, params, ok, tasks)

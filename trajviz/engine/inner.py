@@ -25,7 +25,12 @@ from torch import Tensor
 from torch.func import vmap
 
 from trajviz.kernels import choose_step, fused
-from trajviz.problem.batches import InnerSpec, all_batches, minibatch_indices
+from trajviz.problem.batches import (  # noqa: F401 - InnerSpec is re-exported
+    InnerSpec,
+    Rollouts,
+    all_batches,
+    minibatch_indices,
+)
 from trajviz.problem.models import Params, batch_shape, flatten
 from trajviz.problem.tasks import Batch, Problem, TaskSet
 
@@ -150,48 +155,50 @@ def rollouts_per_chunk(param_count: int, itemsize: int, rollouts: int,
     return max(1, min(rollouts, budget // max(1, param_count * itemsize)))
 
 
-def inner_loop(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec, *,
-               seed: int = 0, record: bool = False, on_segment: SegmentFn | None = None,
-               initial: Any = None, differentiable: bool = False, learner: str = "",
-               chunk: int | None = None) -> InnerResult:
-    """Run ``spec.steps`` optimiser steps from ``theta0`` on every task: R rollouts.
+def inner_loop(rollouts: Rollouts, theta0: Params, *, record: bool = False,
+               on_segment: SegmentFn | None = None, initial: Any = None,
+               differentiable: bool = False, chunk: int | None = None) -> InnerResult:
+    """Run ``rollouts.spec.steps`` optimiser steps from ``theta0`` on every task of ``rollouts``
+    (R = ``len(rollouts.tasks)`` rollouts, minibatches from ``rollouts.seed``).
 
     theta0: {name: [*shape]} shared by all rollouts, or {name: [R, *shape]}.
-    tasks: R tasks (use ``pair_theta0_with_tasks`` for θ0s × tasks).
+    Use ``pair_theta0_with_tasks`` for θ0s × tasks.
     on_segment(acc, prev, curr) -> acc is folded over the K segments, starting
     from ``initial``: learners accumulate their meta-gradient here without
     storing the path; a chunked loop needs ``initial`` and ``acc`` to be None
     or {name: [R, ...]} per rollout (each chunk starts from its own rows).
-    ``record`` keeps the full path (for pictures only).
+    ``record`` keeps the full path (for pictures only; its ``learner`` label is the
+    caller's to set, ``dataclasses.replace``).
     ``differentiable`` keeps the graph through every step (MAML).
     ``chunk`` rollouts advance together (default ``rollouts_per_chunk``); the
     result does not depend on it, since rollouts are independent.
     """
-    rollouts = len(tasks)
+    problem, tasks, spec, seed = rollouts.problem, rollouts.tasks, rollouts.spec, rollouts.seed
+    n_rollouts = len(tasks)
     first = next(iter(theta0.values()))
     if chunk is None:
-        chunk = rollouts if differentiable else rollouts_per_chunk(
-            problem.model.spec.size, first.element_size(), rollouts)
-    if chunk < rollouts:
+        chunk = n_rollouts if differentiable else rollouts_per_chunk(
+            problem.model.spec.size, first.element_size(), n_rollouts)
+    if chunk < n_rollouts:
         shared = batch_shape(theta0, problem.model.spec) == ()
         parts = []
-        for start in range(0, rollouts, chunk):
-            rows = slice(start, min(start + chunk, rollouts))
+        for start in range(0, n_rollouts, chunk):
+            rows = slice(start, min(start + chunk, n_rollouts))
             part0 = theta0 if shared else {k: v[rows] for k, v in theta0.items()}
             part_initial = None if initial is None else {k: v[rows] for k, v in initial.items()}
-            parts.append(inner_loop(problem, part0, tasks.select(list(range(rows.start, rows.stop))),
-                                    spec, seed=seed, record=record, on_segment=on_segment,
+            parts.append(inner_loop(rollouts.on(tasks.select(list(range(rows.start, rows.stop)))),
+                                    part0, record=record, on_segment=on_segment,
                                     initial=part_initial, differentiable=differentiable,
-                                    learner=learner, chunk=rows.stop - rows.start))
+                                    chunk=rows.stop - rows.start))
         return _concat_results(parts)
-    params = broadcast_theta0(theta0, problem, rollouts)
+    params = broadcast_theta0(theta0, problem, n_rollouts)
     if not differentiable:
         params = {k: v.detach() for k, v in params.items()}
     spec_p = problem.model.spec
     batches = all_batches(tasks, minibatch_indices(tasks, spec, seed))
     opt_state = None  # initialised at step 0, once θ has its final memory layout
     backend = choose_step(problem, tasks.support, spec.optimizer.name).name  # the kernels' dispatch
-    optimizer = fused.step_optimizer(spec.optimizer, problem, rollouts) if backend == "torch" \
+    optimizer = fused.step_optimizer(spec.optimizer, problem, n_rollouts) if backend == "torch" \
         else spec.optimizer
     acc = initial
     step_losses, rec_params, rec_grads, rec_query, params_ok = [], [], [], [], []
@@ -225,7 +232,7 @@ def inner_loop(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec
         trajectory = Trajectory(
             params=torch.stack(rec_params, dim=1), losses=losses,
             grads=torch.stack(rec_grads, dim=1), query_losses=torch.stack(rec_query, dim=1),
-            task_ids=tasks.ids, diverged_at=diverged_at, learner=learner)
+            task_ids=tasks.ids, diverged_at=diverged_at)
     return InnerResult(params, prev.loss, diverged_at, trajectory, acc)
 
 

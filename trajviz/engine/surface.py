@@ -52,8 +52,9 @@ from torch.func import vmap
 from trajviz.kernels import choose_plane, prepared_plane, requested
 from trajviz.kernels.mlp_plan import peak_activation
 from trajviz.spec.config import BOUNDS, MAX_GRID_POINTS
-from trajviz.engine.context import ChunkContext, ProblemRef
-from trajviz.engine.executors import IN_PROCESS, Executor
+from trajviz.engine.context import ChunkContext
+from trajviz.engine.executors import IN_PROCESS
+from trajviz.engine.work import DEFAULT_WORK, Work
 from trajviz.problem.models import unflatten
 from trajviz.kernels.native import chunk_points
 from trajviz.data.run import Slice, Surface
@@ -310,22 +311,22 @@ def _plane_plan(context: ChunkContext):
 
 
 def evaluate_surface(problem: Problem, slc: Slice, tasks: TaskSet,
-                     resolution: tuple[int, int] = (61, 61), *, chunk: int | None = None,
-                     device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                     progress: Progress | None = None, method: str = "auto",
-                     executor: Executor | None = None, ref: ProblemRef | None = None) -> Surface:
+                     resolution: tuple[int, int] = (61, 61), *, method: str = "auto",
+                     work: Work = DEFAULT_WORK) -> Surface:
     """The loss of every task on its full support set over the slice's grid.
 
-    alpha = linspace(a_min, a_max, A), beta = linspace(b_min, b_max, B) from
-    ``slc.extent``; ``resolution`` = (A, B), each 2..1000, at most 250,000
-    points. ``chunk`` grid points are evaluated at once (default
-    ``choose_chunk``, or ``native.chunk_points`` for the native backend); ``method``:
-    as ``evaluate_chunk``'s, the backend chosen once here; ``progress(done, total)`` is called after each chunk
-    with grid points done and in all. alpha and beta hold the coordinates as
-    evaluated (in ``dtype``). The chunks go through ``executor`` (default
-    in-process; see ``trajviz.engine.executors.base``); ``ref``, the problem's family and
-    options, lets Dask workers rebuild the problem rather than receive it.
+    alpha = linspace(a_min, a_max, A), beta = linspace(b_min, b_max, B) from ``slc.extent``;
+    ``resolution`` = (A, B), each 2..1000, at most 250,000 points, computed on the tasks'
+    device and in their dtype (``TaskSet.placement``; move them first with ``tasks.to``).
+    ``work.chunk`` grid points are evaluated at once (default ``choose_chunk``, or
+    ``native.chunk_points`` for the native backend); ``method``: as ``evaluate_chunk``'s,
+    the backend chosen once here; ``work.progress(done, total)`` is called after each chunk
+    with grid points done and in all. alpha and beta hold the coordinates as evaluated.
+    The chunks go through ``work.executor`` (default in-process; ``engine.executors.base``);
+    ``work.ref``, the problem's family and options, lets Dask workers rebuild the problem.
     """
+    device, dtype = tasks.placement()
+    chunk, progress, executor, ref = work.chunk, work.progress, work.executor, work.ref
     n_a, n_b = check_resolution(resolution)
     a_min, a_max, b_min, b_max = _check_extent(slc.extent)
     _check_method(method)

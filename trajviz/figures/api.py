@@ -7,27 +7,30 @@ with its DPI, SVG, PDF through kaleido; HTML standalone). Torch-free.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 
 from trajviz.data.run import Run
+from trajviz.figures.options import FigureOptions, figure_options
 from trajviz.viewmodel.selection import select, select_meta
 
 WHATS = ("surface", "metrics", "meta", "meta_curves", "panel", "straight")
 
 
-def figure(run: Run, what: str = "surface", *, slice_name: str | None = None,
-           task: int | None = 0, learners: Sequence[str] | None = None,
-           frame: int | None = None, preset: str | None = None, title: str | None = None,
-           three_d: bool = False, zoom: str = "fit", panel: str = "loss") -> go.Figure:
+def figure(run: Run, what: str = "surface", options: FigureOptions | None = None,
+           **keywords: Any) -> go.Figure:
     """One figure of ``run``: ``what`` is surface, metrics (every panel), panel (one,
     ``panel`` names it), straight (the line θ0 → θ_K beside the path), meta (θ0 across
-    meta-training) or meta_curves. ``task`` a
-    held-out task index, None for the task mean (averaged points, not a path taken);
-    ``frame`` the step (None: the last); ``preset`` None, "column" or "page".
+    meta-training) or meta_curves. ``options`` (a ``FigureOptions``) and/or its fields as
+    keywords (they win): ``slice_name``, ``task`` a held-out task index, None for the task
+    mean (averaged points, not a path taken); ``learners``; ``frame`` the step (None: the
+    last); ``preset`` None, "column" or "page"; ``title``; ``three_d``; ``zoom``; ``panel``.
     ValueError (one line) for an unknown name or a task out of range."""
+    o = figure_options(options, keywords)
+    slice_name, task, learners, frame = o.slice_name, o.task, o.learners, o.frame
+    preset, title, three_d, zoom, panel = o.preset, o.title, o.three_d, o.zoom, o.panel
     from trajviz import figures as F
     from trajviz.figures import presets as P
     if what not in WHATS:
@@ -76,4 +79,4 @@ def save(fig: go.Figure, path: str | Path, dpi: int = 300) -> Path:
     return write_file(path, figure_bytes(fig, fmt, scale=dpi / CSS_DPI if fmt == "png" else 1))
 
 
-__all__ = ["figure", "save"]
+__all__ = ["FigureOptions", "figure", "save"]

@@ -18,6 +18,7 @@ from typing import Any
 
 from trajviz import figures as F
 from trajviz.figures.formats import figure_bytes, html_page, png_dpi, write_images
+from trajviz.figures.options import FigureOptions, figure_options
 from trajviz.figures.presets import CSS_DPI, preset_of
 from trajviz.data.run import Run
 from trajviz.store.files import write_file
@@ -178,14 +179,17 @@ def export_run(run: Run, out: Path, fmt: str, view: str, *, slice_name: str | No
     return paths
 
 
-def export_current(run: Run, fmt: str, view: str, *, slice_name: str | None,
-                   task: int | None, learners: Sequence[str] | None, frame: int | None = None,
-                   three_d: bool = False, preset: str | None = None,
-                   title: str | None = None) -> tuple[str, bytes]:
+def export_current(run: Run, fmt: str, view: str, options: FigureOptions | None = None,
+                   **keywords: Any) -> tuple[str, bytes]:
     """What the page shows, as (file name, bytes): the surface, metric panels or meta view
-    at the current step (static formats) or animated (html). ``preset`` (column, page)
-    makes a paper figure of that width instead of the screen one. The name says what is
-    in the file: run, view, slice, task (or mean) and preset."""
+    at the current step (static formats) or animated (html). ``options`` (a
+    ``FigureOptions``, its fields also as keywords): slice, task, learners, frame, three_d;
+    ``preset`` (column, page) makes a paper figure of that width instead of the screen one,
+    with ``title``. The name says what is in the file: run, view, slice, task (or mean) and
+    preset."""
+    o = figure_options(options, keywords)
+    slice_name, task, learners, frame = o.slice_name, o.task, o.learners, o.frame
+    three_d, preset, title = o.three_d, o.preset, o.title
     if view == "all":
         raise ValueError("the page exports one view at a time: surface, metrics or meta")
     name = check_request(run, fmt, view, slice_name, task)

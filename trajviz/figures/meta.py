@@ -31,7 +31,7 @@ def meta_figure(meta: MetaSelection, frame: int | None = None, paper: bool = Fal
         bar = screen_surface(fig, sel, sel.extent, what="mean loss")
     labels = np.asarray(meta.steps)
     for n in meta.learners:
-        for trace in path_group(n, meta.coords[n], None, k, "meta-step", labels, False):
+        for trace in path_group(n, meta.coords[n], None, k, "meta-step", labels):
             fig.add_trace(trace)
     if bar is not None:
         fig.add_trace(bar)

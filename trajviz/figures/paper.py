@@ -44,7 +44,7 @@ def paper_surface_figure(sel: Selection) -> go.Figure:
         fig.add_trace(surface_trace(sel, zmin=zr[0], zmax=zr[1], ncontours=18,
                                     showscale=i == 0), row=r + 1, col=c + 1)
         for t in path_group(name, sel.coords[name], None, sel.steps, "step",
-                            np.arange(sel.steps + 1), False, legend=False)[:3]:
+                            np.arange(sel.steps + 1))[:3]:  # path, start, end: no legend
             t.opacity = 1.0 if t.name != name else 0.9
             fig.add_trace(t, row=r + 1, col=c + 1)
         if name in sel.diagnosis.diverged:  # its ✕ at the last good point

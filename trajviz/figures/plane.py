@@ -233,7 +233,7 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
     for n in sel.learners:
         xy = sel.coords[n]
         zz = sel.colour_of(sel.plane[n]) if three_d else None
-        traces += path_group(n, xy, zz, k, "step", np.arange(len(xy)), three_d, rank=ranks[n])
+        traces += path_group(n, xy, zz, k, "step", np.arange(len(xy)), rank=ranks[n])
     if sel.diagnosis.diverged:  # an overlay: after the groups, so their indices never move
         traces.append(diverged_trace(sel, three_d))
     marks = [] if three_d else edge_annotations(sel, box)
@@ -278,13 +278,14 @@ def surface_figure(sel: Selection, frame: int | None = None, three_d: bool = Fal
 
 
 def path_group(name: str, xy: np.ndarray, z: np.ndarray | None, k: int, unit: str,
-               labels: np.ndarray, three_d: bool, legend: bool = True,
-               rank: int = 0) -> list[Any]:
-    """The five traces of GROUP for one learner's path ``xy`` [N, 2] (z: [N] in 3D).
+               labels: np.ndarray, rank: int = 0) -> list[Any]:
+    """The five traces of GROUP for one learner's path ``xy`` [N, 2]; ``z`` [N] draws it in
+    3D (None: 2D). The head (the step-``k`` dot) carries the learner's legend entry.
     ``rank``: how many learners drawn after this one end on the same point; the end marker
     grows by ``RING`` per rank, so paths that end on one point show as concentric rings
     (the last drawn, smallest, on top; at the last step they frame the current-step dots)
     instead of the last learner hiding the others."""
+    three_d = z is not None
     grow = rank * (RING if not three_d else RING / 3)
     colour = learner_colour(name)
     xy = clean(xy)
@@ -323,7 +324,7 @@ def path_group(name: str, xy: np.ndarray, z: np.ndarray | None, k: int, unit: st
         line={"color": colour, "width": 4 if not three_d else 7})
     head = scatter(
         **xyz(xy[k:k + 1], zs[k:k + 1]), mode="markers", name=name, legendgroup=name,
-        showlegend=legend, customdata=labels[k:k + 1], hovertemplate=hover,
+        showlegend=True, customdata=labels[k:k + 1], hovertemplate=hover,
         marker={"color": colour, "size": 13 if not three_d else 6,
                 "line": {"width": 2, "color": "white"}})
     return [path, start, end, tail, head]

@@ -39,8 +39,7 @@ its projection, residual and gap to the birth point.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -49,9 +48,11 @@ from torch import Tensor
 
 from trajviz.kernels import choose_birth, kernels, native_birth, requested
 from trajviz.spec.budget import BIRTH_CHUNK_ENTRIES
+from trajviz.spec.config import BirthmapConfig, check_birthmap
 from trajviz.engine.context import ProblemRef, ship
-from trajviz.engine.executors import IN_PROCESS, Executor, using
-from trajviz.engine.inner import InnerSpec, Point, inner_loop, pair_theta0_with_tasks
+from trajviz.engine.executors import using
+from trajviz.engine.inner import InnerSpec, Point, Rollouts, inner_loop, pair_theta0_with_tasks
+from trajviz.engine.work import DEFAULT_WORK, Work
 from trajviz.engine.metrics import step_metrics
 from trajviz.problem.models import flatten, unflatten
 from trajviz.data.run import BIRTH_STATISTICS, BirthMap, LearnerRecord, Run, View
@@ -71,8 +72,6 @@ RULE = ("lowest mean {statistic} among the grid points whose specialisation (CV 
 PREDICTOR = ("mean over tasks of the AUC extrapolated from the first {m} steps at their geometric "
              "loss rate ρ = clamp(f_m/f_0, 0, 1)^(1/m)")
 SPECIALISATION = "coefficient of variation of per-task AUC, std_t / |mean_t|"
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -103,10 +102,11 @@ class BirthContext:
         return ship(self)
 
 
-def rollout_statistics(problem: Problem, inits: Tensor, tasks: TaskSet, spec: InnerSpec, seed: int,
-                       eps: float = DEFAULT_EPS, predictor_steps: int = PREDICTOR_STEPS, *,
+def rollout_statistics(rollouts: Rollouts, inits: Tensor, eps: float = DEFAULT_EPS,
+                       predictor_steps: int = PREDICTOR_STEPS, *,
                        backend: str = "plain") -> dict[str, Tensor]:
-    """Statistics of every θ0 in ``inits`` [I, P] on every task: {name: [I, T]}.
+    """Statistics of every θ0 in ``inits`` [I, P] on every one of the T tasks of
+    ``rollouts`` (with its inner spec and minibatch seed): {name: [I, T]}.
 
     Names: ``BIRTH_STATISTICS`` and "predicted" (the AUC extrapolated from the
     first ``predictor_steps`` steps). One vectorised ``inner_loop`` over the
@@ -115,6 +115,7 @@ def rollout_statistics(problem: Problem, inits: Tensor, tasks: TaskSet, spec: In
     (``native_birth``: float32 rounding, not bit for bit); otherwise ``inner_loop``
     (its step dispatched as every inner loop's), numbers bit for bit as it records them.
     """
+    problem, tasks, spec, seed = rollouts.problem, rollouts.tasks, rollouts.spec, rollouts.seed
     n_inits, n_tasks = inits.shape[0], len(tasks)
     spec_p = problem.model.spec
     if backend == "native":
@@ -136,7 +137,7 @@ def rollout_statistics(problem: Problem, inits: Tensor, tasks: TaskSet, spec: In
         return acc
 
     with torch.no_grad():
-        inner_loop(problem, params, paired, spec, seed=seed, on_segment=fold, chunk=len(paired))
+        inner_loop(rollouts.on(paired), params, on_segment=fold, chunk=len(paired))
     loss, step = torch.stack(losses, dim=1), torch.stack(steps, dim=1)  # [R, K+1], [R, K]
     return _fold_statistics(loss, step, eps, predictor_steps, n_inits, n_tasks)
 
@@ -176,8 +177,8 @@ def evaluate_chunk(ctx: BirthContext, chunk: tuple[str, int, int]) -> dict[str, 
     # the grid takes the chosen backend; learners' θ0 the inner loop, so that their rows
     # equal their recorded statistics bit for bit
     with kernels(ctx.request):
-        out = rollout_statistics(ctx.problem, inits, ctx.tasks, ctx.spec, ctx.seed, ctx.eps,
-                                 ctx.predictor_steps,
+        out = rollout_statistics(Rollouts(ctx.problem, ctx.tasks, ctx.spec, ctx.seed), inits,
+                                 ctx.eps, ctx.predictor_steps,
                                  backend=ctx.grid_backend if kind == "grid" else "plain")
     return {k: v.cpu().numpy() for k, v in out.items()}
 
@@ -219,19 +220,22 @@ def _summaries(per_task: dict[str, np.ndarray]) -> tuple[dict, dict, np.ndarray,
     return mean, spread, specialisation, predicted
 
 
-def compute_birth_map(problem: Problem, tasks: TaskSet, spec: InnerSpec, seed: int, view: View,
-                      thetas: dict[str, np.ndarray], *, grid: int = 41, statistic: str = "auc",
-                      quantile: float = DEFAULT_QUANTILE, eps: float = DEFAULT_EPS,
-                      chunk: int | None = None, executor: Executor = IN_PROCESS,
-                      progress: Progress | None = None, ref: ProblemRef | None = None) -> BirthMap:
-    """The birth map of ``view``'s slice over ``grid`` × ``grid`` points of its extent.
+def compute_birth_map(rollouts: Rollouts, view: View, thetas: dict[str, np.ndarray],
+                      settings: BirthmapConfig, *, eps: float = DEFAULT_EPS,
+                      work: Work = DEFAULT_WORK) -> BirthMap:
+    """The birth map of ``view``'s slice over ``settings.grid`` × ``settings.grid`` points of
+    its extent, on the first ``settings.tasks`` tasks of ``rollouts`` (all if fewer; already
+    on the device and dtype to compute in), speed ranked by ``settings.statistic``, the
+    birth point by ``settings.quantile``.
 
-    tasks: the N tasks (already on the device and dtype to compute in);
-    thetas: {learner: θ0 [P]} for the table; ``chunk`` grid points per chunk (default
-    ``default_chunk``, ``native_birth.grid_chunk`` for a grid the kernel takes); ``progress``.
+    thetas: {learner: θ0 [P]} for the table; ``work.chunk`` grid points per chunk (default
+    ``default_chunk``, ``native_birth.grid_chunk`` for a grid the kernel takes);
+    ``work.progress``, ``work.executor`` and ``work.ref`` as for any chunked job.
     """
-    from trajviz.spec.config import check_birthmap
-
+    problem, spec, seed = rollouts.problem, rollouts.spec, rollouts.seed
+    tasks = rollouts.tasks.select(list(range(min(settings.tasks, len(rollouts.tasks)))))
+    grid, statistic, quantile = settings.grid, settings.statistic, settings.quantile
+    chunk, executor, progress, ref = work.chunk, work.runner, work.progress, work.ref
     check_birthmap(grid, len(tasks), statistic, quantile)
     started = time.perf_counter()
     slc = view.slice
@@ -300,30 +304,25 @@ def _learner_table(slc, names: list[str], thetas: np.ndarray, per_task: dict[str
             {k: per_task[k] for k in BIRTH_STATISTICS})
 
 
-def birth_map_on(problem: Problem, heldout: TaskSet, spec: InnerSpec, seed: int, view: View,
-                 records: dict[str, LearnerRecord], settings, *, chunk: int | None = None,
-                 executor: Executor = IN_PROCESS, progress: Progress | None = None,
-                 ref: ProblemRef | None = None) -> BirthMap:
-    """``compute_birth_map`` with ``settings`` (a ``BirthmapConfig``: grid, tasks,
-    statistic, quantile) on the first ``settings.tasks`` held-out tasks (all if fewer)."""
-    tasks = heldout.select(list(range(min(settings.tasks, len(heldout)))))
-    return compute_birth_map(problem, tasks, spec, seed, view,
-                             {n: r.theta0 for n, r in records.items()}, grid=settings.grid,
-                             statistic=settings.statistic, quantile=settings.quantile,
-                             chunk=chunk, executor=executor, progress=progress, ref=ref)
+def birth_map_on(rollouts: Rollouts, view: View, records: dict[str, LearnerRecord],
+                 settings: BirthmapConfig, work: Work = DEFAULT_WORK) -> BirthMap:
+    """``compute_birth_map`` of ``view`` with every learner of ``records`` in its table."""
+    return compute_birth_map(rollouts, view, {n: r.theta0 for n, r in records.items()}, settings,
+                             work=work)
 
 
 def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int = 8,
-              statistic: str = "auc", quantile: float = DEFAULT_QUANTILE, chunk: int | None = None,
-              executor: Executor | str = IN_PROCESS,
-              progress: Progress | None = None) -> BirthMap:
+              statistic: str = "auc", quantile: float = DEFAULT_QUANTILE,
+              work: Work = DEFAULT_WORK) -> BirthMap:
     """The birth map of a saved run (loaded with ``heavy=True``) on ``view`` (default: the first).
 
     Uses the run's config to rebuild the problem, held-out tasks and inner
     loop, and the first ``tasks`` held-out tasks (all of them if the run has
-    fewer), with the run's thread policy. Store it with ``add_birth_map``.
+    fewer), with the run's thread policy. ``work``: ``progress``, ``chunk`` (grid points)
+    and ``executor`` (an Executor or a scheduler string, opened and closed here). Store
+    the map with ``add_birth_map``.
     """
-    from trajviz.spec.config import BirthmapConfig, from_dict
+    from trajviz.spec.config import from_dict
     from trajviz.pipeline.heldout import config_threads, heldout_setup
     from trajviz.kernels.threads import thread_scope
 
@@ -336,26 +335,25 @@ def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int =
     setup = heldout_setup(config)
     settings = BirthmapConfig(True, grid, tasks, statistic, quantile)
     # an Executor or a scheduler string; threads as the run's policy chooses (threads.py)
-    with using(executor) as ex, thread_scope(config_threads(config), policy=True):
-        return birth_map_on(setup.problem, setup.tasks, setup.spec, setup.seed, run.views[view],
-                            run.learners, settings, chunk=chunk, executor=ex, progress=progress,
-                            ref=ProblemRef.of(config.family, config.family_options))
+    with using(work.executor) as ex, thread_scope(config_threads(config, None, setup.problem),
+                                                  policy=True):
+        ref = ProblemRef.of(config.family, config.family_options)
+        return birth_map_on(setup.rollouts, run.views[view], run.learners, settings,
+                            replace(work, executor=ex, ref=ref))
 
 
-def with_point(bm: BirthMap, name: str, theta0: np.ndarray, problem: Problem, heldout: TaskSet,
-               spec: InnerSpec, seed: int, slc) -> BirthMap:
+def with_point(bm: BirthMap, name: str, theta0: np.ndarray, rollouts: Rollouts, slc) -> BirthMap:
     """``bm`` with one more θ0 [P] in its learner table (a kept click, say), evaluated exactly
-    as the map's learners were: the map's first tasks, steps, ε and predictor. Pure."""
-    from dataclasses import replace
-
+    as the map's learners were: the map's first tasks of ``rollouts`` (the held-out
+    setting), steps, ε and predictor. Pure."""
     if name in bm.learners:
         raise ValueError(f"the birth map already has a learner named {name!r}")
     n_tasks, s = len(bm.task_ids), bm.settings
-    tasks = heldout.select(list(range(n_tasks)))
-    first = next(iter(tasks.support.values()))
+    part = rollouts.on(rollouts.tasks.select(list(range(n_tasks))))
+    first = next(iter(part.tasks.support.values()))
     dtype = first.dtype if first.is_floating_point() else torch.float32
     point = torch.as_tensor(np.asarray(theta0)[None]).to(device=first.device, dtype=dtype)
-    stats_ = rollout_statistics(problem, point, tasks, spec, seed, s["eps"], s["predictor_steps"])
+    stats_ = rollout_statistics(part, point, s["eps"], s["predictor_steps"])
     per_task = {k: v.cpu().numpy() for k, v in stats_.items()}
     row, col = bm.birth_index
     table, tasks_ = _learner_table(slc, [name], np.asarray(theta0)[None], per_task, bm.birth,

@@ -22,8 +22,15 @@ from trajviz.spec.config import ExperimentConfig, to_dict
 from trajviz.engine.context import ProblemRef
 from trajviz.engine.diagnostics import Diagnostics, DiagnosticsSpec, path_diagnostics
 from trajviz.engine.executors import Executor, using
-from trajviz.engine.inner import InnerSpec, Trajectory, minibatch_indices, rollouts_per_chunk
-from trajviz.engine.learners import MetaTrace, OuterSpec, make_learner, meta_train
+from trajviz.engine.inner import (
+    InnerSpec,
+    Rollouts,
+    Trajectory,
+    minibatch_indices,
+    rollouts_per_chunk,
+)
+from trajviz.engine.work import Work
+from trajviz.engine.learners import MetaTrace, OuterSpec, Training, make_learner, meta_train
 from trajviz.data.stats import summarise
 from trajviz.engine.learners.outer import evaluate_path
 from trajviz.problem.models import Params, unflatten
@@ -36,9 +43,7 @@ from trajviz.spec.learner_variants import learner_specs
 from trajviz.pipeline.heldout import (
     HeldOut,
     config_threads,
-    heldout_seed,
     heldout_setup,
-    inner_spec,
 )
 from trajviz.pipeline.collapse import dead_fraction
 from trajviz.pipeline.record import (
@@ -71,7 +76,7 @@ def make_evaluator(problem: Problem, tasks: TaskSet, spec: InnerSpec,
     rollouts go in record chunks (``record.record_rollouts``, no points kept)."""
     def evaluate(theta0: Params) -> dict[str, float]:
         size = next(iter(theta0.values())).element_size()
-        rec = record_rollouts(problem, theta0, tasks, spec, seed, "", None,
+        rec = record_rollouts(Rollouts(problem, tasks, spec, seed), theta0, "", None,
                               chunk_tasks(problem, len(tasks), spec.steps, size), keep_grads=False)
         m = rec.metrics
         return {k: float(np.nanmean(m[k])) if np.isfinite(m[k]).any() else float("nan")
@@ -165,7 +170,8 @@ def init_params(problem: Problem, theta0, device: str, dtype: torch.dtype) -> to
 
 def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
                      inits: dict[str, np.ndarray] | None = None,
-                     executor: Executor | None = None, scratch: PathScratch | None = None) -> Recorded:
+                     executor: Executor | None = None, scratch: PathScratch | None = None,
+                     setup: HeldOut | None = None) -> Recorded:
     """Meta-train every learner of ``config`` and record its held-out inner loops.
 
     ``inits``: {name: θ0 [P]} fixed initialisations (e.g. a user's own file, see
@@ -173,15 +179,16 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
     and minibatches. Held-out rollouts are recorded in chunks (``pipeline.record``) onto
     ``scratch``, whose points ``Recorded.recordings`` refer to; without ``scratch`` the
     records come back with their paths filled as the record policy says (full or
-    placeholders) and no recordings.
+    placeholders) and no recordings. ``setup``: ``heldout_setup(config)`` when the caller
+    has built it (``run_experiment`` builds the family once per run).
     """
     if scratch is None:
         with PathScratch() as own:
-            rec = train_and_record(config, progress, inits, executor, own)
+            rec = train_and_record(config, progress, inits, executor, own, setup)
             full = rec.plan.policy == "full"
             return replace(rec, records={n: with_paths(r, rec.recordings[n], full)
                                          for n, r in rec.records.items()}, recordings={})
-    setup = heldout_setup(config)
+    setup = setup or heldout_setup(config)
     device, dtype, family, problem, spec = setup.device, setup.dtype, setup.family, setup.problem, setup.spec
     check_slices(config, problem)
     clash = sorted(set(inits or {}) & set(config.learners))
@@ -211,10 +218,10 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
     tuning: dict = {}
     dead = {"start": dead_fraction(problem, theta0, heldout), "learners": {}}
 
-    def diagnose(traj: Trajectory, tasks: TaskSet, name: str) -> Diagnostics:
+    def diagnose(traj: Trajectory, part: Rollouts, name: str) -> Diagnostics:
         nonlocal diag_info
         t0 = time.perf_counter()
-        diag = path_diagnostics(problem, traj, tasks, spec, held_seed, dspec, executor=executor, ref=ref)
+        diag = path_diagnostics(part, traj, dspec, Work(executor, ref=ref))
         key = f"diagnostics:{name}"
         timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
         diag_info = diagnostics_info(spec, diag, dspec.iters)
@@ -223,9 +230,9 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
     def record(name: str, start: torch.Tensor) -> Recording:
         # Every path starts from the flat θ0 unflattened, as a recomputation does (recompute.py).
         t0 = time.perf_counter()
-        out = record_rollouts(problem, unflatten(start, problem.model.spec), heldout, spec, held_seed,
-                              name, scratch, chunk, keep_grads=plan.policy == "full",
-                              diagnose=lambda traj, tasks: diagnose(traj, tasks, name))
+        out = record_rollouts(setup.rollouts, unflatten(start, problem.model.spec), name, scratch,
+                              chunk, keep_grads=plan.policy == "full",
+                              diagnose=lambda traj, part: diagnose(traj, part, name))
         timings[f"record:{name}"] = time.perf_counter() - t0
         return out
 
@@ -234,14 +241,13 @@ def train_and_record(config: ExperimentConfig, progress: Progress | None = None,
         if sweep is not None and learner.trains:
             total = len(sweep.grid) * outer.meta_steps
             report = None if progress is None else (lambda s, n=name: progress(f"tune:{n}", s, total))
-            chosen, trace = tune_outer_lr(learner, sweep, theta0, seed=config.seed, device=device,
-                                          dtype=dtype, progress=report)
+            chosen, trace = tune_outer_lr(learner, sweep, theta0, seed=config.seed, progress=report)
             trace = evaluate_path(trace, problem.model.spec, outer, evaluate)
             tuning[name] = chosen.info()
         else:
             report = None if progress is None else (lambda s, n=name: progress(f"meta:{n}", s, outer.meta_steps))
-            trace = meta_train(learner, problem, family, spec, outer, theta0, seed=config.seed,
-                               device=device, dtype=dtype, evaluate=evaluate, progress=report)
+            trace = meta_train(learner, Training(problem, family, spec, outer), theta0,
+                               seed=config.seed, evaluate=evaluate, progress=report)
         timings[f"meta:{name}"] = time.perf_counter() - t0
         dead["learners"][name] = dead_fraction(problem, trace.final_theta0, heldout)
         recordings[name] = record(name, trace.path[-1])
@@ -264,7 +270,8 @@ def lr_sweep(config: ExperimentConfig, setup: HeldOut, outer: OuterSpec) -> Swee
                            setup.dtype)
     minibatch_indices(val, setup.spec, 0)
     judge = make_evaluator(setup.problem, val, setup.spec, validation_seed(config.seed))
-    return Sweep(setup.problem, setup.family, setup.spec, outer, config.outer.lr_grid, judge, len(val))
+    return Sweep(Training(setup.problem, setup.family, setup.spec, outer), config.outer.lr_grid,
+                 judge, len(val))
 
 
 def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
@@ -283,26 +290,33 @@ def run_experiment(config: ExperimentConfig, *, progress: Progress | None = None
     string (``local-dask:2``, ``tcp://HOST:PORT``: started or reached before any work,
     closed at the end) or None (in-process).
     """
-    chosen = config_threads(config, threads)
+    setup = heldout_setup(config)  # the one family of the run, passed down from here
+    chosen = config_threads(config, threads, setup.problem)
     with thread_scope(chosen, policy=threads is None), using(executor) as ex, recording():
-        return _run_experiment(config, progress=progress, run_id=run_id, inits=inits, executor=ex)
+        return _run_experiment(config, setup, progress=progress, run_id=run_id, inits=inits,
+                               executor=ex)
 
 
-def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = None,
-                    run_id: str = "", inits: dict | None = None,
-                    executor: Executor | None = None) -> Run:
+def _run_experiment(config: ExperimentConfig, setup: HeldOut, *,
+                    progress: Progress | None = None, run_id: str = "",
+                    inits: dict | None = None, executor: Executor | None = None) -> Run:
     from trajviz.problem.inits import resolve_inits
 
     started = time.perf_counter()
+    ref = ProblemRef.of(config.family, config.family_options)
     with PathScratch() as scratch:
-        rec = train_and_record(config, progress, resolve_inits(config, inits), executor, scratch)
+        rec = train_and_record(config, progress,
+                               resolve_inits(config, inits, setup.problem.model.spec),
+                               executor, scratch, setup)
         timings = dict(rec.timings)
         views = {}
         points = {n: r.points for n, r in rec.recordings.items()}
         for kind in config.slices.kinds:
             t0 = time.perf_counter()
-            views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records, progress,
-                                     executor, points=points)
+            report = None if progress is None else (
+                lambda done, total, k=kind: progress(f"surface:{k}", done, total))
+            views[kind] = build_view(kind, config, rec.problem, rec.heldout, rec.records,
+                                     Work(executor, report, ref), points=points)
             timings[f"surface:{kind}"] = time.perf_counter() - t0
         full = rec.plan.policy == "full"
         rec = replace(rec, records={n: with_paths(r, rec.recordings[n], full)
@@ -314,10 +328,8 @@ def _run_experiment(config: ExperimentConfig, *, progress: Progress | None = Non
             t0 = time.perf_counter()
             report = None if progress is None else (
                 lambda done, total, k=kind: progress(f"birthmap:{k}", done, total))
-            birthmaps[kind] = birth_map_on(rec.problem, rec.heldout, inner_spec(config.inner),
-                                           heldout_seed(config), view, rec.records, config.birthmap,
-                                           progress=report, executor=executor,
-                                           ref=ProblemRef.of(config.family, config.family_options))
+            birthmaps[kind] = birth_map_on(setup.rollouts, view, rec.records, config.birthmap,
+                                           Work(executor, report, ref))
             timings[f"birthmap:{kind}"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     model = rec.problem.model

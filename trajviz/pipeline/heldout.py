@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trajviz.engine.inner import InnerSpec, minibatch_indices
+from trajviz.engine.inner import InnerSpec, Rollouts, minibatch_indices
 from trajviz.kernels.threads import check_threads, threads_for
 from trajviz.problem.optim import InnerOptimizer, make_optimizer
 from trajviz.problem.tasks import Problem, TaskFamily, TaskSet, make_family
@@ -58,6 +58,11 @@ class HeldOut:
     device: str
     dtype: torch.dtype
 
+    @property
+    def rollouts(self) -> Rollouts:
+        """The held-out rollouts' bundle: problem, tasks, inner spec, minibatch seed."""
+        return Rollouts(self.problem, self.tasks, self.spec, self.seed)
+
 
 def heldout_setup(config: ExperimentConfig) -> HeldOut:
     device = resolve_device(config.device)
@@ -77,10 +82,15 @@ def heldout_seed(config: ExperimentConfig) -> int:
     return int(np.random.SeedSequence([config.seed, HELDOUT_STREAM]).generate_state(1)[0])
 
 
-def config_threads(config: ExperimentConfig, requested: int | None = None) -> int | None:
-    """The thread count ``run_experiment`` uses for ``config`` (see ``threads.threads_for``)."""
+def config_threads(config: ExperimentConfig, requested: int | None = None,
+                   problem: Problem | None = None) -> int | None:
+    """The thread count ``run_experiment`` uses for ``config`` (see ``threads.threads_for``).
+    ``problem``: the config's, when the caller has built it (``HeldOut.problem``), so that
+    the family is not built again just to read the model's size."""
     if requested is not None:
         return check_threads(requested)
-    size = make_family(config.family, config.family_options).problem().model.spec.size
+    if problem is None:
+        problem = make_family(config.family, config.family_options).problem()
+    size = problem.model.spec.size
     rollouts = max(config.outer.meta_batch, config.heldout_tasks)
     return threads_for(size, rollouts, device=config.device)

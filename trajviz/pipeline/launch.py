@@ -89,12 +89,11 @@ def launch(ctx: LaunchContext, theta0: np.ndarray, *, name: str = "launch",
     s = ctx.setup
     vector = init_params(s.problem, theta0, s.device, s.dtype)
     level = LEVELS[diagnostics]
-    diagnose = None if level is None else (lambda traj, tasks: path_diagnostics(
-        s.problem, traj, tasks, s.spec, s.seed, DiagnosticsSpec(seed=ctx.seed, **level)))
+    diagnose = None if level is None else (lambda traj, part: path_diagnostics(
+        part, traj, DiagnosticsSpec(seed=ctx.seed, **level)))
     itemsize = vector.element_size()
     with PathScratch() as scratch:  # streamed like a run's learners (pipeline.record)
-        rec = record_rollouts(s.problem, unflatten(vector, s.problem.model.spec), s.tasks, s.spec,
-                              s.seed, name, scratch,
+        rec = record_rollouts(s.rollouts, unflatten(vector, s.problem.model.spec), name, scratch,
                               chunk_tasks(s.problem, len(s.tasks), s.spec.steps, itemsize),
                               keep_grads=not ctx.light, diagnose=diagnose)
         record = fixed_record(name, vector, rec, ctx.eval_tasks)
@@ -119,8 +118,8 @@ def keep(path: str | Path, result: Launch, ctx: LaunchContext | None = None) -> 
     if run.birthmaps:
         ctx = ctx or launch_context(run)
         s = ctx.setup
-        maps = {view: with_point(bm, result.record.name, result.record.theta0, s.problem, s.tasks,
-                                 s.spec, s.seed, ctx.slices[view])
+        maps = {view: with_point(bm, result.record.name, result.record.theta0, s.rollouts,
+                                 ctx.slices[view])
                 for view, bm in run.birthmaps.items()}
         updated = replace(updated, birthmaps=maps)
     return replace_run(updated, path.parent)

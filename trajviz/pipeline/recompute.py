@@ -63,8 +63,8 @@ def recompute_paths(run: Run, learner: str, tasks: list[int] | None = None,
     with PathScratch() as scratch:
         for done, start in enumerate(range(0, len(index), chunk)):
             part = chosen.select(list(range(start, min(start + chunk, len(index)))))
-            parts.append(record_rollouts(setup.problem, theta0, part, setup.spec, setup.seed, learner,
-                                         scratch, chunk, keep_grads=True))
+            parts.append(record_rollouts(setup.rollouts.on(part), theta0, learner, scratch, chunk,
+                                         keep_grads=True))
             if progress is not None:
                 progress(done + 1, -(-len(index) // chunk))
         params = np.concatenate([p.points.read() for p in parts])

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Self
 
 import numpy as np
@@ -23,10 +23,10 @@ import torch
 
 from trajviz.data.run import LearnerRecord
 from trajviz.engine.diagnostics import Diagnostics, good_points
-from trajviz.engine.inner import InnerSpec, Trajectory, inner_loop, rollouts_per_chunk
+from trajviz.engine.inner import Rollouts, Trajectory, inner_loop, rollouts_per_chunk
 from trajviz.engine.metrics import path_metrics, running_metrics
 from trajviz.problem.models import Params, batch_shape
-from trajviz.problem.tasks import Problem, TaskSet
+from trajviz.problem.tasks import Problem
 from trajviz.spec import budget
 
 
@@ -169,12 +169,12 @@ class Recording:
     diagnostics: Diagnostics | None
 
 
-def heldout_paths(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec, seed: int,
-                  learner: str) -> Trajectory:
-    """Record the inner loops from ``theta0`` on the held-out ``tasks``."""
+def heldout_paths(rollouts: Rollouts, theta0: Params, learner: str) -> Trajectory:
+    """Record the inner loops from ``theta0`` on the held-out ``rollouts.tasks``, labelled
+    with ``learner``."""
     with torch.no_grad():
-        result = inner_loop(problem, theta0, tasks, spec, seed=seed, record=True, learner=learner)
-    return result.trajectory
+        result = inner_loop(rollouts, theta0, record=True)
+    return replace(result.trajectory, learner=learner)
 
 
 def clean_path(traj: Trajectory) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,23 +206,27 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def record_rollouts(problem: Problem, theta0: Params, tasks: TaskSet, spec: InnerSpec, seed: int,
-                    name: str, scratch: PathScratch | None, chunk: int, *, keep_grads: bool,
-                    diagnose: Callable[[Trajectory, TaskSet], Diagnostics] | None = None) -> Recording:
-    """Record the held-out rollouts from ``theta0`` on ``tasks``, ``chunk`` tasks at a time.
+def record_rollouts(rollouts: Rollouts, theta0: Params, name: str, scratch: PathScratch | None,
+                    chunk: int, *, keep_grads: bool,
+                    diagnose: Callable[[Trajectory, Rollouts], Diagnostics] | None = None
+                    ) -> Recording:
+    """Record the held-out rollouts from ``theta0`` on ``rollouts.tasks``, ``chunk`` tasks at
+    a time.
 
     theta0: {name: [*shape]} shared by every rollout, or {name: [R, *shape]} one per task
-    (``pair_theta0_with_tasks``). ``diagnose(traj, tasks)`` per chunk, if given. Without
-    ``scratch`` no points are kept (``Recording.points`` is None: metrics only)."""
+    (``pair_theta0_with_tasks``). ``diagnose(traj, part)`` per chunk, if given (``part``:
+    ``rollouts`` on the chunk's tasks). Without ``scratch`` no points are kept
+    (``Recording.points`` is None: metrics only)."""
+    problem, tasks = rollouts.problem, rollouts.tasks
     parts: dict[str, list] = {k: [] for k in ("points", "grads", "losses", "query_losses",
                                               "diverged_at", "metrics", "running", "diag")}
     steps = None
     shared = batch_shape(theta0, problem.model.spec) == ()
     for start in range(0, len(tasks), chunk):
         rows = list(range(start, min(start + chunk, len(tasks))))
-        part = tasks.select(rows)
+        part = rollouts.on(tasks.select(rows))
         part0 = theta0 if shared else {k: v[rows[0]:rows[-1] + 1] for k, v in theta0.items()}
-        traj = heldout_paths(problem, part0, part, spec, seed, name)
+        traj = heldout_paths(part, part0, name)
         if diagnose is not None:
             diag = diagnose(traj, part)
             parts["diag"].append(diag.values)
@@ -257,8 +261,6 @@ def placeholder(shape: tuple[int, ...]) -> np.ndarray:
 
 def with_paths(record: LearnerRecord, rec: Recording, full: bool) -> LearnerRecord:
     """``record`` with its held-out paths read back (``full``) or as placeholders."""
-    from dataclasses import replace
-
     if full:
         points = rec.points.read() if isinstance(rec.points, ScratchRows) else rec.points
         return replace(record, params=points, grads=rec.grads)

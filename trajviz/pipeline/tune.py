@@ -23,10 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trajviz.engine.inner import InnerSpec
-from trajviz.engine.learners import Learner, MetaTrace, OuterSpec, meta_train
+from trajviz.engine.learners import Learner, MetaTrace, Training, meta_train
 from trajviz.problem.models import Params
-from trajviz.problem.tasks import Problem, TaskFamily, TaskSet
+from trajviz.problem.tasks import TaskFamily, TaskSet
 
 VALIDATION_STREAM = 0x7A11D  # seeds the validation tasks and their minibatches
 TUNE_METRIC = "auc"  # mean loss over the K inner steps: how fast and how far a task is learned
@@ -81,32 +80,28 @@ class Sweep:
     replaced by each grid value), the grid, the judge (θ0 -> validation metrics) and
     the number of validation tasks it judges on (recorded)."""
 
-    problem: Problem
-    family: TaskFamily
-    inner: InnerSpec
-    outer: OuterSpec
+    training: Training
     grid: tuple[float, ...]
     judge: Judge
     tasks: int
 
 
 def tune_outer_lr(learner: Learner, sweep: Sweep, theta0: Params, *, seed: int,
-                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                   progress: Callable[[int], None] | None = None) -> tuple[Tuning, MetaTrace]:
     """Meta-train ``learner`` from ``theta0`` once per lr of ``sweep.grid`` and keep the
     best (``choose``). Returns the record of the sweep and the winner's trace, which is
     what ``meta_train`` with that lr gives (evaluated on nothing: the caller adds the
     held-out curves with ``evaluate_path``). ``progress(done)`` counts meta-steps over
     the whole sweep (G·S)."""
-    steps = sweep.outer.meta_steps
+    steps = sweep.training.outer.meta_steps
     start = float(sweep.judge(theta0)[TUNE_METRIC])
     scores: list[float] = []
     best: tuple[float, MetaTrace] | None = None
     for i, lr in enumerate(sweep.grid):
         report = None if progress is None else (lambda s, i=i: progress(i * steps + s))
-        trace = meta_train(learner, sweep.problem, sweep.family, sweep.inner,
-                           dataclasses.replace(sweep.outer, lr=lr), theta0, seed=seed,
-                           device=device, dtype=dtype, progress=report)
+        training = dataclasses.replace(sweep.training,
+                                       outer=dataclasses.replace(sweep.training.outer, lr=lr))
+        trace = meta_train(learner, training, theta0, seed=seed, progress=report)
         scores.append(float(sweep.judge(trace.final_theta0)[TUNE_METRIC]))
         if choose(sweep.grid[:i + 1], scores) == i:
             best = (lr, trace)  # keep one trace, not G

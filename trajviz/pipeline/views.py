@@ -6,14 +6,11 @@ projected paths with their residuals and the plane's losses, and the surface.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
 from trajviz.spec.config import ExperimentConfig
-from trajviz.engine.context import ProblemRef
-from trajviz.engine.executors import Executor
+from trajviz.engine.work import DEFAULT_WORK, Work
 from trajviz.engine.curvature import mean_loss_eigenvectors
 from trajviz.data.run import LearnerRecord, View, ViewPaths
 from trajviz.engine.slices import (
@@ -33,8 +30,6 @@ from trajviz.pipeline.record import ScratchRows, concat_rows
 from trajviz.engine.robustfit import robust_rows
 from trajviz.engine.surface import evaluate_surface, plane_losses
 from trajviz.problem.tasks import Problem, TaskSet
-
-Progress = Callable[[str, int, int], None]
 
 
 def _points(records: dict[str, LearnerRecord], points: dict | None) -> dict:
@@ -129,10 +124,11 @@ def build_slice(kind: str, config: ExperimentConfig, problem: Problem,
 
 
 def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: TaskSet,
-               records: dict[str, LearnerRecord], progress: Progress | None,
-               executor: Executor | None = None, points: dict | None = None) -> View:
+               records: dict[str, LearnerRecord], work: Work = DEFAULT_WORK,
+               points: dict | None = None) -> View:
     """The view of ``kind``; ``points``: {learner: [T, K+1, P]} held-out paths when the
-    records hold placeholders (a streaming record's ``ScratchRows``)."""
+    records hold placeholders (a streaming record's ``ScratchRows``). The surface's
+    chunks run as ``work`` says (its ``progress(done, total)`` counts grid points)."""
     slc = build_slice(kind, config, problem, records, heldout, points)
     dtype = getattr(torch, config.dtype)
     paths = {n: record_paths(problem, slc, heldout, r, config.device, dtype,
@@ -142,10 +138,9 @@ def build_view(kind: str, config: ExperimentConfig, problem: Problem, heldout: T
                            + [p.meta_coords.reshape(-1, 2) for n, p in paths.items() if n not in far])
     slc = with_extent(slc, every, margin=config.slices.margin)
     res = config.slices.resolution
-    report = None if progress is None else (lambda done, total: progress(f"surface:{kind}", done, total))
-    surface = evaluate_surface(problem, slc, heldout, (res, res), device=config.device, dtype=dtype,
-                               progress=report, executor=executor,
-                               ref=ProblemRef.of(config.family, config.family_options))
+    # the held-out tasks are already on the config's device and dtype (heldout_setup)
+    surface = evaluate_surface(problem, slc, heldout.to(config.device, dtype), (res, res),
+                               work=work)
     return View(name=kind, slice=slc, surface=surface,
                 **{f: {n: getattr(p, f) for n, p in paths.items()} for f in
                    ("coords", "residual", "plane_loss", "meta_coords", "meta_residual")})

@@ -36,7 +36,7 @@ from trajviz.pipeline.experiment import (
     summary_counts,
 )
 from trajviz.pipeline.heldout import inner_spec
-from trajviz.engine.inner import pair_theta0_with_tasks
+from trajviz.engine.inner import Rollouts, pair_theta0_with_tasks
 from trajviz.pipeline.record import PathScratch, Recording, chunk_tasks, placeholder, record_rollouts
 from trajviz.pipeline.launch import LaunchContext, launch_context
 from trajviz.problem.models import unflatten
@@ -127,12 +127,12 @@ def whatif(run: Run, inner_changes: dict[str, Any], learners: list[str] | None =
     params0, paired = pair_theta0_with_tasks(theta0, task_set, s.problem)
     dspec = DiagnosticsSpec(seed=ctx.base.seed, **LEVELS[diagnostics] or {})
     diagnose = None if diagnostics == "none" else (
-        lambda traj, part: path_diagnostics(s.problem, traj, part, spec, s.seed, dspec))
+        lambda traj, part: path_diagnostics(part, traj, dspec))
     itemsize = next(iter(params0.values())).element_size()
     # Streamed in chunks of (learner, task) rollouts (pipeline.record): the chunks are
     # multiples of the inner loop's own, so the paths are those of one vectorised call.
     with PathScratch() as scratch:
-        rec = record_rollouts(s.problem, params0, paired, spec, s.seed, "", scratch,
+        rec = record_rollouts(Rollouts(s.problem, paired, spec, s.seed), params0, "", scratch,
                               chunk_tasks(s.problem, len(paired), spec.steps, itemsize),
                               keep_grads=not ctx.launch.light, diagnose=diagnose)
         diag = rec.diagnostics

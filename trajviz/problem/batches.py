@@ -1,19 +1,20 @@
 """How every learner adapts to a task, and which data each inner step sees.
 
-``InnerSpec`` (optimiser, steps, minibatch size, divergence rule) and the
+``InnerSpec`` (optimiser, steps, minibatch size, divergence rule), ``Rollouts``
+(the problem, tasks, spec and seed that every batch of rollouts travels with) and the
 minibatch schedule (``minibatch_indices``, ``all_batches``) sit below the
 engine so that the inner loop (``trajviz.engine.inner``) and the kernels
 (``trajviz.kernels``) read one definition.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from trajviz.problem.optim import InnerOptimizer
-from trajviz.problem.tasks import Batch, TaskSet
+from trajviz.problem.tasks import Batch, Problem, TaskSet
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,25 @@ class InnerSpec:
     batch_size: int | None = None
     divergence_factor: float = 1e6
 
+
+@dataclass(frozen=True)
+class Rollouts:
+    """What R rollouts run on, all but their θ0s: the parameter bundle that the inner
+    loop, the recorder, the diagnostics and the birth map share.
+
+    problem: the model and its loss; tasks: R tasks, rollout r on task r (on the device
+    and dtype to compute in); spec: the inner loop (``InnerSpec``); seed: the seed of the
+    minibatches (``minibatch_indices``), so a rollout's batches are rebuilt exactly.
+    """
+
+    problem: Problem
+    tasks: TaskSet
+    spec: InnerSpec
+    seed: int = 0
+
+    def on(self, tasks: TaskSet) -> Rollouts:
+        """The same setting on other tasks (a chunk, a selection, θ0s × tasks)."""
+        return replace(self, tasks=tasks)
 
 
 def minibatch_indices(tasks: TaskSet, spec: InnerSpec, seed: int) -> np.ndarray | None:

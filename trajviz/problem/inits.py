@@ -92,13 +92,16 @@ def load_init(path: str | Path, spec: ParamSpec) -> np.ndarray:
     return match_params(read_arrays(path), spec, where=f"init file {str(path)!r}")
 
 
-def resolve_inits(config, inits: dict[str, Any] | None) -> dict[str, np.ndarray]:
-    """{name: θ0 [P]} from {name: file path | [P] array | {param: array}} for ``config``'s model."""
+def resolve_inits(config, inits: dict[str, Any] | None,
+                  spec: ParamSpec | None = None) -> dict[str, np.ndarray]:
+    """{name: θ0 [P]} from {name: file path | [P] array | {param: array}} for ``config``'s model
+    (``spec``: its parameters, when the caller has built the model already)."""
     if not inits:
         return {}
-    from trajviz.problem.tasks import make_family
+    if spec is None:
+        from trajviz.problem.tasks import make_family
 
-    spec = make_family(config.family, config.family_options).problem().model.spec
+        spec = make_family(config.family, config.family_options).problem().model.spec
     out = {}
     for name, value in inits.items():
         check_init_name(name)

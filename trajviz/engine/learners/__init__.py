@@ -12,6 +12,7 @@ from trajviz.engine.learners.outer import (
     OUTER_OPTIMIZERS,
     MetaTrace,
     OuterSpec,
+    Training,
     meta_train,
     step_seed,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "MetaTrace",
     "Multitask",
     "OuterSpec",
+    "Training",
     "RandomInit",
     "Reptile",
     "make_learner",

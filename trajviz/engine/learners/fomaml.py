@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import torch
 
+from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import InnerSpec, inner_loop, losses_and_grads
 from trajviz.problem.models import Params
 from trajviz.problem.tasks import Problem, TaskSet
@@ -24,7 +25,7 @@ class FOMAML:
 
     def meta_gradient(self, problem: Problem, theta0: Params, tasks: TaskSet,
                       inner: InnerSpec, seed: int) -> MetaGradient:
-        result = inner_loop(problem, theta0, tasks, inner, seed=seed)
+        result = inner_loop(Rollouts(problem, tasks, inner, seed), theta0)
         query_loss, query_grad = losses_and_grads(problem, result.final, tasks.query)
         ok = finite_rollouts(result.diverged_at, query_grad) & torch.isfinite(query_loss)
         grad = masked_task_mean(query_grad, ok)

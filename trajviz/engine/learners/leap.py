@@ -21,6 +21,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import InnerSpec, Point, inner_loop
 from trajviz.problem.models import Params
 from trajviz.problem.tasks import Problem, TaskSet
@@ -100,7 +101,8 @@ class Leap:
             # Reptile does, it is exact (no float32 sum of K differences) and bitwise Reptile's.
             return Reptile().meta_gradient(problem, theta0, tasks, inner, seed)
         with torch.no_grad():
-            result = inner_loop(problem, theta0, tasks, inner, seed=seed, on_segment=self.accumulate)
+            result = inner_loop(Rollouts(problem, tasks, inner, seed), theta0,
+                                on_segment=self.accumulate)
             accumulated, diverged_at, final_loss = result.accumulated, result.diverged_at, result.final_loss
             ok = finite_rollouts(diverged_at, accumulated)
             grad = masked_task_mean(accumulated, ok)

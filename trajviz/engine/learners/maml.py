@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 from torch.func import vmap
 
+from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import InnerSpec, inner_loop
 from trajviz.problem.models import Params
 from trajviz.problem.tasks import Problem, TaskSet
@@ -37,7 +38,8 @@ class MAML:
         for start in range(0, R, chunk):  # one graph per chunk: memory O(chunk·K·P), not O(R·K·P)
             part = tasks if chunk >= R else tasks.select(list(range(start, min(start + chunk, R))))
             with torch.enable_grad():
-                result = inner_loop(problem, leaves, part, inner, seed=seed, differentiable=True)
+                result = inner_loop(Rollouts(problem, part, inner, seed), leaves,
+                                    differentiable=True)
                 query = vmap(problem.loss)(result.final, part.query)  # [r]
                 ok = torch.isfinite(query.detach()) & (result.diverged_at < 0)
                 total = torch.where(ok, query, torch.zeros_like(query)).sum()

@@ -39,6 +39,18 @@ class OuterSpec:
 
 
 @dataclass(frozen=True)
+class Training:
+    """What meta-training runs on, whichever the learner: the problem, the family that
+    samples each meta-step's tasks, the inner loop every learner adapts with and the
+    outer loop (``meta_train``; an outer-lr sweep replaces ``outer.lr``)."""
+
+    problem: Problem
+    family: TaskFamily
+    inner: InnerSpec
+    outer: OuterSpec
+
+
+@dataclass(frozen=True)
 class MetaTrace:
     """A learner's meta-training record.
 
@@ -83,17 +95,20 @@ def evaluate_path(trace: MetaTrace, spec: ParamSpec, outer: OuterSpec,
                for k in keys})
 
 
-def meta_train(learner: Learner, problem: Problem, family: TaskFamily, inner: InnerSpec,
-               outer: OuterSpec, theta0: Params, *, seed: int = 0,
-               device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+def meta_train(learner: Learner, training: Training, theta0: Params, *, seed: int = 0,
                evaluate: Callable[[Params], dict[str, float]] | None = None,
                progress: Callable[[int], None] | None = None) -> MetaTrace:
-    """Meta-train ``learner`` from ``theta0`` for ``outer.meta_steps`` steps.
+    """Meta-train ``learner`` from ``theta0`` for ``training.outer.meta_steps`` steps, on
+    θ0's device and in its dtype (each meta-batch's tasks are moved there).
 
     ``evaluate(theta0) -> {metric: value}`` is called at step 0, every
     ``eval_every`` steps and at the end; ``progress(step)`` after each step.
     A learner with ``trains=False`` keeps θ0 and skips the loop's work.
     """
+    problem, family = training.problem, training.family
+    inner, outer = training.inner, training.outer
+    first = next(iter(theta0.values()))
+    device, dtype = first.device, first.dtype
     leaves = {k: v.detach().clone().to(device=device, dtype=dtype).requires_grad_(True)
               for k, v in theta0.items()}
     optimizer = OUTER_OPTIMIZERS[outer.optimizer](list(leaves.values()), lr=outer.lr)

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import torch
 
+from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import InnerSpec, inner_loop
 from trajviz.problem.models import Params
 from trajviz.problem.tasks import Problem, TaskSet
@@ -25,7 +26,7 @@ class Reptile:
     def meta_gradient(self, problem: Problem, theta0: Params, tasks: TaskSet,
                       inner: InnerSpec, seed: int) -> MetaGradient:
         with torch.no_grad():
-            result = inner_loop(problem, theta0, tasks, inner, seed=seed)
+            result = inner_loop(Rollouts(problem, tasks, inner, seed), theta0)
             shift = {k: theta0[k].unsqueeze(0) - v for k, v in result.final.items()}
             ok = finite_rollouts(result.diverged_at, shift)
             grad = masked_task_mean(shift, ok)

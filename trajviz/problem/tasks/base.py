@@ -61,6 +61,13 @@ class TaskSet:
         return TaskSet(pick(self.support), pick(self.query), self.ids[idx], pick(self.info),
                        self.minibatchable)
 
+    def placement(self) -> tuple[torch.device, torch.dtype]:
+        """(device, dtype) to compute in: those of the first floating support tensor
+        (float32 if there is none; integer labels do not count)."""
+        tensors = list(self.support.values())
+        first = next((v for v in tensors if v.is_floating_point()), tensors[0])
+        return first.device, first.dtype if first.is_floating_point() else torch.float32
+
     def to(self, device: str | torch.device, dtype: torch.dtype) -> TaskSet:
         """Move to ``device``; floating tensors take ``dtype``, integer labels stay."""
         def move(d: Batch) -> Batch:
