@@ -119,6 +119,7 @@ def check_status(status: int, fn: str) -> None:
                            "activation or optimiser code it does not know")
 
 
+@functools.cache
 def _cpu_key() -> str:
     """What -march=native depends on: the CPU's model and flags (Linux), else the platform."""
     try:
