@@ -9,6 +9,7 @@ register tile, several outputs, NaN and infinity in whole and partial strips.
 """
 from __future__ import annotations
 
+import itertools
 import subprocess
 
 import numpy as np
@@ -64,7 +65,7 @@ def test_the_vector_width_follows_the_target(build):
 
 def sizes_net(sizes, act=nn.ReLU, bias=True) -> nn.Module:
     layers = []
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b, bias=bias), act()]
     return nn.Sequential(*layers[:-1])
 

@@ -35,6 +35,7 @@ import platform
 import shlex
 import subprocess
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,14 +234,33 @@ def chunk_points(n_params: int) -> int:
     return max(1, CHUNK_BYTES // (4 * n_params))
 
 
+_buffers = threading.local()
+
+
+def _reused(slot: int, rows: int, cols: int) -> Tensor:
+    """A float32 [rows, cols] buffer of this thread's, kept between calls: a chunk's per-point
+    weights are megabytes, and a fresh allocation of them page-faults on every chunk (about
+    1,000 faults per 51x51 surface at N = 10, measured). Kept only up to ``4 * CHUNK_BYTES``
+    a buffer (a larger call, outside the chunked surface, allocates its own)."""
+    if rows * cols > CHUNK_BYTES:  # floats: 4 * CHUNK_BYTES bytes
+        return torch.empty(rows, cols)
+    held = getattr(_buffers, "held", None)
+    if held is None:
+        held = _buffers.held = {}
+    buf = held.get(slot)
+    if buf is None or buf.numel() < rows * cols:
+        buf = held[slot] = torch.empty(rows * cols)
+    return buf[:rows * cols].view(rows, cols)
+
+
 @dataclass(frozen=True, eq=False)
 class NativePlane:
     """An MLP on one plane and one batch, prepared for the native kernel (cf. ``PlaneMLP``).
 
     q: [3, F₀, cols] the first layer's pre-activation at the origin, u and v
     (zero-padded to cols, a multiple of the kernel's strip, ``plane_strip()``);
-    stacks: per later layer, its weight [3, out·in] and bias [3, out] (or None) at the origin, u and v;
-    dims, act: widths and the table's activation codes per layer; y: [out, T·N];
+    stacks: per later layer, its weight [3, out·in] and bias [3, out] (or None) at the
+    origin, u and v; dims, act: widths and the table's activation codes per layer; y: [out, T·N];
     samples: N.
     """
 
@@ -286,7 +306,8 @@ class NativePlane:
         g = coords.shape[0]
         corner = torch.cat([coords.new_ones(g, 1), coords], dim=1)  # [G, 3]: (1, a, b)
         dims = self.dims
-        weights = [None] + [torch.mm(corner, w) for w, _ in self.stacks]
+        weights = [None] + [torch.mm(corner, w, out=_reused(i, g, w.shape[1]))
+                            for i, (w, _) in enumerate(self.stacks)]
         biases = [None] + [None if b is None else torch.mm(corner, b) for _, b in self.stacks]
         coords = coords.contiguous()
         n_out, rows = self.y.shape
