@@ -7,6 +7,7 @@ kernels' own build keys, so a rebuilt kernel is timed again.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -29,8 +30,15 @@ def native_dir() -> Path:
 
 def c_compiler() -> str | None:
     """The C compiler to build with: ``$CC``, else cc, gcc or clang on PATH, else None."""
-    names = [os.environ["CC"]] if os.environ.get("CC") else ["cc", "gcc", "clang"]
-    return next((shutil.which(n) for n in names if shutil.which(n)), None)
+    return _compiler(os.environ.get("CC"), os.environ.get("PATH"))
+
+
+@functools.lru_cache(maxsize=16)
+def _compiler(cc: str | None, path: str | None) -> str | None:
+    """``c_compiler`` for these values of $CC and $PATH (looked up once: the dispatcher asks
+    at every surface)."""
+    names = [cc] if cc else ["cc", "gcc", "clang"]
+    return next((found for n in names if (found := shutil.which(n, path=path))), None)
 
 
 def notice(reason: str) -> None:

@@ -121,7 +121,8 @@ def plane_order(problem: Problem, layers: tuple, batch: Batch, points: int,
     where nothing is kept)."""
     key = shape_class(layers, batch) + ":" + ",".join(sorted(eligible))
     with _lock:
-        order = _memory.get(f"{_path()}:{key}")
+        remembered = f"{_path()}:{key}"  # the path names the build: computed once per call
+        order = _memory.get(remembered)
         if order is None:
             kept = _load().get(key)
             order = kept["order"] if kept and set(kept["order"]) == set(eligible) else None
@@ -129,7 +130,7 @@ def plane_order(problem: Problem, layers: tuple, batch: Batch, points: int,
             seconds = time_backends(problem, layers, batch, points, eligible, chunks)
             order = sorted(eligible, key=seconds.__getitem__)
             _save(key, order, seconds)
-        _memory[f"{_path()}:{key}"] = order
+        _memory[remembered] = order
     return tuple(order)
 
 

@@ -4,14 +4,15 @@
 (below) and ``birth_native`` (the birth map's grid rollouts, ``native_birth``).
 
 ``plane_native.c`` runs a whole MLP (ReLU or identity activations, the table's
-``native`` codes) on a strip of 16 samples at a time, activations in L1, bias
-and ReLU in the epilogue of register-blocked GEMMs, the last layer straight
-into the squared residual (see the file). On the sinusoid MLP 1-40-40-1 at
-N = 1000 that ran in 0.84x the time of the hidden layer's bmm alone, 3.2x
-faster than the eager ``mlp_plan.PlaneMLP`` (bench_surface.py, load 8.7).
+``native`` codes) on a strip of samples at a time (``trajviz_plane_strip()``
+columns: two vectors, of 16 floats where the compiler targets AVX-512, else of
+8), activations in L1, bias and ReLU in the epilogue of register-blocked GEMMs,
+the last layer straight into the squared residual (see the file). The strip is
+read from the library when it loads (``plane_strip``), never assumed here.
 
 A kernel is built once per machine with the C compiler on PATH (``$CC``, cc,
-gcc or clang; ``-O3 -march=native``) into ``cache.native_dir()``, keyed by a
+gcc or clang; ``-O3 -march=native`` and ``$TRAJVIZ_CFLAGS``, e.g.
+``-mno-avx512f`` for the 8-wide path) into ``cache.native_dir()``, keyed by a
 hash of the source, compiler, flags and CPU, written atomically. Every call
 goes through one ``ctypes.Structure`` of typed fields (``PlaneArgs``,
 ``BirthArgs``, mirrors of the C structs) whose tensors are checked first
@@ -31,8 +32,10 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import subprocess
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +49,6 @@ from trajviz.kernels.tables import activation_of, native_activation
 from trajviz.kernels.threads import kernel_threads
 from trajviz.problem.tasks.base import Batch
 
-STRIP = 16  # must match plane_native.c
 # Grid points per chunk on the native path: their per-point weights [G, P] in about this
 # many bytes (activations live in L1, so only the weights grow with G). Measured on the
 # sinusoid MLP 1-40-40-1, 51x51 grid, 1 thread, CPU ms for the grid at N = 1000: 12 points
@@ -83,7 +85,9 @@ class BirthArgs(ctypes.Structure):
 
 # Each kernel's C functions: (argument types, return type), declared once when it is loaded.
 PROTOTYPES = {
-    "plane_native": {"trajviz_plane_mlp_sse": ([ctypes.POINTER(PlaneArgs)], ctypes.c_int)},
+    "plane_native": {"trajviz_plane_mlp_sse": ([ctypes.POINTER(PlaneArgs)], ctypes.c_int),
+                     "trajviz_plane_strip": ([], ctypes.c_int),
+                     "trajviz_plane_lanes": ([], ctypes.c_int)},
     "birth_native": {
         "trajviz_birth_rollouts": ([ctypes.POINTER(BirthArgs)], ctypes.c_int),
         "trajviz_birth_scratch": ([ctypes.c_int, _I, ctypes.c_int], ctypes.c_long)},
@@ -116,6 +120,7 @@ def check_status(status: int, fn: str) -> None:
                            "activation or optimiser code it does not know")
 
 
+@functools.cache
 def _cpu_key() -> str:
     """What -march=native depends on: the CPU's model and flags (Linux), else the platform."""
     try:
@@ -125,17 +130,42 @@ def _cpu_key() -> str:
         return platform.processor() + platform.machine()
 
 
+def flags() -> tuple[str, ...]:
+    """The compiler flags: ``FLAGS`` then ``$TRAJVIZ_CFLAGS`` (split as a shell would)."""
+    return (*FLAGS, *shlex.split(os.environ.get("TRAJVIZ_CFLAGS", "")))
+
+
 def build_key(name: str) -> str | None:
     """The hash naming kernel ``name``'s build on this machine (None: no compiler)."""
     cc = c_compiler()
     if cc is None:
         return None
     source = Path(__file__).with_name(f"{name}.c").read_bytes()
-    return hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(FLAGS).encode(),
+    return hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags()).encode(),
                                       _cpu_key().encode()])).hexdigest()[:20]
 
 
-@functools.lru_cache(maxsize=4)
+def _loaded(name: str, lib: ctypes.CDLL) -> ctypes.CDLL | None:
+    """``lib`` with its prototypes declared, or None (one line) where plane_native's strip
+    is not a whole number of its vectors."""
+    for fn_name, (args, result) in PROTOTYPES[name].items():
+        fn = getattr(lib, fn_name)
+        fn.argtypes, fn.restype = args, result
+    if name == "plane_native":
+        strip, lanes = lib.trajviz_plane_strip(), lib.trajviz_plane_lanes()
+        if lanes <= 0 or strip <= 0 or strip % lanes:
+            notice(f"native kernel {name} unusable: strip {strip} is not a whole number of "
+                   f"{lanes}-float vectors; using the torch kernels")
+            return None
+    return lib
+
+
+def plane_strip() -> int:
+    """Columns per strip of the built plane kernel (``trajviz_plane_strip()``)."""
+    return library().trajviz_plane_strip()
+
+
+@functools.lru_cache(maxsize=8)
 def library(name: str = "plane_native") -> ctypes.CDLL | None:
     """The built kernel ``trajviz/kernels/<name>.c`` (building it on first use), or None where
     it cannot be built (one line on stderr says why)."""
@@ -152,7 +182,7 @@ def library(name: str = "plane_native") -> ctypes.CDLL | None:
             fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
             os.close(fd)
             try:
-                subprocess.run([cc, *FLAGS, "-o", tmp, str(path)],
+                subprocess.run([cc, *flags(), "-o", tmp, str(path)],
                                check=True, capture_output=True, timeout=120)
                 os.replace(tmp, target)
             finally:
@@ -163,10 +193,7 @@ def library(name: str = "plane_native") -> ctypes.CDLL | None:
         notice(f"native kernel {name} unavailable ({type(exc).__name__}: {exc}); "
                "using the torch kernels".splitlines()[0])
         return None
-    for fn_name, (args, result) in PROTOTYPES[name].items():
-        fn = getattr(lib, fn_name)
-        fn.argtypes, fn.restype = args, result
-    return lib
+    return _loaded(name, lib)
 
 
 def split(count: int, run) -> None:
@@ -207,14 +234,33 @@ def chunk_points(n_params: int) -> int:
     return max(1, CHUNK_BYTES // (4 * n_params))
 
 
+_buffers = threading.local()
+
+
+def _reused(slot: int, rows: int, cols: int) -> Tensor:
+    """A float32 [rows, cols] buffer of this thread's, kept between calls: a chunk's per-point
+    weights are megabytes, and a fresh allocation of them page-faults on every chunk (about
+    1,000 faults per 51x51 surface at N = 10, measured). Kept only up to ``4 * CHUNK_BYTES``
+    a buffer (a larger call, outside the chunked surface, allocates its own)."""
+    if rows * cols > CHUNK_BYTES:  # floats: 4 * CHUNK_BYTES bytes
+        return torch.empty(rows, cols)
+    held = getattr(_buffers, "held", None)
+    if held is None:
+        held = _buffers.held = {}
+    buf = held.get(slot)
+    if buf is None or buf.numel() < rows * cols:
+        buf = held[slot] = torch.empty(rows * cols)
+    return buf[:rows * cols].view(rows, cols)
+
+
 @dataclass(frozen=True, eq=False)
 class NativePlane:
     """An MLP on one plane and one batch, prepared for the native kernel (cf. ``PlaneMLP``).
 
     q: [3, F₀, cols] the first layer's pre-activation at the origin, u and v
-    (zero-padded to cols, a multiple of 16); stacks: per later layer, its
-    weight [3, out·in] and bias [3, out] (or None) at the origin, u and v;
-    dims, act: widths and the table's activation codes per layer; y: [out, T·N];
+    (zero-padded to cols, a multiple of the kernel's strip, ``plane_strip()``);
+    stacks: per later layer, its weight [3, out·in] and bias [3, out] (or None) at the
+    origin, u and v; dims, act: widths and the table's activation codes per layer; y: [out, T·N];
     samples: N.
     """
 
@@ -237,7 +283,8 @@ class NativePlane:
                     activation_of(layer).native
         n_tasks, n_samples = x.shape[:2]
         rows = n_tasks * n_samples
-        cols = -(-rows // STRIP) * STRIP
+        strip = plane_strip()
+        cols = -(-rows // strip) * strip
         plane = torch.cat([origin[None], basis])  # [3, P]
 
         def weight(layer: Linear) -> Tensor:
@@ -259,7 +306,8 @@ class NativePlane:
         g = coords.shape[0]
         corner = torch.cat([coords.new_ones(g, 1), coords], dim=1)  # [G, 3]: (1, a, b)
         dims = self.dims
-        weights = [None] + [torch.mm(corner, w) for w, _ in self.stacks]
+        weights = [None] + [torch.mm(corner, w, out=_reused(i, g, w.shape[1]))
+                            for i, (w, _) in enumerate(self.stacks)]
         biases = [None] + [None if b is None else torch.mm(corner, b) for _, b in self.stacks]
         coords = coords.contiguous()
         n_out, rows = self.y.shape
@@ -267,6 +315,7 @@ class NativePlane:
         cols = self.q.shape[2]
         sums = torch.zeros(g, n_tasks, dtype=torch.float64)
         lib = library()
+        strip = lib.trajviz_plane_strip()
         f32 = torch.float32
         w_ptrs = (_F * len(dims))(*[None if w is None else typed(w, f32, (g, dims[i] * dims[i - 1]), f"w[{i}]")
                                     for i, w in enumerate(weights)])
@@ -277,14 +326,14 @@ class NativePlane:
                     coords=typed(coords, f32, (g, 2), "coords"), cols=cols, rows=rows,
                     samples=self.samples, y=typed(self.y, f32, (n_out, rows), "y"),
                     sums=typed(sums, torch.float64, (g, n_tasks), "sums"))
-        if cols % STRIP or rows % self.samples or n_out != dims[-1]:
-            raise ValueError(f"native plane: cols {cols} (a multiple of {STRIP}), rows {rows} "
+        if cols % strip or rows % self.samples or n_out != dims[-1]:
+            raise ValueError(f"native plane: cols {cols} (a multiple of the kernel's strip {strip}), rows {rows} "
                              f"({n_tasks} tasks x {self.samples}) and {n_out} outputs disagree")
 
         def run(lo: int, hi: int) -> None:
-            scratch = torch.empty(2 * max(dims) * STRIP)
+            scratch = torch.empty(2 * max(dims) * strip)
             args = PlaneArgs(**base, first=lo, count=hi - lo,
-                             scratch=typed(scratch, f32, (2 * max(dims) * STRIP,), "scratch"))
+                             scratch=typed(scratch, f32, (2 * max(dims) * strip,), "scratch"))
             check_status(lib.trajviz_plane_mlp_sse(ctypes.byref(args)), "trajviz_plane_mlp_sse")
 
         split(g, run)

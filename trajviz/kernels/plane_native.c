@@ -9,6 +9,11 @@
  * and sample is written to memory, which is what the eager path pays for
  * (seven passes over [G, 41, N] activations against the GEMM's two).
  *
+ * The vector width follows the target: 16 floats where the compiler targets
+ * AVX-512 (__AVX512F__: 32 registers of 16 floats), else 8 (AVX2's 16 of 8; plain
+ * SSE and other targets split them). A strip is NV vectors wide; trajviz_plane_strip()
+ * says how many columns, and native.py pads to that (checked when it loads the library).
+ *
  * Layout: dims[0] is the first layer's width, dims[l] layer l's (l = 1..L-1),
  * dims[L-1] the output width. q: [3, dims[0], cols] (origin, u, v; cols a
  * multiple of STRIP, zero-padded past rows). w[l]: [G, dims[l], dims[l-1]],
@@ -19,56 +24,183 @@
  */
 #include <string.h>
 
-#define STRIP 16
-#define MR 6 /* output rows per register tile: 12 accumulators of 8 floats */
+/* MR and NV may be set with -D to measure others (native.py's $TRAJVIZ_CFLAGS). */
+#ifdef __AVX512F__
+#define VW 16 /* floats per vector */
+#ifndef MR
+#define MR 8 /* output rows per register tile: MR * NV accumulators (of 32 registers) */
+#endif
+#else
+#define VW 8
+#ifndef MR
+#define MR 6 /* of 16 registers */
+#endif
+#endif
+#ifndef NV
+#ifdef __AVX512F__
+#define NV 3 /* vectors per strip row */
+#else
+#define NV 2
+#endif
+#endif
+#define STRIP (NV * VW)
+#define KS 4 /* partial sums over k for layers too narrow to fill the pipeline */
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef int i8 __attribute__((vector_size(32)));
+typedef float vf __attribute__((vector_size(4 * VW)));
+typedef int vi __attribute__((vector_size(4 * VW)));
+typedef float vh __attribute__((vector_size(2 * VW))); /* half a vector */
+typedef double vd __attribute__((vector_size(4 * VW))); /* half a vector, widened */
 
-static inline v8 load(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
-static inline void store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
-static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+static inline vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
+static inline vf splat(float x) { return x - (vf){0}; }
 /* ReLU that keeps NaN, as torch.relu does (NaN <= 0 is false). */
-static inline v8 relu(v8 v) { return (v8)((i8)v & ~(v <= splat(0.0f))); }
+static inline vf relu(vf v) { return (vf)((vi)v & ~(v <= splat(0.0f))); }
 
-/* out[i, :] = act(bias[i] + sum_k w[i, k] h[k, :]) for rows i < n (n <= MR, a constant
- * after inlining); h and out are [*, STRIP]. */
-static inline __attribute__((always_inline)) void tile(int n, int k_n, const float *w, const float *bias,
-                                                       const float *h, float *out, int act)
+/* out[i, :] = act(bias[i] + sum_k w[i, k] h[k, :]) for rows i < n (n <= MR) over the first nv
+ * vectors of each row (nv <= NV); h and out are [*, STRIP]. n and nv are constants after
+ * inlining, so the accumulators live in registers. */
+static inline __attribute__((always_inline)) void tile(int n, int nv, int k_n, const float *w,
+                                                       const float *bias, const float *h,
+                                                       float *out, int act)
 {
-    v8 lo[MR], hi[MR];
+    vf acc[MR][NV];
     for (int i = 0; i < n; i++)
-        lo[i] = hi[i] = splat(bias ? bias[i] : 0.0f);
+        for (int j = 0; j < nv; j++)
+            acc[i][j] = splat(bias ? bias[i] : 0.0f);
     for (int k = 0; k < k_n; k++) {
-        v8 h0 = load(h + k * STRIP), h1 = load(h + k * STRIP + 8);
+        vf hk[NV];
+        for (int j = 0; j < nv; j++)
+            hk[j] = load(h + k * STRIP + j * VW);
         for (int i = 0; i < n; i++) {
-            v8 wk = splat(w[i * k_n + k]);
-            lo[i] += wk * h0;
-            hi[i] += wk * h1;
+            vf wk = splat(w[i * k_n + k]);
+            for (int j = 0; j < nv; j++)
+                acc[i][j] += wk * hk[j];
         }
     }
-    for (int i = 0; i < n; i++) {
-        store(out + i * STRIP, act ? relu(lo[i]) : lo[i]);
-        store(out + i * STRIP + 8, act ? relu(hi[i]) : hi[i]);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < nv; j++)
+            store(out + i * STRIP + j * VW, act ? relu(acc[i][j]) : acc[i][j]);
+}
+
+/* One output row (a narrow last layer): KS partial sums over k, so that the FMAs do not
+ * wait on one another (a row alone has nv chains, each k_n FMAs long). */
+static inline __attribute__((always_inline)) void row(int nv, int k_n, const float *w,
+                                                      const float *bias, const float *h,
+                                                      float *out, int act)
+{
+    vf acc[KS][NV];
+    for (int s = 0; s < KS; s++)
+        for (int j = 0; j < nv; j++)
+            acc[s][j] = splat(0.0f);
+    int k = 0;
+    for (; k + KS <= k_n; k += KS)
+        for (int s = 0; s < KS; s++)
+            for (int j = 0; j < nv; j++)
+                acc[s][j] += splat(w[k + s]) * load(h + (k + s) * STRIP + j * VW);
+    for (; k < k_n; k++)
+        for (int j = 0; j < nv; j++)
+            acc[0][j] += splat(w[k]) * load(h + k * STRIP + j * VW);
+    for (int j = 0; j < nv; j++) {
+        vf v = ((acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j])) + splat(bias ? bias[0] : 0.0f);
+        store(out + j * VW, act ? relu(v) : v);
     }
 }
 
-static void layer(int n_out, int n_in, const float *w, const float *bias, const float *h, float *out,
-                  int act)
+#define REST(r) case r: tile(r, nv, n_in, wr, br, h, o, act); break;
+
+static inline __attribute__((always_inline)) void layer(int nv, int n_out, int n_in, const float *w,
+                                                        const float *bias, const float *h,
+                                                        float *out, int act)
 {
+    if (n_out * nv < 8) { /* too few accumulators to keep the FMAs busy: split over k */
+        for (int i = 0; i < n_out; i++)
+            row(nv, n_in, w + i * n_in, bias ? bias + i : 0, h, out + i * STRIP, act);
+        return;
+    }
     int i = 0;
     for (; i + MR <= n_out; i += MR)
-        tile(MR, n_in, w + i * n_in, bias ? bias + i : 0, h, out + i * STRIP, act);
+        tile(MR, nv, n_in, w + i * n_in, bias ? bias + i : 0, h, out + i * STRIP, act);
     const float *wr = w + i * n_in, *br = bias ? bias + i : 0;
     float *o = out + i * STRIP;
     switch (n_out - i) {
-    case 5: tile(5, n_in, wr, br, h, o, act); break;
-    case 4: tile(4, n_in, wr, br, h, o, act); break;
-    case 3: tile(3, n_in, wr, br, h, o, act); break;
-    case 2: tile(2, n_in, wr, br, h, o, act); break;
-    case 1: tile(1, n_in, wr, br, h, o, act); break;
+    REST(1) REST(2) REST(3)
+#if MR > 4
+    REST(4)
+#endif
+#if MR > 5
+    REST(5)
+#endif
+#if MR > 6
+    REST(6)
+#endif
+#if MR > 7
+    REST(7)
+#endif
+#if MR > 8
+    REST(8)
+#endif
+#if MR > 9
+    REST(9)
+#endif
+#if MR > 10
+    REST(10)
+#endif
+#if MR > 11
+    REST(11)
+#endif
+#if MR > 12
+#error "REST cases stop at 11"
+#endif
     default: break;
     }
+}
+
+/* layer() for each vector count 1..NV: a strip's last vectors past rows are skipped. */
+typedef void LayerFn(int, int, const float *, const float *, const float *, float *, int);
+#define LAYER_NV(v)                                                                            \
+    static void layer_##v(int n_out, int n_in, const float *w, const float *bias, const float *h, \
+                          float *out, int act) { layer(v, n_out, n_in, w, bias, h, out, act); }
+LAYER_NV(1)
+#if NV >= 2
+LAYER_NV(2)
+#endif
+#if NV >= 3
+LAYER_NV(3)
+#endif
+#if NV >= 4
+LAYER_NV(4)
+#endif
+#if NV > 4
+#error "NV stops at 4"
+#endif
+static LayerFn *const layers[NV + 1] = {0, layer_1,
+#if NV >= 2
+    layer_2,
+#endif
+#if NV >= 3
+    layer_3,
+#endif
+#if NV >= 4
+    layer_4,
+#endif
+};
+
+/* The sum of squared residuals of one output row over a whole strip, in double. */
+static inline double residuals(const float *out, const float *y)
+{
+    vd acc = {0};
+    for (int j = 0; j < STRIP; j += VW / 2) {
+        vh o, t;
+        memcpy(&o, out + j, sizeof o);
+        memcpy(&t, y + j, sizeof t);
+        vd d = __builtin_convertvector(o, vd) - __builtin_convertvector(t, vd);
+        acc += d * d;
+    }
+    double s = 0.0;
+    for (int j = 0; j < VW / 2; j++)
+        s += acc[j];
+    return s;
 }
 
 /* The arguments, one struct (trajviz/kernels/native.py's PlaneArgs, checked there): points
@@ -88,6 +220,12 @@ typedef struct {
     double *sums;
 } PlaneArgs;
 
+/* The strip's width in columns: cols must be a multiple of it. */
+int trajviz_plane_strip(void) { return STRIP; }
+
+/* Floats per vector (16 with AVX-512, else 8). */
+int trajviz_plane_lanes(void) { return VW; }
+
 /* Returns 0, or -1 for an activation code it does not know (nothing computed). */
 int trajviz_plane_mlp_sse(const PlaneArgs *args)
 {
@@ -104,23 +242,34 @@ int trajviz_plane_mlp_sse(const PlaneArgs *args)
     const int f0 = dims[0];
     const float *qo = args->q, *qu = qo + f0 * cols, *qv = qo + 2 * f0 * cols;
     for (int c0 = 0; c0 < cols && c0 < rows; c0 += STRIP) {
+        /* a strip inside one task: its residuals summed whole, in vectors */
+        const int whole = c0 + STRIP <= rows && c0 / samples == (c0 + STRIP - 1) / samples;
+        const int nv = rows - c0 >= STRIP ? NV : (rows - c0 + VW - 1) / VW; /* vectors in use */
+        LayerFn *const layer_nv = layers[nv];
         for (long p = args->first; p < args->first + args->count; p++) {
-            v8 a = splat(args->coords[2 * p]), bb = splat(args->coords[2 * p + 1]);
+            vf a = splat(args->coords[2 * p]), bb = splat(args->coords[2 * p + 1]);
             for (int k = 0; k < f0; k++) {
-                for (int half = 0; half < STRIP; half += 8) {
-                    int at = k * cols + c0 + half;
-                    v8 v = load(qo + at) + a * load(qu + at) + bb * load(qv + at);
-                    store(buf[0] + k * STRIP + half, relu_after[0] ? relu(v) : v);
+                for (int j = 0; j < nv * VW; j += VW) {
+                    int at = k * cols + c0 + j;
+                    vf v = load(qo + at) + a * load(qu + at) + bb * load(qv + at);
+                    store(buf[0] + k * STRIP + j, relu_after[0] ? relu(v) : v);
                 }
             }
             int cur = 0;
             for (int l = 1; l < n_layers; l++) {
                 const float *wl = args->w[l] + p * dims[l] * dims[l - 1];
                 const float *bl = args->b[l] ? args->b[l] + p * dims[l] : 0;
-                layer(dims[l], dims[l - 1], wl, bl, buf[cur], buf[1 - cur], relu_after[l]);
+                layer_nv(dims[l], dims[l - 1], wl, bl, buf[cur], buf[1 - cur], relu_after[l]);
                 cur = 1 - cur;
             }
             double *s = args->sums + p * tasks;
+            if (whole) {
+                double acc = 0.0;
+                for (int o = 0; o < n_out; o++)
+                    acc += residuals(buf[cur] + o * STRIP, y + (long)o * rows + c0);
+                s[c0 / samples] += acc;
+                continue;
+            }
             for (int j = 0; j < STRIP && c0 + j < rows; j++) {
                 int r = c0 + j;
                 double acc = 0.0;
