@@ -170,6 +170,14 @@ def test_summarise_matches_scipy():
     assert with_nan == pytest.approx((mean, lo, hi))
 
 
+def test_the_t_quantile_is_scipy_stats_bit_for_bit():
+    from trajviz.data.stats import t_quantile
+
+    for q in (0.5, 0.9, 0.95, 0.975, 0.995, 0.025):
+        for df in (1, 2, 3, 4, 9, 29, 100, 1000):
+            assert t_quantile(q, df) == float(stats.t.ppf(q, df=df)), (q, df)
+
+
 def test_summarise_edge_cases():
     assert summarise(np.array([3.0, np.nan])) == (3.0, 3.0, 3.0)
     assert all(math.isnan(v) for v in summarise(np.array([np.nan, np.nan])))

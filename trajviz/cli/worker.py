@@ -284,10 +284,13 @@ def warm_up(state: WorkerState, work: str = "whatif") -> None:
         else:
             from trajviz.pipeline.whatif import whatif
 
+            from trajviz.data.stats import t_quantile
+
             # one rollout of one step: torch's first dispatches at a small fraction of a
             # what-if's cost (a 1M-parameter run's full one takes minutes on 2 busy cores)
             whatif(state.run, {"steps": 1}, learners=list(state.run.learners)[:1], tasks=[0],
                    context=state.context, diagnostics="norms")
+            t_quantile(0.975, 2)  # the summary's import (one task above is summarised alone)
     except Exception:  # noqa: BLE001, S110 - a request will report what is wrong
         pass
 
