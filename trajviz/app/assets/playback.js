@@ -167,10 +167,21 @@
     return r.bottom < 0 || r.top > window.innerHeight || r.right < 0 || r.left > window.innerWidth;
   }
 
+  // A figure the server has just drawn at frame k (its layout.meta.frame) already shows
+  // frame k: moving its traces again would cost a redraw of every graph after each full draw
+  // (a what-if, a new selection) for nothing. layout.tvFrame marks a layout this file has
+  // moved since: a figure from the server comes with a new layout object, without it.
+  function drawnAt(gd, k) {
+    var layout = gd.layout, fresh = layout.tvFrame === undefined && layout.meta.frame === k;
+    layout.tvFrame = k;
+    return fresh;
+  }
+
   function renderFrame(fd, k, playing) {
     var updates = frameUpdates(fd, k);
     Object.keys(updates).forEach(function (id) {
       whenReady(id, fd.key, function (gd) {
+        if (drawnAt(gd, k)) { stats.skipped = (stats.skipped || 0) + 1; return; }
         if (playing && id !== fd.main.id && hidden(gd)) { return; }
         update(gd, updates[id].traces, updates[id].data);
       });
