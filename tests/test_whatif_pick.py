@@ -29,6 +29,7 @@ def test_the_picker_names_the_what_if_on_screen(tmp_path):
         assert value == OWN and [o["value"] for o in options] == [OWN]
         options, value = picker_for(state, "r", None, OWN)
         assert value is no_update and [o["value"] for o in options] == [OWN]
+        assert picker_for(state, "r", None, OWN, options) == (no_update, no_update)  # as listed
         # a shown of another run, or no run: the stored run's own / nothing to say
         assert picker_for(state, "r", {"run": "other", "live": 7}, LIVE)[1] == OWN
         assert picker_for(state, None, None, OWN) == (no_update, no_update)

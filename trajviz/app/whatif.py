@@ -271,11 +271,12 @@ def keep_shown(state, run_id: str | None, shown: dict | None, name: str | None) 
                       "in the run now, chosen under “Shown”."}
 
 
-def picker_for(state, run_id: Any, shown: Any, current: Any) -> tuple:
+def picker_for(state, run_id: Any, shown: Any, current: Any, listed: Any = None) -> tuple:
     """("Shown" picker options, value) for what is on screen (``shown``, the WHATIF_SHOWN
     store): a what-if not kept is listed as "on screen now" and picked; a kept variant or
-    the run's own setting is picked. ``no_update`` where the picker already says so (a
-    value set here would start the picker's own callback again)."""
+    the run's own setting is picked. ``no_update`` where the picker already says so
+    (``current`` value, ``listed`` options): a value set here would start the picker's own
+    callback again, and options written twice at page load raced the run's own."""
     try:
         run = state.cache.get(run_id) if isinstance(run_id, str) else None
     except RunError:
@@ -291,7 +292,7 @@ def picker_for(state, run_id: Any, shown: Any, current: Any) -> tuple:
         value = LIVE
     else:
         value = shown.get("variant") or OWN
-    return options, (no_update if value == current else value)
+    return (no_update if options == listed else options), (no_update if value == current else value)
 
 
 def run_changed(state, run_id: Any) -> tuple:
@@ -375,9 +376,10 @@ def register_whatif(app, state) -> None:
     @app.callback(Output(ids.WHATIF_PICK, "options", allow_duplicate=True),
                   Output(ids.WHATIF_PICK, "value", allow_duplicate=True),
                   Input(ids.WHATIF_SHOWN, "data"), State(ids.RUN, "value"),
-                  State(ids.WHATIF_PICK, "value"), prevent_initial_call=True)
-    def _follow(shown, run_id, current):
-        return picker_for(state, run_id, shown, current)
+                  State(ids.WHATIF_PICK, "value"), State(ids.WHATIF_PICK, "options"),
+                  prevent_initial_call=True)
+    def _follow(shown, run_id, current, listed):
+        return picker_for(state, run_id, shown, current, listed)
 
     app.clientside_callback(  # no β for SGD
         "function (opt) { return (opt === 'momentum' || opt === 'adam') ? {} : {display: 'none'}; }",
