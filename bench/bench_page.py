@@ -18,11 +18,10 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from whatif_page import ARGS, CHROMIUM, _quiet, _serve, counted_page  # noqa: E402
+from whatif_page import _serve, chromium, counted_page, wait_quiet, wait_until  # noqa: E402
 
 INSTRUMENT = """() => {
   window.__t0 = null; window.__last = null; window.__first = null;
@@ -39,9 +38,9 @@ INSTRUMENT = """() => {
 }"""
 
 
-def _settled(page, pending) -> tuple[float, float]:
+def _settled(page) -> tuple[float, float]:
     """(ms to the surface's first change, ms to the last change of the page)."""
-    _quiet(page, pending, 0.8)
+    wait_quiet(page, 0.8)
     return tuple(page.evaluate("""() => [window.__first === null ? NaN : window.__first - window.__t0,
                                          window.__last === null ? NaN : window.__last - window.__t0]"""))
 
@@ -56,23 +55,19 @@ def _switch_run(page, name: str) -> None:
 
 
 def bench(runs: Path, repeats: int) -> dict[str, dict[str, float]]:
-    from playwright.sync_api import sync_playwright
-
     app, srv, _log = _serve(runs)
     state = app.trajviz_state
     names = sorted(p.name for p in runs.iterdir() if (p / "run.json").exists())
     out: dict[str, dict[str, list[float]]] = {}
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page, pending = counted_page(browser, srv, 1366, 768)
+        with chromium() as browser:
+            page = counted_page(browser, srv, 1366, 768)
             page.wait_for_function("""() => { const g = document.querySelector('#surface-graph .js-plotly-plot');
                 return g && g._fullData && g._fullData.length > 1; }""", timeout=180_000)
             page.evaluate(INSTRUMENT)
-            deadline = time.monotonic() + 180
-            while len(state.whatif.pool._workers) < 1 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            _quiet(page, pending, 1.5)
+            wait_until(lambda: state.whatif.pool._workers, "the run's what-if worker started",
+                       timeout_s=180, page=page)
+            wait_quiet(page, 1.5)
             for r in range(repeats):
                 for run_name in names:
                     label = run_name.split("-")[2] if run_name.count("-") >= 3 else run_name
@@ -80,27 +75,24 @@ def bench(runs: Path, repeats: int) -> dict[str, dict[str, float]]:
 
                     def timed(event: str, act) -> None:
                         act()
-                        first, last = _settled(page, pending)
+                        first, last = _settled(page)
                         times.setdefault(event, []).append(last)
                         times.setdefault(event + " (surface first)", []).append(first)
 
                     timed("run switch", lambda: _switch_run(page, run_name))
-                    deadline = time.monotonic() + 120  # the run's worker warms (timed
-                    while (not state.whatif.pool.is_warm(run_name)  # apart: it is not a click)
-                           and time.monotonic() < deadline):
-                        time.sleep(0.2)
-                    _quiet(page, pending, 1.0)
+                    wait_until(lambda: state.whatif.pool.is_warm(run_name),  # timed apart:
+                               f"{run_name}'s what-if worker warm", timeout_s=120, page=page)
+                    wait_quiet(page, 1.0)  # (its start is not a click)
                     page.locator("#whatif-lr [role=slider]").first.focus()
                     timed("what-if lr ←", lambda: page.keyboard.press("ArrowLeft"))
                     page.keyboard.press("ArrowRight")
-                    _quiet(page, pending, 1.0)
+                    wait_quiet(page, 1.0)
                     timed("optimiser → momentum", lambda: _click_label(page, "whatif-optimizer", "momentum"))
                     timed("optimiser → back", lambda: _click_label(page, "whatif-optimizer", "SGD" if "linear" in label else "Adam"))
                     timed("view → all tasks", lambda: _click_label(page, "surface-zoom", "all tasks"))
                     timed("view → fit", lambda: _click_label(page, "surface-zoom", "fit these paths"))
                     timed("2D → 3D", lambda: _click_label(page, "surface-mode", "3D"))
                     timed("3D → 2D", lambda: _click_label(page, "surface-mode", "2D contour"))
-            browser.close()
     finally:
         srv.shutdown()
         state.whatif.shutdown()

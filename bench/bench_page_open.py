@@ -19,8 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser_kit import chromium, new_page, wait_quiet  # noqa: E402  (as the tests use them)
+
 DRAWN_JS = """() => { const gd = document.querySelector('#surface-graph .js-plotly-plot');
     return !!(gd && gd._fullData && gd._fullData.length > 1); }"""
 SHOWN_JS = "(id) => { const el = document.getElementById(id); return !!el && el.offsetParent !== null; }"
@@ -44,17 +45,14 @@ def main(argv: list[str]) -> int:
                         help="cancel the what-if after this many seconds (0: let it land)")
     parser.add_argument("--timeout", type=float, default=1200.0)
     args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
     print(f"load: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     server = subprocess.Popen([sys.executable, "-m", "trajviz", "serve", args.runs, "--port",
                                str(args.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         server.stdout.readline()  # "serving ... on http://..."
         url = f"http://127.0.0.1:{args.port}/"
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1366, "height": 768})
+        with chromium() as browser:
+            page = new_page(browser, 1366, 768)
             sizes = {"data": 0, "scripts": 0}
 
             def count(response) -> None:
@@ -69,12 +67,11 @@ def main(argv: list[str]) -> int:
             page.goto(url)
             page.wait_for_function(DRAWN_JS, timeout=args.timeout * 1000)
             print(f"first surface drawn: {time.perf_counter() - started:.2f} s after navigation")
-            page.wait_for_timeout(2000)
+            wait_quiet(page)  # the opening's other requests answered
             print(f"downloaded: Dash data {sizes['data'] / 1e6:.2f} MB, scripts "
                   f"{sizes['scripts'] / 1e6:.2f} MB")
             print(f"server with the run open: {memory(server.pid)}")
             if args.whatif_steps <= 0:  # only the opening
-                browser.close()
                 return 0
             steps = page.locator("#whatif-steps")
             steps.fill(str(args.whatif_steps))
@@ -96,7 +93,6 @@ def main(argv: list[str]) -> int:
                 print(f"what-if landed {time.perf_counter() - asked:.1f} s after the change: "
                       f"{page.inner_text('#whatif-status')!r}")
             print(f"server afterwards: {memory(server.pid)}")
-            browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -32,9 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+from browser_kit import launch, new_page  # noqa: E402  (chromium as the tests open it)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 FAST_MS = 150  # app/components.SPEEDS "fast"
 ROUNDS = 2
 PLAY_S = 3.5  # 23 of the 40 steps at 150 ms: it is still playing when counted
@@ -120,7 +119,7 @@ def browser_cpu() -> float:
 
 def open_3d(browser, srv, w: int, h: int):
     """A page of ``srv`` showing the surface in 3D, at "fast"."""
-    page = browser.new_page(viewport={"width": w, "height": h})
+    page = new_page(browser, w, h)
     page.goto(f"http://127.0.0.1:{srv.server_port}/")
     wait_drawn(page)
     page.locator("#inner-speed label", has_text="fast").click()
@@ -175,8 +174,8 @@ def main() -> None:
     w, h = (int(v) for v in args.size.split("x"))
     print(f"load average {os.getloadavg()}; {runs}; {w}x{h}; fast = {FAST_MS} ms a step")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": w, "height": h})
+        browser = launch(p)
+        page = new_page(browser, w, h)
         page.goto(f"http://127.0.0.1:{srv.server_port}/")
         wait_drawn(page)
         page.locator("#inner-speed label", has_text="fast").click()

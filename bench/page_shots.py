@@ -7,8 +7,10 @@ and prints the page's height at each size.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser_kit import chromium, new_page, wait_quiet  # noqa: E402  (as the tests use them)
 
 SIZES = ((1024, 768), (1366, 768), (1440, 900))
 
@@ -16,25 +18,23 @@ SIZES = ((1024, 768), (1366, 768), (1440, 900))
 def _drawn(page) -> None:
     page.wait_for_function("""() => { const g = document.querySelector('#surface-graph .js-plotly-plot');
         return g && g._fullData && g._fullData.length > 1; }""", timeout=180000)
-    page.wait_for_timeout(1200)
+    wait_quiet(page, timeout_s=180)  # the page's other first draws
 
 
 def shoot(url: str, prefix: str) -> None:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                     args=["--no-sandbox", "--disable-gpu"])
+    with chromium() as browser:
         for w, h in SIZES:
-            page = browser.new_page(viewport={"width": w, "height": h})
+            page = new_page(browser, w, h)
             page.goto(url)
             _drawn(page)
             tall = page.evaluate("() => document.documentElement.scrollHeight")
             print(f"{w}x{h}: page height {tall} px")
             page.screenshot(path=f"{prefix}-{w}x{h}-first.png")
             page.click("#present-toggle") if page.query_selector("#present-toggle") else None
-            page.wait_for_timeout(1500)
+            wait_quiet(page)  # the larger fonts' relayout
             page.screenshot(path=f"{prefix}-{w}x{h}-present.png")
-            page.close()
-            page = browser.new_page(viewport={"width": w, "height": h})
+            page.context.close()
+            page = new_page(browser, w, h)
             page.goto(url)
             _drawn(page)
             names = page.evaluate("""() => Array.from(document.querySelectorAll('#run-picker'))
@@ -44,12 +44,12 @@ def shoot(url: str, prefix: str) -> None:
             other = [o for o in opts if "linear2d" in o.inner_text()]
             if other:
                 other[0].click()
-                page.wait_for_function("() => /linear2d/.test((document.querySelector('#surface-graph .gtitle') || {}).textContent || '') || /exact/.test((document.querySelector('#surface-graph .gtitle') || {}).textContent || '')", timeout=120000); page.wait_for_timeout(1500)
+                page.wait_for_function("() => /linear2d/.test((document.querySelector('#surface-graph .gtitle') || {}).textContent || '') || /exact/.test((document.querySelector('#surface-graph .gtitle') || {}).textContent || '')", timeout=120000)
+                wait_quiet(page)
                 page.screenshot(path=f"{prefix}-{w}x{h}-linear2d.png")
             else:
                 print("no linear2d option found", names)
-            page.close()
-        browser.close()
+            page.context.close()
 
 
 if __name__ == "__main__":

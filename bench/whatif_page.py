@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import logging
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser_kit import chromium, new_page, wait_quiet, wait_until  # noqa: E402  (as the tests use them)
 
 # What the picture shows now: the first learner's path (trace 1), the loss panel's first
 # series, the summary table (the live copy assets/whatif.js fills while a slider moves, else
@@ -101,40 +101,12 @@ def _serve(runs: Path):
     return app, srv, log
 
 
-# Resolves once ten animation frames in a row came less than 50 ms apart (the page has
-# finished drawing), or after 20 s.
-IDLE = """() => new Promise(done => {
-  let last = performance.now(), calm = 0; const t0 = last;
-  const tick = () => { const now = performance.now();
-    calm = now - last < 50 ? calm + 1 : 0; last = now;
-    if (calm >= 10 || now - t0 > 20000) { done(); } else { requestAnimationFrame(tick); } };
-  requestAnimationFrame(tick); })"""
-
-
-def _quiet(page, pending: list[int], settle_s: float, limit_s: float = 60.0) -> None:
-    """Wait until no request has been in flight for ``settle_s`` seconds and the page has
-    finished drawing."""
-    deadline, calm = time.monotonic() + limit_s, None
-    while time.monotonic() < deadline:
-        page.wait_for_timeout(50)
-        if pending[0] > 0:
-            calm = None
-        elif calm is None:
-            calm = time.monotonic()
-        elif time.monotonic() - calm >= settle_s:
-            break
-    page.evaluate(IDLE)
-
-
 def counted_page(browser, srv, width: int, height: int):
-    """A page of ``srv``'s app at width x height, and [requests in flight] kept up to date."""
-    page = browser.new_page(viewport={"width": width, "height": height})
-    pending = [0]
-    page.on("request", lambda r: pending.__setitem__(0, pending[0] + 1))
-    page.on("requestfinished", lambda r: pending.__setitem__(0, pending[0] - 1))
-    page.on("requestfailed", lambda r: pending.__setitem__(0, pending[0] - 1))
+    """A page of ``srv``'s app at width x height (its requests in flight counted, for
+    ``wait_quiet``)."""
+    page = new_page(browser, width, height)
     page.goto(f"http://127.0.0.1:{srv.server_port}/")
-    return page, pending
+    return page
 
 
 def page_latency(runs: Path, changes: int = 7, ab: bool = False) -> dict:
@@ -143,21 +115,17 @@ def page_latency(runs: Path, changes: int = 7, ab: bool = False) -> dict:
     the module docstring). ``ab``: every other change drawn as before (every figure by
     plotly's own pass, the panels all at once: ``window.trajvizWhatifDirect`` and
     ``trajvizWhatifStagger`` false), reported as "old" (the same keys) from the same page."""
-    from playwright.sync_api import sync_playwright
-
     app, srv, log = _serve(runs)
     state = app.trajviz_state
     rows = []
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page, pending = counted_page(browser, srv, 1440, 1000)
+        with chromium() as browser:
+            page = counted_page(browser, srv, 1440, 1000)
             page.wait_for_function(f"({SIGNATURE})().path !== ''", timeout=180_000)
             page.evaluate(INSTRUMENT)
-            deadline = time.monotonic() + 180
-            while not state.whatif.pool._workers and time.monotonic() < deadline:
-                time.sleep(0.1)
-            _quiet(page, pending, 1.0)
+            wait_until(lambda: state.whatif.pool._workers, "the run's what-if worker started",
+                       timeout_s=180, page=page)
+            wait_quiet(page, 1.0)
             page.locator("#whatif-lr [role=slider]").first.focus()
             for i in range(changes * (2 if ab else 1) + 1):
                 stagger = not ab or i % 2 == 0  # False: as before (see page_latency)
@@ -168,11 +136,10 @@ def page_latency(runs: Path, changes: int = 7, ab: bool = False) -> dict:
                 log.clear()
                 page.keyboard.press("ArrowLeft")
                 row = page.evaluate(WATCH, old)
-                _quiet(page, pending, 0.8)
+                wait_quiet(page, 0.8)
                 row["server"] = [(out.split("...")[0].strip("."), s * 1e3) for out, s in log]
                 row["stagger"] = stagger
                 rows.append(row)
-            browser.close()
     finally:
         srv.shutdown()
         state.whatif.shutdown()

@@ -34,10 +34,9 @@ def run3():
 @pytest.fixture(scope="module")
 def tv_browser():
     """Headless Debian chromium through Playwright, one per test module (browser tests)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    from test_browser import ARGS, CHROMIUM  # skips where chromium is missing
+    pytest.importorskip("playwright.sync_api")
+    import test_browser  # noqa: F401 - skips where chromium is missing
+    from browser_kit import chromium
 
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()

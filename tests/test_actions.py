@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-import time
 
 import numpy as np
 import pytest
+from browser_kit import wait_until
 from dash import no_update
 from test_whatif_app import quadratic_run
 
@@ -24,35 +24,33 @@ from trajviz.pipeline.whatif import whatif
 from trajviz.store import load_run
 
 
-def wait_for(predicate, polls: int = 3000, pause: float = 0.1):
-    """Poll ``predicate`` until it is true (bounded: about five minutes)."""
-    for _ in range(polls):
-        if predicate():
-            return
-        time.sleep(pause)
-    raise AssertionError("the condition was not met in time")
+def action_threads() -> set[threading.Thread]:
+    """The live threads that run actions (``ActionBoard.start`` names them trajviz-KIND)."""
+    return {t for t in threading.enumerate() if t.name.startswith("trajviz-") and t.is_alive()}
 
 
 # ---------------------------------------------------------------------------- the board
 
 def test_a_cancelled_action_calls_its_hook_and_drops_its_result():
     board = ActionBoard()
-    release, hooked, landed = threading.Event(), [], []
+    release, returned, hooked, landed = threading.Event(), threading.Event(), [], []
 
     def work(report):
-        report.on_cancel(lambda: hooked.append(True) or release.set())
-        report.stage("working hard")
-        release.wait(30)
-        return report.land(lambda: landed.append("stored") or 42)
+        try:
+            report.on_cancel(lambda: hooked.append(True) or release.set())
+            report.stage("working hard")
+            release.wait(30)
+            return report.land(lambda: landed.append("stored") or 42)
+        finally:
+            returned.set()
 
     job = board.start("whatif", "r", Estimate(10.0, "test"), work)
-    wait_for(lambda: board.status(job)["stage"] == "working hard")
+    wait_until(lambda: board.status(job)["stage"] == "working hard", "the work said its stage")
     s = board.status(job)
     assert s["state"] == "running" and s["kind"] == "whatif" and 0.0 <= s["fraction"] <= 0.95
     assert s["estimate"] == 10.0 and s["estimate_text"] == "about 10 s (test)"
     assert board.cancel(job) and hooked == [True]
-    wait_for(lambda: board._actions[job].finished is not None and release.is_set())
-    time.sleep(0.2)  # the thread has returned from land
+    assert returned.wait(30), "the cancelled work never returned from land"
     assert board.status(job)["state"] == "cancelled" and board.result(job) is None
     assert landed == []  # land refused: nothing was made visible
     assert not board.cancel(job)  # already ended
@@ -63,7 +61,7 @@ def test_a_newer_action_of_a_kind_cancels_the_older_and_failures_are_one_line():
     gate = threading.Event()
     first = board.start("launch", "r", Estimate(0.0, "t"), lambda report: gate.wait(30))
     second = board.start("launch", "r", Estimate(0.0, "t"), lambda report: "second")
-    wait_for(lambda: board.status(second)["state"] == "done")
+    wait_until(lambda: board.status(second)["state"] == "done", "the second action was done")
     assert board.status(first)["state"] == "cancelled" and board.result(second) == "second"
     gate.set()
 
@@ -71,7 +69,7 @@ def test_a_newer_action_of_a_kind_cancels_the_older_and_failures_are_one_line():
         raise WorkerError("the worker for r exited\nwith a traceback")
 
     bad = board.start("birth", "r", Estimate(0.0, "t"), broken)
-    wait_for(lambda: board.status(bad)["state"] != "running")
+    wait_until(lambda: board.status(bad)["state"] != "running", "the failing action ended")
     assert board.status(bad)["error"] == "the worker for r exited with a traceback"
     assert board.status("nope")["state"] == "unknown"
 
@@ -81,9 +79,9 @@ def test_a_finished_result_the_page_has_not_taken_is_dropped_by_a_newer_request(
     run's own settings, answered at once): the late poll must not draw the older one."""
     board = ActionBoard()
     old = board.start("whatif", "r", Estimate(0.0, "t"), lambda report: "old picture")
-    wait_for(lambda: board.status(old)["state"] == "done")
+    wait_until(lambda: board.status(old)["state"] == "done", "the older action was done")
     taken = board.start("launch", "r", Estimate(0.0, "t"), lambda report: "a launch")
-    wait_for(lambda: board.status(taken)["state"] == "done")
+    wait_until(lambda: board.status(taken)["state"] == "done", "the taken action was done")
     assert board.result(taken) == "a launch"  # taken by the page: stays done
     board.cancel_kind("whatif")  # the newer request
     board.cancel_kind("launch")
@@ -162,7 +160,7 @@ def test_the_worker_reports_progress_and_a_cancel_stops_its_job_not_the_worker(t
 
         thread = threading.Thread(target=call)
         thread.start()
-        wait_for(lambda: len(frames) >= 2)
+        wait_until(lambda: len(frames) >= 2, "two progress frames came", 300)
         assert frames[0]["stage"] == "recomputing the held-out paths"
         assert 0 < frames[0]["elapsed"] < frames[1]["elapsed"]
         assert client.cancel()
@@ -187,7 +185,8 @@ def test_a_background_whatif_lands_and_a_cancelled_one_changes_nothing(tmp_path,
         started = answer(state, "q", {"optimizer": "sgd", "lr": 0.2, "steps": 7}, background=True)
         assert started["job"]["run"] == "q" and started["status"].startswith("Recomputing 4 rollouts")
         o = {}
-        wait_for(lambda: o.update(poll_whatif(state, started["job"], False)) or o["poll_disabled"])
+        wait_until(lambda: o.update(poll_whatif(state, started["job"], False))
+                   or o["poll_disabled"], "the what-if's poll stopped (it landed)", 300)
         assert o["state"] == "done" and "4 rollouts recomputed" in o["status"]
         expected = whatif(load_run(path), {"lr": 0.2, "steps": 7}, diagnostics="norms")
         drawn = shown_run(state, "q", o["shown"])
@@ -202,15 +201,15 @@ def test_a_background_whatif_lands_and_a_cancelled_one_changes_nothing(tmp_path,
         slow = answer(state, "q", {"optimizer": "sgd", "lr": 0.3, "steps": 7}, background=True)
         # the worker's own progress frames: it has begun the request (a cancel sent while it
         # still warms up is ignored there, and it is stopped after CANCEL_GRACE_S instead)
-        wait_for(lambda: state.actions.status(slow["job"]["id"])["stage"]
-                 == "recomputing the held-out paths")
+        wait_until(lambda: state.actions.status(slow["job"]["id"])["stage"]
+                   == "recomputing the held-out paths", "the worker began the request", 300)
         running = poll_whatif(state, slow["job"], False)
         assert running["row"] == {} and running["shown"] is no_update
         cancelled = poll_whatif(state, slow["job"], True)
         assert cancelled["state"] == "cancelled" and cancelled["status"].startswith("Cancelled")
         assert cancelled["row"] == {"display": "none"} and cancelled["poll_disabled"]
         worker = state.whatif.pool.get("q", path)
-        wait_for(lambda: worker._running is None)  # the worker answered the cancel
+        wait_until(lambda: worker._running is None, "the worker answered the cancel", 300)
         assert worker.process.poll() is None and state.whatif.live.get("q") == live_before
     finally:
         state.whatif.shutdown()
@@ -221,12 +220,14 @@ def test_a_whatif_cancelled_while_its_worker_starts_never_reaches_it(tmp_path):
     state = AppState.for_dir(tmp_path)
     state.whatif = WhatIfService()
     try:
+        before = action_threads()
         started = answer(state, "q", {"optimizer": "sgd", "lr": 0.3, "steps": 7}, background=True)
+        mine = action_threads() - before
         assert state.actions.cancel(started["job"]["id"])  # the worker is still starting
         worker = state.whatif.pool.get("q", state.cache.path_of("q"))  # waits for the start
-        wait_for(lambda: state.actions._actions[started["job"]["id"]].finished is not None)
         assert state.actions.status(started["job"]["id"])["state"] == "cancelled"
-        time.sleep(0.5)
+        # nothing was asked, ever: the action's thread has ended without a call
+        wait_until(lambda: not action_threads() & mine, "the cancelled action's thread ended", 60)
         assert worker._calls == 0 and state.whatif.live.get("q") is None  # nothing was asked
     finally:
         state.whatif.shutdown()

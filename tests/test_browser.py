@@ -15,13 +15,10 @@ from pathlib import Path
 
 import pytest
 from app_fixtures import make_run, write_broken_run, write_run_dir
+from browser_kit import CHROMIUM, new_page, painted, wait_drawn, wait_js
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
 DATA_BUDGET = 2 * 1024 * 1024  # bytes of Dash data on the default page, beside plotly.js
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -76,29 +73,35 @@ def two_runs_server(tmp_path_factory):
     yield from _serve(runs)
 
 
+# The inner player is paused at step k (null: its label's) and every panel's cursor is there.
+SHOWN_JS = """(want) => { const m = /inner step (\\d+) of/.exec(
+        document.getElementById('inner-label').textContent);
+    if (!m || !document.getElementById('inner-play').innerText.includes('Play')) { return false; }
+    const k = +m[1];
+    return (want === null || k === want) && [...document.querySelectorAll(
+        '[id^=panel-] .js-plotly-plot')].every(gd => { const c = (gd.data || []).find(
+            t => t.name === 'cursor'); return !c || c.x[0] === k; }); }"""
+
+
 class Page:
     """A loaded page with its console errors and network traffic recorded."""
 
-    def __init__(self, browser, url):
-        self.context = browser.new_context(viewport={"width": 1440, "height": 1000},
-                                            accept_downloads=True)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
+    def __init__(self, browser, url, width: int = 1440, height: int = 1000):
+        self.page = new_page(browser, width, height, accept_downloads=True)
+        self.context = self.page.context
+        self.errors: list[str] = self.page.errors  # uncaught errors, console errors too
         self.requests: list[str] = []
         self.responses = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("response", lambda r: self.responses.append(r))
         self.page.goto(url)
         self.wait_drawn()
 
+    DRAW_TIMEOUT_S = 30.0
+
     def wait_drawn(self, graph: str = "surface-graph", key_not: str | None = None):
-        self.page.wait_for_function(
-            """([id, old]) => { const gd = document.querySelector('#' + id + ' .js-plotly-plot');
-                 return gd && gd.layout && gd.layout.meta && gd.layout.meta.key
-                        && gd.layout.meta.key !== old && gd._fullLayout; }""",
-            arg=[graph, key_not], timeout=30_000)
+        wait_drawn(self.page, graph, key_not, self.DRAW_TIMEOUT_S)
 
     def js(self, expression: str, arg=None):
         return self.page.evaluate(expression, arg)
@@ -112,6 +115,14 @@ class Page:
 
     def frame(self) -> int:
         return int(re.search(r"inner step (\d+) of", self.page.inner_text("#inner-label")).group(1))
+
+    def wait_shown(self, k: int | None = None, timeout_s: float = 15.0) -> int:
+        """Until the inner player is paused at step ``k`` (None: whichever its label says)
+        and every panel's cursor stands there; returns that step."""
+        wait_js(self.page, SHOWN_JS, f"the paused player and every panel's cursor showed step "
+                f"{'its label names' if k is None else k}", arg=k, timeout_s=timeout_s)
+        painted(self.page)
+        return self.frame()
 
     def close(self):
         self.context.close()
@@ -157,8 +168,7 @@ def test_play_moves_head_and_every_cursor_together_without_requests(app_page, tm
         "() => /step ([4-9]|1\\d) of/.test(document.getElementById('inner-label').textContent)",
         timeout=15_000)
     app_page.page.click("#inner-play")  # pause
-    app_page.page.wait_for_timeout(400)  # let the last frame settle
-    k = app_page.frame()
+    k = app_page.wait_shown()  # the last frame drawn everywhere
     assert 4 <= k <= 12
     assert [u for u in app_page.requests if "_dash-" in u] == []  # clientside: no server requests
     main = app_page.graph("surface-graph")
@@ -175,8 +185,7 @@ def test_play_moves_head_and_every_cursor_together_without_requests(app_page, tm
     app_page.page.screenshot(path=str(tmp_path / "playing.png"))
     # stepping and scrubbing move the same index
     app_page.page.click("#inner-back")
-    app_page.page.wait_for_timeout(300)
-    assert app_page.frame() == k - 1
+    assert app_page.wait_shown(k - 1) == k - 1
     assert app_page.graph("panel-length")["traces"][-2]["x"] == [k - 1, k - 1]
     assert app_page.errors == []
 
@@ -203,7 +212,7 @@ def test_changing_task_redraws(app_page, tmp_path):
     app_page.wait_drawn("panel-loss", key_not=before["key"])
     app_page.page.click("#tabs >> text=Meta-training")
     app_page.wait_drawn("meta-graph")
-    app_page.page.wait_for_timeout(300)
+    painted(app_page.page)
     app_page.page.screenshot(path=str(tmp_path / "meta.png"), full_page=True)
     assert app_page.errors == []
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 
 import pytest
-from test_browser import serving
-from test_browser_diag import ARGS, CHROMIUM, sync_api
+from browser_kit import chromium, new_page
+from test_browser import serving  # skips without playwright/chromium
 from test_training import worse_run  # noqa: F401  (the fixture)
 
 from trajviz.viewmodel.training import worse_line
@@ -22,18 +22,12 @@ def page(worse_run, tmp_path_factory):  # noqa: F811
 
     runs = tmp_path_factory.mktemp("worse-runs")
     write_run(dataclasses.replace(worse_run, run_id="worse"), runs)
-    with serving(runs) as (url, _state):
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            pg = browser.new_page(viewport={"width": 1366, "height": 768})
-            errors: list[str] = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.goto(url)
-            pg.wait_for_selector("#summary .tv-table", timeout=30_000)
-            pg.wait_for_load_state("networkidle")
-            pg.errors = errors
-            yield pg
-            browser.close()
+    with serving(runs) as (url, _state), chromium() as browser:
+        pg = new_page(browser, 1366, 768)
+        pg.goto(url)
+        pg.wait_for_selector("#summary .tv-table", timeout=30_000)
+        pg.wait_for_load_state("networkidle")
+        yield pg
 
 
 def test_the_line_and_its_question_mark_in_the_summary_and_the_meta_tab(page, worse_run):  # noqa: F811

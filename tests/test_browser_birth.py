@@ -4,10 +4,10 @@ Playwright drives /usr/bin/chromium against a live app (pattern of test_browser.
 Timings are printed, never asserted."""
 from __future__ import annotations
 
-
 import pytest
 from birth_fixtures import make_birth_run
-from test_browser import ARGS, CHROMIUM, Page, _serve, sync_api
+from browser_kit import chromium, wait_js
+from test_browser import Page, _serve
 
 from trajviz.store import load_run
 
@@ -21,12 +21,7 @@ HAS_CLICK = """name => { const gd = document.querySelector('#surface-graph .js-p
 class BirthPage(Page):
     """Page with a longer first-draw wait: the launch worker warms up beside the first draw."""
 
-    def wait_drawn(self, graph: str = "surface-graph", key_not: str | None = None):
-        self.page.wait_for_function(
-            """([id, old]) => { const gd = document.querySelector('#' + id + ' .js-plotly-plot');
-                 return gd && gd.layout && gd.layout.meta && gd.layout.meta.key
-                        && gd.layout.meta.key !== old && gd._fullLayout; }""",
-            arg=[graph, key_not], timeout=180_000)
+    DRAW_TIMEOUT_S = 180.0
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +34,10 @@ def birth_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def birth_page(birth_server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         page = BirthPage(browser, birth_server[0])
         yield page, birth_server[1]
         page.close()
-        browser.close()
 
 
 def _click_surface(page: Page, fx: float, fy: float, name: str) -> float:
@@ -55,10 +48,10 @@ def _click_surface(page: Page, fx: float, fy: float, name: str) -> float:
     page.js("() => { delete window.__t0; document.addEventListener('mousedown', "
             "() => { window.__t0 = performance.now(); }, {capture: true, once: true}); }")
     x, y = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
-    page.page.mouse.move(x, y)  # plotly reports a click on the point it hovers
-    page.page.wait_for_timeout(300)
-    page.page.mouse.click(x, y)
-    return float(page.page.wait_for_function(HAS_CLICK, arg=name, timeout=180_000).json_value())
+    page.page.mouse.click(x, y)  # anywhere in the plot area (assets/surface_click.js)
+    drawn = wait_js(page.page, HAS_CLICK, f"the paths launched by the click, {name}, were drawn",
+                    arg=name, timeout_s=180)
+    return float(drawn.json_value())
 
 
 def test_birth_map_and_birth_point_are_drawn(birth_page, tmp_path):

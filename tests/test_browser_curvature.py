@@ -3,10 +3,9 @@ spectra): the spectrum panel follows the playback clock in the browser, with no 
 request per frame, and the λ_min, trace and straight-line panels draw."""
 from __future__ import annotations
 
-import time
-
 import pytest
-from test_browser import ARGS, CHROMIUM, serving, sync_api  # skips without playwright/chromium
+from browser_kit import chromium, new_page, painted, wait_drawn, wait_js
+from test_browser import serving  # skips without playwright/chromium
 
 pytestmark = pytest.mark.browser
 
@@ -24,20 +23,11 @@ def page(tmp_path_factory):
         "slices": {"kinds": ["pca"], "resolution": 21}})
     runs = tmp_path_factory.mktemp("curvature-runs")
     write_run(run_experiment(config, run_id="sinusoid-small"), runs)
-    with serving(runs) as (url, _state):
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            pg = browser.new_page(viewport={"width": 1024, "height": 768})
-            errors: list[str] = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.goto(url)
-            pg.wait_for_function("""() => { const gd = document.querySelector(
-                '#surface-graph .js-plotly-plot');
-                return gd && gd.layout && gd.layout.meta && gd.layout.meta.key && gd._fullLayout; }""",
-                                 timeout=60_000)
-            pg.errors = errors
-            yield pg
-            browser.close()
+    with serving(runs) as (url, _state), chromium() as browser:
+        pg = new_page(browser, 1024, 768)
+        pg.goto(url)
+        wait_drawn(pg, timeout_s=60)
+        yield pg
 
 
 SPECTRUM = "() => { const gd = document.querySelector('#panel-spectrum .js-plotly-plot'); " \
@@ -55,9 +45,14 @@ def test_spectrum_moves_with_the_clock_without_the_server(page):
     page.evaluate("() => document.querySelector('#panel-card-spectrum').scrollIntoView()")
     for _ in range(3):
         page.click("#inner-fwd")
-    page.wait_for_function("""old => { const gd = document.querySelector('#panel-spectrum .js-plotly-plot');
-        return gd.data[gd.data.length - 1].text[0] !== old; }""", arg=before["label"], timeout=10_000)
-    time.sleep(0.3)
+    wait_js(page, """old => { const gd = document.querySelector('#panel-spectrum .js-plotly-plot');
+        return /inner step 3 of/.test(document.getElementById('inner-label').textContent)
+               && gd.data[gd.data.length - 1].text[0] !== old; }""",
+            "the player stood at step 3 and the spectrum's label changed", arg=before["label"],
+            timeout_s=10)
+    # the last step is drawn; a server callback on these frames would have been sent with
+    # the frame change itself, so ``updates`` is complete now
+    painted(page)
     after = page.evaluate(SPECTRUM)
     assert before["label"] != after["label"] and after["label"].startswith("step ")
     assert before["y"] != after["y"]  # the density of another step

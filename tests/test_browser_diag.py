@@ -5,23 +5,12 @@ Chromium via Playwright against a live app on 127.0.0.1, as in test_browser.py.
 """
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
-from test_browser import serving
+from browser_kit import chromium, new_page, wait_drawn
+from test_browser import serving  # skips without playwright/chromium
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-
-sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-    pytest.skip("no chromium at /usr/bin/chromium", allow_module_level=True)
 
 
 @pytest.fixture(scope="session")
@@ -45,21 +34,11 @@ def blown_up_runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(blown_up_runs):
-
-    with serving(blown_up_runs[0]) as (url, _state):
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            pg = browser.new_page(viewport={"width": 1366, "height": 768})
-            errors: list[str] = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.goto(url)
-            pg.wait_for_function("""() => { const gd = document.querySelector(
-                '#surface-graph .js-plotly-plot');
-                return gd && gd.layout && gd.layout.meta && gd.layout.meta.key && gd._fullLayout; }""",
-                                 timeout=30_000)
-            pg.errors = errors
-            yield pg
-            browser.close()
+    with serving(blown_up_runs[0]) as (url, _state), chromium() as browser:
+        pg = new_page(browser, 1366, 768)
+        pg.goto(url)
+        wait_drawn(pg)
+        yield pg
 
 
 def _traces(pg, graph: str):

@@ -9,7 +9,8 @@ import re
 
 import pytest
 from app_fixtures import make_run, write_run_dir
-from test_browser import _serve
+from browser_kit import painted, wait_js
+from test_browser import SHOWN_JS, _serve
 from test_browser_screen import open_page
 
 from trajviz.viewmodel.selection import select
@@ -63,8 +64,10 @@ def test_3d_fast_playback_moves_the_paths_and_never_resends_the_surface(tv_brows
         "() => /inner step ([1-9]\\d) of/.test(document.getElementById('inner-label').innerText)",
         timeout=60_000)
     page.click("#inner-play")  # pause
-    page.wait_for_function("() => document.getElementById('inner-play').innerText.includes('Play')")
-    page.wait_for_timeout(300)
+    # the render after the pause: every panel's cursor at the paused step, drawn
+    wait_js(page, SHOWN_JS, "the paused player and every panel's cursor showed one step",
+            arg=None, timeout_s=15)
+    painted(page)
     w = p.js(f"""() => {{ const gd = {GD}; const sc = gd._fullLayout.scene._scene;
         window.__w.on = false;
         return {{same_object: sc.traces[gd._fullData[0].uid] === window.__w.obj,
@@ -132,9 +135,11 @@ def test_presentation_type_survives_every_redraw(tv_browser, lecture):
     page.wait_for_function("""() => document.querySelector('#panel-loss .js-plotly-plot')
                                       ._fullLayout.font.size === 16""", timeout=5_000)
     # frames: stepping and playing keep it
+    k = p.frame()
     page.click("#inner-fwd")
     page.keyboard.press("ArrowRight")
-    page.wait_for_timeout(400)
+    wait_js(page, SHOWN_JS, f"two steps forward, step {k + 2}, were shown", arg=k + 2, timeout_s=15)
+    painted(page)
     assert font_size(p) == 16 and font_size(p, "panel-loss") == 16
     # a full redraw in another mode
     p.js("() => window.dash_clientside.set_props('surface-mode', {value: '3d'})")

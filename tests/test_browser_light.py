@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from light_fixtures import make_light_run
-from test_browser import ARGS, CHROMIUM, _serve, sync_api
+from browser_kit import chromium
+from test_browser import _serve
 from test_browser_birth import BirthPage, _click_surface
 
 from trajviz.store import load_run
@@ -18,12 +19,10 @@ def light_page(tmp_path_factory):
     runs = tmp_path_factory.mktemp("light-browser")
     path = make_light_run(runs)
     for url in _serve(runs):
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        with chromium() as browser:
             page = BirthPage(browser, url)
             yield page, load_run(path, heavy=False)
             page.close()
-            browser.close()
 
 
 def test_a_light_run_draws_its_paths_and_birth_map(light_page):

@@ -5,11 +5,9 @@ markers' labels), the birth card without a map takes no room; and "Keep this var
 keeps exactly the what-if on screen and shows it in the picker at once."""
 from __future__ import annotations
 
-import logging
-import threading
-
 import pytest
-from test_browser import ARGS, CHROMIUM, sync_api  # skips without playwright/chromium
+from browser_kit import chromium, new_page, wait_js, wait_quiet
+from test_browser import serving  # skips without playwright/chromium
 
 from trajviz.pipeline.experiment import run_experiment
 from trajviz.spec.config import from_dict
@@ -59,10 +57,6 @@ def test_overlaps_finds_overlapping_boxes():
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from werkzeug.serving import make_server
-
-    from trajviz.app import create_app
-
     runs = tmp_path_factory.mktemp("page-runs")
     config = from_dict({"name": "page-demo", "family": "linear2d",
                         "learners": ["leap", "reptile", "random"], "seed": 3,
@@ -70,27 +64,25 @@ def live(tmp_path_factory):
                         "outer": {"meta_steps": 3, "meta_batch": 3, "eval_every": 3, "eval_tasks": 2},
                         "heldout_tasks": 3, "slices": {"kinds": ["pca"], "resolution": 15}})
     write_run(run_experiment(config, run_id="pg"), runs)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app(runs)
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}/", runs
-    srv.shutdown()
-    thread.join(timeout=10)
-    app.trajviz_state.shutdown()  # every worker and job it started
+    with serving(runs) as (url, _state):
+        yield url, runs
 
 
 def _open(browser, url, width, height):
-    page = browser.new_page(viewport={"width": width, "height": height})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    """The page at width x height once its first draws and requests are done: (page, errors)."""
+    page = new_page(browser, width, height)
     page.goto(url)
     for g in ("surface-graph", "panel-loss", "panel-length"):
-        page.wait_for_function("""id => { const gd = document.querySelector('#' + id + ' .js-plotly-plot');
-            return gd && gd._fullData && gd._fullData.length > 1; }""", arg=g, timeout=60_000)
-    page.wait_for_timeout(500)
-    return page, errors
+        wait_js(page, """id => { const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+            return gd && gd._fullData && gd._fullData.length > 1; }""", f"#{g} was drawn", arg=g,
+                timeout_s=60)
+    wait_quiet(page)  # the first callbacks answered (the strip, the key) and drawn
+    return page, page.errors
+
+
+# Every drawn graph (in view or not) uses the given font size.
+FONT_JS = """(size) => [...document.querySelectorAll('.js-plotly-plot')].every(
+    gd => !gd._fullLayout || gd._fullLayout.font.size === size)"""
 
 
 def _box(page, selector):
@@ -103,12 +95,12 @@ def _box(page, selector):
 @pytest.mark.parametrize("width,height", [(1024, 768), (1366, 768)])
 def test_one_screen_and_no_text_overlaps(live, width, height, present, tmp_path):
     url, _ = live
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         page, errors = _open(browser, url, width, height)
         if present:
             page.click("#present-toggle")
-            page.wait_for_timeout(1500)  # the larger fonts' relayout
+            wait_js(page, FONT_JS, "every figure took presentation type", arg=16, timeout_s=30)
+            wait_quiet(page)  # the larger fonts' relayout, and what it asked the server
         for sel in ("#surface-graph .main-svg", "#inner-play", "#inner-label", "#whatif-lr",
                     "#whatif-optimizer", "#whatif-steps", "#whatif-keep", "#surface-key",
                     "#panel-loss .main-svg", "#panel-length .main-svg"):
@@ -137,13 +129,11 @@ def test_one_screen_and_no_text_overlaps(live, width, height, present, tmp_path)
                 assert 0 <= r["x"] and r["x"] + r["width"] <= width, label.inner_text()
         page.screenshot(path=str(tmp_path / f"page-{width}-{present}.png"))
         assert errors == []
-        browser.close()
 
 
 def test_keep_keeps_what_is_on_screen_and_the_picker_shows_it(live):
     url, runs = live
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         page, errors = _open(browser, url, 1366, 768)
         page.click("#whatif-keep")  # nothing changed yet: nothing to keep, said so
         page.wait_for_function("() => /Nothing to keep/.test(document.getElementById('whatif-status').innerText)")
@@ -162,4 +152,3 @@ def test_keep_keeps_what_is_on_screen_and_the_picker_shows_it(live):
         assert run.inner_variants["k5"].inner["steps"] == 5
         assert run.inner_variants["k5"].inner["lr"] == pytest.approx(0.1)
         assert errors == []
-        browser.close()

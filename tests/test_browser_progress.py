@@ -7,10 +7,10 @@ recomputation first waits, cancellably, 600 s. Times are printed, never asserted
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
-from test_browser import ARGS, CHROMIUM, serving, sync_api  # noqa: F401 - skips without playwright/chromium
+from browser_kit import chromium, new_page, wait_quiet, wait_until
+from test_browser import serving  # skips without playwright/chromium
 
 from trajviz.cli.worker import DELAY_ENV
 from trajviz.pipeline.experiment import run_experiment
@@ -48,11 +48,9 @@ def slow(tmp_path_factory):
 
 def test_a_slow_whatif_shows_progress_and_cancel_leaves_the_page_as_it_was(slow, tmp_path):
     url, state = slow
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium() as browser:
+        page = new_page(browser)
+        errors = page.errors
         page.goto(url)
         page.wait_for_function(f"({PATHS_JS})() !== null && ({PATHS_JS})() !== '[]'", timeout=60_000)
         before = page.evaluate(PATHS_JS)
@@ -75,14 +73,12 @@ def test_a_slow_whatif_shows_progress_and_cancel_leaves_the_page_as_it_was(slow,
         page.wait_for_function(f"() => !({SHOWN_JS})('whatif-progress-row')", timeout=30_000)
         page.wait_for_function("() => document.querySelector('#whatif-status').innerText"
                                ".startsWith('Cancelled')", timeout=30_000)
-        for _ in range(300):  # bounded: the worker answers the cancel
-            if worker._running is None:
-                break
-            time.sleep(0.1)
-        assert worker._running is None and worker.process.poll() is None  # stopped, still warm
-        assert worker.process.pid == pid
-        page.wait_for_timeout(1000)  # nothing lands later
+        wait_until(lambda: worker._running is None, "the worker dropped the cancelled job",
+                   timeout_s=30, page=page)
+        assert worker.process.poll() is None and worker.process.pid == pid  # stopped, still warm
+        # nothing lands later: the page's requests end (no request for twice the progress
+        # poll's 300 ms: it stopped with the row) and then it still shows the old picture
+        wait_quiet(page, quiet_s=0.6)
         assert page.evaluate(PATHS_JS) == before  # the picture is as it was
         page.screenshot(path=str(tmp_path / "cancelled.png"), full_page=True)
-        browser.close()
     assert not errors, errors

@@ -7,8 +7,10 @@ import re
 
 import pytest
 from app_fixtures import make_run, write_run_dir
+from browser_kit import new_page
 from test_browser import Page, _serve
 
+from trajviz.app.components import DEFAULT_SPEED
 from trajviz.figures.export import export_current
 
 pytestmark = pytest.mark.browser
@@ -29,14 +31,8 @@ def screen_server(tmp_path_factory):
 
 
 def open_page(browser, url, width, height) -> Page:
-    page = Page.__new__(Page)
-    page.context = browser.new_context(viewport={"width": width, "height": height})
-    page.page = page.context.new_page()
-    page.errors, page.requests, page.responses = [], [], []
-    page.page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
-    page.page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.page.goto(url)
-    page.wait_drawn()
+    """``url`` at width x height with its surface and the first screen's two panels drawn."""
+    page = Page(browser, url, width, height)
     for g in ("panel-loss", "panel-length"):
         page.wait_drawn(g)
     return page
@@ -77,10 +73,13 @@ def test_space_plays_and_pauses_and_arrows_step(tv_browser, screen_server):
     page.wait_for_function("() => document.getElementById('inner-play').innerText.includes('Pause')")
     page.wait_for_function("() => /inner step ([4-9]|\\d\\d) of/.test(document.getElementById('inner-label').innerText)")
     page.keyboard.press("Space")
-    page.wait_for_function("() => document.getElementById('inner-play').innerText.includes('Play')")
-    stopped = p.frame()
-    page.wait_for_timeout(1200)
-    assert p.frame() == stopped  # paused: the frame stays
+    stopped = p.wait_shown()
+    steps = p.js("() => window.trajvizStats.steps['inner step'].length")
+    # paused: the frame stays. Absence takes time: three ticks of the player's interval
+    # (a tick still due would move the label and add a step to the page's own record)
+    page.wait_for_timeout(3 * DEFAULT_SPEED)
+    assert p.frame() == stopped
+    assert p.js("() => window.trajvizStats.steps['inner step'].length") == steps
     assert p.errors == []
     p.close()
 
@@ -156,7 +155,7 @@ def test_html_export_keeps_its_surface_for_100_frames(tv_browser, tmp_path):
     name, data = export_current(run, "html", "surface", slice_name="pca", task=0, learners=None)
     path = tmp_path / name
     path.write_bytes(data)
-    page = tv_browser.new_page(viewport={"width": 1200, "height": 900})
+    page = new_page(tv_browser, 1200, 900)
     page.goto(path.as_uri())
     page.wait_for_selector(".js-plotly-plot .main-svg")
     # play with the Play button's own options (redraw and all), 30 ms a frame, and check
@@ -185,4 +184,4 @@ def test_html_export_keeps_its_surface_for_100_frames(tv_browser, tmp_path):
         overlap = not (buttons[1] <= label[0] or label[1] <= buttons[0]
                        or buttons[3] <= label[2] or label[3] <= buttons[2])
         assert not overlap, (buttons, label)
-    page.close()
+    page.context.close()

@@ -7,11 +7,10 @@ The time from a change to the new picture is printed, never asserted (bench/benc
 --browser measures it)."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
-from test_browser import ARGS, CHROMIUM, serving, sync_api  # noqa: F401 - skips without playwright/chromium
+from browser_kit import IDLE_JS, chromium, new_page, wait_js, wait_quiet, wait_until
+from test_browser import serving  # skips without playwright/chromium
 
 from trajviz.spec.config import from_dict
 from trajviz.pipeline.experiment import run_experiment
@@ -43,13 +42,10 @@ CHANGED_JS = """(old) => new Promise(done => { const tick = () => {
     const now = Array.from(gd._fullData[1].x).join(',') + '|' + Array.from(gd._fullData[1].y).join(',');
     if (now !== old) { done(true); } else { requestAnimationFrame(tick); } };
   tick(); })"""
+# The slider rested: the live summary is empty again (Dash's shows).
+RESTED_JS = "() => document.querySelector('#summary-live').innerText === ''"
 FIRST_PATH_JS = """() => { const gd = document.querySelector('#surface-graph .js-plotly-plot');
     return Array.from(gd._fullData[1].x).join(',') + '|' + Array.from(gd._fullData[1].y).join(','); }"""
-# Resolves once ten animation frames in a row came less than 50 ms apart (drawing is done).
-IDLE_JS = """() => new Promise(done => { let last = performance.now(), calm = 0; const t0 = last;
-  const tick = () => { const now = performance.now(); calm = now - last < 50 ? calm + 1 : 0; last = now;
-    if (calm >= 10 || now - t0 > 20000) { done(); } else { requestAnimationFrame(tick); } };
-  requestAnimationFrame(tick); })"""
 # The fast update's path, loss series and loss range beside what the full draw shows now.
 COMPARE_JS = """() => { const f = window.__fast[window.__fast.length - 1];
     const main = document.querySelector('#surface-graph .js-plotly-plot');
@@ -74,11 +70,9 @@ def live(tmp_path_factory):
 
 def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tmp_path):
     url, state = live
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        errors, whatif_posts = [], []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium() as browser:
+        page = new_page(browser)
+        errors, whatif_posts = page.errors, []
         page.on("request", lambda r: r.url.endswith(ROUTE) and whatif_posts.append(r.url))
         dash_whatif = []  # the sliders must not go through the what-if callback (the "Shown"
         # picker following what is on screen, whatif.picker_for, only names it: not counted)
@@ -93,13 +87,12 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         before_paths = page.evaluate(PATHS_JS)
         before_summary = page.inner_text("#summary")
         # the worker starts when the run is picked; wait until it is warm
-        for _ in range(450):  # bounded polling (up to ~90 s on a loaded machine)
-            if state.whatif.pool._workers:
-                break
-            time.sleep(0.2)
+        wait_until(lambda: state.whatif.pool._workers, "the run's what-if worker started",
+                   timeout_s=90, page=page)
         page.evaluate(SPY_JS)
         page.evaluate(IDLE_JS)
         dash_whatif.clear()  # (the page's first load runs the what-if callback once)
+        drawn_before = len(full_draws)
         handle = page.locator("#whatif-lr [role=slider]").first
         handle.focus()
         presses = 30
@@ -108,7 +101,12 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         page.wait_for_function(f"(old) => ({PATHS_JS})() !== old", arg=before_paths, timeout=60_000)
         page.wait_for_function("() => document.querySelector('#whatif-status').innerText"
                                ".includes('lr 0.0501')", timeout=60_000)
-        page.wait_for_timeout(1500)  # let the last request settle
+        # the last request settled: the slider rested, its full draw followed and took the
+        # summary, and nothing more is asked
+        wait_until(lambda: len(full_draws) > drawn_before, "the full draw followed the burst",
+                   timeout_s=60, page=page)
+        wait_js(page, RESTED_JS, "the live summary was handed to Dash's", timeout_s=10)
+        wait_quiet(page)
         after_paths, after_summary = page.evaluate(PATHS_JS), page.inner_text("#summary")
         status = page.inner_text("#whatif-status")
         gate = state.whatif.gate("wi")
@@ -123,20 +121,16 @@ def test_moving_the_lr_slider_redraws_paths_and_summary_without_a_storm(live, tm
         page.evaluate(CHANGED_JS, old)  # waits for the path to change
         page.wait_for_function("() => window.__fast.length > 0", timeout=60_000)
         drawn_before = len(full_draws)
-        for _ in range(600):  # the slider rests: the full draw follows after 0.4 s
-            if len(full_draws) > drawn_before:
-                break
-            page.wait_for_timeout(100)
+        wait_until(lambda: len(full_draws) > drawn_before,  # the slider rests: after 0.4 s
+                   "the full draw followed the resting slider", timeout_s=60, page=page)
         page.evaluate(IDLE_JS)  # plotly draws it
         compare = page.evaluate(COMPARE_JS)
         final_status = page.inner_text("#whatif-status")
-        page.wait_for_function("() => document.querySelector('#summary-live').innerText === ''",
-                               timeout=10_000)
+        wait_js(page, RESTED_JS, "the live summary was handed to Dash's", timeout_s=10)
         rested_summary = page.evaluate(SUMMARY_JS)  # handed to Dash
         page.wait_for_function("() => document.querySelector('#whatif-variant').innerText"
                                ".includes('on screen now: sgd, lr 0.0')", timeout=10_000)
         lives = [v for v in page.evaluate("() => window.__live") if v["live"]]
-        browser.close()
     assert after_paths != before_paths and after_summary != before_summary
     assert "surface is reused" in status
     posts, computed, superseded, in_flight = burst
@@ -217,17 +211,13 @@ def test_the_direct_redraw_draws_what_plotlys_own_pass_draws(live):
     plotly's Plotly.animate/update would: the same data and points, and the same lines and
     markers drawn (read back through each graph's axes), plane and panels."""
     url, state = live
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium() as browser:
+        page = new_page(browser)
+        errors = page.errors
         page.goto(url)
         page.wait_for_function(f"({PATHS_JS})() !== null && ({PATHS_JS})() !== '[]'", timeout=60_000)
-        for _ in range(450):  # bounded polling: the run's worker warms up
-            if state.whatif.pool._workers:
-                break
-            time.sleep(0.2)
+        wait_until(lambda: state.whatif.pool._workers, "the run's what-if worker started",
+                   timeout_s=90, page=page)
         page.evaluate(IDLE_JS)
         page.evaluate(HOLD_JS)
         page.locator("#whatif-lr [role=slider]").first.focus()
@@ -242,7 +232,6 @@ def test_the_direct_redraw_draws_what_plotlys_own_pass_draws(live):
         before = page.evaluate("() => window.__direct")
         direct = page.evaluate(DRAW_JS, [0, True])
         used = page.evaluate("() => window.__direct") - before
-        browser.close()
     assert set(direct) == set(plotly) and "surface-graph" in direct and len(direct) >= 3
     assert used >= 1 + 1  # the plane and at least one panel took the direct path
     for gid in plotly:

@@ -69,9 +69,10 @@ def test_two_workers_give_the_in_process_surface(cluster, job, dtype):
     assert there.loss.dtype == here.loss.dtype
     done = [d for d, _ in calls]  # fed from completed futures: rising, ending at every point
     assert done == sorted(done) and calls[-1] == (143, 143) and len(calls) > 1
-    # both workers took part, and each rebuilt the problem from its reference at most once
+    # both workers took part, and each rebuilt the problem from its reference once (the
+    # context is broadcast to both; the next dtype reuses the same problem)
     builds = cluster.client.run(lambda: ctx_module._problem.cache_info().misses)
-    assert len(builds) == 2 and all(n <= 1 for n in builds.values())
+    assert sorted(builds.values()) == [1, 1], f"problems built per worker: {builds}"
     # with malloc thresholds that keep chunk-sized buffers in the heap (see MALLOC_ENV)
     env = cluster.client.run(lambda: {k: os.environ.get(k) for k in executor_dask.MALLOC_ENV})
     assert list(env.values()) == [executor_dask.MALLOC_ENV] * 2

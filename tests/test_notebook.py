@@ -73,17 +73,17 @@ def test_the_shown_page_works_inside_a_cross_site_iframe(tmp_path):
     browser drops; the token in the path still carries every request, the what-if route's too."""
     import functools
     import http.server
-    import shutil
     import threading
 
     from app_fixtures import make_run
 
     import trajviz
 
-    chromium = "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip("no chromium at /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from browser_kit import CHROMIUM, chromium, new_page
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium at {CHROMIUM}")
+    pytest.importorskip("playwright.sync_api")
     shown = trajviz.show(make_run(n_params=3))
     token = urlsplit(shown.url).path.strip("/")
     (tmp_path / "nb.html").write_text(shown._repr_html_())
@@ -91,12 +91,9 @@ def test_the_shown_page_works_inside_a_cross_site_iframe(tmp_path):
     notebook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=notebook.serve_forever, daemon=True).start()
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium") or chromium,
-                                        args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+        with chromium() as browser:
+            page = new_page(browser, 1400, 1000)
+            errors = page.errors
             page.goto(f"http://localhost:{notebook.server_port}/nb.html")  # another site
             frame = page.frame_locator("iframe")
             frame.locator("#surface-graph .scatterlayer .trace").first.wait_for(timeout=120_000)
@@ -106,7 +103,6 @@ def test_the_shown_page_works_inside_a_cross_site_iframe(tmp_path):
                 page.keyboard.press("ArrowLeft")
             assert answer.value.status == 200
             assert urlsplit(answer.value.url).path == f"/{token}/_trajviz/whatif"
-            browser.close()
         assert errors == []
     finally:
         notebook.shutdown()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from app_fixtures import make_run, write_broken_run, write_run_dir
+from browser_kit import wait_until
 from test_trust import _distribution, _module
 
 from trajviz.app import birth, create_app, ids, jobs, launches, worker_client
@@ -121,11 +122,8 @@ CHANGES = {"optimizer": "sgd", "lr": 0.05, "steps": 4}
 
 def _settle(state) -> None:
     """Wait until no prewarm is pending (they run in background threads)."""
-    for _ in range(200):
-        pools = (state.launches._pool, state.whatif.pool)
-        if not any(p._prewarming for p in pools):
-            return
-        time.sleep(0.01)
+    pools = (state.launches._pool, state.whatif.pool)
+    wait_until(lambda: not any(p._prewarming for p in pools), "no worker prewarm was pending", 30)
 
 
 # every run-naming step, called as its Dash callback calls it: (name, call)
@@ -222,10 +220,7 @@ def test_a_burst_of_picks_starts_at_most_two_workers(monkeypatch, tmp_path):
     for i in range(30):
         pool.prewarm(f"run-{i}", tmp_path / f"run-{i}")
     gate.set()
-    for _ in range(500):
-        if not pool._prewarming:
-            break
-        time.sleep(0.01)
+    wait_until(lambda: not pool._prewarming, "the pool's prewarms ended", 30)
     assert started == ["run-0", "run-29"] and pool.started == 2
     assert list(pool._workers) == ["run-29"]  # capped at the pool's size, the latest kept
 
