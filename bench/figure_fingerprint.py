@@ -118,7 +118,6 @@ def fingerprint_app(run, tag: str, out: dict[str, str], tmp: Path) -> None:
     from app_fixtures import write_run_dir
 
     from trajviz.app import callbacks as cb
-    from trajviz.app.inputs import PageInputs
 
     write_run_dir(tmp, run)
     state = cb.AppState.for_dir(tmp)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trajviz.data.run import Slice, Surface, LearnerRecord, Run, View
+from trajviz.data.run import LearnerRecord, Run, Slice, Surface, View
 
 LEARNERS = ("leap", "reptile", "random")
 # Where each learner's meta-trained θ0 ends up, as a fraction of the way from

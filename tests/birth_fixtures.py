@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from trajviz.pipeline.birthmap import add_birth_map, birth_map
-from trajviz.spec.config import from_dict
 from trajviz.pipeline.experiment import run_experiment
+from trajviz.spec.config import from_dict
 from trajviz.store import load_run, write_run
 
 CONFIG = {"family": "linear2d", "learners": ["leap", "random"],

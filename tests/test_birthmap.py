@@ -9,12 +9,12 @@ import torch
 from birth_fixtures import RECORDED, tiny  # tests/ is on the path
 
 import trajviz
-from trajviz.pipeline.birthmap import add_birth_map, birth_map, birth_point, predicted_auc
 from trajviz.cli.main import main
-from trajviz.spec.config import from_dict
+from trajviz.data.run import BIRTH_STATISTICS
+from trajviz.pipeline.birthmap import add_birth_map, birth_map, birth_point, predicted_auc
 from trajviz.pipeline.experiment import run_experiment
 from trajviz.pipeline.launch import keep, launch, launch_context, point_on_view
-from trajviz.data.run import BIRTH_STATISTICS
+from trajviz.spec.config import from_dict
 from trajviz.store import load_run, write_run
 
 

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from dash import no_update
 from birth_fixtures import make_birth_run
+from dash import no_update
 
 from trajviz.app import create_app
 from trajviz.app.birth import (
@@ -21,10 +21,10 @@ from trajviz.app.birth import (
 )
 from trajviz.app.callbacks import draw
 from trajviz.app.inputs import PageInputs
-from trajviz.viewmodel.birthview import BIRTH_CHOICES, select_birth
 from trajviz.figures.birthmap import birth_figure
-from trajviz.viewmodel.selection import summary_rows
 from trajviz.store import load_run
+from trajviz.viewmodel.birthview import BIRTH_CHOICES, select_birth
+from trajviz.viewmodel.selection import summary_rows
 
 
 @pytest.fixture(scope="module")

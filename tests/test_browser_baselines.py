@@ -3,7 +3,6 @@ the unit bowl doubles |θ0| every meta-step, tests/test_training.py) shows the l
 summary card and the Meta-training tab, and its '?' opens the likely causes."""
 from __future__ import annotations
 
-
 import pytest
 from browser_kit import chromium, new_page
 from test_browser import serving  # skips without playwright/chromium

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="session")
 def blown_up_runs(tmp_path_factory):
     """A runs folder holding one small linear2d run with inner.lr = 3 (a few seconds)."""
-    from trajviz.spec.config import from_dict
     from trajviz.pipeline.experiment import run_experiment
+    from trajviz.spec.config import from_dict
     from trajviz.store import write_run
 
     config = from_dict({

@@ -4,8 +4,8 @@ run. Timings are printed, never asserted."""
 from __future__ import annotations
 
 import pytest
-from light_fixtures import make_light_run
 from browser_kit import chromium
+from light_fixtures import make_light_run
 from test_browser import _serve
 from test_browser_birth import BirthPage, _click_surface
 

@@ -12,9 +12,9 @@ import pytest
 from browser_kit import IDLE_JS, chromium, new_page, wait_js, wait_quiet, wait_until
 from test_browser import serving  # skips without playwright/chromium
 
-from trajviz.spec.config import from_dict
-from trajviz.pipeline.experiment import run_experiment
 from trajviz.app.whatif_route import ROUTE
+from trajviz.pipeline.experiment import run_experiment
+from trajviz.spec.config import from_dict
 from trajviz.store import write_run
 
 pytestmark = pytest.mark.browser

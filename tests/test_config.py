@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from trajviz.spec import budget
 from trajviz.cli.main import build_parser, config_from_args, main
+from trajviz.spec import budget
 from trajviz.spec.config import (
     BOUNDS,
-    _get,
     FAMILY_OPTIONS,
     LEARNER_OPTIONS,
     ExperimentConfig,
+    _get,
     family_options,
     from_dict,
     to_dict,

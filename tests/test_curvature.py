@@ -6,13 +6,13 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from trajviz.problem.batches import Rollouts
 from trajviz.engine.curvature import SpectrumSpec, exact_spectra, rademacher, slq_spectra, spectra
 from trajviz.engine.curvature_path import density_steps
 from trajviz.engine.diagnostics import DiagnosticsSpec, path_diagnostics
 from trajviz.engine.inner import InnerSpec, inner_loop
 from trajviz.engine.straight import straight_losses
 from trajviz.problem import models
+from trajviz.problem.batches import Rollouts
 from trajviz.problem.models import flatten
 from trajviz.problem.optim import sgd
 from trajviz.problem.tasks import Problem, TaskSet

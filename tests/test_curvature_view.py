@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from app_fixtures import bowls, loss, make_run, write_run_dir
+
 from trajviz import figures as F
 from trajviz.store import load_run
 from trajviz.viewmodel import selection as S

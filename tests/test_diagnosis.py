@@ -10,8 +10,8 @@ import pytest
 from app_fixtures import make_run, write_run_dir
 
 from trajviz import figures as F
-from trajviz.viewmodel import selection as S
 from trajviz.app import callbacks as cb
+from trajviz.viewmodel import selection as S
 from trajviz.viewmodel.diagnosis import NOT_RECORDED, crossing_marks, divergence_note, threshold_of
 from trajviz.viewmodel.summary import best_learners, coverage, not_eligible
 from trajviz.viewmodel.ticks import log_ticks, tick_text

@@ -5,25 +5,25 @@ import numpy as np
 import pytest
 import torch
 
-from trajviz.problem.batches import Rollouts
-from trajviz.engine.diagnostics import (
-    DiagnosticsSpec,
-    adam_scale,
-    path_diagnostics,
-    sharpness_steps,
-)
+from trajviz.data.stability import crossings, divergence_report, good_prefix, stability_threshold
 from trajviz.engine.curvature import (
     hvp_fn,
     mean_loss_eigenvectors,
     point_sharpness,
     top_eigenvalues,
 )
+from trajviz.engine.diagnostics import (
+    DiagnosticsSpec,
+    adam_scale,
+    path_diagnostics,
+    sharpness_steps,
+)
 from trajviz.engine.inner import InnerSpec, all_batches, inner_loop, minibatch_indices
 from trajviz.engine.metrics import path_metrics
+from trajviz.engine.slices import hessian_slice
+from trajviz.problem.batches import Rollouts
 from trajviz.problem.models import flatten, unflatten
 from trajviz.problem.optim import adam, momentum, sgd
-from trajviz.engine.slices import hessian_slice
-from trajviz.data.stability import crossings, divergence_report, good_prefix, stability_threshold
 from trajviz.problem.tasks import TaskSet, make_family
 from trajviz.problem.tasks.quadratic import Quadratic
 

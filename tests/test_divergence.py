@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trajviz.engine.curvature_path import CURVATURE_NAMES
-
-from trajviz.spec.config import from_dict
-from trajviz.pipeline.experiment import run_experiment
 from trajviz.data.run import SCHEMA_VERSION
 from trajviz.data.stability import crossings, good_prefix
+from trajviz.engine.curvature_path import CURVATURE_NAMES
+from trajviz.pipeline.experiment import run_experiment
+from trajviz.spec.config import from_dict
 from trajviz.store import load_run, write_run
 
 LEARNERS = ["leap", "reptile", "random"]

@@ -8,8 +8,8 @@ from dash import no_update
 
 from trajviz.app import ids
 from trajviz.app.callbacks import AppState
-from trajviz.app.inputs import PageInputs, shown_keys
 from trajviz.app.draw import CARDS, DATA, FULL, PANEL, SURFACE, draw, parts_for, values
+from trajviz.app.inputs import PageInputs, shown_keys
 from trajviz.app.whatif_fast import fast_update
 from trajviz.viewmodel.selection import PANEL_GROUPS, PANEL_KEYS, PANELS
 

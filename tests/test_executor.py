@@ -10,9 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from trajviz.engine.work import Work
-from trajviz.problem.batches import Rollouts
-from trajviz.kernels import mlp_plan
 from trajviz.engine import surface
 from trajviz.engine.context import ChunkContext, ProblemRef, ship
 from trajviz.engine.executors import (
@@ -22,9 +19,12 @@ from trajviz.engine.executors import (
     parse_scheduler,
     using,
 )
-from trajviz.problem.models import flatten
 from trajviz.engine.slices import Slice
 from trajviz.engine.surface import GridChunk, evaluate_surface
+from trajviz.engine.work import Work
+from trajviz.kernels import mlp_plan
+from trajviz.problem.batches import Rollouts
+from trajviz.problem.models import flatten
 from trajviz.problem.tasks import TaskSet, make_family
 
 

@@ -13,16 +13,17 @@ distributed = pytest.importorskip(
     "distributed", reason="dask.distributed is not installed (pip install 'trajviz[dask]')")
 
 from dask_faults import DyingFirst  # noqa: E402  (tests/, importable by the workers too)
-from trajviz.engine.work import Work  # noqa: E402
-from trajviz.engine import context as ctx_module  # noqa: E402
-from trajviz.engine.executors import dask_cluster as executor_dask  # noqa: E402
+
 from trajviz.cli.main import main  # noqa: E402
+from trajviz.engine import context as ctx_module  # noqa: E402
 from trajviz.engine.context import ProblemRef  # noqa: E402
+from trajviz.engine.executors import dask_cluster as executor_dask  # noqa: E402
 from trajviz.engine.executors.dask_cluster import DaskExecutor  # noqa: E402
-from trajviz.pipeline.experiment import run_experiment  # noqa: E402
-from trajviz.problem.models import flatten  # noqa: E402
 from trajviz.engine.slices import Slice  # noqa: E402
 from trajviz.engine.surface import evaluate_surface  # noqa: E402
+from trajviz.engine.work import Work  # noqa: E402
+from trajviz.pipeline.experiment import run_experiment  # noqa: E402
+from trajviz.problem.models import flatten  # noqa: E402
 from trajviz.problem.tasks import make_family  # noqa: E402
 
 OPTIONS = {"hidden": (16, 16), "shots": 9}

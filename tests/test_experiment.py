@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import trajviz
-from trajviz.spec.config import from_dict
 from trajviz.pipeline.experiment import run_experiment, subsample_steps
 from trajviz.problem.tasks import make_family
+from trajviz.spec.config import from_dict
 
 
 def tiny(**changes):

@@ -13,10 +13,10 @@ import pytest
 from app_fixtures import LEARNERS
 
 from trajviz import figures as F
-from trajviz.viewmodel import selection as S
 from trajviz.figures.panels import metrics_keys
 from trajviz.figures.plane import zoom_box
 from trajviz.figures.playback import metrics_cursor_indices
+from trajviz.viewmodel import selection as S
 
 
 def canonical(text: str) -> str:

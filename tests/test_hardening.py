@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from app_fixtures import make_run, write_run_dir
 
-from trajviz.cli import main as cli
 from trajviz.app import callbacks as cb
 from trajviz.app import create_app, inputs
+from trajviz.cli import main as cli
 from trajviz.figures.export import export_run, file_stem
 from trajviz.store import RunError, check_run, list_runs, load_run, safe
 
@@ -415,9 +415,9 @@ def test_static_exports_wait_for_the_one_renderer_then_are_refused(good, monkeyp
 
 
 def test_a_network_host_warns_and_prints_a_token(tmp_path, monkeypatch, capsys):
-    from dash import Dash
-
     import signal
+
+    from dash import Dash
 
     from trajviz.app import serve
     seen = {}

@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch.func import grad
 
-from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import (
     InnerSpec,
     all_batches,
@@ -15,6 +14,7 @@ from trajviz.engine.inner import (
     minibatch_indices,
     pair_theta0_with_tasks,
 )
+from trajviz.problem.batches import Rollouts
 from trajviz.problem.models import flatten, unflatten
 from trajviz.problem.optim import adam, momentum, sgd
 from trajviz.problem.tasks import Linear2D, Quadratic, Sinusoid, TaskSet

@@ -17,14 +17,14 @@ import pytest
 import torch
 from torch import nn
 
-from trajviz.engine.work import Work
-from trajviz.problem.batches import Rollouts
 from trajviz.data.run import Slice
 from trajviz.engine.inner import InnerSpec, inner_loop
 from trajviz.engine.surface import evaluate_surface
+from trajviz.engine.work import Work
 from trajviz.kernels import cache, choose_birth, kernels, recording
 from trajviz.kernels.tables import ACTIVATIONS, OPTIMIZERS
 from trajviz.pipeline.birthmap import rollout_statistics
+from trajviz.problem.batches import Rollouts
 from trajviz.problem.models import from_module
 from trajviz.problem.optim import make_optimizer
 from trajviz.problem.tasks import Problem, TaskSet

@@ -12,8 +12,6 @@ import torch
 from test_kernels import HAVE_CC, assert_close, mlp_problem, task_set
 from torch import nn
 
-from trajviz.spec.config import BirthmapConfig
-from trajviz.problem.batches import Rollouts
 from trajviz.data.run import Slice, View
 from trajviz.engine.inner import InnerSpec, inner_loop
 from trajviz.engine.learners import MAML, Leap, Reptile
@@ -32,10 +30,12 @@ from trajviz.kernels import (
 )
 from trajviz.kernels.mlp_plan import mlp_layers
 from trajviz.pipeline.birthmap import compute_birth_map, rollout_statistics
+from trajviz.problem.batches import Rollouts
 from trajviz.problem.models import flatten, from_module
 from trajviz.problem.optim import InnerOptimizer, make_optimizer, sgd
 from trajviz.problem.tasks import Problem, TaskSet, make_family
 from trajviz.problem.tasks.base import mse_loss
+from trajviz.spec.config import BirthmapConfig
 
 needs_cc = pytest.mark.skipif(not HAVE_CC, reason="needs a C compiler (the no-compiler path "
                               "is tested below by simulating one)")

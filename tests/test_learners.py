@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from trajviz.engine.learners import Training
-from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import InnerSpec, inner_loop, minibatch_indices, query_losses
 from trajviz.engine.learners import (
     FOMAML,
@@ -27,10 +25,12 @@ from trajviz.engine.learners import (
     OuterSpec,
     RandomInit,
     Reptile,
+    Training,
     make_learner,
     meta_train,
     step_seed,
 )
+from trajviz.problem.batches import Rollouts
 from trajviz.problem.models import flatten, mlp, unflatten
 from trajviz.problem.optim import adam, momentum, sgd
 from trajviz.problem.tasks import Linear2D, Problem, Quadratic, Sinusoid, TaskSet

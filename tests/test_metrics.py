@@ -5,8 +5,8 @@ import pytest
 import torch
 from scipy import stats
 
-from trajviz.engine.metrics import PATH_METRICS, RUNNING_METRICS, path_metrics, running_metrics
 from trajviz.data.stats import summarise
+from trajviz.engine.metrics import PATH_METRICS, RUNNING_METRICS, path_metrics, running_metrics
 
 # A hand-computed 3-step path in the plane:
 #   θ: (0,0) -> (3,0) -> (3,4) -> (0,4);  f: 10 -> 6 -> 7 -> 3

@@ -1,9 +1,9 @@
 """The torch-free name lists agree with the registries that hold the code."""
-from trajviz.spec import names
 from trajviz.engine.learners import LEARNERS, OUTER_OPTIMIZERS
-from trajviz.problem.optim import OPTIMIZERS
 from trajviz.engine.slices import SLICE_KINDS
+from trajviz.problem.optim import OPTIMIZERS
 from trajviz.problem.tasks import FAMILIES
+from trajviz.spec import names
 
 
 def test_names_match_registries():

@@ -76,10 +76,9 @@ def test_the_shown_page_works_inside_a_cross_site_iframe(tmp_path):
     import threading
 
     from app_fixtures import make_run
+    from browser_kit import CHROMIUM, chromium, new_page
 
     import trajviz
-
-    from browser_kit import CHROMIUM, chromium, new_page
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no chromium at {CHROMIUM}")

@@ -6,12 +6,11 @@ import textwrap
 import pytest
 import torch
 
-from trajviz.engine.learners import Training
+import demos.plugin_example  # noqa: F401 - declares "cubic" (@trajviz.task_family)
 from trajviz.engine.inner import InnerSpec
-from trajviz.engine.learners import Leap, OuterSpec, meta_train, step_seed
+from trajviz.engine.learners import Leap, OuterSpec, Training, meta_train, step_seed
 from trajviz.problem.models import flatten
 from trajviz.problem.optim import sgd
-import demos.plugin_example  # noqa: F401 - declares "cubic" (@trajviz.task_family)
 from trajviz.problem.tasks import TaskFamily, family_options, load_plugin, make_family
 from trajviz.spec import plugins
 

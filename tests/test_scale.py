@@ -208,8 +208,8 @@ def test_maml_in_chunks_gives_the_meta_gradient_of_the_whole_batch(monkeypatch):
     """A meta-batch differentiated one rollout at a time (a large model's memory) gives the
     same mean meta-gradient as all at once."""
     from trajviz.engine.learners import maml as maml_module
-    from trajviz.spec import budget as budget_module
     from trajviz.pipeline.heldout import heldout_setup
+    from trajviz.spec import budget as budget_module
 
     setup = heldout_setup(from_dict({**BASE, "heldout_tasks": 4}))
     theta0 = setup.problem.model.init(0, "cpu", torch.float32)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from app_fixtures import LEARNERS, make_run
 
-from trajviz.viewmodel import selection as S
 from trajviz.viewmodel import axes as A
 from trajviz.viewmodel import honesty as H
+from trajviz.viewmodel import selection as S
 from trajviz.viewmodel.palette import EXTRA_COLOURS, PALETTE, learner_colour
 
 

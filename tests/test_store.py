@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from trajviz import store
-from trajviz.data.run import Slice, Surface, SCHEMA_VERSION, LearnerRecord, Run, View
+from trajviz.data.run import SCHEMA_VERSION, LearnerRecord, Run, Slice, Surface, View
 from trajviz.store import RunEntry, RunError, list_runs, load_run, new_run_id, write_run
 
 T, K, P, S, E, A, B = 3, 4, 7, 5, 4, 5, 6  # tasks, inner steps, params, meta-steps, evals, grid

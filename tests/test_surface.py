@@ -6,13 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from trajviz.engine.work import Work
-from trajviz.problem.batches import Rollouts
-from trajviz.kernels import mlp_plan
 from trajviz.engine import surface
 from trajviz.engine.inner import InnerSpec, inner_loop
-from trajviz.problem.models import flatten, from_module, unflatten
-from trajviz.problem.optim import sgd
 from trajviz.engine.slices import Slice
 from trajviz.engine.surface import (
     MAX_POINTS,
@@ -23,6 +18,11 @@ from trajviz.engine.surface import (
     evaluate_surface,
     plane_losses,
 )
+from trajviz.engine.work import Work
+from trajviz.kernels import mlp_plan
+from trajviz.problem.batches import Rollouts
+from trajviz.problem.models import flatten, from_module, unflatten
+from trajviz.problem.optim import sgd
 from trajviz.problem.tasks import Linear2D, Problem, Quadratic, Sinusoid
 from trajviz.problem.tasks.base import mse_loss
 

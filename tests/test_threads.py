@@ -6,10 +6,10 @@ import threading
 import pytest
 import torch
 
-from trajviz.kernels import threads
 from trajviz.cli.main import main
-from trajviz.spec.config import ExperimentConfig, from_dict, to_dict
+from trajviz.kernels import threads
 from trajviz.pipeline.heldout import config_threads
+from trajviz.spec.config import ExperimentConfig, from_dict, to_dict
 
 
 def test_small_work_runs_single_threaded_whatever_the_machine():

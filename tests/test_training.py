@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_app_callbacks import text_of
 
 from trajviz.app import callbacks as cb
 from trajviz.pipeline.collapse import dead_fraction
@@ -23,7 +24,6 @@ from trajviz.viewmodel.training import (
     tuning_rows,
     worse_line,
 )
-from test_app_callbacks import text_of
 
 BETA = 12.0  # outer SGD on J(θ0) = ½·¼·|θ0|²: θ0 ← (1 − 12/4)·θ0 = −2·θ0, every step
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from trajviz.cli.main import main
-from trajviz.spec.config import ExperimentConfig, from_dict, load_toml, replace, to_dict, validate
+from trajviz.engine.learners import Leap, Reptile, make_learner, step_seed
 from trajviz.pipeline.experiment import run_experiment, train_and_record
 from trajviz.pipeline.heldout import inner_spec
-from trajviz.engine.learners import Leap, Reptile, make_learner, step_seed
-from trajviz.store import load_run, write_run
 from trajviz.problem.tasks import make_family
+from trajviz.spec.config import ExperimentConfig, from_dict, load_toml, replace, to_dict, validate
 from trajviz.spec.learner_variants import PREDEFINED, Variant, learner_specs
+from trajviz.store import load_run, write_run
 
 TINY = {"inner": {"steps": 3, "lr": 0.1}, "heldout_tasks": 2, "meta_path_points": 5,
         "outer": {"meta_steps": 4, "meta_batch": 2, "eval_every": 2, "eval_tasks": 2, "lr": 0.05},
@@ -206,9 +206,9 @@ def test_learner_options_of_a_variant_are_its_base_learners_options():
 
 
 def test_every_learner_and_predefined_variant_has_its_own_colour():
+    from trajviz.spec.learner_variants import PREDEFINED
     from trajviz.spec.names import LEARNER_NAMES
     from trajviz.viewmodel.palette import learner_colour
-    from trajviz.spec.learner_variants import PREDEFINED
     names = [*LEARNER_NAMES, *PREDEFINED]
     colours = [learner_colour(n) for n in names]
     assert len(set(colours)) == len(names)

@@ -10,18 +10,18 @@ import torch
 from birth_fixtures import RECORDED, tiny  # tests/ is on the path
 
 import trajviz
-from trajviz.problem.batches import Rollouts
 from trajviz.cli.main import main
-from trajviz.spec.config import from_dict
+from trajviz.data.run import apply_inner_variant
+from trajviz.engine.inner import inner_loop
 from trajviz.pipeline.experiment import run_experiment
 from trajviz.pipeline.heldout import heldout_setup, inner_spec
-from trajviz.engine.inner import inner_loop
-from trajviz.problem.models import unflatten
 from trajviz.pipeline.whatif import keep_variant, whatif, whatif_context
-from trajviz.data.run import apply_inner_variant
-from trajviz.viewmodel.selection import select, summary_rows
+from trajviz.problem.batches import Rollouts
+from trajviz.problem.models import unflatten
+from trajviz.spec.config import from_dict
 from trajviz.store import load_run, write_run
 from trajviz.store.inner_variants import variant_from_bytes, variant_to_bytes
+from trajviz.viewmodel.selection import select, summary_rows
 
 
 @pytest.fixture(scope="module")

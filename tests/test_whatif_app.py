@@ -7,16 +7,16 @@ import threading
 import numpy as np
 from browser_kit import wait_until
 
+from trajviz.app.inputs import PageInputs
 from trajviz.app.state import AppState
 from trajviz.app.whatif import WhatIfService, changes_of, recompute, shown_run
 from trajviz.app.whatif_fast import fast_update
-from trajviz.app.inputs import PageInputs
 from trajviz.app.worker_client import SUPERSEDED, LatestWins
-from trajviz.spec.config import from_dict
 from trajviz.pipeline.experiment import run_experiment
 from trajviz.pipeline.whatif import whatif
-from trajviz.viewmodel.selection import select
+from trajviz.spec.config import from_dict
 from trajviz.store import load_run, write_run
+from trajviz.viewmodel.selection import select
 
 
 def test_latest_wins_runs_one_at_a_time_and_drops_overtaken_requests():
@@ -95,7 +95,8 @@ def test_worker_recomputes_and_the_page_draws_the_variant(tmp_path):
 
 def test_the_sliders_route_answers_json_never_a_500(tmp_path, monkeypatch):
     """trajviz.app.whatif_route: the fast path's reply, bad input as a message."""
-    from trajviz.app import create_app, whatif as whatif_app
+    from trajviz.app import create_app
+    from trajviz.app import whatif as whatif_app
     from trajviz.app.whatif import summary_children
     from trajviz.app.whatif_route import ROUTE, html_of, plain
 

@@ -15,10 +15,10 @@ from birth_fixtures import make_birth_run
 
 from trajviz.app.launches import decode_launch
 from trajviz.app.worker_client import WorkerClient, WorkerError
+from trajviz.cli.worker import main, read_frame, serve, write_frame
 from trajviz.data.jsonfloats import restore_nonfinite
 from trajviz.pipeline.launch import launch, launch_context, point_on_view
 from trajviz.store import load_run
-from trajviz.cli.worker import main, read_frame, serve, write_frame
 
 
 def test_the_worker_launches_keeps_and_refuses_in_one_line(tmp_path):

@@ -22,10 +22,10 @@ under other inner settings (an ``InnerVariant``; ``trajviz.pipeline.whatif``).
 ``@trajviz.task_family`` declares your own task family (docs/plugins.md).
 ``trajviz.show(run)`` shows the app itself inline in a notebook.
 """
-from trajviz.spec.version import VERSION as __version__
-
 from trajviz.spec import config  # noqa: E402 - torch-free: configs are built and checked without the compute
 from trajviz.spec.plugins import task_family  # noqa: E402 - @trajviz.task_family declares a plugin
+from trajviz.spec.version import VERSION as __version__
+
 __all__ = ["config", "figure", "load_run", "run_experiment", "save_figure", "show", "task_family"]
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from dash import Dash
 
-
 ASSETS = Path(__file__).resolve().parent / "assets"  # the CSS and clientside JS (package data)
 
 
@@ -25,8 +24,6 @@ def create_app(runs_dir: str | Path, token: str | None = None, *, prefix: str = 
     the browser reaches it under (``trajviz.show`` mounts apps at ``/<token>/``; the app's
     own routes stay at ``/``). ``demo``: a ``demo.DemoJob``, the runs to make behind the
     page as one background job (``trajviz demo``; its progress is shown in the page)."""
-    from trajviz.spec.names import LEARNER_NAMES
-    from trajviz.spec.plugins import offered_families
     from trajviz.app.callbacks import register
     from trajviz.app.demo import register_demo
     from trajviz.app.guard import install
@@ -34,6 +31,8 @@ def create_app(runs_dir: str | Path, token: str | None = None, *, prefix: str = 
     from trajviz.app.state import AppState
     from trajviz.app.whatif import register_whatif
     from trajviz.app.whatif_route import register_route
+    from trajviz.spec.names import LEARNER_NAMES
+    from trajviz.spec.plugins import offered_families
 
     if not (ASSETS / "playback.js").is_file():
         raise ValueError(f"trajviz's browser assets are missing from {ASSETS}; "
@@ -64,8 +63,8 @@ def serve(runs_dir: Path, host: str = "127.0.0.1", port: int = 8050, token: bool
     import signal
     import sys
 
-    from trajviz.store import sweep_stale
     from trajviz.app.guard import is_loopback, new_token
+    from trajviz.store import sweep_stale
 
     secret = None
     query = ""

@@ -12,15 +12,15 @@ import time
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from trajviz.viewmodel.birthview import BIRTH_CHOICES, select_birth
-from trajviz.figures.birthmap import birth_figure
-from trajviz.viewmodel.palette import learner_colour
-from trajviz.viewmodel.selection import fmt
-from trajviz.store import RunError
 from trajviz.app import ids
 from trajviz.app.actions import PROGRESS_KEYS, poll_action, progress_wiring
-from trajviz.app.components import GRAPH_CONFIG, BLANK, empty_figure, explain, field, progress_row
+from trajviz.app.components import BLANK, GRAPH_CONFIG, empty_figure, explain, field, progress_row
 from trajviz.app.estimate import birth_estimate, launch_estimate
+from trajviz.figures.birthmap import birth_figure
+from trajviz.store import RunError
+from trajviz.viewmodel.birthview import BIRTH_CHOICES, select_birth
+from trajviz.viewmodel.palette import learner_colour
+from trajviz.viewmodel.selection import fmt
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}

@@ -15,27 +15,8 @@ from typing import Any
 
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, no_update
 
-from trajviz.figures.export import export_current
-from trajviz.figures import (
-    meta_curves_figure,
-    meta_figure,
-    meta_frame_data,
-)
-from trajviz.spec.names import LEARNER_NAMES as LEARNERS
-from trajviz.viewmodel.selection import (
-    PANEL_KEYS,
-    select,
-    select_meta,
-    slice_name,
-    task_label,
-)
-from trajviz.store import RunError, list_runs
 from trajviz.app import ids, inputs
-from trajviz.app.inputs import PageInputs
 from trajviz.app.birth import register_birth
-from trajviz.app.draw import draw, panel_styles, parts_for  # noqa: F401 - draw, panel_styles re-exported
-from trajviz.app.draw import values as draw_values
-from trajviz.app.demo import demo_training
 from trajviz.app.components import (
     empty_figure,
     learner_option,
@@ -45,9 +26,28 @@ from trajviz.app.components import (
     summary_children,
     training_note,
 )
+from trajviz.app.demo import demo_training
+from trajviz.app.draw import draw, panel_styles, parts_for  # noqa: F401 - draw, panel_styles re-exported
+from trajviz.app.draw import values as draw_values
+from trajviz.app.inputs import PageInputs
 from trajviz.app.jobsteps import job_on_listing, poll_job, start_job
 from trajviz.app.state import AppState, RunCache
 from trajviz.app.whatif import shown_run
+from trajviz.figures import (
+    meta_curves_figure,
+    meta_figure,
+    meta_frame_data,
+)
+from trajviz.figures.export import export_current
+from trajviz.spec.names import LEARNER_NAMES as LEARNERS
+from trajviz.store import RunError, list_runs
+from trajviz.viewmodel.selection import (
+    PANEL_KEYS,
+    select,
+    select_meta,
+    slice_name,
+    task_label,
+)
 
 HIDE = {"display": "none"}
 SHOW: dict[str, str] = {}

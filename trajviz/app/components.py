@@ -10,14 +10,21 @@ from typing import Any
 
 from dash import dcc, html
 
-from trajviz.viewmodel.palette import learner_colour
-from trajviz.data.run import Run
-from trajviz.viewmodel.honesty import honesty_items
-from trajviz.viewmodel.selection import PANEL_GROUPS, SUMMARY_COLUMNS, PanelSpec, Selection, best_learners, fmt
-from trajviz.viewmodel.summary import coverage, not_eligible, summary_rows
-from trajviz.viewmodel.training import lr_text, outer_lr_line, tuning_rows, worse_line
 from trajviz.app import ids
 from trajviz.app.texts import EXPLAIN
+from trajviz.data.run import Run
+from trajviz.viewmodel.honesty import honesty_items
+from trajviz.viewmodel.palette import learner_colour
+from trajviz.viewmodel.selection import (
+    PANEL_GROUPS,
+    SUMMARY_COLUMNS,
+    PanelSpec,
+    Selection,
+    best_learners,
+    fmt,
+)
+from trajviz.viewmodel.summary import coverage, not_eligible, summary_rows
+from trajviz.viewmodel.training import lr_text, outer_lr_line, tuning_rows, worse_line
 
 #: No "share chart" link (plotly's sendDataToCloud/Chart Studio: it needs the internet).
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "showLink": False,

@@ -14,15 +14,15 @@ from typing import Any
 
 from dash import no_update
 
-from trajviz.figures import frame_data, panel_figure, surface_figure
-from trajviz.store import RunError
-from trajviz.viewmodel.selection import PANEL_KEYS, PANELS
 from trajviz.app import ids, inputs
-from trajviz.app.inputs import PageInputs, shown_keys
 from trajviz.app.components import empty_figure, honesty_card, message, panel_style, surface_key
+from trajviz.app.inputs import PageInputs, shown_keys
 from trajviz.app.state import AppState
 from trajviz.app.whatif import shown_run
 from trajviz.app.whatif_fast import pick
+from trajviz.figures import frame_data, panel_figure, surface_figure
+from trajviz.store import RunError
+from trajviz.viewmodel.selection import PANEL_KEYS, PANELS
 
 #: The draw's parts: the surface figure and its learner key; the panels of the chosen set
 #: (figures, notes, card styles); the playback data; the honesty card, notes and slider.

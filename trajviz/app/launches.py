@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from trajviz.app.actions import Report
+from trajviz.app.jobs import job_status, scratch, spawn, stop
+from trajviz.app.worker_client import CANCEL_GRACE_S, WorkerCancelled, WorkerPool
 from trajviz.data.jsonfloats import restore_nonfinite
 from trajviz.data.run import Launch, LearnerRecord, Run, ViewPaths, with_learner
-from trajviz.app.jobs import job_status, scratch, spawn, stop
-from trajviz.app.actions import Report
-from trajviz.app.worker_client import CANCEL_GRACE_S, WorkerCancelled, WorkerPool
 
 CLICK_PREFIX = "click"
 

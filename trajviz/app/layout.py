@@ -8,10 +8,8 @@ from collections.abc import Sequence
 
 from dash import dcc, html
 
-from trajviz.viewmodel.selection import PANEL_GROUPS, PANELS, PanelSpec
 from trajviz.app import ids
 from trajviz.app.birth import birth_card, launch_bar
-from trajviz.app.demo import demo_line
 from trajviz.app.components import (
     BLANK,
     GRAPH_CONFIG,
@@ -24,8 +22,10 @@ from trajviz.app.components import (
     player_bar,
     surface_key,
 )
+from trajviz.app.demo import demo_line
 from trajviz.app.texts import EXPLAIN, HOW_TO_READ, TAGLINE
 from trajviz.app.whatif import whatif_box
+from trajviz.viewmodel.selection import PANEL_GROUPS, PANELS, PanelSpec
 
 
 def controls(families: Sequence[str], learners: Sequence[str]) -> html.Aside:

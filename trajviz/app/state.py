@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trajviz.data.run import Run
-from trajviz.store import RunError, load_run
-from trajviz.store.safe import run_folder
 from trajviz.app.actions import ActionBoard
 from trajviz.app.estimate import Rates
 from trajviz.app.jobs import JobManager
 from trajviz.app.launches import BirthJobs, LaunchBoard
+from trajviz.data.run import Run
+from trajviz.store import RunError, load_run
+from trajviz.store.safe import run_folder
 
 
 class RunCache:

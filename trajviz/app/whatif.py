@@ -25,14 +25,10 @@ from typing import Any
 from dash import ClientsideFunction, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from trajviz.data.run import InnerVariant, Run, apply_inner_variant
-from trajviz.store import RunError
 from trajviz.app import ids, inputs
 from trajviz.app.actions import PROGRESS_KEYS, Report, poll_action, progress_wiring
 from trajviz.app.components import summary_children
 from trajviz.app.estimate import Estimate, whatif_estimate
-from trajviz.app.worker_client import SUPERSEDED, LatestWins, WorkerCancelled, WorkerError, WorkerPool
-
 from trajviz.app.whatif_layout import (  # noqa: F401 - the box's names, re-exported
     LIVE,
     LR_MARKS,
@@ -44,6 +40,15 @@ from trajviz.app.whatif_layout import (  # noqa: F401 - the box's names, re-expo
     beta_style,
     whatif_box,
 )
+from trajviz.app.worker_client import (
+    SUPERSEDED,
+    LatestWins,
+    WorkerCancelled,
+    WorkerError,
+    WorkerPool,
+)
+from trajviz.data.run import InnerVariant, Run, apply_inner_variant
+from trajviz.store import RunError
 
 # A slider change whose estimate is below this (worker warm) is answered in the request
 # itself and restyled at once; a longer one runs as an action with progress and Cancel.

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from trajviz.figures.restyle import restyle_data
-from trajviz.data.run import Run
-from trajviz.viewmodel.selection import Selection, select
 from trajviz.app import ids, inputs
 from trajviz.app.inputs import PageInputs, shown_keys
+from trajviz.data.run import Run
+from trajviz.figures.restyle import restyle_data
+from trajviz.viewmodel.selection import Selection, select
 
 
 def pick(state, run_id: str, run: Run, view: Any, task: Any,

@@ -25,12 +25,12 @@ import re
 from html import escape
 from typing import Any
 
-from trajviz.store import RunError
 from trajviz.app import ids, inputs
-from trajviz.app.whatif import answer, changes_of, summary_children
 from trajviz.app.inputs import PageInputs
+from trajviz.app.whatif import answer, changes_of, summary_children
 from trajviz.app.whatif_fast import fast_update
 from trajviz.app.worker_client import WorkerError
+from trajviz.store import RunError
 
 ROUTE = "/_trajviz/whatif"
 FIELDS = "run, lr, beta, opt, steps, view, task, learners, mode, frame, group"

@@ -210,12 +210,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_birthmap(args: argparse.Namespace) -> int:
+    from trajviz.engine.executors import make_executor
     from trajviz.engine.work import Work
+    from trajviz.kernels import kernels, recording, requested
     from trajviz.pipeline.birthmap import add_birth_map, birth_map, format_birth_map
     from trajviz.spec.config import check_birthmap
-    from trajviz.engine.executors import make_executor
     from trajviz.store import load_run
-    from trajviz.kernels import kernels, recording, requested
 
     check_birthmap(args.grid, args.tasks, args.statistic, args.quantile, "--")
     request = args.kernels or requested()
@@ -241,9 +241,9 @@ _WRITING: list[Path] = []
 
 def create_run(config, runs_dir: Path, quiet: bool = False, inits: dict | None = None,
                threads: int | None = None, executor=None) -> Path:
+    from trajviz.kernels import recording
     from trajviz.pipeline.experiment import run_experiment
     from trajviz.store import new_run_id, sweep_stale, write_run
-    from trajviz.kernels import recording
 
     sweep_stale(runs_dir)
     if config.outer.tuned:

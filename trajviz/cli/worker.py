@@ -242,8 +242,8 @@ def _launch(state: WorkerState, header: dict, _payload: bytes) -> tuple[dict, by
 
 
 def _keep_launch(state: WorkerState, header: dict, _payload: bytes) -> tuple[dict, bytes]:
-    from trajviz.problem.inits import check_init_name
     from trajviz.pipeline.launch import keep, launch
+    from trajviz.problem.inits import check_init_name
 
     name, new = str(header.get("name")), check_init_name(str(header.get("as")))
     if name not in state.launched:
@@ -282,9 +282,8 @@ def warm_up(state: WorkerState, work: str = "whatif") -> None:
             launch(ctx, np.asarray(first.origin, dtype=np.float64), name="warmup",
                    diagnostics="norms")
         else:
-            from trajviz.pipeline.whatif import whatif
-
             from trajviz.data.stats import t_quantile
+            from trajviz.pipeline.whatif import whatif
 
             # one rollout of one step: torch's first dispatches at a small fraction of a
             # what-if's cost (a 1M-parameter run's full one takes minutes on 2 busy cores)

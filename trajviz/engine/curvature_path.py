@@ -29,8 +29,8 @@ from trajviz.data.stability import subsample_steps
 from trajviz.engine.context import ChunkContext, ProblemRef
 from trajviz.engine.curvature import SpectrumSpec, spectra
 from trajviz.engine.executors import IN_PROCESS, Executor
-from trajviz.engine.work import Work
 from trajviz.engine.straight import straight_losses
+from trajviz.engine.work import Work
 from trajviz.problem.tasks import Problem, TaskSet
 
 #: At most this many steps keep their spectral density (an even spread with both ends).

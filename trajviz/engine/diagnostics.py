@@ -34,14 +34,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from trajviz.data.stability import subsample_steps
 from trajviz.engine.context import ChunkContext, ProblemRef
-from trajviz.engine.executors import IN_PROCESS, Executor
 from trajviz.engine.curvature import SpectrumSpec, top_eigenvalues
 from trajviz.engine.curvature_path import method, path_curvature, path_straight
+from trajviz.engine.executors import IN_PROCESS, Executor
 from trajviz.engine.inner import InnerSpec, Rollouts, Trajectory, all_batches, minibatch_indices
 from trajviz.engine.work import DEFAULT_WORK, Work
 from trajviz.problem.models import unflatten
-from trajviz.data.stability import subsample_steps
 from trajviz.problem.tasks import Problem, TaskSet
 
 

@@ -30,7 +30,6 @@ import math
 import torch
 from torch import Tensor
 
-
 PATH_METRICS = (
     "length", "param_length", "energy", "displacement", "straightness",
     "oscillation", "mean_cosine", "monotonicity", "total_rise", "steps_to_eps",

@@ -49,16 +49,16 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
-from trajviz.kernels import choose_plane, prepared_plane, requested
-from trajviz.kernels.mlp_plan import peak_activation
-from trajviz.spec.config import BOUNDS, MAX_GRID_POINTS
+from trajviz.data.run import Slice, Surface
 from trajviz.engine.context import ChunkContext
 from trajviz.engine.executors import IN_PROCESS
 from trajviz.engine.work import DEFAULT_WORK, Work
-from trajviz.problem.models import unflatten
+from trajviz.kernels import choose_plane, prepared_plane, requested
+from trajviz.kernels.mlp_plan import peak_activation
 from trajviz.kernels.native import chunk_points
-from trajviz.data.run import Slice, Surface
+from trajviz.problem.models import unflatten
 from trajviz.problem.tasks.base import Batch, Problem, TaskSet
+from trajviz.spec.config import BOUNDS, MAX_GRID_POINTS
 
 MIN_AXIS, MAX_AXIS = BOUNDS["slices.resolution"]  # the config's bounds, so the two agree
 MAX_POINTS = MAX_GRID_POINTS

@@ -18,9 +18,6 @@ every projected view states its explained variance and off-plane residual.
 """
 from __future__ import annotations
 
-from trajviz.viewmodel.selection import META_CURVES, PANEL_KEYS, PANELS, SUMMARY_COLUMNS, MetaSelection, PanelSpec, Selection, best_learners, fmt, select, select_meta, slice_name, summary_rows, task_label
-from trajviz.viewmodel.honesty import honesty, honesty_line
-from trajviz.viewmodel.axes import panel_axis
 from trajviz.figures.animation import (
     animated_meta_figure,
     animated_metrics_figure,
@@ -37,6 +34,24 @@ from trajviz.figures.paper import (
 from trajviz.figures.plane import surface_figure, surface_trace
 from trajviz.figures.playback import GROUP, TAIL, frame_data, group_index, meta_frame_data
 from trajviz.figures.style import PALETTE, PAPER_FONT, PAPER_WIDTH, learner_colour
+from trajviz.viewmodel.axes import panel_axis
+from trajviz.viewmodel.honesty import honesty, honesty_line
+from trajviz.viewmodel.selection import (
+    META_CURVES,
+    PANEL_KEYS,
+    PANELS,
+    SUMMARY_COLUMNS,
+    MetaSelection,
+    PanelSpec,
+    Selection,
+    best_learners,
+    fmt,
+    select,
+    select_meta,
+    slice_name,
+    summary_rows,
+    task_label,
+)
 
 __all__ = [
     "GROUP", "META_CURVES", "PALETTE", "PANELS", "PANEL_KEYS", "PAPER_FONT", "PAPER_WIDTH",

@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from trajviz.viewmodel.selection import MetaSelection, Selection
 from trajviz.figures.meta import meta_figure
 from trajviz.figures.panels import cursor_dots, metrics_figure, metrics_keys
 from trajviz.figures.plane import surface_figure
 from trajviz.figures.playback import group_index, metrics_cursor_indices, tail_of
 from trajviz.figures.style import clean
+from trajviz.viewmodel.selection import MetaSelection, Selection
 
 
 def animated_surface_figure(sel: Selection, paper: bool = False) -> go.Figure:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from trajviz.viewmodel.birthview import BirthSelection
-from trajviz.viewmodel.selection import slice_name
 from trajviz.figures.plane import plane_axes
-from trajviz.viewmodel.placement import label_positions
 from trajviz.figures.style import base_layout, clean, learner_colour
+from trajviz.viewmodel.birthview import BirthSelection
+from trajviz.viewmodel.placement import label_positions
+from trajviz.viewmodel.selection import slice_name
 
 #: Low (fast, unspecialised) is light, high is dark; the birth star stays visible on both.
 BIRTH_SCALE = "YlGnBu"

@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
 from trajviz import figures as F
+from trajviz.data.run import Run
 from trajviz.figures.formats import figure_bytes, html_page, png_dpi, write_images
 from trajviz.figures.options import FigureOptions, figure_options
 from trajviz.figures.presets import CSS_DPI, preset_of
-from trajviz.data.run import Run
 from trajviz.store.files import write_file
 from trajviz.viewmodel.selection import select, select_meta, summary_rows, task_label
 

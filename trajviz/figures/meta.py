@@ -12,11 +12,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from trajviz.viewmodel.axes import meta_curve_ranges, meta_cursor_x, meta_step_range
-from trajviz.viewmodel.honesty import meta_plane_note
-from trajviz.viewmodel.selection import META_CURVES, MetaSelection, slice_name
 from trajviz.figures.plane import path_group, plane_axes, screen_surface, surface_trace
 from trajviz.figures.style import CURSOR_COLOUR, GRID_COLOUR, base_layout, clean, learner_colour
+from trajviz.viewmodel.axes import meta_cursor_x, meta_curve_ranges, meta_step_range
+from trajviz.viewmodel.honesty import meta_plane_note
+from trajviz.viewmodel.selection import META_CURVES, MetaSelection, slice_name
 
 
 def meta_figure(meta: MetaSelection, frame: int | None = None, paper: bool = False) -> go.Figure:

@@ -15,11 +15,6 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from trajviz.viewmodel.axes import panel_axis
-from trajviz.viewmodel.honesty import honesty_notes
-from trajviz.viewmodel.diagnosis import NOT_RECORDED
-from trajviz.viewmodel.selection import STEP_PANELS, Selection, panel_spec
-from trajviz.viewmodel.ticks import log_axis
 from trajviz.figures.restyle import threshold_line
 from trajviz.figures.spectrum import spectrum_figure
 from trajviz.figures.style import (
@@ -35,6 +30,11 @@ from trajviz.figures.style import (
     step_dtick,
     wrap,
 )
+from trajviz.viewmodel.axes import panel_axis
+from trajviz.viewmodel.diagnosis import NOT_RECORDED
+from trajviz.viewmodel.honesty import honesty_notes
+from trajviz.viewmodel.selection import STEP_PANELS, Selection, panel_spec
+from trajviz.viewmodel.ticks import log_axis
 
 METRICS_COLS = 3
 NOTES_TITLE = "What the slice hides"

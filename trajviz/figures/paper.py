@@ -8,6 +8,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from trajviz.figures.meta import meta_curve_traces, meta_figure
+from trajviz.figures.panels import metrics_figure, metrics_rows
+from trajviz.figures.plane import path_group, surface_trace
+from trajviz.figures.style import PAPER_FONT, PAPER_WIDTH, base_layout, learner_colour, tint
 from trajviz.viewmodel.axes import meta_curve_ranges, meta_step_range
 from trajviz.viewmodel.honesty import honesty_line
 from trajviz.viewmodel.selection import (
@@ -20,10 +24,6 @@ from trajviz.viewmodel.selection import (
     value_range,
 )
 from trajviz.viewmodel.summary import coverage
-from trajviz.figures.meta import meta_curve_traces, meta_figure
-from trajviz.figures.panels import metrics_figure, metrics_rows
-from trajviz.figures.plane import path_group, surface_trace
-from trajviz.figures.style import PAPER_FONT, PAPER_WIDTH, base_layout, learner_colour, tint
 
 #: Height of one row of the paper metrics figure (two rows: 470 px).
 PAPER_METRICS_ROW = 235

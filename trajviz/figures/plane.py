@@ -11,9 +11,6 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from trajviz.viewmodel.framing import edge_marks, framed_points
-from trajviz.viewmodel.honesty import honesty_line
-from trajviz.viewmodel.selection import Selection, slice_name, value_range
 from trajviz.figures.playback import tail_of
 from trajviz.figures.raster import contour_segments, image_uri, in_box, robust_range
 from trajviz.figures.style import (
@@ -26,6 +23,9 @@ from trajviz.figures.style import (
     learner_colour,
     new_figure,
 )
+from trajviz.viewmodel.framing import edge_marks, framed_points
+from trajviz.viewmodel.honesty import honesty_line
+from trajviz.viewmodel.selection import Selection, slice_name, value_range
 
 #: Contour lines drawn on the screen surface, evenly over its fitted colour range.
 SCREEN_LEVELS = 14

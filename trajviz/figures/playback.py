@@ -32,8 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from trajviz.viewmodel.selection import META_CURVES, STEP_PANELS, MetaSelection, Selection, panel_spec
 from trajviz.viewmodel.axes import meta_curve_ranges, panel_axis
+from trajviz.viewmodel.selection import (
+    META_CURVES,
+    STEP_PANELS,
+    MetaSelection,
+    Selection,
+    panel_spec,
+)
 
 GROUP = ("path", "start", "end", "tail", "head")
 TAIL = 3

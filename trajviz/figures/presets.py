@@ -16,11 +16,12 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from trajviz.viewmodel.selection import STEP_PANELS as PANELS, MetaSelection, Selection
 from trajviz.figures.meta import meta_figure
 from trajviz.figures.panels import panel_traces
 from trajviz.figures.plane import colour_range, surface_figure, zoom_box
 from trajviz.figures.style import FONT_FAMILY, base_layout, learner_colour, step_dtick, wrap
+from trajviz.viewmodel.selection import STEP_PANELS as PANELS
+from trajviz.viewmodel.selection import MetaSelection, Selection
 
 CSS_DPI = 96  # plotly's pixels per inch
 FONT_PX = 10  # 7.5 pt at the preset's size: the smallest text in a preset figure

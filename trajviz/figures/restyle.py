@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from trajviz.figures.playback import frame_data, group_index, json_list, panel_cursor_index
+from trajviz.figures.spectrum import spectrum_axes
 from trajviz.viewmodel.axes import panel_axis
 from trajviz.viewmodel.selection import Selection, panel_spec
 from trajviz.viewmodel.ticks import log_axis
-from trajviz.figures.spectrum import spectrum_axes
-from trajviz.figures.playback import frame_data, group_index, json_list, panel_cursor_index
 
 
 def _points(xy: np.ndarray) -> dict[str, list]:

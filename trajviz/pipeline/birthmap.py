@@ -46,18 +46,18 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from trajviz.kernels import choose_birth, kernels, native_birth, requested
-from trajviz.spec.budget import BIRTH_CHUNK_ENTRIES
-from trajviz.spec.config import BirthmapConfig, check_birthmap
+from trajviz.data.run import BIRTH_STATISTICS, BirthMap, LearnerRecord, Run, View
 from trajviz.engine.context import ProblemRef, ship
 from trajviz.engine.executors import using
 from trajviz.engine.inner import InnerSpec, Point, Rollouts, inner_loop, pair_theta0_with_tasks
-from trajviz.engine.work import DEFAULT_WORK, Work
 from trajviz.engine.metrics import step_metrics
-from trajviz.problem.models import flatten, unflatten
-from trajviz.data.run import BIRTH_STATISTICS, BirthMap, LearnerRecord, Run, View
 from trajviz.engine.slices import project
+from trajviz.engine.work import DEFAULT_WORK, Work
+from trajviz.kernels import choose_birth, kernels, native_birth, requested
+from trajviz.problem.models import flatten, unflatten
 from trajviz.problem.tasks import Problem, TaskSet
+from trajviz.spec.budget import BIRTH_CHUNK_ENTRIES
+from trajviz.spec.config import BirthmapConfig, check_birthmap
 
 PREDICTOR_STEPS = 3
 DEFAULT_QUANTILE = 0.25
@@ -322,9 +322,9 @@ def birth_map(run: Run, view: str | None = None, *, grid: int = 41, tasks: int =
     and ``executor`` (an Executor or a scheduler string, opened and closed here). Store
     the map with ``add_birth_map``.
     """
-    from trajviz.spec.config import from_dict
-    from trajviz.pipeline.heldout import config_threads, heldout_setup
     from trajviz.kernels.threads import thread_scope
+    from trajviz.pipeline.heldout import config_threads, heldout_setup
+    from trajviz.spec.config import from_dict
 
     view = view or next(iter(run.views))
     if view not in run.views:
@@ -390,9 +390,9 @@ def add_birth_map(path, bm: BirthMap):
     """Store ``bm`` in the run folder ``path`` (replacing one on the same view), atomically."""
     from pathlib import Path
 
-    from trajviz.store.rewrite import replace_run
     from trajviz.data.run import with_birth_map
     from trajviz.store import load_run
+    from trajviz.store.rewrite import replace_run
 
     path = Path(path)
     return replace_run(with_birth_map(load_run(path), bm), path.parent)

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 import numpy as np
 import torch
 
-from trajviz.spec.version import VERSION as __version__
-from trajviz.spec import budget
-from trajviz.spec.config import ExperimentConfig, to_dict
+from trajviz.data.run import SCHEMA_VERSION, LearnerRecord, Run
+from trajviz.data.stability import divergence_report, stability_threshold, subsample_steps
+from trajviz.data.stats import summarise
 from trajviz.engine.context import ProblemRef
 from trajviz.engine.diagnostics import Diagnostics, DiagnosticsSpec, path_diagnostics
 from trajviz.engine.executors import Executor, using
@@ -29,23 +29,17 @@ from trajviz.engine.inner import (
     minibatch_indices,
     rollouts_per_chunk,
 )
-from trajviz.engine.work import Work
 from trajviz.engine.learners import MetaTrace, OuterSpec, Training, make_learner, meta_train
-from trajviz.data.stats import summarise
 from trajviz.engine.learners.outer import evaluate_path
-from trajviz.problem.models import Params, unflatten
-from trajviz.data.run import SCHEMA_VERSION, LearnerRecord, Run
-from trajviz.data.stability import divergence_report, stability_threshold, subsample_steps
-from trajviz.problem.tasks import Problem, TaskFamily, TaskSet, family_options
+from trajviz.engine.work import Work
 from trajviz.kernels import ran_names, recorded, recording, requested
 from trajviz.kernels.threads import thread_scope
-from trajviz.spec.learner_variants import learner_specs
+from trajviz.pipeline.collapse import dead_fraction
 from trajviz.pipeline.heldout import (
     HeldOut,
     config_threads,
     heldout_setup,
 )
-from trajviz.pipeline.collapse import dead_fraction
 from trajviz.pipeline.record import (
     PathScratch,
     Recording,
@@ -59,6 +53,12 @@ from trajviz.pipeline.views import (
     build_view,
     check_slices,
 )
+from trajviz.problem.models import Params, unflatten
+from trajviz.problem.tasks import Problem, TaskFamily, TaskSet, family_options
+from trajviz.spec import budget
+from trajviz.spec.config import ExperimentConfig, to_dict
+from trajviz.spec.learner_variants import learner_specs
+from trajviz.spec.version import VERSION as __version__
 
 Progress = Callable[[str, int, int], None]
 SUMMARY_METRICS = ("length", "param_length", "oscillation", "monotonicity", "final_loss", "auc",

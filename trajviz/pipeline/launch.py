@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trajviz.data.run import Launch, Run, Slice, run_is_light, with_learner
 from trajviz.engine.diagnostics import LEVELS, DiagnosticsSpec, path_diagnostics
 from trajviz.pipeline.experiment import (
     EVAL_METRICS,
@@ -30,11 +31,10 @@ from trajviz.pipeline.experiment import (
     summary,
 )
 from trajviz.pipeline.heldout import HeldOut, heldout_setup
-from trajviz.pipeline.views import record_paths
 from trajviz.pipeline.record import PathScratch, chunk_tasks, record_rollouts, with_paths
+from trajviz.pipeline.views import record_paths
 from trajviz.problem.inits import check_init_name
 from trajviz.problem.models import unflatten
-from trajviz.data.run import Launch, Run, Slice, run_is_light, with_learner
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ def keep(path: str | Path, result: Launch, ctx: LaunchContext | None = None) -> 
     and in the learner table of each of the run's birth maps (``ctx``: the run's launch
     context, rebuilt when not given and the run has birth maps)."""
     from trajviz.pipeline.birthmap import with_point
-    from trajviz.store.rewrite import replace_run
     from trajviz.store import load_run
+    from trajviz.store.rewrite import replace_run
 
     path = Path(path)
     run = load_run(path)

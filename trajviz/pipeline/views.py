@@ -9,10 +9,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trajviz.spec.config import ExperimentConfig
-from trajviz.engine.work import DEFAULT_WORK, Work
-from trajviz.engine.curvature import mean_loss_eigenvectors
+from trajviz.data.outliers import plane_outliers
 from trajviz.data.run import LearnerRecord, View, ViewPaths
+from trajviz.data.stability import good_prefix
+from trajviz.engine.curvature import mean_loss_eigenvectors
+from trajviz.engine.robustfit import robust_rows
 from trajviz.engine.slices import (
     Slice,
     exact_slice,
@@ -24,12 +25,11 @@ from trajviz.engine.slices import (
     three_point_slice,
     with_extent,
 )
-from trajviz.data.outliers import plane_outliers
-from trajviz.data.stability import good_prefix
-from trajviz.pipeline.record import ScratchRows, concat_rows
-from trajviz.engine.robustfit import robust_rows
 from trajviz.engine.surface import evaluate_surface, plane_losses
+from trajviz.engine.work import DEFAULT_WORK, Work
+from trajviz.pipeline.record import ScratchRows, concat_rows
 from trajviz.problem.tasks import Problem, TaskSet
+from trajviz.spec.config import ExperimentConfig
 
 
 def _points(records: dict[str, LearnerRecord], points: dict | None) -> dict:

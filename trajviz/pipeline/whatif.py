@@ -27,19 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from trajviz.spec.config import InnerConfig, from_dict, to_dict
-from trajviz.spec.config import replace as config_replace
-from trajviz.engine.diagnostics import LEVELS, DiagnosticsSpec, path_diagnostics
-from trajviz.pipeline.experiment import (
-    diagnostics_info,
-    summary,
-    summary_counts,
-)
-from trajviz.pipeline.heldout import inner_spec
-from trajviz.engine.inner import Rollouts, pair_theta0_with_tasks
-from trajviz.pipeline.record import PathScratch, Recording, chunk_tasks, placeholder, record_rollouts
-from trajviz.pipeline.launch import LaunchContext, launch_context
-from trajviz.problem.models import unflatten
 from trajviz.data.run import (
     InnerVariant,
     Run,
@@ -48,9 +35,28 @@ from trajviz.data.run import (
     run_is_light,
     with_inner_variant,
 )
-from trajviz.engine.slices import project
 from trajviz.data.stability import divergence_report, good_prefix
+from trajviz.engine.diagnostics import LEVELS, DiagnosticsSpec, path_diagnostics
+from trajviz.engine.inner import Rollouts, pair_theta0_with_tasks
+from trajviz.engine.slices import project
 from trajviz.engine.surface import plane_losses
+from trajviz.pipeline.experiment import (
+    diagnostics_info,
+    summary,
+    summary_counts,
+)
+from trajviz.pipeline.heldout import inner_spec
+from trajviz.pipeline.launch import LaunchContext, launch_context
+from trajviz.pipeline.record import (
+    PathScratch,
+    Recording,
+    chunk_tasks,
+    placeholder,
+    record_rollouts,
+)
+from trajviz.problem.models import unflatten
+from trajviz.spec.config import InnerConfig, from_dict, to_dict
+from trajviz.spec.config import replace as config_replace
 
 # The inner settings a what-if may change. batch_size is not one: a new batch size
 # would mean new minibatches, and a what-if keeps the run's own.
@@ -189,8 +195,8 @@ def _view_paths(s, slc, paired, rec: Recording, names: list[str], view) -> dict[
 
 def keep_variant(path: str | Path, variant: InnerVariant) -> Path:
     """Store ``variant`` in the run at ``path`` under its name (atomic rewrite)."""
-    from trajviz.store.rewrite import replace_run
     from trajviz.store import load_run
+    from trajviz.store.rewrite import replace_run
 
     path = Path(path)
     check_variant_name(variant.name)

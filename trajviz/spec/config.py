@@ -42,13 +42,13 @@ from trajviz.spec.bounds import (
     check_lr_grid,
     family_options,
 )
+from trajviz.spec.learner_variants import Variant, check_variants, parse_variants, resolve_variants
 from trajviz.spec.names import (
     INNER_OPTIMIZERS,
     LEARNER_NAMES,
     OUTER_OPTIMIZERS,
     SLICE_KINDS,
 )
-from trajviz.spec.learner_variants import Variant, check_variants, parse_variants, resolve_variants
 
 DTYPES = ("float32", "float64")
 # What a run keeps of its held-out paths (docs/scale.md): "full" every [T, K+1, P] path,

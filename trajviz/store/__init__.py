@@ -48,7 +48,6 @@ untrusted input (``safe.py``): symlinks, FIFOs and devices are never read, and
 every size is capped before it is read or allocated.
 """
 from __future__ import annotations
-from __future__ import annotations
 
 import numpy as np  # noqa: F401 (tests patch ``store.np.savez``)
 

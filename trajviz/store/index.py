@@ -23,6 +23,7 @@ from trajviz.store.schema import (
     RunError,
 )
 
+
 def _check_index(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The ``arrays`` table after checking each entry, and that every key the
     learners, views and task_info name is in it, in the file it belongs to."""

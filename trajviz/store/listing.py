@@ -10,6 +10,7 @@ from trajviz.store.read import check_run
 from trajviz.store.safe import MAX_RUN_JSON_BYTES, read_capped, run_folder
 from trajviz.store.schema import RUN_FILE, RunEntry, RunError
 
+
 def list_runs(runs_dir: str | Path) -> list[RunEntry]:
     """Every run folder in ``runs_dir``, newest first (by info's ``created``, then run_id).
 

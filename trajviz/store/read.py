@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from trajviz.data.jsonfloats import restore_nonfinite
-from trajviz.store.inner_variants import decode_variants
 from trajviz.data.run import (
     FULL_RECORD,
     READABLE_VERSIONS,
@@ -22,6 +21,7 @@ from trajviz.data.run import (
     View,
 )
 from trajviz.store.index import _check_index, _expected, _learner_pairs, _mismatch, _named
+from trajviz.store.inner_variants import decode_variants
 from trajviz.store.safe import (
     MAX_NPZ_BYTES,
     MAX_RUN_JSON_BYTES,
@@ -44,6 +44,7 @@ from trajviz.store.schema import (
     RUN_FILE,
     RunError,
 )
+
 
 def load_run(path: str | Path, *, heavy: bool | str = True) -> Run:
     """Read and validate the run folder ``path``; any problem raises RunError (one line).

@@ -11,10 +11,9 @@ from typing import Any
 import numpy as np
 
 from trajviz.data.jsonfloats import strict_json
+from trajviz.data.run import SCHEMA_VERSION, BirthMap, LearnerRecord, Run, View
 from trajviz.store.encode import Encoder, plain
 from trajviz.store.inner_variants import encode_variants
-from trajviz.data.run import SCHEMA_VERSION, BirthMap, LearnerRecord, Run, View
-from trajviz.store.sweep import TMP_PREFIX, owner_tag, sweep_stale
 from trajviz.store.schema import (
     _BIRTH_ARRAYS,
     _BIRTH_DICTS,
@@ -28,6 +27,8 @@ from trajviz.store.schema import (
     RUN_FILE,
     _check_run_id,
 )
+from trajviz.store.sweep import TMP_PREFIX, owner_tag, sweep_stale
+
 
 def write_run(run: Run, runs_dir: str | Path) -> Path:
     """Write ``run`` to ``<runs_dir>/<run.run_id>/`` atomically and return that path.

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from trajviz.viewmodel.labels import fmt
 from trajviz.data.run import Run
 from trajviz.data.stability import DEFAULT_DIVERGENCE_FACTOR, crossings, divergence_report
+from trajviz.viewmodel.labels import fmt
 
 NOT_RECORDED = "not recorded in this run"
 

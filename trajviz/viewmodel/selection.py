@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trajviz.data.run import Run, View
 from trajviz.viewmodel.coincide import coincide_notes
 from trajviz.viewmodel.diagnosis import Diagnosis, diagnose, divergence_note, upto_divergence
 from trajviz.viewmodel.labels import axis_titles, fmt, slice_name, task_label  # noqa: F401 - re-exported
-from trajviz.data.run import Run, View
 from trajviz.viewmodel.spectrum import SpectrumView, spectrum_view, with_curvature
 from trajviz.viewmodel.straight import Straight, straight
 from trajviz.viewmodel.summary import FRACTIONS, SUMMARY_COLUMNS, best_learners, summary_rows

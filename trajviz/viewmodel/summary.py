@@ -6,16 +6,15 @@ exported table figure and the tests all read these rows.
 """
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from trajviz.viewmodel.palette import learner_colour
 from trajviz.data.run import Run
 from trajviz.data.stats import summarise, t_quantile  # noqa: F401 - re-exported for the view-model
+from trajviz.viewmodel.palette import learner_colour
 
 #: The per-learner summary: metric key, column title, which way is better.
 SUMMARY_COLUMNS = (("length", "Path length", "lower"), ("oscillation", "Oscillation", "lower"),

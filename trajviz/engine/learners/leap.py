@@ -21,10 +21,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import InnerSpec, Point, inner_loop
-from trajviz.problem.models import Params
-from trajviz.problem.tasks import Problem, TaskSet
 from trajviz.engine.learners.base import (
     MetaGradient,
     finite_rollouts,
@@ -32,6 +29,9 @@ from trajviz.engine.learners.base import (
     mean_finite,
 )
 from trajviz.engine.learners.reptile import Reptile
+from trajviz.problem.batches import Rollouts
+from trajviz.problem.models import Params
+from trajviz.problem.tasks import Problem, TaskSet
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ from typing import ClassVar
 import torch
 from torch.func import vmap
 
-from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import InnerSpec, inner_loop
+from trajviz.engine.learners.base import MetaGradient, mean_finite
+from trajviz.engine.learners.fomaml import FOMAML
+from trajviz.problem.batches import Rollouts
 from trajviz.problem.models import Params
 from trajviz.problem.tasks import Problem, TaskSet
-from trajviz.engine.learners.base import MetaGradient, mean_finite
 from trajviz.spec.budget import maml_chunk
-from trajviz.engine.learners.fomaml import FOMAML
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import torch
 from torch.func import vmap
 
 from trajviz.engine.inner import InnerSpec
+from trajviz.engine.learners.base import MetaGradient, pooled_batch
 from trajviz.problem.models import Params
 from trajviz.problem.tasks import Problem, TaskSet
-from trajviz.engine.learners.base import MetaGradient, pooled_batch
 
 
 @dataclass(frozen=True)

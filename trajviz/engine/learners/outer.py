@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 from trajviz.engine.inner import InnerSpec
+from trajviz.engine.learners.base import Learner
 from trajviz.problem.models import Params, ParamSpec, flatten, unflatten
 from trajviz.problem.tasks import Problem, TaskFamily
-from trajviz.engine.learners.base import Learner
 
 OUTER_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam, "sgd": torch.optim.SGD,

@@ -7,9 +7,9 @@ from typing import ClassVar
 import torch
 
 from trajviz.engine.inner import InnerSpec
+from trajviz.engine.learners.base import MetaGradient
 from trajviz.problem.models import Params
 from trajviz.problem.tasks import Problem, TaskSet
-from trajviz.engine.learners.base import MetaGradient
 
 
 @dataclass(frozen=True)

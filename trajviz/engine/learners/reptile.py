@@ -6,16 +6,16 @@ from typing import ClassVar
 
 import torch
 
-from trajviz.problem.batches import Rollouts
 from trajviz.engine.inner import InnerSpec, inner_loop
-from trajviz.problem.models import Params
-from trajviz.problem.tasks import Problem, TaskSet
 from trajviz.engine.learners.base import (
     MetaGradient,
     finite_rollouts,
     masked_task_mean,
     mean_finite,
 )
+from trajviz.problem.batches import Rollouts
+from trajviz.problem.models import Params
+from trajviz.problem.tasks import Problem, TaskSet
 
 
 @dataclass(frozen=True)
