@@ -247,3 +247,33 @@ def test_the_direct_redraw_draws_what_plotlys_own_pass_draws(live):
                 if u is not None:
                     assert abs(u[0] - v[0]) <= 1e-3 * sx and abs(u[1] - v[1]) <= 1e-3 * sy, (gid, u, v)
     assert errors == []
+
+
+def test_switching_the_optimiser_goes_to_the_route_and_redraws(live):
+    """The optimiser is drawn like the sliders: posted to the route (no Dash what-if
+    callback), restyled at once, then the full draw; the status names the new optimiser."""
+    url, state = live
+    with chromium() as browser:
+        page = new_page(browser)
+        posts, dash_whatif = [], []
+        page.on("request", lambda r: r.url.endswith(ROUTE) and posts.append(r.post_data))
+        page.on("request", lambda r: "_dash-update-component" in r.url and "whatif-status.children"
+                in (r.post_data or "") and '"changedPropIds":["whatif-variant.value"]'
+                not in (r.post_data or "") and dash_whatif.append(r.url))
+        page.goto(url)
+        wait_js(page, f"({PATHS_JS})() !== null && ({PATHS_JS})() !== '[]'",
+                "the first draw", timeout_s=60)
+        wait_until(lambda: state.whatif.pool.is_warm("wi"), "the run's what-if worker warm",
+                   timeout_s=120, page=page)
+        wait_quiet(page, 0.8)
+        before, posted, asked = page.evaluate(PATHS_JS), len(posts), len(dash_whatif)
+        page.locator("#whatif-optimizer label", has_text="momentum").first.click()
+        wait_js(page, "() => document.querySelector('#whatif-status').innerText"
+                      ".includes('momentum')", "the status naming momentum", timeout_s=60)
+        wait_js(page, f"(old) => ({PATHS_JS})() !== old", "the paths redrawn", arg=before,
+                timeout_s=60)
+        wait_quiet(page, 0.8)
+        assert len(posts) > posted and '"opt":"momentum"' in posts[-1]
+        assert len(dash_whatif) == asked  # not through the Dash what-if callback
+        assert page.is_visible("#whatif-beta-row")  # β shows for momentum
+        assert page.errors == []

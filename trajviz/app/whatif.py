@@ -9,12 +9,12 @@ dragged. The result, an ``InnerVariant`` with light arrays only, is held here by
 draw (``run.apply_inner_variant``), so paths, panels and summary come from the
 same view-model as the stored run. Kept variants are listed in the picker.
 
-A slider change is drawn fast and outside Dash's callbacks: ``assets/whatif.js`` posts
-it to a small JSON route (``whatif_route``), whose reply carries only the new path data
-(``whatif_fast.fast_update``), the status and the summary; the browser restyles the
-figures already drawn with it; once the sliders rest, it names the variant in
-``WHATIF_SHOWN`` and one full draw follows. The other controls (optimiser, K, the
-picker) go through the callback here.
+A slider or optimiser change is drawn fast and outside Dash's callbacks: ``assets/whatif.js``
+posts it to a small JSON route (``whatif_route``), whose reply carries only the new path data
+(``whatif_fast.fast_update``), the status and the summary (or, for a slow change, the action
+to follow with progress and Cancel); the browser restyles the figures already drawn with it;
+once the controls rest, it names the variant in ``WHATIF_SHOWN`` and one full draw follows.
+K and the picker go through the callback here.
 """
 from __future__ import annotations
 
@@ -331,12 +331,12 @@ def register_whatif(app, state) -> None:
                   Output(pids.job, "data"), Output(pids.poll, "disabled"),
                   Output(pids.row, "style"), Output(pids.text, "children"),
                   Output(pids.bar, "style"),
-                  Input(ids.WHATIF_OPT, "value"), State(ids.WHATIF_LR, "value"),
+                  State(ids.WHATIF_OPT, "value"), State(ids.WHATIF_LR, "value"),
                   State(ids.WHATIF_BETA, "value"), Input(ids.WHATIF_STEPS, "value"),
                   Input(ids.WHATIF_PICK, "value"), State(ids.RUN, "value"),
                   State(ids.WHATIF_SHOWN, "data"), prevent_initial_call=True)
     def _whatif(opt, log_lr, beta, steps, pick, run_id, before):
-        # the lr and β sliders go to whatif_route (assets/whatif.js), not through here
+        # the optimiser and the lr and β sliders go to whatif_route (assets/whatif.js)
         if run_id is None:
             raise PreventUpdate
         idle = (no_update, True, {"display": "none"}, "", {"width": "0%"})
@@ -389,10 +389,10 @@ def register_whatif(app, state) -> None:
     app.clientside_callback(  # no β for SGD
         "function (opt) { return (opt === 'momentum' || opt === 'adam') ? {} : {display: 'none'}; }",
         Output(ids.WHATIF_BETA_ROW, "style"), Input(ids.WHATIF_OPT, "value"))
-    app.clientside_callback(  # the sliders: posted to whatif_route, drawn fast (assets/whatif.js)
-        ClientsideFunction("trajviz_whatif", "change"),
+    app.clientside_callback(  # the sliders and the optimiser: posted to whatif_route, drawn
+        ClientsideFunction("trajviz_whatif", "change"),  # fast (assets/whatif.js)
         Input(ids.WHATIF_LR, "value"), Input(ids.WHATIF_BETA, "value"),
-        State(ids.WHATIF_OPT, "value"), State(ids.WHATIF_STEPS, "value"), State(ids.RUN, "value"),
+        Input(ids.WHATIF_OPT, "value"), State(ids.WHATIF_STEPS, "value"), State(ids.RUN, "value"),
         State(ids.SLICE, "value"), State(ids.TASK, "value"), State(ids.LEARNERS, "value"),
         State(ids.MODE, "value"), State(ids.INNER.frame, "data"), State(ids.WHATIF_SHOWN, "data"),
         State(ids.PANEL_SET, "value"), prevent_initial_call=True)

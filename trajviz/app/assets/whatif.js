@@ -3,7 +3,7 @@
  * change skips Dash's callbacks and the server sends only the new path data
  * (trajviz.app.whatif_route, trajviz.figures.restyle.restyle_data); this file restyles
  * the figures already drawn, without rebuilding them:
- *   change(...) (the lr and β sliders' clientside callback) posts the change to ROUTE
+ *   change(...) (the lr and β sliders' and the optimiser's clientside callback) posts to ROUTE
  *     with fetch. Latest wins: the oldest request still out (its recomputation may be
  *     running) is kept, so its picture still shows while the slider moves; any other
  *     is aborted (the server drops a request that waits behind a newer one), and a reply
