@@ -65,6 +65,15 @@ def plane_of(problem: Problem, seed: int = 2):
     return origin, 0.3 * torch.randn(2, origin.numel(), generator=g)
 
 
+def batch_of(problem: Problem, n_tasks: int, n: int) -> dict[str, torch.Tensor]:
+    """Random inputs and targets, [n_tasks, n, in] and [n_tasks, n, out], for the MLP."""
+    layers = mlp_layers(problem)
+    last = [x for x in layers if hasattr(x, "out_features")][-1]
+    g = torch.Generator().manual_seed(0)
+    return {"x": torch.randn(n_tasks, n, layers[0].in_features, generator=g),
+            "y": torch.randn(n_tasks, n, last.out_features, generator=g)}
+
+
 def coords(count: int, seed: int = 1) -> torch.Tensor:
     return 2 * torch.rand(count, 2, generator=torch.Generator().manual_seed(seed)) - 1
 
@@ -217,11 +226,7 @@ def test_an_unknown_code_is_refused_by_the_kernel_not_run_as_another(own_cache):
 @pytest.mark.parametrize("n_tasks,n", [(1, 1), (3, 37), (2, 1000)])
 def test_native_plane_equals_plain_on_odd_shapes(net, n_tasks, n):
     problem = problem_of(net())
-    layers = mlp_layers(problem)
-    last = [x for x in layers if hasattr(x, "out_features")][-1]
-    g = torch.Generator().manual_seed(0)
-    batch = {"x": torch.randn(n_tasks, n, layers[0].in_features, generator=g),
-             "y": torch.randn(n_tasks, n, last.out_features, generator=g)}
+    batch = batch_of(problem, n_tasks, n)
     origin, basis = plane_of(problem)
     got = evaluate_chunk(problem, origin, basis, coords(23), batch, backend="native")
     want = evaluate_chunk(problem, origin.double(), basis.double(), coords(23).double(),

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from test_kernels import HAVE_CC
-from test_kernels_native import coords, plane_of, problem_of
+from test_kernels_native import batch_of, coords, plane_of, problem_of
 from torch import nn
 
 from trajviz.engine.surface import evaluate_chunk
@@ -87,11 +87,7 @@ def test_each_width_equals_plain_at_the_strip_edges(build, net, n_tasks, rows_of
     strips, extra = rows_of_strip
     n = strips * native.plane_strip() + extra  # samples per task
     problem = problem_of(NETS[net]())
-    layers = mlp_layers(problem)
-    last = [x for x in layers if hasattr(x, "out_features")][-1]
-    g = torch.Generator().manual_seed(0)
-    batch = {"x": torch.randn(n_tasks, n, layers[0].in_features, generator=g),
-             "y": torch.randn(n_tasks, n, last.out_features, generator=g)}
+    batch = batch_of(problem, n_tasks, n)
     origin, basis = plane_of(problem)
     with kernels("native"), recording() as ran:
         got = evaluate_chunk(problem, origin, basis, coords(11), batch)

@@ -85,8 +85,13 @@ class Player:
     label: str
 
 
+def _named(kind, prefix: str):
+    """One id per field of the frozen dataclass ``kind``: "<prefix>-<field>"."""
+    return kind(*(f"{prefix}-{f}" for f in kind.__dataclass_fields__))
+
+
 def player(prefix: str) -> Player:
-    return Player(*(f"{prefix}-{f}" for f in Player.__dataclass_fields__))
+    return _named(Player, prefix)
 
 
 INNER = player("inner")
@@ -142,7 +147,7 @@ class Progress:
 
 
 def progress(prefix: str) -> Progress:
-    return Progress(*(f"{prefix}-progress-{f}" for f in Progress.__dataclass_fields__))
+    return _named(Progress, f"{prefix}-progress")
 
 
 WHATIF_PROGRESS = progress("whatif")

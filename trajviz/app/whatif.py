@@ -40,6 +40,7 @@ from trajviz.app.whatif_layout import (  # noqa: F401 - the box's names, re-expo
     beta_style,
     whatif_box,
 )
+from trajviz.app.whatif_pick import describe, picker_for, variant_options
 from trajviz.app.worker_client import (
     SUPERSEDED,
     LatestWins,
@@ -215,18 +216,6 @@ def poll_whatif(state, job: dict | None, cancel: bool) -> dict[str, Any]:
     return out
 
 
-def describe(inner: dict) -> str:
-    opt = inner.get("optimizer", "sgd")
-    extra = {"momentum": f", β {inner.get('momentum')}", "adam": f", β1 {inner.get('beta1')}"}.get(opt, "")
-    return f"{opt}, lr {inner.get('lr'):.3g}{extra}, K {inner.get('steps')}"
-
-
-def variant_options(run: Run) -> list[dict]:
-    own = {"label": f"the run's own ({describe(run.config.get('inner', {}))})", "value": OWN}
-    return [own, *({"label": f"{n} ({describe(v.inner)})", "value": n}
-                   for n, v in run.inner_variants.items())]
-
-
 def own_controls(run: Run) -> tuple:
     inner = run.config.get("inner", {})
     opt = inner.get("optimizer", "sgd")
@@ -274,30 +263,6 @@ def keep_shown(state, run_id: str | None, shown: dict | None, name: str | None) 
     return {"options": variant_options(run), "pick": name,
             "status": f"Kept {name!r} ({describe(variant.inner)}), what is on screen: it is "
                       "in the run now, chosen under “Shown”."}
-
-
-def picker_for(state, run_id: Any, shown: Any, current: Any, listed: Any = None) -> tuple:
-    """("Shown" picker options, value) for what is on screen (``shown``, the WHATIF_SHOWN
-    store): a what-if not kept is listed as "on screen now" and picked; a kept variant or
-    the run's own setting is picked. ``no_update`` where the picker already says so
-    (``current`` value, ``listed`` options): a value set here would start the picker's own
-    callback again, and options written twice at page load raced the run's own."""
-    try:
-        run = state.cache.get(run_id) if isinstance(run_id, str) else None
-    except RunError:
-        run = None
-    if run is None:
-        return no_update, no_update
-    options = variant_options(run)
-    shown = shown if isinstance(shown, dict) and shown.get("run") == run_id else {}
-    live = state.whatif.live.get(run_id)
-    if shown.get("live") is not None and live is not None:
-        options.append({"label": f"on screen now: {describe(live[1].inner)} (not kept)",
-                        "value": LIVE})
-        value = LIVE
-    else:
-        value = shown.get("variant") or OWN
-    return (no_update if options == listed else options), (no_update if value == current else value)
 
 
 def run_changed(state, run_id: Any) -> tuple:
